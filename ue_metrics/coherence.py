@@ -1,0 +1,134 @@
+"""Coherence metrics of a preference run and of its Thurstonian fit, each next to a random responder's value.
+
+- holdout / train accuracy and log loss: the paper's "utility model accuracy" (METHOD.md §3.4), accuracy
+  counting (p̂ ≥ 0.5) == (y ≥ 0.5); training metrics on real edges only.
+- brier: calibration of the fit on held-out pairs.
+- average_confidence: completeness, mean over pairs of max(P, 1 − P) of the raw pooled preference (§9).
+- cycle_rate: transitivity, mean probability of a preference cycle over closed triangles of queried pairs,
+  P = p1·p2·(1 − p3) + (1 − p1)·(1 − p2)·p3 (§4.2).
+- order_gap: mean over pairs of |P(a ≻ b | a shown first) − P(a ≻ b | a shown second)|.
+- position_bias: mean probability of choosing whichever outcome is shown first, minus 0.5.
+- unparsed_rate: unparseable answers / all sampled answers; mean_label_mass: mean raw label mass (logprob).
+
+The random responder answers every query with a fair coin, K answers per ordering (the paper's baseline uses
+K = 10, which is also used for logprob runs, where an exact coin gives degenerate values).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import sparse
+from scipy.stats import binom
+
+from ue_metrics.records import PairData
+
+CLIP = 1e-5
+LN2 = math.log(2.0)
+
+
+def log_loss(p_hat: np.ndarray, y: np.ndarray) -> float:
+    if len(y) == 0:
+        return float("nan")
+    p = np.clip(p_hat, CLIP, 1 - CLIP)
+    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))
+
+
+def accuracy(p_hat: np.ndarray, y: np.ndarray) -> float:
+    if len(y) == 0:
+        return float("nan")
+    return float(np.mean((p_hat >= 0.5) == (y >= 0.5)))
+
+
+def brier(p_hat: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((p_hat - y) ** 2)) if len(y) else float("nan")
+
+
+def average_confidence(y: np.ndarray) -> float:
+    return float(np.mean(np.maximum(y, 1 - y))) if len(y) else float("nan")
+
+
+def cycle_rate(data: PairData) -> tuple[float, int]:
+    """Mean cycle probability over all closed triangles of queried pairs, and the number of triangles.
+
+    With upper-triangular matrices P[a, b] = P(a ≻ b) and Q[a, b] = 1 − P(a ≻ b) for queried pairs a < b, the
+    sum over triangles a < b < c of p_ab·p_bc·(1 − p_ac) + (1 − p_ab)·(1 − p_bc)·p_ac is
+    Σ (P·P) ∘ Q + Σ (Q·Q) ∘ P, and the triangle count is Σ (A·A) ∘ A — no enumeration needed.
+    """
+    n = data.n_outcomes
+    a, b = np.minimum(data.i, data.j), np.maximum(data.i, data.j)
+    p = np.where(data.i < data.j, data.y, 1 - data.y)
+    shape = (n, n)
+    P = sparse.csr_matrix((p, (a, b)), shape=shape)
+    Q = sparse.csr_matrix((1 - p, (a, b)), shape=shape)
+    A = sparse.csr_matrix((np.ones(len(a)), (a, b)), shape=shape)
+    count = float((A @ A).multiply(A).sum())
+    if count == 0:
+        return float("nan"), 0
+    total = float((P @ P).multiply(Q).sum() + (Q @ Q).multiply(P).sum())
+    return total / count, int(round(count))
+
+
+def order_gap(data: PairData) -> float:
+    both = np.isfinite(data.p_first) & np.isfinite(data.p_second)
+    return float(np.mean(np.abs(data.p_first[both] - data.p_second[both]))) if both.any() else float("nan")
+
+
+def random_baselines(samples_per_ordering: int = 10) -> dict[str, float]:
+    """Exact values for a fair-coin responder with K answers per ordering (2K per pair)."""
+    k = int(samples_per_ordering)
+    x = np.arange(2 * k + 1)
+    pmf = binom.pmf(x, 2 * k, 0.5)
+    conf = float(np.sum(pmf * np.maximum(x, 2 * k - x) / (2 * k)))
+    xs = np.arange(k + 1)
+    pk = binom.pmf(xs, k, 0.5)
+    gap = float(np.sum(pk[:, None] * pk[None, :] * np.abs(xs[:, None] - xs[None, :]) / k))
+    return {
+        "holdout_accuracy": 0.5,
+        "holdout_log_loss": LN2,
+        "holdout_brier": 0.25 / (2 * k),
+        "train_accuracy": 0.5,
+        "train_log_loss": LN2,
+        "average_confidence": conf,
+        "cycle_rate": 0.25,
+        "order_gap": gap,
+        "position_bias": 0.0,
+        "unparsed_rate": 0.0,
+    }
+
+
+def coherence_metrics(data: PairData, model, seed: int = 0) -> dict:
+    """All coherence metrics for records ``data`` and a fitted ``model`` (indices must match ``data.ids``)."""
+    train, hold = data.train(), data.holdout()
+    # holdout pairs whose outcomes never appear in training cannot be predicted
+    seen = np.zeros(data.n_outcomes, dtype=bool)
+    seen[train.i] = True
+    seen[train.j] = True
+    ok = seen[hold.i] & seen[hold.j]
+    hold_ok = hold.subset(ok)
+    p_train = model.predict_proba(np.column_stack([train.i, train.j])) if len(train.y) else np.empty(0)
+    p_hold = model.predict_proba(np.column_stack([hold_ok.i, hold_ok.j])) if len(hold_ok.y) else np.empty(0)
+    cyc, n_tri = cycle_rate(data)
+    metrics = {
+        "holdout_accuracy": accuracy(p_hold, hold_ok.y),
+        "holdout_log_loss": log_loss(p_hold, hold_ok.y),
+        "holdout_brier": brier(p_hold, hold_ok.y),
+        "train_accuracy": accuracy(p_train, train.y),
+        "train_log_loss": log_loss(p_train, train.y),
+        "average_confidence": average_confidence(data.y),
+        "cycle_rate": cyc,
+        "order_gap": order_gap(data),
+        "position_bias": float(np.mean(data.shown_first_p) - 0.5) if len(data.shown_first_p) else float("nan"),
+        "unparsed_rate": (data.n_unparsed / data.n_answers) if ("sample" in data.modes and data.n_answers) else 0.0,
+        "mean_label_mass": float(np.mean(data.label_mass)) if len(data.label_mass) else None,
+        "n_outcomes": data.n_outcomes,
+        "n_pairs": int(len(data.y)),
+        "n_train_pairs": int(len(train.y)),
+        "n_holdout_pairs": int(len(hold_ok.y)),
+        "n_holdout_pairs_unseen": int((~ok).sum()),
+        "n_records": data.n_records,
+        "n_unusable_records": data.n_unusable_records,
+        "n_triangles": n_tri,
+    }
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}

