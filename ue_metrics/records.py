@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -199,7 +200,7 @@ class PairData:
     def n_outcomes(self) -> int:
         return len(self.ids)
 
-    def subset(self, mask: np.ndarray) -> "PairData":
+    def subset(self, mask: np.ndarray) -> PairData:
         import copy
 
         out = copy.copy(self)
@@ -207,10 +208,10 @@ class PairData:
             setattr(out, name, getattr(self, name)[mask])
         return out
 
-    def train(self) -> "PairData":
+    def train(self) -> PairData:
         return self.subset(self.split == "train")
 
-    def holdout(self) -> "PairData":
+    def holdout(self) -> PairData:
         return self.subset(self.split == "holdout")
 
 

@@ -10,7 +10,7 @@ label mass drops to 1 − rate).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import ndtr

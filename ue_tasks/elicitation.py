@@ -106,7 +106,7 @@ class Query:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Query":
+    def from_dict(cls, d: dict) -> Query:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
 

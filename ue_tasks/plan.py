@@ -9,8 +9,8 @@ Every pair is asked in both orderings. Unlike the companion code, every draw com
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 

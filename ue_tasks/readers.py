@@ -7,8 +7,8 @@ adapters register a reader for their own output (an lm-eval ``--output_path`` fo
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ue_metrics import records as rec
 from ue_metrics.errors import UserError
