@@ -2,7 +2,7 @@
 
 On identical simulated data (N = 510 outcomes, 9,174 training pairs + 1,000 holdout pairs, K = 10 sampled
 answers per ordering) it times
-  - ``ue``: ue_metrics.thurstonian.Thurstonian (L-BFGS, analytic gradients), with and without curvature CIs;
+  - ``ue``: ue_metrics.thurstonian.Thurstonian (Fisher-scoring Newton–CG), with and without curvature CIs;
   - ``companion``: PyTorch, Adam lr 0.01, 1,000 full-batch epochs, normalisation inside the forward pass
     (METHOD.md §3), written here for the comparison;
 and prints the time ratio and both held-out log losses; then fit times at N = 2,000 and 10,000 and a 200-resample
@@ -98,7 +98,7 @@ def main() -> None:
     t_comp, (mu_c, var_c) = timed(lambda: companion_fit(n, train.i, train.j, train.y), args.repeat)
     ll_ue = log_loss(model.predict_proba(np.column_stack([hold.i, hold.j])), hold.y)
     ll_comp = log_loss(predict(mu_c, var_c, hold.i, hold.j), hold.y)
-    print(f"ue fit (no CI)         {t_ue * 1000:9.1f} ms   holdout log loss {ll_ue:.4f}   ({model.n_iter_} L-BFGS iterations)")
+    print(f"ue fit (no CI)         {t_ue * 1000:9.1f} ms   holdout log loss {ll_ue:.4f}   ({model.n_iter_} Newton iterations)")
     print(f"ue fit (curvature CIs) {t_ue_ci * 1000:9.1f} ms")
     print(f"companion-style fit    {t_comp * 1000:9.1f} ms   holdout log loss {ll_comp:.4f}   (Adam, 1000 epochs)")
     print(f"speed-up: {t_comp / t_ue:.1f}x (no CI), {t_comp / t_ue_ci:.1f}x (with CIs); "

