@@ -202,6 +202,10 @@ class Thurstonian:
         return float(-(w * (y * np.log(p) + (1 - y) * np.log1p(-p))).sum() / w.sum())
 
     def _objective(self, theta, n, i, j, y, w, wsum, alpha):
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._objective_terms(theta, n, i, j, y, w, wsum, alpha)
+
+    def _objective_terms(self, theta, n, i, j, y, w, wsum, alpha):
         mu, s = theta[:n], theta[n:]
         v = np.exp(s)
         r2 = v[i] + v[j]
@@ -291,7 +295,7 @@ class Thurstonian:
             t = 1.0
             for _ in range(40):
                 f_new, g_new = self._objective(theta + t * step, *fit_args)
-                if f_new <= f + 1e-4 * t * slope:
+                if np.isfinite(f_new) and f_new <= f + 1e-4 * t * slope:
                     break
                 t *= 0.5
             else:
