@@ -130,8 +130,8 @@ def test_compat_fit_reproduces_the_companion_and_agrees_with_mle():
     compat = fit_records(records, method="compat")
     assert compat.metrics["fit_method"] == "compat"
     assert spearmanr(compat.model.utilities_, mle.model.utilities_)[0] >= 0.98
-    # The companion fit stops after 1,000 Adam steps; the MLE is at least as good on the training pairs.
-    assert mle.metrics["train_log_loss"] <= compat.metrics["train_log_loss"] + 1e-3
+    # the companion stops after 1,000 Adam steps, the default fit at its (lightly penalised) optimum: close fits
+    assert abs(mle.metrics["train_log_loss"] - compat.metrics["train_log_loss"]) < 0.005
     assert abs(mle.metrics["holdout_log_loss"] - compat.metrics["holdout_log_loss"]) < 0.01
 
 

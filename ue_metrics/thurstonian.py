@@ -57,6 +57,8 @@ class Thurstonian:
     solver : "newton" (default; trust-region Newton–CG on the Fisher information) or "lbfgs".
     alpha : strength of the Gaussian penalty on means and log-variances (keeps perfectly separated outcomes
         finite and fixes the model's scale/shift freedom during optimisation); negligible next to the data.
+    variance_prior : extra penalty on the log-variances, in units of one pair's weight (0 = none): with few
+        comparisons per outcome, free variances overfit (σ² → 0) and make held-out predictions overconfident.
     tol, ftol, max_iter : stop when the largest gradient component is below ``tol`` or (Newton) an iteration
         lowers the mean loss by less than ``ftol`` relative — far below the sampling noise of the utilities.
     ci : "curvature" (Fisher information of the means, conditional on the fitted variances) or "none".
@@ -72,6 +74,7 @@ class Thurstonian:
         method: str = "mle",
         solver: str = "newton",
         alpha: float = 1e-2,
+        variance_prior: float = 1.0,
         tol: float = 1e-6,
         ftol: float = 1e-6,
         max_iter: int = 2000,
@@ -88,6 +91,7 @@ class Thurstonian:
         self.method = method
         self.solver = solver
         self.alpha = alpha
+        self.variance_prior = variance_prior
         self.tol = tol
         self.ftol = ftol
         self.max_iter = max_iter
@@ -220,8 +224,8 @@ class Thurstonian:
         gmu = np.bincount(i, gmu_e, n) - np.bincount(j, gmu_e, n)
         gv_e = -gz * z / (2 * r2)  # dL/dv_i = dL/dv_j for each pair
         gs = (np.bincount(i, gv_e, n) + np.bincount(j, gv_e, n)) * v
-        loss += 0.5 * alpha * (mu @ mu + s @ s)
-        grad = np.concatenate([gmu + alpha * mu, gs + alpha * s])
+        loss += 0.5 * float(alpha @ (theta * theta))
+        grad = np.concatenate([gmu, gs]) + alpha * theta
         # expected (Fisher) curvature along z, cached for the Hessian-vector products of this point
         fisher = w * np.exp(2 * log_pdf - lp - lq)
         self._cache = (theta, r, z, v, fisher)
@@ -239,9 +243,15 @@ class Thurstonian:
         mu, _ = sparse_linalg.cg(lap.tocsr(), b, rtol=1e-6, maxiter=500)
         return np.concatenate([mu, np.zeros(n)])
 
+    def _penalty(self, n, w) -> np.ndarray:
+        """Per-parameter Gaussian penalty: ``alpha`` on means, ``alpha + variance_prior × mean pair weight`` on
+        log-variances (shrinks poorly identified variances toward the common scale when data are sparse)."""
+        self._penalty_vec = np.concatenate([np.full(n, self.alpha), np.full(n, self.alpha + self.variance_prior * float(w.mean()))])
+        return self._penalty_vec
+
     def _optimise(self, n, i, j, y, w, start=None) -> np.ndarray:
         theta0 = self._initial(n, i, j, y, w) if start is None else start
-        fit_args = (n, i, j, y, w, w.sum(), self.alpha)
+        fit_args = (n, i, j, y, w, w.sum(), self._penalty(n, w))
         if self.solver == "newton":
             x, nit, ok, gmax = self._newton(theta0, fit_args)
             result = optimize.OptimizeResult(x=x, nit=nit, success=ok, jac=np.array([gmax]))
@@ -362,7 +372,8 @@ class Thurstonian:
             shift = np.concatenate([np.ones(k), np.zeros(k)]) / math.sqrt(k)
             scale = np.concatenate([mu_c, 2 * np.ones(k)])
             scale /= np.linalg.norm(scale)
-            info += np.outer(shift, shift) + np.outer(scale, scale) + self.alpha * np.eye(2 * k)
+            pen = getattr(self, "_penalty_vec", np.full(2 * n, self.alpha))
+            info += np.outer(shift, shift) + np.outer(scale, scale) + np.diag(np.concatenate([pen[:n][nodes], pen[n:][nodes]]))
             cov = np.linalg.inv(info)[:k, :k]
             sd = mu_c.std(ddof=1)
             normed = (mu_c - mu_c.mean()) / sd

@@ -50,7 +50,7 @@ class ElicitConfig:
     model: str
     outcomes: str
     mode: str = "logprob"
-    strategy: str = "info"
+    strategy: str = "paper"
     budget: int | None = None
     round_size: int = 500
     initial_degree: int = 2
