@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ue_tasks.elicit import ElicitConfig, Elicitation
+from ue_tasks.elicit import Elicitation, ElicitConfig
 
 
 def curve(strategy: str, n: int, round_size: int, seed: int, mode: str, workdir: Path) -> list[tuple[int, float]]:

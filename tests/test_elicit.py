@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ue_metrics.errors import UserError
-from ue_tasks.elicit import ElicitConfig, Elicitation, SimulateBackend
+from ue_tasks.elicit import Elicitation, ElicitConfig, SimulateBackend
 from ue_tasks.outcomes import load_outcomes
 from ue_tasks.plan import make_plan
 from ue_tasks.strategies import STRATEGIES, select_pairs

@@ -169,13 +169,13 @@ BACKENDS["simulate"] = _simulate_backend
 
 
 def _lm_eval_backend(config: ElicitConfig, outcomes: OutcomeSet) -> Backend:
-    from ue_tasks.lm_eval_backend import LmEvalBackend
+    from ue_tasks.harness_backends import LmEvalBackend
 
     return LmEvalBackend(config)
 
 
 def _inspect_backend(config: ElicitConfig, outcomes: OutcomeSet) -> Backend:
-    from ue_tasks.inspect_backend import InspectBackend
+    from ue_tasks.harness_backends import InspectBackend
 
     return InspectBackend(config)
 

@@ -9,9 +9,13 @@ only translate between their own objects and these methods.
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 
+from ue_metrics.errors import UserError
 from ue_metrics.records import make_record
 from ue_tasks.outcomes import load_outcomes
 from ue_tasks.parsing import parse_choice
@@ -138,6 +142,56 @@ def build_queries(
 ) -> list[Query]:
     """All (pair, ordering) queries of the plan for an outcome set (name or file), both orderings adjacent."""
     return list(_build(str(outcomes), int(seed), None if budget is None else int(budget), int(degree), float(holdout_fraction), template))
+
+
+def interleave_holdout(queries: list[Query]) -> list[Query]:
+    """Spread the holdout pairs evenly among the training pairs (orderings stay adjacent), so that a run cut
+    short with a harness's ``--limit`` still has holdout pairs to score. Both plugins send documents in this
+    order, so the same ``--limit`` selects the same queries in lm-eval and Inspect."""
+    pairs: dict[int, list[Query]] = {}
+    for q in queries:
+        pairs.setdefault(q.pair, []).append(q)
+    train = [p for p in pairs.values() if p[0].split == "train"]
+    hold = [p for p in pairs.values() if p[0].split == "holdout"]
+    if not train or not hold:
+        return list(queries)
+    out: list[Query] = []
+    step = len(train) / (len(hold) + 1)
+    h = 0
+    for t, group in enumerate(train, 1):
+        out.extend(group)
+        while h < len(hold) and t >= (h + 1) * step:
+            out.extend(hold[h])
+            h += 1
+    for group in hold[h:]:
+        out.extend(group)
+    return out
+
+
+def write_queries(queries: Sequence[Query], path: str | Path) -> Path:
+    """Queries as JSONL (one ``Query.to_dict()`` per line): how ``ue elicit`` hands a batch to a harness task."""
+    path = Path(path)
+    path.write_text("".join(json.dumps(q.to_dict(), ensure_ascii=False) + "\n" for q in queries), encoding="utf-8")
+    return path
+
+
+def read_queries(path: str | Path) -> list[Query]:
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the queries file ({exc.strerror or exc})") from None
+    out = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(Query.from_dict(json.loads(line)))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise UserError(f"{path} line {lineno}: not a query object ({exc}); write it with ue_tasks.elicitation.write_queries") from None
+    if not out:
+        raise UserError(f"{path}: the queries file is empty")
+    return out
 
 
 def run_id_for(*parts: object) -> str:

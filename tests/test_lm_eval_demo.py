@@ -1,0 +1,74 @@
+"""``ue demo`` on a small budget, its stem (prefix) cache against lm-eval's plain HF model, and its bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ue_tasks.lm_eval_tasks import PAYLOAD_FIELDS
+
+pytestmark = pytest.mark.slow
+UE = str(Path(sys.executable).with_name("ue"))
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def test_demo_small_budget(model_path: str, tmp_path: Path) -> None:
+    """The demo on eight outcomes of mini (28 pairs: 1 held out, 12 queried for training), to stay fast."""
+    from ue_tasks.outcomes import load_outcomes
+
+    mini = load_outcomes("mini")
+    outcomes = tmp_path / "eight.json"
+    outcomes.write_text(json.dumps([{"id": o.id, "text": o.text, "category": o.category} for o in mini.outcomes[::8]]))
+    out = tmp_path / "demo"
+    cmd = [UE, "demo", "--out", str(out), "--budget", "12", "--outcomes", str(outcomes)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "holdout_accuracy" in proc.stdout and "top 5 outcomes" in proc.stdout and "bottom 5 outcomes" in proc.stdout
+    assert "8 outcomes, 12 training + 1 holdout pairs, 26 records" in proc.stdout
+    assert "Running loglikelihood requests" in proc.stderr  # lm-eval's progress bar
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_train_pairs"] == 12 and metrics["n_holdout_pairs"] == 1 and metrics["converged"]
+    assert metrics["demo"]["prefix_cache"] is True
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 2 * (12 + 1)
+    assert {r["task"] for r in records} == {"utility_mini"} and {r["mode"] for r in records} == {"logprob"}
+    assert (out / "utilities.csv").read_text().startswith("id,text,category,utility")
+    assert list((out / "lm_eval").rglob("results_*.json")) and list((out / "lm_eval").rglob("samples_utility_mini_*.jsonl"))
+
+
+def test_stem_cache_gives_the_same_log_probabilities(model_path: str, tmp_path: Path) -> None:
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoTokenizer
+
+    from ue_tasks.demo import chat_prompts, prefix_cached_hflm, run_lm_eval
+    from ue_tasks.lm_eval_tasks import documents
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    kwargs = {"device": "cpu", "batch_size": 8, "dtype": "float32"}
+    cached = prefix_cached_hflm(model_path, chat_prompts(tok, documents()[:64]), **kwargs)
+    assert len(cached.prefix_ids) > 30  # chat header, system message and instruction
+    payloads = {}
+    for name, lm in (("cached", cached), ("plain", HFLM(pretrained=model_path, **kwargs))):
+        run_lm_eval(lm, ["utility_mini"], tmp_path / name, limit=12)
+        (path,) = list((tmp_path / name).rglob("samples_utility_mini_*.jsonl"))
+        payloads[name] = [dict(zip(PAYLOAD_FIELDS, json.loads(line)["holdout_accuracy"])) for line in path.read_text().splitlines()]
+    assert cached.prefix_hits >= 1 and cached.prefix_hits == cached.forward_calls
+    assert len(payloads["cached"]) == len(payloads["plain"]) == 12
+    for c, p in zip(payloads["cached"], payloads["plain"]):
+        assert c["p_a"] == pytest.approx(p["p_a"], abs=1e-4)
+        assert c["label_mass"] == pytest.approx(p["label_mass"], abs=1e-4)
+
+
+@pytest.mark.parametrize("args,message", [(["--budget", "0"], "--budget"), (["--batch-size", "0"], "--batch-size")])
+def test_demo_bad_input_is_one_sentence(args: list[str], message: str, tmp_path: Path) -> None:
+    proc = subprocess.run([UE, "demo", "--out", str(tmp_path / "x"), *args], capture_output=True, text=True, env=_env())
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("ue: error:") and message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
