@@ -6,6 +6,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -89,9 +90,14 @@ def test_fit_of_a_non_record_file_and_of_unusable_records(tmp_path):
 
 
 def test_every_command_has_help_with_an_example():
-    for command in ("fit", "simulate", "outcomes", "model"):
+    for command in ("fit", "simulate", "outcomes", "model", "tasks", "demo", "elicit"):
         proc = ue(command, "--help")
         assert "example:" in proc.stdout, command
+
+
+def test_tasks_path_points_at_the_task_configs():
+    folder = ue("tasks", "path").stdout.strip()
+    assert (Path(folder) / "utility_mini.yaml").is_file()
 
 
 def test_outcomes_list_and_show():

@@ -113,6 +113,7 @@ def run_lm_eval(
     metadata: dict | None = None,
     limit: int | float | None = None,
     apply_chat_template: bool = True,
+    task_manager: Any = None,
 ) -> dict:
     """Run ue tasks through ``lm_eval.simple_evaluate`` and save results + samples under ``out`` exactly as
     the ``lm_eval`` command does with ``--output_path out --log_samples``."""
@@ -123,7 +124,8 @@ def run_lm_eval(
     from ue_tasks.lm_eval_tasks import task_configs_dir
 
     tracker = EvaluationTracker(output_path=str(out))
-    manager = TaskManager(include_path=str(task_configs_dir()), metadata=metadata or {})
+    # a caller running many batches passes one TaskManager (indexing lm-eval's task folders takes seconds)
+    manager = task_manager or TaskManager(include_path=str(task_configs_dir()), metadata=metadata or {})
     results = lm_eval.simple_evaluate(
         model=lm,
         tasks=tasks,

@@ -51,6 +51,11 @@ class LmEvalBackend(Backend):
         self.config = config
         self.task = "utility_mini" if config.mode == "logprob" else "utility_mini_sampled"
         self._lm = None
+        # one queries file, rewritten for every batch, so one TaskManager (with that path in its metadata) serves
+        # the whole run: the task's dataset hook reads the file each time the task is loaded
+        self._tmp = tempfile.TemporaryDirectory(prefix="ue-elicit-")
+        self._qfile = Path(self._tmp.name) / "queries.jsonl"
+        self._manager = None
 
     def key_parts(self) -> list[Any]:
         return ["lm-eval", self.config.model, self.config.model_args, self.task, "chat", "system:default"]
@@ -67,12 +72,17 @@ class LmEvalBackend(Backend):
         return self._lm
 
     def answer(self, queries: Sequence[Query]) -> list[Answer]:
+        from lm_eval.tasks import TaskManager
+
         from ue_tasks.demo import run_lm_eval
+        from ue_tasks.lm_eval_tasks import task_configs_dir
         from ue_tasks.readers import read_records
 
+        write_queries(queries, self._qfile)
+        if self._manager is None:
+            self._manager = TaskManager(include_path=str(task_configs_dir()), metadata={"queries_file": str(self._qfile)})
         with tempfile.TemporaryDirectory(prefix="ue-elicit-") as tmp:
-            qfile = write_queries(queries, Path(tmp) / "queries.jsonl")
-            run_lm_eval(self._model(), [self.task], Path(tmp) / "out", metadata={"queries_file": str(qfile)})
+            run_lm_eval(self._model(), [self.task], Path(tmp) / "out", task_manager=self._manager)
             records = read_records([Path(tmp) / "out"])
         return _answers_from_records(queries, records, "lm-eval")
 
