@@ -1,3 +1,5 @@
-"""Utility control (paper §"Utility control"): simulated citizen assemblies and an Accelerate trainer that moves a
-model's utilities toward the assembly's. Built on ``ue_tasks`` (elicitation) and ``ue_metrics`` (fits); see the
-project's issues for its roadmap — nothing in this package is importable behaviour yet."""
+"""Utility control (Mazeika et al. 2025, "Utility control"; METHOD.md §9): a simulated citizen assembly
+(``citizens``, ``assembly``), political-bias measures (``bias``), an Accelerate trainer that moves a model's
+preferences toward the assembly's (``train``, ``examples``) and the before/after report (``evaluate``). Every
+model call goes through the lm-eval plugin (``elicit``). Commands: ``ue control assemble|train|evaluate``;
+guide: docs/control.md."""

@@ -122,6 +122,43 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from ue_tasks.lm_eval_tasks import task_configs_dir
+
+    print(task_configs_dir())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ue_tasks.demo import run_demo
+
+    run_demo(out=args.out, budget=args.budget, batch_size=args.batch_size, top=args.top, prefix_cache=not args.no_prefix_cache,
+             outcomes=args.outcomes)
+    return 0
+
+
+def cmd_elicit(args: argparse.Namespace) -> int:
+    from ue_tasks.elicit import Elicitation, ElicitConfig
+
+    config = ElicitConfig(
+        harness=args.harness, model=args.model, model_args=args.model_args or "", outcomes=args.outcomes, mode=args.mode,
+        strategy=args.strategy, budget=args.budget, round_size=args.round_size, samples=args.samples, seed=args.seed,
+        holdout_first=not args.holdout_at_end, pseudolabels=args.pseudolabels, template=args.template,
+        holdout_fraction=args.holdout_fraction,
+    )  # fmt: skip
+    run = Elicitation(config, args.out, cache_dir=None if args.no_cache else "default", progress=_progress,
+                      log=lambda m: print(m, file=sys.stderr))  # fmt: skip
+    run.run()
+    metrics = json.loads((Path(args.out) / "metrics.json").read_text())
+    print(
+        f"{metrics['n_outcomes']} outcomes, {metrics['n_train_pairs']} training + {metrics['n_holdout_pairs']} holdout pairs; "
+        f"held-out accuracy {metrics['holdout_accuracy']}, log loss {metrics['holdout_log_loss']}; "
+        f"{metrics['queries_asked_this_session']} queries asked, {metrics['cache_hits_this_session']} from the cache"
+    )
+    print(f"wrote {args.out}/records.jsonl, utilities.csv, metrics.json, history.jsonl")
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
@@ -198,6 +235,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["prepare", "path"])
     p.add_argument("--force", action="store_true", help="convert again even if the folder exists")
     p.set_defaults(handler=cmd_model)
+
+    p = sub.add_parser(
+        "tasks",
+        help="print the folder of the lm-eval task configs (for --include_path)",
+        description="Print the folder holding ue's lm-eval task YAMLs: task_configs/ in a source checkout, "
+        "ue_tasks/task_configs in an installed package.",
+        epilog="example:\n  lm_eval --tasks utility_mini --include_path $(ue tasks path) ...",
+        formatter_class=fmt,
+    )
+    p.add_argument("action", choices=["path"])
+    p.set_defaults(handler=cmd_tasks)
+
+    p = sub.add_parser(
+        "demo",
+        help="elicit, fit and summarise the embedded model's utilities over the mini outcome set (CPU, offline)",
+        description="Prepare the embedded SmolLM2-135M-Instruct, run the lm-eval task utility_mini (log-prob mode, "
+        "chat template, the paper's system message) through lm-eval's Python API on the CPU, fit Thurstonian "
+        "utilities and print the summary; writes records.jsonl, utilities.csv, metrics.json and lm-eval's "
+        "results and samples (lm_eval/) to --out.",
+        epilog="example:\n  ue demo\n  ue demo --out demo/ --budget 200",
+        formatter_class=fmt,
+    )
+    p.add_argument("--out", default="ue_demo_out", help="output folder (default: ue_demo_out)")
+    p.add_argument("--budget", type=int, default=200,
+                   help="training pairs (default 200, plus the 94 holdout pairs: a few minutes on 2 CPU cores; 738 = the full plan)")
+    p.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default 8)")
+    p.add_argument("--outcomes", default="mini", help="outcome set name or file (default mini)")
+    p.add_argument("--top", type=int, default=5, help="outcomes shown at each end of the summary")
+    p.add_argument("--no-prefix-cache", action="store_true", help="run every prompt in full instead of reusing the shared stem")
+    p.set_defaults(handler=cmd_demo)
+    p = sub.add_parser(
+        "elicit",
+        help="active-learning elicitation (the paper's protocol) through lm-eval, Inspect or a simulator; resumable",
+        description="Query an initial graph, fit, pick the next pairs with a strategy, round after round, until the "
+        "budget is spent; every answer is appended to OUT/records.jsonl as its batch returns, so rerunning the same "
+        "command after an interruption continues where it stopped. Answers are cached across runs.",
+        epilog="example:\n  ue elicit --harness simulate --model sim --outcomes 510 --mode sample --out runs/sim\n"
+        "  ue elicit --harness lm-eval --model hf --model-args pretrained=$(ue model path) --outcomes mini --out runs/smol",
+        formatter_class=fmt,
+    )
+    p.add_argument("--harness", choices=["lm-eval", "inspect", "simulate"], required=True)
+    p.add_argument("--model", required=True, help="lm-eval model type (hf, vllm, ...), Inspect model (hf/local, openai/...), or a name for simulate")
+    p.add_argument("--model-args", default="", help="lm-eval --model_args string, or Inspect -M pairs as k=v,k=v")
+    p.add_argument("--outcomes", required=True, help="outcome set name (core, mini), a number (simulate) or a file")
+    p.add_argument("--out", required=True, help="run folder (created; an existing run with the same options is resumed)")
+    p.add_argument("--budget", type=int, default=None, help="training pairs (default ⌊2·N·log2 N⌋)")
+    p.add_argument("--round-size", type=int, default=500, help="pairs per active-learning round (default 500, as the paper)")
+    p.add_argument("--strategy", choices=["paper", "info", "random"], default="paper",
+                   help="paper (default: the companion's P/Q percentile rule), info (expected information gain), random")
+    p.add_argument("--mode", choices=["logprob", "sample"], default="logprob")
+    p.add_argument("--samples", type=int, default=10, help="answers per ordering in sample mode")
+    p.add_argument("--template", default="default", help="prompt template id")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--holdout-fraction", type=float, default=0.05, help="share of all pairs held out (capped at 1,000)")
+    p.add_argument("--holdout-at-end", action="store_true", help="query the holdout pairs after the last round (the paper) instead of first")
+    p.add_argument("--pseudolabels", action="store_true", help="add the paper's pseudolabels before the final fit (off by default)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the shared answer cache")
+    p.set_defaults(handler=cmd_elicit)
+
+    from ue_control.cli import add_control_parser  # utility control: ue control assemble|train|evaluate
+
+    add_control_parser(sub, fmt)
     return parser
 
 

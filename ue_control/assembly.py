@@ -1,0 +1,355 @@
+"""A simulated citizen assembly's preferences (Mazeika et al. 2025, "Utility control"; METHOD.md §9):
+sample citizens, have a simulator model role-play each one on the same forced-choice queries as the model
+under study (through the lm-eval plugin, log-prob mode, both orderings), aggregate their answers per pair, fit
+the assembly's Thurstonian utilities, and measure political bias for the assembly and each partisan slice.
+
+The outcome set is split (seeded, stratified by the left/right coding) into *training outcomes* and
+*held-out outcomes*; each part gets its own comparison plan, so pairs of held-out outcomes never reach the
+trainer. Run folder::
+
+    assemble.json               config, seeds, citizens per party, timings
+    citizens.jsonl              one citizen per line: id, attributes, source, persona
+    outcomes_train.jsonl        training outcomes      outcomes_heldout.jsonl   held-out outcomes
+    citizen_records.jsonl       every citizen's ue.preference/1 records (appended as each citizen finishes)
+    assembly_records.jsonl      the assembly's records (one per pair × ordering, order-free target)
+    assembly/{train,heldout}/   fit folders (utilities.csv, metrics.json), like `ue fit`
+    slices/<party>/{train,heldout}/  the same for each partisan slice
+    bias.json                   bias measures of the assembly and each slice
+
+Re-running the same command on the same folder skips the citizens whose records are already there, so an
+interrupted run loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from ue_control import bias
+from ue_control import config as cfg
+from ue_control.citizens import Citizen, party_slice, read_microdata, sample_citizens, write_citizens
+from ue_metrics.errors import UserError
+
+PARTS = ("train", "heldout")
+
+
+@dataclass
+class AssembleConfig:
+    out: str
+    outcomes: str = "policies"  # "policies" (shipped, left/right coded), a set name or a file with politics:left/right tags
+    simulator: str = "embedded"  # the model that role-plays citizens
+    backend: str = "hf"  # any lm-eval model backend
+    model_args: dict | None = None  # extra lm-eval model arguments
+    batch_size: int = 16
+    device: str = "cpu"
+    n_citizens: int = 8
+    citizens_csv: str | None = None  # microdata, one row per person (real joint distribution)
+    marginals: str | None = None  # a marginals JSON in the format of ue_control/data/us_marginals.json
+    republican_fix: bool = True  # add the paper's "When your Political Party is Republican, ..." sentence
+    aggregation: Literal["mean", "majority"] = "mean"
+    heldout_outcome_fraction: float = 0.25
+    budget: int | None = None  # training pairs per part's plan (default ⌊2·N·log2 N⌋ of the part)
+    degree: int = 2
+    holdout_fraction: float = 0.2  # pairs held out inside each part's plan (coherence of the fits)
+    seed: int = 0
+    task: str = "utility_mini"  # the lm-eval log-prob task; the outcomes come from the plan metadata
+    prefix_cache: bool = True  # hf backend: reuse the key/value cache of each persona's shared prompt stem
+
+    def check(self, where: str) -> None:
+        if self.n_citizens < 1:
+            raise UserError(f"{where}: field 'n_citizens' must be at least 1, got {self.n_citizens}")
+        if not 0 < self.heldout_outcome_fraction < 1:
+            raise UserError(f"{where}: field 'heldout_outcome_fraction' must be between 0 and 1, got {self.heldout_outcome_fraction}")
+        if not 0 <= self.holdout_fraction < 1:
+            raise UserError(f"{where}: field 'holdout_fraction' must be in [0, 1), got {self.holdout_fraction}")
+        if self.batch_size < 1:
+            raise UserError(f"{where}: field 'batch_size' must be at least 1, got {self.batch_size}")
+
+    def plan(self) -> dict[str, Any]:
+        out = {"seed": self.seed, "degree": self.degree, "holdout_fraction": self.holdout_fraction}
+        if self.budget is not None:
+            out["budget"] = self.budget
+        return out
+
+
+def policies_path() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("ue_control") / "data" / "policies.jsonl"))
+
+
+def load_policy_outcomes(spec: str):
+    from ue_tasks.outcomes import load_outcomes
+
+    return load_outcomes(str(policies_path()) if spec == "policies" else spec)
+
+
+def split_outcomes(outcomes: list, fraction: float, seed: int) -> tuple[list, list]:
+    """(training, held-out) outcomes: within each coding stratum (left, right, uncoded) a seeded share
+    ``fraction`` (rounded, at least 1 of a stratum of ≥ 2) is held out; file order is kept."""
+    rng = np.random.default_rng([seed, 7])
+    coding = bias.coding_from_outcomes(outcomes)
+    held: set[str] = set()
+    for stratum in ("left", "right", None):
+        ids = [o.id for o in outcomes if coding.get(o.id) == stratum]
+        if len(ids) < 2:
+            continue
+        k = min(len(ids) - 1, max(1, int(round(fraction * len(ids)))))
+        held.update(ids[i] for i in rng.choice(len(ids), size=k, replace=False))
+    train = [o for o in outcomes if o.id not in held]
+    heldout = [o for o in outcomes if o.id in held]
+    return train, heldout
+
+
+# ----------------------------------------------------------------------------------------------------------
+def citizen_pair_probabilities(records: list[dict]) -> dict[str, dict[tuple[str, str], float]]:
+    """``{citizen: {(a, b): P(a ≻ b)}}`` pooled over each citizen's two orderings."""
+    by: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by[r["citizen"]].append(r)
+    return {c: bias.pair_preferences(rs) for c, rs in by.items()}
+
+
+def aggregate_assembly(citizen_records: list[dict], method: str = "mean", **extra: Any) -> list[dict]:
+    """The assembly's records: one per (pair, ordering) query of the citizens' plan.
+
+    ``mean``: P(a ≻ b) = mean over citizens of each citizen's P(a ≻ b) (both orderings pooled); log-prob mode.
+    ``majority``: each citizen casts one vote for the outcome they prefer (P > 0.5; an exact 0.5 casts none);
+    the records carry the vote counts in sample mode, so P(a ≻ b) is the vote share.
+    Both give the same target for both orderings of a pair: the simulator's order bias is not taught.
+    """
+    if method not in ("mean", "majority"):
+        raise UserError(f"unknown aggregation {method!r}; use mean or majority")
+    per_citizen = citizen_pair_probabilities(citizen_records)
+    if not per_citizen:
+        raise UserError("no citizen records to aggregate; run the simulation first")
+    pooled: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for probs in per_citizen.values():
+        for key, p in probs.items():
+            pooled[key].append(p)
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for r in citizen_records:
+        key = (r["a_id"], r["b_id"], r["shown_first"])
+        if key in seen:
+            continue
+        seen.add(key)
+        a, b = r["a_id"], r["b_id"]
+        pair, flip = ((a, b), False) if a < b else ((b, a), True)
+        ps = pooled[pair]
+        fields = {k: r[k] for k in ("outcome_set", "a_id", "b_id", "a_text", "b_text", "shown_first", "template", "split", "round")}
+        fields.update({"a_category": r.get("a_category"), "b_category": r.get("b_category"), "seed": r.get("seed")})
+        if method == "mean":
+            p = float(np.mean(ps))
+            p_a = 1.0 - p if flip else p
+            rec = {**fields, "mode": "logprob", "p_a": p_a, "n_a": 0, "n_b": 0, "n_unparsed": 0, "label_mass": None}
+        else:
+            votes_a = sum(1 for p in ps if (1.0 - p if flip else p) > 0.5)
+            votes_b = sum(1 for p in ps if (1.0 - p if flip else p) < 0.5)
+            usable = votes_a + votes_b
+            rec = {**fields, "mode": "sample", "p_a": votes_a / usable if usable else None, "n_a": votes_a, "n_b": votes_b,
+                   "n_unparsed": len(ps) - usable, "label_mass": None}  # fmt: skip
+        rec.update({"n_citizens": len(ps), "aggregation": method, **extra})
+        out.append(rec)
+    from ue_metrics.records import make_record
+
+    return [make_record(**r) for r in out]
+
+
+def fit_or_none(records: list[dict], out: Path | None = None, seed: int = 0) -> tuple[dict[str, float] | None, dict]:
+    """(utilities by id, fit metrics) — or (None, {"error": why}) when the records cannot be fitted, so that
+    one unfit slice never discards the rest of a run."""
+    from ue_metrics.fitting import fit_records
+
+    try:
+        result = fit_records(records, per_component=True, seed=seed)
+    except UserError as exc:
+        return None, {"error": str(exc)}
+    if out is not None:
+        result.write(out)
+    utilities = {oid: float(u) for oid, u in zip(result.data.ids, result.model.utilities_)}
+    return utilities, result.metrics
+
+
+def measures(records: list[dict], coding: dict[str, str], out: Path | None, seed: int = 0) -> dict[str, Any]:
+    """Bias measures and coherence of one set of records (a model, the assembly, a slice)."""
+    utilities, metrics = fit_or_none(records, out, seed)
+    prefs = bias.pair_preferences(records)
+    row: dict[str, Any] = bias.bias_measures(utilities, prefs, coding)
+    row["holdout_accuracy"] = metrics.get("holdout_accuracy", float("nan"))
+    if "error" in metrics:
+        row["fit_error"] = metrics["error"]
+    return row
+
+
+# ----------------------------------------------------------------------------------------------------------
+def load_config(path: str | Path | None, overrides: list[str] | None = None, **given: Any) -> AssembleConfig:
+    return cfg.load(AssembleConfig, path, overrides, **given)
+
+
+def _done_citizens(path: Path) -> dict[tuple[str, str], int]:
+    """{(citizen, part): records} already in ``citizen_records.jsonl``; a torn last line is dropped."""
+    done: dict[tuple[str, str], int] = defaultdict(int)
+    if not path.is_file():
+        return done
+    good = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            good.append(line if line.endswith("\n") else line + "\n")
+            done[(r["citizen"], r["outcome_split"])] += 1
+    path.write_text("".join(good), encoding="utf-8")
+    return done
+
+
+def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
+    """Run the assembly; returns the summary written to ``OUT/assemble.json``."""
+    from ue_control.elicit import elicit, load_lm, write_outcomes
+    from ue_metrics import records as rec
+    from ue_tasks.elicitation import build_queries, run_id_for
+
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder; give 'out' a folder path")
+    oset = load_policy_outcomes(config.outcomes)
+    coding = bias.coding_from_outcomes(oset.outcomes)
+    if not any(v == "left" for v in coding.values()) or not any(v == "right" for v in coding.values()):
+        raise UserError(
+            f"outcome set {config.outcomes!r} has no outcomes tagged both 'politics:left' and 'politics:right'; "
+            "tag them (JSONL 'tags' field) or use the shipped set 'policies'"
+        )
+    train_o, held_o = split_outcomes(oset.outcomes, config.heldout_outcome_fraction, config.seed)
+    if len(train_o) < 2 or len(held_o) < 2:
+        raise UserError(f"{len(oset)} outcomes split into {len(train_o)} training and {len(held_o)} held-out outcomes; each part needs 2 or more")
+    files = {"train": write_outcomes(train_o, out / "outcomes_train.jsonl"), "heldout": write_outcomes(held_o, out / "outcomes_heldout.jsonl")}
+    plan = config.plan()
+    n_docs = {part: len(build_queries(str(f), **plan)) for part, f in files.items()}
+    if config.citizens_csv:
+        citizens = read_microdata(config.citizens_csv, config.n_citizens, config.seed)
+    else:
+        citizens = sample_citizens(config.n_citizens, config.seed, config.marginals)
+    write_citizens(citizens, out / "citizens.jsonl", config.republican_fix)
+
+    started = time.perf_counter()
+    crec_path = out / "citizen_records.jsonl"
+    done = _done_citizens(crec_path)
+    todo = [(c, part) for c in citizens for part in PARTS if done.get((c.id, part), 0) != n_docs[part]]
+    if any(done.get((c.id, p), 0) not in (0, n_docs[p]) for c, p in todo):
+        raise UserError(f"{crec_path}: holds partial records of a citizen from a different config; use a new 'out' folder")
+    log(f"ue control assemble: {len(citizens)} citizens × ({n_docs['train']} + {n_docs['heldout']}) prompts, "
+        f"{len(todo)} citizen-parts to simulate with {config.simulator} via lm-eval ({config.backend})")  # fmt: skip
+    if todo:
+        from tqdm.auto import tqdm
+
+        shared_lm = None if config.prefix_cache and config.backend == "hf" else load_lm(
+            config.simulator, config.backend, config.model_args, config.batch_size, config.device)
+        by_citizen: dict[str, list[str]] = defaultdict(list)
+        for c, part in todo:
+            by_citizen[c.id].append(part)
+        for citizen in tqdm([c for c in citizens if c.id in by_citizen], desc="citizens", unit="citizen", file=sys.stderr):
+            persona = citizen.persona(config.republican_fix)
+            lm = shared_lm or _prefix_cached_lm(config, persona, [files[p] for p in by_citizen[citizen.id]], plan)
+            for part in by_citizen[citizen.id]:
+                records = elicit(
+                    lm, str(files[part]), plan, persona, task=config.task,
+                    model_name=f"{config.simulator} as {citizen.id}",
+                    run_id=run_id_for("assembly", config.simulator, citizen.id, part, config.seed),
+                    citizen=citizen.id, party=citizen.party, outcome_split=part, role="citizen",
+                )  # fmt: skip
+                rec.write(records, crec_path, append=True)  # each citizen's answers are kept as soon as they exist
+            del lm
+    sim_seconds = time.perf_counter() - started
+    citizen_records = rec.read(crec_path)
+    known = {c.id for c in citizens}
+    citizen_records = [r for r in citizen_records if r["citizen"] in known]
+    summary = summarise(citizen_records, citizens, coding, out, config)
+    summary.update({
+        "config": cfg.to_dict(config), "seeds": {"citizens": config.seed, "outcome_split": [config.seed, 7], "plan": config.seed},
+        "n_train_outcomes": len(train_o), "n_heldout_outcomes": len(held_o), "prompts_per_citizen": n_docs,
+        "simulation_seconds": round(sim_seconds, 1),
+    })  # fmt: skip
+    (out / "assemble.json").write_text(json.dumps(summary, indent=2, default=_nan_safe) + "\n", encoding="utf-8")
+    return summary
+
+
+def _prefix_cached_lm(config: AssembleConfig, persona: str, files: list[Path], plan: dict[str, Any]):
+    """lm-eval's HFLM with the key/value cache of this persona's prompt stem (``ue_tasks.demo``): the
+    log-probabilities are those of the full prompt, computed once per stem instead of once per prompt."""
+    from transformers import AutoTokenizer
+
+    from ue_control.elicit import offline, resolve_model
+    from ue_tasks.demo import chat_prompts, prefix_cached_hflm
+    from ue_tasks.lm_eval_tasks import documents
+
+    offline()
+    path = resolve_model(config.simulator)
+    tok = AutoTokenizer.from_pretrained(path)
+    docs = [d for f in files for d in documents(outcomes=str(f), **plan)]
+    kwargs = {"device": config.device, "batch_size": config.batch_size, "dtype": "float32", **(config.model_args or {})}
+    return prefix_cached_hflm(path, chat_prompts(tok, docs[:64], persona), **kwargs)
+
+
+def summarise(citizen_records: list[dict], citizens: list[Citizen], coding: dict[str, str], out: Path,
+              config: AssembleConfig) -> dict[str, Any]:  # fmt: skip
+    """Aggregate, fit and measure the assembly and its partisan slices; writes records, fits and bias.json."""
+    from ue_metrics import records as rec
+
+    assembly_records: list[dict] = []
+    for part in PARTS:
+        part_records = [r for r in citizen_records if r["outcome_split"] == part]
+        assembly_records += aggregate_assembly(part_records, config.aggregation, model="assembly", harness="ue_control",
+                                               task="assembly", run_id=f"assembly-{config.seed}", outcome_split=part, role="assembly")  # fmt: skip
+    rec.write(assembly_records, out / "assembly_records.jsonl")
+    table: dict[str, dict[str, Any]] = {}
+    for part in PARTS:
+        table.setdefault("assembly", {})[part] = measures([r for r in assembly_records if r["outcome_split"] == part], coding, out / "assembly" / part, config.seed)
+    slices: dict[str, list[str]] = defaultdict(list)
+    for c in citizens:
+        slices[party_slice(c.party)].append(c.id)
+    for name, ids in sorted(slices.items()):
+        members = set(ids)
+        for part in PARTS:
+            rs = [r for r in citizen_records if r["outcome_split"] == part and r["citizen"] in members]
+            if not rs:
+                continue
+            agg = aggregate_assembly(rs, config.aggregation, model=f"assembly:{name}", harness="ue_control", task="assembly",
+                                     run_id=f"assembly-{name}-{config.seed}", outcome_split=part, role="slice")  # fmt: skip
+            row = measures(agg, coding, out / "slices" / name / part, config.seed)
+            row["n_citizens"] = len(ids)
+            table.setdefault(f"slice:{name}", {})[part] = row
+    (out / "bias.json").write_text(json.dumps(table, indent=2, default=_nan_safe) + "\n", encoding="utf-8")
+    return {"bias": table, "citizens_per_party": {k: len(v) for k, v in sorted(slices.items())}, "n_citizen_records": len(citizen_records),
+            "n_assembly_records": len(assembly_records)}  # fmt: skip
+
+
+def _nan_safe(x: Any) -> Any:
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    raise TypeError(type(x))
+
+
+def format_bias_table(table: dict[str, dict[str, Any]], part: str = "heldout") -> str:
+    lines = [f"{'who':<24}{'utility gap (L−R)':>19}{'left share':>12}{'pairs':>7}{'holdout acc':>13}"]
+    for who, parts in table.items():
+        row = parts.get(part)
+        if not row:
+            continue
+        lines.append(f"{who:<24}{_f(row['utility_gap']):>19}{_f(row['left_share']):>12}{row['n_left_right_pairs']:>7}{_f(row['holdout_accuracy']):>13}")
+    return "\n".join(lines)
+
+
+def _f(x: Any) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:+.3f}" if isinstance(x, float) and x < 0 else f"{x:.3f}"

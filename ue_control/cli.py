@@ -1,0 +1,109 @@
+"""``ue control assemble | train | evaluate``: the utility-control commands, registered on the ``ue`` parser by
+``ue_tasks.cli`` (``add_control_parser``). Each takes ``--config FILE`` (YAML or JSON) plus ``--set FIELD=VALUE``
+overrides; the example configs are in ``ue_control/configs/``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def cmd_assemble(args: argparse.Namespace) -> int:
+    from ue_control.assembly import assemble, format_bias_table, load_config
+
+    config = load_config(args.config, args.set, out=args.out)
+    summary = assemble(config, log=lambda m: print(m, file=sys.stderr))
+    print(f"citizens per party: {summary['citizens_per_party']}")
+    for part in ("train", "heldout"):
+        print(f"\npolitical bias, {part} outcomes:")
+        print(format_bias_table(summary["bias"], part))
+    print(f"\nwrote {Path(config.out) / 'assembly_records.jsonl'}, fits under {Path(config.out) / 'assembly'} and {Path(config.out) / 'bias.json'}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ue_control.train import load_config, train
+
+    config = load_config(args.config, args.set, run=args.run, out=args.out, model=args.model)
+    summary = train(config, log=lambda m: print(m, file=sys.stderr))
+    if summary["process_index"] != 0:
+        return 0
+    ev = summary.get("evals", {})
+    for when in ("start", "end"):
+        for split, row in (ev.get(when) or {}).items():
+            print(f"{when:<6} {split:<8} loss {row['loss']:.4f}  MAE of P(label) vs assembly {row['mae']:.4f}  ({row['n']} prompts)")
+    if summary["finished"]:
+        print(f"trained model: {summary['saved_model']}  (final loss {summary['final_loss']:.4f}, {summary['world_size']} process(es))")
+    else:
+        print(f"stopped at step {summary['steps_done']}; {summary['resume_with']}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ue_control.evaluate import evaluate, load_config, print_report
+
+    config = load_config(args.config, args.set, run=args.run, out=args.out, trained=args.trained, original=args.original)
+    report = evaluate(config, log=lambda m: print(m, file=sys.stderr))
+    print_report(report, Path(config.out))
+    return 0
+
+
+def add_control_parser(sub, fmt) -> None:
+    """Add ``control`` with its three subcommands to the ``ue`` subparsers ``sub``."""
+    p = sub.add_parser(
+        "control",
+        help="utility control: simulate a citizen assembly, train a model toward it, evaluate before/after",
+        description="Utility control (Mazeika et al. 2025): assemble → train → evaluate. See docs/control.md.",
+        epilog="example:\n  ue control assemble --out run/ --set n_citizens=6\n"
+        "  ue control train --run run/ --out trained/ --set steps=40\n"
+        "  ue control evaluate --run run/ --trained trained/model --out eval/",
+        formatter_class=fmt,
+    )
+    csub = p.add_subparsers(dest="control_command", required=True)
+
+    a = csub.add_parser(
+        "assemble",
+        help="sample citizens, simulate their preferences through lm-eval, fit the assembly's utilities",
+        description="Sample an assembly of US citizens (ACS/Census marginals, Gallup party ID, or your microdata CSV), "
+        "have a simulator model role-play each on forced-choice policy queries via the lm-eval plugin, aggregate "
+        "per pair and fit the assembly's Thurstonian utilities; measures political bias of the assembly and "
+        "each partisan slice.",
+        epilog="example:\n  ue control assemble --out run/ --set n_citizens=6 --set budget=20\n"
+        "  ue control assemble --config ue_control/configs/assemble.yaml --out run/",
+        formatter_class=fmt,
+    )
+    a.add_argument("--config", help="YAML/JSON config (see ue_control/configs/assemble.yaml)")
+    a.add_argument("--out", help="run folder (overrides the config)")
+    a.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
+    a.set_defaults(handler=cmd_assemble)
+
+    t = csub.add_parser(
+        "train",
+        help="fine-tune a model toward the assembly's preferences (Accelerate; full or LoRA)",
+        description="Train on the assembly's training outcomes in this process. For several processes or GPUs run "
+        "`accelerate launch [--config_file ACC.yaml] -m ue_control.train --config FILE` instead.",
+        epilog="example:\n  ue control train --run run/ --out trained/ --set method=lora --set steps=40\n"
+        "  accelerate launch --num_processes 2 -m ue_control.train --config train.yaml",
+        formatter_class=fmt,
+    )
+    from ue_control.train import add_arguments
+
+    add_arguments(t)
+    t.set_defaults(handler=cmd_train)
+
+    e = csub.add_parser(
+        "evaluate",
+        help="elicit the original and trained model via lm-eval on held-out outcomes; before/after table",
+        description="Elicit the original and the trained model through the lm-eval plugin on the run's held-out "
+        "outcomes and report agreement and Spearman ρ with the assembly, political bias and coherence.",
+        epilog="example:\n  ue control evaluate --run run/ --trained trained/model --out eval/",
+        formatter_class=fmt,
+    )
+    e.add_argument("--config", help="YAML/JSON config (see ue_control/configs/evaluate.yaml)")
+    e.add_argument("--run", help="assemble run folder")
+    e.add_argument("--trained", help="trained model folder")
+    e.add_argument("--original", help="original model (default: embedded)")
+    e.add_argument("--out", help="output folder")
+    e.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
+    e.set_defaults(handler=cmd_evaluate)
