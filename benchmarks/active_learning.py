@@ -95,12 +95,15 @@ def embedded_part(args) -> None:
         started = time.perf_counter()
         run.run()
         seconds = time.perf_counter() - started
+        history = [json.loads(x) for x in (workdir / "run" / "history.jsonl").read_text().splitlines()]
+        fits = sum(h["fit_seconds"] for h in history)
         prompts = 2 * args.embedded_budget
         per_prompt = seconds / prompts
         from ue_tasks.plan import default_budget, holdout_size
 
         full_prompts = 2 * (default_budget(510) + holdout_size(510))
-        print(f"  {prompts} prompts in {seconds:.1f} s = {per_prompt:.3f} s per (pair, ordering), including model load and fits")
+        print(f"  {prompts} prompts in {seconds:.1f} s = {per_prompt:.3f} s per (pair, ordering), including model load and "
+              f"{len(history)} fits ({fits:.2f} s)")
         print(f"  the paper's full run at N=510 ({full_prompts} prompts, logprob mode) would take about "
               f"{full_prompts * per_prompt / 60:.0f} minutes on this machine")
     finally:

@@ -124,8 +124,9 @@ def run_lm_eval(
     from ue_tasks.lm_eval_tasks import task_configs_dir
 
     tracker = EvaluationTracker(output_path=str(out))
-    # a caller running many batches passes one TaskManager (indexing lm-eval's task folders takes seconds)
-    manager = task_manager or TaskManager(include_path=str(task_configs_dir()), metadata=metadata or {})
+    # only ue's own task folder is indexed (lm-eval's hundreds of built-in task folders take seconds); a caller
+    # running many batches passes one TaskManager
+    manager = task_manager or TaskManager(include_path=str(task_configs_dir()), include_defaults=False, metadata=metadata or {})
     results = lm_eval.simple_evaluate(
         model=lm,
         tasks=tasks,

@@ -356,11 +356,15 @@ class Elicitation:
         return bar if keep_bar else None
 
     # --- fitting ------------------------------------------------------------------------------------------
-    def _fit(self, state: RunState) -> dict:
-        train = [r for r in state.records if r["split"] == "train"]
+    def _fit(self, state: RunState, upto: int) -> dict:
+        """Warm-started fit on the training answers of rounds ≤ ``upto`` (a resumed run replays its rounds with
+        exactly the answers each had, so the chain of warm starts — and every later choice — is the same as in
+        an uninterrupted run)."""
+        records = [r for r in state.records if r["split"] == "holdout" or r["round"] <= upto]
+        train = [r for r in records if r["split"] == "train"]
         if not train:
             raise UserError("no training answers were recorded; check the model or backend")
-        data = aggregate(state.records)
+        data = aggregate(records)
         idx = np.array([self.index[i] for i in data.ids])
         tr = data.train()
         if self.model_fit is None:
@@ -409,11 +413,11 @@ class Elicitation:
                 state.rounds.append(entry)
                 rounds_done[round_no] = entry
             bar = self._ask(state, pairs, "train", round_no, f"round {round_no}", keep_bar=True)
-            est = self._fit(state)
+            est = self._fit(state, upto=round_no)
             if bar:
                 bar.set_postfix({k: round(v, 4) for k, v in est.items() if k in ("holdout_log_loss", "holdout_accuracy", "fit_seconds")})
                 bar.close()
-            hist = {"round": round_no, "queries": sum(1 for r in state.records if r["split"] == "train"), **est}
+            hist = {"round": round_no, "queries": sum(1 for r in state.records if r["split"] == "train" and r["round"] <= round_no), **est}
             if not any(h["round"] == round_no for h in state.history):
                 _append_lines(self.out / "history.jsonl", [json.dumps(hist)])
                 state.history.append(hist)
@@ -427,7 +431,12 @@ class Elicitation:
         return self._finish(state)
 
     def _finish(self, state: RunState) -> dict:
-        result = fit_records(state.records, seed=self.config.seed)
+        # a budget too small to connect the comparison graph still gives a fit, per connected component, with a
+        # warning: refusing here would leave a finished (and paid-for) run without utilities
+        result = fit_records(state.records, seed=self.config.seed, per_component=True)
+        if result.metrics["n_components"] > 1:
+            self.log(f"warning: the comparison graph has {result.metrics['n_components']} components (budget too small to "
+                     "connect it); utilities are comparable only within a component (column 'component' of utilities.csv)")
         if self.config.pseudolabels:
             result.metrics["pseudolabels"] = self._pseudolabel_refit(result)
         result.metrics.update({"elicit": self._config_dict(), "queries_asked_this_session": self.queries_asked,

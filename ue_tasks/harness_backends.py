@@ -60,7 +60,10 @@ class LmEvalBackend(Backend):
     def key_parts(self) -> list[Any]:
         return ["lm-eval", self.config.model, self.config.model_args, self.task, "chat", "system:default"]
 
-    def _model(self):
+    def _model(self, queries: Sequence[Query]):
+        """The lm-eval model, built on the first batch. A local ``hf`` model in log-prob mode reuses the key/value
+        cache of the prompt stem every query shares (chat header, system message, instruction), as ``ue demo``
+        does; the probabilities are those of the full prompt."""
         if self._lm is None:
             from lm_eval.api.registry import get_model
 
@@ -68,7 +71,17 @@ class LmEvalBackend(Backend):
             args.setdefault("batch_size", 8)
             if self.config.model == "hf":
                 args.setdefault("device", "cpu")
-            self._lm = get_model(self.config.model)(**args)
+            if self.config.model == "hf" and self.config.mode == "logprob" and "pretrained" in args and len(queries) > 1:
+                from transformers import AutoTokenizer
+
+                from ue_tasks.demo import chat_prompts, prefix_cached_hflm
+
+                pretrained = args.pop("pretrained")
+                tok = AutoTokenizer.from_pretrained(pretrained)
+                docs = [{"prompt": q.prompt()} for q in queries[:64]]
+                self._lm = prefix_cached_hflm(pretrained, chat_prompts(tok, docs), **args)
+            else:
+                self._lm = get_model(self.config.model)(**args)
         return self._lm
 
     def answer(self, queries: Sequence[Query]) -> list[Answer]:
@@ -80,9 +93,10 @@ class LmEvalBackend(Backend):
 
         write_queries(queries, self._qfile)
         if self._manager is None:
-            self._manager = TaskManager(include_path=str(task_configs_dir()), metadata={"queries_file": str(self._qfile)})
+            self._manager = TaskManager(include_path=str(task_configs_dir()), include_defaults=False,
+                                        metadata={"queries_file": str(self._qfile)})  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="ue-elicit-") as tmp:
-            run_lm_eval(self._model(), [self.task], Path(tmp) / "out", task_manager=self._manager)
+            run_lm_eval(self._model(queries), [self.task], Path(tmp) / "out", task_manager=self._manager)
             records = read_records([Path(tmp) / "out"])
         return _answers_from_records(queries, records, "lm-eval")
 
