@@ -41,7 +41,7 @@ class PassCounter:
 
 def timed_lm_eval(lm, task: str, n_docs: int, counter: PassCounter) -> tuple[float, int]:
     """Wall time and forward rows of one lm-eval run over the first ``n_docs`` documents."""
-    from ue_tasks.demo import run_lm_eval
+    from ue_tasks.lm_eval_run import run_lm_eval
 
     counter.reset()
     with tempfile.TemporaryDirectory() as out:

@@ -48,7 +48,8 @@ def test_stem_cache_gives_the_same_log_probabilities(model_path: str, tmp_path: 
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
-    from ue_tasks.demo import chat_prompts, prefix_cached_hflm, run_lm_eval
+    from ue_tasks.demo import chat_prompts, prefix_cached_hflm
+    from ue_tasks.lm_eval_run import run_lm_eval
     from ue_tasks.lm_eval_tasks import documents
 
     tok = AutoTokenizer.from_pretrained(model_path)

@@ -146,7 +146,7 @@ def test_sampled_task(model_path: str, outcome_file: Path, tmp_path: Path) -> No
     """Sample mode through lm-eval's Python API: K=10 answers per document, all kept, parsed into votes."""
     from lm_eval.models.huggingface import HFLM
 
-    from ue_tasks.demo import run_lm_eval
+    from ue_tasks.lm_eval_run import run_lm_eval
     from ue_tasks.readers import read_records
 
     lm = HFLM(pretrained=model_path, device="cpu", batch_size=20, dtype="float32")
@@ -201,7 +201,7 @@ def test_base_model_variant(model_path: str, outcome_file: Path, tmp_path: Path)
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
-    from ue_tasks.demo import run_lm_eval
+    from ue_tasks.lm_eval_run import run_lm_eval
 
     lm = HFLM(pretrained=model_path, device="cpu", batch_size=8, dtype="float32")
     run_lm_eval(lm, ["base_utility_mini"], tmp_path, metadata={"outcomes": str(outcome_file), **PLAN}, limit=4,

@@ -55,29 +55,10 @@ def elicit(lm: Any, outcomes: str, plan: dict[str, Any], system_message: str | N
     """``ue.preference/1`` records of ``lm`` on the comparison plan of ``outcomes`` (both orderings), with
     ``system_message`` as the chat's system turn; ``extra`` fields are added to every record."""
     offline()
-    import lm_eval
-    from lm_eval.tasks import TaskManager
+    from ue_tasks.lm_eval_run import records_from_results, run_lm_eval
 
-    from ue_tasks.elicitation import Query
-    from ue_tasks.lm_eval_tasks import PAYLOAD_FIELDS, task_configs_dir
-
-    manager = TaskManager(include_path=str(task_configs_dir()), include_defaults=False, metadata={"outcomes": str(outcomes), **plan})
-    results = lm_eval.simple_evaluate(
-        model=lm, tasks=[task], task_manager=manager, apply_chat_template=True, system_instruction=system_message,
-        log_samples=True, verbosity="ERROR", bootstrap_iters=0,
-    )  # fmt: skip
-    if not results or task not in results.get("samples", {}):
-        raise RuntimeError(f"lm-eval returned no samples for task {task}")
-    records = []
-    for sample in results["samples"][task]:
-        q = Query.from_dict(sample["doc"])
-        names = sample.get("metrics") or []
-        p = dict(zip(PAYLOAD_FIELDS, sample[names[0]]))
-        records.append(
-            q.record(mode=p["mode"], model=model_name, harness=HARNESS, task=task, run_id=run_id, p_a=p["p_a"],
-                     n_a=p["n_a"], n_b=p["n_b"], n_unparsed=p["n_unparsed"], label_mass=p["label_mass"], **extra)  # fmt: skip
-        )
-    return records
+    results = run_lm_eval(lm, [task], metadata={"outcomes": str(outcomes), **plan}, system_instruction=system_message)
+    return records_from_results(results, task, model=model_name, run_id=run_id, **extra)
 
 
 def write_outcomes(outcomes: list, path: Path) -> Path:

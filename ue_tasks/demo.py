@@ -106,46 +106,6 @@ def chat_prompts(tokenizer, docs: list[dict], system_message: str = SYSTEM_MESSA
     ]
 
 
-def run_lm_eval(
-    lm: Any,
-    tasks: list[str],
-    out: Path,
-    metadata: dict | None = None,
-    limit: int | float | None = None,
-    apply_chat_template: bool = True,
-    task_manager: Any = None,
-) -> dict:
-    """Run ue tasks through ``lm_eval.simple_evaluate`` and save results + samples under ``out`` exactly as
-    the ``lm_eval`` command does with ``--output_path out --log_samples``."""
-    import lm_eval
-    from lm_eval.loggers import EvaluationTracker
-    from lm_eval.tasks import TaskManager
-
-    from ue_tasks.lm_eval_tasks import task_configs_dir
-
-    tracker = EvaluationTracker(output_path=str(out))
-    # only ue's own task folder is indexed (lm-eval's hundreds of built-in task folders take seconds); a caller
-    # running many batches passes one TaskManager
-    manager = task_manager or TaskManager(include_path=str(task_configs_dir()), include_defaults=False, metadata=metadata or {})
-    results = lm_eval.simple_evaluate(
-        model=lm,
-        tasks=tasks,
-        task_manager=manager,
-        apply_chat_template=apply_chat_template,
-        system_instruction=SYSTEM_MESSAGE if apply_chat_template else None,
-        log_samples=True,
-        limit=limit,
-        evaluation_tracker=tracker,
-    )
-    if results is None:
-        raise RuntimeError("lm-eval returned no results")
-    samples = results.pop("samples")
-    tracker.save_results_aggregated(results=results, samples=samples)
-    for task in results["configs"]:
-        tracker.save_results_samples(task_name=task, samples=samples[task])
-    return results
-
-
 def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, batch_size: int = 8, top: int = 5,
              prefix_cache: bool = True, outcomes: str = "mini", log=print) -> dict:  # fmt: skip
     """Run the demo; returns the fit metrics (also written to ``out/metrics.json``)."""
@@ -181,6 +141,8 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
         from lm_eval.models.huggingface import HFLM
 
         lm = HFLM(pretrained=str(folder), **kwargs)
+    from ue_tasks.lm_eval_run import run_lm_eval
+
     lm_out = out / "lm_eval"
     run_lm_eval(lm, [TASK], lm_out, metadata=metadata)
     elicit_seconds = time.perf_counter() - started

@@ -87,17 +87,15 @@ class LmEvalBackend(Backend):
     def answer(self, queries: Sequence[Query]) -> list[Answer]:
         from lm_eval.tasks import TaskManager
 
-        from ue_tasks.demo import run_lm_eval
+        from ue_tasks.lm_eval_run import records_from_results, run_lm_eval
         from ue_tasks.lm_eval_tasks import task_configs_dir
-        from ue_tasks.readers import read_records
 
         write_queries(queries, self._qfile)
         if self._manager is None:
             self._manager = TaskManager(include_path=str(task_configs_dir()), include_defaults=False,
                                         metadata={"queries_file": str(self._qfile)})  # fmt: skip
-        with tempfile.TemporaryDirectory(prefix="ue-elicit-") as tmp:
-            run_lm_eval(self._model(queries), [self.task], Path(tmp) / "out", task_manager=self._manager)
-            records = read_records([Path(tmp) / "out"])
+        results = run_lm_eval(self._model(queries), [self.task], task_manager=self._manager)
+        records = records_from_results(results, self.task, model=self.config.model, run_id="ue-elicit")
         return _answers_from_records(queries, records, "lm-eval")
 
 

@@ -17,12 +17,11 @@ from pathlib import Path
 
 from ue_metrics.errors import UserError
 from ue_tasks.elicitation import Query, run_id_for
-from ue_tasks.lm_eval_tasks import PAYLOAD_FIELDS
+from ue_tasks.lm_eval_run import HARNESS, sample_record
 from ue_tasks.readers import register
 from ue_tasks.templates import SYSTEM_MESSAGE
 
 SAMPLES_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<time>\d{4}-\d{2}-\d{2}T[0-9.\-]+)\.jsonl$")
-HARNESS = "lm-eval"
 
 
 def _first_line(path: Path) -> dict | None:
@@ -101,24 +100,12 @@ def read(path: Path) -> list[dict]:
             where = f"{path} line {lineno}"
             try:
                 sample = json.loads(line)
-                doc = sample["doc"]
-                query = Query.from_dict(doc)
-                names = sample.get("metrics") or []
-                payload = sample[names[0]] if names else None
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise UserError(f"{where}: not a sample of a ue task ({type(exc).__name__}: {exc}); check the file") from None
-            if not isinstance(payload, list) or len(payload) != len(PAYLOAD_FIELDS):
-                raise UserError(f"{where}: the sample has no ue payload under its metrics; was it written by a ue task?")
-            p = dict(zip(PAYLOAD_FIELDS, payload))
-            base_model = bool(doc.get("base_model", False))
-            _check_prompt(path, sample, query, base_model, results, warned)
-            records.append(
-                query.record(
-                    mode=p["mode"], model=model, harness=HARNESS, task=task, run_id=run_id,
-                    p_a=p["p_a"], n_a=p["n_a"], n_b=p["n_b"], n_unparsed=p["n_unparsed"], label_mass=p["label_mass"],
-                    doc_id=sample.get("doc_id"), base_model=base_model,
-                )  # fmt: skip
-            )
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{where}: not valid JSON ({exc.msg}); check the file") from None
+            record = sample_record(sample, model=model, task=task, run_id=run_id, where=where)
+            query = Query.from_dict(sample["doc"])
+            _check_prompt(path, sample, query, record["base_model"], results, warned)
+            records.append(record)
     return records
 
 
