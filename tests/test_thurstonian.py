@@ -122,6 +122,9 @@ def test_position_bias_and_refusals_are_measured():
     assert result.metrics["unparsed_rate"] == pytest.approx(0.2, abs=0.02)
     assert result.metrics["order_gap"] > 0.2
     assert spearman_with_truth(result, truth) >= 0.9
+    assert "follow the position" not in result.summary()
+    dominated = fit_records(simulate(60, samples=10, seed=7, position_bias=0.4)[0])
+    assert "follow the position of the options" in dominated.summary()
 
 
 def test_compat_fit_reproduces_the_companion_and_agrees_with_mle():

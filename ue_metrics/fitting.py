@@ -78,6 +78,13 @@ class FitResult:
             f"{self.metrics['n_outcomes']} outcomes, {self.metrics['n_train_pairs']} training + "
             f"{self.metrics['n_holdout_pairs']} holdout pairs, {self.metrics['n_records']} records"
         )
+        bias, gap = self.metrics.get("position_bias"), self.metrics.get("order_gap")
+        if (bias is not None and abs(bias) > 0.25) or (gap is not None and gap > 0.5):
+            lines.append(
+                f"note: the answers follow the position of the options more than their content (position bias "
+                f"{_fmt(bias)}, order gap {_fmt(gap)}); pooled over both orderings the preferences are weak, so the "
+                "utilities carry little signal and their intervals are wide"
+            )
         rows = self.utilities()
         width = 70
 
