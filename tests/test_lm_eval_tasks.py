@@ -235,3 +235,15 @@ def test_reader_names_the_bad_line(lm_eval_out: Path, tmp_path: Path) -> None:
     (tmp_path / results.name).write_text(results.read_text())
     with pytest.raises(UserError, match="line 2"):
         read(broken)
+
+
+def test_metadata_points_a_task_at_the_companion_outcome_file(reference_data):
+    """`--metadata '{"outcomes": ".../options_hierarchical.json"}'` reaches the dataset builder (no model needed)."""
+    from ue_tasks.lm_eval_tasks import build_dataset
+
+    path = reference_data / "shared_options" / "options_hierarchical.json"
+    docs = build_dataset(outcomes=str(path), budget=300, seed=2, version=1.0, pretrained="ignored")["test"]
+    assert len(docs) == 2 * (300 + 1000)  # 510 outcomes: 1,000 holdout pairs (5% of 129,795, capped)
+    ids = {d["a_id"] for d in docs} | {d["b_id"] for d in docs}
+    assert ids <= {str(k) for k in range(510)} and docs[0]["outcome_set"] == "options_hierarchical"
+    assert sum(d["split"] == "holdout" for d in docs) == 2000
