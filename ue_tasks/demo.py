@@ -69,7 +69,8 @@ def prefix_cached_hflm(pretrained: str, prefix_prompts: list[str], **kwargs: Any
                 with torch.no_grad():
                     out = self.model(self.prefix_ids[None], use_cache=True)
                 self._prefix_logits = out.logits
-                cache = out.past_key_values
+                # transformers 5.x returns the cache as ``cache`` (reading ``past_key_values`` warns); 4.x as ``past_key_values``
+                cache = out["cache"] if "cache" in out else out.past_key_values
                 self._prefix_kv = [(layer.keys, layer.values) for layer in cache.layers]
 
         def _model_call(self, inps, attn_mask=None, labels=None):
