@@ -161,3 +161,31 @@ def test_holdout_at_the_end_like_the_paper(tmp_path):
     records = records_of(out)
     first_holdout = next(k for k, r in enumerate(records) if r["split"] == "holdout")
     assert all(r["split"] == "holdout" for r in records[first_holdout:])
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        (b"", []),
+        (b'{"a": 1}\n', [{"a": 1}]),
+        (b'{"a": 1}\n{"b"', [{"a": 1}]),  # torn last line: dropped and cut
+        (b'{"b": 2}', []),  # a whole line without its newline was never completed either
+        (b'{"a": 1}\n\n{"b": 2}\n', [{"a": 1}, {"b": 2}]),
+    ],
+)
+def test_run_files_drop_a_torn_last_line(tmp_path, raw, expected):
+    from ue_tasks.elicit import _read_lines_tolerant
+
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(raw)
+    assert _read_lines_tolerant(path) == expected
+    assert path.read_bytes() in (b"", *([raw] if raw.endswith(b"\n") else [raw.rpartition(b"\n")[0] + b"\n"]))
+
+
+def test_a_damaged_line_in_the_middle_is_one_clear_error(tmp_path):
+    from ue_tasks.elicit import _read_lines_tolerant
+
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(b'{"a": 1}\n{oops\n{"b": 2}\n')
+    with pytest.raises(UserError, match="line 2: not valid JSON"):
+        _read_lines_tolerant(path)

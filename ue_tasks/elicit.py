@@ -224,27 +224,21 @@ def _append_lines(path: Path, lines: list[str]) -> None:
 
 
 def _read_lines_tolerant(path: Path) -> list[dict]:
-    """JSONL lines; a torn last line (a killed writer) is dropped and cut from the file."""
+    """JSONL lines. Lines are written whole with their newline, so bytes after the last newline can only be a
+    killed writer's torn line: they are cut from the file (those answers are simply asked again)."""
     raw = path.read_bytes()
-    if not raw:
-        return []
-    text = raw.decode("utf-8", errors="replace")
-    lines = text.split("\n")
+    complete, newline, torn = raw.rpartition(b"\n")
+    if torn:
+        with path.open("r+b") as fh:
+            fh.truncate(len(complete) + len(newline))
     out = []
-    good_bytes = 0
-    for k, line in enumerate(lines):
+    for k, line in enumerate(complete.split(b"\n") if newline else [], 1):
         if not line.strip():
-            good_bytes += len(line.encode()) + (1 if k < len(lines) - 1 else 0)
             continue
         try:
             out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if k >= len(lines) - 2 and not text.endswith("\n") or k == len(lines) - 1:
-                with path.open("r+b") as fh:
-                    fh.truncate(good_bytes)
-                break
-            raise UserError(f"{path} line {k + 1}: not valid JSON; the run folder is damaged — move it aside and rerun") from None
-        good_bytes += len(line.encode()) + 1
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UserError(f"{path} line {k}: not valid JSON; the run folder is damaged — move it aside and rerun") from None
     return out
 
 
