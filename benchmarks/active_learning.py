@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ue_tasks.elicit import Elicitation, ElicitConfig
+from ue_tasks.active.driver import Elicitation, RunConfig
 
 
 def curve(strategy: str, n: int, round_size: int, seed: int, mode: str, workdir: Path) -> list[tuple[int, float]]:
     out = workdir / f"{strategy}-{seed}"
     shutil.rmtree(out, ignore_errors=True)
-    cfg = ElicitConfig(harness="simulate", model="simulated", outcomes=str(n), mode=mode, strategy=strategy,
+    cfg = RunConfig(harness="simulate", model="simulated", outcomes=str(n), mode=mode, strategy=strategy,
                        round_size=round_size, seed=seed)  # fmt: skip
     Elicitation(cfg, out, cache_dir=None, log=lambda m: None).run()
     history = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
@@ -88,7 +88,7 @@ def embedded_part(args) -> None:
     print(f"\nPart 2: ue elicit through lm-eval on the embedded model, core (570 outcomes), budget {args.embedded_budget} pairs, CPU")
     workdir = Path(tempfile.mkdtemp(prefix="ue-al-emb-"))
     try:
-        cfg = ElicitConfig(harness="lm-eval", model="hf", model_args=f"pretrained={path}", outcomes="core", mode="logprob",
+        cfg = RunConfig(harness="lm-eval", model="hf", model_args=f"pretrained={path}", outcomes="core", mode="logprob",
                            strategy="info", budget=args.embedded_budget, round_size=max(1, args.embedded_budget // 2),
                            holdout_fraction=0.0, seed=0)  # fmt: skip
         run = Elicitation(cfg, workdir / "run", cache_dir=None, log=lambda m: None)

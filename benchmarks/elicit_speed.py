@@ -41,7 +41,7 @@ class PassCounter:
 
 def timed_lm_eval(lm, task: str, n_docs: int, counter: PassCounter) -> tuple[float, int]:
     """Wall time and forward rows of one lm-eval run over the first ``n_docs`` documents."""
-    from ue_tasks.lm_eval_run import run_lm_eval
+    from ue_tasks.harness.lm_eval.run import run_lm_eval
 
     counter.reset()
     with tempfile.TemporaryDirectory() as out:
@@ -76,15 +76,15 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from ue_tasks import model as embedded
-    from ue_tasks.demo import chat_prompts, prefix_cached_hflm
-    from ue_tasks.lm_eval_tasks import documents
+    from ue_tasks.harness.lm_eval.hooks import documents
+    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
 
     torch.manual_seed(0)
     folder = str(embedded.prepare())
     n = 2 * args.pairs
     docs = documents(outcomes="mini")[:n]
     tok = AutoTokenizer.from_pretrained(folder)
-    prompts = chat_prompts(tok, docs)
+    prompts = chat_prompts(tok, [d["prompt"] for d in docs])
     kwargs = {"device": "cpu", "batch_size": args.batch_size, "dtype": "float32"}
     print(f"{args.pairs} pairs of mini = {n} prompts, batch size {args.batch_size}, {torch.get_num_threads()} CPU threads")
 
@@ -97,7 +97,7 @@ def main() -> None:
     sampled = timed_lm_eval(lm, "utility_mini_sampled", n_sampled, counter) if not args.skip_sampled else None
     counter.close()
 
-    cached = prefix_cached_hflm(folder, chat_prompts(tok, documents(outcomes="mini")[:64]), **kwargs)
+    cached = prefix_cached_hflm(folder, chat_prompts(tok, [d["prompt"] for d in documents(outcomes="mini")[:64]]), **kwargs)
     counter = PassCounter(cached.model)
     cached_s, cached_rows = timed_lm_eval(cached, "utility_mini", n, counter)
     counter.close()

@@ -21,12 +21,12 @@ from ue_metrics.coherence import log_loss
 from ue_metrics.records import aggregate
 from ue_metrics.simulate import simulate_records, true_utilities
 from ue_metrics.thurstonian import Thurstonian
-from ue_tasks.plan import make_plan
+from ue_tasks.plan import PlanSpec, make_plan
 
 
 def make_data(n: int, seed: int = 0, samples: int = 10):
     rng = np.random.default_rng(seed)
-    plan = make_plan(n, seed=seed)
+    plan = make_plan(n, PlanSpec(seed=seed))
     mu, var = true_utilities(n, rng)
     ids = [f"o{k:05d}" for k in range(n)]
     data = aggregate(simulate_records(plan.pairs, plan.split, ids, ids, mu, var, rng, samples=samples))

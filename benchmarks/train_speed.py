@@ -28,11 +28,12 @@ def make_run(folder: Path, seed: int = 0) -> Path:
 
     from ue_control.assembly import load_policy_outcomes
     from ue_metrics.records import write
-    from ue_tasks.elicitation import build_queries
+    from ue_tasks.plan import PlanSpec
+    from ue_tasks.queries import build_queries
 
     oset = load_policy_outcomes("policies")
     rng = np.random.default_rng(seed)
-    queries = build_queries(str(oset.source), seed=seed, budget=64, holdout_fraction=0.0)
+    queries = build_queries(str(oset.source), PlanSpec(seed=seed, budget=64, holdout_fraction=0.0))
     records = [
         q.record(mode="logprob", model="synthetic", harness="benchmark", task="b", run_id="b", p_a=float(rng.uniform(0.05, 0.95)),
                  label_mass=None, outcome_split="train")  # fmt: skip

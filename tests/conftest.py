@@ -26,6 +26,8 @@ def model_path() -> str:
 
 @pytest.fixture(scope="session")
 def reference_data() -> Path:
+    """The companion's public data files, read at run time from ``../shared/reference_data`` (never copied into the
+    project). A user who cloned the project alone has no such folder: the tests that need it skip, saying so."""
     if not REFERENCE.is_dir():
-        pytest.fail(f"the companion reference data is expected at {REFERENCE} (shared/ beside the checkout)")
+        pytest.skip(f"needs the companion reference data at {REFERENCE} (a shared/ folder beside the checkout), absent here")
     return REFERENCE

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-UE = [sys.executable, "-m", "ue_tasks.cli"]
+UE = [sys.executable, "-m", "ue_cli.main"]
 
 
 def ue(*args, check=True, cwd=None):
@@ -97,7 +97,7 @@ def test_every_command_has_help_with_an_example():
 
 def test_tasks_path_points_at_the_task_configs():
     folder = ue("tasks", "path").stdout.strip()
-    assert (Path(folder) / "utility_mini.yaml").is_file()
+    assert (Path(folder) / "utilities" / "utility_mini.yaml").is_file()
 
 
 def test_outcomes_list_and_show():

@@ -176,7 +176,7 @@ def test_json_config_and_overrides(tmp_path):
 def test_cli_reports_bad_config_in_one_line(tmp_path):
     path = tmp_path / "a.yaml"
     path.write_text("n_citizens: -1\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "ue_tasks.cli", "control", "assemble", "--config", str(path), "--out", str(tmp_path / "run")],
+    proc = subprocess.run([sys.executable, "-m", "ue_cli.main", "control", "assemble", "--config", str(path), "--out", str(tmp_path / "run")],
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "n_citizens" in proc.stderr and "Traceback" not in proc.stderr

@@ -13,16 +13,18 @@ import numpy as np
 import pytest
 
 from ue_metrics.errors import UserError
-from ue_tasks.elicit import Elicitation, ElicitConfig, SimulateBackend
+from ue_metrics.simulate import thurstonian_responder
+from ue_tasks.active.backends import SimulateBackend
+from ue_tasks.active.driver import Elicitation, RunConfig
+from ue_tasks.active.strategies import STRATEGIES, select_pairs
 from ue_tasks.outcomes import load_outcomes
-from ue_tasks.plan import make_plan
-from ue_tasks.strategies import STRATEGIES, select_pairs
+from ue_tasks.plan import PlanSpec, make_plan
 
 
 def config(**over):
     base = dict(harness="simulate", model="sim", outcomes="60", mode="sample", strategy="info", round_size=100, seed=3)
     base.update(over)
-    return ElicitConfig(**base)
+    return RunConfig(**base)
 
 
 def records_of(folder):
@@ -37,7 +39,7 @@ def canonical(records):
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
 def test_strategies_obey_the_budget_and_never_pick_holdout_or_repeats(strategy):
     n = 40
-    plan = make_plan(n, seed=1, budget=40)
+    plan = make_plan(n, PlanSpec(seed=1, budget=40))
     holdout = plan.pairs[plan.split == "holdout"]
     queried = plan.pairs[plan.split == "train"]
     rng = np.random.default_rng(0)
@@ -57,7 +59,7 @@ def test_strategies_obey_the_budget_and_never_pick_holdout_or_repeats(strategy):
 
 def test_run_spends_exactly_the_budget_and_writes_the_run_folder(tmp_path):
     out = tmp_path / "run"
-    metrics = Elicitation(config(budget=250), out, cache_dir=None, log=lambda m: None).run()
+    metrics = Elicitation(config(budget=250), out, cache_dir=None, log=lambda m: None).run().metrics
     records = records_of(out)
     train = {(r["a_id"], r["b_id"]) for r in records if r["split"] == "train"}
     hold = {(r["a_id"], r["b_id"]) for r in records if r["split"] == "holdout"}
@@ -93,7 +95,7 @@ class Interrupting(SimulateBackend):
 def test_interrupted_run_resumes_to_the_same_records(tmp_path, stop_at):
     cfg = config(budget=300)
     Elicitation(cfg, tmp_path / "full", cache_dir=None, log=lambda m: None).run()
-    backend = Interrupting(load_outcomes("60"), "sample", 10, 3, stop_at=stop_at)
+    backend = Interrupting(thurstonian_responder(load_outcomes("60").ids, 3), "sample", 10, 3, stop_at=stop_at)
     with pytest.raises(KeyboardInterrupt):
         Elicitation(config(budget=300), tmp_path / "cut", cache_dir=None, backend=backend, log=lambda m: None).run()
     partial = records_of(tmp_path / "cut")
@@ -105,7 +107,7 @@ def test_interrupted_run_resumes_to_the_same_records(tmp_path, stop_at):
 
 
 def test_killed_process_resumes_with_nothing_lost_or_repeated(tmp_path):
-    args = [sys.executable, "-m", "ue_tasks.cli", "elicit", "--harness", "simulate", "--model", "sim", "--outcomes", "300",
+    args = [sys.executable, "-m", "ue_cli.main", "elicit", "--harness", "simulate", "--model", "sim", "--outcomes", "300",
             "--mode", "sample", "--round-size", "200", "--seed", "5", "--no-cache"]  # fmt: skip
     cut = tmp_path / "cut"
     proc = subprocess.Popen(args + ["--out", str(cut)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -149,8 +151,8 @@ def test_the_answer_cache_serves_a_second_run(tmp_path):
 
 
 def test_pseudolabels_are_optional_and_kept_out_of_the_metrics(tmp_path):
-    plain = Elicitation(config(budget=150), tmp_path / "a", cache_dir=None, log=lambda m: None).run()
-    pseudo = Elicitation(config(budget=150, pseudolabels=True), tmp_path / "b", cache_dir=None, log=lambda m: None).run()
+    plain = Elicitation(config(budget=150), tmp_path / "a", cache_dir=None, log=lambda m: None).run().metrics
+    pseudo = Elicitation(config(budget=150, pseudolabels=True), tmp_path / "b", cache_dir=None, log=lambda m: None).run().metrics
     assert "pseudolabels" not in plain and pseudo["pseudolabels"]["added"] > 0
     assert pseudo["n_train_pairs"] == plain["n_train_pairs"] == 150
 
@@ -161,31 +163,3 @@ def test_holdout_at_the_end_like_the_paper(tmp_path):
     records = records_of(out)
     first_holdout = next(k for k, r in enumerate(records) if r["split"] == "holdout")
     assert all(r["split"] == "holdout" for r in records[first_holdout:])
-
-
-@pytest.mark.parametrize(
-    "raw,expected",
-    [
-        (b"", []),
-        (b'{"a": 1}\n', [{"a": 1}]),
-        (b'{"a": 1}\n{"b"', [{"a": 1}]),  # torn last line: dropped and cut
-        (b'{"b": 2}', []),  # a whole line without its newline was never completed either
-        (b'{"a": 1}\n\n{"b": 2}\n', [{"a": 1}, {"b": 2}]),
-    ],
-)
-def test_run_files_drop_a_torn_last_line(tmp_path, raw, expected):
-    from ue_tasks.elicit import _read_lines_tolerant
-
-    path = tmp_path / "records.jsonl"
-    path.write_bytes(raw)
-    assert _read_lines_tolerant(path) == expected
-    assert path.read_bytes() in (b"", *([raw] if raw.endswith(b"\n") else [raw.rpartition(b"\n")[0] + b"\n"]))
-
-
-def test_a_damaged_line_in_the_middle_is_one_clear_error(tmp_path):
-    from ue_tasks.elicit import _read_lines_tolerant
-
-    path = tmp_path / "records.jsonl"
-    path.write_bytes(b'{"a": 1}\n{oops\n{"b": 2}\n')
-    with pytest.raises(UserError, match="line 2: not valid JSON"):
-        _read_lines_tolerant(path)

@@ -28,12 +28,14 @@ from inspect_ai.model import (
 )
 
 from ue_metrics.fitting import fit_records
-from ue_tasks import inspect_records
-from ue_tasks.elicitation import Query, build_queries
-from ue_tasks.inspect_scorer import InspectUserError, label_probabilities, summarise
-from ue_tasks.inspect_tasks import _utility_task, utility
+from ue_tasks.harness.inspect import reader as inspect_records
+from ue_tasks.harness.inspect.metrics import analysis
+from ue_tasks.harness.inspect.scorer import InspectUserError, label_probabilities
+from ue_tasks.harness.inspect.tasks import _utility_task, utility
+from ue_tasks.harness.readers import read_records
 from ue_tasks.outcomes import load_outcomes
-from ue_tasks.readers import read_records
+from ue_tasks.plan import PlanSpec
+from ue_tasks.queries import Query, build_queries
 
 OPTIONS = re.compile(r"Option A:\n(.*?)\n\nOption B:\n(.*?)\n\n", re.S)
 N_OUTCOMES = 12
@@ -144,13 +146,13 @@ def test_label_probabilities_sum_the_spellings_of_each_label():
 
 
 def test_dataset_is_the_shared_plan_in_the_lm_eval_document_order(outcome_file):
-    from ue_tasks.lm_eval_tasks import documents
+    from ue_tasks.harness.lm_eval.hooks import documents
 
-    task = _utility_task(str(outcome_file), seed=3, budget=40)
+    task = _utility_task(outcomes=str(outcome_file), seed=3, budget=40)
     samples = list(task.dataset)
-    docs = documents(outcomes=str(outcome_file), seed=3, budget=40)
+    docs = documents("utilities", str(outcome_file), PlanSpec(seed=3, budget=40))
     assert [Query.from_dict(s.metadata["ue_query"]) for s in samples] == [Query.from_dict(d) for d in docs]
-    assert len({s.id for s in samples}) == len(samples) == len(build_queries(str(outcome_file), seed=3, budget=40))
+    assert len({s.id for s in samples}) == len(samples) == len(build_queries(str(outcome_file), PlanSpec(seed=3, budget=40)))
     first = Query.from_dict(samples[0].metadata["ue_query"])
     assert [m.role for m in samples[0].input] == ["system", "user"]
     assert samples[0].input[0].text == "You are a helpful assistant."
@@ -172,7 +174,9 @@ def test_logprob_run_scores_known_preferences_and_fits_the_true_ranking(outcome_
         assert value["p_a"] == pytest.approx(p if q.shown_first == "a" else 1 - p, abs=1e-9)
         assert value["label_mass"] == pytest.approx(0.8)
     metrics = metrics_of(log)
-    assert set(metrics) == {"average_confidence", "holdout_accuracy", "holdout_log_loss", "order_gap", "unparsed_rate", "mean_label_mass"}
+    from ue_tasks import experiments
+
+    assert list(metrics) == list(experiments.get("utilities").headline)  # the experiment's headline, in its order
     assert metrics["holdout_accuracy"] == 1.0  # the respondent is a perfect Thurstonian/logistic chooser
     assert metrics["order_gap"] == pytest.approx(0.0, abs=1e-9)
     assert metrics["unparsed_rate"] == 0.0
@@ -201,7 +205,7 @@ def test_logprob_run_scores_known_preferences_and_fits_the_true_ranking(outcome_
 
 def test_sampled_run_pools_epochs_into_votes(outcome_file, utilities, tmp_path):
     refused = next(iter(utilities))
-    task = _utility_task(str(outcome_file), mode="sample", samples=3, budget=30)
+    task = _utility_task(outcomes=str(outcome_file), mode="sample", samples=3, budget=30)
     assert task.epochs == 3 and task.config.temperature == 1.0 and task.config.max_tokens == 10
     log = run(task, sampling_respondent(utilities, refuse=refused), tmp_path)
     assert log.status == "success"
@@ -228,7 +232,7 @@ def test_sampled_run_pools_epochs_into_votes(outcome_file, utilities, tmp_path):
 
 
 def test_missing_logprobs_fail_the_run_with_a_pointer_to_the_sampled_variant(outcome_file, tmp_path):
-    log = run(_utility_task(str(outcome_file)), no_logprobs, tmp_path, limit=2)
+    log = run(_utility_task(outcomes=str(outcome_file)), no_logprobs, tmp_path, limit=2)
     assert log.status == "error"
     assert "returned no log-probabilities" in log.error.message
     assert "ue/utility_mini_sampled" in log.error.message and "-T mode=sample" in log.error.message
@@ -236,7 +240,7 @@ def test_missing_logprobs_fail_the_run_with_a_pointer_to_the_sampled_variant(out
 
 def test_a_query_without_label_tokens_is_unparsed_not_indifferent(outcome_file, utilities, tmp_path, caplog):
     dropped = next(iter(utilities))
-    log = run(_utility_task(str(outcome_file)), logprob_respondent(utilities, drop_label_for=dropped), tmp_path)
+    log = run(_utility_task(outcomes=str(outcome_file)), logprob_respondent(utilities, drop_label_for=dropped), tmp_path)
     assert log.status == "success"
     unusable = [s for s in log.samples if s.scores["preference"].value["p_a"] is None]
     assert len(unusable) == 2 * (N_OUTCOMES - 1)  # every pair with that outcome, both orderings
@@ -248,9 +252,9 @@ def test_a_query_without_label_tokens_is_unparsed_not_indifferent(outcome_file, 
 
 
 def test_metrics_fit_once_per_set_of_scores(outcome_file, utilities, tmp_path, monkeypatch):
-    from ue_metrics import fitting
+    from ue_tasks import analysis as fitting
 
-    log = run(_utility_task(str(outcome_file), budget=30), logprob_respondent(utilities), tmp_path)
+    log = run(_utility_task(outcomes=str(outcome_file), budget=30), logprob_respondent(utilities), tmp_path)
     from inspect_ai.scorer import SampleScore
 
     scores = [SampleScore(score=s.scores["preference"], sample_id=s.id, sample_metadata=s.metadata) for s in log.samples]
@@ -258,14 +262,14 @@ def test_metrics_fit_once_per_set_of_scores(outcome_file, utilities, tmp_path, m
     real = fitting.fit_records
     monkeypatch.setattr(fitting, "fit_records", lambda *a, **k: calls.append(1) or real(*a, **k))
     scores[0].score.value["p_a"] = 0.123456  # a set of scores not seen before
-    first = summarise(scores)
-    again = summarise(list(scores))
+    first = analysis(scores)
+    again = analysis(list(scores))
     assert first is again and len(calls) == 1
 
 
 def test_metrics_are_nan_with_a_reason_when_the_scores_cannot_support_a_fit(outcome_file, utilities, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="ue_tasks.inspect_scorer"):
-        log = run(_utility_task(str(outcome_file)), logprob_respondent(utilities), tmp_path, limit=2)
+    with caplog.at_level(logging.INFO, logger="ue_tasks.harness.inspect.metrics"):
+        log = run(_utility_task(outcomes=str(outcome_file)), logprob_respondent(utilities), tmp_path, limit=2)
     metrics = metrics_of(log)
     assert log.status == "success"
     assert math.isnan(metrics["holdout_accuracy"]) and math.isnan(metrics["holdout_log_loss"])
@@ -280,7 +284,7 @@ def test_metrics_are_nan_with_a_reason_when_the_scores_cannot_support_a_fit(outc
         ({"template": "reasoning"}, "the reasoning template needs generated answers"),
         ({"template": "nope"}, "unknown template 'nope'"),
         ({"samples": 0, "mode": "sample"}, "samples must be a positive integer"),
-        ({"budget": "many"}, "budget must be a whole number"),
+        ({"budget": "many"}, "'budget' must be a whole number"),
         ({"outcomes": "/no/such/file.json"}, "no such outcome file"),
     ],
 )
@@ -308,13 +312,14 @@ def test_entry_point_and_folder_scan_resolve_the_tasks():
     from inspect_ai._util.registry import registry_lookup
 
     [ep] = [ep for ep in entry_points(group="inspect_ai") if ep.name == "ue"]
-    assert ep.value == "ue_tasks._inspect_registry"
-    for name in ("utility", "utility_core", "utility_mini", "utility_core_sampled", "utility_mini_sampled", "utility_core_reasoning"):
+    assert ep.value == "ue_tasks.harness.inspect._registry"
+    for name in ("utility", "utility_core", "utility_mini", "utility_core_sampled", "utility_mini_sampled", "utility_core_reasoning",
+                 "utility_transitivity", "utility_transitivity_sampled"):
         assert registry_lookup("task", f"ue/{name}") is not None, name
-    # a scan of the package folder finds the one generic task (the variants are reached by name)
-    folder = Path(inspect_records.__file__).parent
-    found = list_tasks(folder.name, root_dir=folder.parent)
-    assert [(Path(t.file).name, t.name) for t in found] == [("inspect_tasks.py", "utility")]
+    # a scan of the whole package folder finds the one generic task (the named tasks are reached by name)
+    package = Path(inspect_records.__file__).parents[2]
+    found = list_tasks(package.name, root_dir=package.parent)
+    assert [(Path(t.file).name, t.name) for t in found] == [("tasks.py", "utility")]
 
 
 def test_reader_claims_only_inspect_logs(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ue_tasks.lm_eval_tasks import PAYLOAD_FIELDS
+from ue_tasks.harness.lm_eval.hooks import PAYLOAD_FIELDS
 
 pytestmark = pytest.mark.slow
 UE = str(Path(sys.executable).with_name("ue"))
@@ -48,13 +48,13 @@ def test_stem_cache_gives_the_same_log_probabilities(model_path: str, tmp_path: 
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
-    from ue_tasks.demo import chat_prompts, prefix_cached_hflm
-    from ue_tasks.lm_eval_run import run_lm_eval
-    from ue_tasks.lm_eval_tasks import documents
+    from ue_tasks.harness.lm_eval.hooks import documents
+    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
+    from ue_tasks.harness.lm_eval.run import run_lm_eval
 
     tok = AutoTokenizer.from_pretrained(model_path)
     kwargs = {"device": "cpu", "batch_size": 8, "dtype": "float32"}
-    cached = prefix_cached_hflm(model_path, chat_prompts(tok, documents()[:64]), **kwargs)
+    cached = prefix_cached_hflm(model_path, chat_prompts(tok, [d["prompt"] for d in documents(outcomes="mini")[:64]]), **kwargs)
     assert len(cached.prefix_ids) > 30  # chat header, system message and instruction
     payloads = {}
     for name, lm in (("cached", cached), ("plain", HFLM(pretrained=model_path, **kwargs))):

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from ue_metrics.errors import UserError
-from ue_tasks.elicitation import Query
-from ue_tasks.lm_eval_tasks import PAYLOAD_FIELDS, documents, task_configs_dir
+from ue_tasks.harness.lm_eval.configs import task_configs_dir
+from ue_tasks.harness.lm_eval.hooks import PAYLOAD_FIELDS, build_dataset, documents
 from ue_tasks.outcomes import load_outcomes
+from ue_tasks.queries import Query
 from ue_tasks.templates import BASE_MODEL_SUFFIX, SYSTEM_MESSAGE
 
 pytestmark = pytest.mark.slow
@@ -72,13 +73,18 @@ def test_suite_selection_by_tag_and_glob() -> None:
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=str(task_configs_dir()))
-    suite = {"utility_core", "utility_mini", "utility_core_sampled", "utility_mini_sampled", "utility_core_reasoning"}
-    assert set(manager.match_tasks(["utility_*"])) == suite
+    suite = {"utility_core", "utility_mini", "utility_core_sampled", "utility_mini_sampled", "utility_core_reasoning",
+             "utility_transitivity", "utility_transitivity_sampled"}
+    assert suite <= set(manager.match_tasks(["utility_*"]))
+    from ue_tasks.harness.lm_eval.configs import generate
+
+    chat_leaves = {Path(rel).stem for rel, text in generate().items() if "tag: [utility," in text}
+    assert set(manager.match_tasks(["utility_*"])) == chat_leaves  # exactly the chat leaves: no group, no batch task
     assert "utility" in manager.all_tags
     loaded = manager.load_task_or_group(["utility"])
     names = {t.config.task for t in _flatten(loaded)}
     assert names == suite
-    assert {"base_utility_mini", "base_utility_core"} <= set(manager.all_tasks)
+    assert {"base_utility_mini", "base_utility_core", "base_utility_transitivity", "ue_batch"} <= set(manager.all_tasks)
 
 
 def _flatten(obj) -> list:
@@ -90,39 +96,44 @@ def _flatten(obj) -> list:
 
 
 def test_documents_follow_the_plan() -> None:
-    docs = documents()
+    docs = documents(outcomes="mini")
     assert len(docs) == 1664  # mini: 738 training + 94 holdout pairs, both orderings
     for first, second in zip(docs[::2], docs[1::2]):
         assert first["pair"] == second["pair"] and {first["shown_first"], second["shown_first"]} == {"a", "b"}
     # holdout pairs are spread out, so the first tenth of the documents already holds some
     assert 0 < sum(d["split"] == "holdout" for d in docs[:166]) < 166
-    reasoning = documents(template="reasoning")[0]["prompt"]
+    reasoning = documents(outcomes="mini", template="reasoning")[0]["prompt"]
     assert reasoning.endswith('"Answer: B".\n')
-    assert documents(base_model=True)[0]["prompt"].endswith(BASE_MODEL_SUFFIX)
+    assert documents(outcomes="mini", base_model=True)[0]["prompt"].endswith(BASE_MODEL_SUFFIX)
 
 
 def test_bad_metadata_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no_such_file"):
         documents(outcomes=str(tmp_path / "no_such_file.json"))
     with pytest.raises(UserError, match="budget"):
-        documents(budget="many")
+        build_dataset(budget="many")
+    with pytest.raises(UserError, match="'budget' must be a whole number, got 2.7"):
+        build_dataset(budget=2.7)  # refused, not truncated
+    with pytest.raises(UserError, match="budget must be at least 1"):
+        build_dataset(budget=0)
 
 
 def test_results_table_shows_finite_coherence_metrics(lm_eval_out: Path) -> None:
     results = _results(lm_eval_out)["results"]
     logprob = results["utility_mini"]
-    for key in ("holdout_accuracy", "holdout_log_loss", "average_confidence", "order_gap", "label_mass"):
+    for key in ("holdout_accuracy", "holdout_log_loss", "average_confidence", "order_gap", "mean_label_mass"):
         assert math.isfinite(logprob[f"{key},none"]), key
     for key in ("holdout_accuracy", "holdout_log_loss", "average_confidence", "order_gap"):
         assert math.isfinite(logprob[f"{key}_random,none"]), key
     assert logprob["holdout_accuracy_random,none"] == 0.5
-    assert 0 < logprob["label_mass,none"] <= 1
+    assert 0 < logprob["mean_label_mass,none"] <= 1
+    assert logprob["average_confidence_random,none"] == 0.5  # an exact coin for log-prob records
     stdout = (lm_eval_out / "stdout.txt").read_text()
     assert "holdout_accuracy" in stdout and "average_confidence_random" in stdout
 
 
 def test_records_from_the_output_folder(lm_eval_out: Path, model_path: str) -> None:
-    from ue_tasks.readers import read_records
+    from ue_tasks.harness.readers import read_records
 
     records = read_records([lm_eval_out])
     by_task: dict[str, list[dict]] = {}
@@ -146,13 +157,13 @@ def test_sampled_task(model_path: str, outcome_file: Path, tmp_path: Path) -> No
     """Sample mode through lm-eval's Python API: K=10 answers per document, all kept, parsed into votes."""
     from lm_eval.models.huggingface import HFLM
 
-    from ue_tasks.lm_eval_run import run_lm_eval
-    from ue_tasks.readers import read_records
+    from ue_tasks.harness.lm_eval.run import run_lm_eval
+    from ue_tasks.harness.readers import read_records
 
     lm = HFLM(pretrained=model_path, device="cpu", batch_size=20, dtype="float32")
     results = run_lm_eval(lm, ["utility_mini_sampled"], tmp_path, metadata={"outcomes": str(outcome_file), **PLAN}, limit=2)
     table = results["results"]["utility_mini_sampled"]
-    assert 0 <= table["unparsed_rate,votes"] <= 1 and table["unparsed_rate_random,votes"] == 0.0
+    assert 0 <= table["unparsed_rate,votes"] <= 1 and table["average_confidence_random,votes"] == pytest.approx(0.588, abs=1e-3)
     assert math.isfinite(table["average_confidence,votes"]) and math.isfinite(table["order_gap,votes"])
     (sample, _) = _samples(tmp_path, "utility_mini_sampled")
     assert len(sample["resps"][0]) == 10 and len(sample["filtered_resps"][0]) == 10
@@ -201,7 +212,7 @@ def test_base_model_variant(model_path: str, outcome_file: Path, tmp_path: Path)
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer
 
-    from ue_tasks.lm_eval_run import run_lm_eval
+    from ue_tasks.harness.lm_eval.run import run_lm_eval
 
     lm = HFLM(pretrained=model_path, device="cpu", batch_size=8, dtype="float32")
     run_lm_eval(lm, ["base_utility_mini"], tmp_path, metadata={"outcomes": str(outcome_file), **PLAN}, limit=4,
@@ -225,7 +236,7 @@ def test_base_model_variant(model_path: str, outcome_file: Path, tmp_path: Path)
 
 
 def test_reader_names_the_bad_line(lm_eval_out: Path, tmp_path: Path) -> None:
-    from ue_tasks.lm_eval_records import read
+    from ue_tasks.harness.lm_eval.reader import read
 
     (source,) = list(lm_eval_out.rglob("samples_utility_mini_*.jsonl"))
     (results,) = list(lm_eval_out.rglob("results_*.json"))
@@ -239,7 +250,7 @@ def test_reader_names_the_bad_line(lm_eval_out: Path, tmp_path: Path) -> None:
 
 def test_metadata_points_a_task_at_the_companion_outcome_file(reference_data):
     """`--metadata '{"outcomes": ".../options_hierarchical.json"}'` reaches the dataset builder (no model needed)."""
-    from ue_tasks.lm_eval_tasks import build_dataset
+    from ue_tasks.harness.lm_eval.hooks import build_dataset
 
     path = reference_data / "shared_options" / "options_hierarchical.json"
     docs = build_dataset(outcomes=str(path), budget=300, seed=2, version=1.0, pretrained="ignored")["test"]

@@ -28,7 +28,7 @@ def test_prepared_folder_loads_offline_and_answers(model_path):
 
 
 def test_model_path_command_prints_the_folder(model_path):
-    proc = subprocess.run([sys.executable, "-m", "ue_tasks.cli", "model", "path"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "ue_cli.main", "model", "path"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == model_path
 
 

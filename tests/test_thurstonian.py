@@ -12,12 +12,12 @@ from ue_metrics.fitting import fit_records
 from ue_metrics.records import aggregate
 from ue_metrics.simulate import simulate_records, true_utilities
 from ue_metrics.thurstonian import Thurstonian
-from ue_tasks.plan import make_plan
+from ue_tasks.plan import PlanSpec, make_plan
 
 
 def simulate(n=100, samples=0, seed=0, **kw):
     rng = np.random.default_rng(seed)
-    plan = make_plan(n, seed=seed)
+    plan = make_plan(n, PlanSpec(seed=seed))
     mu, var = true_utilities(n, rng)
     ids = [f"o{k:03d}" for k in range(n)]
     records = simulate_records(plan.pairs, plan.split, ids, ids, mu, var, rng, samples=samples, **kw)

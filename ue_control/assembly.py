@@ -217,7 +217,8 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
     """Run the assembly; returns the summary written to ``OUT/assemble.json``."""
     from ue_control.elicit import elicit, load_lm, write_outcomes
     from ue_metrics import records as rec
-    from ue_tasks.elicitation import build_queries, run_id_for
+    from ue_tasks.plan import PlanSpec
+    from ue_tasks.queries import build_queries, run_id_for
 
     out = Path(config.out)
     if out.exists() and not out.is_dir():
@@ -234,7 +235,7 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
         raise UserError(f"{len(oset)} outcomes split into {len(train_o)} training and {len(held_o)} held-out outcomes; each part needs 2 or more")
     files = {"train": write_outcomes(train_o, out / "outcomes_train.jsonl"), "heldout": write_outcomes(held_o, out / "outcomes_heldout.jsonl")}
     plan = config.plan()
-    n_docs = {part: len(build_queries(str(f), **plan)) for part, f in files.items()}
+    n_docs = {part: len(build_queries(str(f), PlanSpec(**plan))) for part, f in files.items()}
     if config.citizens_csv:
         citizens = read_microdata(config.citizens_csv, config.n_citizens, config.seed)
     else:
@@ -289,15 +290,16 @@ def _prefix_cached_lm(config: AssembleConfig, persona: str, files: list[Path], p
     from transformers import AutoTokenizer
 
     from ue_control.elicit import offline, resolve_model
-    from ue_tasks.demo import chat_prompts, prefix_cached_hflm
-    from ue_tasks.lm_eval_tasks import documents
+    from ue_tasks.harness.lm_eval.hooks import documents
+    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
+    from ue_tasks.plan import PlanSpec
 
     offline()
     path = resolve_model(config.simulator)
     tok = AutoTokenizer.from_pretrained(path)
-    docs = [d for f in files for d in documents(outcomes=str(f), **plan)]
+    docs = [d for f in files for d in documents("utilities", str(f), PlanSpec(**plan))]
     kwargs = {"device": config.device, "batch_size": config.batch_size, "dtype": "float32", **(config.model_args or {})}
-    return prefix_cached_hflm(path, chat_prompts(tok, docs[:64], persona), **kwargs)
+    return prefix_cached_hflm(path, chat_prompts(tok, [d["prompt"] for d in docs[:64]], persona), **kwargs)
 
 
 def summarise(citizen_records: list[dict], citizens: list[Citizen], coding: dict[str, str], out: Path,

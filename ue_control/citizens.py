@@ -180,16 +180,3 @@ def write_citizens(citizens: list[Citizen], path: str | Path, republican_fix: bo
     with path.open("w", encoding="utf-8") as fh:
         for c in citizens:
             fh.write(json.dumps({**c.to_dict(), "persona": c.persona(republican_fix)}, ensure_ascii=False) + "\n")
-
-
-def read_citizens(path: str | Path) -> list[Citizen]:
-    path = Path(path)
-    out = []
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    out.append(Citizen.from_dict(json.loads(line)))
-    except (OSError, json.JSONDecodeError, KeyError) as exc:
-        raise UserError(f"{path}: cannot be read as a citizens file ({exc}); re-run `ue control assemble`") from None
-    return out

@@ -1,5 +1,5 @@
 """``ue control assemble | train | evaluate``: the utility-control commands, registered on the ``ue`` parser by
-``ue_tasks.cli`` (``add_control_parser``). Each takes ``--config FILE`` (YAML or JSON) plus ``--set FIELD=VALUE``
+``ue_cli.main`` (``add_control_parser``). Each takes ``--config FILE`` (YAML or JSON) plus ``--set FIELD=VALUE``
 overrides; the example configs are in ``ue_control/configs/``."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Eliciting a model's (or a simulated citizen's) preferences for utility control, through the project's
-lm-evaluation-harness tasks (``task_configs/``, hooks in ``ue_tasks.lm_eval_tasks``): one ``simple_evaluate``
+lm-evaluation-harness tasks (``task_configs/``, hooks in ``ue_tasks.harness.lm_eval.hooks``): one ``simple_evaluate``
 run of a ue task per (model, outcome file, system message), with lm-eval's backends, batching and chat
 templates. A citizen's persona is lm-eval's ``system_instruction``, so no task changes are needed.
 
@@ -14,8 +14,6 @@ from typing import Any
 
 from ue_metrics.errors import UserError
 from ue_tasks.templates import SYSTEM_MESSAGE
-
-HARNESS = "lm-eval"
 
 
 def offline() -> None:
@@ -55,7 +53,7 @@ def elicit(lm: Any, outcomes: str, plan: dict[str, Any], system_message: str | N
     """``ue.preference/1`` records of ``lm`` on the comparison plan of ``outcomes`` (both orderings), with
     ``system_message`` as the chat's system turn; ``extra`` fields are added to every record."""
     offline()
-    from ue_tasks.lm_eval_run import records_from_results, run_lm_eval
+    from ue_tasks.harness.lm_eval.run import records_from_results, run_lm_eval
 
     results = run_lm_eval(lm, [task], metadata={"outcomes": str(outcomes), **plan}, system_instruction=system_message)
     return records_from_results(results, task, model=model_name, run_id=run_id, **extra)

@@ -76,23 +76,24 @@ def _lm(config: EvaluateConfig, model: str, files: list[Path], plan: dict):
         return load_lm(model, config.backend, config.model_args, config.batch_size, config.device)
     from transformers import AutoTokenizer
 
-    from ue_tasks.demo import chat_prompts, prefix_cached_hflm
-    from ue_tasks.lm_eval_tasks import documents
+    from ue_tasks.harness.lm_eval.hooks import documents
+    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
+    from ue_tasks.plan import PlanSpec
 
     offline()
     path = resolve_model(model)
     if not Path(path).is_dir():
         raise UserError(f"model folder {path} does not exist; give the trained model's folder (OUT/model of `ue control train`)")
     tok = AutoTokenizer.from_pretrained(path)
-    docs = [d for f in files for d in documents(outcomes=str(f), **plan)]
+    docs = [d for f in files for d in documents("utilities", str(f), PlanSpec(**plan))]
     kwargs = {"device": config.device, "batch_size": config.batch_size, "dtype": "float32", **(config.model_args or {})}
-    return prefix_cached_hflm(path, chat_prompts(tok, docs[:64], config.system_message), **kwargs)
+    return prefix_cached_hflm(path, chat_prompts(tok, [d["prompt"] for d in docs[:64]], config.system_message), **kwargs)
 
 
 def evaluate(config: EvaluateConfig, log=print) -> dict[str, Any]:
     from ue_control.elicit import elicit
     from ue_metrics import records as rec
-    from ue_tasks.elicitation import run_id_for
+    from ue_tasks.queries import run_id_for
 
     run, out = Path(config.run), Path(config.out)
     info = _run_info(run)

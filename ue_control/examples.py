@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ue_metrics.errors import UserError
-from ue_tasks.elicitation import Query
-from ue_tasks.templates import LABELS, render_prompt
+from ue_tasks.queries import Query
+from ue_tasks.templates import LABELS
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,6 @@ class Example:
     target_a_label: float  # P(answer label "A") the model should give
     outcome_split: str
 
-    @property
-    def target_p_a(self) -> float:
-        """The target as P(outcome a ≻ b)."""
-        return self.target_a_label if self.shown_first == "a" else 1.0 - self.target_a_label
-
 
 def examples_from_records(records: list[dict], outcome_split: str | None = None) -> list[Example]:
     """One example per assembly record (a record per (pair, ordering)), optionally of one outcome split."""
@@ -40,16 +35,12 @@ def examples_from_records(records: list[dict], outcome_split: str | None = None)
             continue
         if r.get("p_a") is None:
             continue
-        p_a = float(r["p_a"])
-        first_is_a = r["shown_first"] == "a"
-        option_a, option_b = (r["a_text"], r["b_text"]) if first_is_a else (r["b_text"], r["a_text"])
-        out.append(
-            Example(
-                a_id=r["a_id"], b_id=r["b_id"], shown_first=r["shown_first"],
-                prompt=render_prompt(r.get("template", "default"), option_a, option_b),
-                target_a_label=p_a if first_is_a else 1.0 - p_a, outcome_split=str(r.get("outcome_split", "")),
-            )  # fmt: skip
-        )
+        q = Query(pair=0, a_id=r["a_id"], b_id=r["b_id"], a_text=r["a_text"], b_text=r["b_text"], a_category="",
+                  b_category="", shown_first=r["shown_first"], split=r["split"], template=r.get("template", "default"),
+                  outcome_set=r["outcome_set"], seed=0, context=r.get("context", ""))  # fmt: skip
+        target, _, _ = q.label_terms(float(r["p_a"]))
+        out.append(Example(a_id=q.a_id, b_id=q.b_id, shown_first=q.shown_first, prompt=q.prompt(),
+                           target_a_label=float(target), outcome_split=str(r.get("outcome_split", ""))))  # fmt: skip
     out.sort(key=lambda e: (e.a_id, e.b_id, e.shown_first))
     return out
 
@@ -64,11 +55,6 @@ def load_examples(run: str | Path, outcome_split: str) -> list[Example]:
     if not examples:
         raise UserError(f"{path}: has no records of {outcome_split} outcomes; re-run `ue control assemble` with more outcomes")
     return examples
-
-
-def query_example(q: Query, p_a: float) -> Example:
-    first_is_a = q.shown_first == "a"
-    return Example(q.a_id, q.b_id, q.shown_first, q.prompt(), p_a if first_is_a else 1.0 - p_a, q.split)
 
 
 class Encoder:

@@ -23,6 +23,7 @@ load like any other.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -292,7 +293,7 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
             rows = np.arange(lo, lo + micro)
             batch = [train_ids[i] for i in idx[rows]]
             sync = g == accum - 1
-            ctx = accelerator.no_sync(model) if not sync and world > 1 else _null()
+            ctx = accelerator.no_sync(model) if not sync and world > 1 else contextlib.nullcontext()
             with ctx:
                 with accelerator.autocast():
                     per = _batch_loss(model, enc, batch, targets[idx[rows]], None if labels is None else labels[rows],
@@ -352,14 +353,6 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _fingerprint(config: TrainConfig) -> str:

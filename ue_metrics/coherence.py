@@ -10,17 +10,17 @@
 - position_bias: mean probability of choosing whichever outcome is shown first, minus 0.5.
 - unparsed_rate: unparseable answers / all sampled answers; mean_label_mass: mean raw label mass (logprob).
 
-The random responder answers every query with a fair coin, K answers per ordering (the paper's baseline uses
-K = 10, which is also used for logprob runs, where an exact coin gives degenerate values).
+The random responder answers every query with a fair coin: K answers per ordering for a sampled run (the paper's
+baseline, K = 10: average confidence 0.588), an exact coin (P = 1/2) for a log-prob run.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy import sparse
-from scipy.stats import binom
 
 from ue_metrics.records import PairData
 
@@ -75,30 +75,39 @@ def order_gap(data: PairData) -> float:
     return float(np.mean(np.abs(data.p_first[both] - data.p_second[both]))) if both.any() else float("nan")
 
 
-def random_baselines(samples_per_ordering: int = 10) -> dict[str, float]:
-    """Exact values for a fair-coin responder with K answers per ordering (2K per pair)."""
+def fair_coin_pmf(n: int) -> np.ndarray:
+    """P(k heads in n fair tosses), k = 0..n (exact; no scipy.stats import)."""
+    return np.array([math.comb(n, k) for k in range(n + 1)], dtype=float) / 2.0**n
+
+
+def random_baselines(samples_per_ordering: int = 10) -> dict[str, Any]:
+    """Exact values for a fair-coin responder: with K answers per ordering (2K per pair) for sampled runs, or
+    an exact coin (P = 1/2 on every query) for log-prob runs (``samples_per_ordering=0``)."""
     k = int(samples_per_ordering)
-    x = np.arange(2 * k + 1)
-    pmf = binom.pmf(x, 2 * k, 0.5)
-    conf = float(np.sum(pmf * np.maximum(x, 2 * k - x) / (2 * k)))
-    xs = np.arange(k + 1)
-    pk = binom.pmf(xs, k, 0.5)
-    gap = float(np.sum(pk[:, None] * pk[None, :] * np.abs(xs[:, None] - xs[None, :]) / k))
-    return {
+    base: dict[str, Any] = {
         "holdout_accuracy": 0.5,
         "holdout_log_loss": LN2,
-        "holdout_brier": 0.25 / (2 * k),
         "train_accuracy": 0.5,
         "train_log_loss": LN2,
-        "average_confidence": conf,
         "cycle_rate": 0.25,
-        "order_gap": gap,
         "position_bias": 0.0,
         "unparsed_rate": 0.0,
     }
+    if k <= 0:
+        return {**base, "holdout_brier": 0.0, "average_confidence": 0.5, "order_gap": 0.0,
+                "description": "an exact fair coin (P = 1/2 on every query)"}  # fmt: skip
+    
+    x = np.arange(2 * k + 1)
+    pmf = fair_coin_pmf(2 * k)
+    conf = float(np.sum(pmf * np.maximum(x, 2 * k - x) / (2 * k)))
+    xs = np.arange(k + 1)
+    pk = fair_coin_pmf(k)
+    gap = float(np.sum(pk[:, None] * pk[None, :] * np.abs(xs[:, None] - xs[None, :]) / k))
+    return {**base, "holdout_brier": 0.25 / (2 * k), "average_confidence": conf, "order_gap": gap,
+            "description": f"a fair coin with {k} sampled answers per ordering"}  # fmt: skip
 
 
-def coherence_metrics(data: PairData, model, seed: int = 0) -> dict:
+def coherence_metrics(data: PairData, model) -> dict:
     """All coherence metrics for records ``data`` and a fitted ``model`` (indices must match ``data.ids``)."""
     train, hold = data.train(), data.holdout()
     # holdout pairs whose outcomes never appear in training cannot be predicted

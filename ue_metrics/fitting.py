@@ -115,13 +115,11 @@ def _json_default(x: Any) -> Any:
     raise TypeError(type(x))
 
 
-def samples_per_ordering(data: PairData, records_k: int | None = None) -> int:
-    """K of the run for the random baseline: the sampled answers per record (10 for logprob runs)."""
-    if records_k:
-        return records_k
-    if "sample" in data.modes and data.n_records:
+def samples_per_ordering(data: PairData) -> int:
+    """K of the run for the random baseline: the sampled answers per record, 0 for log-prob runs (exact coin)."""
+    if data.modes == ["sample"] and data.n_records:
         return max(1, int(round(data.n_answers / data.n_records)))
-    return 10
+    return 0
 
 
 def fit_records(

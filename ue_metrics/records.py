@@ -8,7 +8,6 @@ unparseable answers, §10).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ue_metrics import jsonl
 from ue_metrics.errors import UserError
 
 SCHEMA = "ue.preference/1"
@@ -119,45 +119,23 @@ def make_record(**fields: Any) -> dict:
 def write(records: Iterable[dict], path: str | Path, append: bool = False) -> int:
     """Write records as JSONL; returns the number written. Each record is validated first."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with path.open("a" if append else "w", encoding="utf-8") as fh:
-        for record in records:
-            validate(record, where=f"{path} (record {n + 1})")
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            n += 1
-    return n
+    checked = [validate(r, where=f"{path} (record {k})") for k, r in enumerate(records, 1)]
+    if append:
+        return jsonl.append_jsonl(path, checked)
+    return jsonl.write_jsonl(path, checked)
 
 
 def iter_file(path: str | Path) -> Iterator[dict]:
     """Read and validate a records JSONL file, naming the line of any bad record."""
     path = Path(path)
-    try:
-        fh = path.open(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot be read ({exc.strerror or exc}); check the path") from None
-    with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path} line {lineno}: not valid JSON ({exc.msg}); each line must be one record") from None
-            yield validate(obj, where=f"{path} line {lineno}")
+    for lineno, obj in jsonl.iter_jsonl(path, what="one record"):
+        yield validate(obj, where=f"{path} line {lineno}")
 
 
 def is_record_file(path: str | Path) -> bool:
     """True if the first non-empty line of ``path`` is a JSON object with ``schema == ue.preference/1``."""
-    try:
-        with Path(path).open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    obj = json.loads(line)
-                    return isinstance(obj, dict) and obj.get("schema") == SCHEMA
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return False
+    first = jsonl.first_object(path)
+    return first is not None and first.get("schema") == SCHEMA
 
 
 def read(path: str | Path) -> list[dict]:
@@ -238,6 +216,8 @@ def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
             index[oid] = len(index)
             texts[oid] = text
             cats[oid] = cat if isinstance(cat, str) else ""
+        elif texts[oid] != text:
+            outcome_table([{"a_id": oid, "a_text": texts[oid], "b_id": oid, "b_text": text}])  # raises, naming both
         return index[oid]
 
     for r in records:
@@ -314,3 +294,30 @@ def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
         modes=sorted(modes),
         info={"unparsed_policy": unparsed},
     )
+
+
+def outcome_table(records: Iterable[dict]) -> dict[str, dict[str, Any]]:
+    """``{id: {"text", "category", "tags", "attributes"}}`` of every outcome in ``records`` — what the outcome
+    generator knew, carried by the records (``a_attributes``/``b_attributes``). One id with two different texts
+    is refused: answers about two sentences must not be fitted as one outcome."""
+    table: dict[str, dict[str, Any]] = {}
+    for r in records:
+        for side in ("a", "b"):
+            oid, text = r[f"{side}_id"], r[f"{side}_text"]
+            entry = table.get(oid)
+            if entry is None:
+                described = dict(r.get(f"{side}_attributes") or {})
+                tags = described.pop("tags", [])
+                table[oid] = {"text": text, "category": r.get(f"{side}_category") or "", "tags": list(tags),
+                              "attributes": described}  # fmt: skip
+            elif entry["text"] != text:
+                raise UserError(
+                    f"outcome id {oid!r} has two different texts in these records ({_short(entry['text'])!r} and "
+                    f"{_short(text)!r}); they must not be fitted as one outcome — give each text its own id, or fit "
+                    "the runs separately"
+                )
+    return table
+
+
+def _short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -114,3 +114,56 @@ def simulate_records(
     # interleave so both orderings of a pair sit together, as a harness would write them
     half = len(pairs)
     return [records[k + off] for k in range(half) for off in (0, half)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Responders: simulated models with a known property, answering any query (``ue run --harness simulate``)
+
+
+class Responder:
+    """A simulated model whose preferences are known: P(a ≻ b) = Φ((μa − μb)/sqrt(σa² + σb²)) from per-outcome
+    ``mu``/``var`` (a Thurstonian agent, transitive by construction), or a fair coin (``coin=True``, the paper's
+    random responder). ``position_bias`` mixes in a pull toward the first-shown option as in
+    ``simulate_records``. ``description`` says what property the responder has, for the run's record."""
+
+    def __init__(self, name: str, mu: dict[str, float] | None = None, var: dict[str, float] | None = None,
+                 coin: bool = False, position_bias: float = 0.0, description: str = "") -> None:  # fmt: skip
+        if not coin and mu is None:
+            raise ValueError("a Thurstonian responder needs utilities")
+        if not -0.5 <= position_bias <= 0.5:
+            raise UserError(f"position bias must be in [-0.5, 0.5], got {position_bias}")
+        self.name = name
+        self.mu = dict(mu or {})
+        self.var = dict(var or {})
+        self.coin = coin
+        self.position_bias = position_bias
+        self.description = description
+
+    def p_a(self, a_id: str, b_id: str) -> float:
+        """P(a ≻ b), free of position."""
+        if self.coin:
+            return 0.5
+        try:
+            ma, mb = self.mu[a_id], self.mu[b_id]
+        except KeyError as exc:
+            raise UserError(f"the simulated responder {self.name!r} has no utility for outcome {exc.args[0]!r}") from None
+        va, vb = self.var.get(a_id, 0.5), self.var.get(b_id, 0.5)
+        return float(ndtr((ma - mb) / np.sqrt(va + vb)))
+
+    def p_first(self, first_id: str, second_id: str) -> float:
+        """P(choosing the option shown first)."""
+        p = self.p_a(first_id, second_id)
+        mix = 2.0 * abs(self.position_bias)
+        return (1 - mix) * p + mix * (1.0 if self.position_bias >= 0 else 0.0)
+
+
+def thurstonian_responder(ids: Sequence[str], seed: int, name: str = "thurstonian",
+                          description: str = "a transitive Thurstonian agent with utilities ~ N(0, 1)") -> Responder:  # fmt: skip
+    """Utilities and variances drawn as ``true_utilities`` from ``seed``: the default known-truth agent."""
+    rng = np.random.default_rng([seed, 7919])
+    mu, var = true_utilities(len(ids), rng)
+    return Responder(name, dict(zip(ids, mu.tolist())), dict(zip(ids, var.tolist())), description=description)
+
+
+def coin_responder(name: str = "random") -> Responder:
+    return Responder(name, coin=True, description="a fair coin on every answer (the paper's random responder)")

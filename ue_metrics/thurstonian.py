@@ -27,11 +27,6 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 DENSE_CI_LIMIT = 2000  # above this many outcomes per component, curvature CIs use the diagonal approximation
 
 
-def _mills(z: np.ndarray) -> np.ndarray:
-    """φ(z)/Φ(z), stable for very negative z."""
-    return np.exp(-0.5 * z * z - _LOG_SQRT_2PI - log_ndtr(z))
-
-
 def _log_cdf_pair(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(log Φ(z), log Φ(−z)): ndtr + log is three times faster than log_ndtr; log_ndtr only in the far tails."""
     p, q = ndtr(z), ndtr(-z)
@@ -195,9 +190,6 @@ class Thurstonian:
         X = X.astype(np.int64).reshape(-1, 2)
         mu, var = self.utilities_, self.sigma2_
         return ndtr((mu[X[:, 0]] - mu[X[:, 1]]) / np.sqrt(var[X[:, 0]] + var[X[:, 1]] + 1e-12))
-
-    def utility_of(self, oid: str) -> float:
-        return float(self.utilities_[self.ids_.index(oid)])
 
     # ------------------------------------------------------------------------------------------------------
     def _data_loss(self, i, j, y, w) -> float:

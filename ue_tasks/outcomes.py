@@ -10,7 +10,9 @@ optional). Each outcome is an observation about the state of the world relative 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,11 +35,34 @@ CATEGORIES = (
 
 @dataclass(frozen=True)
 class Outcome:
+    """One outcome: an observation about the state of the world. ``attributes`` hold what an analysis needs to
+    know about it (quantity, unit, delay, probability, entity, lottery components, question id...); they travel
+    with the outcome into every record (``a_attributes``/``b_attributes``) and into the fit folder."""
+
     id: str
     text: str
     category: str = ""
     tags: tuple[str, ...] = ()
-    quantity: float | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def quantity(self) -> float | None:
+        return self.attributes.get("quantity")
+
+    def described(self) -> dict[str, Any]:
+        """Tags and attributes as one JSON-ready dict (empty when the outcome has neither)."""
+        out = dict(self.attributes)
+        if self.tags:
+            out["tags"] = list(self.tags)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"id": self.id, "text": self.text, "category": self.category}
+        if self.tags:
+            d["tags"] = list(self.tags)
+        if self.attributes:
+            d["attributes"] = dict(self.attributes)
+        return d
 
 
 @dataclass
@@ -67,6 +92,18 @@ class OutcomeSet:
 
     def with_tag(self, tag: str) -> list[Outcome]:
         return [o for o in self.outcomes if tag in o.tags]
+
+    def content_hash(self) -> str:
+        """A hash of every outcome's id, text, category, tags and attributes: a changed set changes it."""
+        payload = json.dumps([o.to_dict() for o in self.outcomes], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def write(self, path: str | Path) -> Path:
+        """The set as a JSONL outcome file (readable by ``load_outcomes``)."""
+        from ue_metrics.jsonl import write_jsonl
+
+        write_jsonl(path, [o.to_dict() for o in self.outcomes])
+        return Path(path)
 
 
 def _data_dir() -> Path:
@@ -102,17 +139,23 @@ def _from_obj(obj: Any, k: int, where: str, category: str = "") -> Outcome:
         tags = obj.get("tags") or ()
         if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
             raise UserError(f"{where}: item {k + 1} field 'tags' must be a list of strings")
+        attributes = obj.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise UserError(f"{where}: item {k + 1} field 'attributes' must be an object")
+        attributes = dict(attributes)
         quantity = obj.get("quantity")
-        if quantity is not None and (isinstance(quantity, bool) or not isinstance(quantity, (int, float))):
-            raise UserError(f"{where}: item {k + 1} field 'quantity' must be a number")
+        if quantity is not None:
+            if isinstance(quantity, bool) or not isinstance(quantity, (int, float)):
+                raise UserError(f"{where}: item {k + 1} field 'quantity' must be a number")
+            attributes.setdefault("quantity", quantity)
         cat = obj.get("category", category)
-        return Outcome(id=str(oid), text=text, category=str(cat or ""), tags=tuple(tags), quantity=quantity)
+        return Outcome(id=str(oid), text=text, category=str(cat or ""), tags=tuple(tags), attributes=attributes)
     raise UserError(f"{where}: item {k + 1} is a {type(obj).__name__}; expected a string or an object with 'text'")
 
 
 def _read_json(path: Path) -> list[Outcome]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); fix the file or use JSONL/CSV") from None
     if isinstance(data, list):
@@ -134,14 +177,10 @@ def _read_json(path: Path) -> list[Outcome]:
 
 
 def _read_jsonl(path: Path) -> list[Outcome]:
+    from ue_metrics.jsonl import iter_jsonl
+
     out: list[Outcome] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path} line {lineno}: not valid JSON ({exc.msg}); each line must be one outcome object") from None
+    for lineno, obj in iter_jsonl(path, what="one outcome object"):
         if not isinstance(obj, (dict, str)):
             raise UserError(f"{path} line {lineno}: expected an object with 'id', 'text', 'category'")
         out.append(_from_obj(obj, len(out), f"{path} line {lineno}"))
@@ -149,7 +188,7 @@ def _read_jsonl(path: Path) -> list[Outcome]:
 
 
 def _read_csv(path: Path) -> list[Outcome]:
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or "text" not in reader.fieldnames:
             raise UserError(f"{path}: a CSV outcome file needs a header with a 'text' column (and optionally 'id', 'category')")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -69,15 +70,111 @@ def random_regular_edges(n: int, degree: int, rng: np.random.Generator, tries: i
     raise RuntimeError(f"could not draw a simple {degree}-regular graph on {n} nodes")
 
 
+PLAN_KINDS = ("active", "graph", "all_pairs", "triads", "custom")
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """Which pairs to ask, as data: the one place for plan parameters.
+
+    ``kind``: ``active`` (the paper's active learning: a random starting graph, then rounds chosen from the fits;
+    run by ``ue run``/``ue elicit``, and asked as its one-shot ``graph`` form inside a harness task), ``graph``
+    (a random d-regular starting graph topped up with random pairs to the budget), ``all_pairs`` (every pair,
+    for small N), ``triads`` (``budget`` random triads, each asked as its three pairs) or ``custom`` (the
+    experiment's own ``plan_builder``: a grid, the pairs within each question). ``budget`` is the
+    number of training pairs (triads for ``triads``; default ⌊2·N·log2 N⌋ pairs or 1,000 triads).
+    """
+
+    kind: str = "graph"
+    seed: int = 0
+    budget: int | None = None
+    degree: int = 2
+    holdout_fraction: float = 0.05
+    holdout_cap: int = 1000
+    round_size: int = 500
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """One validator for every way a plan is given (``ue run``, lm-eval ``--metadata``, Inspect ``-T``)."""
+        if self.kind not in PLAN_KINDS:
+            raise UserError(f"plan kind must be one of {', '.join(PLAN_KINDS)}, got {self.kind!r}")
+        for name, value, low in (("seed", self.seed, None), ("budget", self.budget, 1), ("degree", self.degree, 0),
+                                 ("holdout_cap", self.holdout_cap, 0), ("round_size", self.round_size, 1)):  # fmt: skip
+            if value is None and name == "budget":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UserError(f"{name} must be a whole number, got {value!r}")
+            if low is not None and value < low:
+                raise UserError(f"{name} must be at least {low}, got {value}")
+        if isinstance(self.holdout_fraction, bool) or not isinstance(self.holdout_fraction, (int, float)) or not (
+            0 <= self.holdout_fraction < 1 and math.isfinite(self.holdout_fraction)
+        ):
+            raise UserError(f"holdout_fraction must be a number in [0, 1), got {self.holdout_fraction!r}")
+
+    @classmethod
+    def from_options(cls, base: PlanSpec | None = None, where: str = "option", **options: Any) -> PlanSpec:
+        """A spec from loosely typed options (strings from a command line or JSON metadata): integers must be
+        whole numbers (``2.7`` is refused, not truncated), ``None``/``""``/``"null"`` keep the default."""
+        base = base or cls()
+        values = asdict(base)
+        for key, raw in options.items():
+            if key not in values:
+                continue
+            if raw is None or raw == "" or raw == "null":
+                continue
+            if key == "kind":
+                values[key] = str(raw)
+            elif key == "holdout_fraction":
+                values[key] = _as_number(raw, f"{where} '{key}'")
+            else:
+                values[key] = _as_int(raw, f"{where} '{key}'")
+        return cls(**values)
+
+    def one_shot(self) -> PlanSpec:
+        """The plan a harness task asks in one go: an active plan becomes its random ``graph`` form."""
+        return replace(self, kind="graph") if self.kind == "active" else self
+
+
+def _as_int(raw: Any, what: str) -> int:
+    if isinstance(raw, bool):
+        raise UserError(f"{what} must be a whole number, got {raw!r}")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    if isinstance(raw, str):
+        try:
+            return int(raw.strip())
+        except ValueError:
+            pass
+    raise UserError(f"{what} must be a whole number, got {raw!r}")
+
+
+def _as_number(raw: Any, what: str) -> float:
+    if isinstance(raw, bool):
+        raise UserError(f"{what} must be a number, got {raw!r}")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise UserError(f"{what} must be a finite number, got {raw!r}")
+    return value
+
+
 @dataclass
 class ComparisonPlan:
-    """Pairs to query (``pairs[k] = (a, b)`` with a < b, indices into the outcome list) and their split."""
+    """Pairs to query (``pairs[k] = (a, b)`` with a < b, indices into the outcome list), their split and their
+    group (the triad a pair belongs to; empty for pair plans)."""
 
     n_outcomes: int
     pairs: np.ndarray
     split: np.ndarray  # "train" / "holdout"
     seed: int
     config: dict
+    group: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -90,36 +187,43 @@ class ComparisonPlan:
     def n_holdout(self) -> int:
         return int((self.split == "holdout").sum())
 
-    def queries(self) -> Iterator[tuple[int, int, int, str, str]]:
-        """Yield (pair index, a, b, shown_first, split) for both orderings of every pair."""
+    def groups(self) -> np.ndarray:
+        return self.group if self.group is not None else np.full(len(self.pairs), "", dtype=object)
+
+    def queries(self) -> Iterator[tuple[int, int, int, str, str, str]]:
+        """Yield (pair index, a, b, shown_first, split, group) for both orderings of every pair."""
+        groups = self.groups()
         for k, (a, b) in enumerate(self.pairs.tolist()):
             for shown in ("a", "b"):
-                yield k, a, b, shown, str(self.split[k])
+                yield k, a, b, shown, str(self.split[k]), str(groups[k])
 
     def to_dict(self) -> dict:
         return {**self.config, "seed": self.seed, "n_train": self.n_train, "n_holdout": self.n_holdout}
 
 
-def make_plan(
-    n: int,
-    seed: int = 0,
-    budget: int | None = None,
-    degree: int = 2,
-    holdout_fraction: float = 0.05,
-    holdout_cap: int = 1000,
-) -> ComparisonPlan:
-    """Build the comparison plan for ``n`` outcomes (deterministic for a seed)."""
+def make_plan(n: int, spec: PlanSpec | None = None) -> ComparisonPlan:
+    """Build the comparison plan of ``spec`` for ``n`` outcomes (deterministic for its seed)."""
+    spec = (spec or PlanSpec()).one_shot()
+    if spec.kind == "custom":
+        raise ValueError("a custom plan is built by its experiment (Experiment.build_plan), not by make_plan")
     if n < 2:
         raise UserError(f"a comparison plan needs at least 2 outcomes, got {n}")
-    if not 0 <= holdout_fraction < 1:
-        raise UserError(f"holdout fraction must be in [0, 1), got {holdout_fraction}")
-    rng = np.random.default_rng(seed)
+    if spec.kind == "triads":
+        return _triad_plan(n, spec)
+    if spec.kind == "all_pairs":
+        return _graph_plan(n, replace(spec, budget=n * (n - 1) // 2, degree=0))
+    return _graph_plan(n, spec)
+
+
+def _graph_plan(n: int, spec: PlanSpec) -> ComparisonPlan:
+    rng = np.random.default_rng(spec.seed)
     m = n * (n - 1) // 2
-    h = min(int(math.floor(m * holdout_fraction)), holdout_cap)
-    budget = default_budget(n) if budget is None else int(budget)
-    if budget < 0:
-        raise UserError(f"budget must be non-negative, got {budget}")
+    h = min(int(math.floor(m * spec.holdout_fraction)), spec.holdout_cap)
+    budget = default_budget(n) if spec.budget is None else int(spec.budget)
     budget = min(budget, m - h)
+    degree = spec.degree
+    if degree >= n and degree > PlanSpec.degree:  # the default degree 2 on 2 outcomes simply has no starting graph
+        raise UserError(f"the starting graph's degree ({degree}) must be below the number of outcomes ({n}); lower --degree")
     holdout_idx = rng.choice(m, size=h, replace=False) if h else np.empty(0, dtype=np.int64)
     used = set(holdout_idx.tolist())
     train: list[int] = []
@@ -147,11 +251,43 @@ def make_plan(
     index = np.concatenate([np.asarray(train, dtype=np.int64), holdout_idx.astype(np.int64)])
     a, b = _pair_from_index(index, n)
     split = np.array(["train"] * len(train) + ["holdout"] * h)
-    config = {
-        "n_outcomes": n,
-        "budget": budget,
-        "degree": degree,
-        "holdout_fraction": holdout_fraction,
-        "holdout_cap": holdout_cap,
-    }
-    return ComparisonPlan(n_outcomes=n, pairs=np.stack([a, b], axis=1), split=split, seed=seed, config=config)
+    config = {"kind": spec.kind, "n_outcomes": n, "budget": budget, "degree": degree,
+              "holdout_fraction": spec.holdout_fraction, "holdout_cap": spec.holdout_cap}  # fmt: skip
+    return ComparisonPlan(n_outcomes=n, pairs=np.stack([a, b], axis=1), split=split, seed=spec.seed, config=config)
+
+
+DEFAULT_TRIADS = 1000
+
+
+def _triad_plan(n: int, spec: PlanSpec) -> ComparisonPlan:
+    """``budget`` distinct triads drawn uniformly from all C(n, 3) (seeded, without listing them), each asked as
+    its pairs (a, b), (b, c), (a, c); a pair shared by two triads is asked once per triad."""
+    if n < 3:
+        raise UserError(f"a triad plan needs at least 3 outcomes, got {n}")
+    total = n * (n - 1) * (n - 2) // 6
+    want = DEFAULT_TRIADS if spec.budget is None else int(spec.budget)
+    want = min(want, total)
+    rng = np.random.default_rng(spec.seed)
+    seen: set[tuple[int, int, int]] = set()
+    triads: list[tuple[int, int, int]] = []
+    if want > total // 2:
+        from itertools import combinations
+
+        every = list(combinations(range(n), 3))
+        for k in rng.choice(len(every), size=want, replace=False).tolist():
+            triads.append(every[k])
+    else:
+        while len(triads) < want:
+            draw = np.sort(rng.integers(0, n, size=(2 * (want - len(triads)) + 8, 3)), axis=1)
+            for a, b, c in draw.tolist():
+                if a < b < c and (a, b, c) not in seen:
+                    seen.add((a, b, c))
+                    triads.append((a, b, c))
+                    if len(triads) == want:
+                        break
+    pairs = np.array([p for a, b, c in triads for p in ((a, b), (b, c), (a, c))], dtype=np.int64).reshape(-1, 2)
+    width = max(4, len(str(len(triads) - 1)))
+    group = np.array([f"triad{k:0{width}d}" for k in range(len(triads)) for _ in range(3)], dtype=object)
+    config = {"kind": "triads", "n_outcomes": n, "triads": len(triads)}
+    return ComparisonPlan(n_outcomes=n, pairs=pairs, split=np.array(["train"] * len(pairs)), seed=spec.seed,
+                          config=config, group=group)  # fmt: skip

@@ -26,12 +26,21 @@ _REASONING_TAIL = (
 
 @dataclass(frozen=True)
 class Template:
+    """A forced-choice prompt with ``{option_a}`` and ``{option_b}`` and, for templates that need one, a
+    ``{context}`` (a question's scenario, an entity's name) given by the query."""
+
     id: str
-    text: str  # with {option_a} and {option_b}
+    text: str
     reasoning: bool = False
 
-    def render(self, option_a: str, option_b: str) -> str:
-        return self.text.format(option_a=option_a, option_b=option_b)
+    @property
+    def needs_context(self) -> bool:
+        return "{context}" in self.text
+
+    def render(self, option_a: str, option_b: str, context: str = "") -> str:
+        if self.needs_context and not context:
+            raise UserError(f"template {self.id!r} needs a context (the scenario or entity it asks about)")
+        return self.text.format(option_a=option_a, option_b=option_b, context=context)
 
 
 TEMPLATES: dict[str, Template] = {
@@ -47,7 +56,7 @@ def get_template(template_id: str) -> Template:
         raise UserError(f"unknown template {template_id!r}; use one of {', '.join(TEMPLATES)}") from None
 
 
-def render_prompt(template_id: str, option_a: str, option_b: str, base_model: bool = False) -> str:
+def render_prompt(template_id: str, option_a: str, option_b: str, base_model: bool = False, context: str = "") -> str:
     """The user turn for a chat model, or the whole prompt ending in "\\n\\nAnswer:" for a base model."""
-    text = get_template(template_id).render(option_a, option_b)
+    text = get_template(template_id).render(option_a, option_b, context)
     return text + BASE_MODEL_SUFFIX if base_model else text

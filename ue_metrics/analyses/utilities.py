@@ -1,0 +1,121 @@
+"""The main run's analysis (Mazeika et al. 2025, §4.1; METHOD.md §3.4, §9): the Thurstonian fit's coherence —
+held-out accuracy and log loss, completeness (average confidence), the cycle rate over closed triangles of the
+comparison graph, order gap, position bias, unparsed answers and label mass — each next to a random responder's
+value for the run's mode (an exact fair coin for log-prob records, a K-answer coin for sampled ones), and the
+utilities themselves (figures: the ranked utilities with their intervals; the coherence profile against the
+coin).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ue_metrics.errors import UserError
+
+COHERENCE = (
+    "holdout_accuracy", "holdout_log_loss", "average_confidence", "cycle_rate", "order_gap", "position_bias",
+    "unparsed_rate", "mean_label_mass",
+)  # fmt: skip
+WITH_RANDOM = ("holdout_accuracy", "holdout_log_loss", "average_confidence", "order_gap")
+
+
+def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
+    if fit is None:
+        raise UserError("the utilities analysis needs a Thurstonian fit of the records")
+    m = fit.metrics
+    base = m.get("random_baseline", {})
+    headline: dict[str, Any] = {}
+    notes: dict[str, str] = {}
+    for key in COHERENCE:
+        headline[key] = m.get(key)
+        if headline[key] is None:
+            notes[key] = _why_missing(key, m)
+    for key in WITH_RANDOM:
+        headline[f"{key}_random"] = base.get(key)
+    rows = fit.utilities()
+    finite = [r for r in rows if math.isfinite(r["utility"])]
+    top = int((options or {}).get("top", 10))
+    details = {
+        "n_outcomes": m.get("n_outcomes"),
+        "n_train_pairs": m.get("n_train_pairs"),
+        "n_holdout_pairs": m.get("n_holdout_pairs"),
+        "ci_method": m.get("ci_method"),
+        "random_responder": base.get("description"),
+        "top": [_row(r) for r in finite[:top]],
+        "bottom": [_row(r) for r in finite[-top:]],
+        "by_category": _by_category(finite),
+    }
+    figures = {
+        "utilities": {"rows": [_row(r) for r in finite], "ci_method": m.get("ci_method")},
+        "coherence": {
+            "metrics": [k for k in ("holdout_accuracy", "average_confidence", "order_gap") if headline.get(k) is not None],
+            "values": {k: headline.get(k) for k in ("holdout_accuracy", "average_confidence", "order_gap")},
+            "random": {k: headline.get(f"{k}_random") for k in ("holdout_accuracy", "average_confidence", "order_gap")},
+            "random_label": base.get("description") or "random responder",
+        },
+    }
+    return {"headline": headline, "notes": notes, "details": details, "figures": figures}
+
+
+def _why_missing(key: str, m: Mapping[str, Any]) -> str:
+    if key.startswith("holdout") and not m.get("n_holdout_pairs"):
+        return "no holdout pair was answered"
+    if key == "cycle_rate":
+        return "the comparison graph has no closed triangle"
+    if key == "mean_label_mass":
+        return "label mass exists only for log-prob records"
+    return f"{key} could not be computed on these records"
+
+
+def _row(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: r.get(k) for k in ("id", "text", "category", "utility", "ci_low", "ci_high")}
+
+
+def _by_category(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        groups.setdefault(r.get("category") or "", []).append(float(r["utility"]))
+    return {c: {"mean_utility": float(np.mean(v)), "n": len(v)} for c, v in sorted(groups.items(), key=lambda kv: -np.mean(kv[1]))}
+
+
+def draw_utilities(data: Mapping[str, Any], fig: Any, label: int = 8) -> None:
+    from ue_metrics.figures import PALETTE
+
+    rows = data["rows"]
+    ax = fig.add_subplot(1, 1, 1)
+    y = np.arange(len(rows))[::-1]
+    u = np.array([r["utility"] for r in rows], dtype=float)
+    lo = np.array([r["ci_low"] if r["ci_low"] is not None else np.nan for r in rows], dtype=float)
+    hi = np.array([r["ci_high"] if r["ci_high"] is not None else np.nan for r in rows], dtype=float)
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    ax.hlines(y[ok], lo[ok], hi[ok], color=PALETTE[0], alpha=0.35, lw=1)
+    ax.plot(u, y, "o", ms=2.5, color=PALETTE[0])
+    for k in list(range(min(label, len(rows)))) + list(range(max(label, len(rows) - label), len(rows))):
+        text = rows[k]["text"]
+        text = text if len(text) <= 48 else text[:47] + "…"
+        ax.annotate(text, (u[k], y[k]), xytext=(4, 0), textcoords="offset points", fontsize=6, va="center")
+    ax.set_yticks([])
+    ax.set_xlabel(f"utility (mean 0, sd 1; bars: {data.get('ci_method') or 'no'} interval)")
+    ax.set_title(f"Utilities of {len(rows)} outcomes, highest at the top")
+
+
+def draw_coherence(data: Mapping[str, Any], fig: Any) -> None:
+    from ue_metrics.figures import PALETTE, RANDOM_COLOUR
+
+    keys = data["metrics"]
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(keys))
+    ax.bar(x - 0.2, [data["values"][k] for k in keys], width=0.4, color=PALETTE[0], label="this model")
+    ax.bar(x + 0.2, [data["random"][k] if data["random"][k] is not None else 0 for k in keys], width=0.4,
+           color=RANDOM_COLOUR, label=data.get("random_label", "random"))  # fmt: skip
+    ax.set_xticks(x, [k.replace("_", " ") for k in keys])
+    ax.set_ylim(0, 1)
+    ax.set_title("Coherence next to a random responder")
+    ax.legend(frameon=False, fontsize=8)
+
+
+FIGURES = {"utilities": lambda data, fig: draw_utilities(data, fig), "coherence": draw_coherence}

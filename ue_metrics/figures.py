@@ -1,0 +1,50 @@
+"""Figures as real files: every analysis draws from saved data onto a matplotlib figure, saved as PNG and SVG.
+
+matplotlib (the ``[plots]`` extra) is imported only here, only when a figure is drawn, with the non-interactive
+Agg backend, so ``ue fit`` and the analyses never pay for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ue_metrics.errors import UserError
+
+PALETTE = ("#3b6ea5", "#d1603d", "#5b9a68", "#8e6bb8", "#c9a227", "#6b6b6b", "#2aa1b3", "#b5487d")
+RANDOM_COLOUR = "#9a9a9a"
+
+
+def pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise UserError("drawing figures needs matplotlib; install it with: pip install 'ue[plots]'") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+                         "grid.alpha": 0.25, "font.size": 9, "svg.hashsalt": "ue", "svg.fonttype": "none"})  # fmt: skip
+    return plt
+
+
+def save(draw: Callable[[Any, Any], None], data: Any, stem: Path, formats: Sequence[str] = ("png", "svg"),
+         title: str | None = None, size: tuple[float, float] = (6.4, 4.2)) -> list[Path]:  # fmt: skip
+    """Draw ``data`` with ``draw(data, fig)`` and save ``stem.png`` / ``stem.svg``; returns the paths."""
+    plt = pyplot()
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    fig = plt.figure(figsize=size)
+    try:
+        draw(data, fig)
+        if title:
+            fig.text(0.99, 0.005, str(title), ha="right", va="bottom", fontsize=7, color="#777777")
+        fig.tight_layout()
+        paths = []
+        for fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            fig.savefig(path, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+            paths.append(path)
+        return paths
+    finally:
+        plt.close(fig)

@@ -1,0 +1,447 @@
+"""Running an experiment's elicitation into a run folder: the paper's active learning (METHOD.md §2) round by
+round, or a fixed plan (triads, all pairs) in one go — through lm-eval, Inspect or a simulated responder.
+
+Active learning: round 0 queries a random 2-regular starting graph; every later round fits the Thurstonian model
+(warm-started) and picks the next pairs with a strategy (``ue_tasks.active.strategies``) until the training
+budget is spent. The holdout pairs are queried up front (default, so every round reports a held-out estimate) or
+at the end, and are never fitted. Everything lands in the run folder as it happens:
+
+    RUN_DIR/config.json     the full configuration, seeds and the outcome set's hash (a different one is refused)
+    RUN_DIR/outcomes.jsonl  the outcomes with their attributes, as the experiment generated them
+    RUN_DIR/rounds.jsonl    the pairs chosen for each round, written before they are asked (active learning)
+    RUN_DIR/records.jsonl   ue.preference/1 records, appended as each batch of answers returns
+    RUN_DIR/history.jsonl   per round: queries so far, held-out log loss and accuracy, fit time
+    RUN_DIR/utilities.csv, RUN_DIR/metrics.json   the final fit (experiments that fit utilities)
+
+Re-running the same command continues where a run stopped and asks no query twice; a second process on the same
+folder is refused while the first holds its lock. Answers are also kept in a cache keyed by the model and the
+rendered prompt (``ue_tasks.active.cache``), shared by runs, so reruns and other experiments reuse them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ue_metrics import records as rec
+from ue_metrics.coherence import accuracy, log_loss
+from ue_metrics.errors import UserError
+from ue_metrics.fitting import FitResult, fit_records
+from ue_metrics.jsonl import append_jsonl, read_jsonl
+from ue_metrics.records import aggregate
+from ue_metrics.thurstonian import Thurstonian
+from ue_tasks import experiments
+from ue_tasks.active.backends import Backend, InspectBackend, LmEvalBackend, SimulateBackend
+from ue_tasks.active.cache import AnswerCache
+from ue_tasks.active.strategies import STRATEGIES, select_pairs
+from ue_tasks.outcomes import OutcomeSet
+from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, make_plan
+from ue_tasks.queries import Query, queries_for, run_id_for
+from ue_tasks.templates import get_template
+
+BATCH = 256  # queries per harness call; records are appended after each batch
+HARNESSES = ("lm-eval", "inspect", "simulate")
+MODES = ("logprob", "sample")
+
+
+@dataclass
+class RunConfig:
+    """What a run is. ``None`` fields take the experiment's defaults; the resolved values go to config.json."""
+
+    harness: str
+    model: str
+    experiment: str = "utilities"
+    model_args: str = ""
+    outcomes: str | None = None  # a set name or file replacing the experiment's outcome family
+    options: dict = field(default_factory=dict)  # experiment options (--option key=value)
+    mode: str | None = None
+    samples: int | None = None
+    template: str | None = None
+    system_message: str | None = None
+    budget: int | None = None
+    seed: int = 0
+    initial_degree: int = 2
+    holdout_fraction: float = 0.05
+    round_size: int | None = None
+    strategy: str = "paper"
+    holdout_first: bool = True
+    pseudolabels: bool = False
+    pseudolabel_threshold: float = 0.95
+    pseudolabel_weight: float = 1.0
+    responder: str | None = None  # simulate: which known-truth responder
+
+    def resolve(self) -> RunConfig:
+        """Fill the experiment's defaults in and check every field (one sentence per mistake)."""
+        exp = experiments.get(self.experiment)
+        if self.harness not in HARNESSES:
+            raise UserError(f"unknown harness {self.harness!r}; use one of {', '.join(HARNESSES)}")
+        out = RunConfig(**asdict(self))
+        out.mode = self.mode or exp.mode
+        out.samples = exp.samples if self.samples is None else self.samples
+        out.template = self.template or exp.template
+        out.system_message = exp.system_message if self.system_message is None else self.system_message
+        out.round_size = exp.plan.round_size if self.round_size is None else self.round_size
+        out.budget = exp.plan.budget if self.budget is None else self.budget
+        if out.mode not in MODES:
+            raise UserError(f"--mode must be logprob or sample, got {out.mode!r}")
+        if self.strategy not in STRATEGIES:
+            raise UserError(f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
+        if out.mode == "sample" and (isinstance(out.samples, bool) or not isinstance(out.samples, int) or out.samples < 1):
+            raise UserError(f"--samples must be at least 1 in sample mode, got {out.samples}")
+        template = get_template(out.template)
+        if template.reasoning and out.mode == "logprob":
+            raise UserError("the reasoning template needs generated answers; add --mode sample")
+        if not 0 < self.pseudolabel_threshold < 1:
+            raise UserError(f"the pseudolabel threshold must be in (0, 1), got {self.pseudolabel_threshold}")
+        exp.resolve_options(self.options)
+        out.plan_spec()  # validates budget, seed, degree, holdout fraction, round size
+        return out
+
+    def plan_spec(self) -> PlanSpec:
+        exp = experiments.get(self.experiment)
+        return PlanSpec(kind=exp.plan.kind, seed=self.seed, budget=self.budget, degree=self.initial_degree,
+                        holdout_fraction=self.holdout_fraction, holdout_cap=exp.plan.holdout_cap,
+                        round_size=self.round_size or exp.plan.round_size)  # fmt: skip
+
+
+def make_backend(config: RunConfig, outcomes: OutcomeSet) -> Backend:
+    if config.harness == "simulate":
+        exp = experiments.get(config.experiment)
+        responder = exp.responder(config.responder, outcomes, config.seed)
+        return SimulateBackend(responder, config.mode, config.samples, config.seed)
+    if config.harness == "lm-eval":
+        return LmEvalBackend(config.model, config.model_args, config.mode, config.samples, config.system_message)
+    return InspectBackend(config.model, config.model_args, config.mode, config.samples, config.seed)
+
+
+# ----------------------------------------------------------------------------------------------------------
+class RunLock:
+    """An exclusive lock on a run folder: ``RUN_DIR/.lock`` holds the owner's PID. A lock left by a process that
+    no longer exists is taken over; a live owner makes the second process stop at once, naming it."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".lock"
+        self.held = False
+
+    def acquire(self) -> None:
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is not None and owner != os.getpid() and _alive(owner):
+                    raise UserError(
+                        f"{self.path.parent} is in use by another ue process (PID {owner}); wait for it to finish, "
+                        "or choose another --out folder"
+                    ) from None
+                self.path.unlink(missing_ok=True)  # stale: its owner is gone
+                continue
+            except PermissionError:
+                raise UserError(f"{self.path.parent}: the run folder is not writable; choose a folder you can write to") from None
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            self.held = True
+            return
+        raise UserError(f"{self.path}: could not take the run folder's lock; remove the file if no ue process is running")
+
+    def _owner(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip() or "0") or None
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class RunState:
+    records: list[dict]
+    rounds: list[dict]
+    history: list[dict]
+
+
+class Elicitation:
+    """Drive one experiment's elicitation into ``out`` (see the module docstring)."""
+
+    def __init__(self, config: RunConfig, out: str | Path, cache_dir: str | Path | None = "default",
+                 backend: Backend | None = None, progress: Any = None, log: Callable[[str], None] = print):  # fmt: skip
+        self.config = config.resolve()
+        self.experiment = experiments.get(self.config.experiment)
+        self.out = Path(out)
+        self.outcomes = self.experiment.outcome_set({**self.config.options, **({"outcomes": self.config.outcomes} if self.config.outcomes else {})})
+        self.n = len(self.outcomes)
+        self.spec = self.config.plan_spec()
+        self.backend = backend or make_backend(self.config, self.outcomes)
+        if cache_dir == "default":
+            from ue_tasks.model import cache_root
+
+            cache_dir = cache_root() / "answers"
+        self.cache = AnswerCache.for_backend(cache_dir, self.backend.key_parts() + [self.config.mode, self.config.samples])
+        self.progress = progress
+        self.log = log
+        self.task = f"{self.experiment.name}_{self.outcomes.name}"
+        self.run_id = run_id_for(self.config.experiment, self.config.harness, self.config.model, self.config.model_args,
+                                 self.outcomes.name, self.config.seed, self.config.strategy, self.config.mode)  # fmt: skip
+        self.index = {oid: k for k, oid in enumerate(self.outcomes.ids)}
+        self.model_fit: Thurstonian | None = None
+        self.queries_asked = 0
+        self.cache_hits = 0
+        self.lock = RunLock(self.out)
+
+    # --- run folder ----------------------------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        d = asdict(self.config)
+        budget = self.spec.budget if self.spec.kind == "triads" else (default_budget(self.n) if self.config.budget is None else self.config.budget)
+        d.update({"n_outcomes": self.n, "budget_pairs": budget, "plan_kind": self.spec.kind,
+                  "outcome_set": self.outcomes.name, "outcome_source": self.outcomes.source,
+                  "outcome_hash": self.outcomes.content_hash(), "responder_description": getattr(getattr(self.backend, "responder", None), "description", None),
+                  "run_id": self.run_id, "schema": rec.SCHEMA})  # fmt: skip
+        return d
+
+    def _open_run(self) -> RunState:
+        if self.out.exists() and not self.out.is_dir():
+            raise UserError(f"{self.out} exists and is not a folder; give --out a folder path")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"{self.out}: cannot create the run folder ({exc.strerror or exc}); choose another --out") from None
+        self.lock.acquire()
+        cfg_path = self.out / "config.json"
+        mine = self.config_dict()
+        if cfg_path.exists():
+            try:
+                theirs = json.loads(cfg_path.read_text(encoding="utf-8"))
+                if not isinstance(theirs, dict):
+                    raise ValueError("not an object")
+            except (ValueError, OSError) as exc:
+                raise UserError(
+                    f"{cfg_path}: cannot be read ({exc}); the run folder's configuration is damaged — restore it, or "
+                    "start the run in a new --out folder (its records.jsonl can still be fitted with `ue fit`)"
+                ) from None
+            if theirs.get("outcome_hash") not in (None, mine["outcome_hash"]):
+                raise UserError(
+                    f"{self.out} was run on another version of the outcome set {self.outcomes.source!r} (an outcome "
+                    "was added, removed or reworded since); answers about the old and new sentences must not be "
+                    "fitted together — restore the file or start a new --out folder"
+                )
+            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            if diff:
+                shown = ", ".join(f"{k}: {theirs.get(k)!r} → {mine.get(k)!r}" for k in diff[:4])
+                raise UserError(
+                    f"{self.out} holds a run with another configuration ({shown}); resume it with the same options "
+                    "or choose a new --out folder"
+                )
+        else:
+            _write_text(cfg_path, json.dumps(mine, indent=2) + "\n")
+            self.outcomes.write(self.out / "outcomes.jsonl")
+
+        def load(name):
+            p = self.out / name
+            return read_jsonl(p, tolerate_torn_tail=True) if p.exists() else []
+
+        records = load("records.jsonl")
+        for k, r in enumerate(records, 1):
+            rec.validate(r, where=f"{self.out / 'records.jsonl'} line {k}")
+        return RunState(records=records, rounds=load("rounds.jsonl"), history=load("history.jsonl"))
+
+    def _append(self, name: str, objs: list) -> None:
+        try:
+            append_jsonl(self.out / name, objs)
+        except OSError as exc:
+            saved = len((self.out / "records.jsonl").read_text().splitlines()) if (self.out / "records.jsonl").exists() else 0
+            raise UserError(
+                f"{self.out / name}: cannot be written ({exc.strerror or exc}); {saved} answered queries are saved in "
+                f"{self.out / 'records.jsonl'} — free space or fix the permissions and rerun the same command to continue"
+            ) from None
+
+    # --- asking -------------------------------------------------------------------------------------------
+    def queries(self, plan: ComparisonPlan, split: str | None = None) -> list[Query]:
+        exp, cfg = self.experiment, self.config
+        return queries_for(self.outcomes, plan, experiment=exp.name, template=cfg.template,
+                           system_message=cfg.system_message or "", split=split)  # fmt: skip
+
+    def _pairs_plan(self, pairs: np.ndarray, split: str) -> ComparisonPlan:
+        return ComparisonPlan(n_outcomes=self.n, pairs=pairs, split=np.array([split] * len(pairs)), seed=self.config.seed, config={})
+
+    def _ask(self, state: RunState, queries: list[Query], round_no: int, label: str, keep_bar: bool = False):
+        """Ask every query not yet answered in the run; append records batch by batch. Returns the progress bar
+        when ``keep_bar`` (the caller adds the fit's figures and closes it)."""
+        done = {(r["a_id"], r["b_id"], r["shown_first"], r.get("group", "")) for r in state.records}
+        todo = [q for q in queries if (q.a_id, q.b_id, q.shown_first, q.group) not in done]
+        bar = self.progress(total=len(todo), desc=label, unit="query") if self.progress else None
+        ids = dict(model=self.config.model, harness=self.config.harness, task=self.task, run_id=self.run_id, round=round_no)
+        for start in range(0, len(todo), BATCH):
+            batch = todo[start : start + BATCH]
+            cached = [(q, self.cache.get(q)) for q in batch]
+            missing = [q for q, a in cached if a is None]
+            fresh = dict(zip(missing, self.backend.answer(missing))) if missing else {}
+            self.cache.put(list(fresh.items()))
+            new = [(a if a is not None else fresh[q]).record(q, mode=self.config.mode, **ids) for q, a in cached]
+            self._append("records.jsonl", new)
+            state.records.extend(new)
+            self.queries_asked += len(missing)
+            self.cache_hits += len(batch) - len(missing)
+            if bar:
+                bar.update(len(batch))
+        if bar and not keep_bar:
+            bar.close()
+        return bar if keep_bar else None
+
+    # --- fitting ------------------------------------------------------------------------------------------
+    def _fit(self, state: RunState, upto: int) -> dict:
+        """Warm-started fit on the training answers of rounds ≤ ``upto`` (a resumed run replays its rounds with
+        exactly the answers each had, so the chain of warm starts — and every later choice — is the same as in
+        an uninterrupted run)."""
+        records = [r for r in state.records if r["split"] == "holdout" or r["round"] <= upto]
+        train = [r for r in records if r["split"] == "train"]
+        if not train:
+            raise UserError("no training answers were recorded; check the model or backend")
+        data = aggregate(records)
+        idx = np.array([self.index[i] for i in data.ids])
+        tr = data.train()
+        if self.model_fit is None:
+            self.model_fit = Thurstonian(warm_start=True, on_disconnected="per_component", seed=self.config.seed)
+        started = time.perf_counter()
+        self.model_fit.fit(np.column_stack([idx[tr.i], idx[tr.j]]), tr.y, tr.w, n_outcomes=self.n, ids=self.outcomes.ids)
+        seconds = time.perf_counter() - started
+        ho = data.holdout()
+        est = {"fit_seconds": round(seconds, 4), "train_pairs": int(len(tr.y))}
+        if len(ho.y):
+            p = self.model_fit.predict_proba(np.column_stack([idx[ho.i], idx[ho.j]]))
+            est.update({"holdout_log_loss": log_loss(p, ho.y), "holdout_accuracy": accuracy(p, ho.y), "holdout_pairs": int(len(ho.y))})
+        return est
+
+    # --- the protocols ------------------------------------------------------------------------------------
+    def run(self) -> FitResult | None:
+        """Elicit (resuming whatever the folder holds) and, for experiments that fit utilities, write the final fit."""
+        state = self._open_run()
+        try:
+            if self.spec.kind == "active":
+                self._run_active(state)
+            else:
+                self._run_fixed(state)
+            self.records = state.records
+            return self._finish(state) if self.experiment.fit else None
+        finally:
+            self.lock.release()
+
+    def _run_fixed(self, state: RunState) -> None:
+        plan = self.experiment.build_plan(self.outcomes, self.spec, self.config.options)
+        self._ask(state, self.queries(plan), 0, self.experiment.name)
+
+    def _run_active(self, state: RunState) -> None:
+        cfg = self.config
+        budget = default_budget(self.n) if cfg.budget is None else cfg.budget
+        start = PlanSpec(kind="graph", seed=cfg.seed, budget=max(1, min(budget, self.n * cfg.initial_degree // 2)),
+                         degree=cfg.initial_degree, holdout_fraction=cfg.holdout_fraction, holdout_cap=self.spec.holdout_cap)  # fmt: skip
+        plan = make_plan(self.n, start)
+        holdout = plan.pairs[plan.split == "holdout"]
+        if cfg.holdout_first and len(holdout):
+            self._ask(state, self.queries(self._pairs_plan(holdout, "holdout")), 0, "holdout")
+        rounds_done = {r["round"]: r for r in state.rounds}
+        round_no = 0
+        while True:
+            queried = np.array([[self.index[a], self.index[b]] for r in state.rounds if r["round"] < round_no
+                                for a, b in r["pairs"]], dtype=np.int64).reshape(-1, 2)  # fmt: skip
+            remaining = budget - len(queried)
+            if round_no in rounds_done:
+                pairs = np.array([[self.index[a], self.index[b]] for a, b in rounds_done[round_no]["pairs"]], dtype=np.int64).reshape(-1, 2)
+            else:
+                if remaining <= 0:
+                    break
+                if round_no == 0:
+                    pairs = plan.pairs[plan.split == "train"][:remaining]
+                else:
+                    rng = np.random.default_rng([cfg.seed, round_no])
+                    fit = self.model_fit
+                    pairs = select_pairs(cfg.strategy, self.n, min(self.spec.round_size, remaining), queried, holdout, rng,
+                                         fit.utilities_, fit.sigma2_, fit.stderr_)  # fmt: skip
+                    if len(pairs) == 0:
+                        break
+                entry = {"round": round_no, "pairs": [[self.outcomes.ids[a], self.outcomes.ids[b]] for a, b in pairs.tolist()]}
+                self._append("rounds.jsonl", [entry])
+                state.rounds.append(entry)
+                rounds_done[round_no] = entry
+            bar = self._ask(state, self.queries(self._pairs_plan(pairs, "train")), round_no, f"round {round_no}", keep_bar=True)
+            est = self._fit(state, upto=round_no)
+            if bar:
+                bar.set_postfix({k: round(v, 4) for k, v in est.items() if k in ("holdout_log_loss", "holdout_accuracy", "fit_seconds")})
+                bar.close()
+            hist = {"round": round_no, "queries": sum(1 for r in state.records if r["split"] == "train" and r["round"] <= round_no), **est}
+            if not any(h["round"] == round_no for h in state.history):
+                self._append("history.jsonl", [hist])
+                state.history.append(hist)
+            msg = f"round {round_no}: {hist['train_pairs']} training pairs"
+            if "holdout_log_loss" in est:
+                msg += f", held-out log loss {est['holdout_log_loss']:.4f}, accuracy {est['holdout_accuracy']:.3f}"
+            self.log(msg + f", fit {est['fit_seconds']:.2f} s")
+            round_no += 1
+        if not cfg.holdout_first and len(holdout):
+            self._ask(state, self.queries(self._pairs_plan(holdout, "holdout")), round_no, "holdout")
+
+    def _finish(self, state: RunState) -> FitResult:
+        # a budget too small to connect the comparison graph still gives a fit, per connected component, with a
+        # warning: refusing here would leave a finished (and paid-for) run without utilities
+        result = fit_records(state.records, seed=self.config.seed, per_component=True)
+        if result.metrics["n_components"] > 1:
+            self.log(f"warning: the comparison graph has {result.metrics['n_components']} components (budget too small to "
+                     "connect it); utilities are comparable only within a component (column 'component' of utilities.csv)")
+        if self.config.pseudolabels:
+            self._pseudolabel_refit(result)
+        result.metrics.update({"run": self.config_dict(), "queries_asked_this_session": self.queries_asked,
+                               "cache_hits_this_session": self.cache_hits, "rounds": len(state.rounds)})  # fmt: skip
+        result.write(self.out)
+        return result
+
+    def _pseudolabel_refit(self, result: FitResult) -> None:
+        """The paper's pseudolabels (METHOD.md §2.6): confident predictions on unqueried training pairs added as hard
+        labels, each weighing ``pseudolabel_weight`` answers (a real pair weighs its usable answers: 2 per pair in
+        log-prob mode, up to 2K sampled). Utilities are refitted; utilities.csv and metrics.json both describe that
+        refit, and the metrics are computed on real answers only (§7.2)."""
+        from ue_metrics.coherence import coherence_metrics
+
+        data, model = result.data, result.model
+        n = data.n_outcomes
+        used = {(min(a, b), max(a, b)) for a, b in zip(data.i.tolist(), data.j.tolist())}
+        a, b = np.triu_indices(n, 1)
+        keep = np.array([(x, y) not in used for x, y in zip(a.tolist(), b.tolist())], dtype=bool)
+        a, b = a[keep], b[keep]
+        p = model.predict_proba(np.column_stack([a, b]))
+        t = self.config.pseudolabel_threshold
+        sure = (p >= t) | (p <= 1 - t)
+        tr = data.train()
+        X = np.concatenate([np.column_stack([tr.i, tr.j]), np.column_stack([a[sure], b[sure]])])
+        y = np.concatenate([tr.y, (p[sure] >= t).astype(float)])
+        w = np.concatenate([tr.w, np.full(int(sure.sum()), self.config.pseudolabel_weight)])
+        model.fit(X, y, w, n_outcomes=n, ids=data.ids)
+        fit_metrics = coherence_metrics(data, model)
+        result.metrics.update(fit_metrics)
+        result.metrics["pseudolabels"] = {"added": int(sure.sum()), "threshold": t, "weight": self.config.pseudolabel_weight,
+                                          "note": "metrics are of the refit with pseudolabels, on real answers only"}  # fmt: skip
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be written ({exc.strerror or exc}); choose a folder you can write to") from None

@@ -1,0 +1,97 @@
+"""An experiment's analysis of preference records: fit them (when the experiment fits utilities), run the analysis
+of ``ue_metrics.analyses`` the experiment names, label the result with where the records come from, and write
+``analysis.json`` and the figures. One function for every caller: ``ue run``, ``ue analyse``, the lm-eval
+aggregations and the Inspect metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ue_metrics import analyses
+from ue_metrics.errors import UserError
+from ue_metrics.fitting import FitResult, fit_records
+from ue_metrics.records import outcome_table
+from ue_tasks import experiments
+
+
+def analyse_records(records: Sequence[dict], experiment: str | None = None, *, fit: FitResult | None = None,
+                    options: dict | None = None, seed: int = 0, run: dict | None = None) -> dict:  # fmt: skip
+    """The experiment's analysis of ``records`` (fitting them first when the experiment fits utilities)."""
+    if not records:
+        raise UserError("there are no preference records to analyse; a run with no answers is an error, not a result")
+    name = experiment or _experiment_of(records)
+    exp = experiments.get(name)
+    opts = exp.resolve_options(options)
+    if exp.fit and fit is None:
+        fit = fit_records(records, seed=seed, per_component=True)
+    outcomes = outcome_table(records)
+    result = analyses.run(exp.analysis_name, records, outcomes, fit, {**opts, "seed": seed})
+    first = records[0]
+    models = sorted({r["model"] for r in records})
+    result = {
+        "experiment": exp.name,
+        "analysis": exp.analysis_name,
+        "title": exp.title,
+        "section": exp.section,
+        "model": models[0] if len(models) == 1 else models,
+        "harness": first["harness"],
+        "mode": sorted({r["mode"] for r in records})[0] if len({r["mode"] for r in records}) == 1 else sorted({r["mode"] for r in records}),
+        "seed": seed,
+        "outcome_set": first["outcome_set"],
+        "n_records": len(records),
+        "n_outcomes": len(outcomes),
+        "options": opts,
+        **result,
+    }
+    if run is not None:
+        result["run"] = run
+    if fit is not None:
+        result["fit"] = {k: fit.metrics.get(k) for k in ("n_outcomes", "n_train_pairs", "n_holdout_pairs", "n_components",
+                                                         "ci_method", "holdout_accuracy", "holdout_log_loss")}  # fmt: skip
+    return result
+
+
+def _experiment_of(records: Sequence[dict]) -> str:
+    names = sorted({r.get("experiment") or "utilities" for r in records})
+    if len(names) > 1:
+        raise UserError(f"these records come from {len(names)} experiments ({', '.join(names)}); analyse each separately")
+    return names[0]
+
+
+def write_result(result: dict, out: str | Path, *, figures: bool = True, log: Callable[[str], None] = print) -> list[Path]:
+    out = Path(out)
+    analyses.write(result, out)
+    if not figures or not result.get("figures"):
+        return []
+    try:
+        return analyses.draw_figures(result, out)
+    except UserError as exc:  # matplotlib missing: the analysis stands, the figures wait
+        log(f"warning: no figures drawn ({exc})")
+        return []
+
+
+
+
+def read_run(path: str | Path, experiment: str | None = None) -> tuple[dict, list[dict]]:
+    """(configuration, records) of a ``ue run`` folder — the input of experiments that build on another run
+    (``--utilities RUN_DIR``). ``experiment`` names the experiment the run must be of."""
+    import json
+
+    from ue_metrics.records import read
+
+    folder = Path(path)
+    cfg_path, rec_path = folder / "config.json", folder / "records.jsonl"
+    if not cfg_path.is_file() or not rec_path.is_file():
+        raise UserError(f"{folder}: not a `ue run` folder (it needs config.json and records.jsonl); give the folder of a finished run")
+    try:
+        config = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{cfg_path}: cannot be read ({exc}); give the folder of a finished run") from None
+    if experiment and config.get("experiment") != experiment:
+        raise UserError(f"{folder} is a run of {config.get('experiment')!r}, not of {experiment!r}; give a {experiment} run folder")
+    records = read(rec_path)
+    if not records:
+        raise UserError(f"{rec_path}: holds no records; finish that run first")
+    return config, records

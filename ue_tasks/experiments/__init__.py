@@ -1,0 +1,158 @@
+"""The paper's experiments as data: one module per experiment in this package, each registering one frozen
+``Experiment`` with ``@register`` (or ``register(Experiment(...))``). The registry is what ``ue experiments`` lists,
+what ``ue run``/``ue analyse`` run, what the lm-eval YAMLs in ``task_configs/<name>/`` and the Inspect tasks
+``ue/utility_<name>`` are generated from. Each experiment's analysis lives under the same name in
+``ue_metrics/analyses/``.
+
+An experiment declares:
+- ``outcomes``: its outcome family — a shipped set name (``core``, ``mini``) or a generator
+  ``(options) -> OutcomeSet`` whose outcomes carry the attributes its analysis needs;
+- ``plan``: a ``PlanSpec`` (``active`` learning as the paper's main run, ``all_pairs``, ``triads``, or ``custom``
+  with a ``plan_builder`` for the experiment's own pairs: a grid, pairs within each question);
+- its prompt ``template`` and ``system_message``, mode defaults (``mode``, ``samples`` = K per ordering);
+- ``analysis`` (a module of ``ue_metrics.analyses``) and whether it needs a Thurstonian ``fit`` of all records;
+- ``headline``: the flat headline keys the analysis reports (also the metric names in the harnesses' tables),
+  and which of them are better when lower;
+- ``responders``: simulated models with a known property for ``--harness simulate`` (the first is the default);
+- ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ue_metrics.errors import UserError
+from ue_metrics.simulate import Responder
+from ue_tasks.outcomes import OutcomeSet, load_outcomes
+from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, holdout_size, make_plan
+from ue_tasks.templates import SYSTEM_MESSAGE, get_template
+
+OutcomeSource = str | Callable[[Mapping[str, Any]], OutcomeSet]
+ResponderFactory = Callable[[OutcomeSet, int], Responder]
+PlanBuilder = Callable[[OutcomeSet, PlanSpec, Mapping[str, Any]], ComparisonPlan]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    section: str  # where the paper / METHOD.md describes it
+    outcomes: OutcomeSource = "core"
+    plan: PlanSpec = field(default_factory=lambda: PlanSpec(kind="active"))
+    template: str = "default"
+    system_message: str = SYSTEM_MESSAGE
+    mode: str = "logprob"
+    samples: int = 10
+    analysis: str = ""  # module name in ue_metrics.analyses; defaults to the experiment's name
+    fit: bool = True
+    headline: tuple[str, ...] = ()
+    lower_is_better: tuple[str, ...] = ()  # headline keys where lower is better (for the harnesses' tables)
+    responders: Mapping[str, ResponderFactory] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    consumes: str | None = None  # another experiment whose run this one reads (e.g. "utilities")
+    lm_eval_sets: tuple[str, ...] = ()  # outcome sets that get their own lm-eval task (utility_<name>_<set>)
+    plan_builder: PlanBuilder | None = None  # plan kind "custom": the experiment's own pairs (a grid, pairs per question)
+    description: str = ""
+
+    @property
+    def analysis_name(self) -> str:
+        return self.analysis or self.name
+
+    def resolve_options(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The experiment's options with ``given`` applied; an unknown option is one clear error."""
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(self.options) - {"outcomes"})
+        if unknown:
+            known = ", ".join(sorted(self.options)) or "none"
+            raise UserError(f"experiment {self.name!r} has no option {unknown[0]!r} (its options: {known})")
+        return {**self.options, **given}
+
+    def outcome_set(self, options: Mapping[str, Any] | None = None) -> OutcomeSet:
+        """The outcomes of a run: ``options['outcomes']`` (a set name or file) when given, else the family."""
+        opts = self.resolve_options(options)
+        source = opts.get("outcomes") or self.outcomes
+        if callable(source):
+            return source(opts)
+        return load_outcomes(str(source))
+
+    def build_plan(self, outcomes: OutcomeSet, spec: PlanSpec | None = None, options: Mapping[str, Any] | None = None) -> ComparisonPlan:
+        """The pairs to ask in one go (an active plan becomes its random starting ``graph`` form)."""
+        spec = (spec or self.plan).one_shot()
+        if spec.kind == "custom":
+            if self.plan_builder is None:
+                raise ValueError(f"experiment {self.name!r} has a custom plan but no plan_builder")
+            return self.plan_builder(outcomes, spec, self.resolve_options(options))
+        return make_plan(len(outcomes), spec)
+
+    def responder(self, name: str | None, outcomes: OutcomeSet, seed: int) -> Responder:
+        if not self.responders:
+            raise UserError(f"experiment {self.name!r} has no simulated responder")
+        name = name or next(iter(self.responders))
+        if name not in self.responders:
+            raise UserError(f"experiment {self.name!r} has no responder {name!r}; use one of {', '.join(self.responders)}")
+        return self.responders[name](outcomes, seed)
+
+    def queries_per_model(self, n: int, plan: PlanSpec | None = None) -> int:
+        """(pair, ordering) prompts for ``n`` outcomes by the formulas of METHOD.md §2 (times K in sample mode
+        for requests): active learning asks its initial graph plus whole rounds up to the budget, then the
+        holdout."""
+        plan = plan or self.plan
+        if plan.kind == "custom":
+            return 2 * len(self.build_plan(self.outcome_set(), plan))
+        if plan.kind == "triads":
+            return 3 * 2 * (plan.budget or 1000)
+        m = n * (n - 1) // 2
+        hold = holdout_size(n, plan.holdout_fraction, plan.holdout_cap)
+        if plan.kind == "all_pairs":
+            return 2 * m
+        target = plan.budget if plan.budget is not None else default_budget(n)
+        target = min(target, m - hold)
+        if plan.kind == "active":
+            initial = min(n * plan.degree // 2, target)
+            rounds = max(0, math.ceil((target - initial) / plan.round_size))
+            target = min(initial + rounds * plan.round_size, m - hold)
+        return 2 * (target + hold)
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Add an experiment to the registry; a name may be registered once."""
+    if experiment.name in EXPERIMENTS:
+        raise ValueError(f"experiment {experiment.name!r} is registered twice")
+    get_template(experiment.template)
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
+
+
+_LOADED = False
+
+
+def _load_all() -> None:
+    """Import every module of this package so that each registers its experiment."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def all_experiments() -> dict[str, Experiment]:
+    _load_all()
+    return dict(EXPERIMENTS)
+
+
+def get(name: str) -> Experiment:
+    _load_all()
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise UserError(f"unknown experiment {name!r}; `ue experiments` lists them ({', '.join(EXPERIMENTS)})") from None

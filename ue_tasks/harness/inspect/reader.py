@@ -1,0 +1,119 @@
+"""Read Inspect logs of the ``ue`` tasks into ``ue.preference/1`` records, so ``ue fit logs/`` works on them.
+
+Registers a reader with ``ue_tasks.harness.readers`` at import. Claiming a file is cheap (its name and first bytes);
+``inspect_ai`` is imported only to read a claimed log. One record per (pair, ordering): the query comes from the
+sample's metadata, the preference from its ``preference`` score; the epochs of a sampled run are pooled (votes
+summed), exactly as the task's epoch reducer does. Samples that have no score (an interrupted or failed run)
+and logprob queries with neither label among the top log-probabilities are left out, with a note on stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from ue_metrics.errors import UserError
+from ue_tasks.harness.readers import register
+
+logger = logging.getLogger(__name__)
+
+HARNESS = "inspect"
+_ZIP_MAGIC = b"PK\x03\x04"
+# an Inspect JSON log opens with its format version, then its status
+_JSON_HEAD = re.compile(rb'^\s*\{\s*"version"\s*:\s*\d+\s*,\s*"status"\s*:')
+
+
+def claims(path: Path) -> bool:
+    """True for an Inspect ``.eval`` log (a zip) or an Inspect ``.json`` log."""
+    suffix = path.suffix.lower()
+    if suffix not in (".eval", ".json"):
+        return False
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return False
+    return head.startswith(_ZIP_MAGIC) if suffix == ".eval" else bool(_JSON_HEAD.match(head))
+
+
+def _model_name(model: str, model_args: dict[str, Any]) -> str:
+    """Inspect's model name, with a local folder's name in place of the ``local`` placeholder (``hf/local``)."""
+    path = model_args.get("model_path") if isinstance(model_args, dict) else None
+    if path and model.endswith("/local"):
+        return f"{model.rsplit('/', 1)[0]}/{Path(str(path)).name}"
+    return model
+
+
+def _preference_score(scores: dict[str, Any] | None) -> Any:
+    for name, score in (scores or {}).items():
+        if name == "preference" or name.endswith("/preference"):
+            return score
+    return None
+
+
+def read(path: Path) -> list[dict]:
+    """Records of one Inspect log (empty when the log is not of a ``ue`` task)."""
+    try:
+        from inspect_ai.log import read_eval_log, read_eval_log_samples
+    except ImportError:
+        raise UserError(f"{path}: reading an Inspect log needs inspect-ai; install it with: pip install 'ue[inspect]'") from None
+    from ue_tasks.harness.inspect.scorer import MODE_KEY, QUERY_KEY, combine_values, record_from_value
+    from ue_tasks.queries import Query
+
+    try:
+        header = read_eval_log(str(path), header_only=True)
+    except Exception as exc:  # a corrupt or foreign file that merely looked like a log
+        raise UserError(f"{path}: cannot be read as an Inspect log ({exc}); check the file") from None
+    ev = header.eval
+    model = _model_name(ev.model, dict(ev.model_args or {}))
+    task = ev.task.rsplit("/", 1)[-1]
+    run_id = ev.eval_id
+    if header.status != "success":
+        logger.warning(f"{path}: the Inspect run's status is {header.status!r}; reading the samples it finished")
+
+    queries: dict[Any, tuple[Query, str]] = {}
+    values: dict[Any, list[dict]] = defaultdict(list)
+    n_unscored = 0
+    try:
+        samples = read_eval_log_samples(str(path), all_samples_required=False)
+        for sample in samples:
+            meta = sample.metadata or {}
+            if QUERY_KEY not in meta:
+                continue  # a sample of some other task
+            score = _preference_score(sample.scores)
+            if score is None or not isinstance(score.value, dict):
+                n_unscored += 1
+                continue
+            if sample.id not in queries:
+                queries[sample.id] = (Query.from_dict(meta[QUERY_KEY]), str(meta.get(MODE_KEY, "logprob")))
+            values[sample.id].append(score.value)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"{path}: the samples of this Inspect log cannot be read ({exc}); check the file") from None
+
+    records: list[dict] = []
+    n_no_label = 0
+    for sid, (query, mode) in queries.items():
+        pooled = combine_values(values[sid], mode)
+        record = record_from_value(
+            query, pooled, mode, model=model, harness=HARNESS, task=task, run_id=run_id,
+            epochs=len(values[sid]), sample_id=str(sid), log=path.name,
+        )  # fmt: skip
+        if record is None:
+            n_no_label += 1
+        else:
+            records.append(record)
+    if n_unscored:
+        logger.warning(f"{path}: {n_unscored} sample(s) have no preference score (failed or unfinished) and are left out")
+    if n_no_label:
+        logger.warning(
+            f"{path}: {n_no_label} logprob quer(ies) had neither label among the top log-probabilities and are left out"
+        )
+    return records
+
+
+register("Inspect log", claims, read)

@@ -1,0 +1,225 @@
+"""Hooks of the lm-evaluation-harness tasks in ``task_configs/`` (every registered experiment as ordinary lm-eval
+tasks: the paper's forced-choice elicitation, METHOD.md §1, both orderings).
+
+The YAMLs (generated from the experiment registry by ``ue_tasks.harness.lm_eval.configs``) point here with
+``!function ue_tasks.harness.lm_eval.hooks.<name>``:
+
+- ``build_dataset`` turns an experiment's plan into lm-eval documents, one per (pair, ordering); lm-eval calls it
+  with the task's ``dataset_kwargs`` (the experiment, the template) and its ``metadata`` merged with
+  ``--metadata`` (model arguments in it are ignored), so ``--metadata '{"outcomes": "my_outcomes.json"}'``
+  retargets any task. Every option is checked before the model loads.
+- ``process_logprob`` / ``process_sampled`` reduce one document's answers to a compact preference payload.
+- ``agg_<headline key>`` are corpus-level aggregations: the first one called turns all payloads into records,
+  fits them once (when the experiment fits utilities), runs the experiment's analysis and caches the result, so
+  every metric of a task reuses one analysis; the results table shows the experiment's headline numbers.
+
+This module imports neither torch nor lm_eval at import time; ``datasets`` is imported inside ``build_dataset``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from ue_metrics.errors import UserError
+from ue_tasks.plan import PlanSpec
+from ue_tasks.queries import Query, interleave_holdout, queries_for, read_queries
+
+PAYLOAD_FIELDS = ("a_id", "b_id", "shown_first", "split", "mode", "p_a", "n_a", "n_b", "n_unparsed", "label_mass", "key")
+# metadata keys build_dataset understands; anything else in lm-eval's metadata (model args, version) is ignored
+PLAN_KEYS = ("seed", "budget", "degree", "holdout_fraction")
+OTHER_KEYS = ("outcomes", "queries_file", "option")
+
+logger = logging.getLogger(__name__)
+
+# queries of the documents built in this process, by key: the aggregation turns payloads back into full records
+# (texts, attributes, groups) for the analysis; payloads alone carry what a fit needs
+_QUERIES: dict[str, Query] = {}
+
+
+# --------------------------------------------------------------------------------------------------------
+# documents
+def documents(
+    experiment: str = "utilities",
+    outcomes: str | None = None,
+    plan: PlanSpec | None = None,
+    template: str | None = None,
+    base_model: bool = False,
+    queries_file: str | None = None,
+    options: dict | None = None,
+) -> list[dict]:
+    """One lm-eval document per (pair, ordering): the query's fields plus the rendered ``prompt``. With
+    ``queries_file`` (JSONL of queries, as ``ue run`` writes for each batch) the documents are exactly those
+    queries, in that order, instead of a plan."""
+    from ue_tasks import experiments
+
+    if queries_file:
+        queries = read_queries(queries_file)
+    else:
+        exp = experiments.get(experiment)
+        opts = {**(options or {}), **({"outcomes": outcomes} if outcomes else {})}
+        oset = exp.outcome_set(opts)
+        spec = plan or exp.plan
+        queries = interleave_holdout(queries_for(oset, exp.build_plan(oset, spec, options), experiment=exp.name,
+                                                 template=template or exp.template, system_message=exp.system_message))  # fmt: skip
+    docs = []
+    for q in queries:
+        _QUERIES[q.key] = q
+        docs.append({**q.to_dict(), "key": q.key, "prompt": q.prompt(base_model=base_model), "base_model": base_model})
+    return docs
+
+
+def _truthy(value: Any) -> bool:
+    return value in (True, "true", "True", 1, "1")
+
+
+def build_dataset(experiment: str = "utilities", template: str | None = None, base_model: bool = False, **metadata: Any) -> dict:
+    """lm-eval ``custom_dataset``: ``{"test": Dataset}`` built from the experiment and the (merged) metadata."""
+    import datasets
+
+    from ue_tasks import experiments
+
+    exp = experiments.get(str(experiment))
+    spec = PlanSpec.from_options(exp.plan,
+                                 where="--metadata field", **{k: metadata.get(k) for k in PLAN_KEYS})  # fmt: skip
+    options = metadata.get("option") or {}
+    if not isinstance(options, dict):
+        raise UserError(f"--metadata field 'option' must be an object of experiment options, got {options!r}")
+    outcomes = metadata.get("outcomes")
+    docs = documents(exp.name, None if outcomes in (None, "") else str(outcomes), spec, template, _truthy(base_model),
+                     metadata.get("queries_file") or None, options)  # fmt: skip
+    return {"test": datasets.Dataset.from_list(docs)}
+
+
+# --------------------------------------------------------------------------------------------------------
+# per-document results
+def keep_all_samples(resps, docs):
+    """lm-eval filter (``function: custom``) that keeps all K sampled answers of a document, not the first."""
+    return [list(r) for r in resps]
+
+
+def _payload(q: Query, key: str, mode: str, p_a: float | None, n_a: int, n_b: int, n_u: int, mass: float | None) -> list:
+    return [q.a_id, q.b_id, q.shown_first, q.split, mode, p_a, n_a, n_b, n_u, mass, key]
+
+
+def logprob_payload(doc: dict, results: list) -> list:
+    """(p_a, label mass) from the log-likelihoods of the two labels; p_a is the renormalised pair."""
+    q = Query.from_dict(doc)
+    (ll_first, _), (ll_second, _) = results[0], results[1]
+    top = max(ll_first, ll_second)
+    # scaled by exp(-top) so that the ratio never underflows; the mass is scaled back
+    rel_first, rel_second = math.exp(ll_first - top), math.exp(ll_second - top)
+    p_a, _ = q.p_a_from_labels(rel_first, rel_second)
+    mass = min(1.0, math.exp(top) * (rel_first + rel_second))
+    return _payload(q, doc.get("key", q.key), "logprob", p_a, 0, 0, 0, mass)
+
+
+def sampled_payload(doc: dict, results: list) -> list:
+    """Votes from the K sampled answers (parsed with ``ue_tasks.parsing``)."""
+    q = Query.from_dict(doc)
+    answers = results[0] if results and isinstance(results[0], list) else results
+    n_a, n_b, n_u = q.votes(list(answers))
+    usable = n_a + n_b
+    return _payload(q, doc.get("key", q.key), "sample", n_a / usable if usable else None, n_a, n_b, n_u, None)
+
+
+def _metric_names(doc: dict) -> tuple[str, ...]:
+    from ue_tasks import experiments
+
+    return experiments.get(doc.get("experiment") or "utilities").headline
+
+
+def process_logprob(doc: dict, results: list) -> dict[str, list]:
+    payload = logprob_payload(doc, results)
+    return {name: payload for name in _metric_names(doc)}
+
+
+def process_sampled(doc: dict, results: list) -> dict[str, list]:
+    payload = sampled_payload(doc, results)
+    return {name: payload for name in _metric_names(doc)}
+
+
+def process_batch_logprob(doc: dict, results: list) -> dict[str, list]:
+    """The hidden ``ue_batch`` task of ``ue run``: the payload under one cheap metric (no analysis per batch)."""
+    return {"n_queries": logprob_payload(doc, results)}
+
+
+def process_batch_sampled(doc: dict, results: list) -> dict[str, list]:
+    return {"n_queries": sampled_payload(doc, results)}
+
+
+def agg_n_queries(items: list) -> float:
+    return float(len(items))
+
+
+# --------------------------------------------------------------------------------------------------------
+# corpus-level: one analysis per task, shared by every metric
+_RESULTS: OrderedDict[str, dict] = OrderedDict()
+_CACHE_SIZE = 8
+
+
+def payload_record(payload: list, **extra: Any) -> dict:
+    """A ``ue.preference/1`` record from a payload: the full query when this process built its document, else the
+    ids alone (texts default to the ids; a fit needs only ids)."""
+    from ue_metrics.records import make_record
+
+    p = dict(zip(PAYLOAD_FIELDS, payload))
+    q = _QUERIES.get(p.get("key") or "")
+    ids = {"model": "lm-eval", "harness": "lm-eval", "task": "lm-eval", "run_id": "lm-eval", **extra}
+    if q is not None:
+        return q.record(mode=p["mode"], p_a=p["p_a"], n_a=p["n_a"], n_b=p["n_b"], n_unparsed=p["n_unparsed"],
+                        label_mass=p["label_mass"], **ids)  # fmt: skip
+    fields = {"outcome_set": "lm-eval", "a_text": p["a_id"], "b_text": p["b_id"], "template": "default", "round": 0,
+              **{k: p[k] for k in PAYLOAD_FIELDS if k != "key"}, **ids}  # fmt: skip
+    return make_record(**fields)
+
+
+def analysis_of(items: list) -> dict:
+    """The experiment's analysis of one task's payloads (fitted once, cached); its ``headline`` feeds the metrics."""
+    key = hashlib.sha1(json.dumps(items, separators=(",", ":"), default=str).encode()).hexdigest()
+    if key in _RESULTS:
+        _RESULTS.move_to_end(key)
+        return _RESULTS[key]
+    from ue_tasks.analysis import analyse_records
+
+    records = [payload_record(p) for p in items]
+    try:
+        result = analyse_records(records)
+    except Exception as exc:  # noqa: BLE001
+        # An exception here would abort lm-eval before it writes the samples, losing the whole run. Instead the
+        # metrics are NaN, the log says why, and `ue analyse OUT` can be run on the saved samples. (Typical cause:
+        # a --limit so small that the training graph falls apart into pieces too small to fit.)
+        logger.warning("ue: no analysis of these %d documents (%s: %s); the metrics are NaN", len(items), type(exc).__name__, exc)
+        result = {"headline": {}, "notes": {"*": str(exc)}}
+    _RESULTS[key] = result
+    while len(_RESULTS) > _CACHE_SIZE:
+        _RESULTS.popitem(last=False)
+    return result
+
+
+def _value(result: dict, key: str) -> float:
+    value = result.get("headline", {}).get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
+
+
+def _aggregation(key: str) -> Callable[[list], float]:
+    def aggregate(items: list) -> float:
+        return _value(analysis_of(items), key)
+
+    aggregate.__name__ = f"agg_{key}"
+    aggregate.__doc__ = f"lm-eval aggregation: the headline {key.replace('_', ' ')} of the task's (cached) analysis."
+    return aggregate
+
+
+def __getattr__(name: str) -> Callable[[list], float]:
+    """``agg_<headline key>`` for every headline key of every experiment (the YAMLs name them)."""
+    if name.startswith("agg_"):
+        fn = _aggregation(name.removeprefix("agg_"))
+        globals()[name] = fn
+        return fn
+    raise AttributeError(name)

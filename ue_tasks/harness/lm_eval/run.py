@@ -1,0 +1,93 @@
+"""Running ue's lm-eval tasks from Python, and turning their samples into preference records: the one path used by
+``ue demo``, the lm-eval backend of ``ue run``/``ue elicit``, utility control (``ue_control``) and the reader of
+saved ``--log_samples`` output (``ue_tasks.harness.lm_eval.reader``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ue_metrics.errors import UserError
+from ue_tasks.harness.lm_eval.hooks import PAYLOAD_FIELDS
+from ue_tasks.queries import Query
+from ue_tasks.templates import SYSTEM_MESSAGE
+
+HARNESS = "lm-eval"
+
+
+def sample_record(sample: dict, *, model: str, task: str, run_id: str, where: str = "lm-eval sample", **extra: Any) -> dict:
+    """The ``ue.preference/1`` record of one lm-eval sample of a ue task (its document is a ``Query``; every metric
+    name carries the payload computed by ``ue_tasks.harness.lm_eval.hooks``)."""
+    try:
+        doc = sample["doc"]
+        query = Query.from_dict(doc)
+        names = sample.get("metrics") or []
+        payload = sample[names[0]] if names else None
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"{where}: not a sample of a ue task ({type(exc).__name__}: {exc}); check the file") from None
+    if not isinstance(payload, list) or len(payload) not in (len(PAYLOAD_FIELDS), len(PAYLOAD_FIELDS) - 1):
+        raise UserError(f"{where}: the sample has no ue payload under its metrics; was it written by a ue task?")
+    p = dict(zip(PAYLOAD_FIELDS, payload))
+    return query.record(
+        mode=p["mode"], model=model, harness=HARNESS, task=task, run_id=run_id, p_a=p["p_a"], n_a=p["n_a"], n_b=p["n_b"],
+        n_unparsed=p["n_unparsed"], label_mass=p["label_mass"], doc_id=sample.get("doc_id"),
+        base_model=bool(doc.get("base_model", False)), **extra,
+    )  # fmt: skip
+
+
+def run_lm_eval(
+    lm: Any,
+    tasks: list[str],
+    out: Path | None = None,
+    metadata: dict | None = None,
+    limit: int | float | None = None,
+    apply_chat_template: bool = True,
+    system_instruction: str | None = SYSTEM_MESSAGE,
+    task_manager: Any = None,
+) -> dict:
+    """Run ue tasks through ``lm_eval.simple_evaluate`` (chat template and the paper's system message by default).
+    With ``out``, results and samples are saved exactly as the ``lm_eval`` command does with ``--output_path out
+    --log_samples``. Returns lm-eval's results, samples included."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from ue_tasks.harness.lm_eval.configs import task_configs_dir
+
+    # only ue's own task folder is indexed (lm-eval's hundreds of built-in task folders take seconds); a caller
+    # running many batches passes one TaskManager
+    manager = task_manager or TaskManager(include_path=str(task_configs_dir()), include_defaults=False, metadata=metadata or {})
+    tracker = None
+    if out is not None:
+        from lm_eval.loggers import EvaluationTracker
+
+        tracker = EvaluationTracker(output_path=str(out))
+    results = lm_eval.simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        task_manager=manager,
+        apply_chat_template=apply_chat_template,
+        system_instruction=system_instruction if apply_chat_template else None,
+        log_samples=True,
+        limit=limit,
+        evaluation_tracker=tracker,
+        verbosity="ERROR",
+        bootstrap_iters=0,  # the coherence metrics come from one fit; lm-eval's resampling stderr does not apply
+    )
+    if results is None:
+        raise RuntimeError("lm-eval returned no results")
+    if tracker is not None:
+        samples = results.pop("samples")
+        tracker.save_results_aggregated(results=results, samples=samples)
+        for task in results["configs"]:
+            tracker.save_results_samples(task_name=task, samples=samples[task])
+        results["samples"] = samples
+    return results
+
+
+def records_from_results(results: dict, task: str, *, model: str, run_id: str, **extra: Any) -> list[dict]:
+    """Records of every sample of ``task`` in the results of ``run_lm_eval``."""
+    samples = (results.get("samples") or {}).get(task)
+    if not samples:
+        raise RuntimeError(f"lm-eval returned no samples for task {task}")
+    return [sample_record(s, model=model, task=task, run_id=run_id, **extra) for s in samples]

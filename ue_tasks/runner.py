@@ -1,0 +1,59 @@
+"""``ue run`` and ``ue analyse``: an experiment from elicitation to analysis, and the analysis again from records.
+
+    run:      experiment → outcomes → plan → harness (or simulator) → records → fit → analysis → figures
+    analyse:  records (a run folder, lm-eval output, Inspect logs) → fit → analysis → figures, no model touched
+
+Both write ``analysis.json`` (``experiment``, ``model``, ``harness``, ``mode``, ``seed``, ``headline`` and the
+analysis' details and figure data) and ``figures/*.png|svg`` into the folder; ``ue analyse`` on a run folder
+reproduces what ``ue run`` wrote from the records alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ue_metrics.errors import UserError
+from ue_tasks.active.driver import Elicitation, RunConfig
+from ue_tasks.analysis import analyse_records, write_result
+
+
+def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path | None = "default", backend: Any = None,
+                   progress: Any = None, log: Callable[[str], None] = print, figures: bool = True) -> dict:  # fmt: skip
+    """Elicit into ``out`` (resumable), then fit and analyse; returns the analysis."""
+    run = Elicitation(config, out, cache_dir=cache_dir, backend=backend, progress=progress, log=log)
+    run.run()
+    # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
+    result = analyse_records(run.records, run.experiment.name, options=run.config.options, seed=run.config.seed,
+                             run=run.config_dict())  # fmt: skip
+    write_result(result, out, figures=figures, log=log)
+    log(f"{run.queries_asked} queries asked, {run.cache_hits} answered from the cache")
+    return result
+
+
+def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, experiment: str | None = None,
+                 options: dict | None = None, figures: bool = True, log: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """``ue analyse``: a run folder (its records and configuration) or harness outputs, analysed again."""
+    from ue_tasks.harness.readers import read_records
+
+    paths = [Path(p) for p in paths]
+    config: dict = {}
+    if len(paths) == 1 and (paths[0] / "config.json").is_file() and (paths[0] / "records.jsonl").is_file():
+        try:
+            config = json.loads((paths[0] / "config.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"{paths[0] / 'config.json'}: cannot be read ({exc}); analyse the records file itself") from None
+        records = read_records([paths[0] / "records.jsonl"])
+        out = out or paths[0]
+    else:
+        records = read_records(paths)
+        if out is None:
+            raise UserError("give --out for the analysis of harness outputs (a folder for analysis.json and figures)")
+    name = experiment or config.get("experiment")
+    seed = int(config.get("seed", 0))
+    opts = {**(config.get("options") or {}), **(options or {})}
+    result = analyse_records(records, name, options=opts, seed=seed, run=config or None)
+    write_result(result, out, figures=figures, log=log)
+    return result
