@@ -226,17 +226,8 @@ def run_html(analysis: Mapping[str, Any]) -> str:
     return page(title, "\n".join(parts))
 
 
-# how to read the figures of the analyses shipped with ue (an analysis module's FIGURE_NOTES takes precedence)
-DEFAULT_FIGURE_NOTES = {
-    "utilities": "Each dot is one outcome's utility (mean 0, sd 1), highest at the top, with its interval as a faint bar; "
-                 "the labelled outcomes are those at both ends. A steep, well-separated curve means the model ranks outcomes "
-                 "consistently; a flat cloud of overlapping bars means it barely distinguishes them.",
-    "coherence": "Blue: this model; grey: a random responder on the same questions. Held-out accuracy and average confidence "
-                 "well above the grey bars mean coherent preferences; an order gap near 1 means the answer depends on which "
-                 "option is shown first.",
-    "cycle_distribution": "How often each triad's three preferences form a cycle (x over y over z over x). Mass near 0 is "
-                          "transitive; the grey line is a fair coin, whose mean is 1/4.",
-}  # fmt: skip
+# when an analysis module has no FIGURE_NOTES entry for a figure
+DEFAULT_FIGURE_NOTES: dict[str, str] = {}
 
 
 # ----------------------------------------------------------------------------------------------------------
