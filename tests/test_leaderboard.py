@@ -264,3 +264,27 @@ def test_leaderboard_of_two_simulated_runs_and_one_real_run_writes_every_output(
             assert (out / "figures" / f"{name}.{suffix}").stat().st_size > 5000
     html = (out / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "<svg" in html and 'id="leaderboard"' in html
+
+
+def test_a_folder_of_many_models_outputs_becomes_one_leaderboard(tmp_path, runs):
+    """Loose record files of several models in one folder (as harness outputs are), a run folder beside them, and an
+    earlier leaderboard's output that must not be read as a run."""
+    from ue_tasks.outcomes import load_outcomes
+
+    mini = load_outcomes("mini")
+    plan = make_plan(len(mini), PlanSpec(seed=0, budget=150))
+    outputs = tmp_path / "outputs"
+    for k, name in enumerate(("model-x", "model-y")):
+        rng = np.random.default_rng(10 + k)
+        mu, var = true_utilities(len(mini), rng)
+        records = simulate_records(plan.pairs, plan.split, mini.ids, mini.texts, mu, var, rng, model=name, categories=mini.categories,
+                                   outcome_set="mini", run_id=f"run-{name}", seed=k)  # fmt: skip
+        (outputs / name).mkdir(parents=True)
+        rec.write(records, outputs / name / f"{name}.jsonl")
+    import shutil
+
+    shutil.copytree(runs["simA"], outputs / "runs" / "simA")
+    build_leaderboard([runs["simB"]], outputs / "old-board", figures=False, report=False, log=lambda m: None)
+    board = build_leaderboard([outputs], tmp_path / "board", figures=False, report=False, log=lambda m: None)
+    assert sorted(board["models"]) == ["model-x", "model-y", "simA"] and board["duplicates"] == []
+    assert all(r["values"]["utilities/holdout_accuracy"] > 0.6 for r in board["rows"])

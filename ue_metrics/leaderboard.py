@@ -56,6 +56,7 @@ CENTRED = ("position_bias",)
 POSITION_BIAS_LIMIT = 0.25
 ORDER_GAP_LIMIT = 0.5
 WEAK_MARGIN = 0.1  # held-out accuracy within this of the random responder's
+CONFIDENCE_MARGIN = 0.05  # average confidence within this of the random responder's
 
 
 @dataclass
@@ -440,9 +441,13 @@ def diagnose(row: Mapping[str, Any], random_values: Mapping[str, Any]) -> list[s
                    f"{_fmt(bias)}, order gap {_fmt(gap)}), so its preferences mostly reflect the order of the options")  # fmt: skip
     acc, base = v.get("utilities/holdout_accuracy"), random_values.get("utilities/holdout_accuracy", 0.5)
     interval = (row.get("intervals") or {}).get("utilities/holdout_accuracy")
+    conf, conf_base = v.get("utilities/average_confidence"), random_values.get("utilities/average_confidence")
     if _is_number(acc) and (acc - base < WEAK_MARGIN or (interval is not None and interval[0] <= base)):
         why = f"its held-out accuracy {_fmt(acc)}" + (f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else "")
         out.append(f"weak: {why} is close to the random responder's {_fmt(base)}, so its utilities are mostly noise")
+    elif _is_number(conf) and _is_number(conf_base) and conf - conf_base < CONFIDENCE_MARGIN:
+        out.append(f"weak: its average confidence {_fmt(conf)} is close to the random responder's {_fmt(conf_base)} — pooled "
+                   "over both orderings its preferences are close to indifference, so its utilities are mostly noise")  # fmt: skip
     return out
 
 
