@@ -444,7 +444,7 @@ def diagnose(row: Mapping[str, Any], random_values: Mapping[str, Any]) -> list[s
     conf, conf_base = v.get("utilities/average_confidence"), random_values.get("utilities/average_confidence")
     if _is_number(acc) and (acc - base < WEAK_MARGIN or (interval is not None and interval[0] <= base)):
         why = f"its held-out accuracy {_fmt(acc)}" + (f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else "")
-        out.append(f"weak: {why} is close to the random responder's {_fmt(base)}, so its utilities are mostly noise")
+        out.append(f"weak: {why} is not clearly above the random responder's {_fmt(base)}, so its utilities are mostly noise")
     elif _is_number(conf) and _is_number(conf_base) and conf - conf_base < CONFIDENCE_MARGIN:
         out.append(f"weak: its average confidence {_fmt(conf)} is close to the random responder's {_fmt(conf_base)} — pooled "
                    "over both orderings its preferences are close to indifference, so its utilities are mostly noise")  # fmt: skip
@@ -514,7 +514,7 @@ def summary_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     if n and len(both) == n:
         who = "Both models are" if n == 2 else ("The model is" if n == 1 else f"All {n} models are")
         out.append(f"{who} weak and position-bound: their answers follow which option is shown first more than what the "
-                   "options say, and their held-out accuracy is close to a coin's. Their utilities are mostly noise — "
+                   "options say, and their preferences are barely distinguishable from a coin's. Their utilities are mostly noise — "
                    "read these numbers as a demonstration of the pipeline, not as what the models value.")  # fmt: skip
     else:
         if bound:

@@ -66,6 +66,7 @@ h3 { font-size: 15px; margin: 18px 0 6px; }
 table { border-collapse: collapse; margin: 8px 0 4px; font-size: 13.5px; }
 th, td { border-bottom: 1px solid var(--line); padding: 5px 10px; text-align: right; vertical-align: top; }
 th:first-child, td:first-child, td.text { text-align: left; }
+#leaderboard td:first-child { white-space: nowrap; }
 thead th { background: var(--soft); font-weight: 600; position: sticky; top: 0; }
 table.sortable thead th { cursor: pointer; user-select: none; white-space: nowrap; }
 table.sortable thead th::after { content: " \\2195"; color: #9aa4ae; font-size: 11px; }
