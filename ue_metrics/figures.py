@@ -48,3 +48,35 @@ def save(draw: Callable[[Any, Any], None], data: Any, stem: Path, formats: Seque
         return paths
     finally:
         plt.close(fig)
+
+
+def to_svg(draw: Callable[[Any, Any], None], data: Any, title: str | None = None, size: tuple[float, float] = (6.4, 4.2),
+           id_prefix: str = "f") -> str:  # fmt: skip
+    """Draw ``data`` with ``draw(data, fig)`` and return the figure as an ``<svg>`` element for inlining in HTML: no
+    XML prolog or doctype, no fixed size (it scales to its container), and every element id prefixed with
+    ``id_prefix`` so that several figures can share one page. Text stays text (``svg.fonttype: none``), escaped by
+    matplotlib's SVG writer."""
+    import io
+    import re
+
+    plt = pyplot()
+    fig = plt.figure(figsize=size)
+    try:
+        draw(data, fig)
+        if title:
+            fig.text(0.99, 0.005, str(title), ha="right", va="bottom", fontsize=7, color="#777777")
+        fig.tight_layout()
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    finally:
+        plt.close(fig)
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    head_end = svg.index(">")
+    head = re.sub(r'\s(width|height)="[^"]*"', "", svg[:head_end])
+    svg = head + ' role="img" class="figure-svg" preserveAspectRatio="xMidYMid meet"' + svg[head_end:]
+    svg = re.sub(r'id="([^"]+)"', lambda m: f'id="{id_prefix}-{m.group(1)}"', svg)
+    svg = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{id_prefix}-{m.group(1)})", svg)
+    svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{id_prefix}-{m.group(1)}"', svg)
+    return svg

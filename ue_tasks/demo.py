@@ -1,10 +1,11 @@
-"""``ue demo``: the whole path on the embedded model, on the CPU, offline — prepare SmolLM2-135M-Instruct, run the
-``utility_mini`` lm-eval task in log-prob mode through lm-eval's Python API, read its samples back as preference
-records, fit the Thurstonian model and print the summary (utilities at both ends, coherence metrics next to the
-random responder).
+"""``ue demo``: the whole path on the two embedded models, on the CPU, offline — prepare SmolLM2-135M-Instruct (a
+chat model) and Gemma 3 270M (a base model), run the ``utility_mini`` / ``base_utility_mini`` lm-eval task in
+log-prob mode through lm-eval's Python API, read the samples back as preference records carrying the model's real
+name, fit the Thurstonian model, analyse each run as ``ue run utilities`` would (``analysis.json``, figures), print
+each summary, and end with a two-model leaderboard (``ue leaderboard``) and its HTML report.
 
-Speed: every prompt shares its stem, whose key/value cache is computed once
-(``ue_tasks.harness.lm_eval.prefix_cache``).
+Speed: every prompt shares its stem, whose key/value cache is computed once, and only the logits of the answer
+position are computed (``ue_tasks.harness.lm_eval.prefix_cache``); bfloat16 where the CPU computes it natively.
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ue_metrics.errors import UserError
 
 TASK = "utility_mini"
-# training pairs of the demo: None = the full plan of mini (738 training + 94 holdout pairs, 1,664 prompts; about
-# 3 minutes on 2 CPU cores with the stem cache); a smaller budget gives a quicker, rougher look
-DEMO_BUDGET = None
+BASE_TASK = "base_utility_mini"
+DEMO_MODELS = ("smollm2-135m", "gemma3-270m")
+# training pairs per model: ⌊N·log2 N⌋ for mini's 62 outcomes (half the full plan's 738; plus the 94 holdout pairs),
+# so that both models together take about the time one model's full plan took; --budget sets it
+DEMO_BUDGET = 369
 
 
 def _offline() -> None:
@@ -29,9 +34,96 @@ def _offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX), where it roughly halves a forward pass;
+    elsewhere bfloat16 is emulated and slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_dtype(dtype: str) -> str:
+    if dtype == "auto":
+        return "bfloat16" if cpu_has_native_bf16() else "float32"
+    if dtype not in ("float32", "bfloat16"):
+        raise UserError(f"--dtype must be auto, float32 or bfloat16, got {dtype!r}")
+    return dtype
+
+
+def lm_eval_model(folder: Path, embedded: Any, *, dtype: str = "float32", batch_size: int = 8, prefix_cache: bool = True,
+                  outcomes: str = "mini") -> Any:  # fmt: skip
+    """lm-eval's ``HFLM`` for an embedded model, with the stem cache built from the task's own prompts (chat-templated
+    for a chat model, bare for a base model)."""
+    kwargs = {"device": "cpu", "batch_size": batch_size, "dtype": dtype}
+    if not prefix_cache:
+        from lm_eval.models.huggingface import HFLM
+
+        return HFLM(pretrained=str(folder), **kwargs)
+    from ue_tasks.harness.lm_eval.hooks import documents
+    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
+
+    prompts = [d["prompt"] for d in documents("utilities", outcomes, base_model=embedded.base_model)[:64]]
+    if not embedded.base_model:
+        from transformers import AutoTokenizer
+
+        prompts = chat_prompts(AutoTokenizer.from_pretrained(str(folder)), prompts)
+    return prefix_cached_hflm(str(folder), prompts, **kwargs)
+
+
+def run_model(key: str, out: Path, *, budget: int | None, batch_size: int, prefix_cache: bool, outcomes: str, dtype: str,
+              top: int, log: Callable[[str], None]) -> dict:  # fmt: skip
+    """Elicit, fit and analyse one embedded model into ``out``; returns its analysis."""
+    import torch
+
+    from ue_metrics import records as rec
+    from ue_metrics.fitting import fit_records
+    from ue_tasks import model
+    from ue_tasks.analysis import analyse_records, write_result
+    from ue_tasks.harness.lm_eval.hooks import documents
+    from ue_tasks.harness.lm_eval.run import records_from_results, run_lm_eval
+    from ue_tasks.plan import PlanSpec
+    from ue_tasks.queries import run_id_for
+
+    embedded = model.get(key)
+    started = time.perf_counter()
+    folder = model.prepare(log=log, name=key)
+    task = BASE_TASK if embedded.base_model else TASK
+    metadata = {"outcomes": str(outcomes)} | ({"budget": budget} if budget is not None else {})
+    docs = documents("utilities", str(outcomes), PlanSpec(budget=budget), base_model=embedded.base_model)
+    kind = "base model, no chat template" if embedded.base_model else "chat model, chat template"
+    log(f"ue demo: {task} ({outcomes} outcomes) on {embedded.name} ({kind}; {folder}), {len(docs)} prompts "
+        f"(pairs × 2 orderings), CPU, {dtype}")  # fmt: skip
+    torch.manual_seed(0)
+    lm = lm_eval_model(folder, embedded, dtype=dtype, batch_size=batch_size, prefix_cache=prefix_cache, outcomes=str(outcomes))
+    lm_out = out / "lm_eval"
+    results = run_lm_eval(lm, [task], lm_out, metadata=metadata, apply_chat_template=not embedded.base_model)
+    elicit_seconds = time.perf_counter() - started
+    # the model's real name (lm-eval names a model object it was handed by a random string)
+    records = records_from_results(results, task, model=embedded.name, run_id=run_id_for("lm-eval", embedded.name, task, outcomes, budget),
+                                   dtype=dtype, embedded_model=embedded.key)  # fmt: skip
+    del lm, results
+    rec.write(records, out / "records.jsonl")
+    fit = fit_records(records)
+    fit.metrics["inputs"] = [str(lm_out)]
+    demo = {"task": task, "model": embedded.name, "kind": embedded.kind, "folder": str(folder), "outcomes": str(outcomes),
+            "budget": budget, "prompts": len(docs), "dtype": dtype, "elicit_seconds": round(elicit_seconds, 1),
+            "prefix_cache": prefix_cache}  # fmt: skip
+    fit.metrics["demo"] = demo
+    fit.write(out)
+    analysis = analyse_records(records, "utilities", fit=fit, run={"harness": "lm-eval", "model": embedded.name, **demo})
+    write_result(analysis, out, log=log)
+    print(f"\n== {embedded.name} ({embedded.kind} model) ==")
+    print(fit.summary(top=top))
+    (out / "demo.json").write_text(json.dumps({"seconds": round(time.perf_counter() - started, 1), **demo}, indent=2) + "\n")
+    return analysis
+
+
 def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, batch_size: int = 8, top: int = 5,
-             prefix_cache: bool = True, outcomes: str = "mini", log=print) -> dict:  # fmt: skip
-    """Run the demo; returns the fit metrics (also written to ``out/metrics.json``)."""
+             prefix_cache: bool = True, outcomes: str = "mini", models: Sequence[str] = DEMO_MODELS, dtype: str = "auto",
+             report: bool = True, log: Callable[[str], None] = print) -> dict:  # fmt: skip
+    """Run the demo; returns the leaderboard (also written to ``out/leaderboard``)."""
     _offline()
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -40,50 +132,31 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
         raise UserError(f"--budget must be a positive number of training pairs, got {budget}")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
-    from ue_metrics import records as rec
-    from ue_metrics.fitting import fit_records
     from ue_tasks import model
-    from ue_tasks.harness.lm_eval.hooks import documents
-    from ue_tasks.harness.readers import read_records
-    from ue_tasks.plan import PlanSpec
 
+    chosen = [model.get(k) for k in models]  # unknown names stop here, before any model loads
+    if len({m.key for m in chosen}) != len(chosen):
+        raise UserError(f"--models names a model twice ({', '.join(models)}); name each once")
+    dtype = resolve_dtype(dtype)
     started = time.perf_counter()
-    folder = model.prepare(log=log)
-    metadata = {"outcomes": str(outcomes)} | ({"budget": budget} if budget is not None else {})
-    docs = documents("utilities", str(outcomes), PlanSpec(budget=budget))
-    log(f"ue demo: {TASK} ({outcomes} outcomes) on {model.MODEL_NAME} ({folder}), {len(docs)} prompts (pairs × 2 orderings), CPU")
-    import torch
+    runs = []
+    for m in chosen:
+        run_model(m.key, out / m.name, budget=budget, batch_size=batch_size, prefix_cache=prefix_cache, outcomes=outcomes,
+                  dtype=dtype, top=top, log=log)  # fmt: skip
+        runs.append(out / m.name)
+    from ue_tasks.leaderboard import build_leaderboard
 
-    torch.manual_seed(0)
-    kwargs = {"device": "cpu", "batch_size": batch_size, "dtype": "float32"}
-    if prefix_cache:
-        from transformers import AutoTokenizer
-
-        from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
-
-        tok = AutoTokenizer.from_pretrained(str(folder))
-        lm = prefix_cached_hflm(str(folder), chat_prompts(tok, [d["prompt"] for d in docs[:64]]), **kwargs)
-    else:
-        from lm_eval.models.huggingface import HFLM
-
-        lm = HFLM(pretrained=str(folder), **kwargs)
-    from ue_tasks.harness.lm_eval.run import run_lm_eval
-
-    lm_out = out / "lm_eval"
-    run_lm_eval(lm, [TASK], lm_out, metadata=metadata)
-    elicit_seconds = time.perf_counter() - started
-
-    records = read_records([lm_out])
-    n = rec.write(records, out / "records.jsonl")
-    result = fit_records(records)
-    result.metrics["inputs"] = [str(lm_out)]
-    result.metrics["demo"] = {"task": TASK, "outcomes": str(outcomes), "model": str(folder), "budget": budget, "prompts": len(docs),
-                              "elicit_seconds": round(elicit_seconds, 1), "prefix_cache": prefix_cache}  # fmt: skip
-    result.write(out)
-    print(result.summary(top=top))
+    board = build_leaderboard(runs, out / "leaderboard", report=report, log=log)
     total = time.perf_counter() - started
-    print(f"wrote {n} records to {out / 'records.jsonl'}, the fit to {out / 'utilities.csv'} and "
-          f"{out / 'metrics.json'}, lm-eval's results and samples under {lm_out}  ({total:.0f} s)")  # fmt: skip
-    print(f"next: ue fit {lm_out} --out fit/ --bootstrap 200", file=sys.stderr)
-    (out / "demo.json").write_text(json.dumps({"seconds": round(total, 1), **result.metrics["demo"]}, indent=2) + "\n")
-    return result.metrics
+    from ue_metrics.leaderboard import render_text
+
+    print()
+    print(render_text(board))
+    print(f"\nwrote each model's run to {', '.join(str(r) for r in runs)} (records.jsonl, utilities.csv, analysis.json, "
+          f"figures/, lm-eval's output under lm_eval/) and the leaderboard to {out / 'leaderboard'}  ({total:.0f} s)")  # fmt: skip
+    if report:
+        print(f"report: {(out / 'leaderboard' / 'report.html').resolve()}")
+    print(f"next: ue report {runs[0]} --out {runs[0] / 'report.html'}", file=sys.stderr)
+    (out / "demo.json").write_text(json.dumps({"seconds": round(total, 1), "models": [m.name for m in chosen], "dtype": dtype,
+                                               "budget": budget, "outcomes": str(outcomes)}, indent=2) + "\n")  # fmt: skip
+    return board

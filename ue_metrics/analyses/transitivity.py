@@ -199,3 +199,8 @@ def draw_cycle_distribution(data: Mapping[str, Any], fig: Any) -> None:
 
 
 FIGURES = {"cycle_distribution": draw_cycle_distribution}
+# how to read each figure, one sentence (shown under it by `ue report`)
+FIGURE_NOTES = {
+    "cycle_distribution": "How likely each triad's three preferences are to form a cycle (x over y over z over x). Mass "
+                          "near 0 means transitive preferences; the grey line is a fair coin, whose mean is 1/4.",
+}
