@@ -21,25 +21,48 @@ def _progress(iterable=None, **kwargs):
 
 
 # ----------------------------------------------------------------------------------------------------------
-def cmd_fit(args: argparse.Namespace) -> int:
-    from ue_metrics.fitting import fit_records
-    from ue_tasks.harness.readers import read_records
+def _note(message: str) -> None:
+    print(f"ue: {message}", file=sys.stderr)
 
-    records = read_records(args.records)
-    result = fit_records(
-        records,
-        unparsed=args.unparsed,
-        method=args.method,
-        bootstrap=args.bootstrap,
-        per_component=args.per_component,
-        seed=args.seed,
-        progress=_progress,
-    )
-    result.metrics["inputs"] = [str(p) for p in args.records]
-    out = result.write(args.out)
-    print(result.summary(top=args.top))
-    print(f"wrote {out / 'utilities.csv'} and {out / 'metrics.json'}")
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from ue_metrics.fitting import MIN_BOOTSTRAP, fit_records
+    from ue_metrics.jsonl import writable_folder
+    from ue_metrics.records import check_not_mixed, group_records
+    from ue_tasks.harness.readers import collect
+
+    if args.bootstrap < 0 or 0 < args.bootstrap < MIN_BOOTSTRAP:
+        raise UserError(f"--bootstrap must be 0 (curvature intervals) or at least {MIN_BOOTSTRAP} resamples (200 is a good "
+                        f"choice), got {args.bootstrap}; fewer resamples give intervals of a few points, not intervals")  # fmt: skip
+    out = writable_folder(args.out)
+    got = collect(args.records)
+    for note in got.notes():
+        _note(note)
+    groups = group_records(got.records, args.by) if args.by else {"": got.records}
+    for records in groups.values():
+        check_not_mixed(records, pool=args.pool)
+    for label, records in groups.items():
+        result = fit_records(records, unparsed=args.unparsed, method=args.method, bootstrap=args.bootstrap,
+                             per_component=args.per_component, seed=args.seed, progress=_progress,
+                             logprob_weight=args.logprob_weight)  # fmt: skip
+        result.metrics["inputs"] = [str(p) for p in args.records]
+        result.metrics["read"] = got.summary()
+        folder = out / _slug(label) if args.by else out
+        if args.by:
+            result.metrics["group"] = {"by": args.by, "value": label}
+            print(f"== {args.by}: {label} ({len(records)} records) ==")
+        result.write(folder)
+        print(result.summary(top=args.top))
+        print(f"wrote {folder / 'utilities.csv'} and {folder / 'metrics.json'}")
     return 0
+
+
+def _slug(label: str) -> str:
+    """A folder name for a group of records (a model name with its settings)."""
+    import re
+
+    slug = re.sub(r"[^A-Za-z0-9._=-]+", "_", label).strip("._") or "group"
+    return slug[:120]
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -159,7 +182,7 @@ def _run_config(args: argparse.Namespace, experiment: str):
         samples=args.samples, template=args.template, budget=args.budget, round_size=args.round_size,
         strategy=args.strategy, seed=args.seed, holdout_fraction=args.holdout_fraction,
         holdout_first=not args.holdout_at_end, pseudolabels=args.pseudolabels,
-        responder=getattr(args, "responder", None),
+        responder=getattr(args, "responder", None), model_name=args.model_name,
     )  # fmt: skip
 
 
@@ -280,6 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit each connected component of a disconnected comparison graph on its own")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and compat initialisation")
     p.add_argument("--top", type=int, default=5, help="outcomes shown at each end of the summary")
+    p.add_argument("--by", choices=["model", "outcome_set", "template", "system_message"],
+                   help="fit each model (or outcome set, template, system message) separately, into DIR/<name>/; "
+                   "records that differ in these are refused without it")
+    p.add_argument("--pool", action="append", default=[], choices=["outcome_set", "template", "system_message"],
+                   help="fit records that differ in this field together anyway (repeatable)")
+    p.add_argument("--logprob-weight", type=float, default=None, metavar="W",
+                   help="fit log-prob and sampled records together, one log-prob record weighing W sampled answers "
+                   "(mixed records are refused without it)")
     p.set_defaults(handler=cmd_fit)
 
     p = sub.add_parser(
@@ -428,6 +459,8 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool) -> None:
     p.add_argument("--harness", choices=["lm-eval", "inspect", "simulate"], required=True)
     p.add_argument("--model", required=True, help="lm-eval model type (hf, vllm, ...), Inspect model (hf/local, openai/...), or a name for simulate")
     p.add_argument("--model-args", default="", help="lm-eval --model_args string, or Inspect -M pairs as k=v,k=v")
+    p.add_argument("--model-name", default=None,
+                   help="the model's name in the records (default: the model folder's name, or the API model string)")
     p.add_argument("--outcomes", required=outcomes_required,
                    help="outcome set name (core, mini), a number (simulate) or a file" + ("" if outcomes_required else " (default: the experiment's)"))
     p.add_argument("--out", required=True, help="run folder (created; an existing run with the same options is resumed)")

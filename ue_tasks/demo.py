@@ -45,6 +45,7 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
     from ue_tasks import model
     from ue_tasks.harness.lm_eval.hooks import documents
     from ue_tasks.harness.readers import read_records
+    from ue_tasks.outcomes import check_special_tokens, load_outcomes
     from ue_tasks.plan import PlanSpec
 
     started = time.perf_counter()
@@ -62,18 +63,22 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
         from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
 
         tok = AutoTokenizer.from_pretrained(str(folder))
+        check_special_tokens(load_outcomes(str(outcomes)), tok.all_special_tokens, model.MODEL_NAME)
         lm = prefix_cached_hflm(str(folder), chat_prompts(tok, [d["prompt"] for d in docs[:64]]), **kwargs)
     else:
         from lm_eval.models.huggingface import HFLM
 
         lm = HFLM(pretrained=str(folder), **kwargs)
     from ue_tasks.harness.lm_eval.run import run_lm_eval
+    from ue_tasks.model_identity import from_lm_eval
 
     lm_out = out / "lm_eval"
-    run_lm_eval(lm, [TASK], lm_out, metadata=metadata)
+    earlier = set(lm_out.rglob("samples_*.jsonl")) if lm_out.is_dir() else set()  # a previous demo's: not read again
+    identity = from_lm_eval("hf", {"pretrained": str(folder), "dtype": kwargs["dtype"]}, chat_template=True)
+    run_lm_eval(lm, [TASK], lm_out, metadata=metadata, identity=identity)
     elicit_seconds = time.perf_counter() - started
 
-    records = read_records([lm_out])
+    records = read_records(sorted(set(lm_out.rglob("samples_*.jsonl")) - earlier))
     n = rec.write(records, out / "records.jsonl")
     result = fit_records(records)
     result.metrics["inputs"] = [str(lm_out)]

@@ -36,6 +36,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
 def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, experiment: str | None = None,
                  options: dict | None = None, figures: bool = True, log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """``ue analyse``: a run folder (its records and configuration) or harness outputs, analysed again."""
+    from ue_metrics.records import check_not_mixed
     from ue_tasks.harness.readers import read_records
 
     paths = [Path(p) for p in paths]
@@ -45,12 +46,13 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
             config = json.loads((paths[0] / "config.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"{paths[0] / 'config.json'}: cannot be read ({exc}); analyse the records file itself") from None
-        records = read_records([paths[0] / "records.jsonl"])
+        records = read_records([paths[0] / "records.jsonl"], log=log)
         out = out or paths[0]
     else:
-        records = read_records(paths)
         if out is None:
             raise UserError("give --out for the analysis of harness outputs (a folder for analysis.json and figures)")
+        records = read_records(paths, log=log)
+    check_not_mixed(records)
     name = experiment or config.get("experiment")
     seed = int(config.get("seed", 0))
     opts = {**(config.get("options") or {}), **(options or {})}
