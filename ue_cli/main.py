@@ -28,7 +28,7 @@ def _note(message: str) -> None:
 def cmd_fit(args: argparse.Namespace) -> int:
     from ue_metrics.fitting import MIN_BOOTSTRAP, fit_records
     from ue_metrics.jsonl import writable_folder
-    from ue_metrics.records import check_not_mixed, group_records
+    from ue_metrics.records import check_not_mixed, group_folder_name, group_records
     from ue_tasks.harness.readers import collect
 
     if args.bootstrap < 0 or 0 < args.bootstrap < MIN_BOOTSTRAP:
@@ -47,7 +47,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
                              logprob_weight=args.logprob_weight)  # fmt: skip
         result.metrics["inputs"] = [str(p) for p in args.records]
         result.metrics["read"] = got.summary()
-        folder = out / _slug(label) if args.by else out
+        folder = out / group_folder_name(label) if args.by else out
         if args.by:
             result.metrics["group"] = {"by": args.by, "value": label}
             print(f"== {args.by}: {label} ({len(records)} records) ==")
@@ -57,12 +57,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _slug(label: str) -> str:
-    """A folder name for a group of records (a model name with its settings)."""
-    import re
-
-    slug = re.sub(r"[^A-Za-z0-9._=-]+", "_", label).strip("._") or "group"
-    return slug[:120]
+MAX_SIMULATED_OUTCOMES = 100_000
+MAX_SIMULATED_RECORDS = 20_000_000  # about 12 GB of JSONL
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -71,8 +67,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from ue_metrics import records as rec
     from ue_metrics.simulate import simulate_records, true_utilities
     from ue_tasks.outcomes import load_outcomes
-    from ue_tasks.plan import PlanSpec, make_plan
+    from ue_tasks.plan import PlanSpec, default_budget, holdout_size, make_plan
 
+    out = Path(args.out)
+    if out.is_dir() or str(args.out).endswith(("/", "\\")):
+        raise UserError(f"--out {out}: is a folder; give the records file to write, e.g. {out / 'sim.jsonl'}")
+    if str(args.outcomes).isdigit():
+        n = int(args.outcomes)
+        spec = PlanSpec(seed=args.seed, budget=args.budget, degree=args.degree, holdout_fraction=args.holdout_fraction)
+        pairs = min(spec.budget if spec.budget is not None else default_budget(n), n * (n - 1) // 2) + holdout_size(n, spec.holdout_fraction)
+        if n > MAX_SIMULATED_OUTCOMES or 2 * pairs > MAX_SIMULATED_RECORDS:
+            raise UserError(
+                f"--outcomes {n} would write about {2 * pairs:,} records; ue simulate writes at most "
+                f"{MAX_SIMULATED_RECORDS:,} records of at most {MAX_SIMULATED_OUTCOMES:,} outcomes — lower --outcomes or --budget"
+            )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: its folder cannot be created ({exc.strerror or exc}); choose another path") from None
     outcomes = load_outcomes(args.outcomes)
     plan = make_plan(len(outcomes), PlanSpec(seed=args.seed, budget=args.budget, degree=args.degree, holdout_fraction=args.holdout_fraction))
     rng = np.random.default_rng(args.seed)
@@ -94,14 +106,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         outcome_set=outcomes.name,
         seed=args.seed,
     )
-    out = Path(args.out)
-    n = rec.write(_progress(records, desc="writing records", unit="rec", disable=len(records) < 20000), out)
-    truth = out.with_name(out.name.removesuffix(".jsonl") + ".truth.csv")
-    with truth.open("w", encoding="utf-8") as fh:
-        fh.write("id,utility,sigma2\n")
-        sd = mu.std(ddof=1)
-        for oid, m, v in zip(outcomes.ids, (mu - mu.mean()) / sd, var / sd**2):
-            fh.write(f"{oid},{m:.6g},{v:.6g}\n")
+    try:
+        n = rec.write(_progress(records, desc="writing records", unit="rec", disable=len(records) < 20000), out)
+        truth = out.with_name(out.name.removesuffix(".jsonl") + ".truth.csv")
+        with truth.open("w", encoding="utf-8") as fh:
+            fh.write("id,utility,sigma2\n")
+            sd = mu.std(ddof=1)
+            for oid, m, v in zip(outcomes.ids, (mu - mu.mean()) / sd, var / sd**2):
+                fh.write(f"{oid},{m:.6g},{v:.6g}\n")
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot be written ({exc.strerror or exc}); choose a path you can write to") from None
     meta = {"plan": plan.to_dict(), "responder": args.responder, "samples": args.samples, "position_bias": args.position_bias,
             "refusal_rate": args.refusal_rate, "outcomes": outcomes.source, "seed": args.seed}
     print(f"wrote {n} records ({plan.n_train} training + {plan.n_holdout} holdout pairs, both orderings) to {out}")
@@ -127,6 +141,10 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
         for cat, count in Counter(s.categories).items():
             print(f"{count:>4}  {cat}")
         return 0
+    if args.category and args.category not in set(s.categories):
+        cats = sorted(set(s.categories))
+        listed = "; ".join(cats[:8]) + (f"; and {len(cats) - 8} more (see --counts)" if len(cats) > 8 else "")
+        raise UserError(f"{s.name} has no category {args.category!r}; its categories are: {listed}")
     for o in s.outcomes:
         if args.category and o.category != args.category:
             continue
@@ -241,10 +259,11 @@ def _print_headline(result: dict) -> None:
 def cmd_analyse(args: argparse.Namespace) -> int:
     from ue_tasks.runner import analyse_path
 
-    result = analyse_path(args.paths, out=args.out, experiment=args.experiment, options=_options(args.option or []),
-                          figures=not args.no_figures, log=lambda m: print(m, file=sys.stderr))  # fmt: skip
-    _print_headline(result)
-    print(f"wrote {Path(args.out or args.paths[0]) / 'analysis.json'}")
+    results = analyse_path(args.paths, out=args.out, experiment=args.experiment, options=_options(args.option or []),
+                           figures=not args.no_figures, log=_note, by=args.by)  # fmt: skip
+    for folder, result in (results.items() if args.by else [(Path(args.out or args.paths[0]), results)]):
+        _print_headline(result)
+        print(f"wrote {Path(folder) / 'analysis.json'}")
     return 0
 
 
@@ -306,8 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", choices=["model", "outcome_set", "template", "system_message"],
                    help="fit each model (or outcome set, template, system message) separately, into DIR/<name>/; "
                    "records that differ in these are refused without it")
-    p.add_argument("--pool", action="append", default=[], choices=["outcome_set", "template", "system_message"],
-                   help="fit records that differ in this field together anyway (repeatable)")
+    p.add_argument("--pool", action="append", default=[], choices=["outcome_set", "template", "system_message", "weights"],
+                   help="fit records that differ in this field together anyway (repeatable; weights: one model name "
+                   "whose files' fingerprint differs, e.g. a copied folder)")
     p.add_argument("--logprob-weight", type=float, default=None, metavar="W",
                    help="fit log-prob and sampled records together, one log-prob record weighing W sampled answers "
                    "(mixed records are refused without it)")
@@ -431,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="a run folder, or record files / harness output folders")
     p.add_argument("--out", help="folder for analysis.json and figures (default: the run folder)")
     p.add_argument("--experiment", help="the experiment (default: from the records)")
+    p.add_argument("--by", choices=["model", "outcome_set", "template", "system_message"],
+                   help="analyse each model (or outcome set, template, system message) separately, into OUT/<name>/; "
+                   "records that differ in these are refused without it")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an analysis option (repeatable)")
     p.add_argument("--no-figures", action="store_true", help="write analysis.json only")
     p.set_defaults(handler=cmd_analyse)

@@ -443,7 +443,8 @@ def _value(r: dict, field_name: str) -> str:
 
 def check_not_mixed(records: Sequence[dict], pool: Iterable[str] = ()) -> None:
     """Refuse records that come from different models (name, settings or weights), outcome sets, templates or
-    system messages: one fit of them would describe no model. ``pool`` names fields the user chose to pool."""
+    system messages: one fit of them would describe no model. ``pool`` names fields the user chose to pool
+    (``weights``: one model name whose files' fingerprint changed, e.g. a copied folder)."""
     pooled = set(pool)
     for name in MIXING_FIELDS:
         if name in pooled:
@@ -460,6 +461,8 @@ def check_not_mixed(records: Sequence[dict], pool: Iterable[str] = ()) -> None:
                 f"these records come from {len(values)} different {name.replace('_', ' ')}s ({listed}{more}); one fit of "
                 f"them would describe none of them — {hint}"
             )
+    if "weights" in pooled:
+        return
     fingerprints: dict[str, set[str]] = {}
     for r in records:
         if r.get("model_fingerprint"):
@@ -469,7 +472,7 @@ def check_not_mixed(records: Sequence[dict], pool: Iterable[str] = ()) -> None:
             raise UserError(
                 f"the records name one model, {label!r}, but come from {len(prints)} different sets of weights "
                 f"(fingerprints {', '.join(sorted(prints))}); the weights behind that name changed between runs — fit "
-                "each run separately, or tell them apart with --model-name"
+                "each run separately or name them apart (--model-name); if the files were only copied, add --pool weights"
             )
 
 
@@ -481,3 +484,10 @@ def group_records(records: Sequence[dict], field_name: str) -> dict[str, list[di
     for r in records:
         groups.setdefault(_value(r, field_name), []).append(r)
     return groups
+
+
+def group_folder_name(label: str) -> str:
+    """A folder name for a group of records (``--by``: a model name with its settings, an outcome set...)."""
+    import re
+
+    return (re.sub(r"[^A-Za-z0-9._=-]+", "_", label).strip("._") or "group")[:120]

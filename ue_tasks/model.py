@@ -46,12 +46,27 @@ def is_prepared(folder: Path | None = None) -> bool:
     ).is_file()
 
 
+def _check_writable(parent: Path) -> None:
+    """Say before the conversion, not after it, that the converted folder cannot be saved."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".ue-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(
+            f"{parent}: the model cache folder is not writable ({exc.strerror or exc}), so the converted model could not "
+            "be saved; set UE_CACHE_DIR to a folder you can write to"
+        ) from None
+
+
 def prepare(force: bool = False, log=print) -> Path:
     """Convert the GGUF weights to a safetensors HF folder (once) and return the folder."""
     folder = model_dir()
     if is_prepared(folder) and not force:
         return folder
     source = gguf_path()
+    _check_writable(folder.parent)
     log(f"converting {source.name} to a Hugging Face folder (about 30 s, once)...")
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer

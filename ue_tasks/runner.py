@@ -34,9 +34,12 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
 
 
 def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, experiment: str | None = None,
-                 options: dict | None = None, figures: bool = True, log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """``ue analyse``: a run folder (its records and configuration) or harness outputs, analysed again."""
-    from ue_metrics.records import check_not_mixed
+                 options: dict | None = None, figures: bool = True, log: Callable[[str], None] = print,
+                 by: str | None = None) -> Any:  # fmt: skip
+    """``ue analyse``: a run folder (its records and configuration) or harness outputs, analysed again. Records of
+    different models (outcome sets, templates, system messages) are refused, or with ``by`` analysed one group per
+    folder ``out/<group>`` (then the result is ``{folder: analysis}``)."""
+    from ue_metrics.records import check_not_mixed, group_folder_name, group_records
     from ue_tasks.harness.readers import read_records
 
     paths = [Path(p) for p in paths]
@@ -52,10 +55,23 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
         if out is None:
             raise UserError("give --out for the analysis of harness outputs (a folder for analysis.json and figures)")
         records = read_records(paths, log=log)
-    check_not_mixed(records)
     name = experiment or config.get("experiment")
     seed = int(config.get("seed", 0))
     opts = {**(config.get("options") or {}), **(options or {})}
+    if by:
+        groups = group_records(records, by)
+        for group in groups.values():
+            check_not_mixed(group)
+        done = {}
+        for label, group in groups.items():
+            folder = Path(out) / group_folder_name(label)
+            result = analyse_records(group, name, options=opts, seed=seed, run=config or None)
+            result["group"] = {"by": by, "value": label}
+            write_result(result, folder, figures=figures, log=log)
+            done[str(folder)] = result
+        return done
+    check_not_mixed(records)
     result = analyse_records(records, name, options=opts, seed=seed, run=config or None)
     write_result(result, out, figures=figures, log=log)
     return result
+
