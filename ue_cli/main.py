@@ -35,12 +35,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise UserError(f"--bootstrap must be 0 (curvature intervals) or at least {MIN_BOOTSTRAP} resamples (200 is a good "
                         f"choice), got {args.bootstrap}; fewer resamples give intervals of a few points, not intervals")  # fmt: skip
     out = writable_folder(args.out)
-    got = collect(args.records)
-    for note in got.notes():
-        _note(note)
+    got = collect(args.records, deduplicate=False)
     groups = group_records(got.records, args.by) if args.by else {"": got.records}
     for records in groups.values():
         check_not_mixed(records, pool=args.pool)
+    groups = {label: got.deduplicate(records) for label, records in groups.items()}
+    for note in got.notes():
+        _note(note)
     for label, records in groups.items():
         result = fit_records(records, unparsed=args.unparsed, method=args.method, bootstrap=args.bootstrap,
                              per_component=args.per_component, seed=args.seed, progress=_progress,

@@ -370,7 +370,7 @@ def answer_key(r: dict) -> tuple:
     - log-prob: the model (name, settings, weights) and the query — a log-prob answer is a deterministic
       measurement, so the same question to the same model in another run (or read twice) is the same answer;
     - sampled: the answer's ``answer_id`` when it has one (``ue run`` gives each answer one, and an answer served
-      from the cache keeps it), else the run id and the query.
+      from the cache keeps it) with the query, else the run id and the query.
 
     The query is (experiment, group, pair, ordering, template, context) and the elicitation (mode, system message).
     """
@@ -379,7 +379,7 @@ def answer_key(r: dict) -> tuple:
     if r["mode"] == "logprob":
         return ("logprob", model_label(r), r.get("model_fingerprint"), *query)
     if r.get("answer_id"):
-        return ("answer", r["answer_id"])
+        return ("answer", r["answer_id"], *query)  # an answer reused for another query (another triad) is kept there
     return ("run", r["run_id"], r["model"], *query)
 
 

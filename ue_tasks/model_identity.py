@@ -202,6 +202,8 @@ def from_inspect(model: str, model_args: dict | None = None, *, name: str | None
         label = name_for(str(local))
     elif rest and rest != "local":
         label = rest.rsplit("/", 1)[-1]
+        if label.lower() in GENERIC_FOLDERS | {"default"}:
+            label = str(model)  # "mockllm/model": the provider is the only name there is
     else:
         label = name_for(str(path)) if path else str(model)
     dtype = _dtype(args.get("torch_dtype") or args.get("dtype"), local)

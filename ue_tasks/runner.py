@@ -40,7 +40,7 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     different models (outcome sets, templates, system messages) are refused, or with ``by`` analysed one group per
     folder ``out/<group>`` (then the result is ``{folder: analysis}``)."""
     from ue_metrics.records import check_not_mixed, group_folder_name, group_records
-    from ue_tasks.harness.readers import read_records
+    from ue_tasks.harness.readers import collect
 
     paths = [Path(p) for p in paths]
     config: dict = {}
@@ -49,19 +49,22 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
             config = json.loads((paths[0] / "config.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"{paths[0] / 'config.json'}: cannot be read ({exc}); analyse the records file itself") from None
-        records = read_records([paths[0] / "records.jsonl"], log=log)
+        got = collect([paths[0] / "records.jsonl"], deduplicate=False)
         out = out or paths[0]
     else:
         if out is None:
             raise UserError("give --out for the analysis of harness outputs (a folder for analysis.json and figures)")
-        records = read_records(paths, log=log)
+        got = collect(paths, deduplicate=False)
     name = experiment or config.get("experiment")
     seed = int(config.get("seed", 0))
     opts = {**(config.get("options") or {}), **(options or {})}
+    groups = group_records(got.records, by) if by else {"": got.records}
+    for group in groups.values():
+        check_not_mixed(group)
+    groups = {label: got.deduplicate(group) for label, group in groups.items()}
+    for note in got.notes():
+        log(note)
     if by:
-        groups = group_records(records, by)
-        for group in groups.values():
-            check_not_mixed(group)
         done = {}
         for label, group in groups.items():
             folder = Path(out) / group_folder_name(label)
@@ -70,8 +73,7 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
             write_result(result, folder, figures=figures, log=log)
             done[str(folder)] = result
         return done
-    check_not_mixed(records)
-    result = analyse_records(records, name, options=opts, seed=seed, run=config or None)
+    result = analyse_records(groups[""], name, options=opts, seed=seed, run=config or None)
     write_result(result, out, figures=figures, log=log)
     return result
 

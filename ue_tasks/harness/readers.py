@@ -106,6 +106,14 @@ class Collected:
     companions: int = 0  # run files beside the records (configuration, results, figures): not records, not a concern
     repeated: list[Path] = field(default_factory=list)  # files named more than once (read once)
     duplicates: dict[tuple[str, str], int] = field(default_factory=dict)  # (kept in, dropped from): answers read twice
+    sources: dict[int, str] = field(default_factory=dict, repr=False)  # id(record) -> the file it came from
+
+    def deduplicate(self, records: list[dict]) -> list[dict]:
+        """``records`` (all or a group of them) with every answer once; the dropped ones are counted for ``notes``."""
+        kept, dropped = rec.deduplicate(records, [self.sources.get(id(r), "") for r in records])
+        for where, n in dropped.items():
+            self.duplicates[where] = self.duplicates.get(where, 0) + n
+        return kept
 
     @property
     def n_duplicates(self) -> int:
@@ -132,11 +140,12 @@ class Collected:
                 "duplicates_dropped": self.n_duplicates, "files_given_twice": [str(p) for p in self.repeated]}  # fmt: skip
 
 
-def collect(paths: Iterable[str | Path]) -> Collected:
-    """Records from files and folders (folders are searched recursively); errors name the path."""
+def collect(paths: Iterable[str | Path], deduplicate: bool = True) -> Collected:
+    """Records from files and folders (folders are searched recursively); errors name the path. With
+    ``deduplicate=False`` the caller drops repeated answers itself (``Collected.deduplicate``), after checking that
+    the records are not of different models, outcome sets... (a copy under another outcome set is no repeat)."""
     _load_adapters()
     out = Collected(records=[])
-    sources: list[str] = []
     seen: set[Path] = set()
     for raw in paths:
         path = Path(raw)
@@ -169,7 +178,7 @@ def collect(paths: Iterable[str | Path]) -> Collected:
                 out.skipped.append((f, f"a {reader[0]} with no ue answers"))
                 continue
             out.records.extend(batch)
-            sources.extend([str(f)] * len(batch))
+            out.sources.update((id(r), str(f)) for r in batch)
             out.files.append(f)
             found += 1
         if found == 0:
@@ -179,14 +188,18 @@ def collect(paths: Iterable[str | Path]) -> Collected:
             raise UserError(f"{path}: {why_unread(path)}; give a ue records file, an lm-eval output folder or an Inspect log")
     if not out.records:
         raise UserError("the given files hold no preference records")
-    out.records, out.duplicates = rec.deduplicate(out.records, sources)
+    if deduplicate:
+        out.records = out.deduplicate(out.records)
     return out
 
 
-def read_records(paths: Iterable[str | Path], log: Callable[[str], None] | None = None) -> list[dict]:
-    """Records from files and folders (see ``collect``); ``log`` receives the notes on skipped files and dropped
-    duplicates."""
-    got = collect(paths)
+def read_records(paths: Iterable[str | Path], log: Callable[[str], None] | None = None, pool: Iterable[str] = ()) -> list[dict]:
+    """Records from files and folders (see ``collect``), refused when they come from different models, outcome sets,
+    templates or system messages (``ue_metrics.records.check_not_mixed``; ``pool`` lifts that for some fields);
+    ``log`` receives the notes on skipped files and dropped duplicates."""
+    got = collect(paths, deduplicate=False)
+    rec.check_not_mixed(got.records, pool=pool)
+    got.records = got.deduplicate(got.records)
     if log is not None:
         for note in got.notes():
             log(note)
