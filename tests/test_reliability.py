@@ -453,6 +453,36 @@ def test_a_write_failure_mid_run_says_what_was_saved(tmp_path, monkeypatch, code
     assert resumed.queries_asked == len(rec.read(tmp_path / "run" / "records.jsonl")) - saved
 
 
+def test_a_read_only_run_folder_is_one_sentence_before_anything_is_asked(tmp_path, monkeypatch, capsys):
+    real = os.open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    code, _, err = ue(capsys, "elicit", "--harness", "simulate", "--model", "sim", "--outcomes", "20", "--no-cache",
+                      "--out", tmp_path / "run")  # fmt: skip
+    one_sentence(code, err, "the run folder is not writable (Read-only file system); nothing was asked")
+
+
+def test_a_bad_byte_far_into_a_records_file_is_named_by_line(tmp_path, capsys):
+    records, _ = simulated()
+    path = tmp_path / "r.jsonl"
+    path.write_bytes("".join(json.dumps(r) + "\n" for r in records[:40]).encode() + b'{"x": "\xff"}\n')
+    assert path.stat().st_size > 8192
+    code, _, err = ue(capsys, "fit", path, "--out", tmp_path / "f")
+    one_sentence(code, err, "line 41: not UTF-8 text")
+
+
+@pytest.mark.parametrize("samples,confidence", [(0, 0.5), (10, 0.588)])
+def test_the_random_baseline_follows_the_mode(samples, confidence):
+    base = fit_records(simulated(samples=samples)[0]).metrics["random_baseline"]
+    assert base["average_confidence"] == pytest.approx(confidence, abs=1e-3)
+    assert base["samples_per_ordering"] == samples
+
+
 def test_model_path_with_an_unwritable_cache_says_so_before_converting(tmp_path, monkeypatch, capsys):
     (tmp_path / "file").write_text("x")
     monkeypatch.setenv("UE_CACHE_DIR", str(tmp_path / "file" / "cache"))

@@ -145,8 +145,11 @@ class RunLock:
                     ) from None
                 self.path.unlink(missing_ok=True)  # stale: its owner is gone
                 continue
-            except PermissionError:
-                raise UserError(f"{self.path.parent}: the run folder is not writable; choose a folder you can write to") from None
+            except OSError as exc:  # read-only file system, permissions, full disk
+                raise UserError(
+                    f"{self.path.parent}: the run folder is not writable ({exc.strerror or exc}); nothing was asked — choose "
+                    "a folder you can write to"
+                ) from None
             with os.fdopen(fd, "w") as fh:
                 fh.write(str(os.getpid()))
             self.held = True
@@ -264,7 +267,12 @@ class Elicitation:
                 )
         else:
             _write_text(cfg_path, json.dumps(mine, indent=2) + "\n")
-            self.outcomes.write(self.out / "outcomes.jsonl")
+            try:
+                self.outcomes.write(self.out / "outcomes.jsonl")
+            except OSError as exc:
+                cfg_path.unlink(missing_ok=True)  # no half-made run folder that would block the rerun
+                raise UserError(f"{self.out / 'outcomes.jsonl'}: cannot be written ({exc.strerror or exc}); nothing was asked — "
+                                "free space or choose a folder you can write to") from None  # fmt: skip
 
         def load(name):
             p = self.out / name
@@ -348,7 +356,11 @@ class Elicitation:
     # --- the protocols ------------------------------------------------------------------------------------
     def run(self) -> FitResult | None:
         """Elicit (resuming whatever the folder holds) and, for experiments that fit utilities, write the final fit."""
-        state = self._open_run()
+        try:
+            state = self._open_run()
+        except BaseException:
+            self.lock.release()
+            raise
         try:
             if self.spec.kind == "active":
                 self._run_active(state)
