@@ -264,11 +264,14 @@ def test_a_bom_or_undecodable_file_named_directly_gets_the_real_reason(tmp_path,
 
 
 # ---------------------------------------------------------------------------------------------------------- 7
-def test_one_id_with_two_texts_is_refused():
+def test_one_id_with_two_texts_is_refused(tmp_path, capsys):
+    """A second run after an outcome was reworded: not a repeat of the first run's answers, and not one outcome."""
     a, _ = simulated(run_id="r1")
-    b = [{**r, "a_text": "A different sentence.", "run_id": "r2"} if r["a_id"] == "o000" else r for r in a]
+    b = [{**r, "a_text": "A different sentence.", "run_id": "r2"} if r["a_id"] == "o000" else {**r, "run_id": "r2"} for r in a]
     with pytest.raises(UserError, match="outcome id 'o000' has two different texts"):
         fit_records(a + b)
+    code, _, err = ue(capsys, "fit", write(tmp_path / "r.jsonl", a + b), "--out", tmp_path / "f")
+    one_sentence(code, err, "outcome id 'o000' has two different texts")
 
 
 # ---------------------------------------------------------------------------------------------------------- 8

@@ -372,10 +372,11 @@ def answer_key(r: dict) -> tuple:
     - sampled: the answer's ``answer_id`` when it has one (``ue run`` gives each answer one, and an answer served
       from the cache keeps it) with the query, else the run id and the query.
 
-    The query is (experiment, group, pair, ordering, template, context) and the elicitation (mode, system message).
+    The query is (experiment, group, the pair's ids and texts, ordering, template, context) and the elicitation (mode,
+    system message).
     """
-    query = (r.get("experiment") or "", r.get("group") or "", r["a_id"], r["b_id"], r["shown_first"], r["template"],
-             r.get("context") or "", r["mode"], r.get("system_message"))  # fmt: skip
+    query = (r.get("experiment") or "", r.get("group") or "", r["a_id"], r["b_id"], r["a_text"], r["b_text"], r["shown_first"],
+             r["template"], r.get("context") or "", r["mode"], r.get("system_message"))  # fmt: skip
     if r["mode"] == "logprob":
         return ("logprob", model_label(r), r.get("model_fingerprint"), *query)
     if r.get("answer_id"):

@@ -32,7 +32,7 @@ READERS: list[Reader] = [("ue records", rec.is_record_file, rec.read)]
 # files a run folder or a harness output folder holds beside its records: not read, and not worth a warning
 _COMPANION = re.compile(
     r"^(config\.json|outcomes\.jsonl|rounds\.jsonl|history\.jsonl|metrics\.json|analysis\.json|utilities\.csv|demo\.json"
-    r"|results_.*\.json|.*\.truth\.csv|\.lock|.*\.(png|svg|pdf|html|md|log))$"
+    r"|results_.*\.json|logs\.json|.*\.truth\.csv|\.lock|.*\.(png|svg|pdf|html|md|log))$"
 )
 
 
