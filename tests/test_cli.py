@@ -77,7 +77,7 @@ def test_fit_of_a_non_record_file_and_of_unusable_records(tmp_path):
     junk = tmp_path / "notes.txt"
     junk.write_text("hello\n")
     proc = ue("fit", junk, "--out", tmp_path / "f", check=False)
-    assert proc.returncode == 2 and "not one that ue can read" in proc.stderr
+    assert proc.returncode == 2 and "not a ue records file" in proc.stderr
     refused = tmp_path / "refused.jsonl"
     ue("simulate", "--outcomes", "10", "--samples", "3", "--refusal-rate", "1.0", "--out", refused)
     proc = ue("fit", refused, "--out", tmp_path / "f", check=False)

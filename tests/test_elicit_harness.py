@@ -49,3 +49,9 @@ def test_elicit_through_lm_eval_and_inspect_on_the_embedded_model(model_path, si
     # the same plan and strategy see the same answers, so both harnesses ask the same queries
     assert set(by_key) == {(r["a_id"], r["b_id"], r["shown_first"]) for r in ins}
     assert max(abs(by_key[(r["a_id"], r["b_id"], r["shown_first"])] - r["p_a"]) for r in ins) < 1e-3
+    # one model, one identity, whichever harness ran it: its folder's name (not lm-eval's "hf") and its weights
+    from ue_metrics.records import check_not_mixed
+
+    assert {r["model"] for r in lm} == {r["model"] for r in ins} == {"SmolLM2-135M-Instruct"}
+    assert len({r["model_fingerprint"] for r in lm + ins}) == 1
+    check_not_mixed(lm + ins)

@@ -102,7 +102,7 @@ def test_inspect_eval_on_the_embedded_model_shows_the_metrics_and_ue_fit_reads_i
         rows = list(csv.DictReader(fh))
     assert len(rows) == 10
     records = read_records([log_dir])
-    assert {r["model"] for r in records} == {"hf/SmolLM2-135M-Instruct"}
+    assert {r["model"] for r in records} == {"SmolLM2-135M-Instruct"}  # the folder's name, not the provider's "hf/local"
     assert {r["task"] for r in records} == {"utility_mini"} and {r["harness"] for r in records} == {"inspect"}
     keys = _by_query(records)
     assert all((a, b, "b" if s == "a" else "a") in keys for a, b, s in keys), "both orderings of every pair"
@@ -137,6 +137,11 @@ def test_inspect_and_lm_eval_agree_per_query_and_on_the_utilities(inspect_run, l
     gaps = [abs(ours[k]["p_a"] - theirs[k]["p_a"]) for k in ours]
     assert max(gaps) < 1e-3, f"largest per-query p_a difference {max(gaps):.2e}"
     assert {ours[k]["split"] for k in ours} == {theirs[k]["split"] for k in theirs}
+    # one model, whichever harness ran it: the same name and settings, so their records may be fitted together
+    from ue_metrics.records import check_not_mixed, model_label
+
+    assert {model_label(r) for r in inspect_records} == {model_label(r) for r in lm_records} == {"SmolLM2-135M-Instruct (chat_template=True)"}
+    check_not_mixed(inspect_records + lm_records)
 
     fit_ours, fit_theirs = fit_records(inspect_records), fit_records(lm_records)
     u_ours = {row["id"]: row["utility"] for row in fit_ours.utilities()}

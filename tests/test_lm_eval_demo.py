@@ -41,7 +41,14 @@ def test_demo_small_budget(model_path: str, tmp_path: Path) -> None:
     records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
     assert len(records) == 2 * (12 + 1)
     assert {r["task"] for r in records} == {"utility_mini"} and {r["mode"] for r in records} == {"logprob"}
-    assert {r["model"] for r in records} == {"SmolLM2-135M-Instruct"}  # the model's real name, not lm-eval's random one
+    # the model's real name (not lm-eval's random name for a model object), in the records and lm-eval's folder
+    assert {r["model"] for r in records} == {"SmolLM2-135M-Instruct"} and all(r.get("model_fingerprint") for r in records)
+    assert (run / "lm_eval" / "SmolLM2-135M-Instruct").is_dir()
+    # the run folder holds the answers twice (records.jsonl and lm-eval's samples): `ue fit` fits each once
+    fit = subprocess.run([UE, "fit", str(run), "--out", str(tmp_path / "fit")], capture_output=True, text=True, env=_env())
+    assert fit.returncode == 0, fit.stderr[-2000:]
+    assert json.loads((tmp_path / "fit" / "metrics.json").read_text())["n_records"] == 26
+    assert "dropped 26 record(s) that repeat answers already read" in fit.stderr
     assert (run / "utilities.csv").read_text().startswith("id,text,category,utility")
     assert json.loads((run / "analysis.json").read_text())["experiment"] == "utilities"
     assert list((run / "lm_eval").rglob("results_*.json")) and list((run / "lm_eval").rglob("samples_utility_mini_*.jsonl"))

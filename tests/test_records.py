@@ -97,7 +97,8 @@ def test_aggregation_pools_both_orderings_in_a_fixed_orientation():
     ]
     data = rec.aggregate(records)
     assert data.ids == ["x", "y"] and len(data.y) == 1
-    assert data.y[0] == pytest.approx((0.8 + 0.6 + 0.7) / 3)
+    # each ordering weighs half: x first (0.8) and x second (the mean of 0.6 and 0.7)
+    assert data.y[0] == pytest.approx((0.8 + (0.6 + 0.7) / 2) / 2)
     assert data.w[0] == 3
     # x shown first: records 1 (x as Option A) and 3 (y is a, shown_first b? no: y shown first) → check gap inputs
     assert data.p_first[0] == pytest.approx(0.8)
@@ -112,7 +113,8 @@ def test_sample_mode_weights_and_unparsed_policies():
         base(mode="sample", shown_first="b", p_a=0.5, n_a=5, n_b=5, n_unparsed=0, label_mass=None),
     ]
     excl = rec.aggregate(records)
-    assert excl.y[0] == pytest.approx(11 / 18) and excl.w[0] == 18
+    # each ordering's share over its own usable answers, the two averaged: (6/8 + 5/10) / 2, weight 18 answers
+    assert excl.y[0] == pytest.approx((6 / 8 + 5 / 10) / 2) and excl.w[0] == 18
     assert excl.n_unparsed == 2 and excl.n_answers == 20
     indiff = rec.aggregate(records, unparsed="as_indifference")
     assert indiff.y[0] == pytest.approx(12 / 20) and indiff.w[0] == 20

@@ -21,25 +21,45 @@ def _progress(iterable=None, **kwargs):
 
 
 # ----------------------------------------------------------------------------------------------------------
-def cmd_fit(args: argparse.Namespace) -> int:
-    from ue_metrics.fitting import fit_records
-    from ue_tasks.harness.readers import read_records
+def _note(message: str) -> None:
+    print(f"ue: {message}", file=sys.stderr)
 
-    records = read_records(args.records)
-    result = fit_records(
-        records,
-        unparsed=args.unparsed,
-        method=args.method,
-        bootstrap=args.bootstrap,
-        per_component=args.per_component,
-        seed=args.seed,
-        progress=_progress,
-    )
-    result.metrics["inputs"] = [str(p) for p in args.records]
-    out = result.write(args.out)
-    print(result.summary(top=args.top))
-    print(f"wrote {out / 'utilities.csv'} and {out / 'metrics.json'}")
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from ue_metrics.fitting import MIN_BOOTSTRAP, fit_records
+    from ue_metrics.jsonl import writable_folder
+    from ue_metrics.records import check_not_mixed, group_folder_name, group_records
+    from ue_tasks.harness.readers import collect
+
+    if args.bootstrap < 0 or 0 < args.bootstrap < MIN_BOOTSTRAP:
+        raise UserError(f"--bootstrap must be 0 (curvature intervals) or at least {MIN_BOOTSTRAP} resamples (200 is a good "
+                        f"choice), got {args.bootstrap}; fewer resamples give intervals of a few points, not intervals")  # fmt: skip
+    out = writable_folder(args.out)
+    got = collect(args.records, deduplicate=False)
+    groups = group_records(got.records, args.by) if args.by else {"": got.records}
+    for records in groups.values():
+        check_not_mixed(records, pool=args.pool)
+    groups = {label: got.deduplicate(records) for label, records in groups.items()}
+    for note in got.notes():
+        _note(note)
+    for label, records in groups.items():
+        result = fit_records(records, unparsed=args.unparsed, method=args.method, bootstrap=args.bootstrap,
+                             per_component=args.per_component, seed=args.seed, progress=_progress,
+                             logprob_weight=args.logprob_weight)  # fmt: skip
+        result.metrics["inputs"] = [str(p) for p in args.records]
+        result.metrics["read"] = got.summary()
+        folder = out / group_folder_name(label) if args.by else out
+        if args.by:
+            result.metrics["group"] = {"by": args.by, "value": label}
+            print(f"== {args.by}: {label} ({len(records)} records) ==")
+        result.write(folder)
+        print(result.summary(top=args.top))
+        print(f"wrote {folder / 'utilities.csv'} and {folder / 'metrics.json'}")
     return 0
+
+
+MAX_SIMULATED_OUTCOMES = 100_000
+MAX_SIMULATED_RECORDS = 20_000_000  # about 12 GB of JSONL
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -48,8 +68,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from ue_metrics import records as rec
     from ue_metrics.simulate import simulate_records, true_utilities
     from ue_tasks.outcomes import load_outcomes
-    from ue_tasks.plan import PlanSpec, make_plan
+    from ue_tasks.plan import PlanSpec, default_budget, holdout_size, make_plan
 
+    out = Path(args.out)
+    if out.is_dir() or str(args.out).endswith(("/", "\\")):
+        raise UserError(f"--out {out}: is a folder; give the records file to write, e.g. {out / 'sim.jsonl'}")
+    if str(args.outcomes).isdigit():
+        n = int(args.outcomes)
+        spec = PlanSpec(seed=args.seed, budget=args.budget, degree=args.degree, holdout_fraction=args.holdout_fraction)
+        pairs = min(spec.budget if spec.budget is not None else default_budget(n), n * (n - 1) // 2) + holdout_size(n, spec.holdout_fraction)
+        if n > MAX_SIMULATED_OUTCOMES or 2 * pairs > MAX_SIMULATED_RECORDS:
+            raise UserError(
+                f"--outcomes {n} would write about {2 * pairs:,} records; ue simulate writes at most "
+                f"{MAX_SIMULATED_RECORDS:,} records of at most {MAX_SIMULATED_OUTCOMES:,} outcomes — lower --outcomes or --budget"
+            )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: its folder cannot be created ({exc.strerror or exc}); choose another path") from None
     outcomes = load_outcomes(args.outcomes)
     plan = make_plan(len(outcomes), PlanSpec(seed=args.seed, budget=args.budget, degree=args.degree, holdout_fraction=args.holdout_fraction))
     rng = np.random.default_rng(args.seed)
@@ -71,14 +107,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         outcome_set=outcomes.name,
         seed=args.seed,
     )
-    out = Path(args.out)
-    n = rec.write(_progress(records, desc="writing records", unit="rec", disable=len(records) < 20000), out)
-    truth = out.with_name(out.name.removesuffix(".jsonl") + ".truth.csv")
-    with truth.open("w", encoding="utf-8") as fh:
-        fh.write("id,utility,sigma2\n")
-        sd = mu.std(ddof=1)
-        for oid, m, v in zip(outcomes.ids, (mu - mu.mean()) / sd, var / sd**2):
-            fh.write(f"{oid},{m:.6g},{v:.6g}\n")
+    try:
+        n = rec.write(_progress(records, desc="writing records", unit="rec", disable=len(records) < 20000), out)
+        truth = out.with_name(out.name.removesuffix(".jsonl") + ".truth.csv")
+        with truth.open("w", encoding="utf-8") as fh:
+            fh.write("id,utility,sigma2\n")
+            sd = mu.std(ddof=1)
+            for oid, m, v in zip(outcomes.ids, (mu - mu.mean()) / sd, var / sd**2):
+                fh.write(f"{oid},{m:.6g},{v:.6g}\n")
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot be written ({exc.strerror or exc}); choose a path you can write to") from None
     meta = {"plan": plan.to_dict(), "responder": args.responder, "samples": args.samples, "position_bias": args.position_bias,
             "refusal_rate": args.refusal_rate, "outcomes": outcomes.source, "seed": args.seed}
     print(f"wrote {n} records ({plan.n_train} training + {plan.n_holdout} holdout pairs, both orderings) to {out}")
@@ -104,6 +142,10 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
         for cat, count in Counter(s.categories).items():
             print(f"{count:>4}  {cat}")
         return 0
+    if args.category and args.category not in set(s.categories):
+        cats = sorted(set(s.categories))
+        listed = "; ".join(cats[:8]) + (f"; and {len(cats) - 8} more (see --counts)" if len(cats) > 8 else "")
+        raise UserError(f"{s.name} has no category {args.category!r}; its categories are: {listed}")
     for o in s.outcomes:
         if args.category and o.category != args.category:
             continue
@@ -192,7 +234,7 @@ def _run_config(args: argparse.Namespace, experiment: str):
         samples=args.samples, template=args.template, budget=args.budget, round_size=args.round_size,
         strategy=args.strategy, seed=args.seed, holdout_fraction=args.holdout_fraction,
         holdout_first=not args.holdout_at_end, pseudolabels=args.pseudolabels,
-        responder=getattr(args, "responder", None),
+        responder=getattr(args, "responder", None), model_name=args.model_name,
     )  # fmt: skip
 
 
@@ -251,10 +293,11 @@ def _print_headline(result: dict) -> None:
 def cmd_analyse(args: argparse.Namespace) -> int:
     from ue_tasks.runner import analyse_path
 
-    result = analyse_path(args.paths, out=args.out, experiment=args.experiment, options=_options(args.option or []),
-                          figures=not args.no_figures, log=lambda m: print(m, file=sys.stderr))  # fmt: skip
-    _print_headline(result)
-    print(f"wrote {Path(args.out or args.paths[0]) / 'analysis.json'}")
+    results = analyse_path(args.paths, out=args.out, experiment=args.experiment, options=_options(args.option or []),
+                           figures=not args.no_figures, log=_note, by=args.by)  # fmt: skip
+    for folder, result in (results.items() if args.by else [(Path(args.out or args.paths[0]), results)]):
+        _print_headline(result)
+        print(f"wrote {Path(folder) / 'analysis.json'}")
     return 0
 
 
@@ -313,6 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit each connected component of a disconnected comparison graph on its own")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and compat initialisation")
     p.add_argument("--top", type=int, default=5, help="outcomes shown at each end of the summary")
+    p.add_argument("--by", choices=["model", "outcome_set", "template", "system_message"],
+                   help="fit each model (or outcome set, template, system message) separately, into DIR/<name>/; "
+                   "records that differ in these are refused without it")
+    p.add_argument("--pool", action="append", default=[], choices=["outcome_set", "template", "system_message", "weights"],
+                   help="fit records that differ in this field together anyway (repeatable; weights: one model name "
+                   "whose files' fingerprint differs, e.g. a copied folder)")
+    p.add_argument("--logprob-weight", type=float, default=None, metavar="W",
+                   help="fit log-prob and sampled records together, one log-prob record weighing W sampled answers "
+                   "(mixed records are refused without it)")
     p.set_defaults(handler=cmd_fit)
 
     p = sub.add_parser(
@@ -479,6 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="a run folder, or record files / harness output folders")
     p.add_argument("--out", help="folder for analysis.json and figures (default: the run folder)")
     p.add_argument("--experiment", help="the experiment (default: from the records)")
+    p.add_argument("--by", choices=["model", "outcome_set", "template", "system_message"],
+                   help="analyse each model (or outcome set, template, system message) separately, into OUT/<name>/; "
+                   "records that differ in these are refused without it")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an analysis option (repeatable)")
     p.add_argument("--no-figures", action="store_true", help="write analysis.json only")
     p.set_defaults(handler=cmd_analyse)
@@ -507,6 +562,8 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool) -> None:
     p.add_argument("--harness", choices=["lm-eval", "inspect", "simulate"], required=True)
     p.add_argument("--model", required=True, help="lm-eval model type (hf, vllm, ...), Inspect model (hf/local, openai/...), or a name for simulate")
     p.add_argument("--model-args", default="", help="lm-eval --model_args string, or Inspect -M pairs as k=v,k=v")
+    p.add_argument("--model-name", default=None,
+                   help="the model's name in the records (default: the model folder's name, or the API model string)")
     p.add_argument("--outcomes", required=outcomes_required,
                    help="outcome set name (core, mini), a number (simulate) or a file" + ("" if outcomes_required else " (default: the experiment's)"))
     p.add_argument("--out", required=True, help="run folder (created; an existing run with the same options is resumed)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -56,7 +57,7 @@ def _type_name(tp: Any) -> str:
         return "a list"
     if origin is dict:
         return "a mapping"
-    return {type(None): "null", bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+    return {type(None): "null", bool: "true/false", int: "an integer", float: "a finite number", str: "a string"}.get(tp, str(tp))
 
 
 def _coerce(value: Any, tp: Any) -> Any:
@@ -98,10 +99,14 @@ def _coerce(value: Any, tp: Any) -> Any:
         raise ValueError
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
-            return float(value.strip())
-        raise ValueError
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            number = float(value.strip())
+        else:
+            raise ValueError
+        if not math.isfinite(number):  # .inf / .nan would train a model of NaN weights
+            raise ValueError
+        return number
     if tp is str:
         if isinstance(value, str):
             return value

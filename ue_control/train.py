@@ -301,11 +301,18 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
                 loss = per.sum() * world / config.batch_size
                 accelerator.backward(loss)
             local_sum += per.detach().double().sum()
+        step_loss = float(accelerator.reduce(local_sum, reduction="sum")) / config.batch_size
         if config.max_grad_norm:
-            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            finite_grads = bool(torch.isfinite(torch.as_tensor(norm)).all())
+        else:
+            finite_grads = all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
+        if not (math.isfinite(step_loss) and finite_grads):
+            bar.close()
+            optimizer.zero_grad(set_to_none=True)
+            _stop_non_finite(accelerator, out, step, step_loss, lr)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        step_loss = float(accelerator.reduce(local_sum, reduction="sum")) / config.batch_size
         seen += config.batch_size
         done = step + 1
         entry = {"step": done, "loss": step_loss, "lr": lr}
@@ -353,6 +360,22 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
+
+
+def _stop_non_finite(accelerator, out: Path, step: int, loss: float, lr: float) -> None:
+    """The loss (or its gradient) became non-finite at ``step`` (0-based: the weights hold ``step`` updates): those
+    weights are bad, so a checkpoint of them goes, the model is not saved, and the newest checkpoint that still
+    gave a finite loss is named. Raises ``UserError``."""
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(out / "checkpoints" / f"step-{step}", ignore_errors=True)
+    accelerator.wait_for_everyone()
+    good = [p for p in _checkpoints(out) if int(p.name.split("-")[1]) < step]
+    kept = f"the last good checkpoint, {good[-1]}, is kept" if good else "no checkpoint was saved before it"
+    raise UserError(
+        f"training stopped at step {step + 1}: the loss became non-finite ({loss}) at learning rate {lr:g}; no model was "
+        f"saved and {kept} — lower learning_rate (or set max_grad_norm) and train again"
+    )
 
 
 def _fingerprint(config: TrainConfig) -> str:

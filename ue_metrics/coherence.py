@@ -1,7 +1,12 @@
 """Coherence metrics of a preference run and of its Thurstonian fit, each next to a random responder's value.
 
-- holdout / train accuracy and log loss: the paper's "utility model accuracy" (METHOD.md §3.4), accuracy
-  counting (p̂ ≥ 0.5) == (y ≥ 0.5); training metrics on real edges only.
+- holdout / train accuracy and log loss: the paper's "utility model accuracy" (METHOD.md §3.4): a pair scores 1
+  when the fit and the answers prefer the same outcome, 0 when they prefer opposite ones, and ½ when either is a
+  tie (P = ½) — the companion counts (p̂ ≥ 0.5) == (y ≥ 0.5), which scores a model with no preference at all
+  (pure position bias, always "A": every pooled pair ½, every utility equal) as perfectly accurate (§10).
+  Training metrics on real edges only.
+- no_signal: a sentence when the utilities carry no signal (every pooled pair a tie, all utilities equal, or a
+  held-out accuracy within a random responder's 95% range), else null.
 - brier: calibration of the fit on held-out pairs.
 - average_confidence: completeness, mean over pairs of max(P, 1 − P) of the raw pooled preference (§9).
 - cycle_rate: transitivity, mean probability of a preference cycle over closed triangles of queried pairs,
@@ -35,10 +40,38 @@ def log_loss(p_hat: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))
 
 
+TIE = 1e-6  # |P − ½| at or below this is a tie
+
+
+def _side(p: np.ndarray) -> np.ndarray:
+    d = np.asarray(p, dtype=float) - 0.5
+    return np.where(np.abs(d) <= TIE, 0.0, np.sign(d))
+
+
 def accuracy(p_hat: np.ndarray, y: np.ndarray) -> float:
+    """Share of pairs where the fit and the answers prefer the same outcome; a tie on either side counts ½."""
     if len(y) == 0:
         return float("nan")
-    return float(np.mean((p_hat >= 0.5) == (y >= 0.5)))
+    agree = _side(p_hat) * _side(y)
+    return float(np.mean(np.where(agree > 0, 1.0, np.where(agree < 0, 0.0, 0.5))))
+
+
+def no_signal(data: PairData, model, holdout_accuracy: float, n_holdout: int) -> str | None:
+    """Why the utilities carry no signal, or None: every pooled preference a tie, every utility equal, or a held-out
+    accuracy a fair coin reaches with probability ≥ 2.5% on this many pairs."""
+    ties = int(np.sum(_side(data.y) == 0))
+    if ties == len(data.y):
+        return (f"every one of the {ties} pairs is a tie once both orderings are pooled (the answers follow the position "
+                "of the options or one label, not their content)")  # fmt: skip
+    spread = np.asarray(getattr(model, "scale_", [1.0]), dtype=float)
+    if spread.size and np.nanmax(spread) <= TIE:
+        return "the fitted utilities are all equal"
+    if n_holdout >= 10 and math.isfinite(holdout_accuracy):
+        bound = 0.5 + 1.96 * math.sqrt(0.25 / n_holdout)
+        if holdout_accuracy <= bound:
+            return (f"the held-out accuracy {holdout_accuracy:.3f} is within what a random responder reaches on "
+                    f"{n_holdout} pairs (up to {bound:.3f}): the utilities are not distinguishable from noise")  # fmt: skip
+    return None
 
 
 def brier(p_hat: np.ndarray, y: np.ndarray) -> float:
@@ -139,5 +172,8 @@ def coherence_metrics(data: PairData, model) -> dict:
         "n_records": data.n_records,
         "n_unusable_records": data.n_unusable_records,
         "n_triangles": n_tri,
+        "n_tied_pairs": int(np.sum(_side(data.y) == 0)),
+        "n_pairs_half_vote": int(data.info.get("pairs_half_vote", 0)),
     }
+    metrics["no_signal"] = no_signal(data, model, metrics["holdout_accuracy"], len(hold_ok.y))
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}

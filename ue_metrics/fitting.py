@@ -19,6 +19,7 @@ from ue_metrics.errors import UserError
 from ue_metrics.records import PairData, aggregate
 from ue_metrics.thurstonian import Thurstonian
 
+MIN_BOOTSTRAP = 10  # fewer resamples give percentile "intervals" of one or two points
 UTILITY_COLUMNS = ("id", "text", "category", "utility", "sigma2", "ci_low", "ci_high")
 SUMMARY_KEYS = (
     "holdout_accuracy", "holdout_log_loss", "holdout_brier", "train_accuracy", "train_log_loss",
@@ -54,6 +55,13 @@ class FitResult:
 
     def write(self, out: str | Path) -> Path:
         out = Path(out)
+        try:
+            return self._write(out)
+        except OSError as exc:
+            raise UserError(f"{out}: the fit cannot be written ({exc.strerror or exc}); free space or choose another --out "
+                            "folder and fit again (the records are untouched)") from None  # fmt: skip
+
+    def _write(self, out: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         rows = self.utilities()
         columns = list(UTILITY_COLUMNS) + (["component"] if rows and "component" in rows[0] else [])
@@ -78,6 +86,9 @@ class FitResult:
             f"{self.metrics['n_outcomes']} outcomes, {self.metrics['n_train_pairs']} training + "
             f"{self.metrics['n_holdout_pairs']} holdout pairs, {self.metrics['n_records']} records"
         )
+        if self.metrics.get("no_signal"):
+            lines.append(f"note: the utilities carry no signal — {self.metrics['no_signal']}; do not read the ranking below "
+                         "as the model's values")  # fmt: skip
         bias, gap = self.metrics.get("position_bias"), self.metrics.get("order_gap")
         if (bias is not None and abs(bias) > 0.25) or (gap is not None and gap > 0.5):
             lines.append(
@@ -130,9 +141,16 @@ def fit_records(
     per_component: bool = False,
     seed: int = 0,
     progress: Any = None,
+    logprob_weight: float | None = None,
 ) -> FitResult:
-    """Aggregate records, fit on the training pairs, and score coherence on all of them."""
-    data = aggregate(records, unparsed=unparsed)
+    """Aggregate records, fit on the training pairs, and score coherence on all of them. ``logprob_weight``: see
+    ``ue_metrics.records.aggregate`` (needed only to fit log-prob and sampled records together)."""
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0 or 0 < bootstrap < MIN_BOOTSTRAP:
+        raise UserError(
+            f"--bootstrap must be 0 (curvature intervals) or at least {MIN_BOOTSTRAP} resamples (200 is a good choice), "
+            f"got {bootstrap!r}; fewer resamples give intervals of a few points, not intervals"
+        )
+    data = aggregate(records, unparsed=unparsed, logprob_weight=logprob_weight)
     train = data.train()
     if len(train.y) == 0:
         raise UserError(

@@ -36,6 +36,22 @@ def check_regular_file(path: Path) -> None:
         raise UserError(f"{path}: is not a regular file (a pipe, device or socket); save the data to a file and give its path")
 
 
+def writable_folder(path: str | Path, option: str = "--out") -> Path:
+    """Create ``path`` as a folder (if needed) and check that a file can be written in it, before any long work;
+    a path that is a file, cannot be created or is read-only is one sentence."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path}: exists and is not a folder; give a folder path")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".ue-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot write there ({exc.strerror or exc}); choose a folder you can write to") from None
+    return path
+
+
 def _decode(raw: bytes, path: Path, lineno: int) -> str:
     try:
         return raw.decode("utf-8")

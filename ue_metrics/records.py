@@ -9,7 +9,7 @@ unparseable answers, §10).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -150,8 +150,8 @@ def read(path: str | Path) -> list[dict]:
 class PairData:
     """Records aggregated per unordered pair, in a fixed orientation (``i`` vs ``j``, indices into ``ids``).
 
-    ``y`` is the soft label P(i ≻ j) pooled over both orderings, ``w`` its weight (number of usable answers in
-    sample mode; number of records in logprob mode). ``p_first``/``p_second`` hold the mean P(i ≻ j) when i was
+    ``y`` is the soft label P(i ≻ j), the mean of the two orderings' shares (see ``aggregate``), ``w`` its weight
+    (number of usable answers in sample mode; number of records in logprob mode). ``p_first``/``p_second`` hold the mean P(i ≻ j) when i was
     shown first / second (NaN if that ordering is missing) for order-gap metrics.
     """
 
@@ -193,18 +193,41 @@ class PairData:
         return self.subset(self.split == "holdout")
 
 
-def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
+def aggregate(records: Iterable[dict], unparsed: str = "exclude", logprob_weight: float | None = None) -> PairData:
     """Pool records into per-pair soft labels.
 
     ``unparsed="exclude"`` (default) drops unparseable answers and records with no usable answer, and reports
     them; ``"as_indifference"`` reproduces the paper (each unparseable answer is half a vote for each outcome).
+
+    The two orderings of a pair weigh the same in its label: y = (P(i ≻ j | i first) + P(i ≻ j | i second)) / 2,
+    each ordering's share taken over its own usable answers, so an ordering whose answers are mostly unparsed
+    cannot hand the pair its position bias. An ordering with no usable answer at all falls back to the paper's
+    half-vote (share ½, its unparsed answers weighing as answers). The pair's weight is its usable answers
+    (sampled) or its records (log-prob). With equal answers per ordering this is exactly the paper's pooled label.
+
+    Log-prob and sampled records together are refused unless ``logprob_weight`` says how many sampled answers
+    one log-prob record is worth (a log-prob record otherwise weighs 1 and a sampled one its K answers).
     """
     if unparsed not in UNPARSED_POLICIES:
         raise UserError(f"unknown unparsed policy {unparsed!r}; use one of {', '.join(UNPARSED_POLICIES)}")
+    records = records if isinstance(records, list) else list(records)
+    present = {r["mode"] for r in records}
+    if len(present) > 1 and logprob_weight is None:
+        n_log = sum(r["mode"] == "logprob" for r in records)
+        raise UserError(
+            f"these records mix log-prob ({n_log}) and sampled ({len(records) - n_log}) elicitation, which weigh 1 and K "
+            "answers per record; fit them separately, or give --logprob-weight W (how many sampled answers one log-prob "
+            "record is worth) to fit them together"
+        )
+    if logprob_weight is not None and not (math.isfinite(logprob_weight) and logprob_weight > 0):
+        raise UserError(f"--logprob-weight must be a positive number, got {logprob_weight!r}")
+    lp_weight = 1.0 if logprob_weight is None else float(logprob_weight)
     index: dict[str, int] = {}
     texts: dict[str, str] = {}
     cats: dict[str, str] = {}
-    acc: dict[tuple[int, int], list[float]] = {}  # key -> [sum w*y, sum w, sum p first, n first, sum p second, n second]
+    # key -> per ordering (0: key[0] shown first, 1: second):
+    #   [sum w*p, sum w, unparsed answers, records, sum p over usable records, usable records]
+    acc: dict[tuple[int, int], list[list[float]]] = {}
     splits: dict[tuple[int, int], str] = {}
     n_records = n_unusable = n_answers = n_unparsed = 0
     first_p: list[float] = []
@@ -225,13 +248,24 @@ def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
         modes.add(r["mode"])
         a = idx(r["a_id"], r["a_text"], r.get("a_category"))
         b = idx(r["b_id"], r["b_text"], r.get("b_category"))
+        key, flip = ((a, b), False) if a < b else ((b, a), True)
+        order = 0 if (r["shown_first"] == "a") != flip else 1  # 0: key[0] was shown as Option A
+        slot = acc.setdefault(key, [[0.0] * 6, [0.0] * 6])[order]
+        previous = splits.setdefault(key, r["split"])
+        if previous != r["split"]:
+            raise UserError(
+                f"pair ({r['a_id']}, {r['b_id']}) appears in both the train and the holdout split; "
+                "a pair must belong to one split"
+            )
+        slot[3] += 1
         if r["mode"] == "sample":
             na, nb, nu = float(r["n_a"]), float(r["n_b"]), float(r["n_unparsed"])
             n_answers += int(na + nb + nu)
             n_unparsed += int(nu)
             if unparsed == "as_indifference":
-                na, nb = na + nu / 2, nb + nu / 2
+                na, nb, nu = na + nu / 2, nb + nu / 2, 0.0
             weight = na + nb
+            slot[2] += nu
             if weight <= 0:
                 n_unusable += 1
                 continue
@@ -240,39 +274,41 @@ def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
             if r["label_mass"] is not None:
                 masses.append(float(r["label_mass"]))
             p_a = float(r["p_a"])
-            weight = 1.0
+            weight = lp_weight
             n_answers += 1
-        key, flip = ((a, b), False) if a < b else ((b, a), True)
         p_key = 1.0 - p_a if flip else p_a  # P(key[0] ≻ key[1])
-        slot = acc.setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
         slot[0] += weight * p_key
         slot[1] += weight
-        key_first = (r["shown_first"] == "a") != flip  # was key[0] shown as Option A?
-        if key_first:
-            slot[2] += p_key
-            slot[3] += 1
-        else:
-            slot[4] += p_key
-            slot[5] += 1
+        slot[4] += p_key
+        slot[5] += 1
         first_p.append(p_a if r["shown_first"] == "a" else 1.0 - p_a)
-        previous = splits.setdefault(key, r["split"])
-        if previous != r["split"]:
-            raise UserError(
-                f"pair ({r['a_id']}, {r['b_id']}) appears in both the train and the holdout split; "
-                "a pair must belong to one split"
-            )
     if n_records == 0:
         raise UserError("no preference records were given; point ue at a records file or a harness output folder")
-    if not acc:
+    keys, ys, ws, pf, ps = [], [], [], [], []
+    half_vote = 0
+    for key, (o0, o1) in acc.items():
+        asked = [o for o in (o0, o1) if o[3] > 0]
+        usable = [o for o in asked if o[1] > 0]
+        if not usable:
+            continue
+        if len(asked) == 2 and len(usable) == 1:  # one ordering gave no usable answer: the paper's half-vote for it
+            half_vote += 1
+            empty = o1 if o0[1] > 0 else o0
+            y = (usable[0][0] / usable[0][1] + 0.5) / 2
+            w = usable[0][1] + empty[2]
+        else:
+            y = sum(o[0] / o[1] for o in usable) / len(usable)
+            w = sum(o[1] for o in usable)
+        keys.append(key)
+        ys.append(y)
+        ws.append(w)
+        pf.append(o0[4] / o0[5] if o0[5] else math.nan)
+        ps.append(o1[4] / o1[5] if o1[5] else math.nan)
+    if not keys:
         raise UserError(
             f"none of the {n_records} records has a usable answer (all unparsed or refused); "
             "nothing can be fitted — check the model's answers, or use --unparsed as_indifference to reproduce the paper"
         )
-    keys = list(acc)
-    arr = np.array([acc[k] for k in keys], dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p_first = np.where(arr[:, 3] > 0, arr[:, 2] / np.maximum(arr[:, 3], 1), np.nan)
-        p_second = np.where(arr[:, 5] > 0, arr[:, 4] / np.maximum(arr[:, 5], 1), np.nan)
     ids = list(index)
     return PairData(
         ids=ids,
@@ -280,11 +316,11 @@ def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
         categories=cats,
         i=np.array([k[0] for k in keys], dtype=np.int64),
         j=np.array([k[1] for k in keys], dtype=np.int64),
-        y=arr[:, 0] / arr[:, 1],
-        w=arr[:, 1],
+        y=np.array(ys, dtype=float),
+        w=np.array(ws, dtype=float),
         split=np.array([splits[k] for k in keys]),
-        p_first=p_first,
-        p_second=p_second,
+        p_first=np.array(pf, dtype=float),
+        p_second=np.array(ps, dtype=float),
         n_records=n_records,
         n_unusable_records=n_unusable,
         n_answers=n_answers,
@@ -292,7 +328,8 @@ def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
         shown_first_p=np.array(first_p, dtype=float),
         label_mass=np.array(masses, dtype=float),
         modes=sorted(modes),
-        info={"unparsed_policy": unparsed},
+        info={"unparsed_policy": unparsed, "pairs_half_vote": half_vote,
+              **({"logprob_weight": lp_weight} if len(modes) > 1 else {})},  # fmt: skip
     )
 
 
@@ -321,3 +358,137 @@ def outcome_table(records: Iterable[dict]) -> dict[str, dict[str, Any]]:
 
 def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Which answers may be fitted together: duplicates and mixtures
+
+
+def answer_key(r: dict) -> tuple:
+    """What identifies one answer, so that an answer read twice is fitted once.
+
+    - log-prob: the model (name, settings, weights) and the query — a log-prob answer is a deterministic
+      measurement, so the same question to the same model in another run (or read twice) is the same answer;
+    - sampled: the answer's ``answer_id`` when it has one (``ue run`` gives each answer one, and an answer served
+      from the cache keeps it) with the query, else the run id and the query.
+
+    The query is (experiment, group, the pair's ids and texts, ordering, template, context) and the elicitation (mode,
+    system message).
+    """
+    query = (r.get("experiment") or "", r.get("group") or "", r["a_id"], r["b_id"], r["a_text"], r["b_text"], r["shown_first"],
+             r["template"], r.get("context") or "", r["mode"], r.get("system_message"))  # fmt: skip
+    if r["mode"] == "logprob":
+        return ("logprob", model_label(r), r.get("model_fingerprint"), *query)
+    if r.get("answer_id"):
+        return ("answer", r["answer_id"], *query)  # an answer reused for another query (another triad) is kept there
+    return ("run", r["run_id"], r["model"], *query)
+
+
+_VALUE_FIELDS = ("p_a", "n_a", "n_b", "n_unparsed", "label_mass", "split")
+LOGPROB_TOLERANCE = 0.05  # two log-prob answers of one model to one query further apart than this are not one model
+
+
+def deduplicate(records: Sequence[dict], sources: Sequence[str] | None = None) -> tuple[list[dict], dict[tuple[str, str], int]]:
+    """(records with every answer once, {(source kept, source dropped): count}). An answer read twice (``answer_key``)
+    is kept once. Refused instead: a sampled answer key with two different values (two runs under one run id —
+    which one is right cannot be told), and one query to one log-prob model answered far apart (two models under
+    one name). ``sources`` names where each record came from (for the messages)."""
+    seen: dict[tuple, int] = {}
+    kept: list[dict] = []
+    dropped: dict[tuple[str, str], int] = {}
+    for k, r in enumerate(records):
+        key = answer_key(r)
+        first = seen.get(key)
+        if first is None:
+            seen[key] = k
+            kept.append(r)
+            continue
+        other = records[first]
+        where = (sources[first] if sources else "", sources[k] if sources else "")
+        places = f" ({where[0]} and {where[1]})" if sources and where[0] != where[1] else ""
+        query = f"({r['a_id']}, {r['b_id']}, shown first {r['shown_first']})"
+        if r["mode"] == "logprob":
+            if abs(float(other["p_a"]) - float(r["p_a"])) > LOGPROB_TOLERANCE:
+                raise UserError(
+                    f"the log-prob answer of {model_label(r)!r} to {query} is {other['p_a']:.3f} in one run and "
+                    f"{r['p_a']:.3f} in another{places}; one model gives one answer, so these are two models under one "
+                    "name — fit the runs separately, or name them apart (--model-name)"
+                )
+        elif any(other.get(f) != r.get(f) for f in _VALUE_FIELDS):
+            raise UserError(
+                f"the answer to {query} of run {r['run_id']!r} appears twice with different values{places}; two runs "
+                "share one run id, so they cannot be told apart — fit them separately, or give the second run another --seed"
+            )
+        dropped[where] = dropped.get(where, 0) + 1
+    return kept, dropped
+
+
+# fields that must agree between records fitted as one; ``--by FIELD`` fits each value separately
+MIXING_FIELDS = ("model", "outcome_set", "template", "system_message")
+# settings that tell two runs of one model apart (ue_tasks.model_identity writes them into every record)
+MODEL_SETTINGS = ("model_dtype", "model_revision", "chat_template")
+
+
+def model_label(r: dict) -> str:
+    """The model of a record with the settings that tell its runs apart, e.g. ``SmolLM2 (dtype=bfloat16)``."""
+    settings = [f"{k.removeprefix('model_')}={r[k]}" for k in MODEL_SETTINGS if r.get(k) is not None]
+    return r["model"] + (f" ({', '.join(settings)})" if settings else "")
+
+
+def _value(r: dict, field_name: str) -> str:
+    if field_name == "model":
+        return model_label(r)
+    value = r.get(field_name)
+    return "(none)" if value is None or value == "" else str(value)
+
+
+def check_not_mixed(records: Sequence[dict], pool: Iterable[str] = ()) -> None:
+    """Refuse records that come from different models (name, settings or weights), outcome sets, templates or
+    system messages: one fit of them would describe no model. ``pool`` names fields the user chose to pool
+    (``weights``: one model name whose files' fingerprint changed, e.g. a copied folder)."""
+    pooled = set(pool)
+    for name in MIXING_FIELDS:
+        if name in pooled:
+            continue
+        values: dict[str, int] = {}
+        for r in records:
+            v = _value(r, name)
+            values[v] = values.get(v, 0) + 1
+        if len(values) > 1:
+            listed = "; ".join(f"{_short(v, 70)} ({n} records)" for v, n in sorted(values.items(), key=lambda kv: -kv[1])[:6])
+            more = f" and {len(values) - 6} more" if len(values) > 6 else ""
+            hint = "fit each model separately with --by model" if name == "model" else f"fit each separately with --by {name}"
+            raise UserError(
+                f"these records come from {len(values)} different {name.replace('_', ' ')}s ({listed}{more}); one fit of "
+                f"them would describe none of them — {hint}"
+            )
+    if "weights" in pooled:
+        return
+    fingerprints: dict[str, set[str]] = {}
+    for r in records:
+        if r.get("model_fingerprint"):
+            fingerprints.setdefault(model_label(r), set()).add(str(r["model_fingerprint"]))
+    for label, prints in fingerprints.items():
+        if len(prints) > 1:
+            raise UserError(
+                f"the records name one model, {label!r}, but come from {len(prints)} different sets of weights "
+                f"(fingerprints {', '.join(sorted(prints))}); the weights behind that name changed between runs — fit "
+                "each run separately or name them apart (--model-name); if the files were only copied, add --pool weights"
+            )
+
+
+def group_records(records: Sequence[dict], field_name: str) -> dict[str, list[dict]]:
+    """Records split by a mixing field (``model``: the model with its settings), in order of first appearance."""
+    if field_name not in MIXING_FIELDS:
+        raise UserError(f"--by must be one of {', '.join(MIXING_FIELDS)}, got {field_name!r}")
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(_value(r, field_name), []).append(r)
+    return groups
+
+
+def group_folder_name(label: str) -> str:
+    """A folder name for a group of records (``--by``: a model name with its settings, an outcome set...)."""
+    import re
+
+    return (re.sub(r"[^A-Za-z0-9._=-]+", "_", label).strip("._") or "group")[:120]

@@ -368,6 +368,8 @@ class Thurstonian:
             info += np.outer(shift, shift) + np.outer(scale, scale) + np.diag(np.concatenate([pen[:n][nodes], pen[n:][nodes]]))
             cov = np.linalg.inv(info)[:k, :k]
             sd = mu_c.std(ddof=1)
+            if not sd > 0:  # all utilities equal: no scale to normalise by, so no interval (the fit says so)
+                continue
             normed = (mu_c - mu_c.mean()) / sd
             jac = (np.eye(k) - 1.0 / k - np.outer(normed, normed) / (k - 1)) / sd
             se[nodes] = np.sqrt(np.maximum(((jac @ cov) * jac).sum(axis=1), 0.0))

@@ -83,6 +83,8 @@ def run_model(key: str, out: Path, *, budget: int | None, batch_size: int, prefi
     from ue_tasks.analysis import analyse_records, write_result
     from ue_tasks.harness.lm_eval.hooks import documents
     from ue_tasks.harness.lm_eval.run import records_from_results, run_lm_eval
+    from ue_tasks.model_identity import from_lm_eval
+    from ue_tasks.outcomes import check_special_tokens, load_outcomes
     from ue_tasks.plan import PlanSpec
     from ue_tasks.queries import run_id_for
 
@@ -95,14 +97,21 @@ def run_model(key: str, out: Path, *, budget: int | None, batch_size: int, prefi
     kind = "base model, no chat template" if embedded.base_model else "chat model, chat template"
     log(f"ue demo: {task} ({outcomes} outcomes) on {embedded.name} ({kind}; {folder}), {len(docs)} prompts "
         f"(pairs × 2 orderings), CPU, {dtype}")  # fmt: skip
+    from transformers import AutoTokenizer
+
+    check_special_tokens(load_outcomes(str(outcomes)), AutoTokenizer.from_pretrained(str(folder)).all_special_tokens, embedded.name)
     torch.manual_seed(0)
     lm = lm_eval_model(folder, embedded, dtype=dtype, batch_size=batch_size, prefix_cache=prefix_cache, outcomes=str(outcomes))
     lm_out = out / "lm_eval"
-    results = run_lm_eval(lm, [task], lm_out, metadata=metadata, apply_chat_template=not embedded.base_model)
+    # the model's identity and real name (lm-eval names a model object it was handed by a random string)
+    identity = from_lm_eval("hf", {"pretrained": str(folder), "dtype": dtype}, chat_template=not embedded.base_model,
+                            name=embedded.name)  # fmt: skip
+    results = run_lm_eval(lm, [task], lm_out, metadata=metadata, apply_chat_template=not embedded.base_model, identity=identity)
     elicit_seconds = time.perf_counter() - started
-    # the model's real name (lm-eval names a model object it was handed by a random string)
-    records = records_from_results(results, task, model=embedded.name, run_id=run_id_for("lm-eval", embedded.name, task, outcomes, budget),
-                                   dtype=dtype, embedded_model=embedded.key)  # fmt: skip
+    fields = identity.with_chat_template(not embedded.base_model).record_fields()
+    records = records_from_results(results, task, model=fields.pop("model"),
+                                   run_id=run_id_for("lm-eval", embedded.name, task, outcomes, budget),
+                                   embedded_model=embedded.key, **fields)  # fmt: skip
     del lm, results
     rec.write(records, out / "records.jsonl")
     fit = fit_records(records)

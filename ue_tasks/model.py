@@ -128,17 +128,28 @@ def is_prepared(folder: Path | None = None, name: str | None = None) -> bool:
     ).is_file()
 
 
+def _check_writable(parent: Path) -> None:
+    """Say before the conversion, not after it, that the converted folder cannot be saved."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".ue-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(
+            f"{parent}: the model cache folder is not writable ({exc.strerror or exc}), so the converted model could not "
+            "be saved; set UE_CACHE_DIR to a folder you can write to"
+        ) from None
+
+
 def prepare(force: bool = False, log: Callable[[str], None] = print, name: str | None = None) -> Path:
     """Convert the model's GGUF weights to a safetensors HF folder (once) and return the folder."""
     m = get(name)
     folder = model_dir(m.key)
     if is_prepared(folder) and not force:
         return folder
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create {folder.parent} for the converted model ({exc}); set UE_CACHE_DIR to a writable folder") from None
     source = gguf_path(m.key)
+    _check_writable(folder.parent)
     log(f"converting {source.name} to a Hugging Face folder ({'about 30 s' if m.key == DEFAULT else 'a minute or more'}, once)...")
     tmp = folder.with_name(folder.name + ".partial")
     if tmp.exists():

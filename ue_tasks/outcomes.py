@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -110,6 +111,39 @@ def _data_dir() -> Path:
     return Path(str(resources.files("ue_tasks") / "outcome_sets"))
 
 
+MAX_OUTCOME_CHARS = 2000  # an outcome is an observation of a sentence or a few; the companion's longest is 262
+# chat-format control sequences of common model families: inside an outcome they would be tokenised as real turn
+# boundaries (an outcome could close the user turn and write the assistant's answer)
+_CONTROL = re.compile(
+    r"<\|[^|<>\s]{1,40}\|>|<｜[^｜<>]{1,40}｜>|</?(?:s|bos|eos|pad|unk)>|<(?:start|end)_of_turn>|\[/?INST\]|<</?SYS>>"
+    r"|\[/?(?:SYSTEM_PROMPT|AVAILABLE_TOOLS|TOOL_CALLS|TOOL_RESULTS)\]"
+)
+
+
+def check_text(text: str, where: str, special_tokens: Iterable[str] = ()) -> None:
+    """Refuse an outcome text that holds a chat control sequence (or one of ``special_tokens``, a tokenizer's own)
+    or is longer than ``MAX_OUTCOME_CHARS``."""
+    if len(text) > MAX_OUTCOME_CHARS:
+        raise UserError(
+            f"{where} is {len(text):,} characters long; an outcome is one observation of a sentence or a few (at most "
+            f"{MAX_OUTCOME_CHARS:,} characters) — shorten it, or the prompt's instruction would be cut off"
+        )
+    found = _CONTROL.search(text)
+    token = found.group(0) if found else next((t for t in special_tokens if t and t in text), None)
+    if token:
+        raise UserError(
+            f"{where} contains {token!r}, a chat control token: the model would read it as a turn boundary, not as "
+            "text — remove it from the outcome"
+        )
+
+
+def check_special_tokens(outcomes: OutcomeSet, special_tokens: Iterable[str], model: str) -> None:
+    """Refuse outcomes that hold one of a model's special tokens (its tokenizer's ``all_special_tokens``)."""
+    tokens = [t for t in special_tokens if t and len(t) > 1]
+    for o in outcomes.outcomes:
+        check_text(o.text, f"outcome {o.id!r} of {outcomes.source or outcomes.name} (for {model})", tokens)
+
+
 def _check(outcomes: list[Outcome], where: str) -> list[Outcome]:
     if len(outcomes) < 2:
         raise UserError(f"{where}: holds {len(outcomes)} outcome(s); a preference run needs at least 2")
@@ -118,6 +152,7 @@ def _check(outcomes: list[Outcome], where: str) -> list[Outcome]:
     for k, o in enumerate(outcomes, 1):
         if not o.text.strip():
             raise UserError(f"{where}: outcome {k} (id {o.id!r}) has an empty text; give every outcome a sentence")
+        check_text(o.text, f"{where}: outcome {k} (id {o.id!r})")
         if o.id in seen_ids:
             raise UserError(f"{where}: id {o.id!r} is used twice (outcomes {seen_ids[o.id]} and {k}); ids must be unique")
         seen_ids[o.id] = k

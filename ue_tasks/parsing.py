@@ -1,9 +1,22 @@
-"""Parse a free-text answer to the forced-choice prompt into "A", "B" or None (unparseable or refused).
+"""Parse a free-text answer to the forced-choice prompt into "A", "B" or None (unparseable, ambiguous or refused).
 
-Fixes the companion parser's quirks (METHOD.md §1.5, §7.4): letters are matched regardless of case where the
-context makes them answers ("a", "Option b", "**B**", "(A)"), the English article "A" starting a phrase is not
-a vote, "A or B" is unparseable rather than a guess, and refusals simply find no answer. The reasoning template
-takes the last "Answer: X" (case-insensitive, markdown allowed), since models often restate the format first.
+Fixes the companion parser's quirks (METHOD.md §1.5, §7.4). The rules treat the two labels exactly alike — an
+answer and its mirror image (A and B swapped) always parse to mirrored labels — because "A" is also the first
+option shown, and a parser that reads one label more easily than the other turns into position bias:
+
+- a letter counts as an answer when it stands alone ("A", "**B**", "(a)", "Option b", "Answer: A", "I choose B",
+  "B is better", "A definitely"); a letter followed by an ordinary word ("A cure is found", "My answer is a tough
+  one") is the English article, not a vote — for both letters (a continuation such as "is", "definitely",
+  "because" keeps it a vote);
+- lower-case letters count only after a designator ("option a", "I pick b") or alone;
+- ambiguous answers are refused: both labels asserted ("A or B", "A but B", "Option A and Option B"), any negation
+  ("neither A nor B", "not A", "A is not better"). A label after "over", "rather than", "instead of" or "better
+  than", or judged "worse", is the one turned down ("A over B" and "B is worse than A" are A; "A is worse" alone
+  is nothing). An explicit choice ("I prefer B.") wins over the other label mentioned in a different sentence;
+- refusals find no answer.
+
+The reasoning template takes the last "Answer: X" (case-insensitive, markdown allowed), since models often restate
+the format first.
 """
 
 from __future__ import annotations
@@ -11,25 +24,57 @@ from __future__ import annotations
 import re
 
 _STRIP = " \t\r\n*_`\"'“”‘’()[]{}<>.,:;!?-–—"
-# explicit designators: "option a", "answer: b", "answer is a", "i choose b", "i prefer option a", "(a)"
-_DESIGNATED = re.compile(
-    r"(?:\boption\s*|\bchoice\s*|\banswer\s*(?:is\s*)?[:：]?\s*|\bchoose\s+(?:option\s+)?|\bprefer\s+(?:option\s+)?|\bpick\s+(?:option\s+)?|\bselect\s+(?:option\s+)?)"
-    r"[\*_\"'“(\[]*([ab])(?![\w'])",
+_LETTER = re.compile(r"(?<![\w'’])([ABab])(?![\w'’])")
+# words before a letter that make it the answer; after "option"/"choice" it cannot be the article
+_FIRM = re.compile(r"(?:\boption|\bchoice|\(|\[)\s*[\*_\"'“]*\s*$", re.IGNORECASE)
+_SOFT = re.compile(
+    r"(?:\banswer\s*(?:is|would\s+be|will\s+be)?\s*[:：]?|\bchoose|\bchoosing|\bprefer|\bpick|\bpicking|\bselect|\bgo(?:ing)?\s+with"
+    r"|\bopt\s+for|\bvote\s+for|\bchoice\s+is|\bpreference\s+is|\bit'?s|\bit\s+is)\s*(?:option\s+)?[\*_\"'“(\[]*\s*$",
     re.IGNORECASE,
 )
-_PAREN = re.compile(r"\(([ABab])\)")
-# an uppercase standalone letter; an "A" followed by a lowercase word is the article, not a vote
-_LETTER = re.compile(r"(?<![\w'])([AB])(?![\w'])")
-_NOT_ARTICLE = re.compile(r"\s+(?:or|and|is|vs\.?|versus|over|than|because|since|would|seems|sounds|instead|please|for sure)\b")
+# words after a label that keep it a label (not the article "A" before a noun)
+_CONTINUE = frozenset(
+    "is was would will seems sounds looks appears definitely clearly obviously certainly surely absolutely probably "
+    "undoubtedly honestly really for because since as and or nor but than over then so instead please here wins it "
+    "all every hands alone only though however too yes vs versus rather without with has had offers provides leads "
+    "results gives means represents saves helps benefits ensures prevents avoids causes makes creates brings "
+    "outweighs beats aligns remains stays are were be seem sound look both each equally also still just first"
+    " overall here's".split()
+)  # fmt: skip
+_NEGATION = re.compile(
+    r"\b(?:not|no|neither|nor|never|none|cannot|can't|cant|won't|wouldn't|don't|doesn't|isn't|shouldn't|couldn't|"
+    r"aren't|wasn't)\b|n't\b",
+    re.IGNORECASE,
+)
+# a label judged downward ("A is worse", "B would be far worse"): the option turned down, not a vote
+_DOWNWARD = re.compile(r"(?<![\w'’])([AB])\s+(?:is|was|would\s+be|seems|sounds|looks|appears)\s+(?:\w+\s+)?(?:worse|inferior)\b")
+_REJECTED = re.compile(r"(?:\bover|\brather\s+than|\binstead\s+of|\bbetter\s+than|\bpreferable\s+to|\bmore\s+\w+\s+than|\bversus|\bvs\.?)"
+                       r"\s*(?:option\s+)?[\*_\"'“(\[]*\s*$", re.IGNORECASE)  # fmt: skip
+_SENTENCE_END = re.compile(r"[.!?\n]")
 _REASONING = re.compile(r"answer\s*[:：]\s*[\*_\"'“(\[]*\s*([AB])(?![\w'])", re.IGNORECASE)
 
 
-def _single(letters: set[str]) -> str | None:
-    return letters.pop() if len(letters) == 1 else None
+def _mentions(text: str) -> list[tuple[str, bool, int]]:
+    """(label, designated, sentence number) of every mention of a label that is not the article."""
+    out = []
+    for m in _LETTER.finditer(text):
+        letter, before, after = m.group(1), text[: m.start()], text[m.end() :]
+        firm = bool(_FIRM.search(before))
+        soft = not firm and bool(_SOFT.search(before))
+        if letter.islower() and not (firm or soft):
+            continue  # a lower-case letter in prose is the article
+        if _REJECTED.search(before):
+            continue  # "A over B": B is the option turned down
+        word = re.match(r"\s+([a-z][a-z'’,-]*)", after)
+        if not firm and word and word.group(1).rstrip(",") not in _CONTINUE:
+            continue  # "A cure is found", "my answer is a tough one": the article, for either letter
+        sentence = len(_SENTENCE_END.findall(text[: m.start()]))
+        out.append((letter.upper(), firm or soft, sentence))
+    return out
 
 
 def parse_choice(text: str | None, reasoning: bool = False) -> str | None:
-    """"A", "B", or None when the answer names neither, both, or refuses."""
+    """"A", "B", or None when the answer names neither, is ambiguous, or refuses."""
     if text is None:
         return None
     if reasoning:
@@ -38,14 +83,19 @@ def parse_choice(text: str | None, reasoning: bool = False) -> str | None:
     bare = text.strip(_STRIP)
     if bare.upper() in ("A", "B"):
         return bare.upper()
-    designated = {m.upper() for m in _DESIGNATED.findall(text)} | {m.upper() for m in _PAREN.findall(text)}
-    if designated:
-        return _single(designated)
-    letters = set()
-    for m in _LETTER.finditer(text):
-        letter = m.group(1)
-        rest = text[m.end() :]
-        if letter == "A" and re.match(r"\s+[a-z]", rest) and not _NOT_ARTICLE.match(rest):
-            continue  # the article ("A cure is found"); "A is better", "A or B" still name the option
-        letters.add(letter)
-    return _single(letters)
+    if _NEGATION.search(text):
+        return None  # "neither A nor B", "not A", "A is not better": refuse rather than guess
+    down = set(_DOWNWARD.findall(text))  # "A is worse than B", "I prefer B. A would be worse."
+    mentions = [m for m in _mentions(text) if m[0] not in down]
+    labels = {label for label, _, _ in mentions}
+    if len(labels) == 1:
+        return labels.pop()
+    if len(labels) != 2:
+        return None
+    chosen = {label for label, designated, _ in mentions if designated}
+    if len(chosen) != 1:
+        return None
+    (label,) = chosen
+    where = {s for lab, designated, s in mentions if lab == label and designated}
+    other = {s for lab, _, s in mentions if lab != label}
+    return label if not (where & other) else None  # the other label only in another sentence: a remark, not a vote

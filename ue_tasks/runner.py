@@ -34,9 +34,13 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
 
 
 def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, experiment: str | None = None,
-                 options: dict | None = None, figures: bool = True, log: Callable[[str], None] = print) -> dict:  # fmt: skip
-    """``ue analyse``: a run folder (its records and configuration) or harness outputs, analysed again."""
-    from ue_tasks.harness.readers import read_records
+                 options: dict | None = None, figures: bool = True, log: Callable[[str], None] = print,
+                 by: str | None = None) -> Any:  # fmt: skip
+    """``ue analyse``: a run folder (its records and configuration) or harness outputs, analysed again. Records of
+    different models (outcome sets, templates, system messages) are refused, or with ``by`` analysed one group per
+    folder ``out/<group>`` (then the result is ``{folder: analysis}``)."""
+    from ue_metrics.records import check_not_mixed, group_folder_name, group_records
+    from ue_tasks.harness.readers import collect
 
     paths = [Path(p) for p in paths]
     config: dict = {}
@@ -45,15 +49,31 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
             config = json.loads((paths[0] / "config.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"{paths[0] / 'config.json'}: cannot be read ({exc}); analyse the records file itself") from None
-        records = read_records([paths[0] / "records.jsonl"])
+        got = collect([paths[0] / "records.jsonl"], deduplicate=False)
         out = out or paths[0]
     else:
-        records = read_records(paths)
         if out is None:
             raise UserError("give --out for the analysis of harness outputs (a folder for analysis.json and figures)")
+        got = collect(paths, deduplicate=False)
     name = experiment or config.get("experiment")
     seed = int(config.get("seed", 0))
     opts = {**(config.get("options") or {}), **(options or {})}
-    result = analyse_records(records, name, options=opts, seed=seed, run=config or None)
+    groups = group_records(got.records, by) if by else {"": got.records}
+    for group in groups.values():
+        check_not_mixed(group)
+    groups = {label: got.deduplicate(group) for label, group in groups.items()}
+    for note in got.notes():
+        log(note)
+    if by:
+        done = {}
+        for label, group in groups.items():
+            folder = Path(out) / group_folder_name(label)
+            result = analyse_records(group, name, options=opts, seed=seed, run=config or None)
+            result["group"] = {"by": by, "value": label}
+            write_result(result, folder, figures=figures, log=log)
+            done[str(folder)] = result
+        return done
+    result = analyse_records(groups[""], name, options=opts, seed=seed, run=config or None)
     write_result(result, out, figures=figures, log=log)
     return result
+

@@ -36,6 +36,8 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
             notes[key] = _why_missing(key, m)
     for key in WITH_RANDOM:
         headline[f"{key}_random"] = base.get(key)
+    if m.get("no_signal"):
+        notes["utilities"] = f"the utilities carry no signal: {m['no_signal']}"
     rows = fit.utilities()
     finite = [r for r in rows if math.isfinite(r["utility"])]
     top = int((options or {}).get("top", 10))
@@ -45,6 +47,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         "n_holdout_pairs": m.get("n_holdout_pairs"),
         "ci_method": m.get("ci_method"),
         "random_responder": base.get("description"),
+        "no_signal": m.get("no_signal"),
         "top": [_row(r) for r in finite[:top]],
         "bottom": [_row(r) for r in finite[-top:]],
         "by_category": _by_category(finite),

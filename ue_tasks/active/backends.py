@@ -19,6 +19,8 @@ import numpy as np
 
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder
+from ue_tasks.model_identity import ModelIdentity, from_inspect, from_lm_eval, simulated
+from ue_tasks.outcomes import check_text
 from ue_tasks.queries import Query, write_queries
 
 
@@ -29,25 +31,35 @@ class Answer:
     n_first: int = 0  # sample: answers choosing Option A / Option B / unparseable
     n_second: int = 0
     n_unparsed: int = 0
+    answer_id: str | None = None  # given when the answer is made; a cached answer keeps it in every run it serves
 
     def record(self, query: Query, *, mode: str, **ids: Any) -> dict:
         p_a, n_a, n_b = query.outcome_terms(self.p_first, self.n_first, self.n_second)
+        extra = {"answer_id": self.answer_id} if self.answer_id else {}
         if mode == "logprob":
-            return query.record(mode=mode, p_a=float(p_a), label_mass=self.label_mass, **ids)
-        return query.record(mode=mode, n_a=n_a, n_b=n_b, n_unparsed=self.n_unparsed, **ids)
+            return query.record(mode=mode, p_a=float(p_a), label_mass=self.label_mass, **ids, **extra)
+        return query.record(mode=mode, n_a=n_a, n_b=n_b, n_unparsed=self.n_unparsed, **ids, **extra)
+
+    def with_id(self, *parts: Any) -> Answer:
+        """This answer with an id made from ``parts`` (the run and the query that asked it)."""
+        from dataclasses import replace
+
+        return replace(self, answer_id=hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:16])
 
     @classmethod
     def from_record(cls, r: dict, query: Query) -> Answer:
         p_first, n_first, n_second = query.label_terms(r["p_a"], r["n_a"], r["n_b"])
         if r["mode"] == "logprob":
-            return cls(p_first=p_first, label_mass=r["label_mass"])
-        return cls(n_first=n_first, n_second=n_second, n_unparsed=r["n_unparsed"])
+            return cls(p_first=p_first, label_mass=r["label_mass"], answer_id=r.get("answer_id"))
+        return cls(n_first=n_first, n_second=n_second, n_unparsed=r["n_unparsed"], answer_id=r.get("answer_id"))
 
 
 class Backend:
-    """Answers a batch of queries. ``key_parts`` identifies the model and its settings for the answer cache."""
+    """Answers a batch of queries. ``identity`` is the model's (``ue_tasks.model_identity``): its name and settings
+    go into every record, and ``key_parts`` (built on it) key the answer cache."""
 
     name = "backend"
+    identity: ModelIdentity
 
     def key_parts(self) -> list[Any]:
         raise NotImplementedError
@@ -62,9 +74,10 @@ class SimulateBackend(Backend):
 
     name = "simulate"
 
-    def __init__(self, responder: Responder, mode: str, samples: int, seed: int):
+    def __init__(self, responder: Responder, mode: str, samples: int, seed: int, name: str = "sim"):
         self.responder = responder
         self.mode, self.samples, self.seed = mode, samples, seed
+        self.identity = simulated(name, responder.name, seed)
 
     def key_parts(self) -> list[Any]:
         return ["simulate", self.responder.name, self.seed, self.mode, self.samples]
@@ -115,10 +128,12 @@ class LmEvalBackend(Backend):
 
     name = "lm-eval"
 
-    def __init__(self, model: str, model_args: str, mode: str, samples: int, system_message: str):
+    def __init__(self, model: str, model_args: str, mode: str, samples: int, system_message: str, model_name: str | None = None):
         if mode == "sample" and samples != 10:
             raise UserError("the lm-eval sampled task asks K=10 answers per ordering; use --samples 10 or --harness inspect")
         self.model, self.model_args, self.mode = model, model_args, mode
+        parse_model_args(model_args)  # one sentence for a malformed entry, before anything loads
+        self.identity = from_lm_eval(model, model_args, chat_template=True, name=model_name)
         self.system_message = system_message
         self.task = BATCH_TASKS[mode]
         self._lm = None
@@ -127,9 +142,10 @@ class LmEvalBackend(Backend):
         self._tmp = tempfile.TemporaryDirectory(prefix="ue-run-")
         self._qfile = Path(self._tmp.name) / "queries.jsonl"
         self._manager = None
+        self._special: list[str] = []
 
     def key_parts(self) -> list[Any]:
-        return ["lm-eval", self.model, self.model_args, self.task, "chat", self.system_message]
+        return ["lm-eval", self.identity.cache_key(), self.task, "chat", self.system_message]
 
     def _model(self, queries: Sequence[Query]):
         """The lm-eval model, built on the first batch. A local ``hf`` model in log-prob mode reuses the key/value
@@ -149,6 +165,7 @@ class LmEvalBackend(Backend):
 
                 pretrained = str(args.pop("pretrained"))
                 tok = AutoTokenizer.from_pretrained(pretrained)
+                self._special = list(tok.all_special_tokens)
                 self._lm = prefix_cached_hflm(pretrained, chat_prompts(tok, [q.prompt() for q in queries[:64]], self.system_message), **args)
             else:
                 self._lm = get_model(self.model)(**args)
@@ -160,12 +177,16 @@ class LmEvalBackend(Backend):
         from ue_tasks.harness.lm_eval.configs import task_configs_dir
         from ue_tasks.harness.lm_eval.run import records_from_results, run_lm_eval
 
+        model = self._model(queries)
+        for q in queries:  # the model's own special tokens, beyond the chat control tokens refused on loading
+            for oid, text in ((q.a_id, q.a_text), (q.b_id, q.b_text)):
+                check_text(text, f"outcome {oid!r}", self._special)
         write_queries(queries, self._qfile)
         if self._manager is None:
             self._manager = TaskManager(include_path=str(task_configs_dir()), include_defaults=False,
                                         metadata={"queries_file": str(self._qfile)})  # fmt: skip
-        results = run_lm_eval(self._model(queries), [self.task], task_manager=self._manager, system_instruction=self.system_message)
-        records = records_from_results(results, self.task, model=self.model, run_id="ue-run")
+        results = run_lm_eval(model, [self.task], task_manager=self._manager, system_instruction=self.system_message)
+        records = records_from_results(results, self.task, model=self.identity.name, run_id="ue-run")
         return _answers_from_records(queries, records, "lm-eval")
 
 
@@ -175,11 +196,12 @@ class InspectBackend(Backend):
 
     name = "inspect"
 
-    def __init__(self, model: str, model_args: str, mode: str, samples: int, seed: int):
+    def __init__(self, model: str, model_args: str, mode: str, samples: int, seed: int, model_name: str | None = None):
         self.model, self.model_args, self.mode, self.samples, self.seed = model, model_args, mode, samples, seed
+        self.identity = from_inspect(model, parse_model_args(model_args), name=model_name)
 
     def key_parts(self) -> list[Any]:
-        return ["inspect", self.model, self.model_args]
+        return ["inspect", self.identity.cache_key()]
 
     def answer(self, queries: Sequence[Query]) -> list[Answer]:
         from inspect_ai import eval as inspect_eval
@@ -192,7 +214,7 @@ class InspectBackend(Backend):
             task = utility(queries_file=str(qfile), mode=self.mode, template=queries[0].template, samples=self.samples,
                            seed=self.seed)  # fmt: skip
             logs = inspect_eval(task, model=self.model, model_args=parse_model_args(self.model_args), log_dir=tmp,
-                                display="none", seed=self.seed)  # fmt: skip
+                                display="none", seed=self.seed, metadata={"ue_model": self.identity.to_dict()})  # fmt: skip
             log = logs[0]
             if log.status != "success":
                 message = log.error.message if log.error else log.status

@@ -24,14 +24,18 @@ class AnswerCache:
         self.prefix = json.dumps(key_parts, sort_keys=True)
         self.entries: dict[str, Answer] = {}
         if path is not None and path.exists():
-            for lineno, line in iter_jsonl(path, tolerate_torn_tail=True):
-                try:
-                    self.entries[line["key"]] = Answer(**line["answer"])
-                except (KeyError, TypeError):
-                    raise UserError(
-                        f"{path} line {lineno}: not an answer-cache entry; the cache file is damaged — delete it "
-                        "(answers will be asked again) or run with --no-cache"
-                    ) from None
+            advice = ("the shared answer cache is damaged — delete that file (its answers will be asked again) or run "
+                      "with --no-cache; the run folder itself is fine")  # fmt: skip
+            try:
+                for lineno, line in iter_jsonl(path, tolerate_torn_tail=True):
+                    try:
+                        self.entries[line["key"]] = Answer(**line["answer"])
+                    except (KeyError, TypeError):
+                        raise UserError(f"{path} line {lineno}: not an answer-cache entry; {advice}") from None
+            except UserError as exc:
+                if advice in str(exc):
+                    raise
+                raise UserError(f"{str(exc).split(';')[0]}; {advice}") from None
 
     @classmethod
     def for_backend(cls, cache_dir: str | Path | None, key_parts: list[Any]) -> AnswerCache:

@@ -76,6 +76,7 @@ class RunConfig:
     pseudolabel_threshold: float = 0.95
     pseudolabel_weight: float = 1.0
     responder: str | None = None  # simulate: which known-truth responder
+    model_name: str | None = None  # the model's name in the records (default: from the model, ue_tasks.model_identity)
 
     def resolve(self) -> RunConfig:
         """Fill the experiment's defaults in and check every field (one sentence per mistake)."""
@@ -115,10 +116,11 @@ def make_backend(config: RunConfig, outcomes: OutcomeSet) -> Backend:
     if config.harness == "simulate":
         exp = experiments.get(config.experiment)
         responder = exp.responder(config.responder, outcomes, config.seed)
-        return SimulateBackend(responder, config.mode, config.samples, config.seed)
+        return SimulateBackend(responder, config.mode, config.samples, config.seed, name=config.model_name or config.model)
     if config.harness == "lm-eval":
-        return LmEvalBackend(config.model, config.model_args, config.mode, config.samples, config.system_message)
-    return InspectBackend(config.model, config.model_args, config.mode, config.samples, config.seed)
+        return LmEvalBackend(config.model, config.model_args, config.mode, config.samples, config.system_message,
+                             model_name=config.model_name)  # fmt: skip
+    return InspectBackend(config.model, config.model_args, config.mode, config.samples, config.seed, model_name=config.model_name)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -143,8 +145,11 @@ class RunLock:
                     ) from None
                 self.path.unlink(missing_ok=True)  # stale: its owner is gone
                 continue
-            except PermissionError:
-                raise UserError(f"{self.path.parent}: the run folder is not writable; choose a folder you can write to") from None
+            except OSError as exc:  # read-only file system, permissions, full disk
+                raise UserError(
+                    f"{self.path.parent}: the run folder is not writable ({exc.strerror or exc}); nothing was asked — choose "
+                    "a folder you can write to"
+                ) from None
             with os.fdopen(fd, "w") as fh:
                 fh.write(str(os.getpid()))
             self.held = True
@@ -215,7 +220,7 @@ class Elicitation:
         d.update({"n_outcomes": self.n, "budget_pairs": budget, "plan_kind": self.spec.kind,
                   "outcome_set": self.outcomes.name, "outcome_source": self.outcomes.source,
                   "outcome_hash": self.outcomes.content_hash(), "responder_description": getattr(getattr(self.backend, "responder", None), "description", None),
-                  "run_id": self.run_id, "schema": rec.SCHEMA})  # fmt: skip
+                  "run_id": self.run_id, "schema": rec.SCHEMA, "model_identity": self.backend.identity.to_dict()})  # fmt: skip
         return d
 
     def _open_run(self) -> RunState:
@@ -244,7 +249,16 @@ class Elicitation:
                     "was added, removed or reworded since); answers about the old and new sentences must not be "
                     "fitted together — restore the file or start a new --out folder"
                 )
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            before = theirs.get("model_identity") or {}
+            now = mine["model_identity"]
+            if before.get("fingerprint") and now.get("fingerprint") and before["fingerprint"] != now["fingerprint"]:
+                raise UserError(
+                    f"{self.out} was started with other weights under the model {now['name']!r} (the model's files changed "
+                    "since: fingerprint " f"{before['fingerprint']} → {now['fingerprint']}); answers of two models must not "
+                    "be fitted as one — restore the model or start a new --out folder"
+                )
+            added = {"model_identity", "model_name"} - set(theirs)  # written by an older ue: nothing to compare
+            diff = sorted(k for k in (set(mine) | set(theirs)) - added if mine.get(k) != theirs.get(k))
             if diff:
                 shown = ", ".join(f"{k}: {theirs.get(k)!r} → {mine.get(k)!r}" for k in diff[:4])
                 raise UserError(
@@ -253,7 +267,12 @@ class Elicitation:
                 )
         else:
             _write_text(cfg_path, json.dumps(mine, indent=2) + "\n")
-            self.outcomes.write(self.out / "outcomes.jsonl")
+            try:
+                self.outcomes.write(self.out / "outcomes.jsonl")
+            except OSError as exc:
+                cfg_path.unlink(missing_ok=True)  # no half-made run folder that would block the rerun
+                raise UserError(f"{self.out / 'outcomes.jsonl'}: cannot be written ({exc.strerror or exc}); nothing was asked — "
+                                "free space or choose a folder you can write to") from None  # fmt: skip
 
         def load(name):
             p = self.out / name
@@ -289,12 +308,15 @@ class Elicitation:
         done = {(r["a_id"], r["b_id"], r["shown_first"], r.get("group", "")) for r in state.records}
         todo = [q for q in queries if (q.a_id, q.b_id, q.shown_first, q.group) not in done]
         bar = self.progress(total=len(todo), desc=label, unit="query") if self.progress else None
-        ids = dict(model=self.config.model, harness=self.config.harness, task=self.task, run_id=self.run_id, round=round_no)
+        ids = dict(**self.backend.identity.record_fields(), harness=self.config.harness, task=self.task, run_id=self.run_id,
+                   round=round_no)  # fmt: skip
+        elicitation = (self.config.mode, self.config.samples if self.config.mode == "sample" else 0)
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
             cached = [(q, self.cache.get(q)) for q in batch]
             missing = [q for q, a in cached if a is None]
-            fresh = dict(zip(missing, self.backend.answer(missing))) if missing else {}
+            answers = self.backend.answer(missing) if missing else []
+            fresh = {q: a.with_id(self.run_id, q.key, *elicitation) for q, a in zip(missing, answers)}
             self.cache.put(list(fresh.items()))
             new = [(a if a is not None else fresh[q]).record(q, mode=self.config.mode, **ids) for q, a in cached]
             self._append("records.jsonl", new)
@@ -334,7 +356,11 @@ class Elicitation:
     # --- the protocols ------------------------------------------------------------------------------------
     def run(self) -> FitResult | None:
         """Elicit (resuming whatever the folder holds) and, for experiments that fit utilities, write the final fit."""
-        state = self._open_run()
+        try:
+            state = self._open_run()
+        except BaseException:
+            self.lock.release()
+            raise
         try:
             if self.spec.kind == "active":
                 self._run_active(state)

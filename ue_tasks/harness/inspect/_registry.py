@@ -24,10 +24,10 @@ NAMESPACE = "ue"
 
 def _named(name: str, doc: str, **fixed: Any) -> Callable[..., Task]:
     def make(seed: int = 0, budget: int | None = None, samples: int = SAMPLES_PER_ORDERING, outcomes: str | None = None,
-             mode: str | None = None, options: dict | None = None) -> Task:  # fmt: skip
+             mode: str | None = None, options: dict | None = None, model_name: str | None = None) -> Task:  # fmt: skip
         chosen = {"mode": mode, **{k: v for k, v in fixed.items() if k != "outcomes"}}
         return _utility_task(outcomes=outcomes or fixed.get("outcomes"), seed=seed, budget=budget, samples=samples,
-                             options=options, **chosen)  # fmt: skip
+                             options=options, model_name=model_name, **chosen)  # fmt: skip
 
     make.__name__ = name
     make.__doc__ = doc

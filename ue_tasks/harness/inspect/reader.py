@@ -17,6 +17,7 @@ from typing import Any
 
 from ue_metrics.errors import UserError
 from ue_tasks.harness.readers import register
+from ue_tasks.model_identity import from_inspect_log
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +38,6 @@ def claims(path: Path) -> bool:
     except OSError:
         return False
     return head.startswith(_ZIP_MAGIC) if suffix == ".eval" else bool(_JSON_HEAD.match(head))
-
-
-def _model_name(model: str, model_args: dict[str, Any]) -> str:
-    """Inspect's model name, with a local folder's name in place of the ``local`` placeholder (``hf/local``)."""
-    path = model_args.get("model_path") if isinstance(model_args, dict) else None
-    if path and model.endswith("/local"):
-        return f"{model.rsplit('/', 1)[0]}/{Path(str(path)).name}"
-    return model
 
 
 def _preference_score(scores: dict[str, Any] | None) -> Any:
@@ -68,7 +61,8 @@ def read(path: Path) -> list[dict]:
     except Exception as exc:  # a corrupt or foreign file that merely looked like a log
         raise UserError(f"{path}: cannot be read as an Inspect log ({exc}); check the file") from None
     ev = header.eval
-    model = _model_name(ev.model, dict(ev.model_args or {}))
+    identity = from_inspect_log(ev).record_fields()
+    model = identity.pop("model")
     task = ev.task.rsplit("/", 1)[-1]
     run_id = ev.eval_id
     if header.status != "success":
@@ -101,7 +95,7 @@ def read(path: Path) -> list[dict]:
         pooled = combine_values(values[sid], mode)
         record = record_from_value(
             query, pooled, mode, model=model, harness=HARNESS, task=task, run_id=run_id,
-            epochs=len(values[sid]), sample_id=str(sid), log=path.name,
+            epochs=len(values[sid]), sample_id=str(sid), log=path.name, **identity,
         )  # fmt: skip
         if record is None:
             n_no_label += 1

@@ -11,7 +11,8 @@ evaluation, shaped by ``-T``. The named tasks (``ue/utility_<experiment>``, ``ue
 Task options (``-T``): ``experiment`` (default ``utilities``), ``outcomes`` (a set name or a user file replacing
 the experiment's outcomes), ``seed`` and ``budget`` (the plan), ``mode`` (``logprob``: P(A), P(B) of the first
 answer token; ``sample``: K answers per ordering parsed into votes), ``template``, ``samples`` (K, the epochs of
-sample mode), ``top_logprobs``, ``system_message`` and ``options`` (the experiment's own options, a mapping).
+sample mode), ``top_logprobs``, ``system_message``, ``options`` (the experiment's own options, a mapping) and
+``model_name`` (the model's name in the records).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def _utility_task(
     system_message: str | None = None,
     queries_file: str | None = None,
     options: dict | None = None,
+    model_name: str | None = None,
 ) -> Task:
     """One elicitation run: a sample per (pair, ordering) of the experiment's seeded plan."""
     try:
@@ -128,6 +130,7 @@ def _utility_task(
             "samples_per_ordering": samples if mode == "sample" else None,
             "n_queries": len(queries),
             "n_holdout_queries": sum(q.split == "holdout" for q in queries),
+            **({"model_name": model_name} if model_name else {}),
         },
         version=2,
     )
@@ -146,8 +149,10 @@ def utility(
     system_message: str | None = None,
     queries_file: str | None = None,
     options: dict | None = None,
+    model_name: str | None = None,
 ) -> Task:
     """Any experiment's elicitation; ``-T`` picks the experiment, outcome set, plan, mode and template (or
-    ``queries_file``, a JSONL batch of queries as ``ue run`` writes them)."""
+    ``queries_file``, a JSONL batch of queries as ``ue run`` writes them); ``model_name`` names the model in the
+    records (default: from the model, ``ue_tasks.model_identity``)."""
     return _utility_task(experiment, outcomes, seed, budget, mode, template, samples, top_logprobs, system_message,
-                         queries_file, options)  # fmt: skip
+                         queries_file, options, model_name)  # fmt: skip

@@ -22,8 +22,10 @@ import hashlib
 import json
 import logging
 import math
+import sys
 from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ue_metrics.errors import UserError
@@ -33,7 +35,7 @@ from ue_tasks.queries import Query, interleave_holdout, queries_for, read_querie
 PAYLOAD_FIELDS = ("a_id", "b_id", "shown_first", "split", "mode", "p_a", "n_a", "n_b", "n_unparsed", "label_mass", "key")
 # metadata keys build_dataset understands; anything else in lm-eval's metadata (model args, version) is ignored
 PLAN_KEYS = ("seed", "budget", "degree", "holdout_fraction")
-OTHER_KEYS = ("outcomes", "queries_file", "option")
+OTHER_KEYS = ("outcomes", "queries_file", "option", "model_name")
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +80,27 @@ def _truthy(value: Any) -> bool:
     return value in (True, "true", "True", 1, "1")
 
 
+def _under_lm_eval_cli() -> bool:
+    """True when this process is the ``lm_eval`` command (not ue's own Python calls into lm-eval)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return Path(sys.argv[0] if sys.argv else "").name in ("lm_eval", "lm-eval") or bool(spec and str(spec.name).startswith("lm_eval"))
+
+
 def build_dataset(experiment: str = "utilities", template: str | None = None, base_model: bool = False, **metadata: Any) -> dict:
-    """lm-eval ``custom_dataset``: ``{"test": Dataset}`` built from the experiment and the (merged) metadata."""
+    """lm-eval ``custom_dataset``: ``{"test": Dataset}`` built from the experiment and the (merged) metadata. Under
+    the ``lm_eval`` command a mistake in them is one sentence and exit code 2, not a traceback (lm-eval builds
+    datasets after loading the model, so that is as early as a task can speak)."""
+    try:
+        return _build_dataset(experiment, template, base_model, **metadata)
+    except UserError as exc:
+        if not _under_lm_eval_cli():
+            raise
+        print(f"ue: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _build_dataset(experiment: str = "utilities", template: str | None = None, base_model: bool = False, **metadata: Any) -> dict:
     import datasets
 
     from ue_tasks import experiments

@@ -3,8 +3,9 @@ records, so ``ue fit OUT`` works on lm-eval output with no conversion step.
 
 lm-eval writes, per model folder, ``results_<time>.json`` and one ``samples_<task>_<time>.jsonl`` per task.
 Each sample line of a ue task carries the document (the ``Query`` fields) and, under every metric name, the
-payload computed by ``ue_tasks.harness.lm_eval.hooks`` (p_a or votes, label mass, split). The model name and the
-system instruction come from the results file of the same run. Importing this module registers the reader with
+payload computed by ``ue_tasks.harness.lm_eval.hooks`` (p_a or votes, label mass, split). The model's identity
+(``ue_tasks.model_identity``: its name and the settings that tell runs apart) and the system instruction really
+sent come from the results file of the same run. Importing this module registers the reader with
 ``ue_tasks.harness.readers``; it does not import lm_eval.
 """
 
@@ -19,6 +20,7 @@ from ue_metrics.errors import UserError
 from ue_metrics.jsonl import first_object, iter_jsonl
 from ue_tasks.harness.lm_eval.run import HARNESS, sample_record
 from ue_tasks.harness.readers import register
+from ue_tasks.model_identity import from_lm_eval_results
 from ue_tasks.queries import Query, run_id_for
 
 SAMPLES_NAME = re.compile(r"^samples_(?P<task>.+)_(?P<time>\d{4}-\d{2}-\d{2}T[0-9.\-]+)\.jsonl$")
@@ -49,18 +51,6 @@ def _results_for(path: Path, stamp: str) -> dict:
         raise UserError(f"{results}: cannot be read as lm-eval results JSON ({exc}); re-run lm-eval or remove the file") from None
 
 
-def _model_name(results: dict) -> str:
-    name = results.get("model_name")
-    if name:
-        return str(name)
-    args = (results.get("config") or {}).get("model_args")
-    if isinstance(args, dict) and args.get("pretrained"):
-        return str(args["pretrained"])
-    if isinstance(args, str) and args:
-        return args
-    return str((results.get("config") or {}).get("model") or "unknown")
-
-
 def _context(sample: dict) -> str | None:
     args = sample.get("arguments")
     if isinstance(args, dict) and args:
@@ -77,14 +67,22 @@ def read(path: Path) -> list[dict]:
         raise UserError(f"{path}: not an lm-eval samples file (expected samples_<task>_<time>.jsonl)")
     task, stamp = match.group("task"), match.group("time")
     results = _results_for(path, stamp)
-    model = _model_name(results)
+    identity = from_lm_eval_results(results, task)
+    fields = identity.record_fields()
+    model = fields.pop("model")
     run_id = run_id_for(HARNESS, model, task, stamp)
+    # the system turn lm-eval really sent (--system_instruction), not the one the task meant to send
+    system = results.get("system_instruction") if "system_instruction" in results else None
     records: list[dict] = []
     warned: set[str] = set()
     for lineno, sample in iter_jsonl(path, what="one lm-eval sample"):
         where = f"{path} line {lineno}"
-        record = sample_record(sample, model=model, task=task, run_id=run_id, where=where)
+        record = sample_record(sample, model=model, task=task, run_id=run_id, where=where, **fields)
         _check_prompt(path, sample, Query.from_dict(sample["doc"]), record["base_model"], results, warned)
+        if record.get("chat_template") is not False and "system_instruction" in results:
+            record["system_message"] = system or ""
+        if record["base_model"]:
+            record["chat_template"] = bool(results.get("chat_template"))
         records.append(record)
     return records
 

@@ -5,11 +5,15 @@ saved ``--log_samples`` output (``ue_tasks.harness.lm_eval.reader``).
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ue_metrics.errors import UserError
 from ue_tasks.harness.lm_eval.hooks import PAYLOAD_FIELDS
+from ue_tasks.model_identity import ModelIdentity
 from ue_tasks.queries import Query
 from ue_tasks.templates import SYSTEM_MESSAGE
 
@@ -45,10 +49,13 @@ def run_lm_eval(
     apply_chat_template: bool = True,
     system_instruction: str | None = SYSTEM_MESSAGE,
     task_manager: Any = None,
+    identity: ModelIdentity | None = None,
 ) -> dict:
     """Run ue tasks through ``lm_eval.simple_evaluate`` (chat template and the paper's system message by default).
     With ``out``, results and samples are saved exactly as the ``lm_eval`` command does with ``--output_path out
-    --log_samples``. Returns lm-eval's results, samples included."""
+    --log_samples``; ``identity`` (the model's, ``ue_tasks.model_identity``) is written into the results as
+    ``ue_model`` and names the output folder, so a model passed as an object is not saved under lm-eval's random
+    name. Returns lm-eval's results, samples included."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
@@ -62,20 +69,28 @@ def run_lm_eval(
         from lm_eval.loggers import EvaluationTracker
 
         tracker = EvaluationTracker(output_path=str(out))
-    results = lm_eval.simple_evaluate(
-        model=lm,
-        tasks=tasks,
-        task_manager=manager,
-        apply_chat_template=apply_chat_template,
-        system_instruction=system_instruction if apply_chat_template else None,
-        log_samples=True,
-        limit=limit,
-        evaluation_tracker=tracker,
-        verbosity="ERROR",
-        bootstrap_iters=0,  # the coherence metrics come from one fit; lm-eval's resampling stderr does not apply
-    )
+    with _quiet_git():
+        results = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=tasks,
+            task_manager=manager,
+            apply_chat_template=apply_chat_template,
+            system_instruction=system_instruction if apply_chat_template else None,
+            log_samples=True,
+            limit=limit,
+            evaluation_tracker=tracker,
+            verbosity="ERROR",
+            bootstrap_iters=0,  # the coherence metrics come from one fit; lm-eval's resampling stderr does not apply
+        )
     if results is None:
         raise RuntimeError("lm-eval returned no results")
+    if identity is not None:
+        results["ue_model"] = identity.with_chat_template(apply_chat_template).to_dict()
+        if tracker is not None:
+            from lm_eval.utils import sanitize_model_name
+
+            tracker.general_config_tracker.model_name = identity.name
+            tracker.general_config_tracker.model_name_sanitized = sanitize_model_name(identity.name)
     if tracker is not None:
         samples = results.pop("samples")
         tracker.save_results_aggregated(results=results, samples=samples)
@@ -83,6 +98,31 @@ def run_lm_eval(
             tracker.save_results_samples(task_name=task, samples=samples[task])
         results["samples"] = samples
     return results
+
+
+@contextlib.contextmanager
+def _quiet_git() -> Iterator[None]:
+    """lm-eval runs ``git describe`` to record the caller's commit, and git prints "fatal: not a git repository" to
+    the terminal outside a checkout. The same lookup, with git's complaint kept off the terminal."""
+    import subprocess
+
+    import lm_eval.evaluator as evaluator
+    from lm_eval.loggers.utils import get_commit_from_path
+
+    original = evaluator.get_git_commit_hash
+
+    def quiet() -> str | None:
+        try:
+            out = subprocess.run(["git", "describe", "--always"], capture_output=True, check=True)  # noqa: S607
+            return out.stdout.decode().strip()
+        except (subprocess.CalledProcessError, FileNotFoundError, OSError):
+            return get_commit_from_path(os.getcwd())
+
+    evaluator.get_git_commit_hash = quiet
+    try:
+        yield
+    finally:
+        evaluator.get_git_commit_hash = original
 
 
 def records_from_results(results: dict, task: str, *, model: str, run_id: str, **extra: Any) -> list[dict]:
