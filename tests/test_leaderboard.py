@@ -227,6 +227,7 @@ def test_the_summary_says_plainly_when_every_model_is_weak_and_position_bound():
 # the five outputs, with a real run
 @pytest.mark.slow
 def test_leaderboard_of_two_simulated_runs_and_one_real_run_writes_every_output(runs, model_path, tmp_path, reference_data):
+    from ue_tasks.model_identity import name_for
     from ue_tasks.outcomes import load_outcomes
 
     mini = load_outcomes("mini")
@@ -246,7 +247,8 @@ def test_leaderboard_of_two_simulated_runs_and_one_real_run_writes_every_output(
                           capture_output=True, text=True, env=ENV, timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     board = json.loads((out / "leaderboard.json").read_text())
-    assert board["schema"] == "ue.leaderboard/1" and sorted(board["models"]) == ["hf", "simA", "simB"]
+    smol = name_for(model_path)  # the real run is named after its model folder (the model identity)
+    assert board["schema"] == "ue.leaderboard/1" and sorted(board["models"]) == sorted([smol, "simA", "simB"])
     assert [r["model"] for r in board["random_rows"]] == ["random responder"]
     with (out / "leaderboard.csv").open() as fh:
         lines = list(csv.DictReader(fh))
@@ -254,11 +256,11 @@ def test_leaderboard_of_two_simulated_runs_and_one_real_run_writes_every_output(
     assert float(next(x for x in lines if x["model"] == "random responder")["utilities/holdout_accuracy"]) == 0.5
     md = (out / "leaderboard.md").read_text()
     assert md.startswith("# Leaderboard") and "| model | held-out accuracy ↑" in md and "## Utility convergence" in md
-    pairs = {(p["a"], p["b"]): p for p in board["convergence"]["pairs"]}
-    assert pairs[("hf", "simA")]["n_shared"] == 12 and pairs[("simA", "simB")]["n_shared"] == 62
+    pairs = {frozenset((p["a"], p["b"])): p for p in board["convergence"]["pairs"]}
+    assert pairs[frozenset((smol, "simA"))]["n_shared"] == 12 and pairs[frozenset(("simA", "simB"))]["n_shared"] == 62
     caps = board["capabilities"]
-    assert set(caps["matched"]) == {"simA", "simB"} and [u["model"] for u in caps["unmatched"]] == ["hf"]
-    assert "not in the capabilities table" in proc.stdout and "hf" in proc.stdout.splitlines()[-2]
+    assert set(caps["matched"]) == {"simA", "simB"} and [u["model"] for u in caps["unmatched"]] == [smol]
+    assert "not in the capabilities table" in proc.stdout and smol in proc.stdout.splitlines()[-2]
     for name in ("metrics", "convergence", "capability_utilities__holdout_accuracy"):
         for suffix in ("png", "svg"):
             assert (out / "figures" / f"{name}.{suffix}").stat().st_size > 5000

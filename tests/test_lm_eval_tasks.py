@@ -134,6 +134,7 @@ def test_results_table_shows_finite_coherence_metrics(lm_eval_out: Path) -> None
 
 def test_records_from_the_output_folder(lm_eval_out: Path, model_path: str) -> None:
     from ue_tasks.harness.readers import read_records
+    from ue_tasks.model_identity import name_for
 
     records = read_records([lm_eval_out])
     by_task: dict[str, list[dict]] = {}
@@ -142,7 +143,7 @@ def test_records_from_the_output_folder(lm_eval_out: Path, model_path: str) -> N
     assert set(by_task) == {"utility_mini"}
     for task, recs in by_task.items():
         assert len(recs) == LIMIT
-        assert all(r["model"] == model_path and r["harness"] == "lm-eval" for r in recs)
+        assert all(r["model"] == name_for(model_path) and r["harness"] == "lm-eval" for r in recs)
         assert len({r["run_id"] for r in recs}) == 1
         orderings: dict[tuple[str, str], set[str]] = {}
         for r in recs:

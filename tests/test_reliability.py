@@ -491,7 +491,7 @@ def test_model_path_with_an_unwritable_cache_says_so_before_converting(tmp_path,
     monkeypatch.setenv("UE_CACHE_DIR", str(tmp_path / "file" / "cache"))
     import ue_tasks.model as model
 
-    monkeypatch.setattr(model, "gguf_path", lambda: tmp_path / "model.gguf")
+    monkeypatch.setattr(model, "gguf_path", lambda key=None: tmp_path / "model.gguf")
     code, _, err = ue(capsys, "model", "path")
     one_sentence(code, err, "the model cache folder is not writable")
     assert "converting" not in err
