@@ -152,7 +152,9 @@ class PairData:
 
     ``y`` is the soft label P(i ≻ j) pooled over both orderings, ``w`` its weight (number of usable answers in
     sample mode; number of records in logprob mode). ``p_first``/``p_second`` hold the mean P(i ≻ j) when i was
-    shown first / second (NaN if that ordering is missing) for order-gap metrics.
+    shown first / second (NaN if that ordering is missing) for order-gap metrics. Per ordering, for fits with a
+    position term: ``w_first``/``y_first`` the weight and weighted P(i ≻ j) of the records with i shown first,
+    ``w_second``/``y_second`` with j shown first; ``n_rec`` the usable records of the pair.
     """
 
     ids: list[str]
@@ -173,6 +175,13 @@ class PairData:
     label_mass: np.ndarray  # per logprob record
     modes: list[str]
     info: dict = field(default_factory=dict)
+    n_rec: np.ndarray | None = None
+    w_first: np.ndarray | None = None
+    y_first: np.ndarray | None = None
+    w_second: np.ndarray | None = None
+    y_second: np.ndarray | None = None
+
+    PER_PAIR = ("i", "j", "y", "w", "split", "p_first", "p_second", "n_rec", "w_first", "y_first", "w_second", "y_second")
 
     @property
     def n_outcomes(self) -> int:
@@ -182,9 +191,24 @@ class PairData:
         import copy
 
         out = copy.copy(self)
-        for name in ("i", "j", "y", "w", "split", "p_first", "p_second"):
-            setattr(out, name, getattr(self, name)[mask])
+        for name in self.PER_PAIR:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(out, name, value[mask])
         return out
+
+    def ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One row per (pair, ordering) present: (i, j, y, w, first), y = P(i ≻ j) in that ordering and ``first``
+        whether i was the outcome shown first — the rows of a fit with a position term."""
+        if self.w_first is None:
+            raise ValueError("these pairs were aggregated without per-ordering data")
+        has1, has2 = self.w_first > 0, self.w_second > 0
+        i = np.concatenate([self.i[has1], self.i[has2]])
+        j = np.concatenate([self.j[has1], self.j[has2]])
+        y = np.concatenate([self.y_first[has1], self.y_second[has2]])
+        w = np.concatenate([self.w_first[has1], self.w_second[has2]])
+        first = np.concatenate([np.ones(int(has1.sum()), dtype=bool), np.zeros(int(has2.sum()), dtype=bool)])
+        return i, j, y, w, first
 
     def train(self) -> PairData:
         return self.subset(self.split == "train")
@@ -204,7 +228,9 @@ def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
     index: dict[str, int] = {}
     texts: dict[str, str] = {}
     cats: dict[str, str] = {}
-    acc: dict[tuple[int, int], list[float]] = {}  # key -> [sum w*y, sum w, sum p first, n first, sum p second, n second]
+    # key -> [sum w*y, sum w, sum p first, n first, sum p second, n second, sum w*y first, sum w first,
+    #         sum w*y second, sum w second]
+    acc: dict[tuple[int, int], list[float]] = {}
     splits: dict[tuple[int, int], str] = {}
     n_records = n_unusable = n_answers = n_unparsed = 0
     first_p: list[float] = []
@@ -244,16 +270,20 @@ def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
             n_answers += 1
         key, flip = ((a, b), False) if a < b else ((b, a), True)
         p_key = 1.0 - p_a if flip else p_a  # P(key[0] ≻ key[1])
-        slot = acc.setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+        slot = acc.setdefault(key, [0.0] * 10)
         slot[0] += weight * p_key
         slot[1] += weight
         key_first = (r["shown_first"] == "a") != flip  # was key[0] shown as Option A?
         if key_first:
             slot[2] += p_key
             slot[3] += 1
+            slot[6] += weight * p_key
+            slot[7] += weight
         else:
             slot[4] += p_key
             slot[5] += 1
+            slot[8] += weight * p_key
+            slot[9] += weight
         first_p.append(p_a if r["shown_first"] == "a" else 1.0 - p_a)
         previous = splits.setdefault(key, r["split"])
         if previous != r["split"]:
@@ -273,6 +303,8 @@ def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
     with np.errstate(invalid="ignore", divide="ignore"):
         p_first = np.where(arr[:, 3] > 0, arr[:, 2] / np.maximum(arr[:, 3], 1), np.nan)
         p_second = np.where(arr[:, 5] > 0, arr[:, 4] / np.maximum(arr[:, 5], 1), np.nan)
+        y_first = np.where(arr[:, 7] > 0, arr[:, 6] / np.where(arr[:, 7] > 0, arr[:, 7], 1.0), np.nan)
+        y_second = np.where(arr[:, 9] > 0, arr[:, 8] / np.where(arr[:, 9] > 0, arr[:, 9], 1.0), np.nan)
     ids = list(index)
     return PairData(
         ids=ids,
@@ -293,6 +325,11 @@ def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
         label_mass=np.array(masses, dtype=float),
         modes=sorted(modes),
         info={"unparsed_policy": unparsed},
+        n_rec=arr[:, 3] + arr[:, 5],
+        w_first=arr[:, 7],
+        y_first=y_first,
+        w_second=arr[:, 9],
+        y_second=y_second,
     )
 
 

@@ -5,7 +5,10 @@ Responders: ``thurstonian`` (P(a ≻ b) = Φ((μa − μb)/sqrt(σa² + σb²)) 
 sampled answers per ordering; optional position bias (the responder picks whichever outcome is shown first
 outright with probability 2·bias, so the mean probability of choosing the first-shown outcome is about
 0.5 + bias) and refusals (each sampled answer unparseable with probability ``refusal_rate``; in exact mode the
-label mass drops to 1 − rate).
+label mass drops to 1 − rate), and ``noise``: each query's probability is Φ(z + ε) with ε ~ N(0, noise²) drawn per
+(pair, ordering) — a real model's probabilities are never exactly Thurstonian, and without such misfit exact
+(log-prob) records would determine the utilities exactly. Pooled over many pairs the misfit averages out:
+E Φ(z + ε) = Φ(z/√(1 + noise²)), the same normalised utilities.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ def simulate_records(
     outcome_set: str = "simulated",
     template: str = "default",
     seed: int | None = None,
+    noise: float = 0.0,
 ) -> list[dict]:
     """One record per (pair, ordering); ``samples=0`` gives exact probabilities (mode ``logprob``)."""
     if not -0.5 <= position_bias <= 0.5:
@@ -53,14 +57,16 @@ def simulate_records(
         raise UserError(f"--refusal-rate must be in [0, 1], got {refusal_rate}")
     if samples < 0:
         raise UserError(f"--samples must be >= 0, got {samples}")
+    if not (noise >= 0 and np.isfinite(noise)):
+        raise UserError(f"--noise must be a non-negative number, got {noise}")
     if responder not in ("thurstonian", "random"):
         raise UserError(f"unknown responder {responder!r}; use 'thurstonian' or 'random'")
     pairs = np.asarray(pairs, dtype=np.int64)
     a, b = pairs[:, 0], pairs[:, 1]
     if responder == "random":
-        p_true = np.full(len(pairs), 0.5)
+        z_true = np.zeros(len(pairs))
     else:
-        p_true = ndtr((mu[a] - mu[b]) / np.sqrt(var[a] + var[b]))
+        z_true = (mu[a] - mu[b]) / np.sqrt(var[a] + var[b])
     mix = 2.0 * abs(position_bias)
     records: list[dict] = []
     for shown in ("a", "b"):
@@ -68,6 +74,7 @@ def simulate_records(
         first_is_a = shown == "a"
         favour_first = position_bias >= 0
         chosen_if_biased = 1.0 if (first_is_a == favour_first) else 0.0
+        p_true = ndtr(z_true + noise * rng.standard_normal(len(pairs))) if noise > 0 else ndtr(z_true)
         p = (1 - mix) * p_true + mix * chosen_if_biased
         if samples:
             n_unparsed = rng.binomial(samples, refusal_rate, size=len(p)) if refusal_rate else np.zeros(len(p), int)
