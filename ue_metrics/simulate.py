@@ -49,8 +49,12 @@ def simulate_records(
     template: str = "default",
     seed: int | None = None,
     noise: float = 0.0,
+    position_beta: float = 0.0,
 ) -> list[dict]:
-    """One record per (pair, ordering); ``samples=0`` gives exact probabilities (mode ``logprob``)."""
+    """One record per (pair, ordering); ``samples=0`` gives exact probabilities (mode ``logprob``).
+
+    ``position_beta`` is a probit-scale position term on the utilities' scale: P(first shown chosen) =
+    Φ((μ_first − μ_second + β)/√(σ_first² + σ_second²)) — the model ``fit(..., first=...)`` fits."""
     if not -0.5 <= position_bias <= 0.5:
         raise UserError(f"--position-bias must be in [-0.5, 0.5], got {position_bias}")
     if not 0.0 <= refusal_rate <= 1.0:
@@ -67,6 +71,7 @@ def simulate_records(
         z_true = np.zeros(len(pairs))
     else:
         z_true = (mu[a] - mu[b]) / np.sqrt(var[a] + var[b])
+    shift = position_beta / np.sqrt(var[a] + var[b])
     mix = 2.0 * abs(position_bias)
     records: list[dict] = []
     for shown in ("a", "b"):
@@ -74,7 +79,8 @@ def simulate_records(
         first_is_a = shown == "a"
         favour_first = position_bias >= 0
         chosen_if_biased = 1.0 if (first_is_a == favour_first) else 0.0
-        p_true = ndtr(z_true + noise * rng.standard_normal(len(pairs))) if noise > 0 else ndtr(z_true)
+        z = z_true + (shift if first_is_a else -shift) if position_beta else z_true
+        p_true = ndtr(z + noise * rng.standard_normal(len(pairs))) if noise > 0 else ndtr(z)
         p = (1 - mix) * p_true + mix * chosen_if_biased
         if samples:
             n_unparsed = rng.binomial(samples, refusal_rate, size=len(p)) if refusal_rate else np.zeros(len(p), int)

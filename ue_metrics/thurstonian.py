@@ -350,6 +350,15 @@ class Thurstonian:
             self.ci_method_ = f"bootstrap-{self.bootstrap}"
             if position:
                 self.position_stderr_ = pos_draws.std(axis=0, ddof=1)
+        if position and self.ci != "none" and not self.bootstrap:
+            # β on the scale of the true utilities: the fitted utilities' sd is inflated by their own estimation
+            # noise, sd(μ̂)² ≈ sd(μ)² + mean(se²), which would bias β' = β/sd(μ̂) low by a factor √(1 − mean(se'²))
+            big = self.components_ == int(np.argmax(np.bincount(self.components_[np.isfinite(self.stderr_)])))
+            noise_share = float(np.nanmean(self.stderr_[big] ** 2))
+            if 0 < noise_share < 0.5:
+                factor = 1.0 / math.sqrt(1.0 - noise_share)
+                self.position_ = self.position_ * factor
+                self.position_stderr_ = self.position_stderr_ * factor
         self.position_ci_low_ = self.position_ - z * self.position_stderr_
         self.position_ci_high_ = self.position_ + z * self.position_stderr_
         if self.bootstrap and position:
@@ -668,11 +677,10 @@ class Thurstonian:
             beta = theta[2 * n :] if use_beta else np.empty(0)
             if k > DENSE_CI_LIMIT:
                 exact = False
-                se[nodes], sb = _local_stderr(k, li, lj, vals[m], None if mvals is None else mvals[m], pen[nodes],
-                                              pen[n + nodes], mu_c, sd, gi if use_beta else None, gj if use_beta else None,
-                                              beta, pen[2 * n :], phi)  # fmt: skip
+                se[nodes] = _local_stderr(k, li, lj, vals[m], None if mvals is None else mvals[m], pen[nodes], pen[n + nodes],
+                                          mu_c, sd, phi)  # fmt: skip
                 if use_beta:
-                    se_beta[:] = sb
+                    se_beta[:] = self._position_stderr(rows, theta, point, nodes, pen, phi, meat)
                 continue
             width = 6 if G else 4
             cols = np.column_stack([li, lj, k + li, k + lj] + ([2 * k + gi, 2 * k + gj] if G else [])).ravel()
@@ -705,6 +713,50 @@ class Thurstonian:
             if use_beta:
                 se_beta[:] = np.sqrt(var_out[k:])
         return se, se_beta, exact
+
+    def _position_stderr(self, rows: _Rows, theta: np.ndarray, point: _Point, nodes: np.ndarray, pen: np.ndarray, phi: float,
+                         meat: np.ndarray | None) -> np.ndarray:  # fmt: skip
+        """Standard errors of the normalised position terms β'_g = β_g/sd(μ) of a large component, exactly: β'_g is
+        one linear functional a of the parameters (1/sd on β_g, −β_g u/((k − 1) sd²) on the means, u the
+        normalised utilities), so Var(β'_g) = xᵀ(M + φP)x with x = H⁻¹a (model-based: aᵀx), one conjugate-gradient
+        solve of the Newton system (gauge directions pinned) per group."""
+        n, G, m_params = rows.n, rows.n_groups, rows.n_params
+        pattern, jac, jac_t, order = rows.pattern
+        flat = point.dz.ravel()
+        jac.data[:] = flat
+        jac_t.data[:] = flat[order]
+        k = len(nodes)
+        mu_c = theta[nodes]
+        sd = mu_c.std(ddof=1)
+        u = (mu_c - mu_c.mean()) / sd
+        shift = np.zeros(m_params)
+        shift[nodes] = 1.0 / math.sqrt(k)
+        scale = np.zeros(m_params)
+        scale[nodes] = mu_c
+        scale[n + nodes] = 2.0
+        scale[2 * n :] = theta[2 * n :]
+        scale /= np.linalg.norm(scale)
+        c = point.c
+        diag = np.bincount(pattern, (point.dz**2 * c[:, None]).ravel(), m_params) + pen
+        weight = float(diag.mean())
+
+        def h_product(p):
+            return jac_t @ (c * (jac @ p)) + pen * p + weight * (shift * (shift @ p) + scale * (scale @ p))
+
+        op = sparse_linalg.LinearOperator((m_params, m_params), matvec=h_product)
+        pre = sparse_linalg.LinearOperator((m_params, m_params), matvec=lambda p: p / (diag + weight * (shift**2 + scale**2)))
+        out = np.full(G, np.nan)
+        for g in range(G):
+            a = np.zeros(m_params)
+            a[nodes] = -theta[2 * n + g] * u / ((k - 1) * sd * sd)
+            a[2 * n + g] = 1.0 / sd
+            x, _ = sparse_linalg.cg(op, a, rtol=1e-8, maxiter=1000, M=pre)
+            if meat is None:
+                var = float(a @ x)
+            else:
+                var = float(x @ (jac_t @ (meat * (jac @ x)))) + phi * float((pen * x * x).sum())
+            out[g] = math.sqrt(max(var, 0.0))
+        return out
 
     # ------------------------------------------------------------------------------------------------------
     def _bootstrap(self, rows: _Rows, comp, theta) -> tuple[np.ndarray, np.ndarray]:
@@ -805,7 +857,7 @@ def _normaliser_jacobian(mu_c: np.ndarray, sd: float, beta: np.ndarray) -> np.nd
     return jac
 
 
-def _local_stderr(k, li, lj, vals, mvals, pen_mu, pen_s, mu_c, sd, gi, gj, beta, pen_beta, phi=1.0):
+def _local_stderr(k, li, lj, vals, mvals, pen_mu, pen_s, mu_c, sd, phi=1.0):
     """Standard errors for large components without a dense inverse (sparse products over the pairs).
 
     Each outcome's mean is profiled over its own log-variance (the 2×2 block of the information: the coupling that
@@ -814,7 +866,7 @@ def _local_stderr(k, li, lj, vals, mvals, pen_mu, pen_s, mu_c, sd, gi, gj, beta,
     of the closed walks of length m of the walk matrix D⁻¹W (t2 = Σ_j W_ij²/(d_i d_j); t4 its retracing walks; the
     longer even walks as t4's geometric tail) — within about 2% of the exact value on random comparison graphs. With ``mvals`` (the sandwich) each outcome's
     variance is scaled by its 2×2 block's sandwich-to-model ratio. The normalisation's Jacobian is applied to this
-    diagonal covariance. Position terms: their information profiled over the means with the same diagonal."""
+    diagonal covariance."""
     a_i, a_j, s_i, s_j = vals[:, 0], vals[:, 1], vals[:, 2], vals[:, 3]
     h_mm = np.bincount(li, a_i * a_i, k) + np.bincount(lj, a_j * a_j, k) + pen_mu
     h_ss = np.bincount(li, s_i * s_i, k) + np.bincount(lj, s_j * s_j, k) + pen_s
@@ -853,28 +905,4 @@ def _local_stderr(k, li, lj, vals, mvals, pen_mu, pen_s, mu_c, sd, gi, gj, beta,
     proj = var - 2 * var * (a1 * a1 + a2 * a2)
     proj += a1 * a1 * float((var * a1 * a1).sum()) + a2 * a2 * float((var * a2 * a2).sum()) + 2 * a1 * a2 * float((var * a1 * a2).sum())
     se = np.sqrt(np.maximum(proj, 0.0)) / sd
-    se_beta = np.empty(0)
-    if gi is not None and len(beta):
-        G = len(beta)
-
-        def beta_info(bb, ai, aj):
-            h_bb = np.zeros(G)
-            np.add.at(h_bb, gi, bb * bb)
-            np.add.at(h_bb, gj, bb * bb)
-            same = gi == gj
-            np.add.at(h_bb, gi[same], 2 * bb[same] * bb[same])  # (b + b)² when both outcomes are in one group
-            cross = np.zeros((G, k))
-            for g in (gi, gj):
-                np.add.at(cross, (g, li), bb * ai)
-                np.add.at(cross, (g, lj), bb * aj)
-            return h_bb, cross
-
-        # dz/dβ of each of the row's two group entries is 1/(2r) (times √c)
-        h_bb, cross = beta_info(vals[:, 4], a_i, a_j)
-        prof = h_bb + pen_beta - (cross**2 * inv_d[None, :]).sum(axis=1)  # β profiled over the means
-        var_b = 1.0 / np.maximum(prof, 1e-300)
-        if mvals is not None:
-            m_bb, _ = beta_info(mvals[:, 4], mvals[:, 0], mvals[:, 1])
-            var_b = var_b * (m_bb + phi * pen_beta) / np.maximum(h_bb + pen_beta, 1e-300)
-        se_beta = np.sqrt(var_b) / sd
-    return se, se_beta
+    return se
