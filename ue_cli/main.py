@@ -252,7 +252,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(control: bool = True) -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="ue",
@@ -418,9 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(p, outcomes_required=True)
     p.set_defaults(handler=cmd_elicit)
 
-    from ue_control.cli import add_control_parser  # utility control: ue control assemble|train|evaluate
+    if control:
+        from ue_control.cli import add_control_parser  # utility control: ue control assemble|train|evaluate
 
-    add_control_parser(sub, fmt)
+        add_control_parser(sub, fmt)
+    else:  # listed in `ue --help` without importing the trainer (numpy, configs): built in full for `ue control ...`
+        sub.add_parser("control", help="utility control: a citizen assembly's preferences, training toward them, before/after "
+                       "(ue control assemble|train|evaluate; see `ue control --help`)", add_help=False)  # fmt: skip
     return parser
 
 
@@ -446,7 +450,8 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(control="control" in argv)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -32,9 +32,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse import csgraph
-from scipy.sparse import linalg as sparse_linalg
 from scipy.special import log_ndtr, ndtr, ndtri
 
 from ue_metrics.errors import UserError
@@ -77,8 +74,73 @@ def _nnls2(x1: np.ndarray, x2: np.ndarray, target: np.ndarray, wt: np.ndarray) -
 
 
 def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    graph = sparse.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
-    return csgraph.connected_components(graph, directed=False)[1]
+    """Connected-component labels 0, 1, … (in order of each component's smallest outcome) of the comparison graph:
+    minimum-label propagation along the edges with pointer jumping (a handful of vectorised passes)."""
+    label = np.arange(n)
+    while True:
+        low = np.minimum(label[i], label[j])
+        new = label.copy()
+        np.minimum.at(new, i, low)
+        np.minimum.at(new, j, low)
+        new = new[new]
+        while True:  # pointer jumping: follow labels to their roots
+            nxt = new[new]
+            if np.array_equal(nxt, new):
+                break
+            new = nxt
+        if np.array_equal(new, label):
+            break
+        label = new
+    return np.unique(label, return_inverse=True)[1]
+
+
+class _Jacobian:
+    """dz/dθ of every row as a (rows × width) block of values on a fixed column pattern: products with vectors by
+    gathering and by ``bincount`` (no sparse-matrix library needed)."""
+
+    def __init__(self, columns: np.ndarray, m: int) -> None:
+        self.columns = columns  # rows × width
+        self.flat = columns.ravel()
+        self.m = m
+        self.values = np.zeros(columns.shape)
+
+    def dot(self, p: np.ndarray) -> np.ndarray:
+        return (self.values * p[self.columns]).sum(axis=1)
+
+    def tdot(self, q: np.ndarray) -> np.ndarray:
+        return np.bincount(self.flat, (self.values * q[:, None]).ravel(), self.m)
+
+    def diag(self, weights: np.ndarray) -> np.ndarray:
+        """diag(Jᵀ diag(weights) J)."""
+        return np.bincount(self.flat, (self.values**2 * weights[:, None]).ravel(), self.m)
+
+
+def _pcg(matvec, b: np.ndarray, inv_diag: np.ndarray, rtol: float, maxiter: int) -> np.ndarray:
+    """Jacobi-preconditioned conjugate gradients for a symmetric positive definite operator; stops when the residual
+    is below ``rtol`` times the right-hand side."""
+    x = np.zeros_like(b)
+    bnorm = float(np.linalg.norm(b))
+    if bnorm == 0:
+        return x
+    r = b.copy()
+    z = r * inv_diag
+    p = z.copy()
+    rz = float(r @ z)
+    for _ in range(maxiter):
+        ap = matvec(p)
+        curv = float(p @ ap)
+        if curv <= 0:
+            break
+        alpha = rz / curv
+        x += alpha * p
+        r -= alpha * ap
+        if float(np.linalg.norm(r)) <= rtol * bnorm:
+            break
+        z = r * inv_diag
+        rz_new = float(r @ z)
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+    return x
 
 
 class _Rows:
@@ -449,13 +511,16 @@ class Thurstonian:
         """Least-squares probit start: μ_i − μ_j ≈ √2 Φ⁻¹(y), solved on the regularised weighted Laplacian."""
         n, i, j, w = rows.n, rows.i, rows.j, rows.w
         t = math.sqrt(2.0) * ndtri(np.clip(rows.y, 0.02, 0.98))
-        lap = sparse.coo_matrix(
-            (np.concatenate([w, w, -w, -w]), (np.concatenate([i, j, i, j]), np.concatenate([i, j, j, i]))), shape=(n, n)
-        ).tocsr()
-        lap = lap + sparse.identity(n, format="csr") * max(self.alpha, 1e-6)
+        ridge = max(self.alpha, 1e-6)
+        deg = np.bincount(i, w, n) + np.bincount(j, w, n) + ridge
+
+        def laplacian(p):  # the regularised weighted Laplacian of the comparison graph times p
+            flow = w * (p[i] - p[j])
+            return np.bincount(i, flow, n) - np.bincount(j, flow, n) + ridge * p
+
         b = np.bincount(i, w * t, n) - np.bincount(j, w * t, n)
         # conjugate gradients: a sparse LU of a random comparison graph fills in and is slow at large N
-        mu, _ = sparse_linalg.cg(lap, b, rtol=1e-6, maxiter=500)
+        mu = _pcg(laplacian, b, 1.0 / deg, 1e-6, 500)
         beta = np.zeros(rows.n_groups)
         if rows.n_groups:  # the mean probit of choosing the first-shown option, minus what the utilities explain
             beta[:] = float(np.average(t - (mu[i] - mu[j]), weights=w))
@@ -504,28 +569,22 @@ class Thurstonian:
         wsum = rows.w.sum()
         if rows.pattern is None:  # the sparsity of dz/dθ is fixed: built once per set of rows
             pattern, width = self._jacobian_pattern(rows)
-            jac = sparse.csr_matrix((np.zeros(width * k), pattern, np.arange(0, width * k + 1, width)), shape=(k, m))
-            rows.pattern = (pattern, jac, jac.T.tocsr(), np.argsort(pattern, kind="stable"))  # order: jac.data → jac_t.data
-        pattern, jac, jac_t, order = rows.pattern
+            rows.pattern = _Jacobian(pattern.reshape(k, width), m)
+        jac = rows.pattern
         nit = 0
         for nit in range(1, self.max_iter + 1):
             gmax = float(np.abs(g).max())
             if gmax < self.tol:
                 return theta, nit - 1, True, gmax
             r, z, v, fisher = self._cache
-            values = self._jacobian_values(rows, r, z, v)
-            flat = values.ravel()
-            jac.data[:] = flat
-            jac_t.data[:] = flat[order]
-            diag = (np.bincount(pattern, (values**2 * fisher[:, None]).ravel(), m) + pen) / wsum
+            jac.values = self._jacobian_values(rows, r, z, v)
+            diag = (jac.diag(fisher) + pen) / wsum
 
             def product(p, fisher=fisher):
-                return (jac_t @ (fisher * (jac @ p)) + pen * p) / wsum
+                return (jac.tdot(fisher * jac.dot(p)) + pen * p) / wsum
 
-            op = sparse_linalg.LinearOperator((m, m), matvec=product)
-            pre = sparse_linalg.LinearOperator((m, m), matvec=lambda p: p / diag)
             forcing = min(0.5, math.sqrt(float(np.linalg.norm(g) / max(np.linalg.norm(diag), 1e-300))))
-            step, _ = sparse_linalg.cg(op, -g, rtol=max(forcing, 1e-10), maxiter=200, M=pre)
+            step = _pcg(product, -g, 1.0 / diag, max(forcing, 1e-10), 200)
             slope = float(g @ step)
             if slope >= 0:  # not a descent direction (numerical trouble): fall back to preconditioned gradient
                 step = -g / diag
@@ -686,8 +745,9 @@ class Thurstonian:
             cols = np.column_stack([li, lj, k + li, k + lj] + ([2 * k + gi, 2 * k + gj] if G else [])).ravel()
             size = 2 * k + G
             rows_idx = np.repeat(np.arange(rows_c), width)
-            grad = sparse.csr_matrix((vals[m].ravel(), (rows_idx, cols)), shape=(rows_c, size))
-            info = (grad.T @ grad).toarray()
+            grad = np.zeros((rows_c, size))
+            np.add.at(grad, (rows_idx, cols), vals[m].ravel())
+            info = grad.T @ grad
             info[np.diag_indices(size)] += np.concatenate([pen[nodes], pen[n + nodes], pen[2 * n :]])
             shift = np.zeros(size)
             shift[:k] = 1.0 / math.sqrt(k)
@@ -705,7 +765,8 @@ class Thurstonian:
             if mvals is None:
                 var_out = (lhs[:, want] * jac).sum(axis=1)
             else:
-                meat_grad = sparse.csr_matrix((mvals[m].ravel(), (rows_idx, cols)), shape=(rows_c, size))
+                meat_grad = np.zeros((rows_c, size))
+                np.add.at(meat_grad, (rows_idx, cols), mvals[m].ravel())
                 penalty = phi * np.concatenate([pen[nodes], pen[n + nodes], pen[2 * n :]])
                 var_out = ((meat_grad @ lhs.T) ** 2).sum(axis=0) + (lhs**2 * penalty).sum(axis=1)
             var_out = np.maximum(var_out, 0.0)
@@ -721,10 +782,8 @@ class Thurstonian:
         normalised utilities), so Var(β'_g) = xᵀ(M + φP)x with x = H⁻¹a (model-based: aᵀx), one conjugate-gradient
         solve of the Newton system (gauge directions pinned) per group."""
         n, G, m_params = rows.n, rows.n_groups, rows.n_params
-        pattern, jac, jac_t, order = rows.pattern
-        flat = point.dz.ravel()
-        jac.data[:] = flat
-        jac_t.data[:] = flat[order]
+        jac = rows.pattern
+        jac.values = point.dz
         k = len(nodes)
         mu_c = theta[nodes]
         sd = mu_c.std(ddof=1)
@@ -737,24 +796,23 @@ class Thurstonian:
         scale[2 * n :] = theta[2 * n :]
         scale /= np.linalg.norm(scale)
         c = point.c
-        diag = np.bincount(pattern, (point.dz**2 * c[:, None]).ravel(), m_params) + pen
+        diag = jac.diag(c) + pen
         weight = float(diag.mean())
 
         def h_product(p):
-            return jac_t @ (c * (jac @ p)) + pen * p + weight * (shift * (shift @ p) + scale * (scale @ p))
+            return jac.tdot(c * jac.dot(p)) + pen * p + weight * (shift * (shift @ p) + scale * (scale @ p))
 
-        op = sparse_linalg.LinearOperator((m_params, m_params), matvec=h_product)
-        pre = sparse_linalg.LinearOperator((m_params, m_params), matvec=lambda p: p / (diag + weight * (shift**2 + scale**2)))
+        inv_diag = 1.0 / (diag + weight * (shift**2 + scale**2))
         out = np.full(G, np.nan)
         for g in range(G):
             a = np.zeros(m_params)
             a[nodes] = -theta[2 * n + g] * u / ((k - 1) * sd * sd)
             a[2 * n + g] = 1.0 / sd
-            x, _ = sparse_linalg.cg(op, a, rtol=1e-8, maxiter=1000, M=pre)
+            x = _pcg(h_product, a, inv_diag, 1e-8, 1000)
             if meat is None:
                 var = float(a @ x)
             else:
-                var = float(x @ (jac_t @ (meat * (jac @ x)))) + phi * float((pen * x * x).sum())
+                var = float(x @ jac.tdot(meat * jac.dot(x))) + phi * float((pen * x * x).sum())
             out[g] = math.sqrt(max(var, 0.0))
         return out
 
