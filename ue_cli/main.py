@@ -23,9 +23,9 @@ def _progress(iterable=None, **kwargs):
 # ----------------------------------------------------------------------------------------------------------
 def cmd_fit(args: argparse.Namespace) -> int:
     from ue_metrics.fitting import fit_records
-    from ue_tasks.harness.readers import read_records
+    from ue_tasks.harness.readers import read_record_columns
 
-    records = read_records(args.records)
+    records = read_record_columns(args.records)
     result = fit_records(
         records,
         unparsed=args.unparsed,
@@ -34,11 +34,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
         per_component=args.per_component,
         seed=args.seed,
         progress=_progress,
+        position_term=args.position_term,
+        ci=args.ci,
     )
     result.metrics["inputs"] = [str(p) for p in args.records]
     out = result.write(args.out)
     print(result.summary(top=args.top))
-    print(f"wrote {out / 'utilities.csv'} and {out / 'metrics.json'}")
+    extra = " and utilities_position.csv" if result.position_model is not None else ""
+    print(f"wrote {out / 'utilities.csv'}, {out / 'metrics.json'}{extra}")
     return 0
 
 
@@ -66,6 +69,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         position_bias=args.position_bias,
         refusal_rate=args.refusal_rate,
         responder=args.responder,
+        noise=args.noise,
+        position_beta=args.position_beta,
         categories=outcomes.categories,
         run_id=f"simulate-{args.seed}",
         outcome_set=outcomes.name,
@@ -80,7 +85,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         for oid, m, v in zip(outcomes.ids, (mu - mu.mean()) / sd, var / sd**2):
             fh.write(f"{oid},{m:.6g},{v:.6g}\n")
     meta = {"plan": plan.to_dict(), "responder": args.responder, "samples": args.samples, "position_bias": args.position_bias,
-            "refusal_rate": args.refusal_rate, "outcomes": outcomes.source, "seed": args.seed}
+            "refusal_rate": args.refusal_rate, "noise": args.noise, "position_beta": args.position_beta,
+            "position_beta_normalised": args.position_beta / float(mu.std(ddof=1)), "outcomes": outcomes.source, "seed": args.seed}
     print(f"wrote {n} records ({plan.n_train} training + {plan.n_holdout} holdout pairs, both orderings) to {out}")
     print(f"wrote the true utilities (normalised to mean 0, sd 1) to {truth}")
     print(json.dumps(meta))
@@ -266,7 +272,8 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
         "fit",
         help="fit Thurstonian utilities and coherence metrics to preference records",
         description="Fit Thurstonian utilities to preference records (files or folders) and score coherence.",
-        epilog="example:\n  ue fit records.jsonl --out fit/\n  ue fit lm_eval_out/ --out fit/ --bootstrap 200",
+        epilog="example:\n  ue fit records.jsonl --out fit/\n  ue fit lm_eval_out/ --out fit/ --bootstrap 200\n"
+        "  ue fit ue_demo_out/records.jsonl --out fit/ --position-term",
         formatter_class=fmt,
     )
     p.add_argument("records", nargs="+", help="record files (.jsonl) or harness output folders")
@@ -274,8 +281,15 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--unparsed", choices=["exclude", "as_indifference"], default="exclude",
                    help="unparseable answers: drop them (default) or count each as half a vote per outcome (the paper)")
     p.add_argument("--method", choices=["mle", "compat"], default="mle",
-                   help="mle (default, L-BFGS) or compat (the companion's Adam fit, for comparison)")
+                   help="mle (default: penalised maximum likelihood, Newton) or compat (the companion's Adam fit, for comparison)")
+    p.add_argument("--ci", choices=["sandwich", "curvature", "none"], default="sandwich",
+                   help="intervals: sandwich (default; calibrated for sampled and log-prob records, docs/statistics.md), "
+                   "curvature (model-based: every unit of weight one Bernoulli answer), none")
     p.add_argument("--bootstrap", type=int, default=0, metavar="B", help="percentile intervals from B pair resamples")
+    p.add_argument("--position-term", nargs="?", const="global", choices=["global", "category"], default=None,
+                   help="also fit each ordering with a position term β (global, or one per outcome category): reports β, "
+                   "P(first | equal utilities) and the per-ordering held-out log loss beside the pooled fit's; writes "
+                   "utilities_position.csv")
     p.add_argument("--per-component", action="store_true",
                    help="fit each connected component of a disconnected comparison graph on its own")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and compat initialisation")
@@ -297,6 +311,10 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--position-bias", type=float, default=0.0, help="mean P(choose first-shown) − 0.5, in [-0.5, 0.5]")
     p.add_argument("--refusal-rate", type=float, default=0.0, help="probability that an answer is unparseable")
     p.add_argument("--responder", choices=["thurstonian", "random"], default="thurstonian")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="per-query misfit: each probability is Φ(z + ε), ε ~ N(0, noise²) (a model that is not exactly Thurstonian)")
+    p.add_argument("--position-beta", type=float, default=0.0,
+                   help="probit position term β: P(first shown chosen) = Φ((μ_first − μ_second + β)/√(σ_first² + σ_second²))")
     p.add_argument("--budget", type=int, default=None, help="training pairs (default ⌊2·N·log2 N⌋)")
     p.add_argument("--degree", type=int, default=2, help="degree of the random regular starting graph")
     p.add_argument("--holdout-fraction", type=float, default=0.05, help="share of all pairs held out (capped at 1,000)")

@@ -134,15 +134,14 @@ def interval_note(m: dict[str, Any]) -> str | None:
     method = str(m.get("ci_method") or "")
     if not method.startswith("sandwich"):
         return None
-    noise = m.get("noise") or {}
     per_weight = m.get("answers_per_unit_weight")
     if "logprob" in (m.get("modes") or []) and per_weight:
-        return (f"intervals: utilities' uncertainty from which pairs were asked and how far the model's exact probabilities "
-                f"stray from a Thurstonian model (misfit {_fmt(noise.get('misfit'))} on the probit scale, squared); "
-                f"each exact probability is worth about {per_weight:.3g} sampled answers")  # fmt: skip
+        return (f"intervals ({method}): how precisely the pairs asked pin the utilities, given how closely the model's exact "
+                f"probabilities follow a Thurstonian model — here each exact probability carries about as much "
+                f"information as {per_weight:.3g} sampled answers")  # fmt: skip
     if per_weight:
-        return (f"intervals: sampling noise of the answers and model misfit (one answer is worth {per_weight:.3g} "
-                "binomial answers; 1 when the answers fit the model)")  # fmt: skip
+        return (f"intervals ({method}): sampling noise and misfit of the answers (dispersion {1 / per_weight:.3g}; 1 = as "
+                "noisy as independent answers drawn at the fitted probabilities)")  # fmt: skip
     return "intervals: model-based (too few pairs per parameter to estimate the noise from the residuals)"
 
 

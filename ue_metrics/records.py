@@ -8,8 +8,10 @@ unparseable answers, §10).
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Iterator
+import operator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -217,12 +219,14 @@ class PairData:
         return self.subset(self.split == "holdout")
 
 
-def aggregate(records: Iterable[dict], unparsed: str = "exclude") -> PairData:
-    """Pool records into per-pair soft labels.
+def aggregate(records: Iterable[dict] | RecordColumns, unparsed: str = "exclude") -> PairData:
+    """Pool records (dicts, or the ``RecordColumns`` of ``read_columns``) into per-pair soft labels.
 
     ``unparsed="exclude"`` (default) drops unparseable answers and records with no usable answer, and reports
     them; ``"as_indifference"`` reproduces the paper (each unparseable answer is half a vote for each outcome).
     """
+    if isinstance(records, RecordColumns):
+        return aggregate_columns(records, unparsed=unparsed)
     if unparsed not in UNPARSED_POLICIES:
         raise UserError(f"unknown unparsed policy {unparsed!r}; use one of {', '.join(UNPARSED_POLICIES)}")
     index: dict[str, int] = {}
@@ -358,3 +362,304 @@ def outcome_table(records: Iterable[dict]) -> dict[str, dict[str, Any]]:
 
 def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Bulk (columnar) reading: one pass into arrays, vectorised checks that still name the first bad line
+
+
+_COLUMN_FIELDS = tuple(REQUIRED_FIELDS)
+_GETTER = operator.itemgetter(*_COLUMN_FIELDS)  # one C call per record pulls every required field
+_NUMBER_TYPES = {int, float}
+_NULLABLE_NUMBER_TYPES = {int, float, type(None)}
+
+
+@dataclass
+class RecordColumns:
+    """Records as columns — what a fit needs, read in bulk (``read_columns``) instead of one dict at a time.
+
+    ``records`` keeps the parsed dicts (already validated) for anything that wants them; ``where[k]`` names the
+    file and line of record k. ``aggregate`` accepts a ``RecordColumns`` wherever it accepts records."""
+
+    records: list[dict]
+    where: list[str]
+    a_id: np.ndarray
+    b_id: np.ndarray
+    a_text: list[str]
+    b_text: list[str]
+    a_category: list[Any]
+    b_category: list[Any]
+    shown_a: np.ndarray  # shown_first == "a"
+    mode: np.ndarray  # "logprob" / "sample"
+    p_a: np.ndarray  # NaN for null
+    n_a: np.ndarray
+    n_b: np.ndarray
+    n_unparsed: np.ndarray
+    label_mass: np.ndarray  # NaN for null
+    holdout: np.ndarray  # split == "holdout"
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def _floats(values: Sequence[Any]) -> np.ndarray:
+    return np.fromiter((np.nan if v is None else v for v in values), dtype=float, count=len(values))
+
+
+def columns_from_records(records: Sequence[dict], where: Sequence[str] | None = None, validated: bool = False) -> RecordColumns:
+    """Columns of ``records`` (dicts). Unless ``validated``, every record is checked with vectorised tests; the
+    first bad one is reported by ``validate`` itself, naming ``where[k]`` (default "record k+1") and the field."""
+    records = records if isinstance(records, list) else list(records)
+    places = list(where) if where is not None else None
+
+    def place(k: int) -> str:
+        return places[k] if places is not None else f"record {k + 1}"
+
+    def fail(k: int) -> None:
+        validate(records[k], where=place(k))  # raises with the usual sentence
+        raise UserError(f"{place(k)}: not a valid {SCHEMA} record")  # pragma: no cover - validate raised above
+
+    if not validated:
+        for k, r in enumerate(records):
+            if type(r) is not dict:
+                fail(k)
+    try:
+        rows = list(map(_GETTER, records))
+    except KeyError:
+        for k, r in enumerate(records):
+            if not all(f in r for f in _COLUMN_FIELDS):
+                fail(k)
+        raise
+    cols = dict(zip(_COLUMN_FIELDS, zip(*rows))) if rows else {f: () for f in _COLUMN_FIELDS}
+    n = len(records)
+    if not validated and n:
+        _check_columns(cols, n, fail)
+    mode = np.array(cols["mode"], dtype=object) if n else np.empty(0, dtype=object)
+    return RecordColumns(
+        records=records,
+        where=[place(k) for k in range(n)] if places is None else places,
+        a_id=np.array(cols["a_id"], dtype=object),
+        b_id=np.array(cols["b_id"], dtype=object),
+        a_text=list(cols["a_text"]),
+        b_text=list(cols["b_text"]),
+        a_category=[r.get("a_category") for r in records],
+        b_category=[r.get("b_category") for r in records],
+        shown_a=np.array([s == "a" for s in cols["shown_first"]], dtype=bool),
+        mode=mode,
+        p_a=_floats(cols["p_a"]),
+        n_a=np.array(cols["n_a"], dtype=np.int64),
+        n_b=np.array(cols["n_b"], dtype=np.int64),
+        n_unparsed=np.array(cols["n_unparsed"], dtype=np.int64),
+        label_mass=_floats(cols["label_mass"]),
+        holdout=np.array([s == "holdout" for s in cols["split"]], dtype=bool),
+    )
+
+
+def _check_columns(cols: dict[str, tuple], n: int, fail) -> None:
+    """Vectorised ``validate`` over columns; ``fail(k)`` is called with the first offending record."""
+
+    def first(mask: np.ndarray) -> None:
+        if mask.any():
+            fail(int(np.argmax(mask)))
+
+    def types(field_name: str, allowed: set[type]) -> None:
+        values = cols[field_name]
+        if not set(map(type, values)) <= allowed:
+            fail(next(k for k, v in enumerate(values) if type(v) not in allowed))
+
+    bad = np.zeros(n, dtype=bool)
+    for key, (allowed, nullable) in REQUIRED_FIELDS.items():
+        if allowed is _STR:
+            types(key, {str})
+        elif allowed is _INT:
+            types(key, {int})
+        else:
+            types(key, _NULLABLE_NUMBER_TYPES if nullable else _NUMBER_TYPES)
+    for key, allowed_values in (("schema", {SCHEMA}), ("shown_first", {"a", "b"}), ("mode", set(MODES)), ("split", set(SPLITS))):
+        values = cols[key]
+        if not set(values) <= allowed_values:
+            fail(next(k for k, v in enumerate(values) if v not in allowed_values))
+    a_id, b_id = np.array(cols["a_id"], dtype=object), np.array(cols["b_id"], dtype=object)
+    bad |= a_id == b_id
+    p = _floats(cols["p_a"])
+    with np.errstate(invalid="ignore"):
+        bad |= ~np.isnan(p) & ~((p >= 0) & (p <= 1))
+        bad |= np.isinf(p)
+        mass = _floats(cols["label_mass"])
+        bad |= ~np.isnan(mass) & ~((mass >= 0) & (mass <= 1 + 1e-6))
+        bad |= np.isinf(mass)
+    nulls_p = np.array([v is None for v in cols["p_a"]], dtype=bool)
+    nulls_m = np.array([v is None for v in cols["label_mass"]], dtype=bool)
+    bad |= np.isnan(p) & ~nulls_p  # a NaN that is not a null
+    bad |= np.isnan(mass) & ~nulls_m
+    counts = {key: np.array(cols[key], dtype=np.int64) for key in ("n_a", "n_b", "n_unparsed", "round")}
+    for values in counts.values():
+        bad |= values < 0
+    sample = np.array([m == "sample" for m in cols["mode"]], dtype=bool)
+    bad |= ~sample & nulls_p
+    usable = counts["n_a"] + counts["n_b"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = counts["n_a"] / np.where(usable > 0, usable, 1)
+    bad |= sample & ((usable == 0) != nulls_p)
+    bad |= sample & (usable > 0) & ~nulls_p & ~(np.abs(expected - np.where(nulls_p, 0.0, p)) <= 1e-6)
+    first(bad)
+
+
+def read_columns(path: str | Path) -> RecordColumns:
+    """Read and validate a records JSONL file in bulk: the lines are parsed in one JSON call and checked as
+    columns; any bad record is named by its file and line, with the same sentence as ``validate``."""
+    path = Path(path)
+    jsonl.check_regular_file(path)
+    try:
+        raw = path.read_bytes()
+        if len(raw) > jsonl.MAX_LINE_BYTES and b"\n" not in raw[: jsonl.MAX_LINE_BYTES + 1]:
+            raise UnicodeError("long line")  # let the line reader say so
+        text = raw.decode("utf-8").removeprefix("\ufeff")
+    except (OSError, UnicodeError):
+        numbered = list(jsonl.iter_lines(path))  # names the unreadable line
+    else:
+        lines = text.split("\n")
+        numbered = [(k, t) for k, t in enumerate(lines, 1) if t.strip()]
+    linenos = [k for k, _ in numbered]
+    texts = [t for _, t in numbered]
+    try:
+        objs = json.loads("[" + ",".join(texts) + "]") if texts else []
+        if len(objs) != len(texts):  # a line holding two values separated by a comma
+            raise ValueError("line count")
+    except ValueError:
+        objs = [obj for _, obj in jsonl.iter_jsonl(path, what="one record")]  # names the line that is not JSON
+    return columns_from_records(objs, where=[f"{path} line {k}" for k in linenos])
+
+
+def concat_columns(parts: Sequence[RecordColumns]) -> RecordColumns:
+    """One ``RecordColumns`` from several (e.g. one per file)."""
+    if len(parts) == 1:
+        return parts[0]
+    out: dict[str, Any] = {}
+    for name in RecordColumns.__dataclass_fields__:
+        values = [getattr(p, name) for p in parts]
+        out[name] = np.concatenate(values) if isinstance(values[0], np.ndarray) else [x for v in values for x in v]
+    return RecordColumns(**out)
+
+
+def _first_seen_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, uniques) with uniques in order of first appearance (as a dict would number them)."""
+    if values.dtype == object:  # strings: a dict is faster than sorting Python objects
+        index: dict[Any, int] = {}
+        codes = np.fromiter((index.setdefault(v, len(index)) for v in values.tolist()), dtype=np.int64, count=len(values))
+        uniq = np.empty(len(index), dtype=object)
+        uniq[:] = list(index)
+        return codes, uniq
+    uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[order] = np.arange(len(uniq))
+    return rank[inverse.ravel()], uniq[order]
+
+
+def aggregate_columns(cols: RecordColumns, unparsed: str = "exclude") -> PairData:
+    """``aggregate`` for columns, vectorised; the same ``PairData`` (same order of outcomes and pairs)."""
+    if unparsed not in UNPARSED_POLICIES:
+        raise UserError(f"unknown unparsed policy {unparsed!r}; use one of {', '.join(UNPARSED_POLICIES)}")
+    n_records = len(cols)
+    if n_records == 0:
+        raise UserError("no preference records were given; point ue at a records file or a harness output folder")
+    # outcomes in order of first appearance (a before b within a record), one text each
+    both = np.empty(2 * n_records, dtype=object)
+    both[0::2], both[1::2] = cols.a_id, cols.b_id
+    codes, ids_arr = _first_seen_codes(both)
+    a, b = codes[0::2], codes[1::2]
+    ids = [str(x) for x in ids_arr]
+    texts_all = np.empty(2 * n_records, dtype=object)
+    texts_all[0::2], texts_all[1::2] = cols.a_text, cols.b_text
+    first_pos = np.full(len(ids), 2 * n_records, dtype=np.int64)
+    np.minimum.at(first_pos, codes, np.arange(2 * n_records))
+    ref_text = texts_all[first_pos]
+    clash = texts_all != ref_text[codes]
+    if clash.any():
+        k = int(np.argmax(clash))
+        r = cols.records[k // 2]
+        side = "a" if k % 2 == 0 else "b"
+        oid = r[f"{side}_id"]
+        outcome_table([{"a_id": oid, "a_text": str(ref_text[codes[k]]), "b_id": oid, "b_text": r[f"{side}_text"]}])
+    cats_all = [c for pair in zip(cols.a_category, cols.b_category) for c in pair]
+    categories = {oid: (cats_all[p] if isinstance(cats_all[p], str) else "") for oid, p in zip(ids, first_pos.tolist())}
+    texts = {oid: str(t) for oid, t in zip(ids, ref_text)}
+
+    sample = cols.mode == "sample"
+    na, nb, nu = cols.n_a.astype(float), cols.n_b.astype(float), cols.n_unparsed.astype(float)
+    n_answers = int((na + nb + nu)[sample].sum()) + int((~sample).sum())
+    n_unparsed = int(nu[sample].sum())
+    if unparsed == "as_indifference":
+        na, nb = na + nu / 2, nb + nu / 2
+    weight = np.where(sample, na + nb, 1.0)
+    usable = weight > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_a = np.where(sample, na / np.where(weight > 0, weight, 1.0), cols.p_a)
+    masses = cols.label_mass[~sample & ~np.isnan(cols.label_mass)]
+    modes = sorted(set(cols.mode.tolist()))
+    keep = np.flatnonzero(usable)
+    if len(keep) == 0:
+        raise UserError(
+            f"none of the {n_records} records has a usable answer (all unparsed or refused); "
+            "nothing can be fitted — check the model's answers, or use --unparsed as_indifference to reproduce the paper"
+        )
+    a_u, b_u, w_u, p_u = a[keep], b[keep], weight[keep], p_a[keep]
+    flip = a_u > b_u
+    lo, hi = np.minimum(a_u, b_u), np.maximum(a_u, b_u)
+    pair_codes, pair_keys = _first_seen_codes(lo * len(ids) + hi)
+    m = len(pair_keys)
+    p_key = np.where(flip, 1.0 - p_u, p_u)
+    key_first = cols.shown_a[keep] != flip
+    hold = cols.holdout[keep]
+    n_hold = np.bincount(pair_codes, hold.astype(float), m)
+    n_all = np.bincount(pair_codes, minlength=m).astype(float)
+    mixed = (n_hold > 0) & (n_hold < n_all)
+    if mixed.any():
+        seen_order = np.full(m, len(keep), dtype=np.int64)
+        np.minimum.at(seen_order, pair_codes, np.arange(len(keep)))
+        first_split = hold[seen_order]
+        k = int(np.argmax(hold != first_split[pair_codes]))
+        r = cols.records[int(keep[k])]
+        raise UserError(
+            f"pair ({r['a_id']}, {r['b_id']}) appears in both the train and the holdout split; a pair must belong to one split"
+        )
+
+    def sums(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(pair_codes, values if mask is None else values * mask, m)
+
+    f1, f2 = key_first.astype(float), (~key_first).astype(float)
+    sum_wy, sum_w = sums(w_u * p_key), sums(w_u)
+    sp1, n1, sp2, n2 = sums(p_key, f1), sums(f1), sums(p_key, f2), sums(f2)
+    wy1, w1, wy2, w2 = sums(w_u * p_key, f1), sums(w_u, f1), sums(w_u * p_key, f2), sums(w_u, f2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_first = np.where(n1 > 0, sp1 / np.maximum(n1, 1), np.nan)
+        p_second = np.where(n2 > 0, sp2 / np.maximum(n2, 1), np.nan)
+        y_first = np.where(w1 > 0, wy1 / np.where(w1 > 0, w1, 1.0), np.nan)
+        y_second = np.where(w2 > 0, wy2 / np.where(w2 > 0, w2, 1.0), np.nan)
+    shown_first_p = np.where(cols.shown_a[keep], p_u, 1.0 - p_u)
+    return PairData(
+        ids=ids,
+        texts=texts,
+        categories=categories,
+        i=(pair_keys // len(ids)).astype(np.int64),
+        j=(pair_keys % len(ids)).astype(np.int64),
+        y=sum_wy / sum_w,
+        w=sum_w,
+        split=np.where(n_hold > 0, "holdout", "train"),
+        p_first=p_first,
+        p_second=p_second,
+        n_records=n_records,
+        n_unusable_records=int(n_records - len(keep)),
+        n_answers=n_answers,
+        n_unparsed=n_unparsed,
+        shown_first_p=shown_first_p,
+        label_mass=masses,
+        modes=modes,
+        info={"unparsed_policy": unparsed},
+        n_rec=n1 + n2,
+        w_first=w1,
+        y_first=y_first,
+        w_second=w2,
+        y_second=y_second,
+    )

@@ -39,6 +39,41 @@ def _claim(path: Path) -> Reader | None:
     return None
 
 
+def _files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder; give a records file or a harness output folder")
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def read_record_columns(paths: Iterable[str | Path]) -> rec.RecordColumns:
+    """``read_records`` in bulk, for fitting: native record files are read as columns (``records.read_columns``:
+    one JSON call per file, vectorised checks naming the first bad line); harness outputs go through their readers
+    and are then put in columns."""
+    _load_adapters()
+    parts: list[rec.RecordColumns] = []
+    for raw in paths:
+        path = Path(raw)
+        found = 0
+        for f in _files(path):
+            reader = _claim(f)
+            if reader is None:
+                continue
+            found += 1
+            if reader[0] == "ue records":
+                parts.append(rec.read_columns(f))
+            else:
+                batch = reader[2](f)
+                parts.append(rec.columns_from_records(batch, where=[f"{f} (record {k})" for k in range(1, len(batch) + 1)]))
+        if found == 0:
+            kinds = ", ".join(r[0] for r in READERS)
+            what = "folder holds no file" if path.is_dir() else "file is not one"
+            raise UserError(f"{path}: this {what} that ue can read ({kinds}); check the path")
+    columns = rec.concat_columns([p for p in parts if len(p)]) if any(len(p) for p in parts) else None
+    if columns is None:
+        raise UserError("the given files hold no preference records")
+    return columns
+
+
 def read_records(paths: Iterable[str | Path]) -> list[dict]:
     """Records from files and folders (folders are searched recursively); errors name the path."""
     _load_adapters()
