@@ -200,7 +200,9 @@ def cmd_elicit(args: argparse.Namespace) -> int:
                             progress=_progress, log=lambda m: print(m, file=sys.stderr))  # fmt: skip
     h = result["headline"]
     print(f"{result['n_outcomes']} outcomes, {result['fit']['n_train_pairs']} training + {result['fit']['n_holdout_pairs']} holdout "
-          f"pairs; held-out accuracy {_fmt(h.get('holdout_accuracy'))}, log loss {_fmt(h.get('holdout_log_loss'))}")  # fmt: skip
+          f"pairs; held-out accuracy {_fmt(h.get('holdout_accuracy'))} (random {_fmt(h.get('holdout_accuracy_random'))}), "
+          f"log loss {_fmt(h.get('holdout_log_loss'))} (random {_fmt(h.get('holdout_log_loss_random'))}); random = "
+          f"{(result.get('details') or {}).get('random_responder') or 'a fair coin'}")  # fmt: skip
     print(f"wrote {args.out}/records.jsonl, utilities.csv, metrics.json, history.jsonl, analysis.json")
     return 0
 

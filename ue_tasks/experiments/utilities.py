@@ -16,7 +16,7 @@ from ue_tasks.plan import PlanSpec
 HEADLINE = (
     "holdout_accuracy", "holdout_accuracy_random", "holdout_log_loss", "holdout_log_loss_random",
     "average_confidence", "average_confidence_random", "cycle_rate", "order_gap", "order_gap_random",
-    "position_bias", "unparsed_rate", "mean_label_mass",
+    "position_bias", "unparsed_rate", "mean_label_mass", "random_answers_per_ordering",
 )  # fmt: skip
 
 register(
