@@ -457,8 +457,10 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool) -> None:
     p.add_argument("--out", required=True, help="run folder (created; an existing run with the same options is resumed)")
     p.add_argument("--budget", type=int, default=None, help="training pairs (default ⌊2·N·log2 N⌋; triads for transitivity)")
     p.add_argument("--round-size", type=int, default=None, help="pairs per active-learning round (default 500, as the paper)")
-    p.add_argument("--strategy", choices=["paper", "info", "random"], default="paper",
-                   help="paper (default: the companion's P/Q percentile rule), info (expected information gain), random")
+    p.add_argument("--strategy", choices=["rank", "paper", "info", "random"], default="rank",
+                   help="rank (default: the pairs that most lower the expected number of wrongly ordered outcomes, plus a "
+                   "quarter random; the best measured, docs/statistics.md), paper (the companion's P/Q percentile rule), "
+                   "info (expected information gain), random")
     p.add_argument("--mode", choices=["logprob", "sample"], default=None, help="default: the experiment's (logprob)")
     p.add_argument("--samples", type=int, default=None, help="answers per ordering in sample mode (default 10)")
     p.add_argument("--template", default=None, help="prompt template id (default: the experiment's)")

@@ -13,10 +13,11 @@ E Φ(z + ε) = Φ(z/√(1 + noise²)), the same normalised utilities.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from ue_metrics.errors import UserError
 from ue_metrics.records import make_record
@@ -140,7 +141,8 @@ class Responder:
     ``simulate_records``. ``description`` says what property the responder has, for the run's record."""
 
     def __init__(self, name: str, mu: dict[str, float] | None = None, var: dict[str, float] | None = None,
-                 coin: bool = False, position_bias: float = 0.0, description: str = "") -> None:  # fmt: skip
+                 coin: bool = False, position_bias: float = 0.0, description: str = "", noise: float = 0.0,
+                 seed: int = 0) -> None:  # fmt: skip
         if not coin and mu is None:
             raise ValueError("a Thurstonian responder needs utilities")
         if not -0.5 <= position_bias <= 0.5:
@@ -151,6 +153,8 @@ class Responder:
         self.coin = coin
         self.position_bias = position_bias
         self.description = description
+        self.noise = noise
+        self.seed = seed
 
     def p_a(self, a_id: str, b_id: str) -> float:
         """P(a ≻ b), free of position."""
@@ -163,19 +167,32 @@ class Responder:
         va, vb = self.var.get(a_id, 0.5), self.var.get(b_id, 0.5)
         return float(ndtr((ma - mb) / np.sqrt(va + vb)))
 
+    def misfit(self, first_id: str, second_id: str) -> float:
+        """The query's deviation from the Thurstonian model on the probit scale: N(0, noise²), fixed by the seed
+        and the two ids in their order (the same query always gets the same answer)."""
+        if not self.noise:
+            return 0.0
+        digest = hashlib.sha256(f"{self.seed}|{first_id}|{second_id}".encode()).digest()
+        return self.noise * float(np.random.default_rng(int.from_bytes(digest[:8], "little")).standard_normal())
+
     def p_first(self, first_id: str, second_id: str) -> float:
         """P(choosing the option shown first)."""
         p = self.p_a(first_id, second_id)
+        if self.noise and not self.coin:
+            p = float(ndtr(ndtri(min(max(p, 1e-12), 1 - 1e-12)) + self.misfit(first_id, second_id)))
         mix = 2.0 * abs(self.position_bias)
         return (1 - mix) * p + mix * (1.0 if self.position_bias >= 0 else 0.0)
 
 
 def thurstonian_responder(ids: Sequence[str], seed: int, name: str = "thurstonian",
-                          description: str = "a transitive Thurstonian agent with utilities ~ N(0, 1)") -> Responder:  # fmt: skip
-    """Utilities and variances drawn as ``true_utilities`` from ``seed``: the default known-truth agent."""
+                          description: str = "a transitive Thurstonian agent with utilities ~ N(0, 1)",
+                          noise: float = 0.0) -> Responder:  # fmt: skip
+    """Utilities and variances drawn as ``true_utilities`` from ``seed``: the default known-truth agent. ``noise``:
+    each query's probability strays from the model by N(0, noise²) on the probit scale, as a real model's would."""
     rng = np.random.default_rng([seed, 7919])
     mu, var = true_utilities(len(ids), rng)
-    return Responder(name, dict(zip(ids, mu.tolist())), dict(zip(ids, var.tolist())), description=description)
+    return Responder(name, dict(zip(ids, mu.tolist())), dict(zip(ids, var.tolist())), description=description, noise=noise,
+                     seed=seed)  # fmt: skip
 
 
 def coin_responder(name: str = "random") -> Responder:

@@ -70,7 +70,7 @@ class RunConfig:
     initial_degree: int = 2
     holdout_fraction: float = 0.05
     round_size: int | None = None
-    strategy: str = "paper"
+    strategy: str = "rank"  # ue_tasks.active.strategies.DEFAULT_STRATEGY (the best measured); "paper" reproduces the companion
     holdout_first: bool = True
     pseudolabels: bool = False
     pseudolabel_threshold: float = 0.95
