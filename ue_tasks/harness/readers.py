@@ -49,12 +49,16 @@ def read_record_columns(paths: Iterable[str | Path]) -> rec.RecordColumns:
     """``read_records`` in bulk, for fitting: native record files are read as columns (``records.read_columns``:
     one JSON call per file, vectorised checks naming the first bad line); harness outputs go through their readers
     and are then put in columns."""
-    _load_adapters()
     parts: list[rec.RecordColumns] = []
     for raw in paths:
         path = Path(raw)
         found = 0
         for f in _files(path):
+            if rec.is_record_file(f):  # native records: no harness adapter needed (nor imported)
+                parts.append(rec.read_columns(f))
+                found += 1
+                continue
+            _load_adapters()
             reader = _claim(f)
             if reader is None:
                 continue
