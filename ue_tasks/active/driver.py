@@ -322,7 +322,8 @@ class Elicitation:
         if self.model_fit is None:
             self.model_fit = Thurstonian(warm_start=True, on_disconnected="per_component", seed=self.config.seed)
         started = time.perf_counter()
-        self.model_fit.fit(np.column_stack([idx[tr.i], idx[tr.j]]), tr.y, tr.w, n_outcomes=self.n, ids=self.outcomes.ids)
+        self.model_fit.fit(np.column_stack([idx[tr.i], idx[tr.j]]), tr.y, tr.w, n_outcomes=self.n, ids=self.outcomes.ids,
+                           n_records=tr.n_rec)
         seconds = time.perf_counter() - started
         ho = data.holdout()
         est = {"fit_seconds": round(seconds, 4), "train_pairs": int(len(tr.y))}
