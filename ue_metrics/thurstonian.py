@@ -9,20 +9,24 @@ reproduces the companion fit (Adam, lr 0.01, 1000 full-batch epochs, normalisati
 
 What this project adds (docs/statistics.md gives the reasoning and the measurements):
 
-- **Dispersion.** The log-likelihood counts each unit of weight as one Bernoulli answer. That is true of sampled
-  answers, not of exact (log-prob) probabilities, whose weight is arbitrary. After the fit the Pearson dispersion
-  φ = Σ w (y − p̂)² / (p̂(1 − p̂)) / (pairs − effective parameters) says how many answers one unit of weight is
-  worth (1/φ): ≈ 1 for a Thurstonian responder sampled K times, the closeness of the model's probabilities to a
-  Thurstonian model for log-prob records. The prior and the intervals use it (quasi-likelihood).
-- **Variance prior.** log σ_i² ~ N(common level, 1/``variance_prior``) in units of answers (the penalty
-  ½·variance_prior·φ·Σ(log σ_i²)², the common level being the model's free scale); it keeps sparsely compared
-  outcomes from overfitting their variances and fades as the data (or 1/φ) grows.
-- **Intervals.** Quasi-likelihood curvature: Cov = φ (I + φP)⁻¹ of the normalised utilities (I the expected Fisher
-  information of all parameters, P the penalty), exact for components up to ``DENSE_CI_LIMIT`` outcomes and a
-  local (outcome and its own variance, plus the neighbours' walk terms) approximation above.
+- **Noise model and dispersion.** The log-likelihood counts each unit of weight as one Bernoulli answer: true of
+  sampled answers, not of exact (log-prob) probabilities, whose weight is arbitrary. After the fit the residuals are
+  described by Var(y) = a·p(1 − p)/w + b·φ(z)²/m (a binomial part, and a misfit part: each record's probit off the
+  model by N(0, b)); the dispersion φ, their information-weighted ratio to the binomial variance, says how many
+  answers one unit of weight is worth (1/φ): ≈ 1 for sampled answers, the honest sample size of an exact
+  probability. The prior and the intervals use it.
+- **Variance prior.** log σ_i² ~ N(level, 1/λ), the level being the model's free scale, λ (in answers) estimated by
+  empirical Bayes (Paule–Mandel) and applied as λ·φ per unit of weight: it keeps sparsely compared outcomes from
+  overfitting their variances and fades where the data are rich. ``alpha`` is a negligible ridge on everything.
+- **Intervals.** The sandwich H⁻¹(M + φP)H⁻¹ (H the expected information plus the penalty P, M the scores' variance
+  under the noise model) of the normalised utilities: exact for components up to ``DENSE_CI_LIMIT`` outcomes, a
+  local O(pairs) approximation above; ``ci="curvature"`` gives the model-based H⁻¹.
 - **Position term** (``fit(..., first=...)``): records kept per ordering, P(first shown chosen) =
   Φ((μ_first − μ_second + β)/sqrt(σ_first² + σ_second²)), β global or per group (the mean of the two outcomes'
   groups' β), reported on the utilities' scale with its interval.
+
+The solver's linear algebra is its own (Jacobian products by gathering and ``bincount``, preconditioned conjugate
+gradients, components by label propagation): the module imports numpy and ``scipy.special`` only.
 """
 
 from __future__ import annotations
@@ -151,7 +155,7 @@ class _Rows:
         self.n, self.i, self.j, self.y, self.w, self.nrec = n, i, j, y, w, nrec
         self.gi, self.gj, self.n_groups = gi, gj, n_groups
         self.n_params = 2 * n + n_groups
-        self.pattern: tuple | None = None  # the Jacobian's sparsity, built by the first Newton solve
+        self.pattern: _Jacobian | None = None  # the Jacobian's sparsity, built by the first Newton solve
         self.k = len(y)
 
     def reweighted(self, w: np.ndarray) -> _Rows:
@@ -159,12 +163,6 @@ class _Rows:
         out = _Rows(self.n, self.i, self.j, self.y, w, self.nrec, self.gi, self.gj, self.n_groups)
         out.pattern = self.pattern
         return out
-
-    def subset(self, keep: np.ndarray, w: np.ndarray | None = None) -> _Rows:
-        gi = self.gi[keep] if self.gi is not None else None
-        gj = self.gj[keep] if self.gj is not None else None
-        return _Rows(self.n, self.i[keep], self.j[keep], self.y[keep], (self.w if w is None else w)[keep], self.nrec[keep], gi, gj,
-                     self.n_groups)
 
 
 class _Point:
@@ -201,14 +199,13 @@ class Thurstonian:
     solver : "newton" (Fisher-scoring Newton–CG; the only solver, kept as a parameter for old call sites).
     alpha : Gaussian penalty on every parameter (means, log-variances, position terms) in absolute units: keeps
         perfectly separated outcomes finite and the model's scale/shift freedom pinned; negligible next to data.
-    variance_prior : precision of the prior on the log-variances, in answers (0 = none): log σ² ~ N(level,
-        1/variance_prior). Scaled by the dispersion, so for log-prob records it is measured in the answers one
-        exact probability is worth.
-    dispersion : "estimate" (default; Pearson dispersion, refitted) or a fixed number (1.0 = every unit of weight is
-        one Bernoulli answer, the plain likelihood).
+    variance_prior : "auto" (default: empirical Bayes) or the precision λ of the prior on the log-variances, in
+        answers (0 = none): log σ² ~ N(level, 1/λ), applied as λ × dispersion per unit of weight.
+    dispersion : "estimate" (default; from the noise model, refitted) or a fixed number (1.0 = every unit of weight
+        is one Bernoulli answer, the plain likelihood).
     tol, ftol, max_iter : stop when the largest gradient component is below ``tol`` or an iteration lowers the
         mean loss by less than ``ftol`` relative — far below the sampling noise of the utilities.
-    ci : "curvature" (quasi-likelihood curvature, see the module docstring) or "none".
+    ci : "sandwich" (default), "curvature" (model-based) or "none".
     bootstrap : number of pair-resampling refits for percentile intervals (0 = off).
     ci_level : coverage of the intervals.
     on_disconnected : "error" (default) or "per_component" (each connected component normalised on its own).
@@ -278,6 +275,8 @@ class Thurstonian:
             raise UserError(f"unknown Thurstonian method {self.method!r}; use 'mle' or 'compat'")
         if self.on_disconnected not in ("error", "per_component"):
             raise UserError(f"unknown on_disconnected policy {self.on_disconnected!r}; use 'error' or 'per_component'")
+        if self.solver != "newton":
+            raise UserError(f"unknown solver {self.solver!r}; the fit's solver is 'newton'")
         if self.ci not in CI_METHODS:
             raise UserError(f"unknown ci method {self.ci!r}; use one of {', '.join(CI_METHODS)}")
         X = np.asarray(X, dtype=np.int64)
