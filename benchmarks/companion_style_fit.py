@@ -71,7 +71,7 @@ def companion_fit(n, i, j, y, epochs=1000, lr=0.01, seed=0):
         opt.step()
     with torch.no_grad():
         mu, var = forward()
-    return mu.numpy(), var.numpy(), float(loss) if loss is not None else float("nan")
+    return mu.numpy(), var.numpy(), float(loss.detach()) if loss is not None else float("nan")
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ unparseable answers, §10).
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import operator
@@ -369,7 +370,8 @@ def _short(text: str, width: int = 60) -> str:
 
 
 _COLUMN_FIELDS = tuple(REQUIRED_FIELDS)
-_GETTER = operator.itemgetter(*_COLUMN_FIELDS)  # one C call per record pulls every required field
+_GETTERS = {f: operator.itemgetter(f) for f in _COLUMN_FIELDS}
+_CATEGORY = {side: operator.methodcaller("get", f"{side}_category") for side in ("a", "b")}
 _NUMBER_TYPES = {int, float}
 _NULLABLE_NUMBER_TYPES = {int, float, type(None)}
 
@@ -382,7 +384,7 @@ class RecordColumns:
     file and line of record k. ``aggregate`` accepts a ``RecordColumns`` wherever it accepts records."""
 
     records: list[dict]
-    where: list[str]
+    where: Sequence[str]
     a_id: np.ndarray
     b_id: np.ndarray
     a_text: list[str]
@@ -404,7 +406,7 @@ class RecordColumns:
 
 def _floats(values: Sequence[Any]) -> np.ndarray:
     """Numbers (None → NaN) as a float array, without a Python loop."""
-    arr = np.array(values, dtype=object)
+    arr = _objects(values)
     arr[np.equal(arr, None)] = np.nan
     return arr.astype(float)
 
@@ -413,7 +415,7 @@ def columns_from_records(records: Sequence[dict], where: Sequence[str] | None = 
     """Columns of ``records`` (dicts). Unless ``validated``, every record is checked with vectorised tests; the
     first bad one is reported by ``validate`` itself, naming ``where[k]`` (default "record k+1") and the field."""
     records = records if isinstance(records, list) else list(records)
-    places = list(where) if where is not None else None
+    places = where
 
     def place(k: int) -> str:
         return places[k] if places is not None else f"record {k + 1}"
@@ -422,40 +424,57 @@ def columns_from_records(records: Sequence[dict], where: Sequence[str] | None = 
         validate(records[k], where=place(k))  # raises with the usual sentence
         raise UserError(f"{place(k)}: not a valid {SCHEMA} record")  # pragma: no cover - validate raised above
 
-    if not validated:
-        for k, r in enumerate(records):
-            if type(r) is not dict:
-                fail(k)
-    try:
-        rows = list(map(_GETTER, records))
+    if not validated and set(map(type, records)) - {dict}:
+        fail(next(k for k, r in enumerate(records) if type(r) is not dict))
+    try:  # one C-level pass per field
+        cols = {f: list(map(_GETTERS[f], records)) for f in _COLUMN_FIELDS}
     except KeyError:
         for k, r in enumerate(records):
             if not all(f in r for f in _COLUMN_FIELDS):
                 fail(k)
         raise
-    cols = dict(zip(_COLUMN_FIELDS, zip(*rows))) if rows else {f: () for f in _COLUMN_FIELDS}
     n = len(records)
     if not validated and n:
         _check_columns(cols, n, fail)
-    mode = np.array(cols["mode"], dtype=object) if n else np.empty(0, dtype=object)
     return RecordColumns(
         records=records,
-        where=[place(k) for k in range(n)] if places is None else places,
-        a_id=np.array(cols["a_id"], dtype=object),
-        b_id=np.array(cols["b_id"], dtype=object),
-        a_text=list(cols["a_text"]),
-        b_text=list(cols["b_text"]),
-        a_category=[r.get("a_category") for r in records],
-        b_category=[r.get("b_category") for r in records],
-        shown_a=np.array([s == "a" for s in cols["shown_first"]], dtype=bool),
-        mode=mode,
+        where=_Numbered(n) if places is None else places,
+        a_id=_objects(cols["a_id"]),
+        b_id=_objects(cols["b_id"]),
+        a_text=cols["a_text"],
+        b_text=cols["b_text"],
+        a_category=list(map(_CATEGORY["a"], records)),
+        b_category=list(map(_CATEGORY["b"], records)),
+        shown_a=_objects(cols["shown_first"]) == "a",
+        mode=_objects(cols["mode"]),
         p_a=_floats(cols["p_a"]),
         n_a=np.array(cols["n_a"], dtype=np.int64),
         n_b=np.array(cols["n_b"], dtype=np.int64),
         n_unparsed=np.array(cols["n_unparsed"], dtype=np.int64),
         label_mass=_floats(cols["label_mass"]),
-        holdout=np.array([s == "holdout" for s in cols["split"]], dtype=bool),
+        holdout=_objects(cols["split"]) == "holdout",
     )
+
+
+class _Numbered(Sequence[str]):
+    """"record K" for each record without a file."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, k):  # type: ignore[override]
+        if isinstance(k, slice):
+            return [f"record {j + 1}" for j in range(self.n)[k]]
+        return f"record {range(self.n)[k] + 1}"  # IndexError past the end, as a sequence must
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    return arr
 
 
 def _check_columns(cols: dict[str, tuple], n: int, fail) -> None:
@@ -482,7 +501,7 @@ def _check_columns(cols: dict[str, tuple], n: int, fail) -> None:
         values = cols[key]
         if not set(values) <= allowed_values:
             fail(next(k for k, v in enumerate(values) if v not in allowed_values))
-    a_id, b_id = np.array(cols["a_id"], dtype=object), np.array(cols["b_id"], dtype=object)
+    a_id, b_id = _objects(cols["a_id"]), _objects(cols["b_id"])
     bad |= a_id == b_id
     p = _floats(cols["p_a"])
     with np.errstate(invalid="ignore"):
@@ -491,14 +510,14 @@ def _check_columns(cols: dict[str, tuple], n: int, fail) -> None:
         mass = _floats(cols["label_mass"])
         bad |= ~np.isnan(mass) & ~((mass >= 0) & (mass <= 1 + 1e-6))
         bad |= np.isinf(mass)
-    nulls_p = np.array([v is None for v in cols["p_a"]], dtype=bool)
-    nulls_m = np.array([v is None for v in cols["label_mass"]], dtype=bool)
+    nulls_p = np.equal(_objects(cols["p_a"]), None)
+    nulls_m = np.equal(_objects(cols["label_mass"]), None)
     bad |= np.isnan(p) & ~nulls_p  # a NaN that is not a null
     bad |= np.isnan(mass) & ~nulls_m
     counts = {key: np.array(cols[key], dtype=np.int64) for key in ("n_a", "n_b", "n_unparsed", "round")}
     for values in counts.values():
         bad |= values < 0
-    sample = np.array([m == "sample" for m in cols["mode"]], dtype=bool)
+    sample = _objects(cols["mode"]) == "sample"
     bad |= ~sample & nulls_p
     usable = counts["n_a"] + counts["n_b"]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -508,30 +527,58 @@ def _check_columns(cols: dict[str, tuple], n: int, fail) -> None:
     first(bad)
 
 
+class _Lines(Sequence[str]):
+    """"FILE line K" for each record, made only when asked for (an error message), not 100,000 times up front."""
+
+    def __init__(self, path: Path, linenos: Sequence[int]) -> None:
+        self.path, self.linenos = path, linenos
+
+    def __len__(self) -> int:
+        return len(self.linenos)
+
+    def __getitem__(self, k):  # type: ignore[override]
+        if isinstance(k, slice):
+            return [f"{self.path} line {n}" for n in self.linenos[k]]
+        return f"{self.path} line {self.linenos[k]}"
+
+
 def read_columns(path: str | Path) -> RecordColumns:
-    """Read and validate a records JSONL file in bulk: the lines are parsed in one JSON call and checked as
-    columns; any bad record is named by its file and line, with the same sentence as ``validate``."""
+    """Read and validate a records JSONL file in bulk: the file in one read, all lines parsed in one JSON call and
+    checked as columns; any bad record is named by its file and line, with the same sentence as ``validate``."""
     path = Path(path)
     jsonl.check_regular_file(path)
     try:
         raw = path.read_bytes()
         if len(raw) > jsonl.MAX_LINE_BYTES and b"\n" not in raw[: jsonl.MAX_LINE_BYTES + 1]:
             raise UnicodeError("long line")  # let the line reader say so
-        text = raw.decode("utf-8").removeprefix("\ufeff")
+        lines = raw.decode("utf-8").removeprefix("\ufeff").split("\n")
     except (OSError, UnicodeError):
         numbered = list(jsonl.iter_lines(path))  # names the unreadable line
+        linenos: Sequence[int] = [k for k, _ in numbered]
+        texts = [t for _, t in numbered]
     else:
-        lines = text.split("\n")
-        numbered = [(k, t) for k, t in enumerate(lines, 1) if t.strip()]
-    linenos = [k for k, _ in numbered]
-    texts = [t for _, t in numbered]
+        if lines and not lines[-1].strip():
+            lines.pop()
+        if "" in lines:  # blank lines are allowed; numbers still count them
+            linenos = [k for k, t in enumerate(lines, 1) if t.strip()]
+            texts = [t for t in lines if t.strip()]
+        else:
+            linenos, texts = range(1, len(lines) + 1), lines
+    gc_was_on = gc.isenabled()
+    gc.disable()  # 100,000 fresh dicts would trigger the cyclic collector again and again, for nothing
     try:
-        objs = json.loads("[" + ",".join(texts) + "]") if texts else []
-        if len(objs) != len(texts):  # a line holding two values separated by a comma
-            raise ValueError("line count")
-    except ValueError:
-        objs = [obj for _, obj in jsonl.iter_jsonl(path, what="one record")]  # names the line that is not JSON
-    return columns_from_records(objs, where=[f"{path} line {k}" for k in linenos])
+        try:
+            objs = json.loads("[" + ",".join(texts) + "]") if texts else []
+            if len(objs) != len(texts):  # a line holding two values separated by a comma
+                raise ValueError("line count")
+        except ValueError:  # a line that is not JSON, or a whitespace-only one: the line reader names or skips it
+            numbered_objs = list(jsonl.iter_jsonl(path, what="one record"))
+            linenos = [k for k, _ in numbered_objs]
+            objs = [obj for _, obj in numbered_objs]
+        return columns_from_records(objs, where=_Lines(path, linenos))
+    finally:
+        if gc_was_on:
+            gc.enable()
 
 
 def concat_columns(parts: Sequence[RecordColumns]) -> RecordColumns:
@@ -548,11 +595,10 @@ def concat_columns(parts: Sequence[RecordColumns]) -> RecordColumns:
 def _first_seen_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(codes, uniques) with uniques in order of first appearance (as a dict would number them)."""
     if values.dtype == object:  # strings: a dict is faster than sorting Python objects
-        index: dict[Any, int] = {}
-        codes = np.fromiter((index.setdefault(v, len(index)) for v in values.tolist()), dtype=np.int64, count=len(values))
-        uniq = np.empty(len(index), dtype=object)
-        uniq[:] = list(index)
-        return codes, uniq
+        order = list(dict.fromkeys(values.tolist()))  # first appearance, deduplicated in C
+        index = {v: k for k, v in enumerate(order)}
+        codes = np.fromiter(map(index.__getitem__, values.tolist()), dtype=np.int64, count=len(values))
+        return codes, _objects(order)
     uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty(len(uniq), dtype=np.int64)
