@@ -23,7 +23,7 @@ from scipy.special import ndtr
 from ue_metrics.coherence import coherence_metrics, random_baselines
 from ue_metrics.errors import UserError
 from ue_metrics.records import PairData, aggregate
-from ue_metrics.thurstonian import Thurstonian
+from ue_metrics.thurstonian import DISPERSION_FLOOR, Thurstonian
 
 UTILITY_COLUMNS = ("id", "text", "category", "utility", "sigma2", "ci_low", "ci_high")
 SUMMARY_KEYS = (
@@ -136,9 +136,12 @@ def interval_note(m: dict[str, Any]) -> str | None:
         return None
     per_weight = m.get("answers_per_unit_weight")
     if "logprob" in (m.get("modes") or []) and per_weight:
+        worth = f"{per_weight:,.0f}" if per_weight >= 100 else f"{per_weight:.3g}"
+        if m.get("dispersion") is not None and m["dispersion"] <= DISPERSION_FLOOR * 1.0001:
+            worth = f"at least {worth} (the most the fit credits one probability with)"
         return (f"intervals ({method}): how precisely the pairs asked pin the utilities, given how closely the model's exact "
                 f"probabilities follow a Thurstonian model — here each exact probability carries about as much "
-                f"information as {per_weight:.3g} sampled answers")  # fmt: skip
+                f"information as {worth} sampled answers")  # fmt: skip
     if per_weight:
         return (f"intervals ({method}): sampling noise and misfit of the answers (dispersion {1 / per_weight:.3g}; 1 = as "
                 "noisy as independent answers drawn at the fitted probabilities)")  # fmt: skip
@@ -150,7 +153,8 @@ def _position_lines(pos: dict[str, Any]) -> list[str]:
     for g in pos["groups"]:
         lines.append(
             f"position term β{'' if g['group'] == 'all' else ' (' + g['group'] + ')'} = {_fmt(g['beta'])} "
-            f"[{_fmt(g['ci_low'])}, {_fmt(g['ci_high'])}] on the utilities' scale; "
+            f"[{_fmt(g['ci_low'])}, {_fmt(g['ci_high'])}] on the utilities' scale ({_fmt(g.get('beta_probit'))} on the "
+            "probit scale of two outcomes of median variance); "
             f"P(first shown | equal utilities) = {_fmt(g['p_first_equal'])} [{_fmt(g['p_first_equal_low'])}, "
             f"{_fmt(g['p_first_equal_high'])}]"
         )
@@ -290,6 +294,7 @@ def _fit_position(result: FitResult, kind: str, pmodel: Thurstonian, keep: np.nd
     for g, name in enumerate(pmodel.position_groups_):
         beta, lo, hi = float(pmodel.position_[g]), float(pmodel.position_ci_low_[g]), float(pmodel.position_ci_high_[g])
         out_groups.append({"group": name, "beta": beta, "ci_low": lo, "ci_high": hi, "stderr": float(pmodel.position_stderr_[g]),
+                           "beta_probit": beta / r_equal,
                            "p_first_equal": float(ndtr(beta / r_equal)), "p_first_equal_low": float(ndtr(lo / r_equal)),
                            "p_first_equal_high": float(ndtr(hi / r_equal))})  # fmt: skip
 
