@@ -1,15 +1,21 @@
-"""Benchmark: active-learning strategies on the simulator, and the wall time of a real elicitation.
+"""Benchmark: active-learning strategies judged by what they are for, and the wall time of a real elicitation.
 
-Part 1 (``--simulate``, default): N = 510 simulated outcomes, K = 10 sampled answers per ordering (the paper's
-setting), the full ⌊2·N·log2 N⌋ = 9,174-pair budget asked in rounds, for the strategies ``random``, ``paper`` (the
-companion's P/Q rule) and ``info`` (this project's). Prints the held-out log loss against the number of training
-pairs queried and, for each strategy, the pairs it needs to reach the held-out log loss that random pairs reach
-at the full budget (linear interpolation between rounds).
+Part 1 (``--simulate``, default): the real ``ue elicit`` driver (``Elicitation``, simulated backend) at N = 510
+outcomes, K = 10 sampled answers per ordering (the paper's setting; ``--mode logprob --responder misfit`` for exact
+probabilities that stray from the model as a real model's do), the full ⌊2·N·log2 N⌋ = 9,174-pair budget in rounds
+of 500, for the strategies ``rank`` (the default of ``ue elicit``), ``paper`` (the companion's P/Q rule), ``info``
+and ``random``. After every round the run's records so far are refitted and compared with the responder's true
+utilities: Spearman correlation of fitted and true utilities, the error of the top-k set (k = N/10: the share of the
+true top k missing from the fitted top k), and the log loss against the true probabilities on 20,000 random pairs
+and on the near-tie pairs among them (|P − ½| < 0.1). It prints the recovery table per strategy and budget and, per
+strategy, the queries it needs to reach random selection's final Spearman correlation and near-tie loss
+(interpolated between rounds; mean over seeds).
 
 Part 2 (``--embedded``): times ``ue elicit`` through lm-eval on the embedded model over the 510-outcome ``core``
 subset with a small budget on this machine's CPU and extrapolates the wall time of the full run.
 
-Run: ``python benchmarks/active_learning.py [--embedded] [--round-size 250]``.
+Run: ``python benchmarks/active_learning.py [--seeds 3] [--mode sample|logprob] [--responder thurstonian|misfit]
+[--embedded]``.
 """
 
 from __future__ import annotations
@@ -23,60 +29,109 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.special import ndtr
 
+from ue_metrics.records import aggregate
+from ue_metrics.thurstonian import Thurstonian
+from ue_tasks import experiments
 from ue_tasks.active.driver import Elicitation, RunConfig
 
+STRATEGIES = ("rank", "paper", "info", "random")
 
-def curve(strategy: str, n: int, round_size: int, seed: int, mode: str, workdir: Path) -> list[tuple[int, float]]:
+
+def evaluation_pairs(n: int, mu: np.ndarray, var: np.ndarray, seed: int = 12345) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """20,000 random pairs with their true probabilities, and which of them are near ties."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, n, 25_000), rng.integers(0, n, 25_000)
+    keep = a != b
+    a, b = a[keep][:20_000], b[keep][:20_000]
+    p = ndtr((mu[a] - mu[b]) / np.sqrt(var[a] + var[b]))
+    return np.column_stack([a, b]), p, np.abs(p - 0.5) < 0.1
+
+
+def expected_log_loss(p_hat: np.ndarray, p_true: np.ndarray) -> float:
+    q = np.clip(p_hat, 1e-5, 1 - 1e-5)
+    return float(np.mean(-(p_true * np.log(q) + (1 - p_true) * np.log(1 - q))))
+
+
+def recovery_curve(strategy: str, n: int, round_size: int, seed: int, mode: str, responder: str, workdir: Path) -> list[dict]:
+    """Run ``ue elicit`` on the simulator and score the fit after every round against the true utilities."""
     out = workdir / f"{strategy}-{seed}"
     shutil.rmtree(out, ignore_errors=True)
     cfg = RunConfig(harness="simulate", model="simulated", outcomes=str(n), mode=mode, strategy=strategy,
-                       round_size=round_size, seed=seed)  # fmt: skip
-    Elicitation(cfg, out, cache_dir=None, log=lambda m: None).run()
-    history = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines()]
-    return [(h["train_pairs"], h["holdout_log_loss"]) for h in history]
+                    round_size=round_size, seed=seed, responder=responder)  # fmt: skip
+    run = Elicitation(cfg, out, cache_dir=None, log=lambda m: None)
+    run.run()
+    truth = experiments.get("utilities").responder(responder, run.outcomes, seed)
+    ids = run.outcomes.ids
+    mu = np.array([truth.mu[i] for i in ids])
+    var = np.array([truth.var[i] for i in ids])
+    pairs, p_true, near = evaluation_pairs(n, mu, var)
+    k_top = max(1, n // 10)
+    true_top = set(np.argsort(-mu)[:k_top].tolist())
+    records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines() if x.strip()]
+    train = [r for r in records if r["split"] == "train"]
+    index = {oid: k for k, oid in enumerate(ids)}
+    model = Thurstonian(warm_start=True, on_disconnected="per_component", ci="none")
+    curve = []
+    for r_no in sorted({r["round"] for r in train}):
+        data = aggregate([r for r in train if r["round"] <= r_no])
+        idx = np.array([index[i] for i in data.ids])
+        model.fit(np.column_stack([idx[data.i], idx[data.j]]), data.y, data.w, n_outcomes=n, ids=ids, n_records=data.n_rec)
+        u = model.utilities_
+        ranks_u, ranks_t = np.argsort(np.argsort(u)), np.argsort(np.argsort(mu))
+        top = set(np.argsort(-u)[:k_top].tolist())
+        p_hat = model.predict_proba(pairs)
+        curve.append({"pairs": len(data.y), "spearman": float(np.corrcoef(ranks_u, ranks_t)[0, 1]),
+                      "top_k_error": 1 - len(top & true_top) / k_top, "loss_random": expected_log_loss(p_hat, p_true),
+                      "loss_near_tie": expected_log_loss(p_hat[near], p_true[near])})  # fmt: skip
+    return curve
 
 
-def pairs_to_reach(points: list[tuple[int, float]], target: float) -> float | None:
-    """First number of pairs at which the (interpolated) curve is at or below ``target``."""
+def to_reach(curve: list[dict], key: str, target: float, higher_is_better: bool) -> float | None:
+    """First number of pairs at which the (interpolated) curve reaches ``target``."""
+    sign = 1.0 if higher_is_better else -1.0
+    points = [(c["pairs"], sign * c[key]) for c in curve]
+    goal = sign * target
     for (x0, y0), (x1, y1) in zip(points, points[1:]):
-        if y1 <= target:
-            if y0 <= target:
-                return float(x0)
-            return x0 + (x1 - x0) * (y0 - target) / (y0 - y1)
+        if y1 >= goal:
+            return float(x0) if y0 >= goal else x0 + (x1 - x0) * (goal - y0) / (y1 - y0)
     return None
 
 
 def simulate_part(args) -> None:
-    print(f"Part 1: simulator, N={args.n}, mode={args.mode}, K=10 per ordering, round size {args.round_size}, seeds {args.seeds}")
+    print(f"Part 1: ue elicit on the simulator, N={args.n}, mode={args.mode}"
+          f"{' (K=10 per ordering)' if args.mode == 'sample' else ''}, responder {args.responder}, round size "
+          f"{args.round_size}, seeds 0..{args.seeds - 1}; recovery scored against the true utilities")  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="ue-al-"))
+    keys = ("spearman", "top_k_error", "loss_random", "loss_near_tie")
     try:
-        curves: dict[str, list[list[tuple[int, float]]]] = {}
-        for strategy in ("random", "paper", "info"):
+        curves: dict[str, list[list[dict]]] = {}
+        for strategy in args.strategies:
             started = time.perf_counter()
-            curves[strategy] = [curve(strategy, args.n, args.round_size, s, args.mode, workdir) for s in range(args.seeds)]
+            curves[strategy] = [recovery_curve(strategy, args.n, args.round_size, s, args.mode, args.responder, workdir)
+                                for s in range(args.seeds)]  # fmt: skip
             print(f"  {strategy:<7} {time.perf_counter() - started:6.1f} s")
-        budget = curves["random"][0][-1][0]
-        checkpoints = sorted({x for x, _ in curves["random"][0]} | {budget})
-        print("\n  pairs   " + "".join(f"{s:>10}" for s in curves))
-        for x in checkpoints[:: max(1, len(checkpoints) // 12)] + ([budget] if checkpoints[-1] != budget else []):
+        budget = curves[args.strategies[0]][0][-1]["pairs"]
+        n_points = min(len(c) for cs in curves.values() for c in cs)
+        print("\n  mean over seeds: Spearman ρ with the true utilities / top-k error (k = N/10) / log loss against the true "
+              "probabilities on random pairs / on near-tie pairs")  # fmt: skip
+        print("  pairs  " + "".join(f"{s:>34}" for s in curves))
+        for p in list(range(0, n_points - 1, max(1, n_points // 10))) + [n_points - 1]:
             row = []
             for s in curves:
-                vals = [dict(c).get(x) for c in curves[s]]
-                row.append(f"{np.mean(vals):10.4f}" if all(v is not None for v in vals) else f"{'':>10}")
-            print(f"  {x:>6}  " + "".join(row))
-        print(f"\n  pairs needed to reach random's held-out log loss at the full budget ({budget} pairs):")
-        for s in curves:
-            needs = []
-            for seed in range(args.seeds):
-                target = curves["random"][seed][-1][1]
-                needs.append(pairs_to_reach(curves[s][seed], target))
-            ok = [x for x in needs if x is not None]
-            if len(ok) == len(needs):
-                mean = float(np.mean(ok))
-                print(f"  {s:<7} {mean:8.0f} pairs = {mean / budget:6.1%} of random's budget   (per seed: {[round(x) for x in ok]})")
-            else:
-                print(f"  {s:<7} does not reach it within the budget (per seed: {needs})")
+                vals = [np.mean([c[p][k] for c in curves[s]]) for k in keys]
+                row.append(f"{vals[0]:>9.4f} {vals[1]:.3f} {vals[2]:.4f} {vals[3]:.4f}")
+            print(f"  {curves[args.strategies[0]][0][p]['pairs']:>6}" + "".join(f"{x:>34}" for x in row))
+        if "random" in curves:
+            print(f"\n  queries needed to reach random selection's final recovery ({budget} pairs), mean over seeds:")
+            for key, higher in (("spearman", True), ("loss_near_tie", False), ("loss_random", False)):
+                parts = []
+                for s in curves:
+                    needs = [to_reach(c, key, r[-1][key], higher) for c, r in zip(curves[s], curves["random"])]
+                    ok = [x for x in needs if x is not None]
+                    parts.append(f"{s} {np.mean(ok) / budget:.0%}" if len(ok) == len(needs) else f"{s} not reached ({len(ok)}/{len(needs)} seeds)")
+                print(f"    {key:<14} " + ", ".join(parts))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -113,9 +168,12 @@ def embedded_part(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=510)
-    parser.add_argument("--round-size", type=int, default=250)
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--round-size", type=int, default=500)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--mode", choices=["sample", "logprob"], default="sample")
+    parser.add_argument("--responder", choices=["thurstonian", "misfit"], default="thurstonian",
+                        help="the simulated model (misfit: exact probabilities that stray from the Thurstonian model)")
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     parser.add_argument("--embedded", action="store_true", help="also time a real run on the embedded model")
     parser.add_argument("--embedded-budget", type=int, default=200)
     parser.add_argument("--skip-simulate", action="store_true")

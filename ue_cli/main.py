@@ -45,7 +45,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     for label, records in groups.items():
         result = fit_records(records, unparsed=args.unparsed, method=args.method, bootstrap=args.bootstrap,
                              per_component=args.per_component, seed=args.seed, progress=_progress,
-                             logprob_weight=args.logprob_weight)  # fmt: skip
+                             logprob_weight=args.logprob_weight, position_term=args.position_term, ci=args.ci)  # fmt: skip
         result.metrics["inputs"] = [str(p) for p in args.records]
         result.metrics["read"] = got.summary()
         folder = out / group_folder_name(label) if args.by else out
@@ -54,7 +54,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             print(f"== {args.by}: {label} ({len(records)} records) ==")
         result.write(folder)
         print(result.summary(top=args.top))
-        print(f"wrote {folder / 'utilities.csv'} and {folder / 'metrics.json'}")
+        extra = " and utilities_position.csv" if result.position_model is not None else ""
+        print(f"wrote {folder / 'utilities.csv'}, {folder / 'metrics.json'}{extra}")
     return 0
 
 
@@ -102,6 +103,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         position_bias=args.position_bias,
         refusal_rate=args.refusal_rate,
         responder=args.responder,
+        noise=args.noise,
+        position_beta=args.position_beta,
         categories=outcomes.categories,
         run_id=f"simulate-{args.seed}",
         outcome_set=outcomes.name,
@@ -118,7 +121,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"--out {out}: cannot be written ({exc.strerror or exc}); choose a path you can write to") from None
     meta = {"plan": plan.to_dict(), "responder": args.responder, "samples": args.samples, "position_bias": args.position_bias,
-            "refusal_rate": args.refusal_rate, "outcomes": outcomes.source, "seed": args.seed}
+            "refusal_rate": args.refusal_rate, "noise": args.noise, "position_beta": args.position_beta,
+            "position_beta_normalised": args.position_beta / float(mu.std(ddof=1)), "outcomes": outcomes.source, "seed": args.seed}
     print(f"wrote {n} records ({plan.n_train} training + {plan.n_holdout} holdout pairs, both orderings) to {out}")
     print(f"wrote the true utilities (normalised to mean 0, sd 1) to {truth}")
     print(json.dumps(meta))
@@ -269,7 +273,9 @@ def cmd_elicit(args: argparse.Namespace) -> int:
                             progress=_progress, log=lambda m: print(m, file=sys.stderr))  # fmt: skip
     h = result["headline"]
     print(f"{result['n_outcomes']} outcomes, {result['fit']['n_train_pairs']} training + {result['fit']['n_holdout_pairs']} holdout "
-          f"pairs; held-out accuracy {_fmt(h.get('holdout_accuracy'))}, log loss {_fmt(h.get('holdout_log_loss'))}")  # fmt: skip
+          f"pairs; held-out accuracy {_fmt(h.get('holdout_accuracy'))} (random {_fmt(h.get('holdout_accuracy_random'))}), "
+          f"log loss {_fmt(h.get('holdout_log_loss'))} (random {_fmt(h.get('holdout_log_loss_random'))}); random = "
+          f"{(result.get('details') or {}).get('random_responder') or 'a fair coin'}")  # fmt: skip
     print(f"wrote {args.out}/records.jsonl, utilities.csv, metrics.json, history.jsonl, analysis.json")
     return 0
 
@@ -328,7 +334,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(control: bool = True) -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="ue",
@@ -342,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
         "fit",
         help="fit Thurstonian utilities and coherence metrics to preference records",
         description="Fit Thurstonian utilities to preference records (files or folders) and score coherence.",
-        epilog="example:\n  ue fit records.jsonl --out fit/\n  ue fit lm_eval_out/ --out fit/ --bootstrap 200",
+        epilog="example:\n  ue fit records.jsonl --out fit/\n  ue fit lm_eval_out/ --out fit/ --bootstrap 200\n"
+        "  ue fit ue_demo_out/records.jsonl --out fit/ --position-term",
         formatter_class=fmt,
     )
     p.add_argument("records", nargs="+", help="record files (.jsonl) or harness output folders")
@@ -350,8 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unparsed", choices=["exclude", "as_indifference"], default="exclude",
                    help="unparseable answers: drop them (default) or count each as half a vote per outcome (the paper)")
     p.add_argument("--method", choices=["mle", "compat"], default="mle",
-                   help="mle (default, L-BFGS) or compat (the companion's Adam fit, for comparison)")
+                   help="mle (default: penalised maximum likelihood, Newton) or compat (the companion's Adam fit, for comparison)")
+    p.add_argument("--ci", choices=["sandwich", "curvature", "none"], default="sandwich",
+                   help="intervals: sandwich (default; calibrated for sampled and log-prob records, docs/statistics.md), "
+                   "curvature (model-based: every unit of weight one Bernoulli answer), none")
     p.add_argument("--bootstrap", type=int, default=0, metavar="B", help="percentile intervals from B pair resamples")
+    p.add_argument("--position-term", nargs="?", const="global", choices=["global", "category"], default=None,
+                   help="also fit each ordering with a position term β (global, or one per outcome category): reports β, "
+                   "P(first | equal utilities) and the per-ordering held-out log loss beside the pooled fit's; writes "
+                   "utilities_position.csv")
     p.add_argument("--per-component", action="store_true",
                    help="fit each connected component of a disconnected comparison graph on its own")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and compat initialisation")
@@ -382,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--position-bias", type=float, default=0.0, help="mean P(choose first-shown) − 0.5, in [-0.5, 0.5]")
     p.add_argument("--refusal-rate", type=float, default=0.0, help="probability that an answer is unparseable")
     p.add_argument("--responder", choices=["thurstonian", "random"], default="thurstonian")
+    p.add_argument("--noise", type=float, default=0.0,
+                   help="per-query misfit: each probability is Φ(z + ε), ε ~ N(0, noise²) (a model that is not exactly Thurstonian)")
+    p.add_argument("--position-beta", type=float, default=0.0,
+                   help="probit position term β: P(first shown chosen) = Φ((μ_first − μ_second + β)/√(σ_first² + σ_second²))")
     p.add_argument("--budget", type=int, default=None, help="training pairs (default ⌊2·N·log2 N⌋)")
     p.add_argument("--degree", type=int, default=2, help="degree of the random regular starting graph")
     p.add_argument("--holdout-fraction", type=float, default=0.05, help="share of all pairs held out (capped at 1,000)")
@@ -552,9 +570,13 @@ def build_parser() -> argparse.ArgumentParser:
     _run_arguments(p, outcomes_required=True)
     p.set_defaults(handler=cmd_elicit)
 
-    from ue_control.cli import add_control_parser  # utility control: ue control assemble|train|evaluate
+    if control:
+        from ue_control.cli import add_control_parser  # utility control: ue control assemble|train|evaluate
 
-    add_control_parser(sub, fmt)
+        add_control_parser(sub, fmt)
+    else:  # listed in `ue --help` without importing the trainer (numpy, configs): built in full for `ue control ...`
+        sub.add_parser("control", help="utility control: a citizen assembly's preferences, training toward them, before/after "
+                       "(ue control assemble|train|evaluate; see `ue control --help`)", add_help=False)  # fmt: skip
     return parser
 
 
@@ -569,8 +591,10 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool) -> None:
     p.add_argument("--out", required=True, help="run folder (created; an existing run with the same options is resumed)")
     p.add_argument("--budget", type=int, default=None, help="training pairs (default ⌊2·N·log2 N⌋; triads for transitivity)")
     p.add_argument("--round-size", type=int, default=None, help="pairs per active-learning round (default 500, as the paper)")
-    p.add_argument("--strategy", choices=["paper", "info", "random"], default="paper",
-                   help="paper (default: the companion's P/Q percentile rule), info (expected information gain), random")
+    p.add_argument("--strategy", choices=["rank", "paper", "info", "random"], default="rank",
+                   help="rank (default: the pairs that most lower the expected number of wrongly ordered outcomes, plus a "
+                   "quarter random; the best measured, docs/statistics.md), paper (the companion's P/Q percentile rule), "
+                   "info (expected information gain), random")
     p.add_argument("--mode", choices=["logprob", "sample"], default=None, help="default: the experiment's (logprob)")
     p.add_argument("--samples", type=int, default=None, help="answers per ordering in sample mode (default 10)")
     p.add_argument("--template", default=None, help="prompt template id (default: the experiment's)")
@@ -582,7 +606,8 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(control="control" in argv)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -25,7 +25,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 
 from ue_metrics.records import PairData
 
@@ -89,6 +88,8 @@ def cycle_rate(data: PairData) -> tuple[float, int]:
     sum over triangles a < b < c of p_ab·p_bc·(1 − p_ac) + (1 − p_ab)·(1 − p_bc)·p_ac is
     Σ (P·P) ∘ Q + Σ (Q·Q) ∘ P, and the triangle count is Σ (A·A) ∘ A — no enumeration needed.
     """
+    from scipy import sparse  # imported here: the rest of the module needs only numpy
+
     n = data.n_outcomes
     a, b = np.minimum(data.i, data.j), np.maximum(data.i, data.j)
     p = np.where(data.i < data.j, data.y, 1 - data.y)

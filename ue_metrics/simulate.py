@@ -5,15 +5,19 @@ Responders: ``thurstonian`` (P(a ≻ b) = Φ((μa − μb)/sqrt(σa² + σb²)) 
 sampled answers per ordering; optional position bias (the responder picks whichever outcome is shown first
 outright with probability 2·bias, so the mean probability of choosing the first-shown outcome is about
 0.5 + bias) and refusals (each sampled answer unparseable with probability ``refusal_rate``; in exact mode the
-label mass drops to 1 − rate).
+label mass drops to 1 − rate), and ``noise``: each query's probability is Φ(z + ε) with ε ~ N(0, noise²) drawn per
+(pair, ordering) — a real model's probabilities are never exactly Thurstonian, and without such misfit exact
+(log-prob) records would determine the utilities exactly. Pooled over many pairs the misfit averages out:
+E Φ(z + ε) = Φ(z/√(1 + noise²)), the same normalised utilities.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from ue_metrics.errors import UserError
 from ue_metrics.records import make_record
@@ -45,22 +49,30 @@ def simulate_records(
     outcome_set: str = "simulated",
     template: str = "default",
     seed: int | None = None,
+    noise: float = 0.0,
+    position_beta: float = 0.0,
 ) -> list[dict]:
-    """One record per (pair, ordering); ``samples=0`` gives exact probabilities (mode ``logprob``)."""
+    """One record per (pair, ordering); ``samples=0`` gives exact probabilities (mode ``logprob``).
+
+    ``position_beta`` is a probit-scale position term on the utilities' scale: P(first shown chosen) =
+    Φ((μ_first − μ_second + β)/√(σ_first² + σ_second²)) — the model ``fit(..., first=...)`` fits."""
     if not -0.5 <= position_bias <= 0.5:
         raise UserError(f"--position-bias must be in [-0.5, 0.5], got {position_bias}")
     if not 0.0 <= refusal_rate <= 1.0:
         raise UserError(f"--refusal-rate must be in [0, 1], got {refusal_rate}")
     if samples < 0:
         raise UserError(f"--samples must be >= 0, got {samples}")
+    if not (noise >= 0 and np.isfinite(noise)):
+        raise UserError(f"--noise must be a non-negative number, got {noise}")
     if responder not in ("thurstonian", "random"):
         raise UserError(f"unknown responder {responder!r}; use 'thurstonian' or 'random'")
     pairs = np.asarray(pairs, dtype=np.int64)
     a, b = pairs[:, 0], pairs[:, 1]
     if responder == "random":
-        p_true = np.full(len(pairs), 0.5)
+        z_true = np.zeros(len(pairs))
     else:
-        p_true = ndtr((mu[a] - mu[b]) / np.sqrt(var[a] + var[b]))
+        z_true = (mu[a] - mu[b]) / np.sqrt(var[a] + var[b])
+    shift = position_beta / np.sqrt(var[a] + var[b])
     mix = 2.0 * abs(position_bias)
     records: list[dict] = []
     for shown in ("a", "b"):
@@ -68,6 +80,8 @@ def simulate_records(
         first_is_a = shown == "a"
         favour_first = position_bias >= 0
         chosen_if_biased = 1.0 if (first_is_a == favour_first) else 0.0
+        z = z_true + (shift if first_is_a else -shift) if position_beta else z_true
+        p_true = ndtr(z + noise * rng.standard_normal(len(pairs))) if noise > 0 else ndtr(z)
         p = (1 - mix) * p_true + mix * chosen_if_biased
         if samples:
             n_unparsed = rng.binomial(samples, refusal_rate, size=len(p)) if refusal_rate else np.zeros(len(p), int)
@@ -127,7 +141,8 @@ class Responder:
     ``simulate_records``. ``description`` says what property the responder has, for the run's record."""
 
     def __init__(self, name: str, mu: dict[str, float] | None = None, var: dict[str, float] | None = None,
-                 coin: bool = False, position_bias: float = 0.0, description: str = "") -> None:  # fmt: skip
+                 coin: bool = False, position_bias: float = 0.0, description: str = "", noise: float = 0.0,
+                 seed: int = 0) -> None:  # fmt: skip
         if not coin and mu is None:
             raise ValueError("a Thurstonian responder needs utilities")
         if not -0.5 <= position_bias <= 0.5:
@@ -138,6 +153,8 @@ class Responder:
         self.coin = coin
         self.position_bias = position_bias
         self.description = description
+        self.noise = noise
+        self.seed = seed
 
     def p_a(self, a_id: str, b_id: str) -> float:
         """P(a ≻ b), free of position."""
@@ -150,19 +167,32 @@ class Responder:
         va, vb = self.var.get(a_id, 0.5), self.var.get(b_id, 0.5)
         return float(ndtr((ma - mb) / np.sqrt(va + vb)))
 
+    def misfit(self, first_id: str, second_id: str) -> float:
+        """The query's deviation from the Thurstonian model on the probit scale: N(0, noise²), fixed by the seed
+        and the two ids in their order (the same query always gets the same answer)."""
+        if not self.noise:
+            return 0.0
+        digest = hashlib.sha256(f"{self.seed}|{first_id}|{second_id}".encode()).digest()
+        return self.noise * float(np.random.default_rng(int.from_bytes(digest[:8], "little")).standard_normal())
+
     def p_first(self, first_id: str, second_id: str) -> float:
         """P(choosing the option shown first)."""
         p = self.p_a(first_id, second_id)
+        if self.noise and not self.coin:
+            p = float(ndtr(ndtri(min(max(p, 1e-12), 1 - 1e-12)) + self.misfit(first_id, second_id)))
         mix = 2.0 * abs(self.position_bias)
         return (1 - mix) * p + mix * (1.0 if self.position_bias >= 0 else 0.0)
 
 
 def thurstonian_responder(ids: Sequence[str], seed: int, name: str = "thurstonian",
-                          description: str = "a transitive Thurstonian agent with utilities ~ N(0, 1)") -> Responder:  # fmt: skip
-    """Utilities and variances drawn as ``true_utilities`` from ``seed``: the default known-truth agent."""
+                          description: str = "a transitive Thurstonian agent with utilities ~ N(0, 1)",
+                          noise: float = 0.0) -> Responder:  # fmt: skip
+    """Utilities and variances drawn as ``true_utilities`` from ``seed``: the default known-truth agent. ``noise``:
+    each query's probability strays from the model by N(0, noise²) on the probit scale, as a real model's would."""
     rng = np.random.default_rng([seed, 7919])
     mu, var = true_utilities(len(ids), rng)
-    return Responder(name, dict(zip(ids, mu.tolist())), dict(zip(ids, var.tolist())), description=description)
+    return Responder(name, dict(zip(ids, mu.tolist())), dict(zip(ids, var.tolist())), description=description, noise=noise,
+                     seed=seed)  # fmt: skip
 
 
 def coin_responder(name: str = "random") -> Responder:

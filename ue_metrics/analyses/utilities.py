@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ue_metrics.errors import UserError
+from ue_metrics.fitting import interval_note
 
 COHERENCE = (
     "holdout_accuracy", "holdout_log_loss", "average_confidence", "cycle_rate", "order_gap", "position_bias",
@@ -38,6 +39,9 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         headline[f"{key}_random"] = base.get(key)
     if m.get("no_signal"):
         notes["utilities"] = f"the utilities carry no signal: {m['no_signal']}"
+    # which coin the *_random values are: 0 = an exact coin (P = 1/2 per query, log-prob runs), K = a fair coin with
+    # K sampled answers per ordering (sampled runs; the paper's K = 10)
+    headline["random_answers_per_ordering"] = base.get("samples_per_ordering")
     rows = fit.utilities()
     finite = [r for r in rows if math.isfinite(r["utility"])]
     top = int((options or {}).get("top", 10))
@@ -46,6 +50,10 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         "n_train_pairs": m.get("n_train_pairs"),
         "n_holdout_pairs": m.get("n_holdout_pairs"),
         "ci_method": m.get("ci_method"),
+        "interval_note": interval_note(m),
+        "dispersion": m.get("dispersion"),
+        "answers_per_unit_weight": m.get("answers_per_unit_weight"),
+        "position_term": m.get("position_term"),
         "random_responder": base.get("description"),
         "no_signal": m.get("no_signal"),
         "top": [_row(r) for r in finite[:top]],

@@ -70,7 +70,7 @@ class RunConfig:
     initial_degree: int = 2
     holdout_fraction: float = 0.05
     round_size: int | None = None
-    strategy: str = "paper"
+    strategy: str = "rank"  # ue_tasks.active.strategies.DEFAULT_STRATEGY (the best measured); "paper" reproduces the companion
     holdout_first: bool = True
     pseudolabels: bool = False
     pseudolabel_threshold: float = 0.95
@@ -344,7 +344,8 @@ class Elicitation:
         if self.model_fit is None:
             self.model_fit = Thurstonian(warm_start=True, on_disconnected="per_component", seed=self.config.seed)
         started = time.perf_counter()
-        self.model_fit.fit(np.column_stack([idx[tr.i], idx[tr.j]]), tr.y, tr.w, n_outcomes=self.n, ids=self.outcomes.ids)
+        self.model_fit.fit(np.column_stack([idx[tr.i], idx[tr.j]]), tr.y, tr.w, n_outcomes=self.n, ids=self.outcomes.ids,
+                           n_records=tr.n_rec)
         seconds = time.perf_counter() - started
         ho = data.holdout()
         est = {"fit_seconds": round(seconds, 4), "train_pairs": int(len(tr.y))}

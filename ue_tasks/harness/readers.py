@@ -144,7 +144,6 @@ def collect(paths: Iterable[str | Path], deduplicate: bool = True) -> Collected:
     """Records from files and folders (folders are searched recursively); errors name the path. With
     ``deduplicate=False`` the caller drops repeated answers itself (``Collected.deduplicate``), after checking that
     the records are not of different models, outcome sets... (a copy under another outcome set is no repeat)."""
-    _load_adapters()
     out = Collected(records=[])
     seen: set[Path] = set()
     for raw in paths:
@@ -164,7 +163,11 @@ def collect(paths: Iterable[str | Path], deduplicate: bool = True) -> Collected:
                 if f == path or not path.is_dir():
                     out.repeated.append(f)
                 continue
-            reader = _claim(f)
+            if rec.is_record_file(f):  # native records: read in bulk, no harness adapter needed (nor imported)
+                reader: Reader | None = READERS[0]
+            else:
+                _load_adapters()
+                reader = _claim(f)
             if reader is None:
                 if path.is_dir():
                     if _COMPANION.match(f.name):
@@ -173,7 +176,7 @@ def collect(paths: Iterable[str | Path], deduplicate: bool = True) -> Collected:
                         out.skipped.append((f, why_unread(f)))
                 continue
             seen.add(real)
-            batch = reader[2](f)
+            batch = rec.read_columns(f).records if reader is READERS[0] else reader[2](f)
             if not batch and path.is_dir():
                 out.skipped.append((f, f"a {reader[0]} with no ue answers"))
                 continue
@@ -204,3 +207,8 @@ def read_records(paths: Iterable[str | Path], log: Callable[[str], None] | None 
         for note in got.notes():
             log(note)
     return got.records
+
+
+def read_record_columns(paths: Iterable[str | Path], pool: Iterable[str] = ()) -> rec.RecordColumns:
+    """``read_records`` as columns (``ue_metrics.records.RecordColumns``), for bulk consumers."""
+    return rec.columns_from_records(read_records(paths, pool=pool), validated=True)
