@@ -3,8 +3,9 @@
 records, fit the Thurstonian model and print the summary (utilities at both ends, coherence metrics next to the
 random responder).
 
-Speed: every prompt shares its stem, whose key/value cache is computed once
-(``ue_tasks.harness.lm_eval.prefix_cache``).
+Speed: the model runs as lm-eval's ``ue-hf`` type (``ue_tasks.harness.lm_eval.models``): bfloat16 where the CPU
+computes it natively, the key/value cache of the stem every prompt shares computed once, batch sizes for the
+hardware.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def _offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, batch_size: int = 8, top: int = 5,
-             prefix_cache: bool = True, outcomes: str = "mini", log=print) -> dict:  # fmt: skip
+def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, batch_size: int | str = "auto", top: int = 5,
+             prefix_cache: bool = True, outcomes: str = "mini", log=print, dtype: str = "auto") -> dict:  # fmt: skip
     """Run the demo; returns the fit metrics (also written to ``out/metrics.json``)."""
     _offline()
     out = Path(out)
@@ -38,8 +39,10 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
         raise UserError(f"{out} exists and is not a folder; give --out a folder path")
     if budget is not None and budget < 1:
         raise UserError(f"--budget must be a positive number of training pairs, got {budget}")
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise UserError(f"--batch-size must be at least 1 (or auto), got {batch_size}")
+    if dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise UserError(f"--dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
     from ue_metrics import records as rec
     from ue_metrics.fitting import fit_records
     from ue_tasks import model
@@ -55,18 +58,17 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
     import torch
 
     torch.manual_seed(0)
-    kwargs = {"device": "cpu", "batch_size": batch_size, "dtype": "float32"}
     if prefix_cache:
-        from transformers import AutoTokenizer
+        from ue_tasks.harness.lm_eval.models import UeHFLM
 
-        from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
-
-        tok = AutoTokenizer.from_pretrained(str(folder))
-        lm = prefix_cached_hflm(str(folder), chat_prompts(tok, [d["prompt"] for d in docs[:64]]), **kwargs)
-    else:
+        lm = UeHFLM(pretrained=str(folder), device="cpu", batch_size=batch_size, dtype=dtype)
+    else:  # lm-eval's plain HF model, every prompt run in full (the baseline)
         from lm_eval.models.huggingface import HFLM
 
-        lm = HFLM(pretrained=str(folder), **kwargs)
+        from ue_tasks.harness.lm_eval.models import resolve_dtype
+
+        lm = HFLM(pretrained=str(folder), device="cpu", batch_size=8 if batch_size == "auto" else batch_size,
+                  dtype=resolve_dtype(dtype, "cpu"))  # fmt: skip
     from ue_tasks.harness.lm_eval.run import run_lm_eval
 
     lm_out = out / "lm_eval"
@@ -78,7 +80,8 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
     result = fit_records(records)
     result.metrics["inputs"] = [str(lm_out)]
     result.metrics["demo"] = {"task": TASK, "outcomes": str(outcomes), "model": str(folder), "budget": budget, "prompts": len(docs),
-                              "elicit_seconds": round(elicit_seconds, 1), "prefix_cache": prefix_cache}  # fmt: skip
+                              "elicit_seconds": round(elicit_seconds, 1), "prefix_cache": prefix_cache,
+                              "dtype": str(getattr(lm, "resolved_dtype", dtype))}  # fmt: skip
     result.write(out)
     print(result.summary(top=top))
     total = time.perf_counter() - started
