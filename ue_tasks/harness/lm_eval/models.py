@@ -6,8 +6,8 @@ sampled answer.
 
 - **dtype.** ``dtype=auto`` (the default) means bfloat16 where the hardware computes it natively (CUDA GPUs with
   bf16, CPUs with AVX512-BF16 or AMX) and float32 elsewhere; ``dtype=float32|bfloat16|float16`` chooses.
-  (``hf``'s ``auto`` takes the checkpoint's dtype, float32 for the embedded model.) Log-probabilities are taken in
-  float32 whatever the weights' dtype. ``tests/test_fast_models.py`` holds bf16 and fp32 answer probabilities
+  (``hf``'s ``auto`` takes the checkpoint's dtype, float32 for the embedded model.) With bf16/fp16 weights the few
+  scored logits come from a float32 copy of the output layer, and log-probabilities are always taken in float32. ``tests/test_fast_models.py`` holds bf16 and fp32 answer probabilities
   within 0.01 of each other on a fixed set of prompts.
 - **Stem cache.** Every prompt of a ue task starts with the same tokens (chat header, system message, the
   instruction up to "Option A:"). The stem is found from the requests themselves (the longest token prefix they
@@ -167,6 +167,7 @@ class UeHFLM(HFLM):
         params = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._keep_arg = "logits_to_keep" if "logits_to_keep" in params else None
+        self._head32 = self._float32_head()
 
     # --- helpers ------------------------------------------------------------------------------------------
     def _fast(self) -> bool:
@@ -233,12 +234,42 @@ class UeHFLM(HFLM):
             self.stem_hits += 1
         if self._keep_arg:
             kwargs[self._keep_arg] = keep
-        with torch.no_grad(), self._autocast():
-            out = self.model(ids, **kwargs)
-        self.forward_calls += 1
-        logits = out.logits[:, -keep:, :].float()
-        cache = out["cache"] if "cache" in out else out.past_key_values
+        logits, cache = self._run(ids, keep, kwargs)
         return logits, cache, mask, pos[:, -1]
+
+    def _float32_head(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """A float32 copy of the output layer, for weights in bf16/fp16: the few logits ue scores are computed from
+        the last hidden state in float32, which halves bf16's error on the answer probabilities at the cost of one
+        small matrix product. None where the weights are float32 or the model post-processes its logits."""
+        head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
+        cfg = self.model.config
+        if (
+            not isinstance(head, torch.nn.Linear)
+            or head.weight.dtype == torch.float32
+            or any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
+            or head.weight.numel() * 4 > 2**30
+        ):
+            return None
+        base = getattr(self.model, "base_model", None)
+        if base is None or base is self.model:
+            return None
+        return head.weight.detach().float(), None if head.bias is None else head.bias.detach().float()
+
+    def _run(self, ids: torch.Tensor, keep: int, kwargs: dict[str, Any]):
+        """One forward pass; the float32 logits of the last ``keep`` positions and the cache."""
+        with torch.no_grad(), self._autocast():
+            if self._head32 is not None:
+                kwargs = {k: v for k, v in kwargs.items() if k != self._keep_arg}
+                out = self.model.base_model(ids, **kwargs)
+                hidden = out.last_hidden_state[:, -keep:, :].float()
+                weight, bias = self._head32
+                logits = hidden @ weight.T if bias is None else hidden @ weight.T + bias
+            else:
+                out = self.model(ids, **kwargs)
+                logits = out.logits[:, -keep:, :].float()
+        self.forward_calls += 1
+        cache = out["cache"] if "cache" in out else out.past_key_values
+        return logits, cache
 
     @staticmethod
     def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
@@ -466,11 +497,8 @@ class UeHFLM(HFLM):
             }
             if self._keep_arg:
                 kwargs[self._keep_arg] = 1
-            with torch.no_grad(), self._autocast():
-                out = self.model(picks.to(self.device)[:, None], **kwargs)
-            self.forward_calls += 1
-            cache = out["cache"] if "cache" in out else out.past_key_values
-            step_logits = out.logits[:, -1, :].float()
+            step_logits, cache = self._run(picks.to(self.device)[:, None], 1, kwargs)
+            step_logits = step_logits[:, -1, :]
         answers: list[list[str]] = [[] for _ in counts]
         for r, seq in enumerate(written):
             cut = next((j for j, t in enumerate(seq) if t in eos), len(seq))
