@@ -11,17 +11,21 @@ and on the near-tie pairs among them (|P − ½| < 0.1). It prints the recovery 
 strategy, the queries it needs to reach random selection's final Spearman correlation and near-tie loss
 (interpolated between rounds; mean over seeds).
 
-Part 2 (``--embedded``): times ``ue elicit`` through lm-eval on the embedded model over the 510-outcome ``core``
-subset with a small budget on this machine's CPU and extrapolates the wall time of the full run.
+Part 2 (``--embedded``): times ``ue elicit`` through lm-eval (the model as ``ue-hf``) on the embedded model over 510
+outcomes of ``core`` with a small budget on this machine's CPU, times the bare forward-pass floor over the same
+prompts in the same process, and extrapolates the wall time of the full main run; the load average is printed
+beside every figure.
 
 Run: ``python benchmarks/active_learning.py [--seeds 3] [--mode sample|logprob] [--responder thurstonian|misfit]
-[--embedded]``.
+[--embedded [--skip-simulate] [--embedded-budget 200]] [--round-size 500]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import platform
 import shutil
 import tempfile
@@ -136,33 +140,85 @@ def simulate_part(args) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _load() -> str:
+    a, b, c = os.getloadavg()
+    return f"load average {a:.1f} / {b:.1f} / {c:.1f} on {os.cpu_count()} CPUs"
+
+
 def embedded_part(args) -> None:
+    """A real ``ue elicit`` through lm-eval (the model as ``ue-hf``: loaded once for every round) over the 510-outcome
+    subset of ``core`` with a small budget, timed end to end; beside it, in the same process, the bare forward-pass
+    floor (transformers, every prompt in full, fp32, batch 8) over the same number of the run's prompts. Extrapolates
+    the full main run (⌊2·N·log2 N⌋ training pairs + 1,000 holdout pairs, both orderings) from the measured time per
+    (pair, ordering) and reports the ratio to the floor."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     from ue_tasks import model
+    from ue_tasks.harness.lm_eval.models import cpu_has_bf16, resolve_dtype
+    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts
+    from ue_tasks.plan import default_budget, holdout_size
 
     path = model.prepare()
-    print(f"\nPart 2: ue elicit through lm-eval on the embedded model, core (570 outcomes), budget {args.embedded_budget} pairs, CPU")
+    n_out = 510
+    dtype = resolve_dtype(args.dtype, "cpu")
+    print(f"\nPart 2: ue elicit through lm-eval (ue-hf, {dtype}; native bf16 on this CPU: {'yes' if cpu_has_bf16() else 'no'}) on the "
+          f"embedded model, {n_out} outcomes of core, budget {args.embedded_budget} training pairs + holdout, CPU, "
+          f"{torch.get_num_threads()} torch threads; {_load()}")  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="ue-al-emb-"))
     try:
-        cfg = RunConfig(harness="lm-eval", model="hf", model_args=f"pretrained={path}", outcomes="core", mode="logprob",
-                           strategy="info", budget=args.embedded_budget, round_size=max(1, args.embedded_budget // 2),
-                           holdout_fraction=0.0, seed=0)  # fmt: skip
+        from ue_tasks.outcomes import load_outcomes
+
+        core = load_outcomes("core")
+        subset = workdir / "core510.jsonl"
+        with subset.open("w") as fh:
+            for o in core.outcomes[:n_out]:
+                fh.write(json.dumps({"id": o.id, "text": o.text, "category": o.category}) + "\n")
+        cfg = RunConfig(harness="lm-eval", model="hf", model_args=f"pretrained={path},dtype={args.dtype}", outcomes=str(subset),
+                        mode="logprob", strategy="paper", budget=args.embedded_budget, round_size=max(1, args.embedded_budget // 2),
+                        holdout_fraction=args.embedded_holdout / (n_out * (n_out - 1) / 2), seed=0)  # fmt: skip
         run = Elicitation(cfg, workdir / "run", cache_dir=None, log=lambda m: None)
         started = time.perf_counter()
         run.run()
         seconds = time.perf_counter() - started
         history = [json.loads(x) for x in (workdir / "run" / "history.jsonl").read_text().splitlines()]
+        records = [json.loads(x) for x in (workdir / "run" / "records.jsonl").read_text().splitlines()]
         fits = sum(h["fit_seconds"] for h in history)
-        prompts = 2 * args.embedded_budget
+        prompts = len(records)
         per_prompt = seconds / prompts
-        from ue_tasks.plan import default_budget, holdout_size
+        print(f"  {prompts} prompts ({len(history)} rounds) in {seconds:.1f} s = {per_prompt:.3f} s per (pair, ordering), "
+              f"including the model's load and {len(history)} fits ({fits:.2f} s); {_load()}")  # fmt: skip
 
-        full_prompts = 2 * (default_budget(510) + holdout_size(510))
-        print(f"  {prompts} prompts in {seconds:.1f} s = {per_prompt:.3f} s per (pair, ordering), including model load and "
-              f"{len(history)} fits ({fits:.2f} s)")
-        print(f"  the paper's full run at N=510 ({full_prompts} prompts, logprob mode) would take about "
-              f"{full_prompts * per_prompt / 60:.0f} minutes on this machine")
+        # the floor: the run's own prompts, each run in full by transformers (fp32, batch 8)
+        tok = AutoTokenizer.from_pretrained(str(path))
+        sample = records[: min(len(records), args.floor_prompts)]
+        texts = chat_prompts(tok, [_prompt_of(r) for r in sample])
+        m = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
+        tok.padding_side = "right"
+        started = time.perf_counter()
+        with torch.no_grad():
+            for i in range(0, len(texts), 8):
+                enc = tok(texts[i : i + 8], return_tensors="pt", padding=True, add_special_tokens=False)
+                m(input_ids=enc.input_ids, attention_mask=enc.attention_mask)
+        floor = (time.perf_counter() - started) / len(texts)
+        full_prompts = 2 * (default_budget(n_out) + holdout_size(n_out))
+        rounds_full = 1 + math.ceil(max(0, default_budget(n_out) - n_out) / 500)
+        fit_per_round = fits / max(1, len(history))
+        print(f"  floor (bare transformers forward over {len(texts)} of these prompts, fp32): {floor:.3f} s per prompt; "
+              f"ue elicit / floor = {per_prompt / floor:.2f}×; {_load()}")  # fmt: skip
+        print(f"  the paper's full main run at N={n_out} ({full_prompts} prompts, log-prob mode, ~{rounds_full} rounds) would take "
+              f"about {(full_prompts * per_prompt + rounds_full * fit_per_round) / 60:.1f} minutes on this machine at this load "
+              f"(= {full_prompts * floor / 60:.1f} minutes of floor × {per_prompt / floor:.2f})")  # fmt: skip
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _prompt_of(r: dict) -> str:
+    """The user turn of a record's query (its options in the order shown)."""
+    from ue_tasks.templates import get_template
+
+    first, second = (r["a_text"], r["b_text"]) if r["shown_first"] == "a" else (r["b_text"], r["a_text"])
+    return get_template(r.get("template", "default")).render(first, second, r.get("context", "") or "")
 
 
 def main() -> None:
@@ -175,7 +231,10 @@ def main() -> None:
                         help="the simulated model (misfit: exact probabilities that stray from the Thurstonian model)")
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     parser.add_argument("--embedded", action="store_true", help="also time a real run on the embedded model")
-    parser.add_argument("--embedded-budget", type=int, default=200)
+    parser.add_argument("--embedded-budget", type=int, default=200, help="training pairs of the timed run (default 200)")
+    parser.add_argument("--embedded-holdout", type=int, default=50, help="holdout pairs of the timed run (default 50)")
+    parser.add_argument("--floor-prompts", type=int, default=96, help="prompts the floor is timed on (default 96)")
+    parser.add_argument("--dtype", default="auto", help="ue-hf's dtype (default auto: bf16 where native, else fp32)")
     parser.add_argument("--skip-simulate", action="store_true")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, python {platform.python_version()}")

@@ -63,7 +63,7 @@ def main() -> None:
                 seconds = time.perf_counter() - t0
                 probs[dtype] = _p_a(out, task)
                 results.setdefault(key, {})[dtype] = seconds / args.prompts
-                print(f"{m.name:<24} {dtype:<9} {seconds / args.prompts:.3f} s per prompt  (prefix hits {lm.prefix_hits}/{lm.forward_calls})")
+                print(f"{m.name:<24} {dtype:<9} {seconds / args.prompts:.3f} s per prompt  (stem hits {lm.stem_hits}/{lm.forward_calls})")
                 del lm
             if len(args.dtypes) > 1:
                 a, b = probs[args.dtypes[0]], probs[args.dtypes[1]]

@@ -66,27 +66,28 @@ def test_demo_refuses_an_unknown_model_before_loading_anything(tmp_path: Path) -
 
 
 def test_stem_cache_gives_the_same_log_probabilities(model_path: str, tmp_path: Path) -> None:
+    """lm-eval's ``ue-hf`` (stem cache, rows aligned on their last token, only the scored logits computed) and the
+    same without the stem cache and with small padded batches give lm-eval's plain ``hf`` probabilities."""
     from lm_eval.models.huggingface import HFLM
-    from transformers import AutoTokenizer
 
-    from ue_tasks.harness.lm_eval.hooks import documents
-    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
+    from ue_tasks.harness.lm_eval.models import UeHFLM
     from ue_tasks.harness.lm_eval.run import run_lm_eval
 
-    tok = AutoTokenizer.from_pretrained(model_path)
-    kwargs = {"device": "cpu", "batch_size": 8, "dtype": "float32"}
-    cached = prefix_cached_hflm(model_path, chat_prompts(tok, [d["prompt"] for d in documents(outcomes="mini")[:64]]), **kwargs)
-    assert len(cached.prefix_ids) > 30  # chat header, system message and instruction
+    cached = UeHFLM(pretrained=model_path, device="cpu", dtype="float32")
+    padded = UeHFLM(pretrained=model_path, device="cpu", dtype="float32", stem_cache=False, batch_size=5)
+    plain = HFLM(pretrained=model_path, device="cpu", batch_size=8, dtype="float32")
     payloads = {}
-    for name, lm in (("cached", cached), ("plain", HFLM(pretrained=model_path, **kwargs))):
+    for name, lm in (("cached", cached), ("padded", padded), ("plain", plain)):
         run_lm_eval(lm, ["utility_mini"], tmp_path / name, limit=12)
         (path,) = list((tmp_path / name).rglob("samples_utility_mini_*.jsonl"))
         payloads[name] = [dict(zip(PAYLOAD_FIELDS, json.loads(line)["holdout_accuracy"])) for line in path.read_text().splitlines()]
-    assert cached.prefix_hits >= 1 and cached.prefix_hits == cached.forward_calls
-    assert len(payloads["cached"]) == len(payloads["plain"]) == 12
-    for c, p in zip(payloads["cached"], payloads["plain"]):
-        assert c["p_a"] == pytest.approx(p["p_a"], abs=1e-4)
-        assert c["label_mass"] == pytest.approx(p["label_mass"], abs=1e-4)
+    assert cached.stem_length > 30 and cached.stem_hits >= 1  # chat header, system message and instruction
+    assert padded.stem_length == 0 and padded.forward_calls == 3  # 12 prompts in batches of 5
+    assert len(payloads["cached"]) == len(payloads["padded"]) == len(payloads["plain"]) == 12
+    for name in ("cached", "padded"):
+        for c, p in zip(payloads[name], payloads["plain"]):
+            assert c["p_a"] == pytest.approx(p["p_a"], abs=1e-4)
+            assert c["label_mass"] == pytest.approx(p["label_mass"], abs=1e-4)
 
 
 @pytest.mark.parametrize("args,message", [(["--budget", "0"], "--budget"), (["--batch-size", "0"], "--batch-size")])

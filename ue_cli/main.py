@@ -195,6 +195,16 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_size(text: str) -> int | str:
+    """``--batch-size``: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or auto, got {text!r}") from None
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ue_tasks.demo import run_demo
 
@@ -450,6 +460,19 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_tasks)
 
     p = sub.add_parser(
+        "lm-eval",
+        help="lm-eval's command line with ue's model types (ue-hf, ue-local-completions, ue-local-chat-completions)",
+        description="Runs lm-eval's own command line with every argument unchanged, after registering ue's lm-eval model "
+        "types: ue-hf (Hugging Face: bfloat16 where native, the prompt stem's key/value cache, batch sizes for the "
+        "hardware, K sampled answers from one prefill) and ue-local-completions / ue-local-chat-completions (one seed "
+        "per sampled answer). ue's task folder is added as --include_path when none is given. See docs/performance.md.",
+        epilog="example:\n  ue lm-eval --model ue-hf --model_args pretrained=$(ue model path) --tasks utility_mini "
+        "--apply_chat_template --system_instruction \"You are a helpful assistant.\" --log_samples --output_path OUT",
+        formatter_class=fmt,
+    )
+    p.add_argument("lm_eval_args", nargs=argparse.REMAINDER, help="lm-eval's arguments")
+    p.set_defaults(handler=lambda a: 0)
+    p = sub.add_parser(
         "demo",
         help="elicit, fit and compare the two embedded models' utilities over the mini outcome set (CPU, offline)",
         description="Prepare the embedded models (SmolLM2-135M-Instruct, a chat model; Gemma 3 270M, a base model), run "
@@ -466,9 +489,10 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="the full plan instead of --budget (738 + 94 holdout pairs per model)")
     p.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma3-270m"], metavar="NAME",
                    help="embedded models to run (default: smollm2-135m gemma3-270m; see `ue model list`)")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
-                   help="auto (default): bfloat16 where the CPU computes it natively (AVX512-BF16/AMX), else float32")
-    p.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default 8)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights' dtype (default auto: bfloat16 where the CPU computes it natively (AVX512-BF16/AMX), else float32)")
+    p.add_argument("--batch-size", type=_batch_size, default="auto",
+                   help="prompts per forward pass (default auto: a token budget for the hardware)")
     p.add_argument("--outcomes", default="mini", help="outcome set name or file (default mini)")
     p.add_argument("--top", type=int, default=5, help="outcomes shown at each end of the summary")
     p.add_argument("--no-prefix-cache", action="store_true", help="run every prompt in full instead of reusing the shared stem")
@@ -607,6 +631,11 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["lm-eval"] and argv[1:2] not in (["-h"], ["--help"]):
+        # every argument belongs to lm-eval's own command line
+        from ue_tasks.harness.lm_eval.cli import main as lm_eval_main
+
+        return lm_eval_main(argv[1:])
     parser = build_parser(control="control" in argv)
     args = parser.parse_args(argv)
     try:

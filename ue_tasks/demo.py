@@ -4,8 +4,9 @@ log-prob mode through lm-eval's Python API, read the samples back as preference 
 name, fit the Thurstonian model, analyse each run as ``ue run utilities`` would (``analysis.json``, figures), print
 each summary, and end with a two-model leaderboard (``ue leaderboard``) and its HTML report.
 
-Speed: every prompt shares its stem, whose key/value cache is computed once, and only the logits of the answer
-position are computed (``ue_tasks.harness.lm_eval.prefix_cache``); bfloat16 where the CPU computes it natively.
+Speed: the models run as lm-eval's ``ue-hf`` type (``ue_tasks.harness.lm_eval.models``): bfloat16 where the CPU
+computes it natively, the key/value cache of the stem every prompt shares computed once, only the answer position's
+logits, batch sizes for the hardware.
 """
 
 from __future__ import annotations
@@ -34,45 +35,22 @@ def _offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX), where it roughly halves a forward pass;
-    elsewhere bfloat16 is emulated and slower than float32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+def lm_eval_model(folder: Path, embedded: Any = None, *, dtype: str = "auto", batch_size: int | str = "auto",
+                  prefix_cache: bool = True) -> Any:  # fmt: skip
+    """lm-eval's model for an embedded model on the CPU: ``ue-hf`` (the stem's cache, only the scored positions, batch
+    sizes for the hardware), or with ``prefix_cache=False`` lm-eval's plain ``HFLM`` running every prompt in full (the
+    baseline). ``dtype`` auto: bfloat16 where the CPU computes it natively, else float32."""
+    from ue_tasks.harness.lm_eval.models import UeHFLM, resolve_dtype
+
+    if prefix_cache:
+        return UeHFLM(pretrained=str(folder), device="cpu", batch_size=batch_size, dtype=dtype)
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=str(folder), device="cpu", batch_size=8 if batch_size == "auto" else batch_size,
+                dtype=resolve_dtype(dtype, "cpu"))  # fmt: skip
 
 
-def resolve_dtype(dtype: str) -> str:
-    if dtype == "auto":
-        return "bfloat16" if cpu_has_native_bf16() else "float32"
-    if dtype not in ("float32", "bfloat16"):
-        raise UserError(f"--dtype must be auto, float32 or bfloat16, got {dtype!r}")
-    return dtype
-
-
-def lm_eval_model(folder: Path, embedded: Any, *, dtype: str = "float32", batch_size: int = 8, prefix_cache: bool = True,
-                  outcomes: str = "mini") -> Any:  # fmt: skip
-    """lm-eval's ``HFLM`` for an embedded model, with the stem cache built from the task's own prompts (chat-templated
-    for a chat model, bare for a base model)."""
-    kwargs = {"device": "cpu", "batch_size": batch_size, "dtype": dtype}
-    if not prefix_cache:
-        from lm_eval.models.huggingface import HFLM
-
-        return HFLM(pretrained=str(folder), **kwargs)
-    from ue_tasks.harness.lm_eval.hooks import documents
-    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
-
-    prompts = [d["prompt"] for d in documents("utilities", outcomes, base_model=embedded.base_model)[:64]]
-    if not embedded.base_model:
-        from transformers import AutoTokenizer
-
-        prompts = chat_prompts(AutoTokenizer.from_pretrained(str(folder)), prompts)
-    return prefix_cached_hflm(str(folder), prompts, **kwargs)
-
-
-def run_model(key: str, out: Path, *, budget: int | None, batch_size: int, prefix_cache: bool, outcomes: str, dtype: str,
+def run_model(key: str, out: Path, *, budget: int | None, batch_size: int | str, prefix_cache: bool, outcomes: str, dtype: str,
               top: int, log: Callable[[str], None]) -> dict:  # fmt: skip
     """Elicit, fit and analyse one embedded model into ``out``; returns its analysis."""
     import torch
@@ -101,7 +79,7 @@ def run_model(key: str, out: Path, *, budget: int | None, batch_size: int, prefi
 
     check_special_tokens(load_outcomes(str(outcomes)), AutoTokenizer.from_pretrained(str(folder)).all_special_tokens, embedded.name)
     torch.manual_seed(0)
-    lm = lm_eval_model(folder, embedded, dtype=dtype, batch_size=batch_size, prefix_cache=prefix_cache, outcomes=str(outcomes))
+    lm = lm_eval_model(folder, embedded, dtype=dtype, batch_size=batch_size, prefix_cache=prefix_cache)
     lm_out = out / "lm_eval"
     # the model's identity and real name (lm-eval names a model object it was handed by a random string)
     identity = from_lm_eval("hf", {"pretrained": str(folder), "dtype": dtype}, chat_template=not embedded.base_model,
@@ -129,7 +107,7 @@ def run_model(key: str, out: Path, *, budget: int | None, batch_size: int, prefi
     return analysis
 
 
-def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, batch_size: int = 8, top: int = 5,
+def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, batch_size: int | str = "auto", top: int = 5,
              prefix_cache: bool = True, outcomes: str = "mini", models: Sequence[str] = DEMO_MODELS, dtype: str = "auto",
              report: bool = True, log: Callable[[str], None] = print) -> dict:  # fmt: skip
     """Run the demo; returns the leaderboard (also written to ``out/leaderboard``)."""
@@ -139,14 +117,18 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
         raise UserError(f"{out} exists and is not a folder; give --out a folder path")
     if budget is not None and budget < 1:
         raise UserError(f"--budget must be a positive number of training pairs, got {budget}")
-    if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise UserError(f"--batch-size must be at least 1 (or auto), got {batch_size}")
+    if dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise UserError(f"--dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
     from ue_tasks import model
 
     chosen = [model.get(k) for k in models]  # unknown names stop here, before any model loads
     if len({m.key for m in chosen}) != len(chosen):
         raise UserError(f"--models names a model twice ({', '.join(models)}); name each once")
-    dtype = resolve_dtype(dtype)
+    from ue_tasks.harness.lm_eval.models import resolve_dtype
+
+    dtype = resolve_dtype(dtype, "cpu")
     started = time.perf_counter()
     runs = []
     for m in chosen:

@@ -148,27 +148,22 @@ class LmEvalBackend(Backend):
         return ["lm-eval", self.identity.cache_key(), self.task, "chat", self.system_message]
 
     def _model(self, queries: Sequence[Query]):
-        """The lm-eval model, built on the first batch. A local ``hf`` model in log-prob mode reuses the key/value
-        cache of the prompt stem every query shares (chat header, system message, instruction); the
-        probabilities are those of the full prompt."""
+        """The lm-eval model, loaded once on the first batch and kept for the whole run (every round). ``hf`` and
+        the OpenAI-compatible clients run as ue's types (``ue_tasks.harness.lm_eval.models``): ``ue-hf`` (the
+        same answers with bf16 where native, the prompt stem's cache, hardware batch sizes and K sampled answers
+        from one prefill) and ``ue-local-*completions`` (one seed per sampled answer)."""
         if self._lm is None:
             from lm_eval.api.registry import get_model
 
+            from ue_tasks.harness.lm_eval.models import UE_TYPES
+
             args = parse_model_args(self.model_args)
-            args.setdefault("batch_size", 8)
-            if self.model == "hf":
-                args.setdefault("device", "cpu")
-            if self.model == "hf" and self.mode == "logprob" and "pretrained" in args and len(queries) > 1:
-                from transformers import AutoTokenizer
-
-                from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
-
-                pretrained = str(args.pop("pretrained"))
-                tok = AutoTokenizer.from_pretrained(pretrained)
-                self._special = list(tok.all_special_tokens)
-                self._lm = prefix_cached_hflm(pretrained, chat_prompts(tok, [q.prompt() for q in queries[:64]], self.system_message), **args)
-            else:
-                self._lm = get_model(self.model)(**args)
+            kind = UE_TYPES.get(self.model, self.model)
+            if kind != "ue-hf":
+                args.setdefault("batch_size", 8)
+            self._lm = get_model(kind)(**args)
+            tok = getattr(self._lm, "tokenizer", None)
+            self._special = list(getattr(tok, "all_special_tokens", None) or [])
         return self._lm
 
     def answer(self, queries: Sequence[Query]) -> list[Answer]:

@@ -1,0 +1,147 @@
+"""lm-eval's ``ue-hf`` model type (``ue_tasks.harness.lm_eval.models``): the dtype it picks, the same answers as
+lm-eval's ``hf`` (log-probabilities through the stem cache and padding; greedy text through the shared-prefill
+sampler), bf16 within 0.01 of fp32, K sampled answers from one prefill that follow the model's distribution and
+are reproducible, and the ``ue lm-eval`` command line that reaches it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ue_tasks.harness.lm_eval import models
+from ue_tasks.harness.lm_eval.cli import lm_eval_argv
+from ue_tasks.harness.lm_eval.configs import task_configs_dir
+from ue_tasks.harness.lm_eval.hooks import PAYLOAD_FIELDS, documents
+
+
+# ----------------------------------------------------------------------------------------------------------
+# no model
+@pytest.mark.parametrize("caps,expected", [({"avx512_bf16": True}, "bfloat16"), ({"amx_bf16": True, "avx512_bf16": False}, "bfloat16"),
+                                           ({"avx512_bf16": False, "avx2": True}, "float32")])  # fmt: skip
+def test_auto_dtype_follows_the_cpu(monkeypatch: pytest.MonkeyPatch, caps: dict, expected: str) -> None:
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
+    assert models.preferred_dtype("cpu") == expected
+    assert models.resolve_dtype("auto", "cpu") == expected
+    assert models.resolve_dtype("float32", "cpu") == "float32"  # an explicit choice is kept
+
+
+def test_unknown_dtype_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="float32, bfloat16"):
+        models.resolve_dtype("int3", "cpu")
+
+
+def test_ue_types_are_registered_with_lm_eval() -> None:
+    from lm_eval.api.registry import get_model
+
+    assert get_model("ue-hf") is models.UeHFLM
+    assert get_model("ue-local-completions") is models.UeLocalCompletions
+    assert get_model("ue-local-chat-completions") is models.UeLocalChatCompletions
+    assert models.UE_TYPES["hf"] == "ue-hf"
+
+
+def test_launcher_adds_ue_task_folder_only_when_missing() -> None:
+    args = lm_eval_argv(["--model", "ue-hf", "--tasks", "utility_mini"])
+    assert args[-2:] == ["--include_path", str(task_configs_dir())]
+    assert lm_eval_argv(["--tasks", "x", "--include_path", "mine"]) == ["--tasks", "x", "--include_path", "mine"]
+    assert lm_eval_argv(["ls", "tasks"]) == ["ls", "tasks"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the embedded model
+def _payloads(lm, out: Path, limit: int = 12, task: str = "utility_mini") -> list[dict]:
+    from ue_tasks.harness.lm_eval.run import run_lm_eval
+
+    run_lm_eval(lm, [task], out, limit=limit)
+    (path,) = list(out.rglob(f"samples_{task}_*.jsonl"))
+    return [dict(zip(PAYLOAD_FIELDS, json.loads(line)["holdout_accuracy"])) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_bf16_answers_within_001_of_fp32(model_path: str, tmp_path: Path) -> None:
+    """On a fixed set of prompts (the first 12 of mini's plan) bf16 weights give the fp32 answer probabilities p_a to
+    ±0.01 (bf16 runs on any CPU; it is only fast where native, which is what dtype=auto checks). Without the float32
+    output layer the largest difference here is 0.010; with it about half."""
+    fp32 = models.UeHFLM(pretrained=model_path, device="cpu", dtype="float32")
+    bf16 = models.UeHFLM(pretrained=model_path, device="cpu", dtype="bfloat16")
+    assert next(bf16.model.parameters()).dtype == torch.bfloat16
+    a, b = _payloads(fp32, tmp_path / "fp32"), _payloads(bf16, tmp_path / "bf16")
+    assert len(a) == len(b) == 12
+    diffs = [abs(x["p_a"] - y["p_a"]) for x, y in zip(a, b)]
+    assert max(diffs) <= 0.01, diffs
+    # the raw mass on the two labels (a diagnostic, not the answer) moves a little more
+    assert max(abs(x["label_mass"] - y["label_mass"]) for x, y in zip(a, b)) <= 0.02
+
+
+@pytest.mark.slow
+def test_greedy_text_through_the_sampler_equals_hf_generate(model_path: str) -> None:
+    """top_k=1 makes the shared-prefill sampler greedy: its text equals transformers' greedy ``generate`` (lm-eval's
+    ``hf``), which checks the stem cache, the padding between stem and tail and the rows leaving the batch."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts
+
+    ue = models.UeHFLM(pretrained=model_path, device="cpu", dtype="float32")
+    prompts = chat_prompts(ue.tokenizer, [d["prompt"] for d in documents(outcomes="mini")[:5]])
+    sampled = {"until": [], "do_sample": True, "temperature": 1.0, "top_k": 1, "max_gen_toks": 8}
+    greedy = {"until": [], "do_sample": False, "max_gen_toks": 8}
+    mine = ue.generate_until([Instance("generate_until", {}, (p, dict(sampled)), 0) for p in prompts], disable_tqdm=True)
+    assert ue.prefills == 5 and ue.stem_length > 30
+    hf = HFLM(pretrained=model_path, device="cpu", batch_size=1, dtype="float32")
+    theirs = hf.generate_until([Instance("generate_until", {}, (p, dict(greedy)), 0) for p in prompts], disable_tqdm=True)
+    assert mine == theirs
+
+
+@pytest.mark.slow
+def test_k_answers_from_one_prefill_follow_the_model(model_path: str, tmp_path: Path) -> None:
+    """400 one-token answers to one prompt (one prefill) have the label frequencies of the model's next-token
+    distribution; the sampled task draws its K = 10 answers per prompt from one prefill, reproducibly."""
+    from lm_eval.api.instance import Instance
+
+    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts
+
+    ue = models.UeHFLM(pretrained=model_path, device="cpu", dtype="float32", seed=7)
+    (prompt,) = chat_prompts(ue.tokenizer, [documents(outcomes="mini")[0]["prompt"]])
+    ids = torch.tensor([ue.tok_encode(prompt)])
+    with torch.no_grad():
+        probs = ue.model(ids).logits[0, -1].float().softmax(-1)
+    kw = {"until": [], "do_sample": True, "temperature": 1.0, "max_gen_toks": 1}
+    answers = ue.generate_until([Instance("generate_until", {}, (prompt, dict(kw)), 0) for _ in range(400)], disable_tqdm=True)
+    assert ue.prefills == 1 and ue.sampled_rows == 400
+    top50 = float(probs.topk(50).values.sum())  # the model's generation config samples from the top 50 (as hf does)
+    for label in ("A", "B"):
+        p = float(probs[ue.tokenizer.convert_tokens_to_ids(label)]) / top50
+        freq = answers.count(label) / 400
+        assert abs(freq - p) <= 4 * math.sqrt(p * (1 - p) / 400) + 0.01, (label, freq, p)
+
+    runs = []
+    for k in range(2):
+        lm = models.UeHFLM(pretrained=model_path, device="cpu", dtype="float32", seed=7)
+        runs.append(_payloads(lm, tmp_path / f"s{k}", limit=3, task="utility_mini_sampled"))
+        assert lm.prefills == 3 and lm.sampled_rows == 30  # one prefill per prompt, its ten answers drawn from it
+    assert runs[0] == runs[1]
+    assert all(p["n_a"] + p["n_b"] + p["n_unparsed"] == 10 for p in runs[0])
+
+
+@pytest.mark.slow
+def test_lm_eval_command_line_runs_ue_hf(model_path: str, tmp_path: Path) -> None:
+    """``ue lm-eval --model ue-hf ...``: lm-eval's own command line, ue's task folder added, samples readable by
+    ``ue fit``'s reader."""
+    from ue_tasks.harness.readers import read_records
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "ue_cli.main", "lm-eval", "--model", "ue-hf", "--model_args", f"pretrained={model_path},dtype=float32",
+           "--tasks", "utility_mini", "--apply_chat_template", "--system_instruction", "You are a helpful assistant.",
+           "--limit", "6", "--log_samples", "--output_path", str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ue-hf" in proc.stdout and "holdout_accuracy" in proc.stdout
+    records = read_records([tmp_path / "out"])
+    assert len(records) == 6 and {r["mode"] for r in records} == {"logprob"}

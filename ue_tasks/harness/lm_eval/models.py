@@ -1,0 +1,562 @@
+"""ue's lm-eval model types: ``ue-hf``, a Hugging Face model made fast for forced-choice elicitation (METHOD.md §1),
+and ``ue-local-completions`` / ``ue-local-chat-completions``, lm-eval's OpenAI-compatible clients with one seed per
+sampled answer.
+
+``ue-hf`` is lm-eval's ``hf`` model (``HFLM``) with four changes, each giving the same answers as ``hf`` would:
+
+- **dtype.** ``dtype=auto`` (the default) means bfloat16 where the hardware computes it natively (CUDA GPUs with
+  bf16, CPUs with AVX512-BF16 or AMX) and float32 elsewhere; ``dtype=float32|bfloat16|float16`` chooses.
+  (``hf``'s ``auto`` takes the checkpoint's dtype, float32 for the embedded model.) With bf16/fp16 weights the few
+  scored logits come from a float32 copy of the output layer, and log-probabilities are always taken in float32. ``tests/test_fast_models.py`` holds bf16 and fp32 answer probabilities
+  within 0.01 of each other on a fixed set of prompts.
+- **Stem cache.** Every prompt of a ue task starts with the same tokens (chat header, system message, the
+  instruction up to "Option A:"). The stem is found from the requests themselves (the longest token prefix they
+  share), its key/value cache computed once and reused by every batch: a batch runs only the tokens after the
+  stem. Rows are aligned on their last token (padding sits between the stem and a shorter tail, masked and with
+  explicit positions), so the logits a row needs are the last ones of the batch and only those are computed.
+- **Batch sizes** are chosen for the hardware (``batch_size=auto``, the default): a token budget per forward pass
+  (CPU: ``CPU_TOKENS``; CUDA: from the free memory), rows of similar length batched together. An integer
+  ``batch_size`` is honoured as given.
+- **Sampled answers share the prompt pass.** lm-eval asks a sampled task's K repeats as K identical requests; ``hf``
+  runs the prompt K times. ``ue-hf`` runs it once and draws the K answers from that one prefill (the key/value
+  cache expanded to K rows, as ``num_return_sequences`` does in ``generate``). Each answer is its own draw: every
+  prompt has its own ``torch.Generator``, seeded from the run's seed (``seed=``, else lm-eval's ``--seed``), the
+  prompt and the generation settings, advancing across its K answers — so a prompt's answers do not depend on
+  what else is in the batch. Temperature, ``top_k`` and ``top_p`` follow the request and the model's generation
+  config as in ``hf``; requests with other generation options go to ``hf``'s own ``generate_until``.
+
+Anything the fast paths do not cover (seq2seq models, several processes, multi-token continuations that the stem
+would cut, thinking models) goes to ``HFLM``'s own code, so ``ue-hf`` runs every task ``hf`` runs.
+
+The API types fix a bias in lm-eval's OpenAI-compatible clients: they send every request with one fixed ``seed``
+(1234), so the K repeats of a sampled task reach a server that honours seeds (vLLM, SGLang, OpenAI) as K identical
+requests and come back as one answer K times. ``ue-local-completions`` and ``ue-local-chat-completions`` give each
+repeat its own seed, derived from the run seed, the prompt and the repeat's index (``seed=none`` sends none).
+
+Registration: importing this module registers the three names with lm-eval's model registry. lm-eval 0.4.13 has
+no plugin discovery for models (the ``lm_eval`` command resolves ``--model`` before any task code runs), so on the
+command line they are reached through ``ue lm-eval ...`` (= ``python -m ue_tasks.harness.lm_eval``), which
+registers them and then runs lm-eval's own command line with the same arguments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+from lm_eval.models.openai_completions import LocalChatCompletion, LocalCompletionsAPI
+from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
+
+logger = logging.getLogger(__name__)
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+CPU_TOKENS = 2048  # tokens per forward pass on a CPU (benchmarks/elicit_speed.py --batch-sweep)
+MAX_ROWS = 256
+# generation options ue-hf's shared-prefill sampler implements; anything else goes to HFLM.generate_until
+_SAMPLER_KEYS = {"do_sample", "temperature", "top_k", "top_p", "until", "max_gen_toks"}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# hardware
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16); without it bf16 is emulated and
+    slower than float32."""
+    caps: dict = {}
+    if hasattr(torch.cpu, "get_capabilities"):
+        try:
+            caps = torch.cpu.get_capabilities()
+        except Exception:  # noqa: BLE001 - a probe only
+            caps = {}
+    if caps:
+        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def preferred_dtype(device: str | torch.device) -> str:
+    """The dtype ``dtype=auto`` resolves to on ``device``: bfloat16 where it is native, else float32."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"
+    if kind == "cpu":
+        return "bfloat16" if cpu_has_bf16() else "float32"
+    return "float32"
+
+
+def resolve_dtype(dtype: Any, device: str | torch.device) -> Any:
+    """``auto`` (or None) → ``preferred_dtype``; a known name or a ``torch.dtype`` is kept; anything else is an
+    error naming the choices."""
+    if dtype is None or dtype == "auto":
+        return preferred_dtype(device)
+    if isinstance(dtype, torch.dtype) or dtype in DTYPES:
+        return dtype
+    raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def derived_seed(*parts: Any) -> int:
+    """A 63-bit seed from ``parts`` (stable across processes and platforms)."""
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFFFFFFFFFFFFFF
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ue-hf
+
+
+class _Stem:
+    """The key/value cache of a token stem, computed once and expanded to any number of rows."""
+
+    def __init__(self, ids: tuple[int, ...], layers: list[tuple[torch.Tensor, torch.Tensor]]):
+        self.ids = ids
+        self.layers = layers
+
+    def cache(self, rows: int):
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        for layer, (k, v) in enumerate(self.layers):
+            cache.update(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1), layer)
+        return cache
+
+
+@register_model("ue-hf")
+class UeHFLM(HFLM):
+    """lm-eval's ``hf`` model with bf16 where native, a stem cache, hardware batch sizes and shared-prefill
+    sampling (see the module docstring). Extra model arguments: ``stem_cache`` (default true), ``seed`` (the
+    sampling seed; default lm-eval's ``--seed``)."""
+
+    def __init__(self, pretrained: Any = None, dtype: Any = "auto", device: str | None = None, batch_size: int | str = "auto",
+                 stem_cache: bool = True, seed: int | None = None, max_batch_size: int = MAX_ROWS, **kwargs: Any) -> None:  # fmt: skip
+        device = device or default_device()
+        self.requested_dtype = dtype
+        self.resolved_dtype = resolve_dtype(dtype, device)
+        self.auto_batch = str(batch_size).startswith("auto")
+        # HFLM's own code paths (the fallbacks) get a fixed batch size; ue-hf's fast paths size their batches
+        fallback_bs = 16 if self.auto_batch else int(batch_size)
+        super().__init__(pretrained=pretrained, dtype=self.resolved_dtype, device=device, batch_size=fallback_bs,
+                         max_batch_size=max_batch_size, **kwargs)  # fmt: skip
+        self.stem_cache = stem_cache in (True, "true", "True", 1, "1")
+        self.sample_seed = None if seed in (None, "", "none", "None") else int(seed)
+        self.rows_cap = int(max_batch_size)
+        self._stems: dict[tuple[int, ...], _Stem] = {}
+        # counters, for tests and benchmarks
+        self.forward_calls = 0
+        self.stem_hits = 0
+        self.prefills = 0
+        self.sampled_rows = 0
+        import inspect
+
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._keep_arg = "logits_to_keep" if "logits_to_keep" in params else None
+        self._head32 = self._float32_head()
+
+    # --- helpers ------------------------------------------------------------------------------------------
+    def _fast(self) -> bool:
+        return self.backend == "causal" and self.world_size == 1 and self.think_end_token is None
+
+    @property
+    def stem_length(self) -> int:
+        """Tokens of the last stem used (0 before the first request)."""
+        return len(next(reversed(self._stems.values())).ids) if self._stems else 0
+
+    def token_budget(self) -> int:
+        """Tokens per forward pass: ``CPU_TOKENS`` on a CPU; on CUDA a quarter of the free memory over the memory one
+        token's activations and cache take."""
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            cfg = self.model.config
+            width = getattr(cfg, "hidden_size", 4096)
+            layers = getattr(cfg, "num_hidden_layers", 32)
+            per_token = 2 * width * layers * 2 + 24 * width * 4  # K/V in bf16 + activations in fp32, roughly
+            return int(max(4096, min(262144, free // 4 // per_token)))
+        return CPU_TOKENS
+
+    def _rows(self, length: int) -> int:
+        if not self.auto_batch:
+            return max(1, int(self.batch_size))
+        return int(max(1, min(self.rows_cap, self.token_budget() // max(1, length))))
+
+    def _stem(self, ids: tuple[int, ...]) -> _Stem | None:
+        if not self.stem_cache or len(ids) < 2:
+            return None
+        if ids not in self._stems:
+            with torch.no_grad(), self._autocast():
+                out = self.model(torch.tensor([ids], dtype=torch.long, device=self.device), use_cache=True)
+            self.forward_calls += 1
+            cache = out["cache"] if "cache" in out else out.past_key_values
+            if len(self._stems) >= 4:
+                self._stems.pop(next(iter(self._stems)))
+            self._stems[ids] = _Stem(ids, [(layer.keys, layer.values) for layer in cache.layers])
+        return self._stems[ids]
+
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
+                              enabled=self.mixed_precision_dtype is not None)  # fmt: skip
+
+    def _forward_tails(self, stem: _Stem | None, tails: Sequence[Sequence[int]], keep: int):
+        """Run ``tails`` (token lists after ``stem``) as one batch aligned on their last token; returns the logits
+        of the last ``keep`` positions of every row ([rows, keep, vocab], float32), the cache and the mask."""
+        rows, width = len(tails), max(len(t) for t in tails)
+        n = len(stem.ids) if stem else 0
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((rows, width), pad, dtype=torch.long)
+        mask = torch.zeros((rows, n + width), dtype=torch.long)
+        mask[:, :n] = 1
+        pos = torch.zeros((rows, width), dtype=torch.long)
+        for r, t in enumerate(tails):
+            off = width - len(t)
+            ids[r, off:] = torch.tensor(t, dtype=torch.long)
+            mask[r, n + off :] = 1
+            pos[r, off:] = torch.arange(n, n + len(t))
+        ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
+        kwargs: dict[str, Any] = {"attention_mask": mask, "position_ids": pos, "use_cache": True}
+        if stem is not None:
+            kwargs[self._cache_arg] = stem.cache(rows)
+            self.stem_hits += 1
+        if self._keep_arg:
+            kwargs[self._keep_arg] = keep
+        logits, cache = self._run(ids, keep, kwargs)
+        return logits, cache, mask, pos[:, -1]
+
+    def _float32_head(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """A float32 copy of the output layer, for weights in bf16/fp16: the few logits ue scores are computed from
+        the last hidden state in float32, which halves bf16's error on the answer probabilities at the cost of one
+        small matrix product. None where the weights are float32 or the model post-processes its logits."""
+        head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
+        cfg = self.model.config
+        if (
+            not isinstance(head, torch.nn.Linear)
+            or head.weight.dtype == torch.float32
+            or any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
+            or head.weight.numel() * 4 > 2**30
+        ):
+            return None
+        base = getattr(self.model, "base_model", None)
+        if base is None or base is self.model:
+            return None
+        return head.weight.detach().float(), None if head.bias is None else head.bias.detach().float()
+
+    def _run(self, ids: torch.Tensor, keep: int, kwargs: dict[str, Any]):
+        """One forward pass; the float32 logits of the last ``keep`` positions and the cache."""
+        with torch.no_grad(), self._autocast():
+            if self._head32 is not None:
+                kwargs = {k: v for k, v in kwargs.items() if k != self._keep_arg}
+                out = self.model.base_model(ids, **kwargs)
+                hidden = out.last_hidden_state[:, -keep:, :].float()
+                weight, bias = self._head32
+                logits = hidden @ weight.T if bias is None else hidden @ weight.T + bias
+            else:
+                out = self.model(ids, **kwargs)
+                logits = out.logits[:, -keep:, :].float()
+        self.forward_calls += 1
+        cache = out["cache"] if "cache" in out else out.past_key_values
+        return logits, cache
+
+    @staticmethod
+    def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
+        first = seqs[0]
+        n = len(first)
+        for s in seqs[1:]:
+            m = min(n, len(s))
+            k = 0
+            while k < m and first[k] == s[k]:
+                k += 1
+            n = k
+            if n == 0:
+                break
+        return n
+
+    # --- log-likelihood -------------------------------------------------------------------------------------
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs: int | None = None):  # type: ignore[override]
+        """Log-probability of each continuation: one row per distinct (context + continuation minus its last
+        token), rows sharing the stem cache, only the positions that score the continuation computed."""
+        if not self._fast() or not requests:
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+        from tqdm import tqdm
+
+        inputs: list[tuple[int, ...]] = []
+        for _, ctx, cont in requests:
+            if not ctx or not cont or len(cont) > self.max_length:
+                return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+            inputs.append(tuple((ctx + cont)[-(self.max_length + 1) :][:-1]))
+        conts = [list(cont) for _, _, cont in requests]
+        # the stem must end before the first scored position of every request
+        limit = min(len(inp) - len(c) for inp, c in zip(inputs, conts))
+        n = min(self._common_prefix(inputs), max(0, limit)) if self.stem_cache else 0
+        stem = self._stem(inputs[0][:n]) if n >= 2 else None
+        n = len(stem.ids) if stem else 0
+        unique: dict[tuple[int, ...], list[int]] = {}
+        for k, inp in enumerate(inputs):
+            unique.setdefault(inp, []).append(k)
+        order = sorted(unique, key=lambda t: -len(t))
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        pbar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Running loglikelihood requests")
+        start = 0
+        while start < len(order):
+            rows = self._rows(len(order[start]) - n)
+            batch = order[start : start + rows]
+            start += len(batch)
+            keep = max(len(conts[k]) for inp in batch for k in unique[inp])
+            logits, _, _, _ = self._forward_tails(stem, [inp[n:] for inp in batch], keep)
+            logprobs = F.log_softmax(logits, dim=-1)
+            greedy = logprobs.argmax(dim=-1)
+            for r, inp in enumerate(batch):
+                for k in unique[inp]:
+                    cont = torch.tensor(conts[k], dtype=torch.long, device=logprobs.device)
+                    lp = logprobs[r, keep - len(cont) :, :].gather(1, cont[:, None]).squeeze(1)
+                    answer = (float(lp.sum()), bool((greedy[r, keep - len(cont) :] == cont).all()))
+                    results[k] = answer
+                    if requests[k][0] is not None:
+                        self.cache_hook.add_partial("loglikelihood", requests[k][0], answer)
+                    pbar.update(1)
+        pbar.close()
+        return results
+
+    # --- sampled generation ---------------------------------------------------------------------------------
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        """Sampled answers: each distinct (prompt, generation settings) is run once and its K repeats drawn from
+        that one prefill; other requests (greedy or with options the sampler does not implement) go to ``hf``."""
+        if not self._fast() or not requests:
+            return super().generate_until(requests, disable_tqdm=disable_tqdm)
+        groups: dict[tuple[str, str], list[int]] = {}
+        for k, req in enumerate(requests):
+            context, gen_kwargs = req.args[0], req.args[1]
+            groups.setdefault((context, json.dumps(gen_kwargs, sort_keys=True, default=str)), []).append(k)
+        out: list[str | None] = [None] * len(requests)
+        by_settings: dict[str, list[tuple[str, list[int]]]] = {}
+        fallback: list[int] = []
+        for (context, settings), idx in groups.items():
+            kw = json.loads(settings)
+            if set(kw) - _SAMPLER_KEYS or not kw.get("do_sample", False) or float(kw.get("temperature", 1.0)) <= 0:
+                fallback.extend(idx)
+            else:
+                by_settings.setdefault(settings, []).append((context, idx))
+        if fallback:
+            answers = super().generate_until([requests[k] for k in fallback], disable_tqdm=disable_tqdm)
+            for k, a in zip(fallback, answers):
+                out[k] = a
+        from tqdm import tqdm
+
+        pbar = tqdm(
+            total=len(requests) - len(fallback),
+            disable=disable_tqdm or self.rank != 0,
+            desc="Running generate_until requests (shared prefill)",
+        )
+        for settings, items in by_settings.items():
+            gen_kwargs = requests[items[0][1][0]].args[1]
+            for context, idx, answers in self._sample_group(items, gen_kwargs, settings):
+                for k, a in zip(idx, answers):
+                    out[k] = a
+                    self.cache_hook.add_partial("generate_until", (context, gen_kwargs), a)
+                pbar.update(len(idx))
+        pbar.close()
+        return [a if a is not None else "" for a in out]
+
+    def _sampling(self, kwargs: dict) -> tuple[float, int, float]:
+        cfg = getattr(self.model, "generation_config", None)
+        temperature = float(kwargs.get("temperature", 1.0))
+        top_k = kwargs.get("top_k", getattr(cfg, "top_k", None))
+        top_p = kwargs.get("top_p", getattr(cfg, "top_p", None))
+        return temperature, int(top_k or 0), float(1.0 if top_p is None else top_p)
+
+    @staticmethod
+    def _filter(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+        """Top-k then top-p (nucleus) filtering, as ``transformers``' logits warpers do."""
+        if 0 < top_k < logits.shape[-1]:
+            kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, -math.inf)
+        if top_p < 1.0:
+            sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
+            cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+            drop = cum <= (1 - top_p)
+            drop[..., -1:] = False
+            logits = logits.masked_fill(drop.scatter(-1, order, drop), -math.inf)
+        return logits
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (getattr(self.model, "generation_config", None), self.tokenizer):
+            value = getattr(source, "eos_token_id", None)
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, (list, tuple)):
+                ids.update(int(v) for v in value)
+        return ids
+
+    def _sample_group(self, items: list[tuple[str, list[int]]], gen_kwargs: dict, settings: str):
+        """Yield (context, request indices, answers) for prompts sharing one generation setting."""
+        kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+        eos_text = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        until = handle_stop_sequences(kwargs.pop("until", None), eos=eos_text)
+        max_gen = int(kwargs.pop("max_gen_toks"))
+        temperature, top_k, top_p = self._sampling(kwargs)
+        seed = self.sample_seed if self.sample_seed is not None else torch.initial_seed()
+        eos = self._eos_ids()
+        max_ctx = self.max_length - max_gen
+        encoded = [tuple(self.tok_encode(c, left_truncate_len=max_ctx)) for c, _ in items]
+        n = min(self._common_prefix(encoded), min(len(e) for e in encoded) - 1) if self.stem_cache else 0
+        stem = self._stem(encoded[0][:n]) if n >= 2 else None
+        n = len(stem.ids) if stem else 0
+        order = sorted(range(len(items)), key=lambda i: -len(encoded[i]))
+        start = 0
+        while start < len(order):
+            # prompts per batch: the prefill within the token budget (or batch_size prompts when it is given), and
+            # their answers within the row cap of the decoding steps
+            width = len(encoded[order[start]]) - n
+            prompts = self._rows(width)
+            batch, rows = [], 0
+            while (
+                start < len(order) and len(batch) < prompts and (not batch or rows + len(items[order[start]][1]) <= self.rows_cap)
+            ):
+                i = order[start]
+                batch.append(i)
+                rows += len(items[i][1])
+                start += 1
+            answers = self._sample_batch(stem, [encoded[i][n:] for i in batch], [len(items[i][1]) for i in batch],
+                                         [derived_seed(seed, items[i][0], settings) for i in batch], max_gen, temperature,
+                                         top_k, top_p, eos, [s for s in until if s and s != eos_text])  # fmt: skip
+            for i, ans in zip(batch, answers):
+                yield items[i][0], items[i][1], [postprocess_generated_text(generation=a, stop=until, think_end_token=None)
+                                                 for a in ans]  # fmt: skip
+
+    def _sample_batch(self, stem: _Stem | None, tails: list[Sequence[int]], counts: list[int], seeds: list[int], max_gen: int,
+                      temperature: float, top_k: int, top_p: float, eos: set[int], stops: list[str]) -> list[list[str]]:  # fmt: skip
+        """One prefill of ``tails``, then ``counts[i]`` answers of prompt i drawn from it with prompt i's own
+        generator. Rows that finished (end-of-sequence or a stop string) leave the batch, so the decoding steps
+        run only the answers still being written."""
+        logits, cache, mask, last_pos = self._forward_tails(stem, tails, 1)
+        self.prefills += len(tails)
+        owner = torch.repeat_interleave(torch.arange(len(tails)), torch.tensor(counts))
+        index = owner.to(self.device)
+        cache.batch_select_indices(index)
+        mask = mask.index_select(0, index)
+        pos = last_pos.index_select(0, index)
+        gens = []
+        for s in seeds:
+            g = torch.Generator(device=self.device)
+            g.manual_seed(s)
+            gens.append(g)
+        rows = int(owner.numel())
+        self.sampled_rows += rows
+        step_logits = logits[:, -1, :].index_select(0, index)
+        written: list[list[int]] = [[] for _ in range(rows)]
+        alive = list(range(rows))  # rows still writing, in the order of the batch's rows
+        for step in range(max_gen):
+            probs = self._filter(step_logits / max(temperature, 1e-6), top_k, top_p).softmax(dim=-1)
+            picks = torch.empty(len(alive), dtype=torch.long)
+            # each prompt's rows are contiguous in ``alive``; its generator draws them in order
+            a = 0
+            while a < len(alive):
+                p = int(owner[alive[a]])
+                b = a
+                while b < len(alive) and int(owner[alive[b]]) == p:
+                    b += 1
+                picks[a:b] = torch.multinomial(probs[a:b], 1, generator=gens[p]).squeeze(1).cpu()
+                a = b
+            keep = []
+            for j, r in enumerate(alive):
+                t = int(picks[j])
+                written[r].append(t)
+                if t in eos or (stops and any(s in self.tok_decode(written[r]) for s in stops)):
+                    continue
+                keep.append(j)
+            if not keep or step == max_gen - 1:
+                break
+            if len(keep) < len(alive):
+                sel = torch.tensor(keep, dtype=torch.long, device=self.device)
+                cache.batch_select_indices(sel)
+                mask, pos = mask.index_select(0, sel), pos.index_select(0, sel)
+                picks = picks[torch.tensor(keep, dtype=torch.long)]
+                alive = [alive[j] for j in keep]
+            mask = torch.cat([mask, torch.ones((len(alive), 1), dtype=mask.dtype, device=mask.device)], dim=1)
+            pos = pos + 1
+            kwargs: dict[str, Any] = {
+                "attention_mask": mask,
+                "position_ids": pos[:, None],
+                "use_cache": True,
+                self._cache_arg: cache,
+            }
+            if self._keep_arg:
+                kwargs[self._keep_arg] = 1
+            step_logits, cache = self._run(picks.to(self.device)[:, None], 1, kwargs)
+            step_logits = step_logits[:, -1, :]
+        answers: list[list[str]] = [[] for _ in counts]
+        for r, seq in enumerate(written):
+            cut = next((j for j, t in enumerate(seq) if t in eos), len(seq))
+            answers[int(owner[r])].append(self.tok_decode(seq[:cut]))
+        return answers
+
+
+# ----------------------------------------------------------------------------------------------------------
+# OpenAI-compatible clients with one seed per sampled answer
+
+
+class _RepeatSeeds:
+    """Mixin for lm-eval's API clients: the k-th repeat of a (prompt, settings) request is sent with seed
+    ``derived_seed(run seed, prompt, settings, k)`` (``seed=none``: no seed), so K repeats are K draws."""
+
+    _seed_mode: str
+
+    def _init_seed(self, kwargs: dict) -> dict:
+        seed = kwargs.get("seed", 1234)
+        self._seed_mode = "none" if seed in (None, "none", "None", "") else "derived"
+        if self._seed_mode == "none":
+            kwargs = {**kwargs, "seed": 0}
+        return kwargs
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:  # type: ignore[override]
+        from lm_eval.api.instance import Instance
+
+        seen: dict[tuple[str, str], int] = {}
+        fresh = []
+        for req in requests:
+            context, gen_kwargs = req.args[0], dict(req.args[1])
+            settings = json.dumps(gen_kwargs, sort_keys=True, default=str)
+            k = seen.get((str(context), settings), 0)
+            seen[(str(context), settings)] = k + 1
+            gen_kwargs["seed"] = (
+                None if self._seed_mode == "none" else derived_seed(self._seed, context, settings, k) & 0x7FFFFFFF
+            )
+            fresh.append(Instance(request_type=req.request_type, doc=req.doc, arguments=(context, gen_kwargs, *req.args[2:]),
+                                  idx=req.idx, metadata=req.metadata))  # fmt: skip
+        return super().generate_until(fresh, disable_tqdm=disable_tqdm)  # type: ignore[misc]
+
+
+@register_model("ue-local-completions")
+class UeLocalCompletions(_RepeatSeeds, LocalCompletionsAPI):
+    """lm-eval's ``local-completions`` with one seed per sampled repeat."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**self._init_seed(kwargs))
+
+
+@register_model("ue-local-chat-completions")
+class UeLocalChatCompletions(_RepeatSeeds, LocalChatCompletion):
+    """lm-eval's ``local-chat-completions`` with one seed per sampled repeat."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**self._init_seed(kwargs))
+
+
+# lm-eval model types → the ue type ``ue run`` / ``ue elicit`` use in their place (same answers, faster or fixed)
+UE_TYPES = {"hf": "ue-hf", "huggingface": "ue-hf", "hf-auto": "ue-hf", "local-completions": "ue-local-completions",
+            "local-chat-completions": "ue-local-chat-completions"}  # fmt: skip
