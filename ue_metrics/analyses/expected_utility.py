@@ -207,10 +207,11 @@ def draw_eu_scatter(data: Mapping[str, Any], fig: Any) -> None:
     pad = 0.05 * (hi - lo or 1)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="#555555", lw=1, ls="--", label="U = EU")
     what = data.get("what", "lottery")
+    plural = {"lottery": "lotteries"}.get(what, what + "s")
     ax.set_xlabel(f"expected utility of the {what}'s outcomes, Σ p·μ")
     ax.set_ylabel(f"utility of the {what}, μ")
     r = data.get("r")
-    ax.set_title(f"Expected utility: {len(pts)} {what}s" + (f", r = {r:.3f}" if r is not None else ""))
+    ax.set_title(f"Expected utility: {len(pts)} {plural}" + (f", r = {r:.3f}" if r is not None else ""))
     ax.legend(frameon=False, fontsize=8)
 
 
