@@ -16,8 +16,7 @@ answers as ``[[id, text], ...]``; for a judge, the free answer it was shown).
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,13 +109,3 @@ def read_entries(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     entries = read_jsonl(path, tolerate_torn_tail=True)
     return [validate_entry(e, f"{path} line {k}") for k, e in enumerate(entries, 1)]
-
-
-def latest(entries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``{id: entry}``, the last entry of each id winning (a rerun never appends an id twice, but a user's merged
-    files might)."""
-    return {e["id"]: dict(e) for e in entries}
-
-
-def dumps_metadata(metadata: Mapping[str, Any]) -> str:
-    return json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False)

@@ -164,3 +164,66 @@ def test_bad_options_are_one_sentence(tmp_path):
     proc = subprocess.run([*UE, "run", "instrumental_values", "--harness", "simulate", "--model", "sim", "--out", str(tmp_path / "y"),
                            "--outcomes", str(missing)], capture_output=True, text=True, env=ENV)  # fmt: skip
     assert proc.returncode == 2 and "nope.json" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the embedded model, small sizes. Utility maximisation exercises everything the structural experiments add to the
+# harness path (a template with a context, a custom per-question plan, the free-form answer); the other three go
+# through the pairwise path that the transitivity tests already run on both harnesses.
+TINY = {"options": {"questions": "q10", "answer_tokens": 16}, "budget": 4, "holdout_fraction": 0.0}
+
+
+def _tiny_run(harness: str, model: str, model_args: str, out: Path) -> dict:
+    from ue_tasks.active.driver import RunConfig
+    from ue_tasks.runner import run_experiment
+
+    config = RunConfig(harness=harness, model=model, model_args=model_args, experiment="utility_maximization", **TINY)
+    return run_experiment(config, out, cache_dir=None, log=lambda m: None, figures=False)
+
+
+@pytest.mark.slow
+def test_utility_maximisation_on_the_embedded_model_through_both_harnesses(model_path, tmp_path):
+    runs = {"lm-eval": _tiny_run("lm-eval", "hf", f"pretrained={model_path},dtype=float32", tmp_path / "lm-eval"),
+            "inspect": _tiny_run("inspect", "hf/local", f"model_path={model_path}", tmp_path / "inspect")}  # fmt: skip
+    answers = {}
+    for harness, result in runs.items():
+        h = result["headline"]
+        assert h["n_questions"] == 1 and h["unmatched_rate"] in (0.0, 1.0) and 0.1 <= h["top1_rate_random"] <= 0.5
+        (entry,) = [json.loads(x) for x in (tmp_path / harness / "generations.jsonl").read_text().splitlines()]
+        assert entry["harness"] == harness and entry["kind"] == "answer" and entry["text"].strip()
+        answers[harness] = entry["text"].strip()
+    # the same prompts: both harnesses measure the same preferences, and greedy decoding gives the same answer
+    records = {h: {(r["a_id"], r["b_id"], r["shown_first"]): r["p_a"] for r in map(json.loads, (tmp_path / h / "records.jsonl").read_text().splitlines())}
+               for h in runs}  # fmt: skip
+    assert records["lm-eval"].keys() == records["inspect"].keys() and len(records["lm-eval"]) == 8
+    for key, p in records["lm-eval"].items():
+        assert p == pytest.approx(records["inspect"][key], abs=2e-3)
+    assert answers["lm-eval"] == answers["inspect"]
+    # the analysis again from the run folder alone
+    before = (tmp_path / "lm-eval" / "analysis.json").read_text()
+    ue("analyse", str(tmp_path / "lm-eval"), "--no-figures")
+    assert (tmp_path / "lm-eval" / "analysis.json").read_text() == before
+
+
+@pytest.mark.slow
+def test_lm_eval_command_shows_the_utility_maximisation_headline(model_path, tmp_path):
+    from ue_tasks.harness.lm_eval.configs import task_configs_dir
+
+    lm_eval = str(Path(sys.executable).with_name("lm_eval"))
+    meta = {"option": {"questions": "q10"}, "budget": 4, "holdout_fraction": 0}
+    cmd = [lm_eval, "--model", "hf", "--model_args", f"pretrained={model_path},dtype=float32", "--device", "cpu",
+           "--tasks", "utility_utility_maximization,utility_utility_maximization_answers", "--include_path", str(task_configs_dir()),
+           "--apply_chat_template", "--system_instruction", "You are a helpful assistant.", "--batch_size", "8",
+           "--gen_kwargs", "max_gen_toks=16", "--metadata", json.dumps(meta), "--log_samples", "--output_path", str(tmp_path)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "top1_rate" in proc.stdout
+    (results,) = list(tmp_path.rglob("results_*.json"))
+    table = json.loads(results.read_text())["results"]
+    row = table["utility_utility_maximization"]
+    assert row["n_questions,none"] == 1 and row["unmatched_rate,none"] in (0.0, 1.0)
+    assert table["utility_utility_maximization_answers"]["n_answers,none"] == 1
+    # `ue analyse` reads the same output folder, free answers included
+    ue("analyse", str(tmp_path), "--out", str(tmp_path / "analysis"), "--no-figures")
+    again = analysis(tmp_path / "analysis")["headline"]
+    assert again["n_questions"] == 1 and again["unmatched_rate"] == row["unmatched_rate,none"]

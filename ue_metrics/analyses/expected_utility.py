@@ -142,7 +142,14 @@ def analyse_lotteries(records: Sequence[dict], outcomes: Mapping[str, dict], fit
         headline["eu_correlation"] = None
     headline["eu_mae_normalized"] = float(np.abs(_z(u) - _z(eu)).mean())
     limit_opt = options.get("pairs", 1000)
-    limit = None if str(limit_opt) == "all" else int(limit_opt)
+    if str(limit_opt) == "all":
+        limit = None
+    elif isinstance(limit_opt, int) and not isinstance(limit_opt, bool) and limit_opt >= 1:
+        limit = limit_opt
+    else:
+        from ue_metrics.errors import UserError
+
+        raise UserError(f"--option pairs must be a whole number ≥ 1 or 'all', got {limit_opt!r}")
     rng = np.random.default_rng([int(options.get("seed", 0)), 2718])
     pairs = pair_indices(n, limit, rng)
     headline["eu_pair_agreement"] = pair_agreement(eu, u, pairs)

@@ -169,7 +169,12 @@ def random_loss(graphs: Sequence[ProcessGraph], all_ids: Sequence[str], gamma: f
 
 def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
     options = dict(options or {})
-    gamma = float(options.get("gamma", GAMMA))
+    gamma = options.get("gamma", GAMMA)
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma <= 1:
+        from ue_metrics.errors import UserError
+
+        raise UserError(f"--option gamma must be a discount factor in (0, 1], got {gamma!r}")
+    gamma = float(gamma)
     solver = str(options.get("solver", "closed_form"))
     keys = ("instrumentality_loss", "instrumentality_loss_control", "instrumentality_gap", "instrumentality_loss_random")
     if fit is None:

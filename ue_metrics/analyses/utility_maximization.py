@@ -122,7 +122,10 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
                      "answer": entry.get("text"), "judge_reply": judged.get(qid, {}).get("text"), "matched": cid,
                      "matched_text": next((t for i, t in candidates if i == cid), None), "method": method, "rank": rank,
                      "n_candidates": n, "top": [t for _, t in ranked[:5]]})  # fmt: skip
-    usable = [r for r in rows if r["n_candidates"] >= 2]
+    # a matched candidate without a utility (it was in no training pair: a budget too small) cannot be ranked; such
+    # questions are left out of the rates and counted, never scored as misses or as unmatched
+    unranked = [r for r in rows if r["matched"] is not None and r["rank"] is None]
+    usable = [r for r in rows if r["n_candidates"] >= 2 and r not in unranked]
     if not usable:
         reason = "no answered question has fitted utilities for two or more of its candidates"
         headline = {**dict.fromkeys(keys), **{f"top{k}_rate_random": None for k in TOP_K}, "n_questions": 0}
@@ -137,6 +140,9 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
     headline["unmatched_rate"] = len(unmatched) / m
     matched = [r for r in usable if r["rank"] is not None]
     notes: dict[str, str] = {}
+    if unranked:
+        notes["n_questions"] = (f"{len(unranked)} question(s) left out: the matched candidate has no utility (it was in no "
+                                "training pair; raise --budget)")  # fmt: skip
     if matched:
         headline["mean_rank_percentile"] = float(np.mean([(r["n_candidates"] - r["rank"]) / (r["n_candidates"] - 1) for r in matched]))
     else:
@@ -150,6 +156,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         "judge": bool(judged),
         "top1_rate_matched_only": (sum(1 for r in matched if r["rank"] == 1) / len(matched)) if matched else None,
         "questions_without_utilities": [r["question"] for r in rows if r["n_candidates"] < 2],
+        "questions_unranked": [r["question"] for r in unranked],
         "questions": rows,
     }
     figures = {"chosen_rank": {"questions": [r["question"] for r in usable], "rank": [r["rank"] for r in usable],

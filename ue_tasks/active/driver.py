@@ -389,15 +389,16 @@ class Elicitation:
     def _run_generations(self, state: RunState) -> None:
         """The experiment's open questions, asked once each through the run's backend (temperature 0), then —
         with ``--option matcher_model`` — the judge requests for the answers no string match settles."""
-        exp, opts = self.experiment, self.config.options
-        items = exp.free_answers(self.outcomes, exp.resolve_options(opts)) if exp.free_answers else []
+        exp = self.experiment
+        opts = exp.resolve_options(self.config.options)
+        items = exp.free_answers(self.outcomes, opts) if exp.free_answers else []
         self._generate(state, items, self.backend, "free answers", self.backend.identity.name)
-        matcher = str(exp.resolve_options(opts).get("matcher_model") or "")
+        matcher = str(opts.get("matcher_model") or "")
         if matcher and exp.judge is not None:
             answers = [e for e in state.generations if e["kind"] == "answer"]
-            requests = exp.judge(self.outcomes, answers, exp.resolve_options(opts))
+            requests = exp.judge(self.outcomes, answers, opts)
             if requests:
-                backend, name = self._judge_backend(matcher, str(exp.resolve_options(opts).get("matcher_model_args") or ""))
+                backend, name = self._judge_backend(matcher, str(opts.get("matcher_model_args") or ""))
                 self._generate(state, requests, backend, "judge", name)
 
     def _judge_backend(self, matcher: str, args: str) -> tuple[Backend, str]:

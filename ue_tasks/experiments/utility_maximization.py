@@ -81,12 +81,21 @@ def read_questions(path: str | Path) -> list[dict[str, Any]]:
     return data
 
 
-def questions(options: Mapping[str, Any]) -> list[dict[str, Any]]:
-    items = read_questions(options.get("outcomes") or DATA)
-    limit = options.get("questions")
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise UserError(f"--option questions must be a whole number (0 = all questions), got {limit!r}")
-    return items[:limit] if limit else items
+def questions(options: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """``[(question id, question)]``: all of them, the first k (``--option questions=k``) or the ones named
+    (``--option questions=q03,q10``). Ids number the file's questions from q00, so a subset keeps its ids."""
+    items = [(question_id(k), q) for k, q in enumerate(read_questions(options.get("outcomes") or DATA))]
+    chosen = options.get("questions")
+    if isinstance(chosen, str) and chosen.strip():
+        wanted = [x.strip() for x in chosen.split(",") if x.strip()]
+        known = {qid for qid, _ in items}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise UserError(f"--option questions names {unknown[0]!r}, which is not a question id (q00 … {items[-1][0]})")
+        return [(qid, q) for qid, q in items if qid in wanted]
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 0:
+        raise UserError(f"--option questions must be a count (0 = all questions) or question ids such as q03,q10; got {chosen!r}")
+    return items[:chosen] if chosen else items
 
 
 def question_id(k: int) -> str:
@@ -97,8 +106,7 @@ def outcomes(options: Mapping[str, Any]) -> OutcomeSet:
     """Every candidate answer of every question, ids ``q07:03``; attributes: question id, candidate index and the
     question's scenario as ``context`` (what the pairwise template shows above the options)."""
     items = []
-    for k, q in enumerate(questions(options)):
-        qid = question_id(k)
+    for qid, q in questions(options):
         items += [Outcome(id=f"{qid}:{j:02d}", text=a.strip(), category=qid,
                           attributes={"question": qid, "candidate": j, "context": q["pair_prompt"].strip()})
                   for j, a in enumerate(q["possible_answers"])]  # fmt: skip
@@ -161,8 +169,7 @@ def free_answers(outcome_set: OutcomeSet, options: Mapping[str, Any]) -> list[Ge
         raise UserError(f"--option answer_tokens must be a whole number ≥ 1, got {tokens!r}")
     cands = _candidates(outcome_set)
     out = []
-    for k, q in enumerate(questions(options)):
-        qid = question_id(k)
+    for qid, q in questions(options):
         if qid not in cands:
             continue
         out.append(Generation(id=f"answer:{qid}", prompt=q["question"].strip(), system_message=MAXIMIZATION_SYSTEM_MESSAGE,

@@ -147,7 +147,7 @@ def greedy(model: str) -> dict[str, Any]:
 async def free_answer(state: TaskState, generate: Generate) -> TaskState:
     """Ask a free-form request (``GENERATION_KEY`` in the sample's metadata) once, greedily, with its token cap."""
     request = state.metadata[GENERATION_KEY]
-    return await generate(state, max_tokens=int(request["max_tokens"]), logprobs=False, **greedy(str(state.model)))
+    return await generate(state, max_tokens=int(request["max_tokens"]), **greedy(str(state.model)))
 
 
 def check_mode(mode: str) -> str:
