@@ -88,3 +88,5 @@ def test_the_inspect_task_adds_one_free_answer_sample_per_question():
     assert greedy("hf/local") == {"top_k": 1} and greedy("openai/gpt-4o-mini") == {"temperature": 0.0}
     for name in ("expected_utility", "expected_utility_implicit", "instrumental_values"):
         assert f"utility_{name}" in TASKS
+    alone = TASKS["utility_utility_maximization_answers"](options=OPTS)
+    assert [s.id for s in alone.dataset] == ["answer-q10", "answer-q14"]

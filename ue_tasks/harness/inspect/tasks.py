@@ -101,6 +101,21 @@ def free_answers(generations_file: str) -> Task:
                 metadata={"n_requests": len(items)}, version=1)  # fmt: skip
 
 
+def _answers_task(experiment: str, outcomes: str | None = None, options: dict | None = None) -> Task:
+    """Only the open questions of an experiment, each answered once, greedily (the twin of lm-eval's
+    ``utility_<name>_answers``); ``ue/utility_<name>`` asks them together with the pairs."""
+    try:
+        free = _free_requests(experiment, outcomes, options)
+        if not free:
+            raise InspectUserError(f"experiment {experiment!r} asks no free-form questions")
+    except InspectUserError:
+        raise
+    except UserError as exc:
+        raise InspectUserError(str(exc)) from None
+    return Task(dataset=MemoryDataset([_free_sample(g) for g in free], name=f"ue-{experiment}-answers"), solver=answer_freely(),
+                metrics=[n_queries()], metadata={"experiment": experiment, "n_free_answers": len(free)}, version=1)  # fmt: skip
+
+
 def _queries(experiment: str, outcomes: str | None, seed: Any, budget: Any, template: str, system_message: str | None,
              options: dict | None) -> list[Query]:  # fmt: skip
     exp = experiments.get(experiment)
