@@ -119,6 +119,31 @@ def test_a_simulated_judge_settles_answers_that_no_string_match_does(tmp_path):
     assert kinds == ["answer"] * 3
 
 
+def test_answers_no_string_match_settles_go_to_the_judge(tmp_path):
+    from ue_tasks import experiments
+    from ue_tasks.active.backends import SimulateBackend
+    from ue_tasks.active.driver import RunConfig
+    from ue_tasks.runner import run_experiment
+
+    class Misspeller(SimulateBackend):
+        """The maximiser, but its free answer garbles the candidate's last two letters ("Mrach" style typos)."""
+
+        def generate(self, items):
+            return [f"My pick: {t[:-2]}{t[-1]}{t[-2]}" if g.kind == "answer" else t for g, t in zip(items, super().generate(items))]
+
+    opts = {"questions": "q14,q25", "matcher_model": "sim"}
+    config = RunConfig(harness="simulate", model="sim", experiment="utility_maximization", options=opts, responder="maximiser")
+    exp = experiments.get("utility_maximization")
+    oset = exp.outcome_set(exp.resolve_options(opts))
+    backend = Misspeller(exp.responder("maximiser", oset, 0), "logprob", 10, 0)
+    result = run_experiment(config, tmp_path / "judged", cache_dir=None, backend=backend, log=lambda m: None, figures=False)
+    lines = [json.loads(x) for x in (tmp_path / "judged" / "generations.jsonl").read_text().splitlines()]
+    assert [x["kind"] for x in lines] == ["answer", "answer", "judge", "judge"]
+    assert all(x["model"] == "sim" for x in lines) and "POSSIBLE MATCHES" in lines[2]["prompt"]
+    assert result["details"]["matched_by"] == {"judge": 2} and result["headline"]["unmatched_rate"] == 0.0
+    assert result["headline"]["top1_rate"] >= 0.5
+
+
 def test_the_companion_files_are_used_unchanged(reference_data, tmp_path):
     exp = reference_data / "experiments"
     cases = {

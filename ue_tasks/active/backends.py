@@ -77,9 +77,10 @@ class Backend:
         raise NotImplementedError
 
 
-def similarity_judge(item: Generation, threshold: float = 0.6) -> str:
-    """The simulator's judge: the candidate most similar to the answer it was shown (difflib ratio on normalised
-    text, at least ``threshold``), else "NO MATCH"."""
+def similarity_judge(item: Generation, threshold: float = 0.75) -> str:
+    """The simulator's judge: the candidate most similar to some stretch of the answer it was shown (the best difflib
+    ratio of the normalised candidate against every window of the answer as long as it), when at least
+    ``threshold``; else "NO MATCH"."""
     from difflib import SequenceMatcher
 
     from ue_metrics.analyses.utility_maximization import normalise
@@ -88,8 +89,11 @@ def similarity_judge(item: Generation, threshold: float = 0.6) -> str:
     answer = normalise(str(item.metadata.get("answer") or ""))
     best, score = NO_MATCH, threshold
     for _, text in item.metadata.get("candidates") or []:
-        ratio = SequenceMatcher(None, answer, normalise(text)).ratio()
-        if ratio >= score:
+        cand = normalise(text)
+        width = len(cand)
+        windows = [answer[k : k + width] for k in range(max(1, len(answer) - width + 1))]
+        ratio = max(SequenceMatcher(None, w, cand).ratio() for w in windows) if cand else 0.0
+        if ratio > score or (ratio == score and best == NO_MATCH):
             best, score = text, ratio
     return best
 
