@@ -90,3 +90,29 @@ def test_the_inspect_task_adds_one_free_answer_sample_per_question():
         assert f"utility_{name}" in TASKS
     alone = TASKS["utility_utility_maximization_answers"](options=OPTS)
     assert [s.id for s in alone.dataset] == ["answer-q10", "answer-q14"]
+
+
+def test_an_inspect_log_of_the_named_task_is_read_back_with_its_free_answers(tmp_path, monkeypatch):
+    pytest.importorskip("inspect_ai")
+    from inspect_ai import eval as inspect_eval
+    from inspect_ai.model import ModelOutput, get_model
+    from inspect_ai.model._providers.mockllm import MockLLM
+
+    async def count_tokens(self, input, config=None):  # Inspect's mock model counts tokens with tiktoken, which downloads
+        return 10
+
+    monkeypatch.setattr(MockLLM, "count_tokens", count_tokens)
+
+    from ue_tasks.harness.inspect._registry import TASKS
+    from ue_tasks.runner import analyse_path
+
+    task = TASKS["utility_utility_maximization_sampled"](samples=1, budget=1, options={"questions": "q10"})
+    n = len(task.dataset)
+    assert n == 2 * 3 + 1  # 1 training + 2 holdout pairs, both orderings, and the free question
+    model = get_model("mockllm/model", custom_outputs=[ModelOutput.from_content(model="mockllm/model", content="A")] * n)
+    (log,) = inspect_eval(task, model=model, log_dir=str(tmp_path / "logs"), display="none")
+    assert log.status == "success"
+    result = analyse_path([tmp_path / "logs"], out=tmp_path / "analysis", figures=False, log=lambda m: None)
+    assert result["experiment"] == "utility_maximization" and result["n_generations"] == 1
+    h = result["headline"]
+    assert h["n_questions"] == 1 and h["unmatched_rate"] == 1.0 and h["top1_rate"] == 0.0  # "A" names no decade
