@@ -110,3 +110,12 @@ def test_pairs_are_sampled_with_a_seed_or_all_compared():
 def test_records_without_lotteries_get_null_headlines_with_reasons(simulated):
     h = eu.analyse([], {"x": {"text": "x"}}, _fit(["x"], [0.0]), {})
     assert h["headline"]["eu_correlation"] is None and "lottery" in h["notes"]["eu_correlation"]
+
+
+def test_the_probability_weight_says_why_it_is_missing():
+    u = np.array([0.1, 0.5, -0.3, 0.9])
+    assert eu.probability_weight(u[:3], u[:3], u[:3] + 1)[2].startswith("the regression needs at least 4")
+    same = eu.probability_weight(u, u, u, "event")
+    assert same[0] is None and "equal probabilities" in same[2]
+    weight, coef, why = eu.probability_weight(u, u, np.array([0.3, -0.2, 0.4, 0.0]))
+    assert weight == pytest.approx(1.0) and coef["beta"] == pytest.approx(1.0) and why == ""

@@ -77,17 +77,21 @@ def pair_agreement(eu: np.ndarray, u: np.ndarray, pairs: np.ndarray) -> float:
     return float(holds.mean()) if len(pairs) else float("nan")
 
 
-def probability_weight(u: np.ndarray, eu: np.ndarray, plain: np.ndarray) -> tuple[float | None, dict[str, float]]:
-    """β / (|β| + |γ|) of U ≈ a + β·EU + γ·M (None when EU and M cannot be told apart or neither explains U)."""
-    if len(u) < 4 or np.std(eu - plain) < 1e-9 * max(1.0, float(np.std(eu))):
-        return None, {}
+def probability_weight(u: np.ndarray, eu: np.ndarray, plain: np.ndarray, what: str = "lottery") -> tuple[float | None, dict[str, float], str]:
+    """β / (|β| + |γ|) of U ≈ a + β·EU + γ·M, its coefficients, and the reason when it is None (fewer than 4
+    lotteries, EU indistinguishable from M, or neither explaining U)."""
+    if len(u) < 4:
+        return None, {}, f"the regression needs at least 4 {what}s, there are {len(u)}"
+    if np.std(eu - plain) < 1e-9 * max(1.0, float(np.std(eu))):
+        return None, {}, (f"every {what}'s expected utility equals the plain mean of its outcomes (equal probabilities), "
+                          "so their weight cannot be told apart")  # fmt: skip
     X = np.column_stack([np.ones_like(u), eu, plain])
     coef, *_ = np.linalg.lstsq(X, u, rcond=None)
     beta, gamma = float(coef[1]), float(coef[2])
     scale = abs(beta) + abs(gamma)
     if scale < 1e-9:
-        return None, {"beta": beta, "gamma": gamma}
-    return beta / scale, {"beta": beta, "gamma": gamma}
+        return None, {"beta": beta, "gamma": gamma}, "neither the expected utility nor the plain mean explains the utilities"
+    return beta / scale, {"beta": beta, "gamma": gamma}, ""
 
 
 def analyse_lotteries(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any, options: Mapping[str, Any],
@@ -153,12 +157,10 @@ def analyse_lotteries(records: Sequence[dict], outcomes: Mapping[str, dict], fit
     rng = np.random.default_rng([int(options.get("seed", 0)), 2718])
     pairs = pair_indices(n, limit, rng)
     headline["eu_pair_agreement"] = pair_agreement(eu, u, pairs)
-    weight, coef = probability_weight(u, eu, plain)
+    weight, coef, why = probability_weight(u, eu, plain, what)
     headline["eu_probability_weight"] = weight
     if weight is None:
-        notes["eu_probability_weight"] = (f"every {what}'s expected utility equals the plain mean of its outcomes (equal "
-                                          "probabilities), so their weight cannot be told apart" if not coef else
-                                          "neither the expected utility nor the plain mean explains the utilities")  # fmt: skip
+        notes["eu_probability_weight"] = why
     draws = getattr(fit.model, "bootstrap_utilities_", None)
     boot_r: list[float] = []
     if draws is not None and np.ndim(draws) == 2 and np.shape(draws)[1] == len(mu):
