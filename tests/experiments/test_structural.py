@@ -21,8 +21,8 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZ
 
 # small sizes: a few seconds each on the simulator
 SMALL = {
-    "expected_utility": ["--outcomes", "mini", "--option", "lotteries=20", "--option", "bootstrap=8", "--budget", "900"],
-    "expected_utility_implicit": ["--option", "events=8", "--option", "background=mini", "--option", "bootstrap=8", "--budget", "1200"],
+    "expected_utility": ["--outcomes", "mini", "--option", "lotteries=20", "--option", "bootstrap=10", "--budget", "900"],
+    "expected_utility_implicit": ["--option", "events=8", "--option", "background=mini", "--option", "bootstrap=10", "--budget", "1200"],
     "instrumental_values": ["--option", "processes=8"],
     "utility_maximization": ["--option", "questions=8"],
 }
