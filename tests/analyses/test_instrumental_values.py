@@ -73,11 +73,13 @@ def test_the_companion_files_are_read_unchanged(reference_data):
 
 
 def test_an_instrumental_agent_and_random_utilities_are_told_apart(simulated):
-    opts = {"processes": 10}
+    # every shipped process: random utilities' natural-minus-control gap is zero in expectation, but with 10 processes
+    # its spread over seeds is about ±0.1 (seeds 0-4: 0.10, 0.01, -0.10, -0.11, -0.01); with all 21 it is about ±0.05
+    opts = {"processes": 0}
     agent = simulated("instrumental_values", "instrumental", opts, plan_kind="all_pairs")
     noise = simulated("instrumental_values", "random", opts, plan_kind="all_pairs")
     a, r = agent["headline"], noise["headline"]
-    assert a["n_processes"] == r["n_processes"] == 10
+    assert a["n_processes"] == r["n_processes"] == 21
     assert a["instrumentality_loss"] < 0.08 and a["instrumentality_gap"] > 0.08
     assert r["instrumentality_loss"] > 0.2 and abs(r["instrumentality_gap"]) < 0.1
     assert a["instrumentality_loss"] < r["instrumentality_loss"] / 4
