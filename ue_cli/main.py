@@ -330,16 +330,18 @@ def cmd_experiments(args: argparse.Namespace) -> int:
         else:
             n = len(exp.outcome_set())
         prompts = exp.queries_per_model(n) if n else None
+        free = exp.free_answer_requests() if n else 0
         k = exp.samples if exp.mode == "sample" else 1
-        rows.append((name, exp.section, f"{n}" if n else "?", exp.plan.kind, f"{prompts:,}" if prompts else "?",
-                     f"{prompts * exp.samples:,}" if prompts else "?", exp.mode + (f" (K={k})" if k > 1 else ""),
+        rows.append((name, exp.section, f"{n}" if n else "?", exp.plan.kind,
+                     (f"{prompts:,}" + (f" + {free} free-form" if free else "")) if prompts else "?",
+                     f"{prompts * exp.samples + free:,}" if prompts else "?", exp.mode + (f" (K={k})" if k > 1 else ""),
                      exp.consumes or ""))  # fmt: skip
     head = ("experiment", "paper", "outcomes", "plan", "prompts", "requests at K=10", "default mode", "reads a run of")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
-    print("\nprompts = (pair, ordering) queries per model (log-prob: one forward pass each); requests at K = 10 "
-          "sampled answers per ordering, as the paper (METHOD.md §2.3, §6.2).")
+    print("\nprompts = (pair, ordering) queries per model (log-prob: one forward pass each), plus free-form questions "
+          "asked once each; requests at K = 10 sampled answers per ordering, as the paper (METHOD.md §2.3, §6.2).")
     return 0
 
 

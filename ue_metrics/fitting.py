@@ -363,6 +363,11 @@ def _expand(model: Thurstonian, keep: np.ndarray, n: int, ids: list[str]) -> Non
         full = np.full(n, np.nan)
         full[keep] = getattr(model, name)
         setattr(model, name, full)
+    draws = getattr(model, "bootstrap_utilities_", None)
+    if draws is not None:  # the bootstrap's resampled utilities, on the full index too
+        full = np.full((draws.shape[0], n), np.nan)
+        full[:, keep] = draws
+        model.bootstrap_utilities_ = full
     comp = -np.ones(n, dtype=np.int64)
     comp[keep] = model.components_
     model.components_ = comp

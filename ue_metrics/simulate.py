@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -174,6 +175,11 @@ class Responder:
             return 0.0
         digest = hashlib.sha256(f"{self.seed}|{first_id}|{second_id}".encode()).digest()
         return self.noise * float(np.random.default_rng(int.from_bytes(digest[:8], "little")).standard_normal())
+
+    def generate(self, item: Any) -> str:
+        """A free-form reply (``item``: a generation request with ``prompt``, ``kind`` and ``metadata``);
+        responders that answer open questions override this."""
+        raise UserError(f"the simulated responder {self.name!r} does not answer free-form questions")
 
     def p_first(self, first_id: str, second_id: str) -> float:
         """P(choosing the option shown first)."""

@@ -17,17 +17,22 @@ from ue_tasks import experiments
 
 
 def analyse_records(records: Sequence[dict], experiment: str | None = None, *, fit: FitResult | None = None,
-                    options: dict | None = None, seed: int = 0, run: dict | None = None) -> dict:  # fmt: skip
-    """The experiment's analysis of ``records`` (fitting them first when the experiment fits utilities)."""
+                    options: dict | None = None, seed: int = 0, run: dict | None = None,
+                    generations: Sequence[dict] | None = None) -> dict:  # fmt: skip
+    """The experiment's analysis of ``records`` (fitting them first when the experiment fits utilities; with the
+    number of bootstrap resamples of its ``bootstrap`` option when it has one). ``generations``: the run's free-form
+    answers (``ue.generation/1`` entries), for experiments that ask open questions."""
     if not records:
         raise UserError("there are no preference records to analyse; a run with no answers is an error, not a result")
     name = experiment or _experiment_of(records)
     exp = experiments.get(name)
     opts = exp.resolve_options(options)
     if exp.fit and fit is None:
-        fit = fit_records(records, seed=seed, per_component=True)
+        bootstrap = _whole(opts.get("bootstrap", 0), "bootstrap") if "bootstrap" in exp.options else 0
+        fit = fit_records(records, seed=seed, per_component=True, bootstrap=bootstrap)
     outcomes = outcome_table(records)
-    result = analyses.run(exp.analysis_name, records, outcomes, fit, {**opts, "seed": seed})
+    extra = {"generations": list(generations)} if generations is not None else {}
+    result = analyses.run(exp.analysis_name, records, outcomes, fit, {**opts, "seed": seed, **extra})
     first = records[0]
     models = sorted({r["model"] for r in records})
     result = {
@@ -45,12 +50,20 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
         "options": opts,
         **result,
     }
+    if generations is not None:
+        result["n_generations"] = len(generations)
     if run is not None:
         result["run"] = run
     if fit is not None:
         result["fit"] = {k: fit.metrics.get(k) for k in ("n_outcomes", "n_train_pairs", "n_holdout_pairs", "n_components",
                                                          "ci_method", "holdout_accuracy", "holdout_log_loss")}  # fmt: skip
     return result
+
+
+def _whole(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"--option {name} must be a whole number ≥ 0, got {value!r}")
+    return value
 
 
 def _experiment_of(records: Sequence[dict]) -> str:

@@ -27,7 +27,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
     run.run()
     # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
     result = analyse_records(run.records, run.experiment.name, options=run.config.options, seed=run.config.seed,
-                             run=run.config_dict())  # fmt: skip
+                             run=run.config_dict(), generations=run.generations if run.experiment.free_answers else None)  # fmt: skip
     write_result(result, out, figures=figures, log=log)
     log(f"{run.queries_asked} queries asked, {run.cache_hits} answered from the cache")
     return result
@@ -36,11 +36,12 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
 def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, experiment: str | None = None,
                  options: dict | None = None, figures: bool = True, log: Callable[[str], None] = print,
                  by: str | None = None) -> Any:  # fmt: skip
-    """``ue analyse``: a run folder (its records and configuration) or harness outputs, analysed again. Records of
-    different models (outcome sets, templates, system messages) are refused, or with ``by`` analysed one group per
-    folder ``out/<group>`` (then the result is ``{folder: analysis}``)."""
+    """``ue analyse``: a run folder (its records and configuration, and its free answers) or harness outputs, analysed
+    again. Records of different models (outcome sets, templates, system messages) are refused, or with ``by`` analysed
+    one group per folder ``out/<group>`` (then the result is ``{folder: analysis}``)."""
     from ue_metrics.records import check_not_mixed, group_folder_name, group_records
-    from ue_tasks.harness.readers import collect
+    from ue_tasks import experiments
+    from ue_tasks.harness.readers import collect, read_generations
 
     paths = [Path(p) for p in paths]
     config: dict = {}
@@ -50,11 +51,13 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"{paths[0] / 'config.json'}: cannot be read ({exc}); analyse the records file itself") from None
         got = collect([paths[0] / "records.jsonl"], deduplicate=False)
+        generations = read_generations([paths[0] / "generations.jsonl"])
         out = out or paths[0]
     else:
         if out is None:
             raise UserError("give --out for the analysis of harness outputs (a folder for analysis.json and figures)")
         got = collect(paths, deduplicate=False)
+        generations = read_generations(paths)
     name = experiment or config.get("experiment")
     seed = int(config.get("seed", 0))
     opts = {**(config.get("options") or {}), **(options or {})}
@@ -64,16 +67,25 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     groups = {label: got.deduplicate(group) for label, group in groups.items()}
     for note in got.notes():
         log(note)
+    asks = experiments.get(name or _single_experiment(got.records)).free_answers is not None
     if by:
         done = {}
         for label, group in groups.items():
             folder = Path(out) / group_folder_name(label)
-            result = analyse_records(group, name, options=opts, seed=seed, run=config or None)
+            models = {r.get("model") for r in group}
+            mine = [g for g in generations if g.get("model") in models]  # each group's own free answers
+            result = analyse_records(group, name, options=opts, seed=seed, run=config or None,
+                                     generations=mine if asks else None)  # fmt: skip
             result["group"] = {"by": by, "value": label}
             write_result(result, folder, figures=figures, log=log)
             done[str(folder)] = result
         return done
-    result = analyse_records(groups[""], name, options=opts, seed=seed, run=config or None)
+    result = analyse_records(groups[""], name, options=opts, seed=seed, run=config or None,
+                             generations=generations if asks else None)  # fmt: skip
     write_result(result, out, figures=figures, log=log)
     return result
 
+
+def _single_experiment(records: Sequence[dict]) -> str:
+    names = sorted({r.get("experiment") or "utilities" for r in records})
+    return names[0] if len(names) == 1 else "utilities"

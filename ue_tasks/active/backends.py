@@ -4,6 +4,10 @@ Each harness batch runs as an ordinary task of that harness over an explicit lis
 ``Query`` objects handed to the task as ``queries_file``), and the harness's own output is read back with the
 same readers ``ue fit`` uses; the model is loaded once per run. An ``Answer`` is what the model said about the
 *labels* (Option A / Option B), so it can be cached and turned into a record for any query with that prompt.
+
+``generate`` answers free-form requests (``ue_tasks.generation``: utility maximisation's direct question and its
+judge) greedily through the same harness: lm-eval's hidden ``ue_generate`` task, an Inspect task, or the simulated
+responder (which answers from its utilities; the simulator's judge picks the most similar candidate).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder
+from ue_tasks.generation import Generation, write_generations
 from ue_tasks.model_identity import ModelIdentity, from_inspect, from_lm_eval, simulated
 from ue_tasks.outcomes import check_text
 from ue_tasks.queries import Query, write_queries
@@ -67,6 +72,31 @@ class Backend:
     def answer(self, queries: Sequence[Query]) -> list[Answer]:
         raise NotImplementedError
 
+    def generate(self, items: Sequence[Generation]) -> list[str | None]:
+        """Greedy replies to free-form requests, in order."""
+        raise NotImplementedError
+
+
+def similarity_judge(item: Generation, threshold: float = 0.75) -> str:
+    """The simulator's judge: the candidate most similar to some stretch of the answer it was shown (the best difflib
+    ratio of the normalised candidate against every window of the answer as long as it), when at least
+    ``threshold``; else "NO MATCH"."""
+    from difflib import SequenceMatcher
+
+    from ue_metrics.analyses.utility_maximization import normalise
+    from ue_tasks.templates import NO_MATCH
+
+    answer = normalise(str(item.metadata.get("answer") or ""))
+    best, score = NO_MATCH, threshold
+    for _, text in item.metadata.get("candidates") or []:
+        cand = normalise(text)
+        width = len(cand)
+        windows = [answer[k : k + width] for k in range(max(1, len(answer) - width + 1))]
+        ratio = max(SequenceMatcher(None, w, cand).ratio() for w in windows) if cand else 0.0
+        if ratio > score or (ratio == score and best == NO_MATCH):
+            best, score = text, ratio
+    return best
+
 
 class SimulateBackend(Backend):
     """A simulated responder with a known property (``ue_metrics.simulate.Responder``). Each query's answer depends
@@ -96,6 +126,9 @@ class SimulateBackend(Backend):
                 out.append(Answer(n_first=k, n_second=self.samples - k, n_unparsed=0))
         return out
 
+    def generate(self, items: Sequence[Generation]) -> list[str | None]:
+        return [similarity_judge(g) if g.kind == "judge" else self.responder.generate(g) for g in items]
+
 
 def _answers_from_records(queries: Sequence[Query], records: list[dict], where: str) -> list[Answer]:
     by_key = {(r["a_id"], r["b_id"], r["shown_first"], r.get("group", "")): r for r in records}
@@ -121,6 +154,20 @@ def parse_model_args(text: str) -> dict[str, Any]:
 BATCH_TASKS = {"logprob": "ue_batch", "sample": "ue_batch_sampled"}
 
 
+def _by_setting(items: Sequence[Generation]) -> dict[tuple[str, int], list[Generation]]:
+    groups: dict[tuple[str, int], list[Generation]] = {}
+    for g in items:
+        groups.setdefault((g.system_message, g.max_tokens), []).append(g)
+    return groups
+
+
+def _replies(items: Sequence[Generation], replies: dict[str, str | None], where: str) -> list[str | None]:
+    missing = [g.id for g in items if g.id not in replies]
+    if missing:
+        raise RuntimeError(f"{where}: the harness returned no reply for the free-form request {missing[0]!r}")
+    return [replies[g.id] for g in items]
+
+
 class LmEvalBackend(Backend):
     """lm-eval: ``model`` is an lm-eval model type (``hf``, ``vllm``, ``local-completions``...), ``model_args`` its
     argument string; the batch runs as lm-eval's hidden ``ue_batch`` task (log-prob) or ``ue_batch_sampled`` (K
@@ -141,6 +188,7 @@ class LmEvalBackend(Backend):
         # the whole run: the task's dataset hook reads the file each time the task is loaded
         self._tmp = tempfile.TemporaryDirectory(prefix="ue-run-")
         self._qfile = Path(self._tmp.name) / "queries.jsonl"
+        self._gfile = Path(self._tmp.name) / "generations.jsonl"
         self._manager = None
         self._special: list[str] = []
 
@@ -151,7 +199,8 @@ class LmEvalBackend(Backend):
         """The lm-eval model, loaded once on the first batch and kept for the whole run (every round). ``hf`` and
         the OpenAI-compatible clients run as ue's types (``ue_tasks.harness.lm_eval.models``): ``ue-hf`` (the
         same answers with bf16 where native, the prompt stem's cache, hardware batch sizes and K sampled answers
-        from one prefill) and ``ue-local-*completions`` (one seed per sampled answer)."""
+        from one prefill; free-form requests run lm-eval's own generation) and ``ue-local-*completions`` (one seed
+        per sampled answer)."""
         if self._lm is None:
             from lm_eval.api.registry import get_model
 
@@ -177,12 +226,31 @@ class LmEvalBackend(Backend):
             for oid, text in ((q.a_id, q.a_text), (q.b_id, q.b_text)):
                 check_text(text, f"outcome {oid!r}", self._special)
         write_queries(queries, self._qfile)
-        if self._manager is None:
-            self._manager = TaskManager(include_path=str(task_configs_dir()), include_defaults=False,
-                                        metadata={"queries_file": str(self._qfile)})  # fmt: skip
-        results = run_lm_eval(model, [self.task], task_manager=self._manager, system_instruction=self.system_message)
+        results = run_lm_eval(model, [self.task], task_manager=self._task_manager(TaskManager, task_configs_dir),
+                              system_instruction=self.system_message)  # fmt: skip
         records = records_from_results(results, self.task, model=self.identity.name, run_id="ue-run")
         return _answers_from_records(queries, records, "lm-eval")
+
+    def _task_manager(self, TaskManager, task_configs_dir):
+        if self._manager is None:
+            self._manager = TaskManager(include_path=str(task_configs_dir()), include_defaults=False,
+                                        metadata={"queries_file": str(self._qfile), "generations_file": str(self._gfile)})  # fmt: skip
+        return self._manager
+
+    def generate(self, items: Sequence[Generation]) -> list[str | None]:
+        """Greedy replies through the hidden ``ue_generate`` task, one lm-eval call per (system message, token cap)."""
+        from lm_eval.tasks import TaskManager
+
+        from ue_tasks.harness.lm_eval.configs import task_configs_dir
+        from ue_tasks.harness.lm_eval.run import generations_from_results, run_lm_eval
+
+        replies: dict[str, str | None] = {}
+        for (system, tokens), batch in _by_setting(items).items():
+            write_generations(batch, self._gfile)
+            results = run_lm_eval(self._model(batch), ["ue_generate"], task_manager=self._task_manager(TaskManager, task_configs_dir),
+                                  system_instruction=system or None, gen_kwargs={"max_gen_toks": tokens})  # fmt: skip
+            replies.update(generations_from_results(results, "ue_generate"))
+        return _replies(items, replies, "lm-eval")
 
 
 class InspectBackend(Backend):
@@ -216,3 +284,21 @@ class InspectBackend(Backend):
                 raise UserError(f"the Inspect run failed: {message}")
             records = read(Path(log.location))
         return _answers_from_records(queries, records, "Inspect")
+
+    def generate(self, items: Sequence[Generation]) -> list[str | None]:
+        """Greedy replies through an Inspect task of the requests (``ue_tasks.harness.inspect.tasks.free_answers``)."""
+        from inspect_ai import eval as inspect_eval
+
+        from ue_tasks.harness.inspect.reader import read_generation_replies
+        from ue_tasks.harness.inspect.tasks import free_answers
+
+        with tempfile.TemporaryDirectory(prefix="ue-run-") as tmp:
+            gfile = write_generations(items, Path(tmp) / "generations.jsonl")
+            logs = inspect_eval(free_answers(generations_file=str(gfile)), model=self.model,
+                                model_args=parse_model_args(self.model_args), log_dir=tmp, display="none", seed=self.seed)  # fmt: skip
+            log = logs[0]
+            if log.status != "success":
+                message = log.error.message if log.error else log.status
+                raise UserError(f"the Inspect run failed: {message}")
+            replies = read_generation_replies(Path(log.location))
+        return _replies(items, replies, "Inspect")

@@ -11,6 +11,7 @@ at the end, and are never fitted. Everything lands in the run folder as it happe
     RUN_DIR/rounds.jsonl    the pairs chosen for each round, written before they are asked (active learning)
     RUN_DIR/records.jsonl   ue.preference/1 records, appended as each batch of answers returns
     RUN_DIR/history.jsonl   per round: queries so far, held-out log loss and accuracy, fit time
+    RUN_DIR/generations.jsonl  free-form answers (and judge replies) of experiments that ask open questions
     RUN_DIR/utilities.csv, RUN_DIR/metrics.json   the final fit (experiments that fit utilities)
 
 Re-running the same command continues where a run stopped and asks no query twice; a second process on the same
@@ -183,6 +184,7 @@ class RunState:
     records: list[dict]
     rounds: list[dict]
     history: list[dict]
+    generations: list[dict] = field(default_factory=list)
 
 
 class Elicitation:
@@ -211,6 +213,7 @@ class Elicitation:
         self.model_fit: Thurstonian | None = None
         self.queries_asked = 0
         self.cache_hits = 0
+        self.generations: list[dict] = []
         self.lock = RunLock(self.out)
 
     # --- run folder ----------------------------------------------------------------------------------------
@@ -281,7 +284,10 @@ class Elicitation:
         records = load("records.jsonl")
         for k, r in enumerate(records, 1):
             rec.validate(r, where=f"{self.out / 'records.jsonl'} line {k}")
-        return RunState(records=records, rounds=load("rounds.jsonl"), history=load("history.jsonl"))
+        from ue_tasks.generation import GENERATIONS_FILE, read_entries
+
+        generations = read_entries(self.out / GENERATIONS_FILE) if (self.out / GENERATIONS_FILE).exists() else []
+        return RunState(records=records, rounds=load("rounds.jsonl"), history=load("history.jsonl"), generations=generations)
 
     def _append(self, name: str, objs: list) -> None:
         try:
@@ -368,6 +374,9 @@ class Elicitation:
             else:
                 self._run_fixed(state)
             self.records = state.records
+            if self.experiment.free_answers is not None:
+                self._run_generations(state)
+            self.generations = state.generations
             return self._finish(state) if self.experiment.fit else None
         finally:
             self.lock.release()
@@ -375,6 +384,61 @@ class Elicitation:
     def _run_fixed(self, state: RunState) -> None:
         plan = self.experiment.build_plan(self.outcomes, self.spec, self.config.options)
         self._ask(state, self.queries(plan), 0, self.experiment.name)
+
+    # --- free-form answers ---------------------------------------------------------------------------------
+    def _run_generations(self, state: RunState) -> None:
+        """The experiment's open questions, asked once each through the run's backend (temperature 0), then —
+        with ``--option matcher_model`` — the judge requests for the answers no string match settles."""
+        exp = self.experiment
+        opts = exp.resolve_options(self.config.options)
+        items = exp.free_answers(self.outcomes, opts) if exp.free_answers else []
+        self._generate(state, items, self.backend, "free answers", self.backend.identity.name)
+        matcher = str(opts.get("matcher_model") or "")
+        if matcher and exp.judge is not None:
+            answers = [e for e in state.generations if e["kind"] == "answer"]
+            requests = exp.judge(self.outcomes, answers, opts)
+            if requests:
+                backend, name = self._judge_backend(matcher, str(opts.get("matcher_model_args") or ""))
+                self._generate(state, requests, backend, "judge", name)
+
+    def _judge_backend(self, matcher: str, args: str) -> tuple[Backend, str]:
+        """The judge: the evaluated model itself (``self``), the simulator's string-similarity judge (``sim`` under
+        ``--harness simulate``), or another model of the run's harness."""
+        cfg = self.config
+        if matcher == "self":
+            return self.backend, self.backend.identity.name
+        if cfg.harness == "simulate":
+            from ue_metrics.simulate import coin_responder
+
+            return SimulateBackend(coin_responder("judge"), cfg.mode or "logprob", cfg.samples or 10, cfg.seed, name=matcher), matcher
+        backend: Backend
+        if cfg.harness == "lm-eval":
+            backend = LmEvalBackend(matcher, args, "logprob", 10, cfg.system_message or "")
+        else:
+            backend = InspectBackend(matcher, args, "logprob", 10, cfg.seed)
+        return backend, backend.identity.name
+
+    def _generate(self, state: RunState, items: list, backend: Backend, label: str, model: str) -> None:
+        """Ask every request not yet answered in the run; append ``ue.generation/1`` entries batch by batch."""
+        from ue_tasks.generation import GENERATIONS_FILE
+
+        done = {e["id"] for e in state.generations}
+        todo = [g for g in items if g.id not in done]
+        if not todo:
+            return
+        bar = self.progress(total=len(todo), desc=label, unit="answer") if self.progress else None
+        ids = dict(model=model, harness=self.config.harness, run_id=self.run_id, task=self.task)
+        for start in range(0, len(todo), BATCH):
+            batch = todo[start : start + BATCH]
+            texts = backend.generate(batch)
+            new = [g.entry(text, **ids) for g, text in zip(batch, texts)]
+            self._append(GENERATIONS_FILE, new)
+            state.generations.extend(new)
+            self.queries_asked += len(batch)
+            if bar:
+                bar.update(len(batch))
+        if bar:
+            bar.close()
 
     def _run_active(self, state: RunState) -> None:
         cfg = self.config

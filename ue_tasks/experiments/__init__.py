@@ -14,7 +14,10 @@ An experiment declares:
 - ``headline``: the flat headline keys the analysis reports (also the metric names in the harnesses' tables),
   and which of them are better when lower;
 - ``responders``: simulated models with a known property for ``--harness simulate`` (the first is the default);
-- ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults.
+- ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults; an
+  experiment with a ``bootstrap`` option has its analysis fit bootstrapped with that many pair resamples;
+- ``free_answers`` (and ``judge``): free-form questions asked after the pairwise elicitation (utility maximisation's
+  direct answer, ``ue_tasks.generation``), and the judge requests built from those answers.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ from __future__ import annotations
 import importlib
 import math
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder
+from ue_tasks.generation import Generation
 from ue_tasks.outcomes import OutcomeSet, load_outcomes
 from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, holdout_size, make_plan
 from ue_tasks.templates import SYSTEM_MESSAGE, get_template
@@ -35,6 +39,8 @@ from ue_tasks.templates import SYSTEM_MESSAGE, get_template
 OutcomeSource = str | Callable[[Mapping[str, Any]], OutcomeSet]
 ResponderFactory = Callable[[OutcomeSet, int], Responder]
 PlanBuilder = Callable[[OutcomeSet, PlanSpec, Mapping[str, Any]], ComparisonPlan]
+FreeAnswers = Callable[[OutcomeSet, Mapping[str, Any]], list[Generation]]
+JudgeBuilder = Callable[[OutcomeSet, Sequence[Mapping[str, Any]], Mapping[str, Any]], list[Generation]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class Experiment:
     consumes: str | None = None  # another experiment whose run this one reads (e.g. "utilities")
     lm_eval_sets: tuple[str, ...] = ()  # outcome sets that get their own lm-eval task (utility_<name>_<set>)
     plan_builder: PlanBuilder | None = None  # plan kind "custom": the experiment's own pairs (a grid, pairs per question)
+    free_answers: FreeAnswers | None = None  # free-form questions asked after the pairs (ue_tasks.generation)
+    judge: JudgeBuilder | None = None  # judge requests for the free answers that no string match settles
     description: str = ""
 
     @property
@@ -73,12 +81,13 @@ class Experiment:
         return {**self.options, **given}
 
     def outcome_set(self, options: Mapping[str, Any] | None = None) -> OutcomeSet:
-        """The outcomes of a run: ``options['outcomes']`` (a set name or file) when given, else the family."""
+        """The outcomes of a run. A shipped set or file family is replaced by ``options['outcomes']`` (a set name or
+        file) when given; a generator family is called with the options, ``outcomes`` included, and reads that file
+        as its own data (the base outcomes of lotteries, a companion file of events, processes or questions)."""
         opts = self.resolve_options(options)
-        source = opts.get("outcomes") or self.outcomes
-        if callable(source):
-            return source(opts)
-        return load_outcomes(str(source))
+        if callable(self.outcomes):
+            return self.outcomes(opts)
+        return load_outcomes(str(opts.get("outcomes") or self.outcomes))
 
     def build_plan(self, outcomes: OutcomeSet, spec: PlanSpec | None = None, options: Mapping[str, Any] | None = None) -> ComparisonPlan:
         """The pairs to ask in one go (an active plan becomes its random starting ``graph`` form)."""
@@ -96,6 +105,13 @@ class Experiment:
         if name not in self.responders:
             raise UserError(f"experiment {self.name!r} has no responder {name!r}; use one of {', '.join(self.responders)}")
         return self.responders[name](outcomes, seed)
+
+    def free_answer_requests(self, options: Mapping[str, Any] | None = None) -> int:
+        """Free-form questions one model is asked (beside the pairwise prompts; judge requests not counted)."""
+        if self.free_answers is None:
+            return 0
+        opts = self.resolve_options(options)
+        return len(self.free_answers(self.outcome_set(opts), opts))
 
     def queries_per_model(self, n: int, plan: PlanSpec | None = None) -> int:
         """(pair, ordering) prompts for ``n`` outcomes by the formulas of METHOD.md §2 (times K in sample mode

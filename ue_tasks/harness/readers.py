@@ -28,6 +28,8 @@ from ue_metrics.jsonl import check_regular_file
 # (name, claims(path) -> bool, read(path) -> list of records)
 Reader = tuple[str, Callable[[Path], bool], Callable[[Path], list[dict]]]
 READERS: list[Reader] = [("ue records", rec.is_record_file, rec.read)]
+# (name, claims(path) -> bool, read(path) -> list of ue.generation/1 entries): free-form answers in harness output
+GENERATION_READERS: list[Reader] = []
 
 # files a run folder or a harness output folder holds beside its records: not read, and not worth a warning
 _COMPANION = re.compile(
@@ -36,8 +38,37 @@ _COMPANION = re.compile(
 )
 
 
-def register(name: str, claims: Callable[[Path], bool], read: Callable[[Path], list[dict]]) -> None:
+def register(name: str, claims: Callable[[Path], bool], read: Callable[[Path], list[dict]],
+             read_generations: Callable[[Path], list[dict]] | None = None) -> None:  # fmt: skip
+    """A harness adapter's reader of preference records (and, optionally, of free-form answers in the same files)."""
     READERS.append((name, claims, read))
+    if read_generations is not None:
+        GENERATION_READERS.append((name, claims, read_generations))
+
+
+def register_generations(name: str, claims: Callable[[Path], bool], read: Callable[[Path], list[dict]]) -> None:
+    """A reader of files that hold free-form answers only (an lm-eval ``_answers`` task's samples)."""
+    GENERATION_READERS.append((name, claims, read))
+
+
+def read_generations(paths: Iterable[str | Path]) -> list[dict]:
+    """Free-form answers (``ue.generation/1`` entries) in files and folders; empty when there are none."""
+    from ue_tasks.generation import GENERATIONS_FILE, read_entries
+
+    _load_adapters()
+    out: list[dict] = []
+    for raw in paths:
+        path = Path(raw)
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] if path.exists() else []
+        for f in files:
+            if f.name == GENERATIONS_FILE:
+                out.extend(read_entries(f))
+                continue
+            for _, claims, read in GENERATION_READERS:
+                if claims(f):
+                    out.extend(read(f))
+                    break
+    return out
 
 
 def _load_adapters() -> None:

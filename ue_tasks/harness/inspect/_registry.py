@@ -2,7 +2,7 @@
 ``inspect_ai`` entry point loads, so that an installed ``ue`` serves ``inspect eval ue/utility_transitivity``.
 
 Per experiment: ``utility_<experiment>`` (its default mode) and ``utility_<experiment>_sampled`` (K answers per
-ordering); the main run is named by outcome set instead, as in lm-eval: ``utility_core``, ``utility_mini``, their
+ordering), and ``utility_<experiment>_answers`` (the open questions alone) for experiments that ask them; the main run is named by outcome set instead, as in lm-eval: ``utility_core``, ``utility_mini``, their
 ``_sampled`` forms and ``utility_core_reasoning``. Each is registered under its bare name and under the stable
 name ``ue/<task>`` (the entry point's name). The leading underscore keeps this file out of ``inspect eval
 ue_tasks/`` folder scans, which run the generic ``utility`` task only.
@@ -17,7 +17,7 @@ from typing import Any
 from inspect_ai import Task, task
 
 from ue_tasks import experiments
-from ue_tasks.harness.inspect.tasks import SAMPLES_PER_ORDERING, _utility_task, utility
+from ue_tasks.harness.inspect.tasks import SAMPLES_PER_ORDERING, _answers_task, _utility_task, utility
 
 NAMESPACE = "ue"
 
@@ -52,9 +52,22 @@ def task_specs() -> dict[str, tuple[str, dict[str, Any]]]:
     return specs
 
 
+def _named_answers(name: str, experiment: str, doc: str) -> Callable[..., Task]:
+    def make(outcomes: str | None = None, options: dict | None = None) -> Task:
+        return _answers_task(experiment, outcomes, options)
+
+    make.__name__ = name
+    make.__doc__ = doc
+    return task(name=name)(make)
+
+
 TASKS: dict[str, Callable[..., Task]] = {"utility": utility}
 for _name, (_doc, _fixed) in task_specs().items():
     TASKS[_name] = _named(_name, _doc, **_fixed)
+for _exp_name, _exp in experiments.all_experiments().items():
+    if _exp.free_answers is not None:
+        _task_name = f"utility_{_exp_name}_answers"
+        TASKS[_task_name] = _named_answers(_task_name, _exp_name, f"{_exp.title}: the open questions alone, answered greedily.")
 globals().update({k: v for k, v in TASKS.items() if k != "utility"})
 
 

@@ -17,7 +17,7 @@ from inspect_ai.scorer import Metric, SampleScore, metric
 
 from ue_metrics.errors import UserError
 from ue_tasks import experiments
-from ue_tasks.harness.inspect.scorer import MODE_KEY, QUERY_KEY, record_from_value
+from ue_tasks.harness.inspect.scorer import GENERATION_KEY, MODE_KEY, QUERY_KEY, record_from_value
 from ue_tasks.queries import Query
 
 logger = logging.getLogger(__name__)
@@ -44,12 +44,25 @@ def records_of(scores: Sequence[SampleScore]) -> tuple[list[dict], int, int]:
     return records, n_answers, n_unparsed
 
 
+def generations_of(scores: Sequence[SampleScore]) -> list[dict]:
+    """``ue.generation/1`` entries of the free-form samples among the scores (empty when there are none)."""
+    from ue_tasks.generation import Generation
+
+    out = []
+    for s in scores:
+        meta = s.sample_metadata or {}
+        if GENERATION_KEY in meta:
+            out.append(Generation.from_dict(meta[GENERATION_KEY]).entry(s.score.answer, model="inspect", harness="inspect",
+                                                                        run_id="metrics", task="metrics"))  # fmt: skip
+    return out
+
+
 def analysis(scores: Sequence[SampleScore]) -> dict[str, Any]:
     """The experiment's analysis of a run's scores (once per set of scores). When the scores cannot support it
     (a ``--limit`` that cuts the plan into disconnected pieces, no usable answer) the headline is empty and the
     log says why."""
     key = tuple(
-        (s.sample_id, tuple(sorted((s.score.value or {}).items())) if isinstance(s.score.value, Mapping) else None)
+        (s.sample_id, tuple(sorted((s.score.value or {}).items())) if isinstance(s.score.value, Mapping) else None, s.score.answer)
         for s in scores
     )
     if key in _RESULTS:
@@ -58,8 +71,9 @@ def analysis(scores: Sequence[SampleScore]) -> dict[str, Any]:
     from ue_tasks.analysis import analyse_records
 
     records, n_answers, n_unparsed = records_of(scores)
+    free = generations_of(scores)
     try:
-        result = analyse_records(records)
+        result = analyse_records(records, generations=free or None)
     except (UserError, ValueError, ArithmeticError) as exc:
         logger.warning(f"ue: the metrics are NaN because these scores cannot be analysed: {exc}")
         result = {"headline": {}}

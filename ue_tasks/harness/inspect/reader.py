@@ -110,4 +110,39 @@ def read(path: Path) -> list[dict]:
     return records
 
 
-register("Inspect log", claims, read)
+def _free_samples(path: Path):
+    """(metadata request, completion) of every free-form sample of a log (the first epoch of each)."""
+    from inspect_ai.log import read_eval_log_samples
+
+    from ue_tasks.harness.inspect.scorer import GENERATION_KEY
+
+    seen = set()
+    try:
+        for sample in read_eval_log_samples(str(path), all_samples_required=False):
+            meta = sample.metadata or {}
+            if GENERATION_KEY not in meta or sample.id in seen:
+                continue
+            seen.add(sample.id)
+            yield meta[GENERATION_KEY], (sample.output.completion if sample.output else None)
+    except Exception as exc:  # a corrupt log
+        raise UserError(f"{path}: the samples of this Inspect log cannot be read ({exc}); check the file") from None
+
+
+def read_generation_replies(path: Path) -> dict[str, str | None]:
+    """``{request id: reply}`` of the free-form samples of one log."""
+    return {request["id"]: text for request, text in _free_samples(path)}
+
+
+def read_generations(path: Path) -> list[dict]:
+    """``ue.generation/1`` entries of the free-form samples of one Inspect log (for ``ue analyse logs/``)."""
+    from inspect_ai.log import read_eval_log
+
+    from ue_tasks.generation import Generation
+
+    header = read_eval_log(str(path), header_only=True)
+    model = from_inspect_log(header.eval).name
+    return [Generation.from_dict(request).entry(text, model=model, harness=HARNESS, run_id=header.eval.eval_id, log=path.name)
+            for request, text in _free_samples(path)]  # fmt: skip
+
+
+register("Inspect log", claims, read, read_generations)

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 QUERY_KEY = "ue_query"  # sample metadata: Query.to_dict()
 MODE_KEY = "ue_mode"  # sample metadata: "logprob" or "sample"
+GENERATION_KEY = "ue_generation"  # sample metadata of a free-form request: Generation.to_dict()
 MODES = ("logprob", "sample")
 # Token spellings of a label: byte-level BPE marks a leading space with "Ġ", SentencePiece with "▁"; API
 # providers return plain text (" A").
@@ -136,6 +137,19 @@ def record_from_value(query: Query, value: Mapping[str, Any], mode: str, **ids: 
 # solver, scorer, reducer
 
 
+def greedy(model: str) -> dict[str, Any]:
+    """Generation arguments for a greedy answer. Inspect's Hugging Face provider samples by default and transformers
+    refuses temperature 0 when sampling, so there the answer is sampled from its single most likely token (top_k = 1,
+    the same as greedy); every other provider gets temperature 0."""
+    return {"top_k": 1} if model.startswith("hf/") else {"temperature": 0.0}
+
+
+async def free_answer(state: TaskState, generate: Generate) -> TaskState:
+    """Ask a free-form request (``GENERATION_KEY`` in the sample's metadata) once, greedily, with its token cap."""
+    request = state.metadata[GENERATION_KEY]
+    return await generate(state, max_tokens=int(request["max_tokens"]), **greedy(str(state.model)))
+
+
 def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise InspectUserError(f"unknown mode {mode!r}; use -T mode=logprob (next-token probabilities) or -T mode=sample")
@@ -157,6 +171,8 @@ def elicit_preference(mode: str = "logprob", seed: int | None = None) -> Solver:
     check_mode(mode)
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
+        if GENERATION_KEY in state.metadata:
+            return await free_answer(state, generate)
         if mode == "sample" and seed is not None:
             state = await generate(state, seed=epoch_seed(seed, state.sample_id, state.epoch))
         else:
@@ -173,6 +189,8 @@ def preference_votes() -> ScoreReducer:
     """Pool a query's epochs into one preference: summed votes (sample mode) or the mean probability."""
 
     def reduce(scores: list[Score]) -> Score:
+        if (scores[0].metadata or {}).get("kind") == "free_answer":
+            return scores[0]  # a greedy answer: every epoch says the same
         mode = (scores[0].metadata or {}).get("mode", "sample")
         values = [s.value for s in scores if isinstance(s.value, Mapping)]
         pooled = combine_values(values, mode)
@@ -195,6 +213,9 @@ def preference(mode: str = "logprob") -> Scorer:
     check_mode(mode)
 
     async def score(state: TaskState, target: Target) -> Score:
+        if GENERATION_KEY in state.metadata:
+            text = state.output.completion
+            return Score(value={"answered": 1 if text.strip() else 0}, answer=text, metadata={"kind": "free_answer"})
         query = Query.from_dict(state.metadata[QUERY_KEY])
         if mode == "logprob":
             alternatives = first_token_alternatives(state.output)

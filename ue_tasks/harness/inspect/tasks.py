@@ -13,6 +13,10 @@ the experiment's outcomes), ``seed`` and ``budget`` (the plan), ``mode`` (``logp
 answer token; ``sample``: K answers per ordering parsed into votes), ``template``, ``samples`` (K, the epochs of
 sample mode), ``top_logprobs``, ``system_message``, ``options`` (the experiment's own options, a mapping) and
 ``model_name`` (the model's name in the records).
+
+An experiment that asks open questions (utility maximisation) adds one sample per question: the question asked
+directly with its own system message, answered greedily; the metrics' analysis reads those answers. ``free_answers``
+is the task ``ue run`` sends a batch of free-form requests through (not a ``@task``, so folder scans skip it).
 """
 
 from __future__ import annotations
@@ -22,16 +26,20 @@ from typing import Any
 from inspect_ai import Epochs, Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, GenerateConfig
+from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from ue_metrics.errors import UserError
 from ue_tasks import experiments
+from ue_tasks.generation import Generation, read_generations
 from ue_tasks.harness.inspect.metrics import metrics_for, n_queries
 from ue_tasks.harness.inspect.scorer import (
+    GENERATION_KEY,
     MODE_KEY,
     QUERY_KEY,
     InspectUserError,
     check_mode,
     elicit_preference,
+    free_answer,
     preference,
     preference_votes,
 )
@@ -55,6 +63,57 @@ def _sample(query: Query, mode: str) -> Sample:
         for m in query.messages()
     ]
     return Sample(id=sample_id(query), input=messages, metadata={QUERY_KEY: query.to_dict(), MODE_KEY: mode})
+
+
+def _free_sample(g: Generation) -> Sample:
+    messages = [
+        ChatMessageSystem(content=m["content"]) if m["role"] == "system" else ChatMessageUser(content=m["content"])
+        for m in g.messages()
+    ]
+    return Sample(id=g.id.replace(":", "-"), input=messages, metadata={GENERATION_KEY: g.to_dict()})
+
+
+def _free_requests(experiment: str, outcomes: str | None, options: dict | None) -> list[Generation]:
+    exp = experiments.get(experiment)
+    if exp.free_answers is None:
+        return []
+    opts = exp.resolve_options({**(options or {}), **({"outcomes": outcomes} if outcomes else {})})
+    return exp.free_answers(exp.outcome_set(opts), opts)
+
+
+@solver
+def answer_freely() -> Solver:
+    """Answer a free-form request greedily, with its token cap."""
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        return await free_answer(state, generate)
+
+    return solve
+
+
+def free_answers(generations_file: str) -> Task:
+    """The free-form requests of ``generations_file`` (a batch of ``ue run``), each answered once, greedily."""
+    try:
+        items = read_generations(generations_file)
+    except UserError as exc:
+        raise InspectUserError(str(exc)) from None
+    return Task(dataset=MemoryDataset([_free_sample(g) for g in items], name="ue-free-answers"), solver=answer_freely(),
+                metadata={"n_requests": len(items)}, version=1)  # fmt: skip
+
+
+def _answers_task(experiment: str, outcomes: str | None = None, options: dict | None = None) -> Task:
+    """Only the open questions of an experiment, each answered once, greedily (the twin of lm-eval's
+    ``utility_<name>_answers``); ``ue/utility_<name>`` asks them together with the pairs."""
+    try:
+        free = _free_requests(experiment, outcomes, options)
+        if not free:
+            raise InspectUserError(f"experiment {experiment!r} asks no free-form questions")
+    except InspectUserError:
+        raise
+    except UserError as exc:
+        raise InspectUserError(str(exc)) from None
+    return Task(dataset=MemoryDataset([_free_sample(g) for g in free], name=f"ue-{experiment}-answers"), solver=answer_freely(),
+                metrics=[n_queries()], metadata={"experiment": experiment, "n_free_answers": len(free)}, version=1)  # fmt: skip
 
 
 def _queries(experiment: str, outcomes: str | None, seed: Any, budget: Any, template: str, system_message: str | None,
@@ -102,6 +161,7 @@ def _utility_task(
                 raise InspectUserError(f"{queries_file}: its queries use another template than -T template={template}")
         else:
             queries = _queries(exp.name, outcomes, seed, budget, template, system_message, options)
+        free = [] if queries_file else _free_requests(exp.name, outcomes, options)
     except InspectUserError:
         raise
     except UserError as exc:  # from the registry, the outcome loader or the plan: one sentence, no traceback
@@ -114,7 +174,8 @@ def _utility_task(
         epochs = Epochs(samples, preference_votes())
     outcome_set = queries[0].outcome_set
     return Task(
-        dataset=MemoryDataset([_sample(q, mode) for q in queries], name=f"ue-{exp.name}-{outcome_set}-seed{seed}"),
+        dataset=MemoryDataset([_sample(q, mode) for q in queries] + [_free_sample(g) for g in free],
+                              name=f"ue-{exp.name}-{outcome_set}-seed{seed}"),  # fmt: skip
         solver=elicit_preference(mode, seed=seed),
         scorer=preference(mode),
         metrics=[n_queries()] if queries_file else metrics_for(exp.name),
@@ -129,6 +190,7 @@ def _utility_task(
             "template": template,
             "samples_per_ordering": samples if mode == "sample" else None,
             "n_queries": len(queries),
+            "n_free_answers": len(free),
             "n_holdout_queries": sum(q.split == "holdout" for q in queries),
             **({"model_name": model_name} if model_name else {}),
         },

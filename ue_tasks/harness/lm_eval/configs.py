@@ -7,6 +7,9 @@ Per experiment, a folder ``task_configs/<experiment>/`` with the leaf tasks (lm-
 - ``utility_<experiment>`` (log-prob) and ``utility_<experiment>_sampled`` (K = 10 answers per ordering), tagged
   ``utility`` (the chat suite: ``--tasks utility`` or ``'utility_*'``) and ``ue_<experiment>``;
 - ``base_utility_<experiment>`` for base models (no chat template; tag ``base_utility``);
+- ``utility_<experiment>_answers`` for experiments that ask open questions (utility maximisation): the questions
+  answered greedily; run it in the same command as ``utility_<experiment>`` (or select the tag ``ue_<experiment>``)
+  and the pairwise task's analysis uses its answers;
 - the main run (``utilities``) names its leaves by outcome set instead: ``utility_core``, ``utility_mini``, their
   ``_sampled`` forms, ``utility_core_reasoning`` and ``base_utility_core`` / ``base_utility_mini``.
 
@@ -101,6 +104,8 @@ def generate() -> dict[str, str]:
                                                       extra='target_delimiter: " "\n',
                                                       comment=f"{exp.title}, base models: run WITHOUT --apply_chat_template",
                                                       **common)  # fmt: skip
+        if exp.free_answers is not None:
+            files[f"{name}/utility_{name}_answers.yaml"] = _answers_leaf(name, exp.title)
         if name == "utilities":
             files[f"{name}/utility_core_reasoning.yaml"] = _leaf(
                 name=name, task="utility_core_reasoning", include="_utility_sampled_yaml", tags=["utility", f"ue_{name}"],
@@ -109,6 +114,32 @@ def generate() -> dict[str, str]:
                 extra=SAMPLED_REASONING, comment="the reasoning template: K = 10 answers of at most 512 new tokens, the last \"Answer: X\" counts",
             )  # fmt: skip
     return files
+
+
+def _answers_leaf(name: str, title: str) -> str:
+    """The free-form task of an experiment with open questions: greedy answers, the request's system message as the
+    task's description (lm-eval puts it after any --system_instruction in the system turn)."""
+    return (
+        HEADER.format(name=name)
+        + f"# {title}: the open questions asked directly, greedily (run with --apply_chat_template; for the paper's exact\n"
+        "# system message run this task without --system_instruction, its description is the system turn)\n"
+        f"task: utility_{name}_answers\n"
+        f"tag: [utility, ue_{name}]\n"
+        f"custom_dataset: !function {HOOKS}.build_generation_dataset\n"
+        "dataset_path: null\n"
+        "dataset_kwargs:\n"
+        f"  experiment: {name}\n"
+        "test_split: test\n"
+        "output_type: generate_until\n"
+        'description: "{{system_message}}"\n'
+        "doc_to_text: prompt\n"
+        'doc_to_target: ""\n'
+        "generation_kwargs:\n  until: []\n  do_sample: false\n  temperature: 0.0\n  max_gen_toks: 64\n"
+        "metadata:\n  version: 1.0\n"
+        f"process_results: !function {HOOKS}.process_answer\n"
+        "metric_list:\n"
+        f"  - metric: n_answers\n    aggregation: !function {HOOKS}.agg_n_answers\n    higher_is_better: true\n"
+    )
 
 
 def write(folder: Path | None = None) -> list[Path]:

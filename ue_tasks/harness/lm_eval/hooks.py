@@ -12,6 +12,10 @@ The YAMLs (generated from the experiment registry by ``ue_tasks.harness.lm_eval.
 - ``agg_<headline key>`` are corpus-level aggregations: the first one called turns all payloads into records,
   fits them once (when the experiment fits utilities), runs the experiment's analysis and caches the result, so
   every metric of a task reuses one analysis; the results table shows the experiment's headline numbers.
+- ``build_generation_dataset`` / ``process_answer``: free-form requests (``ue_tasks.generation``) as
+  ``generate_until`` documents — the hidden ``ue_generate`` task of ``ue run`` and the ``utility_<name>_answers`` task
+  of experiments that ask open questions. lm-eval runs every task's ``process_results`` before any aggregation, so the
+  answers of an ``_answers`` task run in the same command reach its experiment's pairwise analysis (``_GENERATIONS``).
 
 This module imports neither torch nor lm_eval at import time; ``datasets`` is imported inside ``build_dataset``.
 """
@@ -118,6 +122,65 @@ def _build_dataset(experiment: str = "utilities", template: str | None = None, b
 
 
 # --------------------------------------------------------------------------------------------------------
+# free-form generation
+# answers produced in this process by an ``_answers`` task, by experiment and request id (read by ``analysis_of``)
+_GENERATIONS: dict[str, dict[str, dict]] = {}
+
+
+def generation_documents(experiment: str | None = None, generations_file: str | None = None, options: dict | None = None,
+                         outcomes: str | None = None) -> list[dict]:  # fmt: skip
+    """One document per free-form request: the requests of ``generations_file`` (a batch of ``ue run``) or the
+    experiment's open questions. ``metadata`` travels as JSON text (its shape differs between requests)."""
+    from ue_tasks import experiments
+    from ue_tasks.generation import read_generations
+
+    if generations_file:
+        items = read_generations(generations_file)
+    else:
+        exp = experiments.get(str(experiment))
+        if exp.free_answers is None:
+            raise UserError(f"experiment {exp.name!r} asks no free-form questions")
+        opts = exp.resolve_options({**(options or {}), **({"outcomes": outcomes} if outcomes else {})})
+        items = exp.free_answers(exp.outcome_set(opts), opts)
+    return [{**g.to_dict(), "metadata": json.dumps(dict(g.metadata), ensure_ascii=False), "from_batch": bool(generations_file)}
+            for g in items]  # fmt: skip
+
+
+def build_generation_dataset(experiment: str | None = None, generations_file: str | None = None, **metadata: Any) -> dict:
+    """lm-eval ``custom_dataset`` of the free-form tasks."""
+    import datasets
+
+    options = metadata.get("option") or {}
+    if not isinstance(options, dict):
+        raise UserError(f"--metadata field 'option' must be an object of experiment options, got {options!r}")
+    outcomes = metadata.get("outcomes")
+    docs = generation_documents(experiment, generations_file or None, options, None if outcomes in (None, "") else str(outcomes))
+    return {"test": datasets.Dataset.from_list(docs)}
+
+
+def generation_of(doc: dict) -> Any:
+    from ue_tasks.generation import Generation
+
+    return Generation.from_dict({**doc, "metadata": json.loads(doc.get("metadata") or "{}")})
+
+
+def process_answer(doc: dict, results: list) -> dict[str, list]:
+    """The reply of one free-form request (``[id, text]`` under the metric ``n_answers``), kept for the experiment's
+    analysis in this process."""
+    text = results[0] if results else None
+    if isinstance(text, list):
+        text = text[0] if text else None
+    g = generation_of(doc)
+    if g.experiment and not doc.get("from_batch"):
+        _GENERATIONS.setdefault(g.experiment, {})[g.id] = g.entry(text, model="lm-eval", harness="lm-eval", run_id="lm-eval", task="lm-eval")
+    return {"n_answers": [g.id, text]}
+
+
+def agg_n_answers(items: list) -> float:
+    return float(len(items))
+
+
+# --------------------------------------------------------------------------------------------------------
 # per-document results
 def keep_all_samples(resps, docs):
     """lm-eval filter (``function: custom``) that keeps all K sampled answers of a document, not the first."""
@@ -209,8 +272,10 @@ def analysis_of(items: list) -> dict:
     from ue_tasks.analysis import analyse_records
 
     records = [payload_record(p) for p in items]
+    names = {r.get("experiment") for r in records}
+    generations = _GENERATIONS.get(next(iter(names))) if len(names) == 1 else None
     try:
-        result = analyse_records(records)
+        result = analyse_records(records, generations=list(generations.values()) if generations else None)
     except Exception as exc:  # noqa: BLE001
         # An exception here would abort lm-eval before it writes the samples, losing the whole run. Instead the
         # metrics are NaN, the log says why, and `ue analyse OUT` can be run on the saved samples. (Typical cause:

@@ -19,7 +19,7 @@ from pathlib import Path
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import first_object, iter_jsonl
 from ue_tasks.harness.lm_eval.run import HARNESS, sample_record
-from ue_tasks.harness.readers import register
+from ue_tasks.harness.readers import register, register_generations
 from ue_tasks.model_identity import from_lm_eval_results
 from ue_tasks.queries import Query, run_id_for
 
@@ -106,4 +106,33 @@ def _check_prompt(path: Path, sample: dict, query: Query, base_model: bool, resu
             print(f"ue: warning: {path.name}: {problem}; the records differ from the paper's setup", file=sys.stderr)
 
 
+def claims_answers(path: Path) -> bool:
+    """True for an lm-eval samples file of a ue free-form task (``utility_<name>_answers``, ``ue_generate``)."""
+    if not SAMPLES_NAME.match(path.name):
+        return False
+    first = first_object(path)
+    doc = first.get("doc") if first else None
+    return isinstance(doc, dict) and "a_id" not in doc and all(k in doc for k in ("id", "kind", "prompt", "max_tokens"))
+
+
+def read_answers(path: Path) -> list[dict]:
+    """``ue.generation/1`` entries of a free-form task's samples file."""
+    from ue_tasks.harness.lm_eval.hooks import generation_of
+
+    match = SAMPLES_NAME.match(path.name)
+    task, stamp = (match.group("task"), match.group("time")) if match else ("lm-eval", "")
+    results = _results_for(path, stamp)
+    model = from_lm_eval_results(results, task).name
+    out = []
+    for lineno, sample in iter_jsonl(path, what="one lm-eval sample"):
+        try:
+            g = generation_of(sample["doc"])
+            rid, text = sample["n_answers"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{path} line {lineno}: not a sample of a ue free-form task ({exc}); check the file") from None
+        out.append(g.entry(text, model=model, harness=HARNESS, run_id=run_id_for(HARNESS, model, task, stamp), task=task))
+    return out
+
+
 register("lm-eval samples", claims, read)
+register_generations("lm-eval free answers", claims_answers, read_answers)

@@ -50,6 +50,7 @@ def run_lm_eval(
     system_instruction: str | None = SYSTEM_MESSAGE,
     task_manager: Any = None,
     identity: ModelIdentity | None = None,
+    gen_kwargs: dict | None = None,
 ) -> dict:
     """Run ue tasks through ``lm_eval.simple_evaluate`` (chat template and the paper's system message by default).
     With ``out``, results and samples are saved exactly as the ``lm_eval`` command does with ``--output_path out
@@ -81,6 +82,7 @@ def run_lm_eval(
             evaluation_tracker=tracker,
             verbosity="ERROR",
             bootstrap_iters=0,  # the coherence metrics come from one fit; lm-eval's resampling stderr does not apply
+            gen_kwargs=gen_kwargs,
         )
     if results is None:
         raise RuntimeError("lm-eval returned no results")
@@ -131,3 +133,15 @@ def records_from_results(results: dict, task: str, *, model: str, run_id: str, *
     if not samples:
         raise RuntimeError(f"lm-eval returned no samples for task {task}")
     return [sample_record(s, model=model, task=task, run_id=run_id, **extra) for s in samples]
+
+
+def generations_from_results(results: dict, task: str) -> dict[str, str | None]:
+    """``{request id: reply}`` of every sample of a free-form task (``ue_generate``, ``utility_<name>_answers``)."""
+    samples = (results.get("samples") or {}).get(task)
+    if not samples:
+        raise RuntimeError(f"lm-eval returned no samples for task {task}")
+    out = {}
+    for s in samples:
+        rid, text = s["n_answers"]
+        out[rid] = text
+    return out

@@ -1,0 +1,41 @@
+"""A simulated run of an experiment without the run folder: its outcomes and plan, a known-truth responder's exact
+answers through the simulator backend, its free answers, then the experiment's analysis — the same pieces `ue run`
+chains, so the analyses are tested on records shaped exactly as a run writes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+
+def simulate_analysis(experiment: str, responder: str, options: dict | None = None, seed: int = 0, plan_kind: str | None = None,
+                      budget: int | None = None) -> dict[str, Any]:  # fmt: skip
+    from ue_tasks import experiments
+    from ue_tasks.active.backends import SimulateBackend
+    from ue_tasks.analysis import analyse_records
+    from ue_tasks.plan import PlanSpec
+    from ue_tasks.queries import queries_for
+
+    exp = experiments.get(experiment)
+    opts = exp.resolve_options(options)
+    oset = exp.outcome_set(opts)
+    spec = PlanSpec(kind=plan_kind or exp.plan.kind, seed=seed, budget=budget, round_size=exp.plan.round_size)
+    plan = exp.build_plan(oset, spec, opts)
+    queries = queries_for(oset, plan, experiment=exp.name, template=exp.template, system_message=exp.system_message)
+    backend = SimulateBackend(exp.responder(responder, oset, seed), "logprob", 10, seed)
+    ids = dict(model=responder, harness="simulate", task=exp.name, run_id="test")
+    records = [a.record(q, mode="logprob", **ids) for q, a in zip(queries, backend.answer(queries))]
+    generations = None
+    if exp.free_answers is not None:
+        items = exp.free_answers(oset, opts)
+        generations = [g.entry(text, **ids) for g, text in zip(items, backend.generate(items))]
+    result = analyse_records(records, experiment, options=opts, seed=seed, generations=generations)
+    result["_records"] = records
+    return result
+
+
+@pytest.fixture
+def simulated() -> Callable[..., dict[str, Any]]:
+    return simulate_analysis
