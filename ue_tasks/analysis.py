@@ -27,7 +27,10 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
     if exp.fit and fit is None:
         fit = fit_records(records, seed=seed, per_component=True)
     outcomes = outcome_table(records)
-    result = analyses.run(exp.analysis_name, records, outcomes, fit, {**opts, "seed": seed})
+    # what the analysis reads besides the records (another run's utilities, entity runs): given to the analysis,
+    # described in its details, never written into the options of analysis.json
+    extra = exp.inputs(opts, records, run) if exp.inputs is not None else {}
+    result = analyses.run(exp.analysis_name, records, outcomes, fit, {**opts, **extra, "seed": seed})
     first = records[0]
     models = sorted({r["model"] for r in records})
     result = {

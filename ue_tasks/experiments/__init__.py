@@ -14,7 +14,16 @@ An experiment declares:
 - ``headline``: the flat headline keys the analysis reports (also the metric names in the harnesses' tables),
   and which of them are better when lower;
 - ``responders``: simulated models with a known property for ``--harness simulate`` (the first is the default);
-- ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults.
+- ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults;
+- ``consumes``: another experiment whose run this one reads (``--utilities RUN_DIR`` lands in
+  ``options["utilities"]``; ``ue run`` runs it first when none is given), and ``inputs``: a hook that reads what
+  the analysis needs besides the records (that run's utilities, entity runs) and hands it to the analysis;
+- ``builds_on_outcomes``: the outcome generator takes ``--outcomes`` as the base set it builds on (a policy file
+  it adds a question to) instead of being replaced by it;
+- ``text_headline``: headline keys whose values are names (shown by ``ue run``, left out of the harnesses'
+  numeric tables);
+- ``side_runs``: runs of the same experiment with other options that ``ue run`` makes first, each in its own
+  folder under the run folder, and lists in an option for the analysis (political_values: the entity runs).
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from __future__ import annotations
 import importlib
 import math
 import pkgutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +44,11 @@ from ue_tasks.templates import SYSTEM_MESSAGE, get_template
 OutcomeSource = str | Callable[[Mapping[str, Any]], OutcomeSet]
 ResponderFactory = Callable[[OutcomeSet, int], Responder]
 PlanBuilder = Callable[[OutcomeSet, PlanSpec, Mapping[str, Any]], ComparisonPlan]
+# (options, records, the run's config.json or None) -> extra analysis inputs (never written to analysis.json's options)
+InputsHook = Callable[[Mapping[str, Any], Sequence[dict], Mapping[str, Any] | None], dict]
+# options -> (the option that lists their folders, [(subfolder, options of the run)]): runs of the same experiment
+# that `ue run` makes beside this one (political_values: one run per entity)
+SideRuns = Callable[[Mapping[str, Any]], tuple[str, list[tuple[str, dict]]]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,11 @@ class Experiment:
     lm_eval_sets: tuple[str, ...] = ()  # outcome sets that get their own lm-eval task (utility_<name>_<set>)
     plan_builder: PlanBuilder | None = None  # plan kind "custom": the experiment's own pairs (a grid, pairs per question)
     description: str = ""
+    inputs: InputsHook | None = None  # reads what the analysis needs besides the records (another run, entity runs)
+    builds_on_outcomes: bool = False  # the generator receives --outcomes as its base set instead of being replaced
+    text_headline: tuple[str, ...] = ()  # headline keys whose values are names, not numbers
+    nominal_outcomes: int | None = None  # outcomes per run, for `ue experiments`, when they come from another run
+    side_runs: SideRuns | None = None  # runs of this experiment `ue run` makes first, beside this one (entity runs)
 
     @property
     def analysis_name(self) -> str:
@@ -75,6 +94,8 @@ class Experiment:
     def outcome_set(self, options: Mapping[str, Any] | None = None) -> OutcomeSet:
         """The outcomes of a run: ``options['outcomes']`` (a set name or file) when given, else the family."""
         opts = self.resolve_options(options)
+        if callable(self.outcomes) and self.builds_on_outcomes:
+            return self.outcomes(opts)
         source = opts.get("outcomes") or self.outcomes
         if callable(source):
             return source(opts)
