@@ -97,19 +97,36 @@ def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, b
     key, subs = exp.side_runs(exp.resolve_options(config.options))
     if not subs:
         return config, backend
+    given = config.options.get(key)
+    listed = [str(x) for x in given] if isinstance(given, (list, tuple)) else [x for x in str(given or "").split(",") if x.strip()]
+    folders = [str((out / sub).resolve()) for sub, _ in subs]
+    final = replace(config, options={**config.options, key: ",".join(listed + [f for f in folders if f not in listed])})
+    _refuse_another_configuration(final, out)  # before any side run is asked, not after
     if config.harness != "simulate" and backend is None:
         backend = make_backend(config.resolve(), exp.outcome_set({**config.options, **({"outcomes": config.outcomes} if config.outcomes else {})}))
     log(f"{exp.name}: {len(subs)} side runs first, into {out}/{subs[0][0].split('/')[0]}/ (each its own run folder)")
-    folders = []
     for sub, options in subs:
-        folder = out / sub
-        run_experiment(replace(config, options=options), folder, cache_dir=cache_dir,
+        run_experiment(replace(config, options=options), out / sub, cache_dir=cache_dir,
                        backend=backend if config.harness != "simulate" else None, progress=progress, log=log, figures=False)  # fmt: skip
-        folders.append(str(folder.resolve()))
-    given = config.options.get(key)
-    listed = [str(x) for x in given] if isinstance(given, (list, tuple)) else [x for x in str(given or "").split(",") if x.strip()]
-    options = {**config.options, key: ",".join(listed + [f for f in folders if f not in listed])}
-    return replace(config, options=options), backend
+    return final, backend
+
+
+def _refuse_another_configuration(config: RunConfig, out: Path) -> None:
+    """A run folder that holds a run with other options, model or harness is refused up front (the driver checks
+    every field again when it opens the folder)."""
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    try:
+        theirs = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return  # the driver says what is wrong with it
+    mine = {"experiment": config.experiment, "harness": config.harness, "model": config.model, "model_args": config.model_args,
+            "options": config.options}  # fmt: skip
+    diff = [k for k, v in mine.items() if theirs.get(k) != v]
+    if diff:
+        shown = ", ".join(f"{k}: {theirs.get(k)!r} → {mine[k]!r}" for k in diff[:3])
+        raise UserError(f"{out} holds a run with another configuration ({shown}); resume it with the same options or choose a new --out folder")
 
 
 def _model_of(config: RunConfig) -> dict:

@@ -22,6 +22,7 @@ from ue_tasks.queries import queries_for
 
 UE = [sys.executable, "-m", "ue_cli.main"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+SMALL = ("--budget", "400", "--holdout-fraction", "0.01", "--no-cache")
 
 
 def ue(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -38,9 +39,9 @@ def analysis(folder: Path) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pv")
-    ue("run", "political_values", "--harness", "simulate", "--model", "sim", "--budget", "400", "--out", str(root / "left"), "--no-cache")
-    ue("run", "political_values", "--harness", "simulate", "--model", "sim", "--responder", "right", "--budget", "400",
-       "--option", "run_entities=none", "--out", str(root / "right"), "--no-cache")  # fmt: skip
+    ue("run", "political_values", "--harness", "simulate", "--model", "sim", *SMALL, "--out", str(root / "left"))
+    ue("run", "political_values", "--harness", "simulate", "--model", "sim", "--responder", "right", *SMALL,
+       "--option", "run_entities=none", "--out", str(root / "right"))  # fmt: skip
     return root
 
 
@@ -82,6 +83,15 @@ def test_ue_analyse_reproduces_the_analysis_from_the_records(runs):
     assert (runs / "left" / "analysis.json").read_text() == before
 
 
+def test_a_rerun_resumes_and_other_entities_are_refused_before_any_is_asked(runs):
+    proc = ue("run", "political_values", "--harness", "simulate", "--model", "sim", *SMALL, "--out", str(runs / "left"))
+    assert proc.stderr.count("0 queries asked") == 8  # the seven entity runs and the model's, nothing asked again
+    proc = ue("run", "political_values", "--harness", "simulate", "--model", "sim", *SMALL, "--option", "run_entities=politicians",
+              "--out", str(runs / "left"), check=False)  # fmt: skip
+    assert proc.returncode == 2 and "another configuration" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(list((runs / "left" / "entities").iterdir())) == 7
+
+
 def test_the_prompts_are_the_papers_byte_for_byte():
     stem = "\n\nPolicy A:\n{a}\n\nPolicy B:\n{b}\n\n"
     expected = {
@@ -119,7 +129,7 @@ def test_the_companions_files_read_as_they_are(reference_data, tmp_path):
     out = tmp_path / "companion"
     ue("run", "political_values", "--harness", "simulate", "--model", "sim", "--outcomes", str(folder / "policy_options.json"),
        "--option", f"entities_file={folder / 'entities.json'}", "--option", "run_entities=Bernie Sanders,Donald Trump",
-       "--budget", "300", "--out", str(out), "--no-cache", "--no-figures")  # fmt: skip
+       "--budget", "300", "--holdout-fraction", "0.01", "--out", str(out), "--no-cache", "--no-figures")  # fmt: skip
     a = analysis(out)
     assert a["headline"]["lean"] is None and "no left/right coding" in a["notes"]["lean"]
     assert a["headline"]["n_entities"] == 2 and isinstance(a["headline"]["explained_variance_2d"], float)
