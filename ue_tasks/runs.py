@@ -17,6 +17,7 @@ the outcome set is checked; ``ue run`` checks both before asking anything.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ class FittedRun:
     @property
     def utilities(self) -> dict[str, float]:
         """``{outcome id: utility}`` of every fitted outcome (mean 0, sd 1 over the run's outcomes)."""
-        return {r["id"]: float(r["utility"]) for r in self.fit.utilities() if r["utility"] == r["utility"]}
+        return {r["id"]: float(r["utility"]) for r in self.fit.utilities() if math.isfinite(r["utility"])}
 
     def outcomes(self) -> OutcomeSet:
         """The run's outcomes as it generated them (``outcomes.jsonl``), or, failing that, those its records name."""
@@ -72,7 +73,8 @@ def fitted_run(path: str | Path, experiment: str | None = None) -> FittedRun:
 
     folder = Path(path).expanduser()
     rec = folder / "records.jsonl"
-    stamp = (str(folder.resolve()), experiment, rec.stat().st_mtime_ns if rec.is_file() else None, rec.stat().st_size if rec.is_file() else None)
+    st = rec.stat() if rec.is_file() else None
+    stamp = (str(folder.resolve()), experiment, st.st_mtime_ns if st else None, st.st_size if st else None)
     if stamp in _CACHE:
         return _CACHE[stamp]
     config, records = read_run(folder, experiment)

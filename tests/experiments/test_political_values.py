@@ -162,3 +162,15 @@ def test_entity_runs_of_other_policies_are_refused(runs, tmp_path):
        "entity=The Green Party", "--out", str(other / "green"), "--no-cache", "--no-figures")  # fmt: skip
     proc = ue("analyse", str(runs / "right"), "--option", f"entities={other / 'green'}", "--out", str(tmp_path / "x"), check=False)
     assert proc.returncode == 2 and "other policies" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_entity_run_folders_come_as_a_list_or_a_parent_folder(runs, tmp_path):
+    from ue_tasks.runs import run_folders
+
+    parent = runs / "left" / "entities"
+    assert len(run_folders(str(parent))) == 7
+    two = f"{parent / 'the_green_party'},{parent / 'the_reform_party'}"
+    assert [p.name for p in run_folders(two)] == ["the_green_party", "the_reform_party"]
+    assert len(run_folders([str(parent / "the_green_party"), str(parent)])) == 7  # each folder once
+    with pytest.raises(UserError, match="neither a `ue run` folder"):
+        run_folders(str(tmp_path / "nowhere"), where="--option entities")
