@@ -6,12 +6,14 @@ and the entity runs that ``political_values`` places on its map beside the model
   its own seed — exactly the fit ``ue run`` wrote to its utilities.csv — cached per folder and records file.
 - ``model_identity`` / ``check_same_model``: which model a run asked, harness-independent where the weights are
   named (lm-eval's ``pretrained=PATH`` and Inspect's ``model_path=PATH`` are one model), so a utilities run of
-  another model is refused with one sentence.
+  another model is refused with one sentence; ``check_same_weights`` compares the records' weight fingerprints
+  (``ue_tasks.model_identity``), which also works inside the harnesses.
 - ``check_same_outcomes``: the outcomes a run asks about must be the consumed run's, id for id and text for text.
 - ``run_folders``: ``DIR1,DIR2`` (or a list, or a folder holding run folders) as run folders.
 
-The harness tasks (lm-eval, Inspect) do not know the model's name when they build their documents, so there only
-the outcome set is checked; ``ue run`` checks both before asking anything.
+The harness tasks (lm-eval, Inspect) do not know the model's name when they build their documents, so there the
+outcome set is checked before anything is asked and the weights when the answers are analysed; ``ue run`` checks
+both before asking anything.
 """
 
 from __future__ import annotations
@@ -119,6 +121,29 @@ def check_same_model(ours: Mapping[str, Any], consumed: Mapping[str, Any], folde
         )
 
 
+def _weights(records: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The weight fingerprints (``model_fingerprint``, model identity) of a run's answered records; simulated ones
+    are left out (a simulated responder's fingerprint is its name and seed, which two runs of one simulated model may
+    not share)."""
+    return {str(r["model_fingerprint"]) for r in records if r.get("model_fingerprint") and r.get("harness") != "simulate"}
+
+
+def check_same_weights(records: Sequence[Mapping[str, Any]], consumed: Sequence[Mapping[str, Any]], folder: str | Path,
+                       what: str = "utilities") -> None:  # fmt: skip
+    """Refuse a consumed run whose records were answered by other weights than these records (their
+    ``model_fingerprint``s do not meet). This works inside lm-eval and Inspect too, where the model's name is not
+    known when the documents are built but every answered record carries its identity; records without a
+    fingerprint (API models, older runs) are not compared."""
+    ours, theirs = _weights(records), _weights(consumed)
+    if ours and theirs and not ours & theirs:
+        names = sorted({str(r.get("model")) for r in consumed if r.get("model")})
+        raise UserError(
+            f"{folder} is a {what} run answered by other weights ({', '.join(names) or 'unknown'}, fingerprint "
+            f"{', '.join(sorted(theirs))}) than this run's (fingerprint {', '.join(sorted(ours))}); give the {what} run of "
+            f"the same model (or add --option check_model=false to compare them anyway)"
+        )
+
+
 def check_same_outcomes(texts: Mapping[str, str], consumed: OutcomeSet, folder: str | Path, what: str = "utilities",
                         exact: bool = False) -> None:  # fmt: skip
     """Every outcome id of this run must be in the consumed run with the same text; with ``exact`` (an outcome set,
@@ -207,8 +232,10 @@ def utilities_inputs(options: Mapping[str, Any], records: Sequence[dict], run: M
     if not path:
         return {}
     fitted = fitted_run(path, "utilities")
-    if run is not None and options.get("check_model", True) not in (False, "false", "False", 0):
-        check_same_model(run, fitted.config, path)
+    if options.get("check_model", True) not in (False, "false", "False", 0):
+        if run is not None:
+            check_same_model(run, fitted.config, path)
+        check_same_weights(records, fitted.records, path)
     base = fitted.outcomes()
     if check_outcomes:
         check_same_outcomes(texts_of(records), base, path)

@@ -207,3 +207,19 @@ def test_inspect_tasks_take_the_utilities_run_from_task_options(likes, tmp_path)
     metrics = {name: m.value for name, m in log.results.scores[0].metrics.items()}
     assert metrics["n_outcomes_compared"] == 12 and math.isfinite(metrics["power_correlation"])
     assert math.isfinite(metrics["coercive_power_correlation"])
+
+
+def test_a_utilities_run_answered_by_other_weights_is_refused_from_the_records_alone():
+    """Inside lm-eval and Inspect the model's name is unknown when documents are built; the answered records carry
+    the weights' fingerprint (model identity), and a utilities run of other weights is refused from those."""
+    from ue_metrics.errors import UserError
+    from ue_tasks import runs
+
+    ours = [{"harness": "lm-eval", "model": "SmolLM2-135M-Instruct", "model_fingerprint": "aaaa"}]
+    same = [{"harness": "inspect", "model": "SmolLM2-135M-Instruct", "model_fingerprint": "aaaa"}]
+    other = [{"harness": "lm-eval", "model": "gemma-3-270m", "model_fingerprint": "bbbb"}]
+    runs.check_same_weights(ours, same, "u")  # one model under two harnesses
+    runs.check_same_weights(ours, [{"harness": "lm-eval", "model": "gpt-4o-mini"}], "u")  # no fingerprint: not compared
+    runs.check_same_weights([{**ours[0], "harness": "simulate"}], other, "u")  # simulated: not compared
+    with pytest.raises(UserError, match=r"^u is a utilities run answered by other weights \(gemma-3-270m"):
+        runs.check_same_weights(ours, other, "u")
