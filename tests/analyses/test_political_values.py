@@ -92,6 +92,12 @@ def test_the_map_finds_the_entity_built_closest_to_the_subject(policies):
     assert by_name["opposite"]["correlation"] < -0.8 and by_name["opposite"]["distance"] > 1.8
     assert 0.0 < h["explained_variance_2d"] <= 1.0 + 1e-12
     assert d["explained_variance"][0] >= d["explained_variance"][1]
+    assert "explained_variance_2d_caveat" not in result["notes"]
+    # with two entities the three points lie in a plane: the share is 1 by construction, and a note says so
+    two = analyse(records, entity_utilities={k: entities[k] for k in ("near", "opposite")},
+                  entity_runs=[{"label": k, "kind": "politician"} for k in ("near", "opposite")])  # fmt: skip
+    assert two["headline"]["explained_variance_2d"] == pytest.approx(1.0, abs=1e-9)
+    assert "3 points span at most 2 dimensions" in two["notes"]["explained_variance_2d_caveat"]
     # the first component is oriented with right-coded policies positive: the left-leaning subject sits left of the opposite
     points = {p["label"]: p for p in result["figures"]["political_map"]["points"]}
     assert points["this model"]["x"] < points["opposite"]["x"]

@@ -238,8 +238,13 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         else:
             notes["nearest_entity"] = notes["nearest_entity_distance"] = "the runs given are models' own runs, not entity runs"
         headline_map["explained_variance_2d"] = float(sum(m["explained"]))
-        if len(m["labels"]) == 2:
-            notes["explained_variance_2d_caveat"] = "with one entity the two points span one dimension, which explains all variance"
+        if len(m["labels"]) <= 3:
+            n_ent = len(m["labels"]) - 1
+            notes["explained_variance_2d_caveat"] = (
+                f"with {n_ent} entit{'y' if n_ent == 1 else 'ies'} the {len(m['labels'])} points span at most "
+                f"{len(m['labels']) - 1} dimension{'' if n_ent == 1 else 's'}, which explain{'s' if n_ent == 1 else ''} all "
+                "variance; give three or more entity runs for an informative share"
+            )
         details_map = {
             "n_shared_policies": len(m["policies"]),
             "explained_variance": m["explained"],
