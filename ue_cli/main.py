@@ -137,7 +137,7 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     if args.action == "list":
         for name in BUILTIN:
             s = load_outcomes(name)
-            print(f"{name:<6} {len(s):>4} outcomes, {len(set(s.categories))} categories")
+            print(f"{name:<8} {len(s):>4} outcomes, {len(set(s.categories))} categories")
         return 0
     if not args.set:
         raise UserError("`ue outcomes show` needs a set name or file, e.g. `ue outcomes show mini`")
@@ -325,12 +325,14 @@ def cmd_experiments(args: argparse.Namespace) -> int:
         if callable(exp.outcomes) and not exp.options.get("outcomes"):
             try:
                 n = len(exp.outcome_set())
-            except UserError:
-                n = None
+            except UserError:  # outcomes built from another run (corrigibility): the run's default size
+                n = exp.nominal_outcomes
         else:
             n = len(exp.outcome_set())
         prompts = exp.queries_per_model(n) if n else None
         free = exp.free_answer_requests() if n else 0
+        if prompts and exp.side_runs is not None:  # runs `ue run` makes beside it by default (political entities)
+            prompts *= 1 + len(exp.side_runs(exp.resolve_options({}))[1])
         k = exp.samples if exp.mode == "sample" else 1
         rows.append((name, exp.section, f"{n}" if n else "?", exp.plan.kind,
                      (f"{prompts:,}" + (f" + {free} free-form" if free else "")) if prompts else "?",
@@ -342,6 +344,18 @@ def cmd_experiments(args: argparse.Namespace) -> int:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
     print("\nprompts = (pair, ordering) queries per model (log-prob: one forward pass each), plus free-form questions "
           "asked once each; requests at K = 10 sampled answers per ordering, as the paper (METHOD.md §2.3, §6.2).")
+    for name, exp in experiments.all_experiments().items():
+        if exp.side_runs is not None:
+            key, subs = exp.side_runs(exp.resolve_options({}))
+            print(f"{name}: its own run plus {len(subs)} {key} runs by default, one run folder each under OUT/{key}/ (all "
+                  "counted in its prompts; `ue run --help` and the experiment's docs say how to choose them).")
+    consumed: dict[str, list[str]] = {}
+    for name, exp in experiments.all_experiments().items():
+        if exp.consumes:
+            consumed.setdefault(exp.consumes, []).append(name)
+    for c, names in consumed.items():
+        print(f"reads a run of {c}: {', '.join(names)} build on the model's own {c} run — give it with --{c} RUN_DIR, or "
+              f"`ue run` runs it first into OUT/{c}; a run of another model or outcome set is refused.")
     return 0
 
 

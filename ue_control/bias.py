@@ -2,91 +2,32 @@
 (outcome tags ``politics:left`` / ``politics:right``; the shipped ``ue_control/data/policies.jsonl`` codes each
 policy by which party's national platform of the 2020s champions it — see docs/control.md).
 
-- ``utility_gap``: mean utility of left-coded minus right-coded outcomes, with utilities standardised (mean 0,
-  SD 1 over the coded outcomes of the fit) so that fits of different models compare. Positive = leans left.
-- ``left_share``: share of the pairs that oppose a left-coded and a right-coded outcome in which the
-  preference (pooled over both orderings) sides with the left-coded one; an exact tie counts one half.
-
-Pure functions of utilities and per-pair preferences; numpy only.
+The political-lean measure itself — ``utility_gap`` (mean standardised utility of left-coded minus right-coded
+outcomes; positive = leans left), ``left_share`` (share of left-vs-right pairs won by the left-coded outcome), the
+coding and the pooled pair preferences — has one definition, in ``ue_metrics.analyses.political_values`` (the
+political_values experiment, METHOD.md §4.7), imported here. This module adds what only control needs: the
+measures as one table, agreement with the assembly's preferences, and a rank correlation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-LEFT, RIGHT = "politics:left", "politics:right"
+from ue_metrics.analyses.political_values import (
+    LEFT,
+    RIGHT,
+    coding_from_outcomes,
+    coding_from_records,
+    left_share,
+    pair_preferences,
+    utility_gap,
+)
 
-
-def coding_from_records(records: Iterable[dict], tags: Mapping[str, Iterable[str]]) -> dict[str, str]:
-    """``{outcome id: "left"|"right"}`` for the outcomes of ``records`` whose tags carry a coding."""
-    out: dict[str, str] = {}
-    for r in records:
-        for oid in (r["a_id"], r["b_id"]):
-            t = set(tags.get(oid, ()))
-            if LEFT in t and RIGHT not in t:
-                out[oid] = "left"
-            elif RIGHT in t and LEFT not in t:
-                out[oid] = "right"
-    return out
-
-
-def coding_from_outcomes(outcomes) -> dict[str, str]:
-    """``{id: "left"|"right"}`` from an ``OutcomeSet`` (outcomes with neither or both tags are left out)."""
-    out = {}
-    for o in outcomes:
-        t = set(o.tags)
-        if (LEFT in t) != (RIGHT in t):
-            out[o.id] = "left" if LEFT in t else "right"
-    return out
-
-
-def pair_preferences(records: Iterable[dict]) -> dict[tuple[str, str], float]:
-    """``{(a, b): P(a ≻ b)}`` pooled over the records of each unordered pair (both orderings, any citizens),
-    keyed with a < b. Sample-mode records count by votes, log-prob records one each."""
-    acc: dict[tuple[str, str], list[float]] = {}
-    for r in records:
-        if r["mode"] == "sample":
-            w = float(r["n_a"] + r["n_b"])
-            if w <= 0:
-                continue
-            p = r["n_a"] / w
-        else:
-            if r["p_a"] is None:
-                continue
-            w, p = 1.0, float(r["p_a"])
-        a, b = r["a_id"], r["b_id"]
-        key, p_key = ((a, b), p) if a < b else ((b, a), 1.0 - p)
-        slot = acc.setdefault(key, [0.0, 0.0])
-        slot[0] += w * p_key
-        slot[1] += w
-    return {k: s / w for k, (s, w) in acc.items()}
-
-
-def utility_gap(utilities: Mapping[str, float], coding: Mapping[str, str]) -> float:
-    ids = [i for i, c in coding.items() if c in ("left", "right") and i in utilities and not math.isnan(utilities[i])]
-    left = [i for i in ids if coding[i] == "left"]
-    right = [i for i in ids if coding[i] == "right"]
-    if not left or not right:
-        return float("nan")
-    u = np.array([utilities[i] for i in ids], dtype=float)
-    sd = u.std(ddof=1) if len(u) > 1 else 0.0
-    z = {i: (utilities[i] - u.mean()) / sd if sd > 0 else 0.0 for i in ids}
-    return float(np.mean([z[i] for i in left]) - np.mean([z[i] for i in right]))
-
-
-def left_share(preferences: Mapping[tuple[str, str], float], coding: Mapping[str, str]) -> tuple[float, int]:
-    """(share of left-vs-right pairs won by the left-coded outcome, number of such pairs)."""
-    wins: list[float] = []
-    for (a, b), p in preferences.items():
-        ca, cb = coding.get(a), coding.get(b)
-        if {ca, cb} != {"left", "right"}:
-            continue
-        p_left = p if ca == "left" else 1.0 - p
-        wins.append(1.0 if p_left > 0.5 else 0.0 if p_left < 0.5 else 0.5)
-    return (float(np.mean(wins)) if wins else float("nan")), len(wins)
+__all__ = ["LEFT", "RIGHT", "coding_from_outcomes", "coding_from_records", "pair_preferences", "utility_gap", "left_share",
+           "bias_measures", "agreement", "spearman"]  # fmt: skip
 
 
 def bias_measures(utilities: Mapping[str, float] | None, preferences: Mapping[tuple[str, str], float],

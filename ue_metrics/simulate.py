@@ -139,11 +139,13 @@ class Responder:
     """A simulated model whose preferences are known: P(a ≻ b) = Φ((μa − μb)/sqrt(σa² + σb²)) from per-outcome
     ``mu``/``var`` (a Thurstonian agent, transitive by construction), or a fair coin (``coin=True``, the paper's
     random responder). ``position_bias`` mixes in a pull toward the first-shown option as in
-    ``simulate_records``. ``description`` says what property the responder has, for the run's record."""
+    ``simulate_records``. ``description`` says what property the responder has, for the run's record.
+    ``by_template`` gives other responders for other prompt templates: a simulated model asked a different
+    question (which outcome gives it more power, §4.10) answers from a different known truth."""
 
     def __init__(self, name: str, mu: dict[str, float] | None = None, var: dict[str, float] | None = None,
                  coin: bool = False, position_bias: float = 0.0, description: str = "", noise: float = 0.0,
-                 seed: int = 0) -> None:  # fmt: skip
+                 seed: int = 0, by_template: dict[str, Responder] | None = None) -> None:  # fmt: skip
         if not coin and mu is None:
             raise ValueError("a Thurstonian responder needs utilities")
         if not -0.5 <= position_bias <= 0.5:
@@ -156,6 +158,11 @@ class Responder:
         self.description = description
         self.noise = noise
         self.seed = seed
+        self.by_template = dict(by_template or {})
+
+    def for_template(self, template: str) -> Responder:
+        """The responder that answers prompts of ``template`` (itself unless ``by_template`` names another)."""
+        return self.by_template.get(template, self)
 
     def p_a(self, a_id: str, b_id: str) -> float:
         """P(a ≻ b), free of position."""

@@ -31,8 +31,12 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
         bootstrap = _whole(opts.get("bootstrap", 0), "bootstrap") if "bootstrap" in exp.options else 0
         fit = fit_records(records, seed=seed, per_component=True, bootstrap=bootstrap)
     outcomes = outcome_table(records)
-    extra = {"generations": list(generations)} if generations is not None else {}
-    result = analyses.run(exp.analysis_name, records, outcomes, fit, {**opts, "seed": seed, **extra})
+    # what the analysis reads besides the records (another run's utilities, entity runs, free answers): given to the
+    # analysis, described in its details, never written into the options of analysis.json
+    extra = exp.inputs(opts, records, run) if exp.inputs is not None else {}
+    if generations is not None:
+        extra["generations"] = list(generations)
+    result = analyses.run(exp.analysis_name, records, outcomes, fit, {**opts, **extra, "seed": seed})
     first = records[0]
     models = sorted({r["model"] for r in records})
     result = {

@@ -1,5 +1,6 @@
-"""Outcome sets: the shipped ``core`` (570 outcomes in the paper's 30 categories, in this project's own words)
-and ``mini`` (a balanced ~60-outcome subset for demos and CI), plus a loader for users' files.
+"""Outcome sets: the shipped ``core`` (570 outcomes in the paper's 30 categories, in this project's own words),
+``mini`` (a balanced ~60-outcome subset for demos and CI) and ``policies`` (128 U.S. policies in 16 areas, coded
+left/right/neutral, for the political_values experiment), plus a loader for users' files.
 
 User files may be a flat JSON list (strings or ``{"id", "text", "category"}`` objects), a category → list
 JSON object (the companion's format: flattened in file order, ids 0..N−1 as in METHOD.md §1.1), JSONL with one
@@ -21,7 +22,7 @@ from typing import Any
 
 from ue_metrics.errors import UserError
 
-BUILTIN = ("core", "mini")
+BUILTIN = ("core", "mini", "policies")
 CATEGORIES = (
     "Personal finances", "Personal possessions", "Personal wellbeing", "Personal relationships",
     "AI and human romantic relationships", "Recreation: movies", "Recreation: books", "Recreation: video games",
@@ -258,6 +259,9 @@ def load_outcomes(spec: str | Path) -> OutcomeSet:
     if spec == "core":
         out = read_outcome_file(_data_dir() / "core.jsonl")
         return OutcomeSet(name="core", outcomes=out.outcomes, source="ue:core")
+    if spec == "policies":  # the political_values experiment's policy set (METHOD.md §4.7), coded left/right/neutral
+        out = read_outcome_file(_data_dir() / "policies.jsonl")
+        return OutcomeSet(name="policies", outcomes=out.outcomes, source="ue:policies")
     if spec == "mini":
         core = load_outcomes("core")
         ids = [x.strip() for x in (_data_dir() / "mini.txt").read_text(encoding="utf-8").splitlines() if x.strip()]

@@ -22,7 +22,17 @@ from ue_tasks.analysis import analyse_records, write_result
 
 def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path | None = "default", backend: Any = None,
                    progress: Any = None, log: Callable[[str], None] = print, figures: bool = True) -> dict:  # fmt: skip
-    """Elicit into ``out`` (resumable), then fit and analyse; returns the analysis."""
+    """Elicit into ``out`` (resumable), then fit and analyse; returns the analysis. An experiment that reads
+    another run (``consumes``) gets it from ``--utilities`` (checked: same model, same outcomes) or runs it first
+    into ``out/<consumed experiment>``."""
+    from ue_tasks import experiments
+
+    exp = experiments.get(config.experiment)
+    if exp.consumes:
+        config, backend = _with_consumed_run(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress,
+                                             log=log, figures=figures)  # fmt: skip
+    if exp.side_runs is not None:
+        config, backend = _with_side_runs(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress, log=log)
     run = Elicitation(config, out, cache_dir=cache_dir, backend=backend, progress=progress, log=log)
     run.run()
     # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
@@ -31,6 +41,96 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
     write_result(result, out, figures=figures, log=log)
     log(f"{run.queries_asked} queries asked, {run.cache_hits} answered from the cache")
     return result
+
+
+def _with_consumed_run(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, backend: Any, progress: Any,
+                       log: Callable[[str], None], figures: bool) -> tuple[RunConfig, Any]:  # fmt: skip
+    """The consumed run's folder in ``config.options`` (resolved), checked against this run's model; run first
+    when none is given. Returns the configuration and the backend for this run (a model backend is shared with
+    the consumed run when both use the same system message, so the model loads once)."""
+    from dataclasses import replace
+
+    from ue_tasks import experiments, runs
+    from ue_tasks.active.backends import SimulateBackend
+    from ue_tasks.active.driver import make_backend
+
+    key = exp.consumes
+    options = dict(config.options)
+    given = options.get(key)
+    if given:
+        folder = Path(str(given)).expanduser()
+        if not (folder / "config.json").is_file():
+            raise UserError(f"--{key} {given}: not a `ue run` folder (it needs config.json and records.jsonl); give the folder of a finished {key} run")
+    else:
+        folder = out / key
+        base = experiments.get(key)
+        sub = replace(config, experiment=key, options={}, template=None, system_message=None).resolve()
+        base_outcomes = base.outcome_set({"outcomes": sub.outcomes} if sub.outcomes else {})
+        if sub.harness == "simulate":
+            responder = exp.responder(config.responder, base_outcomes, sub.seed)
+            sub_backend = SimulateBackend(responder, sub.mode, sub.samples, sub.seed)
+        else:
+            sub_backend = backend or make_backend(sub, base_outcomes)
+            if base.system_message == (config.system_message if config.system_message is not None else exp.system_message):
+                backend = backend or sub_backend
+        log(f"{exp.name} reads a {key} run of the same model; none was given (--{key} RUN_DIR), so it runs first into {folder}")
+        run_experiment(sub, folder, cache_dir=cache_dir, backend=sub_backend, progress=progress, log=log, figures=figures)
+    options[key] = str(folder.resolve())
+    config = replace(config, options=options)
+    theirs = runs.read_config(folder)
+    if theirs.get("experiment") != key:
+        raise UserError(f"{folder} is a run of {theirs.get('experiment')!r}, not of {key!r}; give a {key} run folder with --{key}")
+    if options.get("check_model", True) not in (False, "false", "False", 0):
+        runs.check_same_model(_model_of(config), theirs, folder, key)
+    return config, backend
+
+
+def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, backend: Any, progress: Any,
+                    log: Callable[[str], None]) -> tuple[RunConfig, Any]:  # fmt: skip
+    """Make the experiment's side runs (each resumable, in its own folder under ``out``) and list their folders in
+    the option the analysis reads. A model backend is shared by all of them and this run (the model loads once);
+    a simulator is made per run (its answers depend on the run's outcomes)."""
+    from dataclasses import replace
+
+    from ue_tasks.active.driver import make_backend
+
+    key, subs = exp.side_runs(exp.resolve_options(config.options))
+    if not subs:
+        return config, backend
+    given = config.options.get(key)
+    listed = [str(x) for x in given] if isinstance(given, (list, tuple)) else [x for x in str(given or "").split(",") if x.strip()]
+    folders = [str((out / sub).resolve()) for sub, _ in subs]
+    final = replace(config, options={**config.options, key: ",".join(listed + [f for f in folders if f not in listed])})
+    _refuse_another_configuration(final, out)  # before any side run is asked, not after
+    if config.harness != "simulate" and backend is None:
+        backend = make_backend(config.resolve(), exp.outcome_set({**config.options, **({"outcomes": config.outcomes} if config.outcomes else {})}))
+    log(f"{exp.name}: {len(subs)} side runs first, into {out}/{subs[0][0].split('/')[0]}/ (each its own run folder)")
+    for sub, options in subs:
+        run_experiment(replace(config, options=options), out / sub, cache_dir=cache_dir,
+                       backend=backend if config.harness != "simulate" else None, progress=progress, log=log, figures=False)  # fmt: skip
+    return final, backend
+
+
+def _refuse_another_configuration(config: RunConfig, out: Path) -> None:
+    """A run folder that holds a run with other options, model or harness is refused up front (the driver checks
+    every field again when it opens the folder)."""
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    try:
+        theirs = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return  # the driver says what is wrong with it
+    mine = {"experiment": config.experiment, "harness": config.harness, "model": config.model, "model_args": config.model_args,
+            "options": config.options}  # fmt: skip
+    diff = [k for k, v in mine.items() if theirs.get(k) != v]
+    if diff:
+        shown = ", ".join(f"{k}: {theirs.get(k)!r} → {mine[k]!r}" for k in diff[:3])
+        raise UserError(f"{out} holds a run with another configuration ({shown}); resume it with the same options or choose a new --out folder")
+
+
+def _model_of(config: RunConfig) -> dict:
+    return {"harness": config.harness, "model": config.model, "model_args": config.model_args}
 
 
 def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, experiment: str | None = None,

@@ -116,7 +116,7 @@ class SimulateBackend(Backend):
         out = []
         for q in queries:
             first, second = (q.a_id, q.b_id) if q.a_first else (q.b_id, q.a_id)
-            p = self.responder.p_first(first, second)
+            p = self.responder.for_template(q.template).p_first(first, second)
             if self.mode == "logprob":
                 out.append(Answer(p_first=p, label_mass=1.0))
             else:

@@ -17,7 +17,14 @@ An experiment declares:
 - ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults; an
   experiment with a ``bootstrap`` option has its analysis fit bootstrapped with that many pair resamples;
 - ``free_answers`` (and ``judge``): free-form questions asked after the pairwise elicitation (utility maximisation's
-  direct answer, ``ue_tasks.generation``), and the judge requests built from those answers.
+  direct answer, ``ue_tasks.generation``), and the judge requests built from those answers;
+- ``consumes``: another experiment whose run this one reads (``--utilities RUN_DIR`` lands in
+  ``options["utilities"]``; ``ue run`` runs it first when none is given), and ``inputs``: a hook that reads what
+  the analysis needs besides the records (that run's utilities, entity runs) and hands it to the analysis;
+- ``text_headline``: headline keys whose values are names (shown by ``ue run``, left out of the harnesses'
+  numeric tables);
+- ``side_runs``: runs of the same experiment with other options that ``ue run`` makes first, each in its own
+  folder under the run folder, and lists in an option for the analysis (political_values: the entity runs).
 """
 
 from __future__ import annotations
@@ -41,6 +48,11 @@ ResponderFactory = Callable[[OutcomeSet, int], Responder]
 PlanBuilder = Callable[[OutcomeSet, PlanSpec, Mapping[str, Any]], ComparisonPlan]
 FreeAnswers = Callable[[OutcomeSet, Mapping[str, Any]], list[Generation]]
 JudgeBuilder = Callable[[OutcomeSet, Sequence[Mapping[str, Any]], Mapping[str, Any]], list[Generation]]
+# (options, records, the run's config.json or None) -> extra analysis inputs (never written to analysis.json's options)
+InputsHook = Callable[[Mapping[str, Any], Sequence[dict], Mapping[str, Any] | None], dict]
+# options -> (the option that lists their folders, [(subfolder, options of the run)]): runs of the same experiment
+# that `ue run` makes beside this one (political_values: one run per entity)
+SideRuns = Callable[[Mapping[str, Any]], tuple[str, list[tuple[str, dict]]]]
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,10 @@ class Experiment:
     free_answers: FreeAnswers | None = None  # free-form questions asked after the pairs (ue_tasks.generation)
     judge: JudgeBuilder | None = None  # judge requests for the free answers that no string match settles
     description: str = ""
+    inputs: InputsHook | None = None  # reads what the analysis needs besides the records (another run, entity runs)
+    text_headline: tuple[str, ...] = ()  # headline keys whose values are names, not numbers
+    nominal_outcomes: int | None = None  # outcomes per run, for `ue experiments`, when they come from another run
+    side_runs: SideRuns | None = None  # runs of this experiment `ue run` makes first, beside this one (entity runs)
 
     @property
     def analysis_name(self) -> str:

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 QUERY_KEY = "ue_query"  # sample metadata: Query.to_dict()
 MODE_KEY = "ue_mode"  # sample metadata: "logprob" or "sample"
 GENERATION_KEY = "ue_generation"  # sample metadata of a free-form request: Generation.to_dict()
+OPTIONS_KEY = "ue_options"  # sample metadata: the experiment options its analysis reads (a utilities run, entity runs)
 MODES = ("logprob", "sample")
 # Token spellings of a label: byte-level BPE marks a leading space with "Ġ", SentencePiece with "▁"; API
 # providers return plain text (" A").

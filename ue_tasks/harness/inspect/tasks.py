@@ -35,6 +35,7 @@ from ue_tasks.harness.inspect.metrics import metrics_for, n_queries
 from ue_tasks.harness.inspect.scorer import (
     GENERATION_KEY,
     MODE_KEY,
+    OPTIONS_KEY,
     QUERY_KEY,
     InspectUserError,
     check_mode,
@@ -57,12 +58,15 @@ def sample_id(query: Query) -> str:
     return f"{query.group + '-' if query.group else ''}pair{query.pair:05d}-{query.shown_first}"
 
 
-def _sample(query: Query, mode: str) -> Sample:
+def _sample(query: Query, mode: str, options: dict | None = None) -> Sample:
     messages = [
         ChatMessageSystem(content=m["content"]) if m["role"] == "system" else ChatMessageUser(content=m["content"])
         for m in query.messages()
     ]
-    return Sample(id=sample_id(query), input=messages, metadata={QUERY_KEY: query.to_dict(), MODE_KEY: mode})
+    metadata = {QUERY_KEY: query.to_dict(), MODE_KEY: mode}
+    if options:  # the experiment options (a utilities run, entity runs) its analysis reads
+        metadata[OPTIONS_KEY] = dict(options)
+    return Sample(id=sample_id(query), input=messages, metadata=metadata)
 
 
 def _free_sample(g: Generation) -> Sample:
@@ -119,6 +123,12 @@ def _answers_task(experiment: str, outcomes: str | None = None, options: dict | 
 def _queries(experiment: str, outcomes: str | None, seed: Any, budget: Any, template: str, system_message: str | None,
              options: dict | None) -> list[Query]:  # fmt: skip
     exp = experiments.get(experiment)
+    exp.resolve_options(options)
+    if exp.consumes and not (options or {}).get(exp.consumes):
+        raise InspectUserError(
+            f"{exp.name} builds on the model's own {exp.consumes} run: add -T options='{{\"{exp.consumes}\": \"RUN_DIR\"}}' "
+            f"(a `ue run {exp.consumes}` folder of the same model)"
+        )
     spec = PlanSpec.from_options(exp.plan,
                                  where="-T option", seed=seed, budget=budget).one_shot()  # fmt: skip
     oset = exp.outcome_set({**(options or {}), **({"outcomes": outcomes} if outcomes else {})})
@@ -174,7 +184,7 @@ def _utility_task(
         epochs = Epochs(samples, preference_votes())
     outcome_set = queries[0].outcome_set
     return Task(
-        dataset=MemoryDataset([_sample(q, mode) for q in queries] + [_free_sample(g) for g in free],
+        dataset=MemoryDataset([_sample(q, mode, None if queries_file else options) for q in queries] + [_free_sample(g) for g in free],
                               name=f"ue-{exp.name}-{outcome_set}-seed{seed}"),  # fmt: skip
         solver=elicit_preference(mode, seed=seed),
         scorer=preference(mode),

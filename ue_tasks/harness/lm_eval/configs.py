@@ -89,7 +89,8 @@ def generate() -> dict[str, str]:
         lower = exp.lower_is_better
         suites = [(f"utility_{s}", {"outcomes": s}) for s in exp.lm_eval_sets] if exp.lm_eval_sets else [(f"utility_{name}", {})]
         for task, meta in suites:
-            common = dict(name=name, headline=exp.headline, lower=lower, metadata=meta)
+            numeric = tuple(k for k in exp.headline if k not in exp.text_headline)  # a name cannot be a metric value
+            common = dict(name=name, headline=numeric, lower=lower, metadata=meta)
             kwargs = {"experiment": name}
             files[f"{name}/{task}.yaml"] = _leaf(task=task, include="_utility_logprob_yaml", tags=["utility", f"ue_{name}"],
                                                  process="process_logprob", dataset_kwargs=kwargs,

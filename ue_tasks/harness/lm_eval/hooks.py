@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 # queries of the documents built in this process, by key: the aggregation turns payloads back into full records
 # (texts, attributes, groups) for the analysis; payloads alone carry what a fit needs
 _QUERIES: dict[str, Query] = {}
+# the experiment options each document was built with (``--metadata '{"option": {...}}'``), by key: the analysis of
+# an experiment that reads another run (``utilities``) or entity runs (``entities``) needs them too
+_OPTIONS: dict[str, dict] = {}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -74,8 +77,10 @@ def documents(
         queries = interleave_holdout(queries_for(oset, exp.build_plan(oset, spec, options), experiment=exp.name,
                                                  template=template or exp.template, system_message=exp.system_message))  # fmt: skip
     docs = []
+    opts = dict(options or {})
     for q in queries:
         _QUERIES[q.key] = q
+        _OPTIONS[q.key] = opts
         docs.append({**q.to_dict(), "key": q.key, "prompt": q.prompt(base_model=base_model), "base_model": base_model})
     return docs
 
@@ -115,6 +120,12 @@ def _build_dataset(experiment: str = "utilities", template: str | None = None, b
     options = metadata.get("option") or {}
     if not isinstance(options, dict):
         raise UserError(f"--metadata field 'option' must be an object of experiment options, got {options!r}")
+    exp.resolve_options(options)
+    if exp.consumes and not options.get(exp.consumes) and not metadata.get("queries_file"):
+        raise UserError(
+            f"utility_{exp.name} builds on the model's own {exp.consumes} run: add --metadata "
+            f"'{{\"option\": {{\"{exp.consumes}\": \"RUN_DIR\"}}}}' (a `ue run {exp.consumes}` folder of the same model)"
+        )
     outcomes = metadata.get("outcomes")
     docs = documents(exp.name, None if outcomes in (None, "") else str(outcomes), spec, template, _truthy(base_model),
                      metadata.get("queries_file") or None, options)  # fmt: skip
@@ -215,7 +226,8 @@ def sampled_payload(doc: dict, results: list) -> list:
 def _metric_names(doc: dict) -> tuple[str, ...]:
     from ue_tasks import experiments
 
-    return experiments.get(doc.get("experiment") or "utilities").headline
+    exp = experiments.get(doc.get("experiment") or "utilities")
+    return tuple(k for k in exp.headline if k not in exp.text_headline)
 
 
 def process_logprob(doc: dict, results: list) -> dict[str, list]:
@@ -274,8 +286,9 @@ def analysis_of(items: list) -> dict:
     records = [payload_record(p) for p in items]
     names = {r.get("experiment") for r in records}
     generations = _GENERATIONS.get(next(iter(names))) if len(names) == 1 else None
+    options = _OPTIONS.get(dict(zip(PAYLOAD_FIELDS, items[0])).get("key") or "") if items else None
     try:
-        result = analyse_records(records, generations=list(generations.values()) if generations else None)
+        result = analyse_records(records, options=options, generations=list(generations.values()) if generations else None)
     except Exception as exc:  # noqa: BLE001
         # An exception here would abort lm-eval before it writes the samples, losing the whole run. Instead the
         # metrics are NaN, the log says why, and `ue analyse OUT` can be run on the saved samples. (Typical cause:
