@@ -17,7 +17,11 @@ An experiment declares:
 - ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults; an
   experiment with a ``bootstrap`` option has its analysis fit bootstrapped with that many pair resamples;
 - ``free_answers`` (and ``judge``): free-form questions asked after the pairwise elicitation (utility maximisation's
-  direct answer, ``ue_tasks.generation``), and the judge requests built from those answers.
+  direct answer, ``ue_tasks.generation``), and the judge requests built from those answers;
+- ``variants``: named option sets (the paper's registered runs of one experiment, e.g. ``exchange_rates``'s
+  ``countries/terminal_illness``), chosen with the option ``variant`` (``--option variant=NAME``, lm-eval
+  ``--metadata '{"option": {"variant": NAME}}'``, Inspect ``-T options='{variant: NAME}'``) or, wherever an
+  experiment is named, as ``EXPERIMENT:VARIANT`` (``ue run exchange_rates:countries/terminal_illness``).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class Experiment:
     fit: bool = True
     headline: tuple[str, ...] = ()
     lower_is_better: tuple[str, ...] = ()  # headline keys where lower is better (for the harnesses' tables)
+    text_headline: tuple[str, ...] = ()  # headline keys whose values are names, not numbers (left out of harness tables)
     responders: Mapping[str, ResponderFactory] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
     consumes: str | None = None  # another experiment whose run this one reads (e.g. "utilities")
@@ -66,6 +71,13 @@ class Experiment:
     free_answers: FreeAnswers | None = None  # free-form questions asked after the pairs (ue_tasks.generation)
     judge: JudgeBuilder | None = None  # judge requests for the free answers that no string match settles
     description: str = ""
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # named option sets (--option variant=NAME)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The numeric headline keys: the metrics of the harnesses' tables (names such as a reference X stay in
+        ``analysis.json``)."""
+        return tuple(k for k in self.headline if k not in self.text_headline)
 
     @property
     def analysis_name(self) -> str:
@@ -74,11 +86,22 @@ class Experiment:
     def resolve_options(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The experiment's options with ``given`` applied; an unknown option is one clear error."""
         given = dict(given or {})
-        unknown = sorted(set(given) - set(self.options) - {"outcomes"})
+        allowed = set(self.options) | {"outcomes"} | ({"variant"} if self.variants else set())
+        unknown = sorted(set(given) - allowed)
         if unknown:
-            known = ", ".join(sorted(self.options)) or "none"
+            known = ", ".join(sorted(allowed - {"outcomes"})) or "none"
             raise UserError(f"experiment {self.name!r} has no option {unknown[0]!r} (its options: {known})")
-        return {**self.options, **given}
+        variant = given.get("variant")
+        if variant in (None, ""):
+            return {**self.options, **given}
+        if variant not in self.variants:
+            raise UserError(f"experiment {self.name!r} has no variant {variant!r}; use one of {', '.join(self.variants)}")
+        fixed = dict(self.variants[variant])
+        for key, value in fixed.items():
+            if key in given and given[key] != value:
+                raise UserError(f"variant {variant!r} of {self.name} sets {key}={value!r}, but {key}={given[key]!r} was "
+                                "also given; drop one of them")  # fmt: skip
+        return {**self.options, **fixed, **given}
 
     def outcome_set(self, options: Mapping[str, Any] | None = None) -> OutcomeSet:
         """The outcomes of a run. A shipped set or file family is replaced by ``options['outcomes']`` (a set name or
@@ -113,13 +136,13 @@ class Experiment:
         opts = self.resolve_options(options)
         return len(self.free_answers(self.outcome_set(opts), opts))
 
-    def queries_per_model(self, n: int, plan: PlanSpec | None = None) -> int:
+    def queries_per_model(self, n: int, plan: PlanSpec | None = None, options: Mapping[str, Any] | None = None) -> int:
         """(pair, ordering) prompts for ``n`` outcomes by the formulas of METHOD.md §2 (times K in sample mode
         for requests): active learning asks its initial graph plus whole rounds up to the budget, then the
         holdout."""
         plan = plan or self.plan
         if plan.kind == "custom":
-            return 2 * len(self.build_plan(self.outcome_set(), plan))
+            return 2 * len(self.build_plan(self.outcome_set(options), plan, options))
         if plan.kind == "triads":
             return 3 * 2 * (plan.budget or 1000)
         m = n * (n - 1) // 2
@@ -166,8 +189,30 @@ def all_experiments() -> dict[str, Experiment]:
     return dict(EXPERIMENTS)
 
 
+def split_name(name: str) -> tuple[str, str | None]:
+    """``"exchange_rates:countries/terminal_illness"`` → ``("exchange_rates", "countries/terminal_illness")``; a
+    plain name has no variant."""
+    base, sep, variant = str(name).partition(":")
+    return base, (variant if sep else None)
+
+
+def with_variant(name: str, options: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The experiment's plain name and its options with the variant of ``EXPERIMENT:VARIANT`` added (a variant
+    named twice, differently, is one clear error)."""
+    base, variant = split_name(name)
+    opts = dict(options or {})
+    if variant is not None:
+        if opts.get("variant") not in (None, "", variant):
+            raise UserError(f"{name!r} names variant {variant!r} but the option variant={opts['variant']!r} was also given")
+        opts["variant"] = variant
+    return base, opts
+
+
 def get(name: str) -> Experiment:
     _load_all()
+    if ":" in name:
+        raise UserError(f"{name!r} names an experiment variant; give the experiment ({split_name(name)[0]}) and "
+                        f"--option variant={split_name(name)[1]}")  # fmt: skip
     try:
         return EXPERIMENTS[name]
     except KeyError:

@@ -17,7 +17,7 @@ from inspect_ai.scorer import Metric, SampleScore, metric
 
 from ue_metrics.errors import UserError
 from ue_tasks import experiments
-from ue_tasks.harness.inspect.scorer import GENERATION_KEY, MODE_KEY, QUERY_KEY, record_from_value
+from ue_tasks.harness.inspect.scorer import GENERATION_KEY, MODE_KEY, OPTIONS_KEY, QUERY_KEY, record_from_value
 from ue_tasks.queries import Query
 
 logger = logging.getLogger(__name__)
@@ -72,8 +72,9 @@ def analysis(scores: Sequence[SampleScore]) -> dict[str, Any]:
 
     records, n_answers, n_unparsed = records_of(scores)
     free = generations_of(scores)
+    options = next((s.sample_metadata[OPTIONS_KEY] for s in scores if OPTIONS_KEY in (s.sample_metadata or {})), None)
     try:
-        result = analyse_records(records, generations=free or None)
+        result = analyse_records(records, generations=free or None, options=options)
     except (UserError, ValueError, ArithmeticError) as exc:
         logger.warning(f"ue: the metrics are NaN because these scores cannot be analysed: {exc}")
         result = {"headline": {}}
@@ -118,11 +119,11 @@ def n_queries() -> Metric:
 
 HEADLINE_METRICS: dict[str, Callable[[], Metric]] = {}
 for _exp in experiments.all_experiments().values():
-    for _key in _exp.headline:
+    for _key in _exp.metrics:
         if _key not in HEADLINE_METRICS:
             HEADLINE_METRICS[_key] = _headline_metric(_key)
 
 
 def metrics_for(experiment: str) -> list[Metric]:
     """The experiment's headline as Inspect metrics, in the experiment's order."""
-    return [HEADLINE_METRICS[k]() for k in experiments.get(experiment).headline]
+    return [HEADLINE_METRICS[k]() for k in experiments.get(experiment).metrics]

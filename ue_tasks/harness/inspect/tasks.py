@@ -35,6 +35,7 @@ from ue_tasks.harness.inspect.metrics import metrics_for, n_queries
 from ue_tasks.harness.inspect.scorer import (
     GENERATION_KEY,
     MODE_KEY,
+    OPTIONS_KEY,
     QUERY_KEY,
     InspectUserError,
     check_mode,
@@ -57,12 +58,13 @@ def sample_id(query: Query) -> str:
     return f"{query.group + '-' if query.group else ''}pair{query.pair:05d}-{query.shown_first}"
 
 
-def _sample(query: Query, mode: str) -> Sample:
+def _sample(query: Query, mode: str, options: dict | None = None) -> Sample:
     messages = [
         ChatMessageSystem(content=m["content"]) if m["role"] == "system" else ChatMessageUser(content=m["content"])
         for m in query.messages()
     ]
-    return Sample(id=sample_id(query), input=messages, metadata={QUERY_KEY: query.to_dict(), MODE_KEY: mode})
+    meta = {QUERY_KEY: query.to_dict(), MODE_KEY: mode, **({OPTIONS_KEY: dict(options)} if options else {})}
+    return Sample(id=sample_id(query), input=messages, metadata=meta)
 
 
 def _free_sample(g: Generation) -> Sample:
@@ -145,6 +147,7 @@ def _utility_task(
 ) -> Task:
     """One elicitation run: a sample per (pair, ordering) of the experiment's seeded plan."""
     try:
+        experiment, options = experiments.with_variant(experiment, options)
         exp = experiments.get(experiment)
         mode = check_mode(mode or exp.mode)
         template = template or exp.template
@@ -174,7 +177,7 @@ def _utility_task(
         epochs = Epochs(samples, preference_votes())
     outcome_set = queries[0].outcome_set
     return Task(
-        dataset=MemoryDataset([_sample(q, mode) for q in queries] + [_free_sample(g) for g in free],
+        dataset=MemoryDataset([_sample(q, mode, None if queries_file else options) for q in queries] + [_free_sample(g) for g in free],
                               name=f"ue-{exp.name}-{outcome_set}-seed{seed}"),  # fmt: skip
         solver=elicit_preference(mode, seed=seed),
         scorer=preference(mode),
