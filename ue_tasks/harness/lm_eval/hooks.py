@@ -121,6 +121,9 @@ def _build_dataset(experiment: str = "utilities", template: str | None = None, b
     options = metadata.get("option") or {}
     if not isinstance(options, dict):
         raise UserError(f"--metadata field 'option' must be an object of experiment options, got {options!r}")
+    # one lm_eval command running several experiments: {"option": {"exchange_rates": {...}, "time_discounting": {...}}}
+    if any(isinstance(options.get(name), dict) for name in experiments.all_experiments()):
+        options = options.get(exp.name) or {}
     outcomes = metadata.get("outcomes")
     docs = documents(exp.name, None if outcomes in (None, "") else str(outcomes), spec, template, _truthy(base_model),
                      metadata.get("queries_file") or None, options)  # fmt: skip
