@@ -18,8 +18,10 @@ reconstructed here as §4.9 says). No Thurstonian fit: the records are the grid 
    exact, over the delays of the curve.
 
 Headline: ``k_hyperbolic``, ``k_exponential`` (per month), ``rmse_hyperbolic``, ``rmse_exponential``,
-``hyperbolic_better``, ``indifference_multiplier_12`` (m* at one year), ``n_delays_fitted``, ``n_censored`` and
-``unparsed_rate`` (sample mode).
+``hyperbolic_better``, ``indifference_multiplier_12`` (m* at one year), ``n_delays_fitted``, ``n_censored``,
+``choice_confidence`` (mean |P(delayed) − 1/2|·2 over cells: how decided the answers are) beside a fair coin's
+``choice_confidence_random``, and ``unparsed_rate`` (sample mode). A coin's P crosses 1/2 by chance, so its curve
+is noise: low choice confidence and a large RMSE (negative R²) for both forms say so.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ SCORINGS = ("separate", "strict")
 
 def indifference(multipliers: np.ndarray, p: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, str]:
     """(m*, status) for one delay: status ``ok``, ``below`` (P ≥ 1/2 already at the smallest multiplier: m* ≤ m_min,
-    returned as m_min) or ``above`` (P < 1/2 everywhere: m* > m_max, returned as m_max)."""
+    returned as m_min), ``above`` (P < 1/2 everywhere: m* > m_max, returned as m_max) or ``flat`` (P = 1/2 at every
+    multiplier). A flat stretch at exactly 1/2 inside the grid gives its middle in ln m."""
     order = np.argsort(multipliers)
     m, p = multipliers[order], p[order]
     w = np.ones(len(p)) if weights is None else weights[order]
@@ -56,6 +59,14 @@ def indifference(multipliers: np.ndarray, p: np.ndarray, weights: np.ndarray | N
     if len(above) == 0:
         return float(m[-1]), "above"
     k = int(above[0])
+    if iso[k] == 0.5:  # a flat run at exactly 1/2 (pooled by the isotonic fit): its middle in ln m
+        j = k
+        while j + 1 < len(iso) and iso[j + 1] == 0.5:
+            j += 1
+        if k == 0 and j == len(iso) - 1:
+            return float("nan"), "flat"  # P = 1/2 at every multiplier: no indifference point at all
+        if k > 0:
+            return float(math.exp((math.log(m[k]) + math.log(m[j])) / 2)), "ok"
     if k == 0:
         return float(m[0]), "below"
     lm0, lm1 = math.log(m[k - 1]), math.log(m[k])
@@ -234,7 +245,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         lo, hi = np.percentile(values, [2.5, 97.5])
         return [float(lo), float(hi)]
 
-    censored = [q for q in points if q["status"] in ("below", "above")]
+    censored = [q for q in points if q["status"] in ("below", "above", "flat")]
     headline: dict[str, Any] = {
         "k_hyperbolic": fitted["hyperbolic"]["k"] if fitted else None,
         "k_exponential": fitted["exponential"]["k"] if fitted else None,
@@ -264,6 +275,12 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         notes["indifference_multiplier_12"] = f"P(delayed) never crosses 1/2 at 12 months ({_censor_text(at12['status'])})"
     else:
         headline["indifference_multiplier_12"] = at12["m_star"]
+    # how decided the answers are: mean |P − 1/2|·2 over cells (1: always one option; 0: a coin), beside a fair coin's
+    usable = np.isfinite(p)
+    headline["choice_confidence"] = float(np.mean(np.abs(p[usable] - 0.5) * 2)) if usable.any() else None
+    headline["choice_confidence_random"] = coin_confidence(cells, mode)
+    if headline["choice_confidence"] is None:
+        notes["choice_confidence"] = "no cell has a usable answer"
     if headline["unparsed_rate"] is None:
         notes["unparsed_rate"] = "log-prob mode reads label probabilities: there are no unparsed answers"
 
@@ -309,9 +326,25 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
     return {"headline": headline, "notes": notes, "details": details, "figures": figures}
 
 
+def coin_confidence(cells: Sequence[dict], mode: str) -> float:
+    """A fair coin's expected choice confidence: 0 for an exact coin (log-prob), E|2X/n − 1| for X ~ Bin(n, 1/2)
+    with n the typical number of answers per cell (sample mode)."""
+    if mode == "logprob":
+        return 0.0
+    from ue_metrics.coherence import fair_coin_pmf
+
+    counts = [int(sum(v[:3].sum() for v in c["votes"].values())) for c in cells]
+    n = int(np.median(counts)) if counts else 0
+    if n <= 0:
+        return 0.0
+    k = np.arange(n + 1)
+    return float((fair_coin_pmf(n) * np.abs(2 * k / n - 1)).sum())
+
+
 def _censor_text(status: str) -> str:
     return {"below": "P ≥ 1/2 already at the smallest multiplier: m* at or below it",
-            "above": "P < 1/2 even at the largest multiplier: m* above it", "empty": "no usable answer"}.get(status, status)  # fmt: skip
+            "above": "P < 1/2 even at the largest multiplier: m* above it", "empty": "no usable answer",
+            "flat": "P = 1/2 at every multiplier: indifferent to the amount"}.get(status, status)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -157,7 +157,8 @@ register(
         fit=False,
         headline=(
             "k_hyperbolic", "k_exponential", "rmse_hyperbolic", "rmse_exponential", "hyperbolic_better",
-            "indifference_multiplier_12", "n_delays_fitted", "n_censored", "unparsed_rate",
+            "indifference_multiplier_12", "n_delays_fitted", "n_censored", "choice_confidence", "choice_confidence_random",
+            "unparsed_rate",
         ),  # fmt: skip
         lower_is_better=("rmse_hyperbolic", "rmse_exponential", "n_censored", "unparsed_rate"),
         responders={
