@@ -188,22 +188,26 @@ def test_bad_options_are_one_sentence(tmp_path):
 
 # --- the embedded model, both value experiments, both harnesses ---------------------------------------------------
 TINY_ER = ["--option", "xs=India,United States", "--option", "quantities=1,10,100", "--option", "money_points=4",
-           "--option", "bootstrap=20", "--budget", "20"]  # fmt: skip
+           "--option", "bootstrap=20", "--budget", "10"]  # fmt: skip
 TINY_TD = ["--option", "delays=0,12", "--option", "multipliers=0.5,1,2,4", "--option", "bootstrap=20"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("harness", ["lm-eval", "inspect"])
-def test_both_value_experiments_on_the_embedded_model(model_path, tmp_path, harness):
+@pytest.mark.parametrize("harness,experiment", [("lm-eval", "exchange_rates"), ("inspect", "time_discounting")])
+def test_the_value_experiments_on_the_embedded_model(model_path, tmp_path, harness, experiment):
+    """One small run per harness, the two value experiments between them (the lm_eval command runs both, in
+    tests/experiments/test_time_discounting.py)."""
     model, args = ("hf", f"pretrained={model_path},dtype=float32") if harness == "lm-eval" else ("hf/local", f"model_path={model_path}")
-    common = ["--harness", harness, "--model", model, "--model-args", args, "--no-cache", "--no-figures"]
-    ue("run", "exchange_rates", *common, *TINY_ER, "--out", str(tmp_path / "er"))
-    a = analysis(tmp_path / "er")
-    assert a["harness"] == harness and a["headline"]["n_x"] == 2 and a["headline"]["reference"] == "United States"
-    assert math.isfinite(a["headline"]["median_r2"])
-    ue("run", "time_discounting", *common, *TINY_TD, "--out", str(tmp_path / "td"))
-    t = analysis(tmp_path / "td")
-    records = (tmp_path / "td" / "records.jsonl").read_text().splitlines()
-    assert len(records) == 16 and t["details"]["n_cells"] == 8  # 2 delays × 4 amounts, both orders, one pass each
-    assert 0.0 <= t["headline"]["choice_confidence"] <= 1.0
-    assert t["headline"]["n_delays_fitted"] + t["headline"]["n_censored"] == 2
+    out = tmp_path / experiment
+    ue("run", experiment, "--harness", harness, "--model", model, "--model-args", args, "--no-cache", "--no-figures",
+       *(TINY_ER if experiment == "exchange_rates" else TINY_TD), "--out", str(out))  # fmt: skip
+    a = analysis(out)
+    records = (out / "records.jsonl").read_text().splitlines()
+    assert a["harness"] == harness and a["experiment"] == experiment
+    if experiment == "exchange_rates":
+        assert a["headline"]["n_x"] == 2 and a["headline"]["reference"] == "United States"
+        assert math.isfinite(a["headline"]["median_r2"]) and len(records) == 2 * (10 + 2)  # 10 pairs + 2 holdout, both orders
+    else:
+        assert len(records) == 16 and a["details"]["n_cells"] == 8  # 2 delays × 4 amounts, both orders, one pass each
+        assert 0.0 <= a["headline"]["choice_confidence"] <= 1.0
+        assert a["headline"]["n_delays_fitted"] + a["headline"]["n_censored"] == 2

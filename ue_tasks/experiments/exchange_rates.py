@@ -381,6 +381,9 @@ def dollar_values(outcomes: OutcomeSet, seed: int, equal: bool = False) -> dict[
 def log_utility_responder(outcomes: OutcomeSet, seed: int, equal: bool = False) -> Responder:
     """Utility s·ln(N·w_X) for a group outcome (−s·ln(N·w_X) for deaths) and s·ln($) for money: the exchange rate
     of X in units of Y is w_X / w_Y and the dollar price of one unit of X is w_X. ``truth`` holds the w_X."""
+    if not all(o.attributes.get("kind") in ("money", "group") for o in outcomes.outcomes):
+        raise UserError("the exchange-rate responders answer the experiment's own outcomes (money ladder and X × N, with "
+                        "attributes); drop --outcomes and choose them with --option category/measure/xs")  # fmt: skip
     values = dollar_values(outcomes, seed, equal)
     mu: dict[str, float] = {}
     for o in outcomes.outcomes:

@@ -113,11 +113,20 @@ def outcome_set(options: Mapping[str, Any]) -> OutcomeSet:
     return OutcomeSet("time_discounting", out, source=f"generated: {len(delays)} delays × {len(amounts)} amounts")
 
 
+def check_grid(outcomes: OutcomeSet) -> None:
+    """Time discounting runs on its own grid only (the baseline first, every outcome with amount and delay)."""
+    ok = len(outcomes) >= 2 and outcomes.outcomes[0].attributes.get("role") == "baseline" and all(
+        "amount" in o.attributes and "delay" in o.attributes for o in outcomes.outcomes
+    )
+    if not ok:
+        raise UserError("time discounting needs its own outcome grid (the baseline first, amounts and delays as attributes); "
+                        "drop --outcomes and shape the grid with --option delays=... / --option multipliers=...")  # fmt: skip
+
+
 def plan_builder(outcomes: OutcomeSet, spec: PlanSpec, options: Mapping[str, Any]) -> ComparisonPlan:
     """One pair per cell: (baseline, delayed amount at delay t); both orderings follow from the queries."""
+    check_grid(outcomes)
     n = len(outcomes)
-    if n < 2 or outcomes.outcomes[0].attributes.get("role") != "baseline":
-        raise UserError("time discounting needs its own outcome grid (the baseline first); it cannot run on --outcomes")
     pairs = np.array([[0, k] for k in range(1, n)], dtype=np.int64)
     group = np.array([f"cell-{outcomes.outcomes[k].id}" for k in range(1, n)], dtype=object)
     config = {"kind": "custom", "n_outcomes": n, "cells": n - 1}
@@ -133,6 +142,7 @@ NOISE_VARIANCE = 0.045
 
 
 def discounter(outcomes: OutcomeSet, form: str, k: float) -> Responder:
+    check_grid(outcomes)
     def log_d(t: float) -> float:
         return -k * t if form == "exponential" else -math.log1p(k * t)
 
