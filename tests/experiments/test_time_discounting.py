@@ -117,3 +117,34 @@ def test_lm_eval_command_shows_both_headlines(model_path, tmp_path):
     (samples,) = list(tmp_path.rglob("samples_utility_time_discounting_*.jsonl"))
     ue("analyse", str(samples), "--out", str(tmp_path / "analysis"), "--no-figures")
     assert analysis(tmp_path / "analysis")["headline"]["choice_confidence"] == pytest.approx(td["choice_confidence,none"])
+
+
+def test_exact_answer_counts_travel_through_every_harness_path():
+    """Strict scoring needs to know which sampled answers were exactly a letter: lm-eval payloads, Inspect scores,
+    the `ue run` answer cache and the records all carry n_a_exact / n_b_exact beside the parsed votes."""
+    from ue_tasks.active.backends import Answer
+    from ue_tasks.harness.lm_eval import hooks
+    from ue_tasks.harness.lm_eval.run import sample_record
+
+    exp = experiments.get("time_discounting")
+    oset = exp.outcome_set({"delays": [3], "multipliers": [2, 4]})
+    flipped = queries_for(oset, exp.build_plan(oset, options={}), experiment=exp.name, template=exp.template)[1]
+    assert flipped.shown_first == "b"  # option A is the delayed amount (outcome b)
+    answers = ["A", " A\n", "A.", "B", "I cannot choose", "Option A"]
+    assert flipped.votes(answers) == (1, 4, 1)  # parsed: 4 for the delayed outcome b, 1 for a, 1 refusal
+    assert flipped.exact_votes(answers) == (1, 2)  # exactly "A" (b) twice, exactly "B" (a) once
+    doc = {**flipped.to_dict(), "key": flipped.key}
+    payload = hooks.sampled_payload(doc, [answers])
+    record = sample_record({"doc": doc, "metrics": ["x"], "x": payload}, model="m", task="t", run_id="r")
+    assert (record["n_b"], record["n_b_exact"], record["n_a"], record["n_a_exact"], record["n_unparsed"]) == (4, 2, 1, 1, 1)
+    old = sample_record({"doc": doc, "metrics": ["x"], "x": payload[:11]}, model="m", task="t", run_id="r")
+    assert "n_b_exact" not in old  # payloads written before the field existed still read
+    pytest.importorskip("inspect_ai")
+    from ue_tasks.harness.inspect.scorer import combine_values, record_from_value, sample_value
+
+    pooled = combine_values([sample_value(flipped, [a]) for a in answers], "sample")
+    rec = record_from_value(flipped, pooled, "sample", model="m", harness="inspect", task="t", run_id="r")
+    assert (rec["n_b"], rec["n_b_exact"], rec["n_a_exact"]) == (4, 2, 1)
+    answer = Answer.from_record(rec, flipped)
+    assert (answer.n_first, answer.n_first_exact, answer.n_second_exact) == (4, 2, 1)
+    assert answer.record(flipped, mode="sample", model="m", harness="h", task="t", run_id="r")["n_b_exact"] == 2
