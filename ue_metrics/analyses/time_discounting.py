@@ -10,7 +10,8 @@ reconstructed here as §4.9 says). No Thurstonian fit: the records are the grid 
    (isotonic regression, weighted by answers, so a noisy dip cannot make two crossings), then interpolated
    linearly in ln m between the last multiplier below 1/2 and the first at or above it. When P never crosses 1/2
    the delay is **censored** and left out of the fits, and says so: already ≥ 1/2 at the smallest multiplier (the
-   model waits even for less money: m* ≤ m_min, D ≥ 1/m_min) or below 1/2 at the largest (m* > m_max).
+   model waits even for less money: m* ≤ m_min, D ≥ 1/m_min), below 1/2 at the largest (m* > m_max), or exactly
+   1/2 everywhere (``flat``: an exact coin is indifferent to the amount).
 3. D(t) = 1/m*(t); least-squares fits of the exponential D = e^(−k·t) and the hyperbolic D = 1/(1 + k·t) in D,
    their k, RMSE and R², and which fits better (``hyperbolic_better`` = 1 when the hyperbolic RMSE is lower).
 4. Intervals on k: a bootstrap (``--option bootstrap``, default 200, seeded) — in sample mode over the answers
@@ -104,7 +105,7 @@ def fit_form(form: str, t: np.ndarray, d: np.ndarray) -> dict[str, float]:
 
 
 def curve(cells: Sequence[dict], p: np.ndarray, w: np.ndarray) -> list[dict[str, Any]]:
-    """Per delay: m*, D = 1/m*, the status (ok / below / above)."""
+    """Per delay: m*, D = 1/m*, the status (ok / below / above / flat / empty)."""
     by_delay: dict[int, list[int]] = defaultdict(list)
     for k, c in enumerate(cells):
         by_delay[c["delay"]].append(k)
