@@ -21,7 +21,8 @@ reconstructed here as §4.9 says). No Thurstonian fit: the records are the grid 
 Headline: ``k_hyperbolic``, ``k_exponential`` (per month), ``rmse_hyperbolic``, ``rmse_exponential``,
 ``hyperbolic_better``, ``indifference_multiplier_12`` (m* at one year), ``n_delays_fitted``, ``n_censored``,
 ``choice_confidence`` (mean |P(delayed) − 1/2|·2 over cells: how decided the answers are) beside a fair coin's
-``choice_confidence_random``, and ``unparsed_rate`` (sample mode). A coin's P crosses 1/2 by chance, so its curve
+``choice_confidence_random``, ``order_gap`` (mean |P(delayed | shown first) − P(delayed | shown second)|: 1 for a
+model that always takes option A) and ``unparsed_rate`` (sample mode). A coin's P crosses 1/2 by chance, so its curve
 is noise: low choice confidence and a large RMSE (negative R²) for both forms say so.
 """
 
@@ -97,11 +98,13 @@ def fit_form(form: str, t: np.ndarray, d: np.ndarray) -> dict[str, float]:
     def sse(k: float) -> float:
         return float(((f(t, k) - d) ** 2).sum())
 
-    res = minimize_scalar(sse, bounds=(low, 10.0), method="bounded", options={"xatol": 1e-9})
+    high = 10.0
+    res = minimize_scalar(sse, bounds=(low, high), method="bounded", options={"xatol": 1e-9})
     k = float(res.x)
     resid = f(t, k) - d
     sst = float(((d - d.mean()) ** 2).sum())
-    return {"k": k, "rmse": float(np.sqrt(np.mean(resid**2))), "r2": (1 - float((resid**2).sum()) / sst) if sst > 0 else float("nan")}
+    return {"k": k, "rmse": float(np.sqrt(np.mean(resid**2))), "r2": (1 - float((resid**2).sum()) / sst) if sst > 0 else float("nan"),
+            "at_bound": bool(min(k - low, high - k) < 1e-4 * (high - low))}
 
 
 def curve(cells: Sequence[dict], p: np.ndarray, w: np.ndarray) -> list[dict[str, Any]]:
@@ -264,6 +267,12 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         for key in ("k_hyperbolic", "k_exponential", "rmse_hyperbolic", "rmse_exponential", "hyperbolic_better"):
             notes[key] = why
     else:
+        for form in FORMS:
+            if fitted[form]["at_bound"]:
+                notes[f"k_{form}"] = f"the {form} fit ran into the edge of its search range (k = {fitted[form]['k']:.3g}): D(t) does not follow it"
+        if all(not fitted[form]["r2"] > 0 for form in FORMS):
+            notes["hyperbolic_better"] = ("neither form explains D(t) (R² ≤ 0 for both): the indifference points do not fall with "
+                                          "the delay, so which form 'fits better' says little")  # fmt: skip
         gap = fitted["exponential"]["rmse"] - fitted["hyperbolic"]["rmse"]
         if abs(gap) <= 1e-9:
             notes["hyperbolic_better"] = "both forms fit equally well (no discounting to tell them apart)"
@@ -293,6 +302,9 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
                 f, s = c["votes"]["delayed_first"], c["votes"]["delayed_second"]
                 if f[:3].sum() and s[:3].sum():
                     gaps.append((f[0] + f[1]) / f[:3].sum() - (s[0] + s[1]) / s[:3].sum())
+    headline["order_gap"] = float(np.mean(np.abs(gaps))) if gaps else None
+    if headline["order_gap"] is None:
+        notes["order_gap"] = "no cell was answered in both orders"
     multipliers = sorted({c["multiplier"] for c in cells})
     delays = sorted({c["delay"] for c in cells})
     lookup = {(c["delay"], c["multiplier"]): float(p[k]) if math.isfinite(p[k]) else None for k, c in enumerate(cells)}
@@ -312,8 +324,8 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
                       "k_hyperbolic_interval": interval(boot["hyperbolic"]),
                       "k_exponential_interval": interval(boot["exponential"]),
                       "hyperbolic_better_share": float(np.mean(boot["hyperbolic_better"])) if boot["hyperbolic_better"] else None},
-        "order_gap": float(np.mean(gaps)) if gaps else None,
-        "order_gap_definition": "mean P(delayed | delayed shown first) − P(delayed | delayed shown second)",
+        "order_gap_signed": float(np.mean(gaps)) if gaps else None,
+        "order_gap_definition": "per cell P(delayed | delayed shown first) − P(delayed | delayed shown second); headline: mean of its absolute value, signed: its mean",
         "exact_counts_recorded": info["exact_known"] if mode == "sample" else None,
     }  # fmt: skip
     figures = {

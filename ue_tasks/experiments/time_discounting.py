@@ -168,9 +168,9 @@ register(
         headline=(
             "k_hyperbolic", "k_exponential", "rmse_hyperbolic", "rmse_exponential", "hyperbolic_better",
             "indifference_multiplier_12", "n_delays_fitted", "n_censored", "choice_confidence", "choice_confidence_random",
-            "unparsed_rate",
+            "order_gap", "unparsed_rate",
         ),  # fmt: skip
-        lower_is_better=("rmse_hyperbolic", "rmse_exponential", "n_censored", "unparsed_rate"),
+        lower_is_better=("rmse_hyperbolic", "rmse_exponential", "n_censored", "order_gap", "unparsed_rate"),
         responders={
             "hyperbolic": lambda outcomes, seed: discounter(outcomes, "hyperbolic", HYPERBOLIC_K),
             "exponential": lambda outcomes, seed: discounter(outcomes, "exponential", EXPONENTIAL_K),
