@@ -293,8 +293,17 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
     for key in ("most_valued", "most_valued_rate", "least_valued", "least_valued_rate"):
         if headline[key] is None:
             notes.setdefault(key, "no X has a finite rate")
+    broken = notes.get("shared_slope") if slope_used == "shared" else notes.get("slope")
+    if broken:  # a line that does not rise with N gives astronomically large or small "rates": report none
+        for key in ("most_valued_rate", "least_valued_rate"):
+            headline[key] = None
+            notes[key] = broken
     self_valuation = _self_valuation(rows, variants[slope_used], category)
     headline.update({k: v for k, v in self_valuation.items() if k in ("you_vs_human", "ai_vs_human")})
+    if broken:
+        for key in ("you_vs_human", "ai_vs_human"):
+            if headline[key] is not None:
+                headline[key], notes[key] = None, broken
     for key in ("you_vs_human", "ai_vs_human"):
         if headline[key] is None:
             notes[key] = self_valuation.get(f"{key}_why") or f"{key} is not defined for this run"
@@ -410,9 +419,15 @@ def draw_exchange_rates(data: Mapping[str, Any], fig: Any) -> None:
     fig.set_size_inches(6.4, max(3.2, 0.9 + 0.17 * len(rows)))
     ax = fig.add_subplot(1, 1, 1)
     y = np.arange(len(rows))[::-1]
-    rate = np.array([r["rate"] for r in rows])
+    clip = (1e-9, 1e9)  # rates beyond a billion to one (a line that does not rise with N) are drawn at the edge
+    rate = np.clip(np.array([r["rate"] for r in rows], dtype=float), *clip)
     lo = np.array([r["low"] if r["low"] else np.nan for r in rows], dtype=float)
     hi = np.array([r["high"] if r["high"] else np.nan for r in rows], dtype=float)
+    # an interval end beyond what a float holds (a resample with a flat reference line) is drawn open-ended
+    lo[~np.isfinite(lo) | (lo <= 0)] = np.nan
+    hi[~np.isfinite(hi)] = np.nan
+    clipped = bool((rate <= clip[0]).any() or (rate >= clip[1]).any() or (lo < clip[0]).any() or (hi > clip[1]).any())
+    lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
     poor = np.array([r["poor_fit"] for r in rows], dtype=bool)
     left = min(float(np.nanmin(np.concatenate([rate, lo]))), 1.0) / 2
     colours = [PALETTE[1] if r["x"] == data["reference"] else PALETTE[0] for r in rows]
@@ -425,11 +440,13 @@ def draw_exchange_rates(data: Mapping[str, Any], fig: Any) -> None:
     ax.errorbar(rate[ok], y[ok], xerr=[rate[ok] - lo[ok], hi[ok] - rate[ok]], fmt="none", ecolor="#333333", lw=0.8, capsize=1.5)
     ax.axvline(1.0, color=PALETTE[1], lw=0.8, ls="--")
     ax.set_xscale("log")
+    span = np.concatenate([rate, lo[np.isfinite(lo)], hi[np.isfinite(hi)], [1.0]])
+    ax.set_xlim(left * 0.9, float(span.max()) * 1.5)
     ax.set_yticks(y, [r["x"] for r in rows], fontsize=6 if len(rows) > 30 else 7)
     ax.set_xlabel(f"exchange rate: units of {data['reference']} per unit of X ({data.get('unit') or ''}, log scale)")
     interval = data.get("interval") or "no interval"
-    ax.set_title(f"Exchange rates, {data.get('category')} / {data.get('measure')} ({data.get('slope_used')} slope; bars: {interval})",
-                 fontsize=8)  # fmt: skip
+    ax.set_title(f"Exchange rates, {data.get('category')} / {data.get('measure')} ({data.get('slope_used')} slope; bars: {interval})"
+                 + ("\nclipped at 10^±9: the utilities do not follow N" if clipped else ""), fontsize=8)  # fmt: skip
     if poor.any():
         ax.legend(handles=[Patch(facecolor=PALETTE[0], alpha=0.45, hatch="///", label="poor fit (kept, flagged)")],
                   frameon=False, fontsize=7, loc="lower right")  # fmt: skip
