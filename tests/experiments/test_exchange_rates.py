@@ -197,6 +197,8 @@ TINY_TD = ["--option", "delays=0,12", "--option", "multipliers=0.5,1,2,4", "--op
 def test_the_value_experiments_on_the_embedded_model(model_path, tmp_path, harness, experiment):
     """One small run per harness, the two value experiments between them (the lm_eval command runs both, in
     tests/experiments/test_time_discounting.py)."""
+    from ue_tasks.model_identity import name_for
+
     model, args = ("hf", f"pretrained={model_path},dtype=float32") if harness == "lm-eval" else ("hf/local", f"model_path={model_path}")
     out = tmp_path / experiment
     ue("run", experiment, "--harness", harness, "--model", model, "--model-args", args, "--no-cache", "--no-figures",
@@ -204,6 +206,7 @@ def test_the_value_experiments_on_the_embedded_model(model_path, tmp_path, harne
     a = analysis(out)
     records = (out / "records.jsonl").read_text().splitlines()
     assert a["harness"] == harness and a["experiment"] == experiment
+    assert {json.loads(r)["model"] for r in records} == {name_for(model_path)}  # the model identity, not "hf"
     if experiment == "exchange_rates":
         assert a["headline"]["n_x"] == 2 and a["headline"]["reference"] == "United States"
         assert math.isfinite(a["headline"]["median_r2"]) and len(records) == 2 * (10 + 2)  # 10 pairs + 2 holdout, both orders
