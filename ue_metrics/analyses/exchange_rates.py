@@ -90,9 +90,13 @@ def shared_lines(xs: Sequence[np.ndarray], Ys: Sequence[np.ndarray]) -> tuple[np
 
 def bootstrap_utilities(fit: Any, resamples: int, seed: int) -> np.ndarray | None:
     """(B × n) utilities of the fit's outcomes (``fit.data.ids`` order) refitted on pair resamples of its training
-    pairs; NaN for outcomes that are in no training pair. None when ``resamples`` is 0."""
+    pairs; NaN for outcomes that are in no training pair. None when ``resamples`` is 0. A fit that was bootstrapped
+    already (``ue run`` fits with the experiment's ``bootstrap`` option) gives its own resamples, not refitted."""
     if resamples <= 0:
         return None
+    own = getattr(fit.model, "bootstrap_utilities_", None)
+    if own is not None and np.ndim(own) == 2 and np.shape(own)[1] == fit.data.n_outcomes:
+        return np.asarray(own, dtype=float)
     from ue_metrics.thurstonian import Thurstonian
 
     data = fit.data
@@ -189,6 +193,8 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
 
     # --- utilities: point fit and bootstrap resamples --------------------------------------------------------------
     draws = bootstrap_utilities(fit, resamples, seed)
+    if draws is not None:
+        resamples = len(draws)
     if draws is None:
         notes["intervals"] = "bootstrap=0: no intervals (give --option bootstrap=B for B pair-resampling refits)"
 

@@ -41,7 +41,7 @@ import numpy as np
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder, coin_responder
 from ue_tasks.experiments import Experiment, register
-from ue_tasks.outcomes import Outcome, OutcomeSet
+from ue_tasks.outcomes import Outcome, OutcomeSet, load_outcomes
 from ue_tasks.plan import PlanSpec
 
 # --------------------------------------------------------------------------------------------------------------
@@ -346,7 +346,10 @@ def selection(options: Mapping[str, Any]) -> tuple[str, str, list[str], list[flo
 
 
 def outcome_set(options: Mapping[str, Any]) -> OutcomeSet:
-    """The money ladder, then X-major every (X, N) sentence of the (category, measure)."""
+    """The money ladder, then X-major every (X, N) sentence of the (category, measure). A given ``outcomes`` (a saved run's
+    outcomes file) is read as it is; the experiment's checks then refuse a set that is not its own."""
+    if options.get("outcomes"):
+        return load_outcomes(str(options["outcomes"]))
     category, measure, xs, quantities, money = selection(options)
     outcomes = [
         Outcome(f"usd-{amount}", money_text(amount), "money", ("money",),

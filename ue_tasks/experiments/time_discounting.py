@@ -27,7 +27,7 @@ import numpy as np
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder, coin_responder
 from ue_tasks.experiments import Experiment, register
-from ue_tasks.outcomes import Outcome, OutcomeSet
+from ue_tasks.outcomes import Outcome, OutcomeSet, load_outcomes
 from ue_tasks.plan import ComparisonPlan, PlanSpec
 
 BASE_AMOUNT = 1000
@@ -101,7 +101,10 @@ def grid(options: Mapping[str, Any]) -> tuple[list[int], list[int]]:
 
 
 def outcome_set(options: Mapping[str, Any]) -> OutcomeSet:
-    """The baseline "$1,000 right now" (first) and every delayed amount at every delay."""
+    """The baseline "$1,000 right now" (first) and every delayed amount at every delay. A given ``outcomes`` (a saved run's
+    outcomes file) is read as it is; the experiment's checks then refuse a set that is not its own."""
+    if options.get("outcomes"):
+        return load_outcomes(str(options["outcomes"]))
     delays, amounts = grid(options)
     base = Outcome("now-1000", f"{amount_text(BASE_AMOUNT)} {time_text(0)}", "baseline", ("baseline",),
                    {"role": "baseline", "amount": BASE_AMOUNT, "delay": 0, "multiplier": 1.0})  # fmt: skip
