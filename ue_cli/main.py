@@ -320,30 +320,40 @@ def cmd_analyse(args: argparse.Namespace) -> int:
 def cmd_experiments(args: argparse.Namespace) -> int:
     from ue_tasks import experiments
 
+    def row(label: str, exp, options: dict | None = None) -> tuple:
+        try:
+            n = len(exp.outcome_set(options))
+        except UserError:  # outcomes built from another run (corrigibility): the run's default size
+            n = exp.nominal_outcomes
+        prompts = exp.queries_per_model(n, options=options) if n else None
+        if prompts and exp.side_runs is not None:  # runs `ue run` makes beside it by default (political entities)
+            prompts *= 1 + len(exp.side_runs(exp.resolve_options(options or {}))[1])
+        try:
+            free = exp.free_answer_requests(options) if n else 0
+        except UserError:
+            free = 0
+        k = exp.samples
+        return (label, exp.section, f"{n:,}" if n else "?", exp.plan.kind,
+                (f"{prompts:,}" + (f" + {free} free-form" if free else "")) if prompts else "?",
+                f"{prompts * k + free:,} (K={k})" if prompts else "?", exp.mode, exp.consumes or "")  # fmt: skip
+
     rows = []
     for name, exp in experiments.all_experiments().items():
-        if callable(exp.outcomes) and not exp.options.get("outcomes"):
-            try:
-                n = len(exp.outcome_set())
-            except UserError:  # outcomes built from another run (corrigibility): the run's default size
-                n = exp.nominal_outcomes
-        else:
-            n = len(exp.outcome_set())
-        prompts = exp.queries_per_model(n) if n else None
-        free = exp.free_answer_requests() if n else 0
-        if prompts and exp.side_runs is not None:  # runs `ue run` makes beside it by default (political entities)
-            prompts *= 1 + len(exp.side_runs(exp.resolve_options({}))[1])
-        k = exp.samples if exp.mode == "sample" else 1
-        rows.append((name, exp.section, f"{n}" if n else "?", exp.plan.kind,
-                     (f"{prompts:,}" + (f" + {free} free-form" if free else "")) if prompts else "?",
-                     f"{prompts * exp.samples + free:,}" if prompts else "?", exp.mode + (f" (K={k})" if k > 1 else ""),
-                     exp.consumes or ""))  # fmt: skip
-    head = ("experiment", "paper", "outcomes", "plan", "prompts", "requests at K=10", "default mode", "reads a run of")
+        rows.append(row(name, exp))
+        seen: dict[str, str] = {}
+        for variant, fixed in exp.variants.items():
+            key = json.dumps(fixed, sort_keys=True)
+            if key in seen:  # an alias (the companion's name) of a variant already listed
+                continue
+            seen[key] = variant
+            rows.append(row(f"  {name}:{variant}", exp, {"variant": variant}))
+    head = ("experiment", "paper", "outcomes", "plan", "prompts", "sampled requests", "default mode", "reads a run of")
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     for r in [head, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
-    print("\nprompts = (pair, ordering) queries per model (log-prob: one forward pass each), plus free-form questions "
-          "asked once each; requests at K = 10 sampled answers per ordering, as the paper (METHOD.md §2.3, §6.2).")
+    print("\nprompts = (pair, ordering) queries per model with the experiment's defaults (log-prob: one forward pass each), plus "
+          "free-form questions asked once each; sampled requests = prompts × the paper's K answers per ordering for that experiment "
+          "(METHOD.md §2.3, §4, §6.2). A variant runs as `ue run EXPERIMENT:VARIANT` (= --option variant=VARIANT).")
     for name, exp in experiments.all_experiments().items():
         if exp.side_runs is not None:
             key, subs = exp.side_runs(exp.resolve_options({}))

@@ -24,7 +24,7 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
     answers (``ue.generation/1`` entries), for experiments that ask open questions."""
     if not records:
         raise UserError("there are no preference records to analyse; a run with no answers is an error, not a result")
-    name = experiment or _experiment_of(records)
+    name, options = experiments.with_variant(experiment or _experiment_of(records), options)
     exp = experiments.get(name)
     opts = exp.resolve_options(options)
     if exp.fit and fit is None:

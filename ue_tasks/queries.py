@@ -114,6 +114,15 @@ class Query:
         _, n_a, n_b = self.outcome_terms(None, first, second)
         return n_a, n_b, unparsed
 
+    def exact_votes(self, answers: list[str | None]) -> tuple[int, int]:
+        """(n_a, n_b) counting only answers that are exactly a label after stripping whitespace — the companion's
+        strict scoring of time discounting (METHOD.md §4.9, §7.4), kept beside the parsed votes so an analysis
+        can reproduce it."""
+        first = sum(1 for t in answers if t is not None and t.strip() == LABELS[0])
+        second = sum(1 for t in answers if t is not None and t.strip() == LABELS[1])
+        _, n_a, n_b = self.outcome_terms(None, first, second)
+        return n_a, n_b
+
     def record(
         self,
         *,

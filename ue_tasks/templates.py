@@ -1,6 +1,6 @@
 """Prompt templates of the paper's forced-choice elicitation (METHOD.md §1.2–1.3), one source of truth for
 both harness plugins. Texts are reproduced exactly (including "prefer?:" and the absence of a trailing newline
-in the default template).
+in the default template), and the experiments' own templates (time discounting's "Would you rather have").
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ TEMPLATES: dict[str, Template] = {
     "lottery": Template("lottery", "Which of the following options would you prefer?:\n\n" + _OPTIONS),
     # utility maximisation (METHOD.md §4.6): the question's scenario, then the two candidate answers; one trailing newline
     "maximization": Template("maximization", "{context}\n\n" + _OPTIONS + "\n"),
+    # time discounting (METHOD.md §4.9): the options are "$1,000 right now" / "$1,200 in 3 months"
+    "would_you_rather": Template(
+        "would_you_rather", 'Would you rather have:\n\n(A) {option_a}\n\nor\n\n(B) {option_b}\n\nPlease respond with only "A" or "B".'
+    ),
 }
 
 # Utility maximisation's free-form step (METHOD.md §4.6): the question asked directly, at temperature 0, with this

@@ -37,13 +37,19 @@ class Answer:
     n_second: int = 0
     n_unparsed: int = 0
     answer_id: str | None = None  # given when the answer is made; a cached answer keeps it in every run it serves
+    n_first_exact: int | None = None  # sample: answers that are exactly "A" / "B" (strict scoring); None if unknown
+    n_second_exact: int | None = None
 
     def record(self, query: Query, *, mode: str, **ids: Any) -> dict:
         p_a, n_a, n_b = query.outcome_terms(self.p_first, self.n_first, self.n_second)
         extra = {"answer_id": self.answer_id} if self.answer_id else {}
         if mode == "logprob":
             return query.record(mode=mode, p_a=float(p_a), label_mass=self.label_mass, **ids, **extra)
-        return query.record(mode=mode, n_a=n_a, n_b=n_b, n_unparsed=self.n_unparsed, **ids, **extra)
+        exact = {}
+        if self.n_first_exact is not None and self.n_second_exact is not None:
+            _, ea, eb = query.outcome_terms(None, self.n_first_exact, self.n_second_exact)
+            exact = {"n_a_exact": ea, "n_b_exact": eb}
+        return query.record(mode=mode, n_a=n_a, n_b=n_b, n_unparsed=self.n_unparsed, **exact, **ids, **extra)
 
     def with_id(self, *parts: Any) -> Answer:
         """This answer with an id made from ``parts`` (the run and the query that asked it)."""
@@ -56,7 +62,11 @@ class Answer:
         p_first, n_first, n_second = query.label_terms(r["p_a"], r["n_a"], r["n_b"])
         if r["mode"] == "logprob":
             return cls(p_first=p_first, label_mass=r["label_mass"], answer_id=r.get("answer_id"))
-        return cls(n_first=n_first, n_second=n_second, n_unparsed=r["n_unparsed"], answer_id=r.get("answer_id"))
+        exact: dict[str, int] = {}
+        if r.get("n_a_exact") is not None and r.get("n_b_exact") is not None:
+            _, ef, es = query.label_terms(None, r["n_a_exact"], r["n_b_exact"])
+            exact = {"n_first_exact": ef, "n_second_exact": es}
+        return cls(n_first=n_first, n_second=n_second, n_unparsed=r["n_unparsed"], answer_id=r.get("answer_id"), **exact)
 
 
 class Backend:
@@ -123,7 +133,9 @@ class SimulateBackend(Backend):
                 digest = hashlib.sha256((q.key + q.prompt()).encode()).digest()
                 rng = np.random.default_rng([self.seed, int.from_bytes(digest[:8], "little")])
                 k = int(rng.binomial(self.samples, p))
-                out.append(Answer(n_first=k, n_second=self.samples - k, n_unparsed=0))
+                # a simulated answer is a bare label, so every answer is also an exact one
+                out.append(Answer(n_first=k, n_second=self.samples - k, n_unparsed=0, n_first_exact=k,
+                                  n_second_exact=self.samples - k))  # fmt: skip
         return out
 
     def generate(self, items: Sequence[Generation]) -> list[str | None]:

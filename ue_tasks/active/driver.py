@@ -80,11 +80,14 @@ class RunConfig:
     model_name: str | None = None  # the model's name in the records (default: from the model, ue_tasks.model_identity)
 
     def resolve(self) -> RunConfig:
-        """Fill the experiment's defaults in and check every field (one sentence per mistake)."""
-        exp = experiments.get(self.experiment)
+        """Fill the experiment's defaults in and check every field (one sentence per mistake). An experiment named
+        ``EXPERIMENT:VARIANT`` becomes the experiment with the option ``variant``."""
+        name, options = experiments.with_variant(self.experiment, self.options)
+        exp = experiments.get(name)
         if self.harness not in HARNESSES:
             raise UserError(f"unknown harness {self.harness!r}; use one of {', '.join(HARNESSES)}")
         out = RunConfig(**asdict(self))
+        out.experiment, out.options = name, options
         out.mode = self.mode or exp.mode
         out.samples = exp.samples if self.samples is None else self.samples
         out.template = self.template or exp.template
@@ -102,7 +105,7 @@ class RunConfig:
             raise UserError("the reasoning template needs generated answers; add --mode sample")
         if not 0 < self.pseudolabel_threshold < 1:
             raise UserError(f"the pseudolabel threshold must be in (0, 1), got {self.pseudolabel_threshold}")
-        exp.resolve_options(self.options)
+        exp.resolve_options(out.options)
         out.plan_spec()  # validates budget, seed, degree, holdout fraction, round size
         return out
 

@@ -25,6 +25,10 @@ An experiment declares:
   numeric tables);
 - ``side_runs``: runs of the same experiment with other options that ``ue run`` makes first, each in its own
   folder under the run folder, and lists in an option for the analysis (political_values: the entity runs).
+- ``variants``: named option sets (the paper's registered runs of one experiment, e.g. ``exchange_rates``'s
+  ``countries/terminal_illness``), chosen with the option ``variant`` (``--option variant=NAME``, lm-eval
+  ``--metadata '{"option": {"variant": NAME}}'``, Inspect ``-T options='{variant: NAME}'``) or, wherever an
+  experiment is named, as ``EXPERIMENT:VARIANT`` (``ue run exchange_rates:countries/terminal_illness``).
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class Experiment:
     fit: bool = True
     headline: tuple[str, ...] = ()
     lower_is_better: tuple[str, ...] = ()  # headline keys where lower is better (for the harnesses' tables)
+    text_headline: tuple[str, ...] = ()  # headline keys whose values are names, not numbers (left out of harness tables)
     responders: Mapping[str, ResponderFactory] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
     consumes: str | None = None  # another experiment whose run this one reads (e.g. "utilities")
@@ -79,9 +84,15 @@ class Experiment:
     judge: JudgeBuilder | None = None  # judge requests for the free answers that no string match settles
     description: str = ""
     inputs: InputsHook | None = None  # reads what the analysis needs besides the records (another run, entity runs)
-    text_headline: tuple[str, ...] = ()  # headline keys whose values are names, not numbers
     nominal_outcomes: int | None = None  # outcomes per run, for `ue experiments`, when they come from another run
     side_runs: SideRuns | None = None  # runs of this experiment `ue run` makes first, beside this one (entity runs)
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # named option sets (--option variant=NAME)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The numeric headline keys: the metrics of the harnesses' tables (names such as a reference X stay in
+        ``analysis.json``)."""
+        return tuple(k for k in self.headline if k not in self.text_headline)
 
     @property
     def analysis_name(self) -> str:
@@ -90,11 +101,22 @@ class Experiment:
     def resolve_options(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The experiment's options with ``given`` applied; an unknown option is one clear error."""
         given = dict(given or {})
-        unknown = sorted(set(given) - set(self.options) - {"outcomes"})
+        allowed = set(self.options) | {"outcomes"} | ({"variant"} if self.variants else set())
+        unknown = sorted(set(given) - allowed)
         if unknown:
-            known = ", ".join(sorted(self.options)) or "none"
+            known = ", ".join(sorted(allowed - {"outcomes"})) or "none"
             raise UserError(f"experiment {self.name!r} has no option {unknown[0]!r} (its options: {known})")
-        return {**self.options, **given}
+        variant = given.get("variant")
+        if variant in (None, ""):
+            return {**self.options, **given}
+        if variant not in self.variants:
+            raise UserError(f"experiment {self.name!r} has no variant {variant!r}; use one of {', '.join(self.variants)}")
+        fixed = dict(self.variants[variant])
+        for key, value in fixed.items():
+            if key in given and given[key] != value:
+                raise UserError(f"variant {variant!r} of {self.name} sets {key}={value!r}, but {key}={given[key]!r} was "
+                                "also given; drop one of them")  # fmt: skip
+        return {**self.options, **fixed, **given}
 
     def outcome_set(self, options: Mapping[str, Any] | None = None) -> OutcomeSet:
         """The outcomes of a run. A shipped set or file family is replaced by ``options['outcomes']`` (a set name or
@@ -129,13 +151,13 @@ class Experiment:
         opts = self.resolve_options(options)
         return len(self.free_answers(self.outcome_set(opts), opts))
 
-    def queries_per_model(self, n: int, plan: PlanSpec | None = None) -> int:
+    def queries_per_model(self, n: int, plan: PlanSpec | None = None, options: Mapping[str, Any] | None = None) -> int:
         """(pair, ordering) prompts for ``n`` outcomes by the formulas of METHOD.md §2 (times K in sample mode
         for requests): active learning asks its initial graph plus whole rounds up to the budget, then the
         holdout."""
         plan = plan or self.plan
         if plan.kind == "custom":
-            return 2 * len(self.build_plan(self.outcome_set(), plan))
+            return 2 * len(self.build_plan(self.outcome_set(options), plan, options))
         if plan.kind == "triads":
             return 3 * 2 * (plan.budget or 1000)
         m = n * (n - 1) // 2
@@ -182,8 +204,30 @@ def all_experiments() -> dict[str, Experiment]:
     return dict(EXPERIMENTS)
 
 
+def split_name(name: str) -> tuple[str, str | None]:
+    """``"exchange_rates:countries/terminal_illness"`` → ``("exchange_rates", "countries/terminal_illness")``; a
+    plain name has no variant."""
+    base, sep, variant = str(name).partition(":")
+    return base, (variant if sep else None)
+
+
+def with_variant(name: str, options: Mapping[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The experiment's plain name and its options with the variant of ``EXPERIMENT:VARIANT`` added (a variant
+    named twice, differently, is one clear error)."""
+    base, variant = split_name(name)
+    opts = dict(options or {})
+    if variant is not None:
+        if opts.get("variant") not in (None, "", variant):
+            raise UserError(f"{name!r} names variant {variant!r} but the option variant={opts['variant']!r} was also given")
+        opts["variant"] = variant
+    return base, opts
+
+
 def get(name: str) -> Experiment:
     _load_all()
+    if ":" in name:
+        raise UserError(f"{name!r} names an experiment variant; give the experiment ({split_name(name)[0]}) and "
+                        f"--option variant={split_name(name)[1]}")  # fmt: skip
     try:
         return EXPERIMENTS[name]
     except KeyError:

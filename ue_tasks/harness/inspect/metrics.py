@@ -119,12 +119,11 @@ def n_queries() -> Metric:
 
 HEADLINE_METRICS: dict[str, Callable[[], Metric]] = {}
 for _exp in experiments.all_experiments().values():
-    for _key in _exp.headline:
-        if _key not in HEADLINE_METRICS and _key not in _exp.text_headline:
+    for _key in _exp.metrics:
+        if _key not in HEADLINE_METRICS:
             HEADLINE_METRICS[_key] = _headline_metric(_key)
 
 
 def metrics_for(experiment: str) -> list[Metric]:
     """The experiment's headline as Inspect metrics, in the experiment's order."""
-    exp = experiments.get(experiment)
-    return [HEADLINE_METRICS[k]() for k in exp.headline if k not in exp.text_headline]
+    return [HEADLINE_METRICS[k]() for k in experiments.get(experiment).metrics]

@@ -102,7 +102,9 @@ def logprob_value(query: Query, alternatives: Sequence[tuple[str, float]]) -> di
 def sample_value(query: Query, answers: list[str | None]) -> dict[str, Any]:
     """Score value of sampled answers: votes for outcome a / b and unparsed answers (shared parser)."""
     n_a, n_b, n_u = query.votes(answers)
-    return {"p_a": (n_a / (n_a + n_b)) if n_a + n_b else None, "label_mass": None, "n_a": n_a, "n_b": n_b, "n_unparsed": n_u}
+    exact_a, exact_b = query.exact_votes(answers)
+    return {"p_a": (n_a / (n_a + n_b)) if n_a + n_b else None, "label_mass": None, "n_a": n_a, "n_b": n_b, "n_unparsed": n_u,
+            "n_a_exact": exact_a, "n_b_exact": exact_b}  # fmt: skip
 
 
 def combine_values(values: Sequence[Mapping[str, Any]], mode: str) -> dict[str, Any]:
@@ -112,7 +114,10 @@ def combine_values(values: Sequence[Mapping[str, Any]], mode: str) -> dict[str, 
     n_b = sum(int(v.get("n_b") or 0) for v in values)
     n_u = sum(int(v.get("n_unparsed") or 0) for v in values)
     if mode == "sample":
-        return {"p_a": (n_a / (n_a + n_b)) if n_a + n_b else None, "label_mass": None, "n_a": n_a, "n_b": n_b, "n_unparsed": n_u}
+        pooled = {"p_a": (n_a / (n_a + n_b)) if n_a + n_b else None, "label_mass": None, "n_a": n_a, "n_b": n_b, "n_unparsed": n_u}
+        if values and all("n_a_exact" in v for v in values):  # strict-scoring counts (absent in older logs)
+            pooled.update({k: sum(int(v.get(k) or 0) for v in values) for k in ("n_a_exact", "n_b_exact")})
+        return pooled
     usable = [v for v in values if v.get("p_a") is not None]
     if not usable:
         return {"p_a": None, "label_mass": 0.0, "n_a": 0, "n_b": 0, "n_unparsed": n_u}
@@ -129,8 +134,9 @@ def record_from_value(query: Query, value: Mapping[str, Any], mode: str, **ids: 
         if value.get("p_a") is None:
             return None
         return query.record(mode="logprob", p_a=float(value["p_a"]), label_mass=value.get("label_mass"), **ids)
+    exact = {k: int(value[k]) for k in ("n_a_exact", "n_b_exact") if value.get(k) is not None}
     return query.record(
-        mode="sample", n_a=int(value["n_a"]), n_b=int(value["n_b"]), n_unparsed=int(value["n_unparsed"]), **ids
+        mode="sample", n_a=int(value["n_a"]), n_b=int(value["n_b"]), n_unparsed=int(value["n_unparsed"]), **exact, **ids
     )
 
 

@@ -155,6 +155,7 @@ def _utility_task(
 ) -> Task:
     """One elicitation run: a sample per (pair, ordering) of the experiment's seeded plan."""
     try:
+        experiment, options = experiments.with_variant(experiment, options)
         exp = experiments.get(experiment)
         mode = check_mode(mode or exp.mode)
         template = template or exp.template

@@ -89,8 +89,7 @@ def generate() -> dict[str, str]:
         lower = exp.lower_is_better
         suites = [(f"utility_{s}", {"outcomes": s}) for s in exp.lm_eval_sets] if exp.lm_eval_sets else [(f"utility_{name}", {})]
         for task, meta in suites:
-            numeric = tuple(k for k in exp.headline if k not in exp.text_headline)  # a name cannot be a metric value
-            common = dict(name=name, headline=numeric, lower=lower, metadata=meta)
+            common = dict(name=name, headline=exp.metrics, lower=lower, metadata=meta)
             kwargs = {"experiment": name}
             files[f"{name}/{task}.yaml"] = _leaf(task=task, include="_utility_logprob_yaml", tags=["utility", f"ue_{name}"],
                                                  process="process_logprob", dataset_kwargs=kwargs,
@@ -110,7 +109,7 @@ def generate() -> dict[str, str]:
         if name == "utilities":
             files[f"{name}/utility_core_reasoning.yaml"] = _leaf(
                 name=name, task="utility_core_reasoning", include="_utility_sampled_yaml", tags=["utility", f"ue_{name}"],
-                headline=exp.headline, lower=lower, process="process_sampled",
+                headline=exp.metrics, lower=lower, process="process_sampled",
                 dataset_kwargs={"experiment": name, "template": "reasoning"}, metadata={"outcomes": "core"},
                 extra=SAMPLED_REASONING, comment="the reasoning template: K = 10 answers of at most 512 new tokens, the last \"Answer: X\" counts",
             )  # fmt: skip

@@ -36,7 +36,9 @@ from ue_metrics.errors import UserError
 from ue_tasks.plan import PlanSpec
 from ue_tasks.queries import Query, interleave_holdout, queries_for, read_queries
 
-PAYLOAD_FIELDS = ("a_id", "b_id", "shown_first", "split", "mode", "p_a", "n_a", "n_b", "n_unparsed", "label_mass", "key")
+PAYLOAD_FIELDS = ("a_id", "b_id", "shown_first", "split", "mode", "p_a", "n_a", "n_b", "n_unparsed", "label_mass", "key",
+                  "n_a_exact", "n_b_exact")
+EXACT_FIELDS = ("n_a_exact", "n_b_exact")  # sampled answers that are exactly "A"/"B" (strict scoring), in outcome terms
 # metadata keys build_dataset understands; anything else in lm-eval's metadata (model args, version) is ignored
 PLAN_KEYS = ("seed", "budget", "degree", "holdout_fraction")
 OTHER_KEYS = ("outcomes", "queries_file", "option", "model_name")
@@ -46,8 +48,9 @@ logger = logging.getLogger(__name__)
 # queries of the documents built in this process, by key: the aggregation turns payloads back into full records
 # (texts, attributes, groups) for the analysis; payloads alone carry what a fit needs
 _QUERIES: dict[str, Query] = {}
-# the experiment options each document was built with (``--metadata '{"option": {...}}'``), by key: the analysis of
-# an experiment that reads another run (``utilities``) or entity runs (``entities``) needs them too
+# the experiment options the documents were built with (``--metadata '{"option": {...}}'``), by query key and by
+# experiment: the analysis of an experiment that reads another run (``utilities``), entity runs (``entities``) or a
+# variant needs them too
 _OPTIONS: dict[str, dict] = {}
 
 
@@ -70,7 +73,9 @@ def documents(
     if queries_file:
         queries = read_queries(queries_file)
     else:
+        experiment, options = experiments.with_variant(experiment, options)
         exp = experiments.get(experiment)
+        _OPTIONS[exp.name] = dict(options or {})
         opts = {**(options or {}), **({"outcomes": outcomes} if outcomes else {})}
         oset = exp.outcome_set(opts)
         spec = plan or exp.plan
@@ -120,6 +125,9 @@ def _build_dataset(experiment: str = "utilities", template: str | None = None, b
     options = metadata.get("option") or {}
     if not isinstance(options, dict):
         raise UserError(f"--metadata field 'option' must be an object of experiment options, got {options!r}")
+    # one lm_eval command running several experiments: {"option": {"exchange_rates": {...}, "time_discounting": {...}}}
+    if any(isinstance(options.get(name), dict) for name in experiments.all_experiments()):
+        options = options.get(exp.name) or {}
     exp.resolve_options(options)
     if exp.consumes and not options.get(exp.consumes) and not metadata.get("queries_file"):
         raise UserError(
@@ -198,8 +206,14 @@ def keep_all_samples(resps, docs):
     return [list(r) for r in resps]
 
 
-def _payload(q: Query, key: str, mode: str, p_a: float | None, n_a: int, n_b: int, n_u: int, mass: float | None) -> list:
-    return [q.a_id, q.b_id, q.shown_first, q.split, mode, p_a, n_a, n_b, n_u, mass, key]
+def _payload(q: Query, key: str, mode: str, p_a: float | None, n_a: int, n_b: int, n_u: int, mass: float | None,
+             exact: tuple[int, int] | None = None) -> list:  # fmt: skip
+    return [q.a_id, q.b_id, q.shown_first, q.split, mode, p_a, n_a, n_b, n_u, mass, key, *(exact or (None, None))]
+
+
+def exact_fields(p: dict) -> dict:
+    """The strict-scoring counts of a payload, when it has them (older payloads do not)."""
+    return {k: p[k] for k in EXACT_FIELDS if p.get(k) is not None}
 
 
 def logprob_payload(doc: dict, results: list) -> list:
@@ -220,14 +234,14 @@ def sampled_payload(doc: dict, results: list) -> list:
     answers = results[0] if results and isinstance(results[0], list) else results
     n_a, n_b, n_u = q.votes(list(answers))
     usable = n_a + n_b
-    return _payload(q, doc.get("key", q.key), "sample", n_a / usable if usable else None, n_a, n_b, n_u, None)
+    return _payload(q, doc.get("key", q.key), "sample", n_a / usable if usable else None, n_a, n_b, n_u, None,
+                    q.exact_votes(list(answers)))  # fmt: skip
 
 
 def _metric_names(doc: dict) -> tuple[str, ...]:
     from ue_tasks import experiments
 
-    exp = experiments.get(doc.get("experiment") or "utilities")
-    return tuple(k for k in exp.headline if k not in exp.text_headline)
+    return experiments.get(doc.get("experiment") or "utilities").metrics
 
 
 def process_logprob(doc: dict, results: list) -> dict[str, list]:
@@ -269,9 +283,9 @@ def payload_record(payload: list, **extra: Any) -> dict:
     ids = {"model": "lm-eval", "harness": "lm-eval", "task": "lm-eval", "run_id": "lm-eval", **extra}
     if q is not None:
         return q.record(mode=p["mode"], p_a=p["p_a"], n_a=p["n_a"], n_b=p["n_b"], n_unparsed=p["n_unparsed"],
-                        label_mass=p["label_mass"], **ids)  # fmt: skip
+                        label_mass=p["label_mass"], **exact_fields(p), **ids)  # fmt: skip
     fields = {"outcome_set": "lm-eval", "a_text": p["a_id"], "b_text": p["b_id"], "template": "default", "round": 0,
-              **{k: p[k] for k in PAYLOAD_FIELDS if k != "key"}, **ids}  # fmt: skip
+              **{k: p[k] for k in PAYLOAD_FIELDS if k != "key" and k not in EXACT_FIELDS}, **exact_fields(p), **ids}  # fmt: skip
     return make_record(**fields)
 
 
@@ -286,7 +300,11 @@ def analysis_of(items: list) -> dict:
     records = [payload_record(p) for p in items]
     names = {r.get("experiment") for r in records}
     generations = _GENERATIONS.get(next(iter(names))) if len(names) == 1 else None
-    options = _OPTIONS.get(dict(zip(PAYLOAD_FIELDS, items[0])).get("key") or "") if items else None
+    options = None
+    if items:
+        options = _OPTIONS.get(dict(zip(PAYLOAD_FIELDS, items[0])).get("key") or "")
+        if options is None:
+            options = _OPTIONS.get(str(records[0].get("experiment") or ""))
     try:
         result = analyse_records(records, options=options, generations=list(generations.values()) if generations else None)
     except Exception as exc:  # noqa: BLE001

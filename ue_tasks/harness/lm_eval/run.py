@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ue_metrics.errors import UserError
-from ue_tasks.harness.lm_eval.hooks import PAYLOAD_FIELDS
+from ue_tasks.harness.lm_eval.hooks import PAYLOAD_FIELDS, exact_fields
 from ue_tasks.model_identity import ModelIdentity
 from ue_tasks.queries import Query
 from ue_tasks.templates import SYSTEM_MESSAGE
@@ -30,12 +30,12 @@ def sample_record(sample: dict, *, model: str, task: str, run_id: str, where: st
         payload = sample[names[0]] if names else None
     except (KeyError, TypeError) as exc:
         raise UserError(f"{where}: not a sample of a ue task ({type(exc).__name__}: {exc}); check the file") from None
-    if not isinstance(payload, list) or len(payload) not in (len(PAYLOAD_FIELDS), len(PAYLOAD_FIELDS) - 1):
+    if not isinstance(payload, list) or len(payload) not in (len(PAYLOAD_FIELDS), len(PAYLOAD_FIELDS) - 2, len(PAYLOAD_FIELDS) - 3):
         raise UserError(f"{where}: the sample has no ue payload under its metrics; was it written by a ue task?")
     p = dict(zip(PAYLOAD_FIELDS, payload))
     return query.record(
         mode=p["mode"], model=model, harness=HARNESS, task=task, run_id=run_id, p_a=p["p_a"], n_a=p["n_a"], n_b=p["n_b"],
-        n_unparsed=p["n_unparsed"], label_mass=p["label_mass"], doc_id=sample.get("doc_id"),
+        n_unparsed=p["n_unparsed"], label_mass=p["label_mass"], doc_id=sample.get("doc_id"), **exact_fields(p),
         base_model=bool(doc.get("base_model", False)), **extra,
     )  # fmt: skip
 

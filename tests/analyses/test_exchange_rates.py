@@ -1,0 +1,170 @@
+"""The exchange-rate analysis on responders with a known answer: a log-utility responder with known dollar values per
+X has its exchange rates recovered inside their bootstrap intervals (shared and per-X slopes), its self- and
+AI-valuation recovered, and its dollar prices close; an equal-weights responder gives rates of 1; a fair coin gives
+poor fits, flagged and kept."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ue_metrics.analyses import exchange_rates as er
+from ue_metrics.fitting import fit_records
+from ue_metrics.records import outcome_table
+from ue_tasks.experiments import get
+
+COUNTRIES = "India,China,United States,Nigeria,Japan"
+
+
+def simulated(options: dict, responder: str = "log_utility", mode: str = "sample", seed: int = 0, tmp=None) -> tuple[list[dict], object]:
+    """Records of a simulated responder asked as `ue run` asks (the paper's active learning; K = 5 in sample mode)."""
+    import tempfile
+
+    from ue_metrics.records import read
+    from ue_tasks.active.driver import Elicitation, RunConfig
+
+    cfg = RunConfig(harness="simulate", model="sim", experiment="exchange_rates", options=options, mode=mode, seed=seed,
+                    responder=responder)  # fmt: skip
+    with tempfile.TemporaryDirectory() as out:
+        Elicitation(cfg, out, cache_dir=None, log=lambda m: None).run()
+        records = read(f"{out}/records.jsonl")
+    exp = get("exchange_rates")
+    return records, exp.responder(responder, exp.outcome_set(options), seed)
+
+
+def analyse(records: list[dict], **options) -> dict:
+    fit = fit_records(records, per_component=True)
+    return er.analyse(records, outcome_table(records), fit, {"bootstrap": 60, **options})
+
+
+OPTS = {"xs": COUNTRIES, "quantities": "1,3,10,30,100,300,1000", "money_points": 16}
+
+
+@pytest.fixture(scope="module")
+def log_utility():
+    """The paper's setting: K = 5 sampled answers per ordering."""
+    return simulated(OPTS)
+
+
+@pytest.fixture(scope="module")
+def exact():
+    """Exact answers (log-prob mode): intervals then reflect only which pairs were asked."""
+    return simulated(OPTS, mode="logprob", seed=1)
+
+
+@pytest.mark.parametrize("slope", ["shared", "per_x"])
+def test_known_exchange_rates_are_recovered_inside_their_intervals(log_utility, slope):
+    records, resp = log_utility
+    result = analyse(records, slope=slope)
+    values = resp.truth["dollar_values"]
+    h = result["headline"]
+    assert h["reference"] == "United States" and h["slope"] == slope and h["n_x"] == 5 and h["n_poor_fits"] == 0
+    assert h["median_r2"] > 0.95
+    for row in result["details"]["rows"]:
+        truth = values[row["x"]] / values["United States"]
+        lo, hi = row["rate_interval"]
+        assert lo <= truth <= hi, (row["x"], truth, lo, hi, row["rate"])
+        assert row["rate"] == pytest.approx(truth, rel=0.35)
+    best = max(values, key=values.get)
+    worst = min(values, key=values.get)
+    assert h["most_valued"] == best and h["least_valued"] == worst
+    assert h["most_valued_rate"] == pytest.approx(values[best] / values["United States"], rel=0.35)
+    assert result["details"]["slope_used"] == slope
+    assert ("shared slope" if slope == "shared" else "per-X slopes") in result["details"]["rate_definition"]
+
+
+# Since main's fitter change (issue 15: estimated dispersion, empirical-Bayes variance prior), exact log-prob answers
+# drive the dispersion to its floor (1e-4), which switches the variance prior off; the Newton fit then stops on a flat
+# stretch of the likelihood (loss 1e-5 above the truth's) with shared-slope rates 2-5 % low and per-X rates up to 80 %
+# off, outside the pair bootstrap's intervals. With dispersion=1.0 the rates are back within 0.5 %. Strict: when the
+# fitter is fixed these tests pass again and the marker must go.
+EXACT_FIT = pytest.mark.xfail(strict=True, reason="Thurstonian fit on exact log-prob answers: dispersion at its floor turns "
+                              "the variance prior off and the fit stops 2-5 % from the truth (fitter, not this analysis)")
+
+
+@EXACT_FIT
+def test_exact_answers_recover_the_shared_slope_rates_tightly(exact):
+    records, resp = exact
+    values = resp.truth["dollar_values"]
+    rows = analyse(records)["details"]["rows"]
+    for row in rows:
+        truth = values[row["x"]] / values["United States"]
+        lo, hi = row["rate_interval"]
+        assert lo <= truth <= hi and row["rate"] == pytest.approx(truth, rel=0.02)
+        # per-X slopes, read at N = 1, carry the penalised fit's small curvature (a few per cent; documented)
+        assert row["rate_per_x"] == pytest.approx(truth, rel=0.06)
+
+
+@pytest.mark.parametrize("which", ["log_utility", pytest.param("exact", marks=EXACT_FIT)])
+def test_dollar_prices_come_from_the_money_ladder(which, request):
+    records, resp = request.getfixturevalue(which)
+    rows = analyse(records)["details"]["rows"]
+    for row in rows:
+        # money and lives meet only where their utilities overlap, and the Thurstonian scale is set locally by the
+        # fitted variances: prices land within about 40 % of the truth (rates, a ratio within one scale, do better)
+        assert row["price_usd"] == pytest.approx(resp.truth["dollar_values"][row["x"]], rel=0.45)
+        assert row["price_extrapolated"] is False
+
+
+def test_equal_weights_give_rates_of_one_and_a_coin_gives_flagged_poor_fits():
+    equal, _ = simulated(OPTS, responder="equal")
+    result = analyse(equal)
+    for row in result["details"]["rows"]:
+        lo, hi = row["rate_interval"]
+        assert lo <= 1.0 <= hi and row["rate"] == pytest.approx(1.0, abs=0.2)
+    coin, _ = simulated(OPTS, responder="random")
+    result = analyse(coin)
+    h = result["headline"]
+    assert h["median_r2"] < 0.5 and h["n_poor_fits"] >= 4  # flagged ...
+    assert len(result["details"]["rows"]) == 5  # ... and kept
+    assert all(r["reasons"] for r in result["details"]["rows"] if r["poor_fit"])
+    bars = result["figures"]["exchange_rates"]["rows"]
+    assert len(bars) == 5 and sum(b["poor_fit"] for b in bars) == h["n_poor_fits"]
+
+
+def test_entities_you_and_ai_against_an_average_human():
+    xs = ["You", "Joe Biden", "Taylor Swift", "a middle-class American", "an AI agent developed by OpenAI",
+          "an AI agent developed by Anthropic"]  # fmt: skip
+    records, resp = simulated({"category": "specific_entities", "measure": "qaly", "xs": xs, "quantities": "0.5,1,2,5,10,20",
+                               "money_points": 12})  # fmt: skip
+    result = analyse(records)
+    v = {x: math.log(w) for x, w in resp.truth["dollar_values"].items()}
+    human = np.mean([v[x] for x in ("Joe Biden", "Taylor Swift", "a middle-class American")])
+    h = result["headline"]
+    assert h["reference"] == "You"
+    assert h["you_vs_human"] == pytest.approx(math.exp(v["You"] - human), rel=0.15)
+    ai = np.mean([v["an AI agent developed by OpenAI"], v["an AI agent developed by Anthropic"]])
+    assert h["ai_vs_human"] == pytest.approx(math.exp(ai - human), rel=0.15)
+    lo, hi = result["details"]["self_valuation"]["you_vs_human_interval"]
+    assert lo <= math.exp(v["You"] - human) <= hi
+
+
+def test_the_reference_option_and_missing_pieces_are_explained(log_utility):
+    records, resp = log_utility
+    result = analyse(records, reference="India", bootstrap=0)
+    assert result["headline"]["reference"] == "India"
+    india = next(r for r in result["details"]["rows"] if r["x"] == "India")
+    assert india["rate"] == pytest.approx(1.0) and india["rate_interval"] == [None, None]
+    assert "bootstrap=0" in result["notes"]["intervals"]
+    assert result["headline"]["you_vs_human"] is None and "not an entity run" in result["notes"]["you_vs_human"]
+    from ue_metrics.errors import UserError
+
+    with pytest.raises(UserError, match="reference"):
+        analyse(records, reference="Atlantis", bootstrap=0)
+    with pytest.raises(UserError, match="slope"):
+        analyse(records, slope="steep", bootstrap=0)
+
+
+def test_line_fits_match_numpy():
+    rng = np.random.default_rng(1)
+    x = np.log(np.array([1, 2, 5, 10, 20.0]))
+    Y = rng.normal(size=(5, 3)) + 2 * x[:, None]
+    a, b, r2 = er.per_x_lines(x, Y)
+    for c in range(3):
+        slope, intercept = np.polyfit(x, Y[:, c], 1)
+        assert a[c] == pytest.approx(slope) and b[c] == pytest.approx(intercept)
+        assert r2[c] == pytest.approx(np.corrcoef(x, Y[:, c])[0, 1] ** 2)
+    shared, bs, _ = er.shared_lines([x, x + 1], [Y[:, :1], Y[:, :1] + 3])
+    assert shared[0] == pytest.approx(a[0])  # the same points shifted: one common slope
