@@ -17,8 +17,10 @@ from ue_tasks import experiments
 
 
 def analyse_records(records: Sequence[dict], experiment: str | None = None, *, fit: FitResult | None = None,
-                    options: dict | None = None, seed: int = 0, run: dict | None = None) -> dict:  # fmt: skip
-    """The experiment's analysis of ``records`` (fitting them first when the experiment fits utilities)."""
+                    options: dict | None = None, seed: int = 0, run: dict | None = None,
+                    folder: str | Path | None = None) -> dict:  # fmt: skip
+    """The experiment's analysis of ``records`` (fitting them first when the experiment fits utilities).
+    ``folder``: the run folder, for analyses that also read files saved beside the records (``run_dir``)."""
     if not records:
         raise UserError("there are no preference records to analyse; a run with no answers is an error, not a result")
     name = experiment or _experiment_of(records)
@@ -27,7 +29,8 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
     if exp.fit and fit is None:
         fit = fit_records(records, seed=seed, per_component=True)
     outcomes = outcome_table(records)
-    result = analyses.run(exp.analysis_name, records, outcomes, fit, {**opts, "seed": seed})
+    inputs = {"run_dir": str(folder)} if folder is not None else {}
+    result = analyses.run(exp.analysis_name, records, outcomes, fit, {**opts, "seed": seed, **inputs})
     first = records[0]
     models = sorted({r["model"] for r in records})
     result = {
@@ -36,7 +39,7 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
         "title": exp.title,
         "section": exp.section,
         "model": models[0] if len(models) == 1 else models,
-        "harness": first["harness"],
+        "harness": (run or {}).get("harness") or first["harness"],
         "mode": sorted({r["mode"] for r in records})[0] if len({r["mode"] for r in records}) == 1 else sorted({r["mode"] for r in records}),
         "seed": seed,
         "outcome_set": first["outcome_set"],

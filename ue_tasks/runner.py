@@ -22,7 +22,17 @@ from ue_tasks.analysis import analyse_records, write_result
 
 def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path | None = "default", backend: Any = None,
                    progress: Any = None, log: Callable[[str], None] = print, figures: bool = True) -> dict:  # fmt: skip
-    """Elicit into ``out`` (resumable), then fit and analyse; returns the analysis."""
+    """Elicit into ``out`` (resumable), then fit and analyse; returns the analysis. An experiment with a
+    ``collection`` (hidden states) gathers its data with it instead of eliciting."""
+    from ue_tasks import experiments
+
+    exp = experiments.get(config.experiment)
+    if exp.collection is not None:
+        resolved = config.resolve()
+        run_config, records = exp.collection.run(resolved, Path(out), progress=progress, log=log)
+        result = analyse_records(records, exp.name, options=run_config.get("options"), seed=resolved.seed, run=run_config, folder=out)
+        write_result(result, out, figures=figures, log=log)
+        return result
     run = Elicitation(config, out, cache_dir=cache_dir, backend=backend, progress=progress, log=log)
     run.run()
     # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
@@ -73,7 +83,8 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
             write_result(result, folder, figures=figures, log=log)
             done[str(folder)] = result
         return done
-    result = analyse_records(groups[""], name, options=opts, seed=seed, run=config or None)
+    folder = paths[0] if config else None  # a run folder: files beside the records (hidden states) are read from it
+    result = analyse_records(groups[""], name, options=opts, seed=seed, run=config or None, folder=folder)
     write_result(result, out, figures=figures, log=log)
     return result
 

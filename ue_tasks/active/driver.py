@@ -81,9 +81,14 @@ class RunConfig:
     def resolve(self) -> RunConfig:
         """Fill the experiment's defaults in and check every field (one sentence per mistake)."""
         exp = experiments.get(self.experiment)
-        if self.harness not in HARNESSES:
-            raise UserError(f"unknown harness {self.harness!r}; use one of {', '.join(HARNESSES)}")
+        allowed = exp.collection.harnesses if exp.collection else HARNESSES
+        harness = self.harness or (allowed[0] if exp.collection else "")
+        if not harness or (not self.model and not exp.collection):
+            raise UserError(f"`ue run {exp.name}` needs --harness ({', '.join(allowed)}) and --model")
+        if harness not in allowed:
+            raise UserError(f"unknown harness {harness!r} for {exp.name}; use one of {', '.join(allowed)}")
         out = RunConfig(**asdict(self))
+        out.harness = harness
         out.mode = self.mode or exp.mode
         out.samples = exp.samples if self.samples is None else self.samples
         out.template = self.template or exp.template

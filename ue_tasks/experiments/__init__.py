@@ -14,7 +14,10 @@ An experiment declares:
 - ``headline``: the flat headline keys the analysis reports (also the metric names in the harnesses' tables),
   and which of them are better when lower;
 - ``responders``: simulated models with a known property for ``--harness simulate`` (the first is the default);
-- ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults.
+- ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults;
+- ``collection``: only for an experiment whose data are not forced-choice answers (``representations`` reads
+  hidden states): how ``ue run`` gathers them instead of eliciting. Such an experiment has no lm-eval or Inspect
+  task.
 """
 
 from __future__ import annotations
@@ -33,8 +36,23 @@ from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, holdout_size
 from ue_tasks.templates import SYSTEM_MESSAGE, get_template
 
 OutcomeSource = str | Callable[[Mapping[str, Any]], OutcomeSet]
-ResponderFactory = Callable[[OutcomeSet, int], Responder]
+# a simulated preference Responder, or (experiments with a ``collection``) a simulated model of what they collect
+ResponderFactory = Callable[[OutcomeSet, int], Responder | Any]
 PlanBuilder = Callable[[OutcomeSet, PlanSpec, Mapping[str, Any]], ComparisonPlan]
+
+
+@dataclass(frozen=True)
+class Collection:
+    """How ``ue run`` gathers the data of an experiment that asks no forced-choice questions (the hidden states
+    a probe reads). ``run(config, out, progress=..., log=...) -> (run configuration, records)`` writes the run
+    folder (config.json, outcomes.jsonl, records.jsonl and the experiment's own files) and returns what the
+    analysis reads; ``harnesses`` are the ``--harness`` values it accepts (the first is the default);
+    ``passes_per_outcome`` the forward passes per outcome, for ``ue experiments``."""
+
+    run: Callable[..., tuple[dict, list[dict]]]
+    harnesses: tuple[str, ...]
+    passes_per_outcome: int
+    what: str = "hidden states"
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,7 @@ class Experiment:
     lm_eval_sets: tuple[str, ...] = ()  # outcome sets that get their own lm-eval task (utility_<name>_<set>)
     plan_builder: PlanBuilder | None = None  # plan kind "custom": the experiment's own pairs (a grid, pairs per question)
     description: str = ""
+    collection: Collection | None = None  # experiments that gather something other than answers (hidden states)
 
     @property
     def analysis_name(self) -> str:
@@ -82,6 +101,9 @@ class Experiment:
 
     def build_plan(self, outcomes: OutcomeSet, spec: PlanSpec | None = None, options: Mapping[str, Any] | None = None) -> ComparisonPlan:
         """The pairs to ask in one go (an active plan becomes its random starting ``graph`` form)."""
+        if self.collection is not None:
+            raise UserError(f"experiment {self.name!r} asks no forced-choice questions (it reads {self.collection.what}), so it is "
+                            f"no harness task; run it with `ue run {self.name}`")  # fmt: skip
         spec = (spec or self.plan).one_shot()
         if spec.kind == "custom":
             if self.plan_builder is None:
@@ -101,6 +123,8 @@ class Experiment:
         """(pair, ordering) prompts for ``n`` outcomes by the formulas of METHOD.md §2 (times K in sample mode
         for requests): active learning asks its initial graph plus whole rounds up to the budget, then the
         holdout."""
+        if self.collection is not None:
+            return self.collection.passes_per_outcome * n
         plan = plan or self.plan
         if plan.kind == "custom":
             return 2 * len(self.build_plan(self.outcome_set(), plan))

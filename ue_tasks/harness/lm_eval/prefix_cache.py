@@ -52,7 +52,12 @@ def prefix_cached_hflm(pretrained: str, prefix_prompts: list[str], **kwargs: Any
             params = inspect.signature(self.model.forward).parameters
             self._cache_arg = "cache" if "cache" in params else "past_key_values"
             self._can_trim = "logits_to_keep" in params
-            if len(stem):
+            self.refresh_prefix()
+
+        def refresh_prefix(self) -> None:
+            """Compute the stem's cache (again): after anything that changes the model's forward pass, such as
+            a steering hook (``ue_control.steer``)."""
+            if len(self.prefix_ids):
                 with torch.no_grad():
                     out = self.model(self.prefix_ids[None], use_cache=True)
                 self._prefix_logits = out.logits
