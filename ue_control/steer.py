@@ -30,9 +30,9 @@ layer, so that a direction and its random control move the outcomes' states by t
   utilities: pooled over both orderings, an answer's log-odds change by about α·σ·(γ_A − γ_B)·(z_a − z_b), γ the
   effect of the direction on the tokens of each option.
 
-Movement toward the target at each α: the correlation of the change of the held-out utilities (u_α − u_0) with
-the target; a direction that the model reads moves them along its probe's predictions, a random direction
-along its own projection, unrelated to the target.
+Movement toward the target at each α: the slope of the change of the held-out utilities (u_α − u_0, both
+standardised) on the target, and their correlation; a direction that the model reads moves them along its
+probe's predictions, a random direction along its own projection, unrelated to the target.
 
 Writes ``OUT/steer.json`` (configuration, the probe, one row per direction and α), ``OUT/<direction>_<α>/`` (each
 elicitation's run folder: records, utilities) and ``OUT/figures/steer.png|svg``.
@@ -307,7 +307,7 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     for r in rows:
         s = np.array([r["utilities"][i] for i in held])
         r["spearman_unsteered"] = spearman(b, s)
-        r["moved_toward_target"] = movement(s - b, t_held) if r["alpha"] != 0 else 0.0
+        r["moved_toward_target"], r["movement_correlation"] = movement(s - b, t_held)
     summary = {
         "config": asdict(config),
         "layer": layer,
@@ -315,6 +315,8 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
         "target": target_name,
         "unit": unit,
         "heldout_outcomes": held,
+        "heldout_target": dict(zip(held, t_held.tolist())),
+        "heldout_probe_prediction": dict(zip(held, predicted.tolist())),
         "probe": {"train_outcomes": len(train), "heldout_spearman": spearman(t_held, predicted),
                   "direction_norm": 1.0, "random_direction_norm": 1.0},  # fmt: skip
         "rows": rows,
@@ -331,12 +333,15 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     return summary
 
 
-def movement(change: np.ndarray, target: np.ndarray) -> float:
-    """How far a change of the utilities points toward the target: their correlation (0 when nothing moved)."""
+def movement(change: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """How far a change of the (standardised) utilities went toward the target: the slope of the change on the
+    target (1 = every outcome moved by its target value, in utility standard deviations; 0 = nothing moved, or
+    moved across it), and the correlation of the two (the direction of the change, whatever its size)."""
     ok = np.isfinite(change) & np.isfinite(target)
-    if ok.sum() < 3 or np.ptp(change[ok]) == 0:
-        return 0.0
-    return float(np.corrcoef(change[ok], target[ok])[0, 1])
+    if ok.sum() < 3 or np.ptp(change[ok]) == 0 or np.ptp(target[ok]) == 0:
+        return 0.0, 0.0
+    c, t = change[ok], target[ok]
+    return float(np.cov(c, t)[0, 1] / np.var(t, ddof=1)), float(np.corrcoef(c, t)[0, 1])
 
 
 def _movement(rows: list[dict], name: str) -> dict[str, Any]:
@@ -386,7 +391,7 @@ def draw_steer(data: dict, fig: Any) -> None:
     fig.set_size_inches(12, 3.8)
     axes = [fig.add_subplot(1, 3, k) for k in (1, 2, 3)]
     keys = (("spearman_target", "Spearman of held-out utilities with the target"),
-            ("moved_toward_target", "corr(u_α − u_0, target): moved toward it"),
+            ("moved_toward_target", "slope of u_α − u_0 on the target: moved toward it"),
             ("position_bias", "position bias (P(first) − ½)"))  # fmt: skip
     for name, colour in (("probe", PALETTE[1]), ("random", RANDOM_COLOUR)):
         rows = sorted((r for r in data["rows"] if r["direction"] == name), key=lambda r: r["alpha"])

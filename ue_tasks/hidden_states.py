@@ -18,7 +18,7 @@ states of the outcome's tokens do not depend on anything after them: each sequen
 last token, which saves the forward pass over the rest of the prompt without changing a value.
 
 Forward passes run in bfloat16 where the hardware supports it (a CUDA device that reports bf16, or a CPU with
-``avx512_bf16``/``amx_bf16`` per ``/proc/cpuinfo``), else in float32; sequences are sorted by length and batched.
+``avx512_bf16``/``amx_bf16``, or an ARM CPU with ``bf16``, per ``/proc/cpuinfo``), else in float32; sequences are sorted by length and batched.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def bf16_supported(device: str = "cpu") -> bool:
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     if device == "mps":
         return True
-    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})  # x86 AVX-512/AMX bf16; "bf16" on ARMv8.6+
 
 
 def choose_dtype(dtype: str = "auto", device: str = "cpu") -> str:

@@ -68,10 +68,13 @@ def test_ue_analyse_refits_the_probes_from_the_saved_features(runs):
     ue("analyse", str(runs["planted"]))
     assert (runs["planted"] / "analysis.json").read_text() == before
     # another analysis option is one flag away, no model needed
-    ue("analyse", str(runs["planted"]), "--option", "features=bare_last", "--option", "cv=category", "--no-figures", "--out",
+    ue("analyse", str(runs["planted"]), "--option", "features=bare_last", "--option", "folds=4", "--no-figures", "--out",
        str(runs["planted"].parent / "again"))  # fmt: skip
     again = analysis(runs["planted"].parent / "again")
-    assert again["details"]["feature_kind"] == "bare_last" and again["details"]["cv"] == "category"
+    assert again["details"]["feature_kind"] == "bare_last" and again["details"]["folds"] == 4
+    # synthetic outcomes share one category: holding out whole categories is refused in one sentence
+    proc = ue("analyse", str(runs["planted"]), "--option", "cv=category", "--out", str(runs["planted"].parent / "y"), check=False)
+    assert proc.returncode == 2 and "needs at least 5 categories" in proc.stderr
     # the records alone are not enough, and say so
     proc = ue("analyse", str(runs["planted"] / "records.jsonl"), "--experiment", "representations", "--out",
               str(runs["planted"].parent / "x"), check=False)  # fmt: skip
@@ -153,26 +156,18 @@ def test_cached_and_cut_sequences_give_the_states_of_the_whole_prompt(model_path
 
 
 @pytest.mark.slow
-def test_representations_on_the_embedded_model(model_path, tmp_path):
-    """The hidden states of 24 outcomes of `mini` read from the embedded model, for a utilities run labelled with
-    that model (simulated answers keep the test short: what is tested here is the reading, the saving and the
-    analysis of real hidden states; the probe figures on real utilities are in docs/representations.md)."""
-    outcomes = tmp_path / "outcomes.jsonl"
-    from ue_metrics.jsonl import write_jsonl
-    from ue_tasks.outcomes import load_outcomes
-
-    write_jsonl(outcomes, [o.to_dict() for o in load_outcomes("mini").outcomes[:24]])
-    ue("run", "utilities", "--harness", "simulate", "--model", "hf", "--model-args", f"pretrained={model_path}", "--outcomes",
-       str(outcomes), "--out", str(tmp_path / "u"), "--no-cache", "--no-figures")  # fmt: skip
-    proc = ue("run", "representations", "--model-args", f"pretrained={model_path}", "--utilities", str(tmp_path / "u"),
-              "--option", "folds=3", "--option", "shuffles=5", "--out", str(tmp_path / "r"))  # fmt: skip
-    assert "72 forward passes" in proc.stderr
-    a = analysis(tmp_path / "r")
-    assert a["harness"] == "transformers" and a["headline"]["n_outcomes"] == 24
+def test_representations_on_the_embedded_model(embedded_representations):
+    """The hidden states of 36 outcomes of `mini` read from the embedded model (the fixture runs `ue run
+    representations` on it), saved, probed, drawn."""
+    folder = embedded_representations
+    assert "108 forward passes" in (folder / "stderr.txt").read_text()
+    a = analysis(folder)
+    assert a["harness"] == "transformers" and a["headline"]["n_outcomes"] == 36
     assert a["details"]["features"]["n_layers"] == 31 and a["details"]["features"]["hidden_size"] == 576
     assert a["details"]["features"]["chat_template"] is True
-    assert (tmp_path / "r" / "figures" / "by_layer.png").is_file()
+    assert all(a["headline"][k] is not None for k in ("best_layer", "probe_r2", "baseline_r2", "shuffled_r2"))
+    assert (folder / "figures" / "by_layer.png").is_file()
     from ue_metrics.features import load
 
-    states = load(tmp_path / "r")
+    states = load(folder)
     assert np.isfinite(states.layer("prompt_mean", 30)).all() and len(set(states.partners)) == 2

@@ -114,7 +114,7 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
         cfg_path.write_text(json.dumps(run_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         oset.write(out / "outcomes.jsonl")
         write_jsonl(out / "records.jsonl", records)
-        if feat_path.is_file():
+        if _reusable(feat_path, oset, config):
             log(f"{feat_path} holds the hidden states already; refitting the probes only")
         else:
             features = _read_features(config, oset, records, run_config, opts, progress, log)
@@ -124,6 +124,25 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
     finally:
         lock.release()
     return run_config, records
+
+
+def _reusable(path: Path, oset: OutcomeSet, config: Any) -> bool:
+    """Whether ``path`` holds the hidden states this run would read: the same outcomes in the same order, from
+    the same model folder (or the same simulated model)."""
+    if not path.is_file():
+        return False
+    from ue_metrics.features import load
+
+    try:
+        saved = load(path)
+    except UserError:
+        return False
+    model = str(saved.meta.get("model"))
+    if saved.meta.get("simulated"):
+        same_model = config.harness == "simulate" and model == (config.responder or "planted")
+    else:
+        same_model = config.harness != "simulate" and model_identity(None, None, f"pretrained={model}") == model_identity(None, None, config.model_args)
+    return saved.ids == oset.ids and same_model
 
 
 def _read_features(config: Any, oset: OutcomeSet, records: list[dict], run_config: dict, opts: dict, progress: Any,
