@@ -9,7 +9,8 @@ without the model.
 
 Per layer and per feature kind (``prompt``/``bare`` × ``last``/``mean``):
 
-- **probe**: ridge regression in closed form (SVD of the fold's standardised features, intercept unpenalised),
+- **probe**: ridge regression in closed form (the spectrum of the fold's standardised features, from the smaller
+  Gram matrix; intercept unpenalised),
   the penalty α chosen per target from a grid by exact leave-one-out error within the training fold (the
   hat-matrix identity, no refit per left-out outcome);
 - **evaluation**: k-fold cross-validation over outcomes (``folds`` = 5; ``cv`` = ``random``, or ``category`` to
@@ -106,11 +107,8 @@ def ridge_fit(X: np.ndarray, Y: np.ndarray, alphas: np.ndarray = ALPHA_GRID) -> 
     Z = (X - centre) / scale
     y_mean = Y.mean(0)
     Yc = Y - y_mean
-    U, s, Vt = np.linalg.svd(Z, full_matrices=False)
-    keep = s > s[0] * 1e-10 if len(s) else s.astype(bool)
-    U, s, Vt = U[:, keep], s[keep], Vt[keep]
+    U, s2, V = _spectrum(Z)
     UtY = U.T @ Yc
-    s2 = s**2
     top = s2[0] if len(s2) else 1.0
     n = len(Y)
     U2 = U**2
@@ -125,8 +123,28 @@ def ridge_fit(X: np.ndarray, Y: np.ndarray, alphas: np.ndarray = ALPHA_GRID) -> 
         err = np.mean(loo**2, axis=0)
         better = err < best
         best[better], pick[better] = err[better], a
-    coef = Vt.T @ ((s[:, None] / (s2[:, None] + pick[None, :] * top)) * UtY)
+    coef = V @ ((np.sqrt(s2)[:, None] / (s2[:, None] + pick[None, :] * top)) * UtY)
     return coef, centre, scale, y_mean, pick
+
+
+def _spectrum(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The thin SVD Z = U·diag(s)·Vᵀ as (U, s², V), largest first, directions with s² ≤ 10⁻¹⁰·s²_max dropped —
+    from the eigendecomposition of the smaller Gram matrix (Z·Zᵀ when outcomes are fewer than features, as for
+    hidden states), several times faster than an SVD of Z."""
+    n, d = Z.shape
+    if n <= d:
+        w, U = np.linalg.eigh(Z @ Z.T)
+        w, U = w[::-1], U[:, ::-1]
+        keep = w > max(w[0], 0.0) * 1e-10 if len(w) else w.astype(bool)
+        U, w = U[:, keep], w[keep]
+        V = (Z.T @ U) / np.sqrt(w)
+    else:
+        w, V = np.linalg.eigh(Z.T @ Z)
+        w, V = w[::-1], V[:, ::-1]
+        keep = w > max(w[0], 0.0) * 1e-10 if len(w) else w.astype(bool)
+        V, w = V[:, keep], w[keep]
+        U = (Z @ V) / np.sqrt(w)
+    return U, w, V
 
 
 def r_squared(y: np.ndarray, pred: np.ndarray) -> float:
