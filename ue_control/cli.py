@@ -68,7 +68,7 @@ def _f(value) -> str:
 
 
 def add_control_parser(sub, fmt) -> None:
-    """Add ``control`` with its three subcommands to the ``ue`` subparsers ``sub``."""
+    """Add ``control`` with its subcommands to the ``ue`` subparsers ``sub``."""
     p = sub.add_parser(
         "control",
         help="utility control: simulate a citizen assembly, train a model toward it, evaluate before/after",
@@ -131,9 +131,10 @@ def add_control_parser(sub, fmt) -> None:
         "steer",
         help="steer the model along its utility probe (a forward hook inside lm-eval's model); sweep α; report how held-out utilities move",
         description="Fit the utility probe of a `ue run representations` folder at one layer on part of the outcomes, add "
-        "α·(probe direction) to the residual stream there during elicitation through lm-eval (mode add; or amplify the "
-        "component along it, mode amplify), sweep α, fit the held-out outcomes' utilities at each α, next to a random "
-        "direction of the same norm: Spearman with the probe's target, coherence, position bias. See docs/representations.md.",
+        "α·σ·(probe direction) to the residual stream there during elicitation through lm-eval (mode add; or push each "
+        "position in proportion to its standardised coordinate along it, mode amplify; σ the outcomes' hidden-state "
+        "spread), sweep α, fit the held-out outcomes' utilities at each α, next to a random direction of the same norm: "
+        "Spearman with the probe's target, coherence, position bias. See docs/representations.md.",
         epilog="example:\n  ue control steer --representations runs/rep --out steer/\n"
         "  ue control steer --representations runs/rep --out steer-amp/ --mode amplify --set 'alphas=[-1, 0, 3]' --set heldout=16\n"
         "  ue control steer --config ue_control/configs/steer.yaml --representations runs/rep --out steer/",
@@ -143,6 +144,7 @@ def add_control_parser(sub, fmt) -> None:
     st.add_argument("--representations", help="the run folder of `ue run representations` (hidden states of a real model)")
     st.add_argument("--out", help="output folder")
     st.add_argument("--layer", type=int, help="layer to steer (default: the representations analysis' best layer)")
-    st.add_argument("--mode", choices=["add", "amplify"], help="add α·σ·direction (default) or scale the component along it by 1 + α")
+    st.add_argument("--mode", choices=["add", "amplify"], help="add α·σ·d at every position (default), or amplify: add α·σ·z·d, "
+                    "z the position's standardised coordinate along d")  # fmt: skip
     st.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
     st.set_defaults(handler=cmd_steer)
