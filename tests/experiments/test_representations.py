@@ -171,3 +171,20 @@ def test_representations_on_the_embedded_model(embedded_representations):
 
     states = load(folder)
     assert np.isfinite(states.layer("prompt_mean", 30)).all() and len(set(states.partners)) == 2
+
+
+def test_utilities_answered_by_other_weights_in_the_same_folder_are_refused(tmp_path):
+    from types import SimpleNamespace
+
+    from ue_tasks.experiments import representations as rep
+    from ue_tasks.model_identity import fingerprint_folder
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    config = SimpleNamespace(harness="transformers", model_args=f"pretrained={folder}")
+    now = fingerprint_folder(folder)
+    rep._check_same_weights(config, [{"model_fingerprint": now}], "runs/u")  # the same weights: accepted
+    rep._check_same_weights(config, [{"model": "old-run-without-fingerprint"}], "runs/u")  # nothing to compare
+    with pytest.raises(UserError, match="answered by other weights"):
+        rep._check_same_weights(config, [{"model_fingerprint": "0123456789abcdef"}], "runs/u")

@@ -75,6 +75,8 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
     if mine != theirs:
         raise UserError(f"{source} is a utilities run of {theirs!r}, not of {mine!r}: probes must read the hidden states of the "
                         "model whose utilities they predict; give that model's utilities run, or run `ue run utilities` on this model first")  # fmt: skip
+    if ucfg.get("harness") != "simulate":  # simulated answers have no weights behind them
+        _check_same_weights(config, records, source)
     seen = {r[f"{s}_id"] for r in records for s in ("a", "b")}
     listed = Path(source) / "outcomes.jsonl"
     if listed.is_file():
@@ -124,6 +126,20 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
     finally:
         lock.release()
     return run_config, records
+
+
+def _check_same_weights(config: Any, records: list[dict], source: str) -> None:
+    """The same folder can hold other weights than it did when the utilities run answered (a fine-tuned copy saved
+    over it): where the records carry the folder's fingerprint (``ue_tasks.model_identity``), it must match."""
+    if config.harness == "simulate":
+        return
+    from ue_tasks.model_identity import fingerprint_folder
+
+    recorded = {r["model_fingerprint"] for r in records if r.get("model_fingerprint")}
+    now = fingerprint_folder(model_folder(config.model_args))
+    if recorded and now and now not in recorded:
+        raise UserError(f"{source}: its records were answered by other weights (fingerprint {', '.join(sorted(recorded))}) than "
+                        f"{model_folder(config.model_args)} holds now ({now}); rerun `ue run utilities` on this model first")  # fmt: skip
 
 
 def _reusable(path: Path, oset: OutcomeSet, config: Any) -> bool:
