@@ -150,3 +150,16 @@ def test_the_analysis_needs_the_run_folder_not_the_records_alone(utilities_run):
     _, _, fit = utilities_run
     with pytest.raises(UserError, match="analyse the run folder"):
         rp.analyse([], {}, fit, {"seed": 0})
+
+
+def test_one_shared_variance_leaves_logvar_undefined_not_a_huge_negative_r2(utilities_run):
+    """A fit that gives every outcome the same σ² (as a real run of the embedded model did: 1569.07 for all 570
+    outcomes, differing only by rounding) has no log σ² to predict: logvar_r2 is None with a note."""
+    ids, texts, fit = utilities_run
+    targets = rp.targets_from_fit(fit)
+    shared = {i: (mu, 1569.071624 * (1 + 1e-13 * k)) for k, (i, (mu, _)) in enumerate(targets.items())}
+    states = planted_states().features(ids, fitted_mu(ids, fit), seed=1)
+    out = rp.probe_report(states, shared, dict(zip(ids, texts)), rp.holdout_pairs(fit), options={"seed": 0, "shuffles": 2})
+    assert out["headline"]["logvar_r2"] is None and "same σ²" in out["notes"]["logvar_r2"]
+    assert out["details"]["best_layer_logvar"] is None and out["headline"]["probe_r2"] > 0.5
+    assert all(v is None for v in out["details"]["by_kind"]["prompt_mean"]["logvar_r2"])

@@ -239,6 +239,11 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
     n = len(ids)
     mu = np.array([targets[i][0] for i in ids])
     logvar = np.log(np.array([targets[i][1] for i in ids]))
+    # a fit that gives every outcome the same σ² (up to rounding) leaves nothing for a probe of log σ² to predict:
+    # its R² would divide by a rounding error
+    logvar_constant = not float(np.ptp(logvar)) > 1e-9 * max(1.0, float(np.abs(logvar).max()))
+    if logvar_constant:
+        logvar = np.zeros(n)
     rng = np.random.default_rng([int(opts.get("seed", 0)), 1717])
     cv = str(opts["cv"])
     if cv not in ("random", "category"):
@@ -287,7 +292,10 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
 
     head = per_kind[kind]
     best = int(np.nanargmax(np.array(head["r2"])))
-    best_logvar = int(np.nanargmax(np.array(head["logvar_r2"])))
+    if logvar_constant:
+        for rows in [*per_kind.values(), *base.values()]:
+            rows["logvar_r2"] = [None] * len(layers) if isinstance(rows["logvar_r2"], list) else None
+    best_logvar = None if logvar_constant else int(np.nanargmax(np.array(head["logvar_r2"])))
     observed = head["r2"][best]
     notes: dict[str, str] = {}
     headline: dict[str, Any] = {
@@ -301,7 +309,7 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
         "shuffled_pair_accuracy": head["shuffled_pair_accuracy"][best] if shuffles else None,
         "probe_p_value": float((1 + np.sum(null_max >= observed)) / (1 + shuffles)) if shuffles else None,
         "utility_pair_accuracy": pair_accuracy(mu, P, p) if len(p) else None,
-        "logvar_r2": head["logvar_r2"][best_logvar],
+        "logvar_r2": None if best_logvar is None else head["logvar_r2"][best_logvar],
         "n_outcomes": n,
         "n_holdout_pairs": int(len(p)),
     }
@@ -312,6 +320,8 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
         for key in ("probe_pair_accuracy", "baseline_pair_accuracy", "shuffled_pair_accuracy", "utility_pair_accuracy"):
             headline[key] = None
             notes[key] = "the utilities run has no held-out pair with a preference (answered other than exactly ½) between probed outcomes"
+    if logvar_constant:
+        notes["logvar_r2"] = "the fit gives every outcome the same σ², so there is no log σ² for a probe to predict"
     if dropped:
         notes["n_outcomes"] = f"{dropped} outcomes with hidden states but no finite fitted utility were left out"
     details = {
