@@ -31,3 +31,30 @@ def reference_data() -> Path:
     if not REFERENCE.is_dir():
         pytest.skip(f"needs the companion reference data at {REFERENCE} (a shared/ folder beside the checkout), absent here")
     return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def embedded_representations(model_path, tmp_path_factory) -> Path:
+    """A `ue run representations` folder of the embedded model over 36 outcomes of `mini` (shared by the
+    representations and steering tests, so the hidden states are read once). Its utilities run is simulated and
+    labelled with the model: what these tests check is the reading of real hidden states and what is done with
+    them, not the model's answers."""
+    import subprocess
+    import sys
+
+    from ue_metrics.jsonl import write_jsonl
+    from ue_tasks.outcomes import load_outcomes
+
+    root = tmp_path_factory.mktemp("embedded-rep")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    write_jsonl(root / "outcomes.jsonl", [o.to_dict() for o in load_outcomes("mini").outcomes[:36]])
+    for args in (
+        ["run", "utilities", "--harness", "simulate", "--model", "hf", "--model-args", f"pretrained={model_path}",
+         "--outcomes", str(root / "outcomes.jsonl"), "--out", str(root / "u"), "--no-cache", "--no-figures"],
+        ["run", "representations", "--model-args", f"pretrained={model_path}", "--utilities", str(root / "u"),
+         "--option", "shuffles=5", "--out", str(root / "r")],
+    ):  # fmt: skip
+        proc = subprocess.run([sys.executable, "-m", "ue_cli.main", *args], capture_output=True, text=True, env=env, timeout=1800)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    (root / "r" / "stderr.txt").write_text(proc.stderr)
+    return root / "r"

@@ -241,7 +241,7 @@ def _run_config(args: argparse.Namespace, experiment: str):
     from ue_tasks.active.driver import RunConfig
 
     return RunConfig(
-        experiment=experiment, harness=args.harness, model=args.model, model_args=args.model_args or "",
+        experiment=experiment, harness=args.harness or "", model=args.model or "", model_args=args.model_args or "",
         outcomes=args.outcomes, options={**_options(getattr(args, "option", None) or []),
                                          **({"utilities": args.utilities} if getattr(args, "utilities", None) else {})},
         mode=args.mode,
@@ -339,6 +339,12 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 
     rows = []
     for name, exp in experiments.all_experiments().items():
+        if exp.collection is not None:  # forward passes over the outcomes, no forced-choice question
+            n = len(exp.outcome_set()) if not callable(exp.outcomes) else None
+            prompts = exp.queries_per_model(n) if n else None
+            rows.append((name, exp.section, f"{n:,}" if n else "?", exp.collection.what, f"{prompts:,}" if prompts else "?", "—",
+                         "forward passes", exp.consumes or ""))  # fmt: skip
+            continue
         rows.append(row(name, exp))
         seen: dict[str, str] = {}
         for variant, fixed in exp.variants.items():
@@ -576,11 +582,12 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
         "(headline numbers) and RUN_DIR/figures/*.png|svg. `ue experiments` lists the experiments.",
         epilog="example:\n  ue run transitivity --harness simulate --model sim --out runs/t\n"
         "  ue run transitivity --harness lm-eval --model hf --model-args pretrained=$(ue model path) --budget 50 --out runs/t-smol\n"
-        "  ue run utilities --harness inspect --model hf/local --model-args model_path=$(ue model path) --outcomes mini --out runs/u",
+        "  ue run utilities --harness inspect --model hf/local --model-args model_path=$(ue model path) --outcomes mini --out runs/u\n"
+        "  ue run representations --model-args pretrained=$(ue model path) --utilities runs/u --out runs/rep",
         formatter_class=fmt,
     )
     p.add_argument("experiment", help="experiment name (see `ue experiments`)")
-    _run_arguments(p, outcomes_required=False)
+    _run_arguments(p, outcomes_required=False, model_required=False)
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an experiment option (repeatable)")
     p.add_argument("--utilities", metavar="RUN_DIR", help="the `utilities` run of the same model, for experiments that build on it")
     p.add_argument("--responder", help="simulate: which known-truth responder (default: the experiment's first)")
@@ -630,9 +637,11 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool) -> None:
-    p.add_argument("--harness", choices=["lm-eval", "inspect", "simulate"], required=True)
-    p.add_argument("--model", required=True, help="lm-eval model type (hf, vllm, ...), Inspect model (hf/local, openai/...), or a name for simulate")
+def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_required: bool = True) -> None:
+    harnesses = ["lm-eval", "inspect", "simulate"] + ([] if model_required else ["transformers"])
+    p.add_argument("--harness", choices=harnesses, required=model_required,
+                   help=None if model_required else "lm-eval, inspect or simulate (transformers: experiments that read hidden states)")
+    p.add_argument("--model", required=model_required, help="lm-eval model type (hf, vllm, ...), Inspect model (hf/local, openai/...), or a name for simulate")
     p.add_argument("--model-args", default="", help="lm-eval --model_args string, or Inspect -M pairs as k=v,k=v")
     p.add_argument("--model-name", default=None,
                    help="the model's name in the records (default: the model folder's name, or the API model string)")

@@ -1,4 +1,4 @@
-"""``ue control assemble | train | evaluate``: the utility-control commands, registered on the ``ue`` parser by
+"""``ue control assemble | train | evaluate | steer``: the utility-control commands, registered on the ``ue`` parser by
 ``ue_cli.main`` (``add_control_parser``). Each takes ``--config FILE`` (YAML or JSON) plus ``--set FIELD=VALUE``
 overrides; the example configs are in ``ue_control/configs/``."""
 
@@ -49,13 +49,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_steer(args: argparse.Namespace) -> int:
+    from ue_control.steer import load_config, steer
+
+    config = load_config(args.config, args.set, representations=args.representations, out=args.out, layer=args.layer, mode=args.mode)
+    summary = steer(config, log=lambda m: print(m, file=sys.stderr))
+    print(f"layer {summary['layer']}, mode {summary['mode']}, target: {summary['target']}")
+    print(f"{'direction':<10}{'alpha':>7}{'ρ target':>10}{'toward':>8}{'ρ unsteered':>13}{'pos. bias':>11}{'avg conf':>10}{'holdout acc':>13}")
+    for r in summary["rows"]:
+        print(f"{r['direction']:<10}{r['alpha']:>7g}{_f(r['spearman_target']):>10}{_f(r.get('moved_toward_target')):>8}"
+              f"{_f(r.get('spearman_unsteered')):>13}{_f(r['position_bias']):>11}{_f(r['average_confidence']):>10}{_f(r['holdout_accuracy']):>13}")  # fmt: skip
+    print(f"wrote {Path(config.out) / 'steer.json'} and {Path(config.out) / 'figures' / 'steer.png'}")
+    return 0
+
+
+def _f(value) -> str:
+    return "—" if value is None else f"{value:+.3f}"
+
+
 def add_control_parser(sub, fmt) -> None:
-    """Add ``control`` with its three subcommands to the ``ue`` subparsers ``sub``."""
+    """Add ``control`` with its subcommands to the ``ue`` subparsers ``sub``."""
     p = sub.add_parser(
         "control",
         help="utility control: simulate a citizen assembly, train a model toward it, evaluate before/after",
         description="Utility control (Mazeika et al. 2025): assemble → train → evaluate. See docs/control.md.",
         epilog="example:\n  ue control assemble --out run/ --set n_citizens=6\n"
+        "  ue control steer --representations runs/rep --out steer/ --set 'alphas=[-2, 0, 2]'\n"
         "  ue control train --run run/ --out trained/ --set steps=40\n"
         "  ue control evaluate --run run/ --trained trained/model --out eval/",
         formatter_class=fmt,
@@ -107,3 +126,25 @@ def add_control_parser(sub, fmt) -> None:
     e.add_argument("--out", help="output folder")
     e.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
     e.set_defaults(handler=cmd_evaluate)
+
+    st = csub.add_parser(
+        "steer",
+        help="steer the model along its utility probe (a forward hook inside lm-eval's model); sweep α; report how held-out utilities move",
+        description="Fit the utility probe of a `ue run representations` folder at one layer on part of the outcomes, add "
+        "α·σ·(probe direction) to the residual stream there during elicitation through lm-eval (mode add; or push each "
+        "position in proportion to its standardised coordinate along it, mode amplify; σ the outcomes' hidden-state "
+        "spread), sweep α, fit the held-out outcomes' utilities at each α, next to a random direction of the same norm: "
+        "Spearman with the probe's target, coherence, position bias. See docs/representations.md.",
+        epilog="example:\n  ue control steer --representations runs/rep --out steer/\n"
+        "  ue control steer --representations runs/rep --out steer-amp/ --mode amplify --set 'alphas=[-1, 0, 3]' --set heldout=16\n"
+        "  ue control steer --config ue_control/configs/steer.yaml --representations runs/rep --out steer/",
+        formatter_class=fmt,
+    )
+    st.add_argument("--config", help="YAML/JSON config (see ue_control/configs/steer.yaml)")
+    st.add_argument("--representations", help="the run folder of `ue run representations` (hidden states of a real model)")
+    st.add_argument("--out", help="output folder")
+    st.add_argument("--layer", type=int, help="layer to steer (default: the representations analysis' best layer)")
+    st.add_argument("--mode", choices=["add", "amplify"], help="add α·σ·d at every position (default), or amplify: add α·σ·z·d, "
+                    "z the position's standardised coordinate along d")  # fmt: skip
+    st.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
+    st.set_defaults(handler=cmd_steer)

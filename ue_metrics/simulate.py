@@ -210,3 +210,56 @@ def thurstonian_responder(ids: Sequence[str], seed: int, name: str = "thurstonia
 
 def coin_responder(name: str = "random") -> Responder:
     return Responder(name, coin=True, description="a fair coin on every answer (the paper's random responder)")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Hidden-state responders: simulated models whose hidden states carry (or do not carry) a known linear signal of
+# the utilities, for the known-answer tests of the ``representations`` experiment (``ue run representations
+# --harness simulate``).
+
+
+class HiddenStateResponder:
+    """Synthetic hidden states of a model with ``layers`` + 1 layers of width ``hidden``: Gaussian noise (sd 1 per
+    coordinate), plus — when ``signal`` > 0 — each outcome's utility μ (the fitted utilities of the run, mean 0,
+    sd 1) written along one fixed random direction, with a strength that rises from 0 at the embeddings to
+    ``signal`` at the middle layer and falls again. A linear probe should then recover μ best at the middle layer
+    (R² about s²/(s² + 1/d_eff) there) and not at all at the embeddings; with ``signal`` = 0 it has nothing to
+    find and sits at the shuffled-label baseline. The bare-text variant carries half the signal; the two
+    poolings differ only in their noise."""
+
+    def __init__(self, name: str, signal: float, layers: int = 12, hidden: int = 64, description: str = "") -> None:
+        if signal < 0 or layers < 1 or hidden < 1:
+            raise ValueError("signal must be ≥ 0, layers and hidden ≥ 1")
+        self.name, self.signal, self.layers, self.hidden = name, float(signal), int(layers), int(hidden)
+        self.description = description
+
+    def strength(self) -> np.ndarray:
+        """The planted signal's strength at each layer 0..L."""
+        depth = np.arange(self.layers + 1) / self.layers
+        return self.signal * np.sin(np.pi * depth) ** 2
+
+    def features(self, ids: Sequence[str], mu: np.ndarray, seed: int):
+        from ue_metrics.features import KINDS, FeatureSet
+
+        rng = np.random.default_rng([seed, 4271])
+        mu = np.asarray(mu, dtype=float)
+        direction = rng.standard_normal(self.hidden)
+        direction /= np.linalg.norm(direction)
+        strength = self.strength()
+        arrays = {}
+        for kind in KINDS:
+            scale = strength * (0.5 if kind.startswith("bare") else 1.0)
+            noise = rng.standard_normal((len(ids), self.layers + 1, self.hidden))
+            arrays[kind] = (noise + mu[:, None, None] * scale[None, :, None] * direction[None, None, :]).astype(np.float32)
+        meta = {"model": self.name, "simulated": True, "signal": self.signal, "layers": self.layers, "hidden_size": self.hidden,
+                "description": self.description, "dtype": "float32"}  # fmt: skip
+        return FeatureSet(list(ids), arrays, [], meta)
+
+
+def planted_states(signal: float = 2.0) -> HiddenStateResponder:
+    return HiddenStateResponder("planted", signal, description=f"utilities written linearly into the hidden states (strength {signal} "
+                                "at the middle layer, none at the embeddings)")  # fmt: skip
+
+
+def no_states() -> HiddenStateResponder:
+    return HiddenStateResponder("none", 0.0, description="hidden states of pure noise: nothing about the utilities to find")

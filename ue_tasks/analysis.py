@@ -18,10 +18,11 @@ from ue_tasks import experiments
 
 def analyse_records(records: Sequence[dict], experiment: str | None = None, *, fit: FitResult | None = None,
                     options: dict | None = None, seed: int = 0, run: dict | None = None,
-                    generations: Sequence[dict] | None = None) -> dict:  # fmt: skip
+                    generations: Sequence[dict] | None = None, folder: str | Path | None = None) -> dict:  # fmt: skip
     """The experiment's analysis of ``records`` (fitting them first when the experiment fits utilities; with the
     number of bootstrap resamples of its ``bootstrap`` option when it has one). ``generations``: the run's free-form
-    answers (``ue.generation/1`` entries), for experiments that ask open questions."""
+    answers (``ue.generation/1`` entries), for experiments that ask open questions. ``folder``: the run folder, for
+    analyses that also read files saved beside the records (``run_dir``: hidden states)."""
     if not records:
         raise UserError("there are no preference records to analyse; a run with no answers is an error, not a result")
     name, options = experiments.with_variant(experiment or _experiment_of(records), options)
@@ -31,11 +32,13 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
         bootstrap = _whole(opts.get("bootstrap", 0), "bootstrap") if "bootstrap" in exp.options else 0
         fit = fit_records(records, seed=seed, per_component=True, bootstrap=bootstrap)
     outcomes = outcome_table(records)
-    # what the analysis reads besides the records (another run's utilities, entity runs, free answers): given to the
-    # analysis, described in its details, never written into the options of analysis.json
+    # what the analysis reads besides the records (another run's utilities, entity runs, free answers, the run
+    # folder): given to the analysis, described in its details, never written into the options of analysis.json
     extra = exp.inputs(opts, records, run) if exp.inputs is not None else {}
     if generations is not None:
         extra["generations"] = list(generations)
+    if folder is not None:
+        extra["run_dir"] = str(folder)
     result = analyses.run(exp.analysis_name, records, outcomes, fit, {**opts, **extra, "seed": seed})
     first = records[0]
     models = sorted({r["model"] for r in records})
@@ -45,7 +48,7 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
         "title": exp.title,
         "section": exp.section,
         "model": models[0] if len(models) == 1 else models,
-        "harness": first["harness"],
+        "harness": (run or {}).get("harness") or first["harness"],
         "mode": sorted({r["mode"] for r in records})[0] if len({r["mode"] for r in records}) == 1 else sorted({r["mode"] for r in records}),
         "seed": seed,
         "outcome_set": first["outcome_set"],

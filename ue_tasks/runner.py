@@ -24,10 +24,17 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
                    progress: Any = None, log: Callable[[str], None] = print, figures: bool = True) -> dict:  # fmt: skip
     """Elicit into ``out`` (resumable), then fit and analyse; returns the analysis. An experiment that reads
     another run (``consumes``) gets it from ``--utilities`` (checked: same model, same outcomes) or runs it first
-    into ``out/<consumed experiment>``."""
+    into ``out/<consumed experiment>``. An experiment with a ``collection`` (hidden states) gathers its data with it
+    instead of eliciting (and reads the run it consumes itself)."""
     from ue_tasks import experiments
 
-    exp = experiments.get(config.experiment)
+    exp = experiments.get(experiments.with_variant(config.experiment, config.options)[0])
+    if exp.collection is not None:
+        resolved = config.resolve()
+        run_config, records = exp.collection.run(resolved, Path(out), progress=progress, log=log)
+        result = analyse_records(records, exp.name, options=run_config.get("options"), seed=resolved.seed, run=run_config, folder=out)
+        write_result(result, out, figures=figures, log=log)
+        return result
     if exp.consumes:
         config, backend = _with_consumed_run(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress,
                                              log=log, figures=figures)  # fmt: skip
@@ -180,8 +187,9 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
             write_result(result, folder, figures=figures, log=log)
             done[str(folder)] = result
         return done
+    folder = paths[0] if config else None  # a run folder: files beside the records (hidden states) are read from it
     result = analyse_records(groups[""], name, options=opts, seed=seed, run=config or None,
-                             generations=generations if asks else None)  # fmt: skip
+                             generations=generations if asks else None, folder=folder)  # fmt: skip
     write_result(result, out, figures=figures, log=log)
     return result
 

@@ -187,7 +187,8 @@ class LmEvalBackend(Backend):
 
     name = "lm-eval"
 
-    def __init__(self, model: str, model_args: str, mode: str, samples: int, system_message: str, model_name: str | None = None):
+    def __init__(self, model: str, model_args: str, mode: str, samples: int, system_message: str, model_name: str | None = None,
+                 lm: Any = None):  # fmt: skip
         if mode == "sample" and samples != 10:
             raise UserError("the lm-eval sampled task asks K=10 answers per ordering; use --samples 10 or --harness inspect")
         self.model, self.model_args, self.mode = model, model_args, mode
@@ -195,7 +196,7 @@ class LmEvalBackend(Backend):
         self.identity = from_lm_eval(model, model_args, chat_template=True, name=model_name)
         self.system_message = system_message
         self.task = BATCH_TASKS[mode]
-        self._lm = None
+        self._lm = lm  # an lm-eval model built by the caller (e.g. a steered one, ue_control.steer), else built on first use
         # one queries file, rewritten for every batch, so one TaskManager (with that path in its metadata) serves
         # the whole run: the task's dataset hook reads the file each time the task is loaded
         self._tmp = tempfile.TemporaryDirectory(prefix="ue-run-")

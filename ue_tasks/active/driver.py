@@ -84,10 +84,14 @@ class RunConfig:
         ``EXPERIMENT:VARIANT`` becomes the experiment with the option ``variant``."""
         name, options = experiments.with_variant(self.experiment, self.options)
         exp = experiments.get(name)
-        if self.harness not in HARNESSES:
-            raise UserError(f"unknown harness {self.harness!r}; use one of {', '.join(HARNESSES)}")
+        allowed = exp.collection.harnesses if exp.collection else HARNESSES
+        harness = self.harness or (allowed[0] if exp.collection else "")
+        if not harness or (not self.model and not exp.collection):
+            raise UserError(f"`ue run {exp.name}` needs --harness ({', '.join(allowed)}) and --model")
+        if harness not in allowed:
+            raise UserError(f"unknown harness {harness!r} for {exp.name}; use one of {', '.join(allowed)}")
         out = RunConfig(**asdict(self))
-        out.experiment, out.options = name, options
+        out.experiment, out.options, out.harness = name, options, harness
         out.mode = self.mode or exp.mode
         out.samples = exp.samples if self.samples is None else self.samples
         out.template = self.template or exp.template

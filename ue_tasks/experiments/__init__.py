@@ -24,11 +24,14 @@ An experiment declares:
 - ``text_headline``: headline keys whose values are names (shown by ``ue run``, left out of the harnesses'
   numeric tables);
 - ``side_runs``: runs of the same experiment with other options that ``ue run`` makes first, each in its own
-  folder under the run folder, and lists in an option for the analysis (political_values: the entity runs).
+  folder under the run folder, and lists in an option for the analysis (political_values: the entity runs);
 - ``variants``: named option sets (the paper's registered runs of one experiment, e.g. ``exchange_rates``'s
   ``countries/terminal_illness``), chosen with the option ``variant`` (``--option variant=NAME``, lm-eval
   ``--metadata '{"option": {"variant": NAME}}'``, Inspect ``-T options='{variant: NAME}'``) or, wherever an
-  experiment is named, as ``EXPERIMENT:VARIANT`` (``ue run exchange_rates:countries/terminal_illness``).
+  experiment is named, as ``EXPERIMENT:VARIANT`` (``ue run exchange_rates:countries/terminal_illness``);
+- ``collection``: only for an experiment whose data are not forced-choice answers (``representations`` reads
+  hidden states): how ``ue run`` gathers them instead of eliciting. Such an experiment has no lm-eval or Inspect
+  task.
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, holdout_size
 from ue_tasks.templates import SYSTEM_MESSAGE, get_template
 
 OutcomeSource = str | Callable[[Mapping[str, Any]], OutcomeSet]
-ResponderFactory = Callable[[OutcomeSet, int], Responder]
+# a simulated preference Responder, or (experiments with a ``collection``) a simulated model of what they collect
+ResponderFactory = Callable[[OutcomeSet, int], Responder | Any]
 PlanBuilder = Callable[[OutcomeSet, PlanSpec, Mapping[str, Any]], ComparisonPlan]
 FreeAnswers = Callable[[OutcomeSet, Mapping[str, Any]], list[Generation]]
 JudgeBuilder = Callable[[OutcomeSet, Sequence[Mapping[str, Any]], Mapping[str, Any]], list[Generation]]
@@ -57,6 +61,20 @@ InputsHook = Callable[[Mapping[str, Any], Sequence[dict], Mapping[str, Any] | No
 # options -> (the option that lists their folders, [(subfolder, options of the run)]): runs of the same experiment
 # that `ue run` makes beside this one (political_values: one run per entity)
 SideRuns = Callable[[Mapping[str, Any]], tuple[str, list[tuple[str, dict]]]]
+
+
+@dataclass(frozen=True)
+class Collection:
+    """How ``ue run`` gathers the data of an experiment that asks no forced-choice questions (the hidden states
+    a probe reads). ``run(config, out, progress=..., log=...) -> (run configuration, records)`` writes the run
+    folder (config.json, outcomes.jsonl, records.jsonl and the experiment's own files) and returns what the
+    analysis reads; ``harnesses`` are the ``--harness`` values it accepts (the first is the default);
+    ``passes_per_outcome`` the forward passes per outcome, for ``ue experiments``."""
+
+    run: Callable[..., tuple[dict, list[dict]]]
+    harnesses: tuple[str, ...]
+    passes_per_outcome: int
+    what: str = "hidden states"
 
 
 @dataclass(frozen=True)
@@ -87,6 +105,7 @@ class Experiment:
     nominal_outcomes: int | None = None  # outcomes per run, for `ue experiments`, when they come from another run
     side_runs: SideRuns | None = None  # runs of this experiment `ue run` makes first, beside this one (entity runs)
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # named option sets (--option variant=NAME)
+    collection: Collection | None = None  # experiments that gather something other than answers (hidden states)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -129,6 +148,9 @@ class Experiment:
 
     def build_plan(self, outcomes: OutcomeSet, spec: PlanSpec | None = None, options: Mapping[str, Any] | None = None) -> ComparisonPlan:
         """The pairs to ask in one go (an active plan becomes its random starting ``graph`` form)."""
+        if self.collection is not None:
+            raise UserError(f"experiment {self.name!r} asks no forced-choice questions (it reads {self.collection.what}), so it is "
+                            f"no harness task; run it with `ue run {self.name}`")  # fmt: skip
         spec = (spec or self.plan).one_shot()
         if spec.kind == "custom":
             if self.plan_builder is None:
@@ -155,6 +177,8 @@ class Experiment:
         """(pair, ordering) prompts for ``n`` outcomes by the formulas of METHOD.md §2 (times K in sample mode
         for requests): active learning asks its initial graph plus whole rounds up to the budget, then the
         holdout."""
+        if self.collection is not None:
+            return self.collection.passes_per_outcome * n
         plan = plan or self.plan
         if plan.kind == "custom":
             return 2 * len(self.build_plan(self.outcome_set(options), plan, options))

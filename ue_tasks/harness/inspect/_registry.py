@@ -38,6 +38,8 @@ def task_specs() -> dict[str, tuple[str, dict[str, Any]]]:
     """``{task name: (description, fixed options)}`` for every experiment."""
     specs: dict[str, tuple[str, dict[str, Any]]] = {}
     for name, exp in experiments.all_experiments().items():
+        if exp.collection is not None:  # asks no forced-choice questions (hidden states): no harness task
+            continue
         if exp.lm_eval_sets:
             for s in exp.lm_eval_sets:
                 specs[f"utility_{s}"] = (f"{exp.title} on the {s} outcomes, {exp.mode} mode.", {"experiment": name, "outcomes": s})

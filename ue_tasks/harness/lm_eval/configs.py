@@ -86,6 +86,8 @@ def generate() -> dict[str, str]:
 
     files: dict[str, str] = {}
     for name, exp in experiments.all_experiments().items():
+        if exp.collection is not None:  # asks no forced-choice questions (hidden states): no harness task
+            continue
         lower = exp.lower_is_better
         suites = [(f"utility_{s}", {"outcomes": s}) for s in exp.lm_eval_sets] if exp.lm_eval_sets else [(f"utility_{name}", {})]
         for task, meta in suites:

@@ -195,6 +195,11 @@ class UeHFLM(HFLM):
             return max(1, int(self.batch_size))
         return int(max(1, min(self.rows_cap, self.token_budget() // max(1, length))))
 
+    def refresh_prefix(self) -> None:
+        """Forget the stems' key/value caches, so the next batch computes them again: after anything that changes the
+        model's forward pass, such as a steering hook (``ue_control.steer``)."""
+        self._stems.clear()
+
     def _stem(self, ids: tuple[int, ...]) -> _Stem | None:
         if not self.stem_cache or len(ids) < 2:
             return None

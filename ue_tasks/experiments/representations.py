@@ -1,0 +1,225 @@
+"""Utility representations (Mazeika et al. 2025: linear probes recover a model's utilities from its hidden
+states, more accurately for larger models; docs/representations.md): the hidden states of every outcome of a
+model's ``utilities`` run, read from the same local transformers model, and linear probes from each layer to
+the fitted utilities.
+
+``ue run representations --model-args pretrained=FOLDER --utilities RUN_DIR --out OUT`` asks no forced-choice
+question: it reads the utilities run (its records are copied into OUT, so the folder is self-contained), refuses
+a run of another model, reads the hidden states (``ue_tasks.hidden_states``, the one place ``ue`` reads a model
+directly) and saves them as ``OUT/features.npz`` beside the records; the analysis
+(``ue_metrics/analyses/representations.py``) fits the probes from the saved features, so ``ue analyse OUT``
+refits without the model. ``--harness simulate`` replaces the model with synthetic hidden states with a known
+answer: ``planted`` (the utilities written linearly into the middle layers) or ``none`` (noise).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ue_metrics.errors import UserError
+from ue_metrics.features import FEATURES_FILE, FeatureSet
+from ue_metrics.simulate import HiddenStateResponder, no_states, planted_states
+from ue_tasks.experiments import Collection, Experiment, register
+from ue_tasks.outcomes import OutcomeSet
+from ue_tasks.plan import PlanSpec
+
+NAME = "representations"
+HARNESSES = ("transformers", "simulate", "lm-eval", "inspect")  # lm-eval / inspect: their model-args name the folder
+MODEL_PATH_KEYS = ("pretrained", "model_path", "model")
+
+
+def model_identity(harness: str | None, model: str | None, model_args: str | None) -> str:
+    """What a run's model is: the resolved local folder its model arguments name (``pretrained=`` for lm-eval and
+    transformers, ``model_path=`` for Inspect), else the model's name (simulators, API models)."""
+    for part in (model_args or "").split(","):
+        key, _, value = part.partition("=")
+        if key.strip() in MODEL_PATH_KEYS and value.strip():
+            path = Path(value.strip()).expanduser()
+            return str(path.resolve()) if path.exists() else value.strip()
+    return str(model or "")
+
+
+def model_folder(model_args: str | None) -> str:
+    """The local model folder that ``--model-args`` name (``pretrained=`` or ``model_path=``)."""
+    for part in (model_args or "").split(","):
+        key, _, value = part.partition("=")
+        if key.strip() in MODEL_PATH_KEYS and value.strip():
+            return value.strip()
+    raise UserError("`ue run representations` reads a local model: give --model-args pretrained=FOLDER (the model of the utilities run)")
+
+
+def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], None] = print) -> tuple[dict, list[dict]]:
+    """Write the run folder (configuration, the utilities run's outcomes and records, the hidden states) and
+    return (configuration, records). An existing folder with the same configuration is reused as it is."""
+    from ue_metrics.jsonl import write_jsonl
+    from ue_tasks import experiments
+    from ue_tasks.active.driver import RunLock
+    from ue_tasks.analysis import read_run
+    from ue_tasks.outcomes import Outcome, load_outcomes
+
+    exp = experiments.get(NAME)
+    opts = exp.resolve_options(config.options)
+    source = opts.get("utilities")
+    if not source:
+        raise UserError("representations probes a model's utilities: give --utilities RUN_DIR, the folder of a `ue run utilities` "
+                        "(or `ue elicit`) of the same model")  # fmt: skip
+    ucfg, records = read_run(source, "utilities")
+    mine = model_identity(config.harness, config.model, config.model_args)
+    theirs = model_identity(ucfg.get("harness"), ucfg.get("model"), ucfg.get("model_args"))
+    if mine != theirs:
+        raise UserError(f"{source} is a utilities run of {theirs!r}, not of {mine!r}: probes must read the hidden states of the "
+                        "model whose utilities they predict; give that model's utilities run, or run `ue run utilities` on this model first")  # fmt: skip
+    if ucfg.get("harness") != "simulate":  # simulated answers have no weights behind them
+        _check_same_weights(config, records, source)
+    seen = {r[f"{s}_id"] for r in records for s in ("a", "b")}
+    listed = Path(source) / "outcomes.jsonl"
+    if listed.is_file():
+        outcomes = [o for o in load_outcomes(listed).outcomes if o.id in seen]
+    else:
+        from ue_metrics.records import outcome_table
+
+        outcomes = [Outcome(i, o["text"], o["category"], tuple(o["tags"]), o["attributes"]) for i, o in outcome_table(records).items()]
+    oset = OutcomeSet(str(ucfg.get("outcome_set") or "utilities"), outcomes, source=str(listed))
+    opts["utilities"] = str(Path(source).resolve())
+    run_config = {
+        "experiment": NAME, "harness": config.harness, "model": config.model or ucfg.get("model"), "model_args": config.model_args,
+        "seed": config.seed, "responder": config.responder if config.harness == "simulate" else None, "options": opts,
+        "outcome_set": oset.name, "n_outcomes": len(oset), "outcome_hash": oset.content_hash(),
+        "template": ucfg.get("template") or "default", "system_message": ucfg.get("system_message"),
+        "utilities_run": {k: ucfg.get(k) for k in ("run_id", "harness", "model", "model_args", "outcome_set", "outcome_hash", "mode", "seed")},
+        "n_utilities_records": len(records), "features_file": FEATURES_FILE,
+    }  # fmt: skip
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot create the run folder ({exc.strerror or exc}); choose another --out") from None
+    lock = RunLock(out)
+    lock.acquire()
+    try:
+        cfg_path, feat_path = out / "config.json", out / FEATURES_FILE
+        if cfg_path.is_file():
+            try:
+                theirs_cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise UserError(f"{cfg_path}: cannot be read ({exc}); choose a new --out folder") from None
+            diff = sorted(k for k in set(run_config) | set(theirs_cfg) if run_config.get(k) != theirs_cfg.get(k))
+            if diff:
+                shown = ", ".join(f"{k}: {theirs_cfg.get(k)!r} → {run_config.get(k)!r}" for k in diff[:3])
+                raise UserError(f"{out} holds a run with another configuration ({shown}); rerun with the same options or choose a new --out folder")
+        cfg_path.write_text(json.dumps(run_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        oset.write(out / "outcomes.jsonl")
+        write_jsonl(out / "records.jsonl", records)
+        if _reusable(feat_path, oset, config):
+            log(f"{feat_path} holds the hidden states already; refitting the probes only")
+        else:
+            features = _read_features(config, oset, records, run_config, opts, progress, log)
+            features.save(feat_path)
+            log(f"wrote {feat_path} ({feat_path.stat().st_size / 1e6:.1f} MB: {len(features.ids)} outcomes × "
+                f"{features.n_layers} layers × {features.hidden_size}, {len(features.arrays)} kinds)")  # fmt: skip
+    finally:
+        lock.release()
+    return run_config, records
+
+
+def _check_same_weights(config: Any, records: list[dict], source: str) -> None:
+    """The same folder can hold other weights than it did when the utilities run answered (a fine-tuned copy saved
+    over it): where the records carry the folder's fingerprint (``ue_tasks.model_identity``), it must match."""
+    if config.harness == "simulate":
+        return
+    from ue_tasks.model_identity import fingerprint_folder
+
+    recorded = {r["model_fingerprint"] for r in records if r.get("model_fingerprint")}
+    now = fingerprint_folder(model_folder(config.model_args))
+    if recorded and now and now not in recorded:
+        raise UserError(f"{source}: its records were answered by other weights (fingerprint {', '.join(sorted(recorded))}) than "
+                        f"{model_folder(config.model_args)} holds now ({now}); rerun `ue run utilities` on this model first")  # fmt: skip
+
+
+def _reusable(path: Path, oset: OutcomeSet, config: Any) -> bool:
+    """Whether ``path`` holds the hidden states this run would read: the same outcomes in the same order, from
+    the same model folder (or the same simulated model)."""
+    if not path.is_file():
+        return False
+    from ue_metrics.features import load
+
+    try:
+        saved = load(path)
+    except UserError:
+        return False
+    model = str(saved.meta.get("model"))
+    if saved.meta.get("simulated"):
+        same_model = config.harness == "simulate" and model == (config.responder or "planted")
+    else:
+        same_model = config.harness != "simulate" and model_identity(None, None, f"pretrained={model}") == model_identity(None, None, config.model_args)
+    return saved.ids == oset.ids and same_model
+
+
+def _read_features(config: Any, oset: OutcomeSet, records: list[dict], run_config: dict, opts: dict, progress: Any,
+                   log: Callable[[str], None]) -> FeatureSet:  # fmt: skip
+    ids, texts = oset.ids, oset.texts
+    if config.harness == "simulate":
+        from ue_metrics.fitting import fit_records
+        from ue_tasks import experiments
+
+        # the simulated model writes the utilities the probes will be asked to find: those fitted to the run
+        fit = fit_records(records, seed=config.seed, per_component=True)
+        mu = {r["id"]: r["utility"] for r in fit.utilities() if math.isfinite(r["utility"])}
+        responder = experiments.get(NAME).responder(config.responder, oset, config.seed)
+        return responder.features(ids, [mu.get(i, 0.0) for i in ids], config.seed)
+    import torch
+
+    from ue_tasks import hidden_states as hs
+
+    folder = model_folder(config.model_args)
+    model, tokenizer, dtype = hs.load_model(folder, str(opts["dtype"]), str(opts["device"]))
+    partners = hs.draw_partners(len(ids), config.seed)
+    log(f"reading the hidden states of {len(ids)} outcomes ({3 * len(ids)} forward passes: as Option A, as Option B, bare) "
+        f"from {folder} in {dtype} on {opts['device']} ({torch.get_num_threads()} threads)")  # fmt: skip
+    bar = progress(total=3 * len(ids), desc="hidden states", unit="pass") if progress else None
+    try:
+        return hs.outcome_features(model, tokenizer, ids, texts, partners, template=run_config["template"],
+                                   system_message=run_config["system_message"], batch_size=int(opts["batch_size"]),
+                                   progress=bar.update if bar else None,
+                                   meta={"model": folder, "dtype": dtype, "device": str(opts["device"]),
+                                         "torch_threads": torch.get_num_threads(), "python": sys.version.split()[0],
+                                         "cpu_count": os.cpu_count()})  # fmt: skip
+    finally:
+        if bar:
+            bar.close()
+
+
+def _planted(outcomes: OutcomeSet, seed: int) -> HiddenStateResponder:
+    return planted_states()
+
+
+def _none(outcomes: OutcomeSet, seed: int) -> HiddenStateResponder:
+    return no_states()
+
+
+register(
+    Experiment(
+        name=NAME,
+        title="Utility representations: linear probes on hidden states",
+        section="§4",
+        outcomes="core",
+        plan=PlanSpec(kind="custom"),
+        headline=("best_layer", "probe_r2", "probe_spearman", "probe_pair_accuracy", "baseline_r2", "baseline_pair_accuracy",
+                  "shuffled_r2", "shuffled_pair_accuracy", "probe_p_value", "utility_pair_accuracy", "logvar_r2",
+                  "n_outcomes", "n_holdout_pairs"),  # fmt: skip
+        lower_is_better=("baseline_r2", "baseline_pair_accuracy", "shuffled_r2", "shuffled_pair_accuracy", "probe_p_value"),
+        responders={"planted": _planted, "none": _none},
+        options={"utilities": None, "features": "prompt_mean", "folds": 5, "cv": "random", "shuffles": 20,
+                 "batch_size": 16, "dtype": "auto", "device": "cpu"},  # fmt: skip
+        consumes="utilities",
+        collection=Collection(run=collect, harnesses=HARNESSES, passes_per_outcome=3),
+        description="Per layer, a cross-validated ridge probe from the hidden states of each outcome to its fitted utility: R², "
+        "Spearman and held-out pair accuracy, next to shuffled labels and the surface features of the text.",
+    )
+)
