@@ -174,7 +174,7 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     groups = {label: got.deduplicate(group) for label, group in groups.items()}
     for note in got.notes():
         log(note)
-    asks = experiments.get(name or _single_experiment(got.records)).free_answers is not None
+    asks = experiments.get(experiments.with_variant(name or _single_experiment(got.records))[0]).free_answers is not None
     if by:
         done = {}
         for label, group in groups.items():
