@@ -697,6 +697,7 @@ def answer_key(r: dict) -> tuple:
 
 
 _VALUE_FIELDS = ("p_a", "n_a", "n_b", "n_unparsed", "label_mass", "split")
+_COARSE_KEY = ("a_id", "b_id", "shown_first", "template", "experiment", "group", "context", "mode")
 LOGPROB_TOLERANCE = 0.05  # two log-prob answers of one model to one query further apart than this are not one model
 
 
@@ -705,6 +706,11 @@ def deduplicate(records: Sequence[dict], sources: Sequence[str] | None = None) -
     is kept once. Refused instead: a sampled answer key with two different values (two runs under one run id —
     which one is right cannot be told), and one query to one log-prob model answered far apart (two models under
     one name). ``sources`` names where each record came from (for the messages)."""
+    records = records if isinstance(records, list) else list(records)
+    # fast path: every answer key holds these fields, so when they are all distinct no answer can repeat
+    coarse = set(zip(*(map(operator.methodcaller("get", f), records) for f in _COARSE_KEY)))
+    if len(coarse) == len(records):
+        return list(records), {}
     seen: dict[tuple, int] = {}
     kept: list[dict] = []
     dropped: dict[tuple[str, str], int] = {}
@@ -759,8 +765,14 @@ def check_not_mixed(records: Sequence[dict], pool: Iterable[str] = ()) -> None:
     system messages: one fit of them would describe no model. ``pool`` names fields the user chose to pool
     (``weights``: one model name whose files' fingerprint changed, e.g. a copied folder)."""
     pooled = set(pool)
+
+    def distinct(*fields: str) -> int:  # C-level pass: the number of distinct combinations of these fields
+        return len(set(zip(*(map(operator.methodcaller("get", f), records) for f in fields))))
+
+    if distinct(*MIXING_FIELDS, *MODEL_SETTINGS, "model_fingerprint") <= 1:  # one model, one set-up: nothing mixed
+        return
     for name in MIXING_FIELDS:
-        if name in pooled:
+        if name in pooled or distinct(*((name, *MODEL_SETTINGS) if name == "model" else (name,))) <= 1:
             continue
         values: dict[str, int] = {}
         for r in records:
@@ -774,7 +786,7 @@ def check_not_mixed(records: Sequence[dict], pool: Iterable[str] = ()) -> None:
                 f"these records come from {len(values)} different {name.replace('_', ' ')}s ({listed}{more}); one fit of "
                 f"them would describe none of them — {hint}"
             )
-    if "weights" in pooled:
+    if "weights" in pooled or distinct("model", *MODEL_SETTINGS, "model_fingerprint") <= distinct("model", *MODEL_SETTINGS):
         return
     fingerprints: dict[str, set[str]] = {}
     for r in records:
