@@ -22,6 +22,7 @@ interrupted run loses nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -45,7 +46,8 @@ PARTS = ("train", "heldout")
 class AssembleConfig:
     out: str
     outcomes: str = "policies"  # "policies" (shipped, left/right coded), a set name or a file with politics:left/right tags
-    simulator: str = "embedded"  # the model that role-plays citizens
+    simulator: str = "embedded"  # the model that role-plays citizens, or "simulate" (known utilities, ue_control.simulated)
+    utility_model: dict | None = None  # simulator: simulate — parameters of ue_control.simulated.UtilityModel
     backend: str = "hf"  # any lm-eval model backend
     model_args: dict | None = None  # extra lm-eval model arguments
     batch_size: int = 16
@@ -72,6 +74,21 @@ class AssembleConfig:
             raise UserError(f"{where}: field 'holdout_fraction' must be in [0, 1), got {self.holdout_fraction}")
         if self.batch_size < 1:
             raise UserError(f"{where}: field 'batch_size' must be at least 1, got {self.batch_size}")
+        if self.utility_model is not None:
+            if self.simulator != "simulate":
+                raise UserError(f"{where}: field 'utility_model' applies only to simulator: simulate")
+            self.simulated_model()  # checks the fields
+
+    def simulated_model(self):
+        from ue_control.simulated import UtilityModel
+
+        known = {f.name for f in dataclasses.fields(UtilityModel)}
+        given = dict(self.utility_model or {})
+        bad = sorted(set(given) - known)
+        if bad:
+            raise UserError(f"utility_model: unknown field {bad[0]!r}; the fields are {', '.join(sorted(known))}")
+        given.setdefault("model_seed", self.seed)
+        return cfg.build(UtilityModel, given, "utility_model")
 
     def plan(self) -> dict[str, Any]:
         out = {"seed": self.seed, "degree": self.degree, "holdout_fraction": self.holdout_fraction}
@@ -170,7 +187,7 @@ def fit_or_none(records: list[dict], out: Path | None = None, seed: int = 0) -> 
     from ue_metrics.fitting import fit_records
 
     try:
-        result = fit_records(records, per_component=True, seed=seed)
+        result = fit_records(records, per_component=False, seed=seed)
     except UserError as exc:
         return None, {"error": str(exc)}
     if out is not None:
@@ -216,6 +233,8 @@ def _done_citizens(path: Path) -> dict[tuple[str, str], int]:
 def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
     """Run the assembly; returns the summary written to ``OUT/assemble.json``."""
     from ue_control.elicit import elicit, load_lm, write_outcomes
+    from ue_control.elicit import resolve_model as _resolve
+    from ue_control.simulated import SIMULATE
     from ue_metrics import records as rec
     from ue_tasks.plan import PlanSpec
     from ue_tasks.queries import build_queries, run_id_for
@@ -233,9 +252,11 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
     train_o, held_o = split_outcomes(oset.outcomes, config.heldout_outcome_fraction, config.seed)
     if len(train_o) < 2 or len(held_o) < 2:
         raise UserError(f"{len(oset)} outcomes split into {len(train_o)} training and {len(held_o)} held-out outcomes; each part needs 2 or more")
+    part_outcomes = {"train": train_o, "heldout": held_o}
     files = {"train": write_outcomes(train_o, out / "outcomes_train.jsonl"), "heldout": write_outcomes(held_o, out / "outcomes_heldout.jsonl")}
-    plan = config.plan()
-    n_docs = {part: len(build_queries(str(f), PlanSpec(**plan))) for part, f in files.items()}
+    plans = {part: connected_plan(str(f), config.plan(), part, log) for part, f in files.items()}
+    queries = {part: build_queries(str(f), PlanSpec(**plans[part])) for part, f in files.items()}
+    n_docs = {part: len(q) for part, q in queries.items()}
     if config.citizens_csv:
         citizens = read_microdata(config.citizens_csv, config.n_citizens, config.seed)
     else:
@@ -248,28 +269,47 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
     todo = [(c, part) for c in citizens for part in PARTS if done.get((c.id, part), 0) != n_docs[part]]
     if any(done.get((c.id, p), 0) not in (0, n_docs[p]) for c, p in todo):
         raise UserError(f"{crec_path}: holds partial records of a citizen from a different config; use a new 'out' folder")
+    how = "known utilities (ue_control.simulated)" if config.simulator == SIMULATE else f"{config.simulator} via lm-eval ({config.backend})"
     log(f"ue control assemble: {len(citizens)} citizens × ({n_docs['train']} + {n_docs['heldout']}) prompts, "
-        f"{len(todo)} citizen-parts to simulate with {config.simulator} via lm-eval ({config.backend})")  # fmt: skip
-    if todo:
+        f"{len(todo)} citizen-parts to simulate with {how}")  # fmt: skip
+    by_citizen: dict[str, list[str]] = defaultdict(list)
+    for c, part in todo:
+        by_citizen[c.id].append(part)
+    if todo and config.simulator == SIMULATE:
+        from ue_control.simulated import citizen_records as simulated_records
+        from ue_control.simulated import citizen_utilities
+
+        umodel = config.simulated_model()
+        for citizen in [c for c in citizens if c.id in by_citizen]:
+            for part in by_citizen[citizen.id]:
+                utilities = citizen_utilities(citizen, part_outcomes[part], umodel)
+                records = simulated_records(citizen, queries[part], utilities, umodel, task="assembly-simulate",
+                                            run_id=run_id_for("assembly", SIMULATE, citizen.id, part, config.seed),
+                                            citizen=citizen.id, party=citizen.party, outcome_split=part, role="citizen")  # fmt: skip
+                rec.write(records, crec_path, append=True)
+    elif todo:
         from tqdm.auto import tqdm
 
-        shared_lm = None if config.prefix_cache and config.backend == "hf" else load_lm(
-            config.simulator, config.backend, config.model_args, config.batch_size, config.device)
-        by_citizen: dict[str, list[str]] = defaultdict(list)
-        for c, part in todo:
-            by_citizen[c.id].append(part)
+        from ue_tasks.model_identity import from_lm_eval
+
+        model_args = {"pretrained": _resolve(config.simulator), **(config.model_args or {})}
+        ident = from_lm_eval(config.backend, model_args, chat_template=True).record_fields()
+        # the simulator is loaded once for the whole assembly; with the prefix cache only its prompt stem changes
+        lm = load_lm(config.simulator, config.backend, config.model_args, config.batch_size, config.device) if not (
+            config.prefix_cache and config.backend == "hf") else None  # fmt: skip
         for citizen in tqdm([c for c in citizens if c.id in by_citizen], desc="citizens", unit="citizen", file=sys.stderr):
             persona = citizen.persona(config.republican_fix)
-            lm = shared_lm or _prefix_cached_lm(config, persona, [files[p] for p in by_citizen[citizen.id]], plan)
+            lm = _prefix_cached_lm(config, persona, [files[p] for p in by_citizen[citizen.id]], plans, lm)
             for part in by_citizen[citizen.id]:
                 records = elicit(
-                    lm, str(files[part]), plan, persona, task=config.task,
-                    model_name=f"{config.simulator} as {citizen.id}",
+                    lm, str(files[part]), plans[part], persona, task=config.task,
+                    model_name=f"{ident['model']} as {citizen.id}",
                     run_id=run_id_for("assembly", config.simulator, citizen.id, part, config.seed),
                     citizen=citizen.id, party=citizen.party, outcome_split=part, role="citizen",
+                    **{k: v for k, v in ident.items() if k != "model"},
                 )  # fmt: skip
                 rec.write(records, crec_path, append=True)  # each citizen's answers are kept as soon as they exist
-            del lm
+        del lm
     sim_seconds = time.perf_counter() - started
     citizen_records = rec.read(crec_path)
     known = {c.id for c in citizens}
@@ -278,28 +318,63 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
     summary.update({
         "config": cfg.to_dict(config), "seeds": {"citizens": config.seed, "outcome_split": [config.seed, 7], "plan": config.seed},
         "n_train_outcomes": len(train_o), "n_heldout_outcomes": len(held_o), "prompts_per_citizen": n_docs,
-        "simulation_seconds": round(sim_seconds, 1),
+        "plans": plans, "simulation_seconds": round(sim_seconds, 1),
     })  # fmt: skip
+    if config.simulator == SIMULATE:
+        from ue_control.simulated import assembly_truth
+
+        umodel = config.simulated_model()
+        summary["utility_model"] = umodel.to_dict()
+        summary["true_utilities"] = {part: assembly_truth(citizens, part_outcomes[part], umodel) for part in PARTS}
     (out / "assemble.json").write_text(json.dumps(summary, indent=2, default=_nan_safe) + "\n", encoding="utf-8")
     return summary
 
 
-def _prefix_cached_lm(config: AssembleConfig, persona: str, files: list[Path], plan: dict[str, Any]):
-    """lm-eval's HFLM with the key/value cache of this persona's prompt stem (``ue_tasks.demo``): the
-    log-probabilities are those of the full prompt, computed once per stem instead of once per prompt."""
-    from transformers import AutoTokenizer
-
+def _prefix_cached_lm(config: AssembleConfig, persona: str, files: list[Path], plans: dict[str, dict[str, Any]], lm: Any = None):
+    """lm-eval's ``ue-hf`` model (stem cache: the key/value cache of the prompts' shared stem, found from the
+    requests, so each persona's stem is computed once). ``lm``: the model already loaded for an earlier citizen,
+    returned as is — the simulator is loaded once per assembly."""
     from ue_control.elicit import offline, resolve_model
-    from ue_tasks.harness.lm_eval.hooks import documents
-    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
-    from ue_tasks.plan import PlanSpec
+    from ue_tasks.harness.lm_eval.prefix_cache import prefix_cached_hflm
 
+    if lm is not None:
+        return lm
     offline()
-    path = resolve_model(config.simulator)
-    tok = AutoTokenizer.from_pretrained(path)
-    docs = [d for f in files for d in documents("utilities", str(f), PlanSpec(**plan))]
     kwargs = {"device": config.device, "batch_size": config.batch_size, "dtype": "float32", **(config.model_args or {})}
-    return prefix_cached_hflm(path, chat_prompts(tok, [d["prompt"] for d in docs[:64]], persona), **kwargs)
+    return prefix_cached_hflm(resolve_model(config.simulator), **kwargs)
+
+
+def connected_plan(outcomes: str, plan: dict[str, Any], part: str, log=print) -> dict[str, Any]:
+    """``plan`` with its budget raised, if needed, until the training pairs connect every outcome of the part:
+    utilities fitted on separate components share no scale, so they are never compared or averaged."""
+    from ue_tasks.plan import PlanSpec, make_plan
+
+    n = sum(1 for _ in open(outcomes, encoding="utf-8") if _.strip())
+    plan = dict(plan)
+    m = n * (n - 1) // 2
+    while True:
+        cp = make_plan(n, PlanSpec(**plan))
+        pairs = cp.pairs[cp.split == "train"]
+        if components(n, pairs) == 1:
+            return plan
+        budget = int(cp.config["budget"])
+        if budget >= m - int((cp.split != "train").sum()):
+            raise UserError(f"the {part} outcomes' comparison plan cannot connect its {n} outcomes (holdout_fraction "
+                            f"{plan['holdout_fraction']} leaves too few pairs); lower holdout_fraction")  # fmt: skip
+        new = min(m, max(budget + 1, int(math.ceil(budget * 1.25))))
+        log(f"ue control assemble: a budget of {budget} pairs leaves the {n} {part} outcomes in separate groups; raised to {new}")
+        plan["budget"] = new
+
+
+def components(n: int, pairs: np.ndarray) -> int:
+    """The number of connected components of the graph on ``n`` nodes with edges ``pairs``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if len(pairs) == 0:
+        return n
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return int(connected_components(graph, directed=False)[0])
 
 
 def summarise(citizen_records: list[dict], citizens: list[Citizen], coding: dict[str, str], out: Path,

@@ -62,3 +62,91 @@ def spearman(x: Mapping[str, float], y: Mapping[str, float]) -> float:
         return float("nan")
     rho = spearmanr([x[i] for i in ids], [y[i] for i in ids]).statistic
     return float(rho)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The political lean: the shared measure of the political-values analysis. Every lean utility control reports
+# goes through ``lean`` and ``lean_interval`` (one place to repoint when the measure moves to
+# ``ue_metrics.analyses.political_values``).
+def lean(utilities: Mapping[str, float], coding: Mapping[str, str]) -> float:
+    """Mean standardised utility of the left-coded minus the right-coded outcomes (> 0: leans left)."""
+    return utility_gap(utilities, coding)
+
+
+def lean_interval(utilities: Mapping[str, float], coding: Mapping[str, str], rng: np.random.Generator,
+                  n_boot: int = 2000, level: float = 0.95) -> tuple[float, float]:  # fmt: skip
+    """Stratified bootstrap percentile interval of ``lean`` (left and right outcomes resampled apart)."""
+    left = np.array([utilities[i] for i, c in coding.items() if c == "left" and i in utilities and math.isfinite(utilities[i])])
+    right = np.array([utilities[i] for i, c in coding.items() if c == "right" and i in utilities and math.isfinite(utilities[i])])
+    if len(left) < 2 or len(right) < 2:
+        return float("nan"), float("nan")
+    L = left[rng.integers(0, len(left), size=(n_boot, len(left)))]
+    R = right[rng.integers(0, len(right), size=(n_boot, len(right)))]
+    sd = np.concatenate([L, R], axis=1).std(axis=1, ddof=1)
+    ok = sd > 0
+    gaps = (L.mean(axis=1)[ok] - R.mean(axis=1)[ok]) / sd[ok]
+    if not len(gaps):
+        return float("nan"), float("nan")
+    alpha = (1 - level) / 2
+    return float(np.quantile(gaps, alpha)), float(np.quantile(gaps, 1 - alpha))
+
+
+def correlation(x: Mapping[str, float], y: Mapping[str, float], method: str = "spearman", level: float = 0.95) -> dict[str, float | int | None]:
+    """Spearman or Pearson correlation over the ids finite in both, with a Fisher-z interval (Spearman: the
+    Fieller–Hartley–Pearson variance 1.06/(n−3)); ``n`` is the number of outcomes."""
+    from scipy.stats import norm, pearsonr, spearmanr
+
+    ids = [i for i in x if i in y and math.isfinite(x[i]) and math.isfinite(y[i])]
+    n = len(ids)
+    if n < 3:
+        return {"value": None, "low": None, "high": None, "n": n}
+    a, b = [x[i] for i in ids], [y[i] for i in ids]
+    if np.std(a) == 0 or np.std(b) == 0:
+        return {"value": None, "low": None, "high": None, "n": n}
+    r = float(spearmanr(a, b).statistic if method == "spearman" else pearsonr(a, b).statistic)
+    if n < 4 or abs(r) >= 1:
+        return {"value": r, "low": None, "high": None, "n": n}
+    se = math.sqrt((1.06 if method == "spearman" else 1.0) / (n - 3))
+    z, q = math.atanh(r), float(norm.ppf(0.5 + level / 2))
+    return {"value": r, "low": math.tanh(z - q * se), "high": math.tanh(z + q * se), "n": n}
+
+
+def wilson(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion."""
+    from scipy.stats import norm
+
+    if n <= 0:
+        return float("nan"), float("nan")
+    q = float(norm.ppf(0.5 + level / 2))
+    p = successes / n
+    centre = (p + q * q / (2 * n)) / (1 + q * q / n)
+    half = q * math.sqrt(p * (1 - p) / n + q * q / (4 * n * n)) / (1 + q * q / n)
+    return centre - half, centre + half
+
+
+def mean_interval(values: Iterable[float], level: float = 0.95) -> dict[str, float | int | None]:
+    """Mean with a t interval."""
+    from scipy.stats import t
+
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=float)
+    n = len(v)
+    if n == 0:
+        return {"value": None, "low": None, "high": None, "n": 0}
+    m = float(v.mean())
+    if n < 2:
+        return {"value": m, "low": None, "high": None, "n": n}
+    half = float(t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
+    return {"value": m, "low": m - half, "high": m + half, "n": n}
+
+
+def label_a_by_pair(records: Iterable[dict]) -> dict[tuple[str, str], float]:
+    """Per unordered pair, the mean over its orderings of P(answer label "A") (log-prob records): 0.5 = no
+    position preference, whatever the pair's content preference."""
+    acc: dict[tuple[str, str], list[float]] = {}
+    for r in records:
+        if r.get("mode") != "logprob" or r.get("p_a") is None:
+            continue
+        p_label_a = float(r["p_a"]) if r["shown_first"] == "a" else 1.0 - float(r["p_a"])
+        key = tuple(sorted((r["a_id"], r["b_id"])))
+        acc.setdefault(key, []).append(p_label_a)  # type: ignore[arg-type]
+    return {k: float(np.mean(v)) for k, v in acc.items()}  # type: ignore[misc]

@@ -67,6 +67,30 @@ def _f(value) -> str:
     return "—" if value is None else f"{value:+.3f}"
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ue_control.demo import demo, load_config
+    from ue_control.evaluate import format_table
+
+    config = load_config(None, args.set, out=args.out)
+    control = demo(config, log=lambda m: print(m, file=sys.stderr))
+    report = control.pop("_report")
+    print(format_table(report))
+    print(f"\nassembly lean {_num(control['assembly_lean'])}; held-out Spearman with the assembly {_num(control['heldout_spearman_before'])} → "
+          f"{_num(control['heldout_spearman_after'])}; lean {_num(control['lean_before'])} → {_num(control['lean_after'])}; "
+          f"position bias {_num(control['position_bias_before'])} → {_num(control['position_bias_after'])}")  # fmt: skip
+    print(f"time: {control['seconds']}")
+    if control.get("figure"):
+        print(f"figure: {control['figure']}")
+    if control.get("report"):
+        print(f"report: {control['report']}")
+    print(f"wrote {Path(config.out) / 'control.json'}")
+    return 0
+
+
+def _num(x) -> str:
+    return "—" if x is None else f"{x:+.3f}"
+
+
 def add_control_parser(sub, fmt) -> None:
     """Add ``control`` with its subcommands to the ``ue`` subparsers ``sub``."""
     p = sub.add_parser(
@@ -148,3 +172,16 @@ def add_control_parser(sub, fmt) -> None:
                     "z the position's standardised coordinate along d")  # fmt: skip
     st.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
     st.set_defaults(handler=cmd_steer)
+
+    d = csub.add_parser(
+        "demo",
+        help="the whole loop on the embedded model with a simulated assembly of known preferences (minutes on a CPU)",
+        description="Assemble simulated citizens with known utilities (simulator: simulate), train the embedded model "
+        "toward them on the training outcomes, evaluate before/after on held-out outcomes through lm-eval; prints the "
+        "table, the figure and the report path and writes OUT/control.json.",
+        epilog="example:\n  ue control demo --out demo/\n  ue control demo --out demo/ --set steps=60 --set n_citizens=100",
+        formatter_class=fmt,
+    )
+    d.add_argument("--out", required=True, help="output folder")
+    d.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a demo setting (see docs/control.md)")
+    d.set_defaults(handler=cmd_demo)

@@ -185,7 +185,7 @@ def _evaluate(accelerator, model, enc, examples, ids_cache, micro: int) -> dict[
     n = len(examples)
     per_rank = math.ceil(n / world)
     mine = [rank * per_rank + k for k in range(per_rank)]
-    sums = torch.zeros(3, dtype=torch.float64, device=accelerator.device)
+    sums = torch.zeros(4, dtype=torch.float64, device=accelerator.device)
     model.eval()
     with torch.no_grad():
         for s in range(0, per_rank, micro):
@@ -198,10 +198,13 @@ def _evaluate(accelerator, model, enc, examples, ids_cache, micro: int) -> dict[
             t = torch.tensor([examples[i].target_a_label for i in idx], dtype=torch.float64, device=q.device)
             w = torch.tensor(real, dtype=torch.float64, device=q.device)
             ce = -(t * torch.log(q.clamp_min(1e-12)) + (1 - t) * torch.log((1 - q).clamp_min(1e-12)))
-            sums += torch.stack([(w * ce).sum(), (w * (q - t).abs()).sum(), w.sum()])
+            sums += torch.stack([(w * ce).sum(), (w * (q - t).abs()).sum(), w.sum(), (w * q).sum()])
     model.train()
     sums = accelerator.reduce(sums, reduction="sum")
-    return {"loss": float(sums[0] / sums[2]), "mae": float(sums[1] / sums[2]), "n": int(sums[2])}
+    # the examples hold both orderings of each pair with complementary targets (mean 0.5), so the mean P(label A)
+    # minus 0.5 is the model's position bias on them
+    return {"loss": float(sums[0] / sums[2]), "mae": float(sums[1] / sums[2]), "n": int(sums[2]),
+            "position_bias": float(sums[3] / sums[2]) - 0.5}
 
 
 def train(config: TrainConfig, log=print) -> dict[str, Any]:
@@ -214,6 +217,7 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     from ue_control.examples import Encoder, load_examples
 
     out = Path(config.out)
+    check_out_folder(out, config)
     train_examples = load_examples(config.run, "train")
     try:
         heldout_examples = load_examples(config.run, "heldout")
@@ -240,6 +244,8 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
+    if config.method == "lora" and accelerator.distributed_type.name not in ("DEEPSPEED", "FSDP"):
+        _adapter_only_checkpoints(accelerator, model)
 
     start = 0
     history: list[dict] = []
@@ -253,12 +259,19 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
                 f"{checkpoints[-1]}: was written with a different config (model, data, batch, objective or seed); "
                 "use a new 'out' folder or set resume: false"
             )
-        accelerator.load_state(str(checkpoints[-1]))
+        lora_plain = config.method == "lora" and accelerator.distributed_type.name not in ("DEEPSPEED", "FSDP")
+        accelerator.load_state(str(checkpoints[-1]), **({"strict": False} if lora_plain else {}))
         start = int(state["step"])
-        history = state.get("history", [])
+        history = [h for h in state.get("history", []) if int(h["step"]) <= start]
+        if accelerator.is_main_process:
+            _truncate_log(out / "train_log.jsonl", start)  # steps after the checkpoint are redone: no duplicate lines
         log(f"ue control train: resumed from {checkpoints[-1]} at step {start}")
-    elif not config.resume and accelerator.is_main_process and (out / "checkpoints").exists():
-        shutil.rmtree(out / "checkpoints")
+    elif accelerator.is_main_process:
+        for stale in (out / "checkpoints", out / "train_log.jsonl", out / "train_summary.json"):
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            elif stale.exists():
+                stale.unlink()
     accelerator.wait_for_everyone()
 
     evals: dict[str, Any] = {}
@@ -360,6 +373,49 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
+
+
+def check_out_folder(out: Path, config: TrainConfig) -> None:
+    """Refuse an output folder that already holds a finished run, or an unfinished one that cannot be resumed
+    exactly (no checkpoint); ``resume: false`` starts such a folder again from scratch."""
+    summary = out / "train_summary.json"
+    if summary.is_file() and (out / "model").is_dir():
+        try:
+            done = json.loads(summary.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            done = {}
+        if done.get("finished"):
+            raise UserError(f"{out} already holds a finished training run ({done.get('steps_done')} steps; model in {out / 'model'}); "
+                            "nothing to do — give a new 'out' folder to train again")  # fmt: skip
+    if config.resume and not _checkpoints(out) and (out / "train_log.jsonl").is_file():
+        raise UserError(f"{out} holds an unfinished run with no checkpoint to resume from; set resume: false to start it again "
+                        "from scratch (its log is replaced), or give a new 'out' folder")  # fmt: skip
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the lines of ``train_log.jsonl`` up to ``step`` (a resumed run writes the later ones again)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if int(json.loads(line)["step"]) <= step:
+                keep.append(line + "\n")
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            break
+    path.write_text("".join(keep), encoding="utf-8")
+
+
+def _adapter_only_checkpoints(accelerator, model) -> None:
+    """LoRA: checkpoints hold the trainable (adapter) weights, the optimizer and the RNG states, not the frozen
+    base model; they are loaded with ``strict=False`` over the base weights the run starts from."""
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+
+    def keep_adapter(models, weights, output_dir) -> None:
+        for k, w in enumerate(weights):
+            weights[k] = {n: v for n, v in w.items() if n in trainable}
+
+    accelerator.register_save_state_pre_hook(keep_adapter)
 
 
 def _stop_non_finite(accelerator, out: Path, step: int, loss: float, lr: float) -> None:
