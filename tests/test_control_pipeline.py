@@ -146,9 +146,11 @@ def test_evaluate_before_after_through_lm_eval(run, trained, model_path, tmp_pat
     assert {"original", "trained", "assembly"} <= set(table)
     for who in ("original", "trained"):
         row = table[who]
-        assert 0 <= row["agreement"] <= 1 and row["n_pairs"] > 0 and 0 <= row["left_share"] <= 1
-        assert -1 <= row["spearman"] <= 1 or np.isnan(row["spearman"])
-    assert "agreement with assembly" in format_table(report)
+        assert 0 <= row["agreement"]["value"] <= 1 and row["agreement"]["n"] > 0
+        assert row["spearman"]["value"] is None or -1 <= row["spearman"]["value"] <= 1
+        assert row["position_bias"]["n"] == row["agreement"]["n"] and row["loglik_per_token"]["value"] < 0
+    assert table["original"]["drift"]["value"] == 0.0 and table["trained"]["drift"]["n"] > 10
+    assert "agreement with assembly" in format_table(report) and (tmp_path / "eval" / "figures" / "control.png").is_file()
     # the harness's probabilities and the trainer's are the same quantity
     recs = read(tmp_path / "eval" / "records_original.jsonl")
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -132,3 +132,19 @@ def test_evaluate_checks_inputs_before_loading_a_model(tmp_path):
     assert not (tmp_path / "eval").exists()
     with pytest.raises(UserError, match="assemble.json: not found"):
         evaluate(evaluate_config(None, [], run=str(tmp_path / "nothing"), out=str(tmp_path / "eval"), trained=str(tmp_path)), log=lambda *_: None)
+
+
+def test_every_step_trains_both_orderings_of_its_pairs():
+    from ue_control.examples import Example, paired
+    from ue_control.train import paired_stream
+
+    ex = [Example(a_id=f"o{k}", b_id=f"o{k + 1}", shown_first=s, prompt="", target_a_label=t, outcome_split="train")
+          for k in range(5) for s, t in (("b", 0.2), ("a", 0.8))]  # fmt: skip
+    ordered = paired(ex)
+    for step in range(4):
+        idx = paired_stream(len(ordered), 0, step, 4)
+        batch = [ordered[i] for i in idx]
+        assert [e.shown_first for e in batch] == ["a", "b", "a", "b"]
+        assert np.mean([e.target_a_label for e in batch]) == pytest.approx(0.5)  # targets carry no position preference
+    with pytest.raises(UserError, match="one ordering only"):
+        paired(ex[:-1])

@@ -57,6 +57,19 @@ def load_examples(run: str | Path, outcome_split: str) -> list[Example]:
     return examples
 
 
+def paired(examples: list[Example], where: object = "the assembly records") -> list[Example]:
+    """The examples with both orderings of each pair adjacent (``a`` shown first, then ``b``); a pair asked in
+    one ordering only is refused, since training on it alone would teach a position."""
+    by: dict[tuple[str, str], dict[str, Example]] = {}
+    for e in examples:
+        by.setdefault((e.a_id, e.b_id), {})[e.shown_first] = e
+    one = [k for k, v in by.items() if set(v) != {"a", "b"}]
+    if one:
+        raise UserError(f"{where}: the pair {one[0][0]} / {one[0][1]} has records of one ordering only; training needs both "
+                        "orderings of every pair — run `ue control assemble` again")  # fmt: skip
+    return [v[o] for _, v in sorted(by.items()) for o in ("a", "b")]
+
+
 class Encoder:
     """Chat-templated token ids of example prompts and the token ids of the two answer labels (as lm-eval
     scores them: the label directly after the assistant header)."""

@@ -109,6 +109,15 @@ def stream_indices(n: int, seed: int, start: int, count: int) -> np.ndarray:
     return out
 
 
+def paired_stream(n_examples: int, seed: int, step: int, batch_size: int) -> np.ndarray:
+    """The example indices of optimizer step ``step``: ``batch_size / 2`` pairs from the pair stream
+    (``stream_indices`` over pairs), each with both its orderings (examples ``2p`` and ``2p + 1``, see
+    ``ue_control.examples.paired``). Every step then sees each shown position with complementary targets, so
+    no step's update can reward answering "A" (or "B") for its own sake."""
+    pairs = stream_indices(n_examples // 2, seed, step * (batch_size // 2), batch_size // 2)
+    return np.stack([2 * pairs, 2 * pairs + 1], axis=1).reshape(-1)
+
+
 def sampled_labels(targets: np.ndarray, seed: int, step: int, positions: np.ndarray) -> np.ndarray:
     """For ``sft``: label 0 ("A") with probability ``target`` per example, drawn from ``default_rng([seed,
     1, step])`` indexed by the example's position in the step's global batch (same on any process count)."""
@@ -214,11 +223,11 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
-    from ue_control.examples import Encoder, load_examples
+    from ue_control.examples import Encoder, load_examples, paired
 
     out = Path(config.out)
     check_out_folder(out, config)
-    train_examples = load_examples(config.run, "train")
+    train_examples = paired(load_examples(config.run, "train"), Path(config.run) / "assembly_records.jsonl")
     try:
         heldout_examples = load_examples(config.run, "heldout")
     except UserError:
@@ -233,6 +242,8 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
             f"batch_size={config.batch_size} is not a multiple of micro_batch_size × processes = "
             f"{config.micro_batch_size} × {world}; change one of them so that gradient accumulation is whole"
         )
+    if config.batch_size % 2:
+        raise UserError(f"batch_size={config.batch_size} must be even: both orderings of each pair go into the same optimizer step")
     accum = config.batch_size // per_step
     set_seed(config.seed)
     model_path, tokenizer, model = _load_model(config)
@@ -298,7 +309,7 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
         lr = learning_rate_at(config, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        idx = stream_indices(len(train_examples), config.seed, step * config.batch_size, config.batch_size)
+        idx = paired_stream(len(train_examples), config.seed, step, config.batch_size)
         labels = sampled_labels(targets[idx], config.seed, step, np.arange(config.batch_size)) if config.objective == "sft" else None
         local_sum = torch.zeros(1, dtype=torch.float64, device=accelerator.device)
         for g in range(accum):
