@@ -55,7 +55,7 @@ def _type_name(tp: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (list, tuple):
         return "a list"
-    if origin is dict:
+    if origin is dict or tp is dict:
         return "a mapping"
     return {type(None): "null", bool: "true/false", int: "an integer", float: "a finite number", str: "a string"}.get(tp, str(tp))
 
@@ -85,6 +85,10 @@ def _coerce(value: Any, tp: Any) -> Any:
         return dict(value)
     if tp is Any:
         return value
+    if tp is dict:  # a bare ``dict`` annotation (``model_args: dict | None``)
+        if not isinstance(value, dict):
+            raise ValueError
+        return dict(value)
     if tp is type(None):
         if value is None:
             return None

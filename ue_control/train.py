@@ -8,6 +8,11 @@ Objectives
   ``sft``: the paper's baseline — one label per example and step, drawn from the assembly's distribution,
   with ordinary next-token cross-entropy over the whole vocabulary.
 
+Every optimizer step holds both orderings of each of its pairs with the assembly's order-free target, so the
+targets of a step average ½ for label "A" and no update rewards a position (``paired_stream``); the evaluations
+report the position bias (mean P("A") − ½) with the loss and the error. A finished output folder is refused, an
+interrupted one resumes exactly from its newest checkpoint (LoRA checkpoints hold the adapter only).
+
 Runs on one process (``ue control train --config FILE``) or many (``accelerate launch -m ue_control.train
 --config FILE``; DDP, or DeepSpeed/FSDP through the accelerate config). ``batch_size`` is the number of
 examples per optimizer step over all processes; gradient accumulation is derived from it, so the same config
