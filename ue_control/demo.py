@@ -31,11 +31,11 @@ class DemoConfig:
     heldout_outcome_fraction: float = 0.375  # 12 of the 32 policies held out: 66 held-out pairs
     holdout_fraction: float = 0.25  # pairs held out inside each part (coherence needs ≥ 10)
     method: str = "lora"  # or full
-    steps: int = 30
+    steps: int = 16
     batch_size: int = 8
     micro_batch_size: int = 8
-    learning_rate: float = 1.0e-3
-    eval_max_examples: int = 48
+    learning_rate: float = 2.0e-3
+    eval_max_examples: int = 16
     utility_model: dict | None = None
     batch_size_eval: int = 16
 
