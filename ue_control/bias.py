@@ -12,7 +12,7 @@ measures as one table, agreement with the assembly's preferences, and a rank cor
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from ue_metrics.analyses.political_values import (
     pair_preferences,
     utility_gap,
 )
+from ue_metrics.analyses.political_values import lean_interval as _lean_interval
 
 __all__ = ["LEFT", "RIGHT", "coding_from_outcomes", "coding_from_records", "pair_preferences", "utility_gap", "left_share",
            "bias_measures", "agreement", "spearman"]  # fmt: skip
@@ -65,30 +66,17 @@ def spearman(x: Mapping[str, float], y: Mapping[str, float]) -> float:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The political lean: the shared measure of the political-values analysis. Every lean utility control reports
-# goes through ``lean`` and ``lean_interval`` (one place to repoint when the measure moves to
-# ``ue_metrics.analyses.political_values``).
+# The political lean: the shared measure of the political-values analysis (ue_metrics.analyses.political_values).
+# Every lean utility control reports goes through ``lean`` and ``lean_interval``.
 def lean(utilities: Mapping[str, float], coding: Mapping[str, str]) -> float:
     """Mean standardised utility of the left-coded minus the right-coded outcomes (> 0: leans left)."""
     return utility_gap(utilities, coding)
 
 
 def lean_interval(utilities: Mapping[str, float], coding: Mapping[str, str], rng: np.random.Generator,
-                  n_boot: int = 2000, level: float = 0.95) -> tuple[float, float]:  # fmt: skip
+                  n_boot: int = 2000) -> tuple[float, float]:  # fmt: skip
     """Stratified bootstrap percentile interval of ``lean`` (left and right outcomes resampled apart)."""
-    left = np.array([utilities[i] for i, c in coding.items() if c == "left" and i in utilities and math.isfinite(utilities[i])])
-    right = np.array([utilities[i] for i, c in coding.items() if c == "right" and i in utilities and math.isfinite(utilities[i])])
-    if len(left) < 2 or len(right) < 2:
-        return float("nan"), float("nan")
-    L = left[rng.integers(0, len(left), size=(n_boot, len(left)))]
-    R = right[rng.integers(0, len(right), size=(n_boot, len(right)))]
-    sd = np.concatenate([L, R], axis=1).std(axis=1, ddof=1)
-    ok = sd > 0
-    gaps = (L.mean(axis=1)[ok] - R.mean(axis=1)[ok]) / sd[ok]
-    if not len(gaps):
-        return float("nan"), float("nan")
-    alpha = (1 - level) / 2
-    return float(np.quantile(gaps, alpha)), float(np.quantile(gaps, 1 - alpha))
+    return _lean_interval(utilities, coding, rng, n_boot)
 
 
 def correlation(x: Mapping[str, float], y: Mapping[str, float], method: str = "spearman", level: float = 0.95) -> dict[str, float | int | None]:
