@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench chromium
+.PHONY: install demo test test-all lint bench chromium
 
 install: $(VENV)/.installed
 
@@ -35,7 +35,11 @@ chromium:
 demo: install
 	$(VENV)/bin/ue demo
 
+# CI's command: everything but the tests marked heavy (the longest embedded-model runs; see pyproject.toml)
 test: install
+	$(PY) -m pytest -q -m "not heavy"
+
+test-all: install
 	$(PY) -m pytest -q
 
 lint: install

@@ -18,7 +18,7 @@ from ue_control.train import load_config as train_config
 from ue_control.train import train
 from ue_metrics.errors import UserError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 
 def test_small_loop_moves_the_model_toward_the_assembly(model_path, tmp_path):

@@ -95,6 +95,7 @@ def test_bad_settings_are_one_sentence():
         st.steer(st.load_config(None, representations="/nonexistent", out="/tmp/unused-steer"))
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_steering_along_the_probe_moves_utilities_toward_its_target(embedded_representations, tmp_path):
     """36 outcomes of `mini` with hidden states read from the embedded model (the shared fixture), a target planted

@@ -192,6 +192,7 @@ TINY_ER = ["--option", "xs=India,United States", "--option", "quantities=1,10,10
 TINY_TD = ["--option", "delays=0,12", "--option", "multipliers=0.5,1,2,4", "--option", "bootstrap=20"]
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.parametrize("harness,experiment", [("lm-eval", "exchange_rates"), ("inspect", "time_discounting")])
 def test_the_value_experiments_on_the_embedded_model(model_path, tmp_path, harness, experiment):

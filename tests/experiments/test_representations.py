@@ -129,6 +129,7 @@ def test_bf16_only_where_the_hardware_has_it(monkeypatch):
 # the embedded model
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_cached_and_cut_sequences_give_the_states_of_the_whole_prompt(model_path):
     import torch

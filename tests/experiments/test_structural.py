@@ -206,6 +206,7 @@ def _tiny_run(harness: str, model: str, model_args: str, out: Path) -> dict:
     return run_experiment(config, out, cache_dir=None, log=lambda m: None, figures=False)
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_utility_maximisation_on_the_embedded_model_through_both_harnesses(model_path, tmp_path):
     runs = {"lm-eval": _tiny_run("lm-eval", "hf", f"pretrained={model_path},dtype=float32", tmp_path / "lm-eval"),

@@ -36,6 +36,7 @@ def write(path: Path, outcomes) -> Path:
     return path
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_power_seeking_through_lm_eval_then_corrigibility_through_inspect(model_path, tmp_path):
     core = load_outcomes("core")
