@@ -35,9 +35,10 @@ chromium:
 demo: install
 	$(VENV)/bin/ue demo
 
-# CI's command: everything but the tests marked heavy (the longest embedded-model runs; see pyproject.toml)
+# CI's command: everything but the tests marked heavy (the longest embedded-model runs; see pyproject.toml), on two
+# workers (pytest-xdist; a test file stays on one worker, so its fixtures are built once)
 test: install
-	$(PY) -m pytest -q -m "not heavy"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not heavy"
 
 test-all: install
 	$(PY) -m pytest -q

@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,8 +149,26 @@ def prepare(force: bool = False, log: Callable[[str], None] = print, name: str |
     folder = model_dir(m.key)
     if is_prepared(folder) and not force:
         return folder
-    source = gguf_path(m.key)
     _check_writable(folder.parent)
+    with _conversion_lock(folder):  # two processes preparing at once: the second waits, then finds the folder ready
+        if is_prepared(folder) and not force:
+            return folder
+        return _convert(m, gguf_path(m.key), folder, log)
+
+
+@contextmanager
+def _conversion_lock(folder: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(folder.with_name(folder.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _convert(m: EmbeddedModel, source: Path, folder: Path, log: Callable[[str], None]) -> Path:
     log(f"converting {source.name} to a Hugging Face folder ({'about 30 s' if m.key == DEFAULT else 'a minute or more'}, once)...")
     tmp = folder.with_name(folder.name + ".partial")
     if tmp.exists():
