@@ -629,7 +629,7 @@ def test_a_non_finite_loss_stops_training_without_saving_a_model(model_path, tmp
         return per * float("nan") if len(calls) == 2 else per
 
     monkeypatch.setattr(trainer, "_batch_loss", loss)
-    config = trainer.load_config(None, ["method=lora", "lora_r=2", "steps=4", "batch_size=1", "micro_batch_size=1",
+    config = trainer.load_config(None, ["method=lora", "lora_r=2", "steps=4", "batch_size=2", "micro_batch_size=2",
                                         "eval_max_examples=1"], run=str(run), out=str(tmp_path / "out"), model=model_path)  # fmt: skip
     with pytest.raises(UserError, match="training stopped at step 2: the loss became non-finite .*no checkpoint was saved"):
         trainer.train(config, log=lambda m: None)

@@ -83,6 +83,7 @@ def test_ue_analyse_reproduces_the_analysis_from_the_records(runs):
     assert (runs / "left" / "analysis.json").read_text() == before
 
 
+@pytest.mark.heavy
 def test_a_rerun_resumes_and_other_entities_are_refused_before_any_is_asked(runs):
     proc = ue("run", "political_values", "--harness", "simulate", "--model", "sim", *SMALL, "--out", str(runs / "left"))
     assert proc.stderr.count("0 queries asked") == 8  # the seven entity runs and the model's, nothing asked again
