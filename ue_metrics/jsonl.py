@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,22 @@ def iter_jsonl(path: str | Path, *, tolerate_torn_tail: bool = False, what: str 
 
 def read_jsonl(path: str | Path, *, tolerate_torn_tail: bool = False, what: str = "one JSON object") -> list[Any]:
     return [obj for _, obj in iter_jsonl(path, tolerate_torn_tail=tolerate_torn_tail, what=what)]
+
+
+def read_items(path: str | Path, build: Callable[[Any], Any], *, what: str, writer: str) -> list[Any]:
+    """Every line of a JSONL file turned into an item by ``build`` (a ``from_dict``): a line ``build`` rejects, or an
+    empty file, is one sentence naming the file and line, ``what`` the line should hold and ``writer`` (the function
+    that writes such files)."""
+    path = Path(path)
+    out = []
+    for lineno, obj in iter_jsonl(path, what=f"one {what}"):
+        try:
+            out.append(build(obj))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"{path} line {lineno}: not a {what} ({exc}); write it with {writer}") from None
+    if not out:
+        raise UserError(f"{path}: the file holds no {what}; write it with {writer}")
+    return out
 
 
 def first_object(path: str | Path) -> dict | None:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ue_metrics.errors import UserError
-from ue_metrics.jsonl import iter_jsonl, write_jsonl
+from ue_metrics.jsonl import read_items, write_jsonl
 
 SCHEMA = "ue.generation/1"
 KINDS = ("answer", "judge")
@@ -72,16 +72,7 @@ def write_generations(items: Sequence[Generation], path: str | Path) -> Path:
 
 
 def read_generations(path: str | Path) -> list[Generation]:
-    path = Path(path)
-    out = []
-    for lineno, obj in iter_jsonl(path, what="one generation request"):
-        try:
-            out.append(Generation.from_dict(obj))
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"{path} line {lineno}: not a generation request ({exc}); write it with ue_tasks.generation.write_generations") from None
-    if not out:
-        raise UserError(f"{path}: the generation requests file is empty")
-    return out
+    return read_items(path, Generation.from_dict, what="generation request", writer="ue_tasks.generation.write_generations")
 
 
 def validate_entry(entry: Any, where: str) -> dict[str, Any]:

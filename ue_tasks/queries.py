@@ -19,8 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ue_metrics.errors import UserError
-from ue_metrics.jsonl import iter_jsonl, write_jsonl
+from ue_metrics.jsonl import read_items, write_jsonl
 from ue_metrics.records import make_record
 from ue_tasks.outcomes import OutcomeSet
 from ue_tasks.parsing import parse_choice
@@ -254,16 +253,7 @@ def write_queries(queries: Sequence[Query], path: str | Path) -> Path:
 
 
 def read_queries(path: str | Path) -> list[Query]:
-    path = Path(path)
-    out = []
-    for lineno, obj in iter_jsonl(path, what="one query object"):
-        try:
-            out.append(Query.from_dict(obj))
-        except (KeyError, TypeError) as exc:
-            raise UserError(f"{path} line {lineno}: not a query object ({exc}); write it with ue_tasks.queries.write_queries") from None
-    if not out:
-        raise UserError(f"{path}: the queries file is empty")
-    return out
+    return read_items(path, Query.from_dict, what="query object", writer="ue_tasks.queries.write_queries")
 
 
 def run_id_for(*parts: object) -> str:

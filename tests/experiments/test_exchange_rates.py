@@ -7,33 +7,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from ue_cmd import analysis, ue
 
 from ue_metrics.errors import UserError
 from ue_tasks import experiments
 from ue_tasks.experiments import exchange_rates as er
 
-UE = [sys.executable, "-m", "ue_cli.main"]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 SMALL = ["--option", "xs=India,China,United States,Nigeria", "--option", "quantities=1,3,10,30,100,300,1000",
          "--option", "money_points=12", "--option", "bootstrap=30"]  # fmt: skip
 
 
-def ue(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*UE, *args], capture_output=True, text=True, env=ENV, timeout=900)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def analysis(folder: Path) -> dict:
-    return json.loads((folder / "analysis.json").read_text())
 
 
 # --- grammar ---------------------------------------------------------------------------------------------------

@@ -6,12 +6,10 @@ read as they are; bad entity options refused with one sentence."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from ue_cmd import analysis, ue
 
 from ue_metrics.errors import UserError
 from ue_tasks import experiments
@@ -20,20 +18,9 @@ from ue_tasks.outcomes import load_outcomes
 from ue_tasks.plan import PlanSpec, make_plan
 from ue_tasks.queries import queries_for
 
-UE = [sys.executable, "-m", "ue_cli.main"]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 SMALL = ("--budget", "400", "--holdout-fraction", "0.01", "--no-cache")
 
 
-def ue(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*UE, *args], capture_output=True, text=True, env=ENV, timeout=900)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def analysis(folder: Path) -> dict:
-    return json.loads((folder / "analysis.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -8,28 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from ue_cmd import analysis, ue
 
-UE = [sys.executable, "-m", "ue_cli.main"]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 SMALL = ("--budget", "800", "--holdout-fraction", "0.002", "--no-cache")
 
 
-def ue(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*UE, *args], capture_output=True, text=True, env=ENV, timeout=900)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def analysis(folder: Path) -> dict:
-    return json.loads((folder / "analysis.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -6,30 +6,14 @@ sequences cut after the outcome equal those of the whole prompt, and the run wri
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from ue_cmd import analysis, ue
 
 from ue_metrics.errors import UserError
 from ue_tasks import experiments
-
-UE = [sys.executable, "-m", "ue_cli.main"]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def ue(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*UE, *args], capture_output=True, text=True, env=ENV, timeout=900)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def analysis(folder: Path) -> dict:
-    return json.loads((folder / "analysis.json").read_text())
 
 
 @pytest.fixture(scope="module")

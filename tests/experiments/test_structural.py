@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ue_cmd import ENV, UE, analysis
 
 from ue_cli.main import main as ue_main
-
-UE = [sys.executable, "-m", "ue_cli.main"]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 # small sizes: a few seconds each on the simulator
 SMALL = {
@@ -43,9 +40,6 @@ HEADLINE = {
 def ue(*args: str) -> None:
     assert ue_main(list(args)) == 0
 
-
-def analysis(folder: Path) -> dict:
-    return json.loads((folder / "analysis.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -5,26 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-UE = [sys.executable, "-m", "ue_cli.main"]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-
-
-def ue(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([*UE, *args], capture_output=True, text=True, env=ENV, timeout=900)
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def analysis(folder: Path) -> dict:
-    return json.loads((folder / "analysis.json").read_text())
+from ue_cmd import ENV, analysis, ue
 
 
 @pytest.fixture(scope="module")

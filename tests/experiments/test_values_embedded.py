@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ue_cmd import ENV, UE, analysis
 
 from ue_tasks.outcomes import load_outcomes
-
-UE = [sys.executable, "-m", "ue_cli.main"]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def ue(*args: str) -> subprocess.CompletedProcess:
@@ -26,9 +23,6 @@ def ue(*args: str) -> subprocess.CompletedProcess:
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
-
-def analysis(folder: Path) -> dict:
-    return json.loads((folder / "analysis.json").read_text())
 
 
 def write(path: Path, outcomes) -> Path:
