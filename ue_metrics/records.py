@@ -235,39 +235,12 @@ def aggregate(records: Iterable[dict] | RecordColumns, unparsed: str = "exclude"
     Log-prob and sampled records together are refused unless ``logprob_weight`` says how many sampled answers
     one log-prob record is worth (a log-prob record otherwise weighs 1 and a sampled one its K answers).
 
-    Dicts are turned into columns (already validated records: only the fields a fit needs are read) and pooled by
-    the one vectorised implementation, ``aggregate_columns``.
+    Dicts (already validated records) are turned into columns and pooled by the one vectorised implementation,
+    ``aggregate_columns``.
     """
     if not isinstance(records, RecordColumns):
-        records = _columns_to_pool(records)
+        records = columns_from_records(records, validated=True)
     return aggregate_columns(records, unparsed=unparsed, logprob_weight=logprob_weight)
-
-
-_POOL_FIELDS = ("a_id", "b_id", "a_text", "b_text", "shown_first", "mode", "p_a", "n_a", "n_b", "n_unparsed", "label_mass", "split")
-
-
-def _columns_to_pool(records: Iterable[dict]) -> RecordColumns:
-    """The columns ``aggregate_columns`` reads, from records already validated (no checks beyond the fields)."""
-    records = records if isinstance(records, list) else list(records)
-    cols = {f: [r[f] for r in records] for f in _POOL_FIELDS}
-    return RecordColumns(
-        records=records,
-        where=_Numbered(len(records)),
-        a_id=_objects(cols["a_id"]),
-        b_id=_objects(cols["b_id"]),
-        a_text=cols["a_text"],
-        b_text=cols["b_text"],
-        a_category=[r.get("a_category") for r in records],
-        b_category=[r.get("b_category") for r in records],
-        shown_a=_objects(cols["shown_first"]) == "a",
-        mode=_objects(cols["mode"]),
-        p_a=_floats(cols["p_a"]),
-        n_a=np.array(cols["n_a"], dtype=np.int64),
-        n_b=np.array(cols["n_b"], dtype=np.int64),
-        n_unparsed=np.array(cols["n_unparsed"], dtype=np.int64),
-        label_mass=_floats(cols["label_mass"]),
-        holdout=_objects(cols["split"]) == "holdout",
-    )
 
 
 def outcome_table(records: Iterable[dict]) -> dict[str, dict[str, Any]]:
