@@ -178,3 +178,28 @@ def test_ue_fit_position_term_from_the_command_line(tmp_path):
     assert g["ci_low"] <= meta["position_beta_normalised"] <= g["ci_high"]
     with (tmp_path / "fit" / "utilities_position.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == 50
+
+
+def test_exact_answers_from_a_thurstonian_responder_are_recovered_tightly():
+    """Noise-free exact probabilities: the dispersion falls to its floor (each unit of weight worth 10^4 answers), and
+    the fit must then converge, in that metric, to the truth — not stop where the weights alone look flat, nor be
+    pulled by a ridge counted in units of weight rather than answers."""
+    for n, seed, budget in [(60, 5, None), (80, 6, 800)]:
+        records, mu, var = simulate(n, seed, samples=0, budget=budget)
+        data, model = fitted(records, ci="none")
+        truth = mu[[int(x[1:]) for x in data.ids]]
+        t = (truth - truth.mean()) / truth.std(ddof=1)
+        assert model.converged_ and model.dispersion_ == thurstonian.DISPERSION_FLOOR
+        assert np.abs(model.utilities_ - t).max() < 0.01
+        tv = var[[int(x[1:]) for x in data.ids]] / truth.std(ddof=1) ** 2
+        assert np.abs(model.sigma2_ / tv - 1).max() < 0.03
+
+
+@pytest.mark.parametrize("dispersion", ["estimate", 1.0])
+def test_variance_prior_zero_means_no_prior(dispersion):
+    records, mu, _ = simulate(30, 7, samples=10)
+    data, model = fitted(records, ci="none", variance_prior=0, dispersion=dispersion)
+    assert model.converged_ and model.variance_prior_ == 0.0
+    assert spearmanr(model.utilities_, normalised_truth(data, mu))[0] > 0.9
+    with pytest.raises(thurstonian.UserError, match="variance_prior"):
+        fitted(records, variance_prior=-1.0)

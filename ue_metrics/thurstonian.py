@@ -44,7 +44,8 @@ _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 DENSE_CI_LIMIT = 200  # components up to this many outcomes get the exact covariance; larger ones the local one
 DISPERSION_FLOOR = 1e-4  # one unit of weight is never worth more than 10,000 answers
 CI_METHODS = ("sandwich", "curvature", "none")
-HYPER_ROUNDS = 4  # refits with the updated dispersion and prior (warm-started, a few Newton steps each)
+HYPER_ROUNDS = 20  # at most this many refits with the updated dispersion and prior (warm-started, a few Newton steps each)
+LOOSE_TOL = 1e-2  # the intermediate fits' tolerance (answers): within about 0.14 standard errors of their optimum
 PRIOR_START, PRIOR_MIN, PRIOR_MAX = 20.0, 0.5, 1e4  # precision of the log-variance prior, in answers
 
 
@@ -203,8 +204,11 @@ class Thurstonian:
         answers (0 = none): log σ² ~ N(level, 1/λ), applied as λ × dispersion per unit of weight.
     dispersion : "estimate" (default; from the noise model, refitted) or a fixed number (1.0 = every unit of weight
         is one Bernoulli answer, the plain likelihood).
-    tol, ftol, max_iter : stop when the largest gradient component is below ``tol`` or an iteration lowers the
-        mean loss by less than ``ftol`` relative — far below the sampling noise of the utilities.
+    tol, max_iter : stop when half the Newton decrement, in answers (weight / dispersion) — the log-likelihood the
+        next Newton step would still gain, ≈ ½ (θ − θ̂)ᵀ I (θ − θ̂) with I the information in answers — is below
+        ``tol``: the fit is then within about √(2·tol) standard errors of its optimum (0.014 at the default),
+        whatever the weights' scale (sampled counts, or exact probabilities worth 1/φ answers per unit of weight).
+        ``converged_`` is true only when the final fit met it and the estimated dispersion and prior settled.
     ci : "sandwich" (default), "curvature" (model-based) or "none".
     bootstrap : number of pair-resampling refits for percentile intervals (0 = off).
     ci_level : coverage of the intervals.
@@ -220,8 +224,7 @@ class Thurstonian:
         alpha: float = 1e-2,
         variance_prior: str | float = "auto",
         dispersion: str | float = "estimate",
-        tol: float = 1e-6,
-        ftol: float = 1e-7,
+        tol: float = 1e-4,
         max_iter: int = 2000,
         ci: str = "sandwich",
         bootstrap: int = 0,
@@ -239,7 +242,6 @@ class Thurstonian:
         self.variance_prior = variance_prior
         self.dispersion = dispersion
         self.tol = tol
-        self.ftol = ftol
         self.max_iter = max_iter
         self.ci = ci
         self.bootstrap = bootstrap
@@ -338,12 +340,17 @@ class Thurstonian:
         if isinstance(self.dispersion, str) and self.dispersion != "estimate":
             raise UserError(f"unknown dispersion {self.dispersion!r}; use 'estimate' or a number")
         fixed_phi = None if isinstance(self.dispersion, str) else float(self.dispersion)
-        fixed_lam = None if self.variance_prior == "auto" else float(self.variance_prior)
+        if fixed_phi is not None and not 0 < fixed_phi < math.inf:
+            raise UserError(f"dispersion must be 'estimate' or a positive number (1.0 = the plain likelihood), got {self.dispersion!r}")
+        fixed_lam = None if self.variance_prior == "auto" else self.variance_prior
+        if fixed_lam is not None and (isinstance(fixed_lam, (str, bool)) or not 0 <= float(fixed_lam) < math.inf):
+            raise UserError(f"variance_prior must be 'auto' or a precision in answers >= 0 (0 = no prior), got {fixed_lam!r}")
+        fixed_lam = None if fixed_lam is None else float(fixed_lam)
         phi = fixed_phi if fixed_phi is not None else 1.0
         lam = fixed_lam if fixed_lam is not None else PRIOR_START
         if self.method == "compat":
             mu, var = self._fit_compat(n, i, j, y)
-            self.n_iter_, self.converged_ = self.compat_epochs, True
+            self.n_iter_, self.converged_, self.hyper_settled_ = self.compat_epochs, True, True
             theta = np.concatenate([mu, np.log(var)])
         else:
             start = None
@@ -354,22 +361,30 @@ class Thurstonian:
                 lam = fixed_lam if fixed_lam is not None else float(getattr(self, "_lam", PRIOR_START))
             estimate = fixed_phi is None or fixed_lam is None
             # the dispersion and the prior's precision are estimated from a fit and the fit redone with them until
-            # they settle (the intermediate fits to a looser tolerance), then the final fit
-            theta = self._optimise(rows, phi, lam, start, loose=estimate)
-            iters = self.n_iter_
+            # they settle (the intermediate fits to a looser tolerance), then the final fit to the full tolerance
+            theta, iters, ok = self._optimise(rows, phi, lam, start, loose=estimate)
+            settled = not estimate
+            bracket = [math.log(PRIOR_MIN), math.log(PRIOR_MAX)]  # where the prior's fixed point lies
             for _ in range(HYPER_ROUNDS if estimate else 0):
                 point = _Point(self, rows, theta)
                 noise = self._noise_model(rows, point, phi, lam, n_comp)
                 new_phi = noise["dispersion"] if (fixed_phi is None and noise) else phi
+                phi_settled = abs(math.log(new_phi / phi)) < 0.05
                 new_lam = lam
                 if fixed_lam is None:
                     new_lam = self._prior_precision(rows, theta, point, new_phi, lam, self._meat_weights(rows, point, noise))
-                settled = abs(math.log(new_phi / phi)) < 0.05 and abs(math.log(new_lam / lam)) < 0.1
+                    new_lam = self._next_precision(lam, new_lam, bracket, phi_settled)
+                settled = phi_settled and (fixed_lam is not None or abs(math.log(new_lam / lam)) < 0.1)
                 phi, lam = new_phi, new_lam
-                theta = self._optimise(rows, phi, lam, theta, loose=not settled)
-                iters += self.n_iter_
+                theta, nit, ok = self._optimise(rows, phi, lam, theta, loose=not settled)
+                iters += nit
                 if settled:
                     break
+            if not settled:  # the rounds ran out: the last fit was a loose one; finish it
+                theta, nit, ok = self._optimise(rows, phi, lam, theta)
+                iters += nit
+            self.hyper_settled_ = settled
+            self.converged_ = ok and settled
             self.n_iter_ = iters
             self._theta = theta
         self._phi, self._lam = phi, lam
@@ -530,20 +545,22 @@ class Thurstonian:
         precision ``lam`` (in answers) × the dispersion ``phi`` (one unit of weight is worth 1/φ answers) on the
         log-variances."""
         n = rows.n
-        pen = np.full(rows.n_params, float(self.alpha))
+        pen = np.full(rows.n_params, float(self.alpha) * phi)
         pen[n : 2 * n] += lam * phi
         return pen
 
-    def _optimise(self, rows: _Rows, phi: float, lam: float, start=None, loose: bool = False) -> np.ndarray:
+    def _optimise(self, rows: _Rows, phi: float, lam: float, start=None, loose: bool = False) -> tuple[np.ndarray, int, bool]:
+        """The penalised fit for a given dispersion and prior: (θ, Newton iterations, converged). Convergence is
+        measured in answers (one unit of weight is worth 1/φ of them), so exact probabilities, whose weights say
+        little about their information, are fitted as closely, in standard errors, as sampled answers."""
         theta0 = self._initial(rows) if start is None else start
         pen = self._penalty(rows, phi, lam)
-        theta, nit, ok, _gmax = self._newton(theta0, rows, pen, ftol=max(self.ftol, 1e-4) if loose else self.ftol)
+        tol = max(self.tol, LOOSE_TOL) if loose else self.tol
+        theta, nit, ok = self._newton(theta0, rows, pen, answers_per_weight=1.0 / phi, tol=tol)
         self._cache = None
-        self.n_iter_ = int(nit)
-        self.converged_ = bool(ok)
         if not np.all(np.isfinite(theta)):
             raise RuntimeError("Thurstonian fit diverged (non-finite parameters)")
-        return theta
+        return theta, int(nit), bool(ok)
 
     def _jacobian_pattern(self, rows: _Rows) -> tuple[np.ndarray, int]:
         n = rows.n
@@ -560,21 +577,24 @@ class Thurstonian:
             cols += [0.5 / r, 0.5 / r]
         return np.column_stack(cols)
 
-    def _newton(self, theta, rows: _Rows, pen, ftol: float):
+    def _newton(self, theta, rows: _Rows, pen, answers_per_weight: float, tol: float):
         """Fisher-scoring Newton steps solved by Jacobi-preconditioned conjugate gradients, with an Armijo line
-        search; the Fisher information plus the penalty is positive definite, so every step descends."""
+        search; the Fisher information plus the penalty is positive definite, so every step descends.
+
+        Stops when half the Newton decrement −g·Δ (the mean loss the step predicts to gain), turned into answers
+        (× total weight × ``answers_per_weight``), is at most ``tol``: a criterion in the metric of the information
+        itself, unchanged when the weights are rescaled, unlike a relative change of the loss or a gradient bound,
+        which stop early when the weights understate the information (exact log-prob answers, φ ≪ 1). Returns
+        (θ, iterations, converged)."""
         f, g = self._objective(theta, rows, pen)
         k, m = rows.k, rows.n_params
         wsum = rows.w.sum()
+        to_answers = 0.5 * wsum * answers_per_weight
         if rows.pattern is None:  # the sparsity of dz/dθ is fixed: built once per set of rows
             pattern, width = self._jacobian_pattern(rows)
             rows.pattern = _Jacobian(pattern.reshape(k, width), m)
         jac = rows.pattern
-        nit = 0
-        for nit in range(1, self.max_iter + 1):
-            gmax = float(np.abs(g).max())
-            if gmax < self.tol:
-                return theta, nit - 1, True, gmax
+        for nit in range(self.max_iter + 1):
             r, z, v, fisher = self._cache
             jac.values = self._jacobian_values(rows, r, z, v)
             diag = (jac.diag(fisher) + pen) / wsum
@@ -585,22 +605,25 @@ class Thurstonian:
             forcing = min(0.5, math.sqrt(float(np.linalg.norm(g) / max(np.linalg.norm(diag), 1e-300))))
             step = _pcg(product, -g, 1.0 / diag, max(forcing, 1e-10), 200)
             slope = float(g @ step)
+            if slope < 0 and -slope * to_answers <= tol:
+                return theta, nit, True
+            if nit == self.max_iter:
+                break
             if slope >= 0:  # not a descent direction (numerical trouble): fall back to preconditioned gradient
                 step = -g / diag
                 slope = float(g @ step)
+                if -slope * to_answers <= tol:
+                    return theta, nit, True
             t = 1.0
             for _ in range(40):
                 f_new, g_new = self._objective(theta + t * step, rows, pen)
                 if np.isfinite(f_new) and f_new <= f + 1e-4 * t * slope:
                     break
                 t *= 0.5
-            else:
-                return theta, nit, False, gmax
-            decrease = f - f_new
+            else:  # no decrease along a descent direction: converged only if the gain is below the loss's rounding
+                return theta, nit, bool(-slope <= 1e-11 * abs(f))
             theta, f, g = theta + t * step, f_new, g_new
-            if decrease <= ftol * max(abs(f), 1e-12):
-                return theta, nit, True, float(np.abs(g).max())
-        return theta, nit, float(np.abs(g).max()) < self.tol, float(np.abs(g).max())
+        return theta, self.max_iter, False
 
     # ------------------------------------------------------------------------------------------------------
     def _noise_model(self, rows: _Rows, point: _Point, phi: float, lam: float, n_comp: int) -> dict | None:
@@ -613,7 +636,7 @@ class Thurstonian:
         the information-weighted mean of Var(y)/binomial variance: how many answers one unit of weight is worth
         (its inverse). None when fewer than 10 (or 5%) residual degrees of freedom remain."""
         d, seen = point.d, point.seen
-        prior = self.alpha + lam * phi
+        prior = (self.alpha + lam) * phi
         df = float(seen.sum() + rows.n_groups + (d[seen] / (d[seen] + prior)).sum() - 2 * n_comp)
         resid_df = rows.k - df
         if resid_df < max(10.0, 0.05 * rows.k):
@@ -654,7 +677,7 @@ class Thurstonian:
         if ok.sum() < 3:
             return lam
         d = point.d[ok]
-        s_tilde = theta[n : 2 * n][ok] * (d + self.alpha + lam * phi) / d
+        s_tilde = theta[n : 2 * n][ok] * (d + (self.alpha + lam) * phi) / d
         if meat is None:
             rho = np.full(len(d), phi)
         else:
@@ -674,6 +697,24 @@ class Thurstonian:
         x0, x1 = math.log(tau2[k - 1]), math.log(tau2[k])
         root = x0 + (x1 - x0) * excess[k - 1] / (excess[k - 1] - excess[k])
         return float(math.exp(-root))
+
+    @staticmethod
+    def _next_precision(lam: float, proposed: float, bracket: list[float], keep_bracket: bool) -> float:
+        """The next prior precision to try: the empirical-Bayes estimate made at ``lam``, safeguarded by bisection
+        (in logs). The plain iteration λ ← estimate(λ) can cycle (a strong prior shrinks the log-variances, their
+        undone estimates then look noisy and call for a weak prior, which lets them spread, ...): the estimate's
+        direction brackets the fixed point, and a proposal outside the bracket is replaced by its midpoint.
+        ``bracket`` ([low, high] log-precisions) is updated in place and reset while the dispersion still moves."""
+        if not keep_bracket:
+            bracket[:] = [math.log(PRIOR_MIN), math.log(PRIOR_MAX)]
+        x, x_new = math.log(lam), math.log(proposed)
+        if x_new > x:
+            bracket[0] = max(bracket[0], x)
+        elif x_new < x:
+            bracket[1] = min(bracket[1], x)
+        if not bracket[0] < x_new < bracket[1] and bracket[0] < bracket[1]:
+            x_new = 0.5 * (bracket[0] + bracket[1])
+        return float(math.exp(x_new))
 
     @staticmethod
     def _normalise(mu, var, comp):
@@ -838,7 +879,7 @@ class Thurstonian:
                 keep = counts > 0
                 mu_b, var_b = self._fit_compat(n, rows.i[keep], rows.j[keep], rows.y[keep], rng=rng, weights=counts[keep])
             else:
-                t = self._optimise(resampled.reweighted(rows.w * counts), self._phi, self._lam, start=theta)
+                t, _, _ = self._optimise(resampled.reweighted(rows.w * counts), self._phi, self._lam, start=theta)
                 mu_b, var_b = t[:n], np.exp(t[n : 2 * n])
                 if rows.n_groups:
                     pos[b] = t[2 * n :]
