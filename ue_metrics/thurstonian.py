@@ -46,6 +46,8 @@ DISPERSION_FLOOR = 1e-4  # one unit of weight is never worth more than 10,000 an
 CI_METHODS = ("sandwich", "curvature", "none")
 HYPER_ROUNDS = 20  # at most this many refits with the updated dispersion and prior (warm-started, a few Newton steps each)
 LOOSE_TOL = 1e-2  # the intermediate fits' tolerance (answers): within about 0.14 standard errors of their optimum
+FORCING_MIN = 0.1  # conjugate gradients solve each Newton system to at least 10 %: the outer steps converge anyway,
+# and tighter inner solves cost many Hessian products on the ill-conditioned exact-answer systems for no gain in accuracy
 PRIOR_START, PRIOR_MIN, PRIOR_MAX = 20.0, 0.5, 1e4  # precision of the log-variance prior, in answers
 
 
@@ -169,7 +171,7 @@ class _Rows:
 class _Point:
     """The model at one parameter vector: what the noise model, the prior's estimate and the intervals share."""
 
-    def __init__(self, model: Thurstonian, rows: _Rows, theta: np.ndarray) -> None:
+    def __init__(self, model: Thurstonian, rows: _Rows, theta: np.ndarray, phi: float) -> None:
         n = rows.n
         self.v = np.exp(theta[n : 2 * n])
         self.r = np.sqrt(self.v[rows.i] + self.v[rows.j])
@@ -182,7 +184,7 @@ class _Point:
         self.dz = model._jacobian_values(rows, self.r, self.z, self.v)
         a_i, a_j, s_i, s_j = self.dz[:, 0], self.dz[:, 1], self.dz[:, 2], self.dz[:, 3]
         c = self.c
-        h_mm = np.bincount(rows.i, c * a_i * a_i, n) + np.bincount(rows.j, c * a_j * a_j, n) + model.alpha
+        h_mm = np.bincount(rows.i, c * a_i * a_i, n) + np.bincount(rows.j, c * a_j * a_j, n) + model.alpha * phi  # ridge, counted in answers
         self.h_ss = np.bincount(rows.i, c * s_i * s_i, n) + np.bincount(rows.j, c * s_j * s_j, n)
         h_ms = np.bincount(rows.i, c * a_i * s_i, n) + np.bincount(rows.j, c * a_j * s_j, n)
         self.d = np.maximum(self.h_ss - h_ms**2 / h_mm, 0.0)  # information on each log-variance, profiled over its mean
@@ -366,7 +368,7 @@ class Thurstonian:
             settled = not estimate
             bracket = [math.log(PRIOR_MIN), math.log(PRIOR_MAX)]  # where the prior's fixed point lies
             for _ in range(HYPER_ROUNDS if estimate else 0):
-                point = _Point(self, rows, theta)
+                point = _Point(self, rows, theta, phi)
                 noise = self._noise_model(rows, point, phi, lam, n_comp)
                 new_phi = noise["dispersion"] if (fixed_phi is None and noise) else phi
                 phi_settled = abs(math.log(new_phi / phi)) < 0.05
@@ -389,7 +391,7 @@ class Thurstonian:
             self._theta = theta
         self._phi, self._lam = phi, lam
         self.variance_prior_ = lam
-        point = _Point(self, rows, theta)
+        point = _Point(self, rows, theta, phi)
         noise = self._noise_model(rows, point, phi, lam, n_comp)
         self.noise_ = noise or {"dispersion": None, "binomial": None, "misfit": None, "effective_parameters": None,
                                 "residual_df": None}  # fmt: skip
@@ -602,7 +604,7 @@ class Thurstonian:
             def product(p, fisher=fisher):
                 return (jac.tdot(fisher * jac.dot(p)) + pen * p) / wsum
 
-            forcing = min(0.5, math.sqrt(float(np.linalg.norm(g) / max(np.linalg.norm(diag), 1e-300))))
+            forcing = min(0.5, max(FORCING_MIN, math.sqrt(float(np.linalg.norm(g) / max(np.linalg.norm(diag), 1e-300)))))
             step = _pcg(product, -g, 1.0 / diag, max(forcing, 1e-10), 200)
             slope = float(g @ step)
             if slope < 0 and -slope * to_answers <= tol:

@@ -67,34 +67,28 @@ def test_known_exchange_rates_are_recovered_inside_their_intervals(log_utility, 
         lo, hi = row["rate_interval"]
         assert lo <= truth <= hi, (row["x"], truth, lo, hi, row["rate"])
         assert row["rate"] == pytest.approx(truth, rel=0.35)
-    best = max(values, key=values.get)
-    worst = min(values, key=values.get)
-    assert h["most_valued"] == best and h["least_valued"] == worst
-    assert h["most_valued_rate"] == pytest.approx(values[best] / values["United States"], rel=0.35)
+    # India, Japan and the United States are worth within 17 % of each other, less than the intervals' width at K = 5:
+    # which of them comes out on top is noise. The reported extremes must be indistinguishable from the true ones.
+    rows = {row["x"]: row for row in result["details"]["rows"]}
+    best, worst = max(values, key=values.get), min(values, key=values.get)
+    assert rows[best]["rate_interval"][1] >= h["most_valued_rate"] and rows[worst]["rate_interval"][0] <= h["least_valued_rate"]
+    assert h["most_valued_rate"] == pytest.approx(values[h["most_valued"]] / values["United States"], rel=0.35)
     assert result["details"]["slope_used"] == slope
     assert ("shared slope" if slope == "shared" else "per-X slopes") in result["details"]["rate_definition"]
 
 
-# Since main's fitter change (issue 15: estimated dispersion, empirical-Bayes variance prior), exact log-prob answers
-# drive the dispersion to its floor (1e-4), which switches the variance prior off; the Newton fit then stops on a flat
-# stretch of the likelihood (loss 1e-5 above the truth's) with shared-slope rates 2-5 % low and per-X rates up to 80 %
-# off, outside the pair bootstrap's intervals. With dispersion=1.0 the rates are back within 0.5 %. Strict: when the
-# fitter is fixed these tests pass again and the marker must go.
-EXACT_FIT = pytest.mark.xfail(strict=True, reason="Thurstonian fit on exact log-prob answers: dispersion at its floor turns "
-                              "the variance prior off and the fit stops 2-5 % from the truth (fitter, not this analysis)")
-
-
-@EXACT_FIT
 def test_exact_answers_recover_the_shared_slope_rates_tightly(exact):
+    """Exact probabilities from a responder the model describes perfectly: the fit lands on the truth (to the solver's
+    tolerance) and every pair resample agrees, so the bootstrap interval shrinks to the estimate itself. The truth must
+    be inside it up to the solver's precision (1e-5 relative), not up to a few per cent."""
     records, resp = exact
     values = resp.truth["dollar_values"]
     rows = analyse(records)["details"]["rows"]
     for row in rows:
         truth = values[row["x"]] / values["United States"]
         lo, hi = row["rate_interval"]
-        assert lo <= truth <= hi and row["rate"] == pytest.approx(truth, rel=0.02)
-        # per-X slopes, read at N = 1, carry the penalised fit's small curvature (a few per cent; documented)
-        assert row["rate_per_x"] == pytest.approx(truth, rel=0.06)
+        assert lo * (1 - 1e-5) <= truth <= hi * (1 + 1e-5), (row["x"], truth, lo, hi)
+        assert row["rate"] == pytest.approx(truth, rel=1e-4) and row["rate_per_x"] == pytest.approx(truth, rel=1e-4)
 
 
 @pytest.mark.parametrize("which", ["log_utility", "exact"])
