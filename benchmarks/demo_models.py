@@ -56,7 +56,7 @@ def main() -> None:
             task = "base_utility_mini" if m.base_model else "utility_mini"
             probs = {}
             for dtype in args.dtypes:
-                lm = lm_eval_model(folder, m, dtype=dtype, batch_size=args.batch_size)
+                lm = lm_eval_model(folder, dtype=dtype, batch_size=args.batch_size)
                 out = Path(tmp) / f"{key}-{dtype}"
                 t0 = time.perf_counter()
                 run_lm_eval(lm, [task], out, limit=args.prompts, apply_chat_template=not m.base_model)

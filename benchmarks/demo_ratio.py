@@ -33,7 +33,7 @@ def main() -> None:
     lms = {}
     for key in ("smollm2-135m", "gemma3-270m"):
         m = model.get(key)
-        lms[key] = (m, lm_eval_model(model.prepare(name=key), m, dtype=args.dtype))
+        lms[key] = (m, lm_eval_model(model.prepare(name=key), dtype=args.dtype))
     totals = dict.fromkeys(lms, 0.0)
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):

@@ -203,3 +203,21 @@ def test_variance_prior_zero_means_no_prior(dispersion):
     assert spearmanr(model.utilities_, normalised_truth(data, mu))[0] > 0.9
     with pytest.raises(thurstonian.UserError, match="variance_prior"):
         fitted(records, variance_prior=-1.0)
+
+
+@pytest.mark.parametrize("samples,noise", [(10, 0.0), (0, 0.5), (0, 0.0)], ids=["sampled-K10", "logprob-misfit", "exact"])
+def test_the_estimated_prior_is_a_fixed_point_of_its_estimate(samples, noise):
+    """The empirical-Bayes precision the fit reports is the one its own estimate returns at the final fit: the
+    safeguarded iteration must not stop on the edge of a bracket learnt at another dispersion (a bug that held λ at
+    22 on every misfit data set, and under-covered), nor leave the final fit at a bisection midpoint."""
+    for seed in range(3):
+        records, _, _ = simulate(100, seed, samples=samples, noise=noise)
+        data, model = fitted(records, ci="none")
+        assert model.hyper_settled_ and model.converged_
+        rows = thurstonian._Rows(data.n_outcomes, data.i, data.j, data.y, data.w, data.n_rec)
+        rows.comp = model.components_
+        point = thurstonian._Point(model, rows, model._theta, model._phi)
+        noise_model = model._noise_model(rows, point, model._phi, model._lam, 1)
+        again = model._prior_precision(rows, model._theta, point, model._phi, model._lam,
+                                       model._meat_weights(rows, point, noise_model))  # fmt: skip
+        assert again == pytest.approx(model.variance_prior_, rel=0.15), (seed, again, model.variance_prior_)

@@ -159,12 +159,15 @@ class _Rows:
         self.gi, self.gj, self.n_groups = gi, gj, n_groups
         self.n_params = 2 * n + n_groups
         self.pattern: _Jacobian | None = None  # the Jacobian's sparsity, built by the first Newton solve
+        self.comp: np.ndarray | None = None  # each outcome's component among the rows of positive weight
         self.k = len(y)
 
     def reweighted(self, w: np.ndarray) -> _Rows:
         """The same rows with other weights (zero allowed), sharing the Jacobian's sparsity."""
         out = _Rows(self.n, self.i, self.j, self.y, w, self.nrec, self.gi, self.gj, self.n_groups)
         out.pattern = self.pattern
+        if np.all(w > 0):
+            out.comp = self.comp
         return out
 
 
@@ -191,6 +194,33 @@ class _Point:
         self.seen = np.zeros(n, dtype=bool)
         self.seen[rows.i] = True
         self.seen[rows.j] = True
+
+
+class _Gauge:
+    """Curvature added to the Newton system along each component's shift of the means (μ → μ + c), where the likelihood
+    is flat and only the tiny ridge holds the parameters. The gradient has almost no component along it (only the
+    ridge's), so the steps are the same; without it the system's condition number is about 1/ridge, and with exact
+    probabilities (the ridge counted in answers: 10⁻⁶ per unit of weight) conjugate gradients would need hundreds of
+    products per step. (The joint scaling of means and standard deviations is not flat here: the log-variance prior,
+    centred on 0, sets the scale.)"""
+
+    def __init__(self, rows: _Rows, weight: float, n_params: int) -> None:
+        n = rows.n
+        if rows.comp is None:  # rows reweighted with zeros (a bootstrap resample) may fall apart into more components
+            live = rows.w > 0
+            rows.comp = _components(n, rows.i[live], rows.j[live])
+        comp = rows.comp
+        size = np.bincount(comp).astype(float)
+        self.n, self.comp = n, comp
+        self.shift = np.where(size[comp] > 1, 1.0 / np.sqrt(size[comp]), 0.0)  # unit vector of each component's shift
+        self.weight = weight
+        self.diag = np.zeros(n_params)
+        self.diag[:n] = weight * self.shift**2
+
+    def product(self, p: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(p)
+        out[: self.n] = self.weight * np.bincount(self.comp, self.shift * p[: self.n])[self.comp] * self.shift
+        return out
 
 
 class Thurstonian:
@@ -323,6 +353,7 @@ class Thurstonian:
             self.position_groups_ = []
 
         comp = _components(n, i, j)
+        rows.comp = comp
         counts = np.bincount(comp)
         seen = np.zeros(n, dtype=bool)
         seen[i] = True
@@ -372,11 +403,15 @@ class Thurstonian:
                 noise = self._noise_model(rows, point, phi, lam, n_comp)
                 new_phi = noise["dispersion"] if (fixed_phi is None and noise) else phi
                 phi_settled = abs(math.log(new_phi / phi)) < 0.05
-                new_lam = lam
+                new_lam, lam_settled = lam, True
                 if fixed_lam is None:
-                    new_lam = self._prior_precision(rows, theta, point, new_phi, lam, self._meat_weights(rows, point, noise))
-                    new_lam = self._next_precision(lam, new_lam, bracket, phi_settled)
-                settled = phi_settled and (fixed_lam is not None or abs(math.log(new_lam / lam)) < 0.1)
+                    proposed = self._prior_precision(rows, theta, point, new_phi, lam, self._meat_weights(rows, point, noise))
+                    new_lam = self._next_precision(lam, proposed, bracket, phi_settled)
+                    # settled: the estimate made at λ agrees with λ, or the bracket around the fixed point is that narrow
+                    lam_settled = abs(math.log(proposed / lam)) < 0.1 or (phi_settled and bracket[1] - bracket[0] < 0.1)
+                    if abs(math.log(proposed / lam)) < 0.1:
+                        new_lam = proposed
+                settled = phi_settled and lam_settled
                 phi, lam = new_phi, new_lam
                 theta, nit, ok = self._optimise(rows, phi, lam, theta, loose=not settled)
                 iters += nit
@@ -600,9 +635,11 @@ class Thurstonian:
             r, z, v, fisher = self._cache
             jac.values = self._jacobian_values(rows, r, z, v)
             diag = (jac.diag(fisher) + pen) / wsum
+            gauge = _Gauge(rows, float(diag.mean()), m)
+            diag += gauge.diag
 
-            def product(p, fisher=fisher):
-                return (jac.tdot(fisher * jac.dot(p)) + pen * p) / wsum
+            def product(p, fisher=fisher, gauge=gauge):
+                return (jac.tdot(fisher * jac.dot(p)) + pen * p) / wsum + gauge.product(p)
 
             forcing = min(0.5, max(FORCING_MIN, math.sqrt(float(np.linalg.norm(g) / max(np.linalg.norm(diag), 1e-300)))))
             step = _pcg(product, -g, 1.0 / diag, max(forcing, 1e-10), 200)
@@ -706,15 +743,17 @@ class Thurstonian:
         (in logs). The plain iteration λ ← estimate(λ) can cycle (a strong prior shrinks the log-variances, their
         undone estimates then look noisy and call for a weak prior, which lets them spread, ...): the estimate's
         direction brackets the fixed point, and a proposal outside the bracket is replaced by its midpoint.
-        ``bracket`` ([low, high] log-precisions) is updated in place and reset while the dispersion still moves."""
+        ``bracket`` ([low, high] log-precisions) is updated in place; while the dispersion still moves it is reset and
+        the proposal taken as it is (a proposal made at another dispersion says nothing about this one's fixed point)."""
         if not keep_bracket:
             bracket[:] = [math.log(PRIOR_MIN), math.log(PRIOR_MAX)]
+            return float(proposed)
         x, x_new = math.log(lam), math.log(proposed)
         if x_new > x:
             bracket[0] = max(bracket[0], x)
         elif x_new < x:
             bracket[1] = min(bracket[1], x)
-        if not bracket[0] < x_new < bracket[1] and bracket[0] < bracket[1]:
+        if not bracket[0] <= x_new <= bracket[1] and bracket[0] < bracket[1]:
             x_new = 0.5 * (bracket[0] + bracket[1])
         return float(math.exp(x_new))
 

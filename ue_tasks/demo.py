@@ -35,7 +35,7 @@ def _offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def lm_eval_model(folder: Path, embedded: Any = None, *, dtype: str = "auto", batch_size: int | str = "auto",
+def lm_eval_model(folder: Path, *, dtype: str = "auto", batch_size: int | str = "auto",
                   prefix_cache: bool = True) -> Any:  # fmt: skip
     """lm-eval's model for an embedded model on the CPU: ``ue-hf`` (the stem's cache, only the scored positions, batch
     sizes for the hardware), or with ``prefix_cache=False`` lm-eval's plain ``HFLM`` running every prompt in full (the
@@ -79,7 +79,7 @@ def run_model(key: str, out: Path, *, budget: int | None, batch_size: int | str,
 
     check_special_tokens(load_outcomes(str(outcomes)), AutoTokenizer.from_pretrained(str(folder)).all_special_tokens, embedded.name)
     torch.manual_seed(0)
-    lm = lm_eval_model(folder, embedded, dtype=dtype, batch_size=batch_size, prefix_cache=prefix_cache)
+    lm = lm_eval_model(folder, dtype=dtype, batch_size=batch_size, prefix_cache=prefix_cache)
     lm_out = out / "lm_eval"
     # the model's identity and real name (lm-eval names a model object it was handed by a random string)
     identity = from_lm_eval("hf", {"pretrained": str(folder), "dtype": dtype}, chat_template=not embedded.base_model,

@@ -48,9 +48,8 @@ logger = logging.getLogger(__name__)
 # queries of the documents built in this process, by key: the aggregation turns payloads back into full records
 # (texts, attributes, groups) for the analysis; payloads alone carry what a fit needs
 _QUERIES: dict[str, Query] = {}
-# the experiment options the documents were built with (``--metadata '{"option": {...}}'``), by query key and by
-# experiment: the analysis of an experiment that reads another run (``utilities``), entity runs (``entities``) or a
-# variant needs them too
+# the experiment options the documents were built with (``--metadata '{"option": {...}}'``), by query key: the
+# analysis of an experiment that reads another run (``utilities``), entity runs (``entities``) or a variant needs them
 _OPTIONS: dict[str, dict] = {}
 
 
@@ -75,7 +74,6 @@ def documents(
     else:
         experiment, options = experiments.with_variant(experiment, options)
         exp = experiments.get(experiment)
-        _OPTIONS[exp.name] = dict(options or {})
         opts = {**(options or {}), **({"outcomes": outcomes} if outcomes else {})}
         oset = exp.outcome_set(opts)
         spec = plan or exp.plan
@@ -303,8 +301,6 @@ def analysis_of(items: list) -> dict:
     options = None
     if items:
         options = _OPTIONS.get(dict(zip(PAYLOAD_FIELDS, items[0])).get("key") or "")
-        if options is None:
-            options = _OPTIONS.get(str(records[0].get("experiment") or ""))
     try:
         result = analyse_records(records, options=options, generations=list(generations.values()) if generations else None)
     except Exception as exc:  # noqa: BLE001
