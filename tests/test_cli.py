@@ -64,6 +64,7 @@ def test_random_responder_from_the_cli(tmp_path):
         (["simulate", "--outcomes", "nonsense", "--out", "x.jsonl"], "unknown outcome set"),
         (["simulate", "--outcomes", "20", "--position-bias", "0.9", "--out", "x.jsonl"], "--position-bias"),
         (["outcomes", "show"], "needs a set name"),
+        (["run", "utilities", "--harness", "lm-eval", "--model", "hf", "--out", "x"], "--model-args pretrained=PATH"),
     ],
 )
 def test_bad_input_gets_one_clear_line_and_exit_2(tmp_path, args, fragment):

@@ -192,7 +192,10 @@ class LmEvalBackend(Backend):
         if mode == "sample" and samples != 10:
             raise UserError("the lm-eval sampled task asks K=10 answers per ordering; use --samples 10 or --harness inspect")
         self.model, self.model_args, self.mode = model, model_args, mode
-        parse_model_args(model_args)  # one sentence for a malformed entry, before anything loads
+        args = parse_model_args(model_args)  # one sentence for a malformed entry, before anything loads
+        if lm is None and model in ("hf", "ue-hf") and not args.get("pretrained"):
+            raise UserError(f"--model {model} needs the model's weights: add --model-args pretrained=PATH (a local folder or "
+                            "a hub name; `ue model path` prints the embedded model's folder)")  # fmt: skip
         self.identity = from_lm_eval(model, model_args, chat_template=True, name=model_name)
         self.system_message = system_message
         self.task = BATCH_TASKS[mode]
