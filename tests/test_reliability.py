@@ -635,3 +635,19 @@ def test_a_non_finite_loss_stops_training_without_saving_a_model(model_path, tmp
         trainer.train(config, log=lambda m: None)
     assert len(calls) == 2  # stopped at once, not trained on
     assert not (tmp_path / "out" / "model").exists() and not (tmp_path / "out" / "train_summary.json").exists()
+
+
+def test_a_simulated_responder_whose_truth_changed_is_not_answered_from_the_cache():
+    """The answer cache keys a simulated model by what decides its answers, not only its name and seed: a responder
+    of the same name whose utilities changed (another outcome set, another version of the simulator) gets another
+    identity (a stale cache once answered an exchange-rate run with an older responder's probabilities)."""
+    from ue_metrics.simulate import Responder
+    from ue_tasks.active.backends import SimulateBackend
+
+    def backend(mu, **kw):
+        return SimulateBackend(Responder("log_utility", mu, dict.fromkeys(mu, 0.5), **kw), "logprob", 10, seed=0)
+
+    same = backend({"a": 0.0, "b": 1.0}), backend({"a": 0.0, "b": 1.0})
+    assert same[0].identity.fingerprint == same[1].identity.fingerprint and same[0].key_parts() == same[1].key_parts()
+    for other in (backend({"a": 0.0, "b": 1.5}), backend({"a": 0.0, "b": 1.0}, position_bias=0.2), backend({"a": 0.0, "b": 1.0}, noise=0.3)):
+        assert other.identity.fingerprint != same[0].identity.fingerprint and other.key_parts() != same[0].key_parts()

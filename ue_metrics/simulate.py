@@ -160,6 +160,17 @@ class Responder:
         self.seed = seed
         self.by_template = dict(by_template or {})
 
+    def fingerprint(self) -> str:
+        """A digest of everything that decides this responder's answers (its kind, utilities, variances, bias, misfit,
+        seed and its other templates' responders): the answer cache's identity of a simulated model, so that a
+        responder whose truth changed (other outcomes, another version) is never answered from an old cache."""
+        h = hashlib.sha256(f"{type(self).__qualname__}|{self.name}|{self.coin}|{self.position_bias!r}|{self.noise!r}|{self.seed}".encode())
+        for key in sorted(self.mu):
+            h.update(f"|{key}={self.mu[key]!r},{self.var.get(key, 0.5)!r}".encode())
+        for template in sorted(self.by_template):
+            h.update(f"|{template}:{self.by_template[template].fingerprint()}".encode())
+        return h.hexdigest()[:16]
+
     def for_template(self, template: str) -> Responder:
         """The responder that answers prompts of ``template`` (itself unless ``by_template`` names another)."""
         return self.by_template.get(template, self)

@@ -213,9 +213,10 @@ def from_inspect(model: str, model_args: dict | None = None, *, name: str | None
                          dtype=dtype, revision=None if revision in (None, "") else str(revision), chat_template=True, args=_other_args(args, used))  # fmt: skip
 
 
-def simulated(name: str, responder: str, seed: int) -> ModelIdentity:
-    """A simulated responder: its name and seed are its weights."""
-    digest = hashlib.sha256(f"simulate|{responder}|{seed}".encode()).hexdigest()[:16]
+def simulated(name: str, responder: str, seed: int, definition: str = "") -> ModelIdentity:
+    """A simulated responder: its name, seed and ``definition`` (``Responder.fingerprint()``: its utilities and
+    settings) are its weights."""
+    digest = hashlib.sha256(f"simulate|{responder}|{seed}|{definition}".encode()).hexdigest()[:16]
     return ModelIdentity(name=name, source="simulate", fingerprint=digest, args=(("responder", responder), ("seed", str(seed))))
 
 

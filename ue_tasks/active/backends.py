@@ -117,10 +117,10 @@ class SimulateBackend(Backend):
     def __init__(self, responder: Responder, mode: str, samples: int, seed: int, name: str = "sim"):
         self.responder = responder
         self.mode, self.samples, self.seed = mode, samples, seed
-        self.identity = simulated(name, responder.name, seed)
+        self.identity = simulated(name, responder.name, seed, responder.fingerprint())
 
     def key_parts(self) -> list[Any]:
-        return ["simulate", self.responder.name, self.seed, self.mode, self.samples]
+        return ["simulate", self.responder.name, self.identity.fingerprint, self.seed, self.mode, self.samples]
 
     def answer(self, queries: Sequence[Query]) -> list[Answer]:
         out = []
