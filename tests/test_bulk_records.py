@@ -87,3 +87,55 @@ def test_read_record_columns_walks_folders_and_text_clashes_are_refused(tmp_path
     records[5] = dict(records[5], a_text="Another sentence.")
     with pytest.raises(UserError, match="has two different texts"):
         rec.aggregate(rec.columns_from_records(records))
+
+
+def _same_pairs(a: rec.PairData, b: rec.PairData) -> None:
+    assert a.ids == b.ids and a.texts == b.texts and a.categories == b.categories and a.n_records == b.n_records
+    for name in rec.PairData.PER_PAIR:
+        x, y = getattr(a, name), getattr(b, name)
+        assert np.array_equal(x, y) if x.dtype.kind == "U" else np.allclose(x, y, equal_nan=True), name
+
+
+def test_collected_columns_are_the_readers_own_and_follow_dropped_duplicates_and_groups(tmp_path):
+    from ue_tasks.harness.readers import collect
+
+    write_sim(tmp_path / "one.jsonl")
+    records = rec.read(tmp_path / "one.jsonl")
+    other = [dict(r, model="other") for r in records[:30]]
+    rec.write(records[:50], tmp_path / "again.jsonl")  # 50 answers read twice
+    rec.write(other, tmp_path / "other.jsonl")
+    got = collect([tmp_path / "one.jsonl", tmp_path / "again.jsonl"], deduplicate=False)
+    assert got.columns(got.records).records is not None and len(got.columns(got.records)) == len(records) + 50
+    kept = got.deduplicate(got.records)
+    assert len(kept) == len(records) and got.n_duplicates == 50
+    taken = got.columns(kept)  # taken by position from the reader's columns, not rebuilt from the dicts
+    assert all(map(lambda x, y: x is y, taken.records, kept))
+    assert taken.where[0] == f"{tmp_path / 'one.jsonl'} line 1"
+    _same_pairs(rec.aggregate(taken), rec.aggregate(records))
+    # a group of records (--by model) is taken the same way; records not read here are built from the dicts
+    got = collect([tmp_path / "one.jsonl", tmp_path / "other.jsonl"], deduplicate=False)
+    groups = rec.group_records(got.records, "model")
+    _same_pairs(rec.aggregate(got.columns(groups["other"])), rec.aggregate(other))
+    _same_pairs(rec.aggregate(got.columns([dict(r) for r in other])), rec.aggregate(other))
+
+
+def test_duplicates_found_when_the_pair_and_ordering_repeat_in_another_group(tmp_path):
+    records = write_sim(tmp_path / "one.jsonl")
+    grouped = [dict(r, group="g1") for r in records[:20]] + [dict(r, group="g2") for r in records[:20]]
+    kept, dropped = rec.deduplicate(grouped)  # same pairs and orderings, other groups: no repeats
+    assert len(kept) == 40 and not dropped
+    kept, dropped = rec.deduplicate(grouped + grouped[:5], ["a"] * 40 + ["b"] * 5)
+    assert len(kept) == 40 and dropped == {("a", "b"): 5}
+    with pytest.raises(UserError, match="appears twice with different values"):
+        rec.deduplicate(grouped + [dict(grouped[0], n_a=grouped[0]["n_a"] + 1, n_b=grouped[0]["n_b"] - 1)])
+
+
+def test_mixed_records_are_still_refused_field_by_field(tmp_path):
+    records = write_sim(tmp_path / "one.jsonl")
+    rec.check_not_mixed(records)
+    with pytest.raises(UserError, match="2 different templates"):
+        rec.check_not_mixed(records[:10] + [dict(r, template="other") for r in records[10:20]])
+    with pytest.raises(UserError, match="2 different models"):
+        rec.check_not_mixed(records[:10] + [dict(r, model_dtype="bfloat16") for r in records[10:20]])
+    with pytest.raises(UserError, match="different sets of weights"):
+        rec.check_not_mixed([dict(r, model_fingerprint="x") for r in records[:10]] + [dict(r, model_fingerprint="y") for r in records[10:20]])

@@ -43,7 +43,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     for note in got.notes():
         _note(note)
     for label, records in groups.items():
-        result = fit_records(records, unparsed=args.unparsed, method=args.method, bootstrap=args.bootstrap,
+        result = fit_records(got.columns(records), unparsed=args.unparsed, method=args.method, bootstrap=args.bootstrap,
                              per_component=args.per_component, seed=args.seed, progress=_progress,
                              logprob_weight=args.logprob_weight, position_term=args.position_term, ci=args.ci)  # fmt: skip
         result.metrics["inputs"] = [str(p) for p in args.records]

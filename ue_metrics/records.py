@@ -276,6 +276,7 @@ def _short(text: str, width: int = 60) -> str:
 
 _COLUMN_FIELDS = tuple(REQUIRED_FIELDS)
 _GETTERS = {f: operator.itemgetter(f) for f in _COLUMN_FIELDS}
+_HELD_FIELDS = ("a_id", "b_id", "a_text", "b_text", "shown_first", "mode", "p_a", "n_a", "n_b", "n_unparsed", "label_mass", "split")
 _CATEGORY = {side: operator.methodcaller("get", f"{side}_category") for side in ("a", "b")}
 _NUMBER_TYPES = {int, float}
 _NULLABLE_NUMBER_TYPES = {int, float, type(None)}
@@ -308,6 +309,36 @@ class RecordColumns:
     def __len__(self) -> int:
         return len(self.records)
 
+    def take(self, index: Sequence[int]) -> RecordColumns:
+        """The records at positions ``index`` (in that order) as columns, without rebuilding them from the dicts."""
+        picks = [int(k) for k in index]
+        rows = np.asarray(picks, dtype=np.int64)
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                out[name] = value[rows]
+            elif name == "where":
+                out[name] = _Picked(value, picks)
+            else:
+                out[name] = list(map(value.__getitem__, picks))
+        return RecordColumns(**out)
+
+
+class _Picked(Sequence[str]):
+    """Some of the names of a ``where`` sequence, looked up only when one is asked for."""
+
+    def __init__(self, names: Sequence[str], picks: list[int]) -> None:
+        self.names, self.picks = names, picks
+
+    def __len__(self) -> int:
+        return len(self.picks)
+
+    def __getitem__(self, k):  # type: ignore[override]
+        if isinstance(k, slice):
+            return [self.names[j] for j in self.picks[k]]
+        return self.names[self.picks[k]]
+
 
 def _floats(values: Sequence[Any]) -> np.ndarray:
     """Numbers (None → NaN) as a float array, without a Python loop."""
@@ -331,8 +362,8 @@ def columns_from_records(records: Sequence[dict], where: Sequence[str] | None = 
 
     if not validated and set(map(type, records)) - {dict}:
         fail(next(k for k, r in enumerate(records) if type(r) is not dict))
-    try:  # one C-level pass per field
-        cols = {f: list(map(_GETTERS[f], records)) for f in _COLUMN_FIELDS}
+    try:  # one C-level pass per field (validated records: only the fields the columns hold)
+        cols = {f: list(map(_GETTERS[f], records)) for f in (_HELD_FIELDS if validated else _COLUMN_FIELDS)}
     except KeyError:
         for k, r in enumerate(records):
             if not all(f in r for f in _COLUMN_FIELDS):
@@ -671,6 +702,7 @@ def answer_key(r: dict) -> tuple:
 
 _VALUE_FIELDS = ("p_a", "n_a", "n_b", "n_unparsed", "label_mass", "split")
 _COARSE_KEY = ("a_id", "b_id", "shown_first", "template", "experiment", "group", "context", "mode")
+_PAIR_ORDERING = operator.itemgetter("a_id", "b_id", "shown_first")
 LOGPROB_TOLERANCE = 0.05  # two log-prob answers of one model to one query further apart than this are not one model
 
 
@@ -680,7 +712,10 @@ def deduplicate(records: Sequence[dict], sources: Sequence[str] | None = None) -
     which one is right cannot be told), and one query to one log-prob model answered far apart (two models under
     one name). ``sources`` names where each record came from (for the messages)."""
     records = records if isinstance(records, list) else list(records)
-    # fast path: every answer key holds these fields, so when they are all distinct no answer can repeat
+    # fast path: every answer key holds these fields, so when they are all distinct no answer can repeat; the
+    # query's pair and ordering alone (required fields) usually are, and are cheaper to compare
+    if len(set(map(_PAIR_ORDERING, records))) == len(records):
+        return list(records), {}
     coarse = set(zip(*(map(operator.methodcaller("get", f), records) for f in _COARSE_KEY)))
     if len(coarse) == len(records):
         return list(records), {}
@@ -740,10 +775,11 @@ def check_not_mixed(records: Sequence[dict], pool: Iterable[str] = ()) -> None:
     pooled = set(pool)
 
     def distinct(*fields: str) -> int:  # C-level pass: the number of distinct combinations of these fields
-        return len(set(zip(*(map(operator.methodcaller("get", f), records) for f in fields))))
+        columns = [map(_GETTERS[f] if f in _GETTERS else operator.methodcaller("get", f), records) for f in fields]
+        return len(set(columns[0] if len(columns) == 1 else zip(*columns)))
 
-    if distinct(*MIXING_FIELDS, *MODEL_SETTINGS, "model_fingerprint") <= 1:  # one model, one set-up: nothing mixed
-        return
+    if all(distinct(f) <= 1 for f in (*MIXING_FIELDS, *MODEL_SETTINGS, "model_fingerprint")):
+        return  # one model, one set-up: nothing mixed (one value per field, checked field by field: no tuples built)
     for name in MIXING_FIELDS:
         if name in pooled or distinct(*((name, *MODEL_SETTINGS) if name == "model" else (name,))) <= 1:
             continue

@@ -15,9 +15,10 @@ adapters register a reader for their own output (an lm-eval ``--output_path`` fo
 from __future__ import annotations
 
 import json
+import operator
 import re
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,6 +128,21 @@ def why_unread(path: Path) -> str:
     return "JSON lines, but not preference records (no 'schema' field)"
 
 
+class _Sources(Sequence[str]):
+    """The file each of ``records`` came from, looked up only when a message needs one."""
+
+    def __init__(self, records: list[dict], sources: dict[int, str]) -> None:
+        self.records, self.sources = records, sources
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, k):  # type: ignore[override]
+        if isinstance(k, slice):
+            return [self.sources.get(id(r), "") for r in self.records[k]]
+        return self.sources.get(id(self.records[k]), "")
+
+
 @dataclass
 class Collected:
     """What ``collect`` read: the records (every answer once) and an account of everything else."""
@@ -138,13 +154,31 @@ class Collected:
     repeated: list[Path] = field(default_factory=list)  # files named more than once (read once)
     duplicates: dict[tuple[str, str], int] = field(default_factory=dict)  # (kept in, dropped from): answers read twice
     sources: dict[int, str] = field(default_factory=dict, repr=False)  # id(record) -> the file it came from
+    # the bulk reader's columns of each native records file, in reading order (None: a harness adapter's records)
+    parts: list[rec.RecordColumns | None] = field(default_factory=list, repr=False)
 
     def deduplicate(self, records: list[dict]) -> list[dict]:
         """``records`` (all or a group of them) with every answer once; the dropped ones are counted for ``notes``."""
-        kept, dropped = rec.deduplicate(records, [self.sources.get(id(r), "") for r in records])
+        kept, dropped = rec.deduplicate(records, _Sources(records, self.sources))
         for where, n in dropped.items():
             self.duplicates[where] = self.duplicates.get(where, 0) + n
         return kept
+
+    def columns(self, records: list[dict]) -> rec.RecordColumns:
+        """``records`` (all those read, or some: a group, the answers kept by ``deduplicate``) as columns for the fit:
+        the columns the bulk reader already built, taken by position; built from the dicts only where a harness
+        adapter read them (``ue_metrics.records.columns_from_records``)."""
+        if not self.parts or any(part is None for part in self.parts):
+            return rec.columns_from_records(records, validated=True)
+        whole = self.parts[0] if len(self.parts) == 1 else rec.concat_columns(self.parts)  # type: ignore[arg-type]
+        self.parts = [whole]
+        if len(records) == len(whole) and all(map(operator.is_, records, whole.records)):
+            return whole
+        position = dict(zip(map(id, whole.records), range(len(whole))))
+        try:
+            return whole.take(list(map(position.__getitem__, map(id, records))))
+        except KeyError:  # records that were not read here
+            return rec.columns_from_records(records, validated=True)
 
     @property
     def n_duplicates(self) -> int:
@@ -207,12 +241,14 @@ def collect(paths: Iterable[str | Path], deduplicate: bool = True) -> Collected:
                         out.skipped.append((f, why_unread(f)))
                 continue
             seen.add(real)
-            batch = rec.read_columns(f).records if reader is READERS[0] else reader[2](f)
+            columns = rec.read_columns(f) if reader is READERS[0] else None
+            batch = columns.records if columns is not None else reader[2](f)
             if not batch and path.is_dir():
                 out.skipped.append((f, f"a {reader[0]} with no ue answers"))
                 continue
             out.records.extend(batch)
-            out.sources.update((id(r), str(f)) for r in batch)
+            out.parts.append(columns)
+            out.sources.update(dict.fromkeys(map(id, batch), str(f)))
             out.files.append(f)
             found += 1
         if found == 0:
@@ -242,4 +278,6 @@ def read_records(paths: Iterable[str | Path], log: Callable[[str], None] | None 
 
 def read_record_columns(paths: Iterable[str | Path], pool: Iterable[str] = ()) -> rec.RecordColumns:
     """``read_records`` as columns (``ue_metrics.records.RecordColumns``), for bulk consumers."""
-    return rec.columns_from_records(read_records(paths, pool=pool), validated=True)
+    got = collect(paths, deduplicate=False)
+    rec.check_not_mixed(got.records, pool=pool)
+    return got.columns(got.deduplicate(got.records))
