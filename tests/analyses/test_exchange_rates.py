@@ -162,3 +162,17 @@ def test_line_fits_match_numpy():
         assert r2[c] == pytest.approx(np.corrcoef(x, Y[:, c])[0, 1] ** 2)
     shared, bs, _ = er.shared_lines([x, x + 1], [Y[:, :1], Y[:, :1] + 3])
     assert shared[0] == pytest.approx(a[0])  # the same points shifted: one common slope
+
+
+def test_the_rate_chart_draws_intervals_that_exclude_their_estimate_by_rounding(exact, tmp_path):
+    """Exact answers collapse an interval onto its rate, and a percentile interval need not contain its estimate: the
+    chart must draw, not fail (a full-size exact run once lost its figures to a negative error bar)."""
+    from ue_metrics.figures import save
+
+    records, _ = exact
+    data = analyse(records)["figures"]["exchange_rates"]
+    for row in data["rows"]:
+        if row["rate"] and row["low"]:
+            row["low"] = row["high"] = row["rate"] * (1 + 1e-9)
+    paths = save(er.FIGURES["exchange_rates"], data, tmp_path / "rates", ("png",))
+    assert [p.stat().st_size > 5000 for p in paths] == [True]

@@ -443,7 +443,10 @@ def draw_exchange_rates(data: Mapping[str, Any], fig: Any) -> None:
             bar.set_alpha(0.45)
             bar.set_hatch("///")
     ok = np.isfinite(lo) & np.isfinite(hi)
-    ax.errorbar(rate[ok], y[ok], xerr=[rate[ok] - lo[ok], hi[ok] - rate[ok]], fmt="none", ecolor="#333333", lw=0.8, capsize=1.5)
+    # a percentile interval need not contain its point estimate (and with exact answers it collapses onto it, up to
+    # rounding): the bars reach from the estimate to each end, never backwards
+    xerr = [np.maximum(rate[ok] - lo[ok], 0.0), np.maximum(hi[ok] - rate[ok], 0.0)]
+    ax.errorbar(rate[ok], y[ok], xerr=xerr, fmt="none", ecolor="#333333", lw=0.8, capsize=1.5)
     ax.axvline(1.0, color=PALETTE[1], lw=0.8, ls="--")
     ax.set_xscale("log")
     span = np.concatenate([rate, lo[np.isfinite(lo)], hi[np.isfinite(hi)], [1.0]])
