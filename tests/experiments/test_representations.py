@@ -33,6 +33,7 @@ def test_planted_and_absent_signals_are_told_apart(runs):
     assert set(hp) == set(experiments.get("representations").headline)
     assert all(v is not None for v in hp.values())
     assert hp["probe_r2"] > 0.4 and hp["probe_p_value"] < 0.06 and hp["probe_pair_accuracy"] > 0.7
+    assert hp["embedding_r2"] < 0.15 and hp["embedding_gain"] > 0.3  # planted after the embeddings: the layers' gain
     # noise: at the level of probes fitted to shuffled utilities (pair accuracy over 158 pairs that share 80 outcomes
     # scatters widely around ½, so the p-value of the best layer's R² is the test)
     assert hn["probe_r2"] < 0.15 and hn["probe_p_value"] > 0.05 and abs(hn["probe_pair_accuracy"] - 0.5) < 0.25
