@@ -66,6 +66,16 @@ def test_ue_analyse_refits_the_probes_from_the_saved_features(runs):
     assert proc.returncode == 2 and "features.npz" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_grouped_analysis_reads_the_hidden_states_of_the_run_folder(runs):
+    """`ue analyse RUN --by model`: each group's analysis still finds features.npz beside the records."""
+    out = runs["planted"].parent / "by_model"
+    ue("analyse", str(runs["planted"]), "--by", "model", "--no-figures", "--out", str(out))
+    (group,) = [p for p in out.iterdir() if (p / "analysis.json").is_file()]
+    grouped = analysis(group)
+    assert grouped["group"]["by"] == "model"
+    assert grouped["headline"] == analysis(runs["planted"])["headline"]  # one model: the same probes
+
+
 def test_a_rerun_reuses_the_features_and_another_model_is_refused(runs):
     proc = ue("run", "representations", "--harness", "simulate", "--model", "sim", "--responder", "planted",
               "--utilities", str(runs["u"]), "--out", str(runs["planted"]), "--no-figures")  # fmt: skip
