@@ -12,7 +12,14 @@ from ue_metrics.analyses import representations as rp
 from ue_metrics.errors import UserError
 from ue_metrics.features import KINDS, FeatureSet, load
 from ue_metrics.fitting import fit_records
-from ue_metrics.simulate import HiddenStateResponder, embedding_states, no_states, planted_states, simulate_records, true_utilities
+from ue_metrics.simulate import (
+    HiddenStateResponder,
+    embedding_states,
+    no_states,
+    planted_states,
+    simulate_records,
+    true_utilities,
+)
 from ue_tasks.plan import PlanSpec, make_plan
 
 
