@@ -126,13 +126,18 @@ def test_bf16_only_where_the_hardware_has_it(monkeypatch):
 
 @pytest.mark.heavy
 @pytest.mark.slow
-def test_cached_and_cut_sequences_give_the_states_of_the_whole_prompt(model_path):
+@pytest.mark.parametrize("key", ["smollm2-135m", "gemma3-270m"])
+def test_cached_and_cut_sequences_give_the_states_of_the_whole_prompt(key):
+    """Both embedded models: SmolLM2 (chat template) and Gemma 3 270M (a base model: the base-model prompt; sliding-
+    window attention layers)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ue_tasks import hidden_states as hs
+    from ue_tasks import model as embedded
     from ue_tasks.outcomes import load_outcomes
 
+    model_path = str(embedded.prepare(name=key, log=lambda *_: None))
     texts = load_outcomes("mini").texts[:3]
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
@@ -145,8 +150,10 @@ def test_cached_and_cut_sequences_give_the_states_of_the_whole_prompt(model_path
         with torch.inference_mode():
             full = model(input_ids=torch.tensor([enc["input_ids"]]), output_hidden_states=True).hidden_states
         states = torch.stack([h[0] for h in full])  # (L+1, T, d), the whole prompt, nothing cached or cut
-        assert np.allclose(got["last"][k], states[:, span[-1]].numpy(), atol=2e-4)
-        assert np.allclose(got["mean"][k], states[:, span].mean(1).numpy(), atol=2e-4)
+        # within 2·10⁻⁴ of the layer's largest state (Gemma's residual stream runs to the hundreds)
+        tol = 2e-4 * np.maximum(1.0, np.abs(states.numpy()).max(axis=(1, 2)))[:, None]
+        assert np.all(np.abs(got["last"][k] - states[:, span[-1]].numpy()) <= tol)
+        assert np.all(np.abs(got["mean"][k] - states[:, span].mean(1).numpy()) <= tol)
     assert item.text == texts[2]
     assert items[0].text[items[0].start : items[0].end] == texts[0] and "Option A:\n" + texts[0] in items[0].text
 
