@@ -141,8 +141,10 @@ def test_cached_and_cut_sequences_give_the_states_of_the_whole_prompt(key):
     texts = load_outcomes("mini").texts[:3]
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
-    items = [hs.place(tok, texts[0], texts[1], "A"), hs.place(tok, texts[2], texts[1], "A"), hs.place(tok, texts[0], texts[1], "B"),
-             hs.bare(texts[2])]  # fmt: skip
+    chat = hs.has_chat_template(tok)
+    assert chat == (key == "smollm2-135m")  # Gemma 3 270M is a base model: the base-model prompt
+    items = [hs.place(tok, texts[0], texts[1], "A", chat=chat), hs.place(tok, texts[2], texts[1], "A", chat=chat),
+             hs.place(tok, texts[0], texts[1], "B", chat=chat), hs.bare(texts[2])]  # fmt: skip
     got = hs.read_states(model, tok, items, batch_size=2)
     for k, item in enumerate(items):
         enc = tok(item.text, add_special_tokens=item.special, return_offsets_mapping=True)
@@ -150,10 +152,11 @@ def test_cached_and_cut_sequences_give_the_states_of_the_whole_prompt(key):
         with torch.inference_mode():
             full = model(input_ids=torch.tensor([enc["input_ids"]]), output_hidden_states=True).hidden_states
         states = torch.stack([h[0] for h in full])  # (L+1, T, d), the whole prompt, nothing cached or cut
-        # within 2·10⁻⁴ of the layer's largest state (Gemma's residual stream runs to the hundreds)
-        tol = 2e-4 * np.maximum(1.0, np.abs(states.numpy()).max(axis=(1, 2)))[:, None]
-        assert np.all(np.abs(got["last"][k] - states[:, span[-1]].numpy()) <= tol)
-        assert np.all(np.abs(got["mean"][k] - states[:, span].mean(1).numpy()) <= tol)
+        # float32 rounding scales with the largest state in the computation (SmolLM2 ~2.5·10⁴, Gemma ~10⁵: differences
+        # of 10⁻⁴ and 5·10⁻³ measured): within 2·10⁻⁴, or 10⁻⁷ of the prompt's largest state where that is more
+        tol = max(2e-4, 1e-7 * float(states.abs().max()))
+        assert np.abs(got["last"][k] - states[:, span[-1]].numpy()).max() <= tol
+        assert np.abs(got["mean"][k] - states[:, span].mean(1).numpy()).max() <= tol
     assert item.text == texts[2]
     assert items[0].text[items[0].start : items[0].end] == texts[0] and "Option A:\n" + texts[0] in items[0].text
 
