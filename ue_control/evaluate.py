@@ -129,23 +129,18 @@ def _plans(info: dict) -> dict[str, dict]:
     return {p: dict((info.get("plans") or {}).get(p) or base) for p in PARTS}
 
 
-def _lm(config: EvaluateConfig, model: str, files: list[Path], plans: dict[str, dict]):
+def _lm(config: EvaluateConfig, model: str):
+    """lm-eval's ``ue-hf`` model (the prompt-stem cache, found from the requests) for the hf backend with the
+    prefix cache on, else the backend's own model."""
     from ue_control.elicit import load_lm, offline, resolve_model
 
     if not (config.prefix_cache and config.backend == "hf"):
         return load_lm(model, config.backend, config.model_args, config.batch_size, config.device)
-    from transformers import AutoTokenizer
-
-    from ue_tasks.harness.lm_eval.hooks import documents
-    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
-    from ue_tasks.plan import PlanSpec
+    from ue_tasks.harness.lm_eval.models import UeHFLM
 
     offline()
-    path = resolve_model(model)
-    tok = AutoTokenizer.from_pretrained(path)
-    docs = [d for f in files for d in documents("utilities", str(f), PlanSpec(**plans[f.stem.removeprefix("outcomes_")]))]
     kwargs = {"device": config.device, "batch_size": config.batch_size, "dtype": "float32", **(config.model_args or {})}
-    return prefix_cached_hflm(path, chat_prompts(tok, [d["prompt"] for d in docs[:64]], config.system_message), **kwargs)
+    return UeHFLM(pretrained=resolve_model(model), **kwargs)
 
 
 def text_loglik(lm: Any, texts: list[str]) -> list[float]:
@@ -241,7 +236,7 @@ def evaluate(config: EvaluateConfig, log=print) -> dict[str, Any]:
         model_args = {"pretrained": resolve_model(model), **(config.model_args or {})} if config.backend == "hf" else dict(config.model_args or {})
         ident = from_lm_eval(config.backend, model_args, chat_template=True).record_fields()
         identities[label] = ident
-        lm = _lm(config, model, list(files.values()), plans)
+        lm = _lm(config, model)
         recs = []
         for part in parts:
             log(f"ue control evaluate: eliciting the {label} model ({model}) on {part} outcomes via lm-eval")

@@ -270,7 +270,7 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     write_jsonl(held_file, [oset.by_id[i].to_dict() for i in held])
     folder = model_folder(run_cfg.get("model_args"))
     system = run_cfg.get("system_message")
-    lm = _steerable_lm(folder, [o.text for o in oset.outcomes[:8]], system, config)
+    lm = _steerable_lm(folder, config)
     hook = Steering(config.mode, centre, unit, X_all)
     hook.attach(lm.model, layer)
     backend = LmEvalBackend("hf", f"pretrained={folder}", "logprob", 10, system or "", lm=lm)
@@ -354,19 +354,14 @@ def _movement(rows: list[dict], name: str) -> dict[str, Any]:
             "max_abs": max(abs(r["moved_toward_target"]) for r in mine)}  # fmt: skip
 
 
-def _steerable_lm(folder: str, texts: list[str], system: str | None, config: SteerConfig) -> Any:
-    """lm-eval's HF model of ``folder`` with the prompt-stem cache (refreshed after every change of the hook)."""
-    from transformers import AutoTokenizer
-
+def _steerable_lm(folder: str, config: SteerConfig) -> Any:
+    """lm-eval's ``ue-hf`` model of ``folder`` (the prompt-stem cache, found from the requests of each batch, so a
+    change of the hook is seen by the next batch's stem)."""
     from ue_control.elicit import offline
-    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts, prefix_cached_hflm
-    from ue_tasks.templates import render_prompt
+    from ue_tasks.harness.lm_eval.models import UeHFLM
 
     offline()
-    tok = AutoTokenizer.from_pretrained(folder)
-    prompts = [render_prompt("default", a, b) for a, b in zip(texts, texts[1:] + texts[:1])]
-    return prefix_cached_hflm(folder, chat_prompts(tok, prompts, system), batch_size=config.batch_size, device=config.device,
-                              dtype="float32")  # fmt: skip
+    return UeHFLM(pretrained=folder, batch_size=config.batch_size, device=config.device, dtype="float32")
 
 
 def _fmt(v: Any) -> str:

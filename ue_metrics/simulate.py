@@ -236,16 +236,23 @@ class HiddenStateResponder:
     ``signal`` at the middle layer and falls again. A linear probe should then recover μ best at the middle layer
     (R² about s²/(s² + 1/d_eff) there) and not at all at the embeddings; with ``signal`` = 0 it has nothing to
     find and sits at the shuffled-label baseline. The bare-text variant carries half the signal; the two
-    poolings differ only in their noise."""
+    poolings differ only in their noise. ``profile="embedding"`` writes the signal into the embeddings (layer 0)
+    only — what a model whose "utilities" are its outcomes' wording looks like: the best layer gains nothing
+    over layer 0."""
 
-    def __init__(self, name: str, signal: float, layers: int = 12, hidden: int = 64, description: str = "") -> None:
+    def __init__(self, name: str, signal: float, layers: int = 12, hidden: int = 64, description: str = "",
+                 profile: str = "middle") -> None:  # fmt: skip
         if signal < 0 or layers < 1 or hidden < 1:
             raise ValueError("signal must be ≥ 0, layers and hidden ≥ 1")
+        if profile not in ("middle", "embedding"):
+            raise ValueError(f"profile must be middle or embedding, got {profile!r}")
         self.name, self.signal, self.layers, self.hidden = name, float(signal), int(layers), int(hidden)
-        self.description = description
+        self.description, self.profile = description, profile
 
     def strength(self) -> np.ndarray:
         """The planted signal's strength at each layer 0..L."""
+        if self.profile == "embedding":
+            return self.signal * (np.arange(self.layers + 1) == 0)
         depth = np.arange(self.layers + 1) / self.layers
         return self.signal * np.sin(np.pi * depth) ** 2
 
@@ -263,13 +270,18 @@ class HiddenStateResponder:
             noise = rng.standard_normal((len(ids), self.layers + 1, self.hidden))
             arrays[kind] = (noise + mu[:, None, None] * scale[None, :, None] * direction[None, None, :]).astype(np.float32)
         meta = {"model": self.name, "simulated": True, "signal": self.signal, "layers": self.layers, "hidden_size": self.hidden,
-                "description": self.description, "dtype": "float32"}  # fmt: skip
+                "profile": self.profile, "description": self.description, "dtype": "float32"}  # fmt: skip
         return FeatureSet(list(ids), arrays, [], meta)
 
 
 def planted_states(signal: float = 2.0) -> HiddenStateResponder:
     return HiddenStateResponder("planted", signal, description=f"utilities written linearly into the hidden states (strength {signal} "
                                 "at the middle layer, none at the embeddings)")  # fmt: skip
+
+
+def embedding_states(signal: float = 2.0) -> HiddenStateResponder:
+    return HiddenStateResponder("embedding", signal, profile="embedding", description=f"utilities written linearly into the "
+                                f"embeddings only (strength {signal} at layer 0, none after): a lexical, not a computed, signal")  # fmt: skip
 
 
 def no_states() -> HiddenStateResponder:

@@ -166,6 +166,22 @@ def _local(path: Any) -> Path | None:
     return p if p.is_dir() else None
 
 
+def folder_chat_template(model_args: str | dict | None) -> bool | None:
+    """Whether the local model folder that lm-eval ``--model_args`` name (``pretrained=``) ships a chat template
+    (``chat_template`` in ``tokenizer_config.json``, or ``chat_template.jinja`` / ``chat_template.json``); None when
+    the arguments name no local folder (a hub id, an API), where nothing can be said without loading."""
+    folder = _local(_parse_args(model_args).get("pretrained"))
+    if folder is None:
+        return None
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return bool(config.get("chat_template")) if isinstance(config, dict) else None
+
+
 def from_lm_eval(model: str, model_args: str | dict | None, *, chat_template: bool | None = None, name: str | None = None,
                  fingerprint: bool = True) -> ModelIdentity:  # fmt: skip
     """The identity of an lm-eval model: ``model`` is its type (``hf``, ``vllm``, ``local-completions``...),

@@ -175,19 +175,19 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     for note in got.notes():
         log(note)
     asks = experiments.get(experiments.with_variant(name or _single_experiment(got.records))[0]).free_answers is not None
+    folder = paths[0] if config else None  # a run folder: files beside the records (hidden states) are read from it
     if by:
         done = {}
         for label, group in groups.items():
-            folder = Path(out) / group_folder_name(label)
+            target = Path(out) / group_folder_name(label)
             models = {r.get("model") for r in group}
             mine = [g for g in generations if g.get("model") in models]  # each group's own free answers
             result = analyse_records(group, name, options=opts, seed=seed, run=config or None,
-                                     generations=mine if asks else None)  # fmt: skip
+                                     generations=mine if asks else None, folder=folder)  # fmt: skip
             result["group"] = {"by": by, "value": label}
-            write_result(result, folder, figures=figures, log=log)
-            done[str(folder)] = result
+            write_result(result, target, figures=figures, log=log)
+            done[str(target)] = result
         return done
-    folder = paths[0] if config else None  # a run folder: files beside the records (hidden states) are read from it
     result = analyse_records(groups[""], name, options=opts, seed=seed, run=config or None,
                              generations=generations if asks else None, folder=folder)  # fmt: skip
     write_result(result, out, figures=figures, log=log)

@@ -12,7 +12,14 @@ from ue_metrics.analyses import representations as rp
 from ue_metrics.errors import UserError
 from ue_metrics.features import KINDS, FeatureSet, load
 from ue_metrics.fitting import fit_records
-from ue_metrics.simulate import HiddenStateResponder, no_states, planted_states, simulate_records, true_utilities
+from ue_metrics.simulate import (
+    HiddenStateResponder,
+    embedding_states,
+    no_states,
+    planted_states,
+    simulate_records,
+    true_utilities,
+)
 from ue_tasks.plan import PlanSpec, make_plan
 
 
@@ -55,6 +62,27 @@ def test_planted_utilities_are_found_in_the_middle_layers(utilities_run):
     assert max(by["bare_mean"]["r2"]) < max(by["prompt_mean"]["r2"])  # the bare variant carries half the signal
     assert "linearly decodable" in out["details"]["verdict"]
     assert set(out["figures"]["by_layer"]["kinds"]) == set(KINDS)
+    # the embeddings (layer 0) carry nothing: the whole signal is the layers' gain
+    assert h["embedding_r2"] < 0.1 and h["embedding_gain"] > 0.45
+    assert h["embedding_gain"] == pytest.approx(h["probe_r2"] - h["embedding_r2"])
+    assert abs(h["embedding_pair_accuracy"] - 0.5) < 0.15
+    assert out["details"]["embedding_kind"] == "prompt_mean"
+
+
+def test_a_signal_only_in_the_embeddings_shows_no_gain_over_them(utilities_run):
+    """Utilities written into layer 0 only (a lexical signal the blocks do not add to): the probe finds them and
+    beats shuffled labels, but the best layer gains nothing over the embeddings and the verdict says so."""
+    ids, texts, fit = utilities_run
+    out = report(embedding_states().features(ids, fitted_mu(ids, fit), seed=1), fit, dict(zip(ids, texts)))
+    h = out["headline"]
+    assert h["probe_p_value"] < 0.05 and h["embedding_r2"] > 0.5  # found, at layer 0 ...
+    assert h["embedding_gain"] < 0.05  # ... and no later layer adds to it
+    assert "lexical" in out["details"]["verdict"]
+    # for a last-token headline the baseline is still the mean-pooled embeddings of the same reading
+    states = embedding_states().features(ids, fitted_mu(ids, fit), seed=1)
+    last = rp.probe_report(states, rp.targets_from_fit(fit), dict(zip(ids, texts)), rp.holdout_pairs(fit),
+                           options={"seed": 0, "features": "bare_last", "shuffles": 2})  # fmt: skip
+    assert last["details"]["embedding_kind"] == "bare_mean"
 
 
 def test_noise_states_sit_at_the_shuffled_baseline(utilities_run):

@@ -25,11 +25,16 @@ Per layer and per feature kind (``prompt``/``bare`` × ``last``/``mean``):
 - **surface baseline**: the same ridge on features a reader of the text gets without a model — word counts
   (words in at least two outcomes), length (characters, words) and the numbers in the text (how many, the log of
   the largest, currency and percentages). A probe that does no better than this reads surface features, not a
-  value representation.
+  value representation;
+- **embedding baseline**: the probe of the mean-pooled states at layer 0 (the embedding output, before any block
+  runs: an average of the outcome's token embeddings, a reader of its wording far richer than word counts).
+  ``embedding_r2`` and the best layer's ``embedding_gain`` over it say how much of the decoded signal the model's
+  own processing adds; a best layer that barely beats its embeddings is reading lexical content, not a value.
 
 Headline (for the feature kind ``features``, default ``prompt_mean``): ``best_layer``, ``probe_r2``,
 ``probe_spearman``, ``probe_pair_accuracy``, ``baseline_r2`` / ``baseline_pair_accuracy`` (surface),
-``shuffled_r2`` / ``shuffled_pair_accuracy``, ``probe_p_value``, ``utility_pair_accuracy`` (the ceiling),
+``shuffled_r2`` / ``shuffled_pair_accuracy``, ``probe_p_value``, ``embedding_r2`` / ``embedding_pair_accuracy`` /
+``embedding_gain`` (layer 0, mean-pooled), ``utility_pair_accuracy`` (the ceiling),
 ``logvar_r2`` (log σ², its own best layer), ``n_outcomes``, ``n_holdout_pairs``.
 Figure ``by_layer``: R² and pair accuracy by layer for every feature kind, with the baselines.
 """
@@ -49,6 +54,8 @@ from ue_metrics.features import FEATURES_FILE, KINDS, FeatureSet, describe, load
 
 ALPHA_GRID = np.logspace(-6, 3, 28)  # × the fold's largest squared singular value
 DEFAULTS = {"features": "prompt_mean", "folds": 5, "cv": "random", "shuffles": 20}
+# the verdict calls a probe lexical when the embeddings (layer 0, mean-pooled) reach more than this share of its R²
+LEXICAL_SHARE = 0.75
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -297,6 +304,11 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
             rows["logvar_r2"] = [None] * len(layers) if isinstance(rows["logvar_r2"], list) else None
     best_logvar = None if logvar_constant else int(np.nanargmax(np.array(head["logvar_r2"])))
     observed = head["r2"][best]
+    # the embedding baseline: layer 0 mean-pooled, in the same reading (prompt or bare) as the headline kind; a
+    # last-token probe at layer 0 sees one token's embedding, which is no fair reader of the wording
+    emb_kind = kind.split("_")[0] + "_mean"
+    emb_kind = emb_kind if emb_kind in per_kind else kind
+    embedding_r2 = per_kind[emb_kind]["r2"][0]
     notes: dict[str, str] = {}
     headline: dict[str, Any] = {
         "best_layer": best,
@@ -308,6 +320,9 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
         "shuffled_r2": float(null_max.mean()) if shuffles else None,
         "shuffled_pair_accuracy": head["shuffled_pair_accuracy"][best] if shuffles else None,
         "probe_p_value": float((1 + np.sum(null_max >= observed)) / (1 + shuffles)) if shuffles else None,
+        "embedding_r2": embedding_r2,
+        "embedding_pair_accuracy": per_kind[emb_kind]["pair_accuracy"][0],
+        "embedding_gain": observed - embedding_r2,
         "utility_pair_accuracy": pair_accuracy(mu, P, p) if len(p) else None,
         "logvar_r2": None if best_logvar is None else head["logvar_r2"][best_logvar],
         "n_outcomes": n,
@@ -317,7 +332,8 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
         for key in ("shuffled_r2", "shuffled_pair_accuracy", "probe_p_value"):
             notes[key] = "no shuffled-label baseline was run (shuffles=0)"
     if not len(p) or not np.any(p != 0.5):
-        for key in ("probe_pair_accuracy", "baseline_pair_accuracy", "shuffled_pair_accuracy", "utility_pair_accuracy"):
+        for key in ("probe_pair_accuracy", "baseline_pair_accuracy", "shuffled_pair_accuracy", "embedding_pair_accuracy",
+                    "utility_pair_accuracy"):
             headline[key] = None
             notes[key] = "the utilities run has no held-out pair with a preference (answered other than exactly ½) between probed outcomes"
     if logvar_constant:
@@ -326,6 +342,7 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
         notes["n_outcomes"] = f"{dropped} outcomes with hidden states but no finite fitted utility were left out"
     details = {
         "feature_kind": kind,
+        "embedding_kind": emb_kind,
         "cv": cv,
         "folds": k,
         "shuffles": shuffles,
@@ -349,6 +366,8 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
         "shuffled_pair_accuracy": head.get("shuffled_pair_accuracy"),
         "surface_r2": base["surface"]["r2"],
         "length_numbers_r2": base["length_numbers"]["r2"],
+        "embedding_r2": embedding_r2,
+        "embedding_kind": emb_kind,
         "surface_pair_accuracy": base["surface"]["pair_accuracy"],
         "utility_pair_accuracy": headline["utility_pair_accuracy"],
         "model": features.meta.get("model"),
@@ -362,6 +381,10 @@ def _verdict(h: Mapping[str, Any], base: Mapping[str, Mapping[str, float]]) -> s
         return "the best layer's probe does no better than probes fitted to shuffled utilities: no linear utility signal found"
     if r2 <= surf:
         return "the probe beats shuffled labels but not the surface features of the text: it may read wording, length or numbers rather than value"
+    if r2 > 0 and h["embedding_r2"] > LEXICAL_SHARE * r2:
+        return (f"the probe beats the shuffled-label and surface baselines, but the embeddings alone (layer 0, mean-pooled) reach "
+                f"{h['embedding_r2']:.2f} of its {r2:.2f}: most of what it decodes is the outcome's wording (lexical content), "
+                "not something the model's layers compute")  # fmt: skip
     return "the probe beats both the shuffled-label and the surface-feature baselines: the utilities are linearly decodable from the hidden states"
 
 
@@ -417,6 +440,9 @@ def draw_by_layer(data: Mapping[str, Any], fig: Any) -> None:
         ax2.plot(layers, np.asarray(data["shuffled_pair_accuracy"], float), color=RANDOM_COLOUR, lw=1, label="shuffled labels")
     ax1.axhline(data["surface_r2"], color="#444444", ls="--", lw=1, label="surface: words, length, numbers")
     ax1.axhline(data["length_numbers_r2"], color="#444444", ls=":", lw=1, label="length and numbers only")
+    if data.get("embedding_r2") is not None:
+        ax1.axhline(data["embedding_r2"], color="#8a5a00", ls="-.", lw=1,
+                    label=f"embeddings (layer 0, {str(data.get('embedding_kind', 'mean')).replace('_', ', ')})")
     ax1.axhline(0, color="#999999", lw=0.6)
     if data.get("surface_pair_accuracy") is not None:
         ax2.axhline(data["surface_pair_accuracy"], color="#444444", ls="--", lw=1, label="surface features")
@@ -430,7 +456,11 @@ def draw_by_layer(data: Mapping[str, Any], fig: Any) -> None:
     ax2.set_xlabel("layer (0 = embeddings)")
     ax1.set_ylabel("cross-validated R² of μ")
     ax2.set_ylabel("accuracy on the run's held-out pairs")
-    ax1.set_title(f"Linear probe of utilities by layer (best: {data['best_layer']})", fontsize=9)
+    best = int(data["best_layer"])
+    gain = ""
+    if data.get("embedding_r2") is not None:
+        gain = f", {np.asarray(data['kinds'][data['headline_kind']]['r2'], float)[best] - float(data['embedding_r2']):+.2f} over embeddings"
+    ax1.set_title(f"Linear probe of utilities by layer (best: {best}{gain})", fontsize=9)
     ax2.set_title("Pairs ordered as the model preferred", fontsize=9)
     ax1.legend(frameon=False, fontsize=6, loc="upper left")
     ax2.legend(frameon=False, fontsize=6, loc="upper left")

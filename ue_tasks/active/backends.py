@@ -24,7 +24,7 @@ import numpy as np
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder
 from ue_tasks.generation import Generation, write_generations
-from ue_tasks.model_identity import ModelIdentity, from_inspect, from_lm_eval, simulated
+from ue_tasks.model_identity import ModelIdentity, folder_chat_template, from_inspect, from_lm_eval, simulated
 from ue_tasks.outcomes import check_text
 from ue_tasks.queries import Query, write_queries
 
@@ -164,6 +164,7 @@ def parse_model_args(text: str) -> dict[str, Any]:
 
 
 BATCH_TASKS = {"logprob": "ue_batch", "sample": "ue_batch_sampled"}
+BASE_BATCH_TASK = "ue_batch_base"  # base models (no chat template), log-prob mode
 
 
 def _by_setting(items: Sequence[Generation]) -> dict[tuple[str, int], list[Generation]]:
@@ -183,7 +184,8 @@ def _replies(items: Sequence[Generation], replies: dict[str, str | None], where:
 class LmEvalBackend(Backend):
     """lm-eval: ``model`` is an lm-eval model type (``hf``, ``vllm``, ``local-completions``...), ``model_args`` its
     argument string; the batch runs as lm-eval's hidden ``ue_batch`` task (log-prob) or ``ue_batch_sampled`` (K
-    answers at temperature 1), with the chat template and the experiment's system message, as on the command line."""
+    answers at temperature 1), with the chat template and the experiment's system message, as on the command line; a
+    local folder without a chat template (a base model) runs ``ue_batch_base`` instead, as ``base_utility_*`` does."""
 
     name = "lm-eval"
 
@@ -196,9 +198,16 @@ class LmEvalBackend(Backend):
         if lm is None and model in ("hf", "ue-hf") and not args.get("pretrained"):
             raise UserError(f"--model {model} needs the model's weights: add --model-args pretrained=PATH (a local folder or "
                             "a hub name; `ue model path` prints the embedded model's folder)")  # fmt: skip
-        self.identity = from_lm_eval(model, model_args, chat_template=True, name=model_name)
+        # a local Hugging Face folder without a chat template is a base model (e.g. the embedded Gemma 3 270M): it
+        # is asked the base-model prompt ending in "Answer:", without the chat template or a system message, as
+        # the base_utility_* tasks do
+        self.base_model = model in ("hf", "ue-hf") and folder_chat_template(model_args) is False
+        if self.base_model and mode == "sample":
+            raise UserError("the model folder has no chat template (a base model): `ue run` asks base models in log-prob mode "
+                            "only; drop --mode sample, or use a chat model")  # fmt: skip
+        self.identity = from_lm_eval(model, model_args, chat_template=not self.base_model, name=model_name)
         self.system_message = system_message
-        self.task = BATCH_TASKS[mode]
+        self.task = BASE_BATCH_TASK if self.base_model else BATCH_TASKS[mode]
         self._lm = lm  # an lm-eval model built by the caller (e.g. a steered one, ue_control.steer), else built on first use
         # one queries file, rewritten for every batch, so one TaskManager (with that path in its metadata) serves
         # the whole run: the task's dataset hook reads the file each time the task is loaded
@@ -209,6 +218,8 @@ class LmEvalBackend(Backend):
         self._special: list[str] = []
 
     def key_parts(self) -> list[Any]:
+        if self.base_model:
+            return ["lm-eval", self.identity.cache_key(), self.task, "base"]
         return ["lm-eval", self.identity.cache_key(), self.task, "chat", self.system_message]
 
     def _model(self, queries: Sequence[Query]):
@@ -243,7 +254,7 @@ class LmEvalBackend(Backend):
                 check_text(text, f"outcome {oid!r}", self._special)
         write_queries(queries, self._qfile)
         results = run_lm_eval(model, [self.task], task_manager=self._task_manager(TaskManager, task_configs_dir),
-                              system_instruction=self.system_message)  # fmt: skip
+                              apply_chat_template=not self.base_model, system_instruction=self.system_message)  # fmt: skip
         records = records_from_results(results, self.task, model=self.identity.name, run_id="ue-run")
         return _answers_from_records(queries, records, "lm-eval")
 
@@ -264,7 +275,8 @@ class LmEvalBackend(Backend):
         for (system, tokens), batch in _by_setting(items).items():
             write_generations(batch, self._gfile)
             results = run_lm_eval(self._model(batch), ["ue_generate"], task_manager=self._task_manager(TaskManager, task_configs_dir),
-                                  system_instruction=system or None, gen_kwargs={"max_gen_toks": tokens})  # fmt: skip
+                                  apply_chat_template=not self.base_model, system_instruction=system or None,
+                                  gen_kwargs={"max_gen_toks": tokens})  # fmt: skip
             replies.update(generations_from_results(results, "ue_generate"))
         return _replies(items, replies, "lm-eval")
 

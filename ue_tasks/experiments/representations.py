@@ -9,7 +9,8 @@ a run of another model, reads the hidden states (``ue_tasks.hidden_states``, the
 directly) and saves them as ``OUT/features.npz`` beside the records; the analysis
 (``ue_metrics/analyses/representations.py``) fits the probes from the saved features, so ``ue analyse OUT``
 refits without the model. ``--harness simulate`` replaces the model with synthetic hidden states with a known
-answer: ``planted`` (the utilities written linearly into the middle layers) or ``none`` (noise).
+answer: ``planted`` (the utilities written linearly into the middle layers), ``embedding`` (into the embeddings
+only: a lexical signal the layers add nothing to) or ``none`` (noise).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from ue_metrics.errors import UserError
 from ue_metrics.features import FEATURES_FILE, FeatureSet
-from ue_metrics.simulate import HiddenStateResponder, no_states, planted_states
+from ue_metrics.simulate import HiddenStateResponder, embedding_states, no_states, planted_states
 from ue_tasks.experiments import Collection, Experiment, register
 from ue_tasks.outcomes import OutcomeSet
 from ue_tasks.plan import PlanSpec
@@ -203,6 +204,10 @@ def _none(outcomes: OutcomeSet, seed: int) -> HiddenStateResponder:
     return no_states()
 
 
+def _embedding(outcomes: OutcomeSet, seed: int) -> HiddenStateResponder:
+    return embedding_states()
+
+
 register(
     Experiment(
         name=NAME,
@@ -211,10 +216,11 @@ register(
         outcomes="core",
         plan=PlanSpec(kind="custom"),
         headline=("best_layer", "probe_r2", "probe_spearman", "probe_pair_accuracy", "baseline_r2", "baseline_pair_accuracy",
-                  "shuffled_r2", "shuffled_pair_accuracy", "probe_p_value", "utility_pair_accuracy", "logvar_r2",
-                  "n_outcomes", "n_holdout_pairs"),  # fmt: skip
-        lower_is_better=("baseline_r2", "baseline_pair_accuracy", "shuffled_r2", "shuffled_pair_accuracy", "probe_p_value"),
-        responders={"planted": _planted, "none": _none},
+                  "shuffled_r2", "shuffled_pair_accuracy", "probe_p_value", "embedding_r2", "embedding_pair_accuracy",
+                  "embedding_gain", "utility_pair_accuracy", "logvar_r2", "n_outcomes", "n_holdout_pairs"),  # fmt: skip
+        lower_is_better=("baseline_r2", "baseline_pair_accuracy", "shuffled_r2", "shuffled_pair_accuracy", "probe_p_value",
+                         "embedding_r2", "embedding_pair_accuracy"),  # fmt: skip
+        responders={"planted": _planted, "none": _none, "embedding": _embedding},
         options={"utilities": None, "features": "prompt_mean", "folds": 5, "cv": "random", "shuffles": 20,
                  "batch_size": 16, "dtype": "auto", "device": "cpu"},  # fmt: skip
         consumes="utilities",

@@ -2,13 +2,10 @@
 system message, the instruction up to "Option A:"), whose key/value cache is computed once so that each batch only
 runs the tokens after it; the log-probabilities are those of the full prompt (``tests/test_lm_eval_demo.py`` pins
 this). The cache itself lives in lm-eval's ``ue-hf`` model type (``ue_tasks.harness.lm_eval.models``), which finds
-the stem from the requests; this module keeps the helpers around it (``chat_prompts``, ``shared_prefix_ids``) and
-``prefix_cached_hflm`` for utility control.
+the stem from the requests; this module keeps the helpers around it (``chat_prompts``, ``shared_prefix_ids``).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from ue_tasks.templates import SYSTEM_MESSAGE
 
@@ -24,16 +21,6 @@ def shared_prefix_ids(tokenizer, prompts: list[str]) -> list[int]:
             n += 1
         common = common[:n]
     return list(common[:-1]) if len(common) > 1 else []
-
-
-def prefix_cached_hflm(pretrained: str, prefix_prompts: list[str] | None = None, **kwargs: Any):
-    """An lm-eval model whose forward passes reuse the key/value cache of the prompts' shared token stem: lm-eval's
-    ``ue-hf`` type (``ue_tasks.harness.lm_eval.models.UeHFLM``), which finds the stem from the requests themselves
-    (``prefix_prompts`` is no longer needed and is ignored). ``kwargs`` are ``HFLM``'s (``device``, ``batch_size``,
-    ``dtype``...)."""
-    from ue_tasks.harness.lm_eval.models import UeHFLM
-
-    return UeHFLM(pretrained=pretrained, **kwargs)
 
 
 def chat_prompts(tokenizer, prompts: list[str], system_message: str | None = SYSTEM_MESSAGE) -> list[str]:
