@@ -13,8 +13,11 @@ strategy, the queries it needs to reach random selection's final Spearman correl
 
 Part 2 (``--embedded``): times ``ue elicit`` through lm-eval (the model as ``ue-hf``) on the embedded model over 510
 outcomes of ``core`` with a small budget on this machine's CPU, times the bare forward-pass floor over the same
-prompts in the same process, and extrapolates the wall time of the full main run; the load average is printed
-beside every figure.
+prompts in the same process, and extrapolates the wall time of the full main run from its parts: one-off costs
+(the model's load), per lm-eval call (task set-up, documents, metrics: the run's time outside the model's forward
+passes and the fits, per call), per round (the fit), and per token run through the model (the measured forward
+seconds per token, times the tokens the full run would run: its 20,348 prompts replayed through ``ue-hf``'s stem
+and shared-prefix caches, token bookkeeping only). The load average is printed beside every figure.
 
 Run: ``python benchmarks/active_learning.py [--seeds 3] [--mode sample|logprob] [--responder thurstonian|misfit]
 [--embedded [--skip-simulate] [--embedded-budget 200]] [--round-size 500]``.
@@ -174,10 +177,15 @@ def embedded_part(args) -> None:
         with subset.open("w") as fh:
             for o in core.outcomes[:n_out]:
                 fh.write(json.dumps({"id": o.id, "text": o.text, "category": o.category}) + "\n")
-        cfg = RunConfig(harness="lm-eval", model="hf", model_args=f"pretrained={path},dtype={args.dtype}", outcomes=str(subset),
+        extra = "" if args.prefix_cache_mb is None else f",prefix_cache_mb={args.prefix_cache_mb}"
+        cfg = RunConfig(harness="lm-eval", model="hf", model_args=f"pretrained={path},dtype={args.dtype}{extra}", outcomes=str(subset),
                         mode="logprob", strategy="paper", budget=args.embedded_budget, round_size=max(1, args.embedded_budget // 2),
                         holdout_fraction=args.embedded_holdout / (n_out * (n_out - 1) / 2), seed=0)  # fmt: skip
         run = Elicitation(cfg, workdir / "run", cache_dir=None, log=lambda m: None)
+        started = time.perf_counter()
+        lm = run.backend._model([])  # type: ignore[attr-defined]  # the one-off load, timed apart
+        load_s = time.perf_counter() - started
+        calls = _count_calls(run.backend)
         started = time.perf_counter()
         run.run()
         seconds = time.perf_counter() - started
@@ -185,9 +193,14 @@ def embedded_part(args) -> None:
         records = [json.loads(x) for x in (workdir / "run" / "records.jsonl").read_text().splitlines()]
         fits = sum(h["fit_seconds"] for h in history)
         prompts = len(records)
-        per_prompt = seconds / prompts
-        print(f"  {prompts} prompts ({len(history)} rounds) in {seconds:.1f} s = {per_prompt:.3f} s per (pair, ordering), "
-              f"including the model's load and {len(history)} fits ({fits:.2f} s); {_load()}")  # fmt: skip
+        fwd_s, fwd_tok = lm.forward_seconds, lm.forward_tokens
+        overhead = seconds - fwd_s - fits
+        print(f"  {prompts} prompts ({len(history)} rounds, {calls[0]} lm-eval calls) in {load_s:.1f} s (model load, once) + "
+              f"{seconds:.1f} s = {(load_s + seconds) / prompts:.3f} s per (pair, ordering) all told; {_load()}")  # fmt: skip
+        print(f"    model forward {fwd_s:.1f} s for {fwd_tok} tokens (padding included; stem {lm.stem_length} tokens cached; "
+              f"{lm.prefix_tokens} tokens of {lm.prefix_hits} rows from the shared-prefix cache) = {fwd_tok / max(fwd_s, 1e-9):.0f} "
+              f"tokens/s, {fwd_tok / prompts:.1f} tokens per prompt; fits {fits:.2f} s; lm-eval and Python outside the "
+              f"forward passes {overhead:.1f} s = {overhead / max(1, calls[0]):.2f} s per call")  # fmt: skip
 
         # the floor: the run's own prompts, each run in full by transformers (fp32, batch 8)
         tok = AutoTokenizer.from_pretrained(str(path))
@@ -201,16 +214,82 @@ def embedded_part(args) -> None:
                 enc = tok(texts[i : i + 8], return_tensors="pt", padding=True, add_special_tokens=False)
                 m(input_ids=enc.input_ids, attention_mask=enc.attention_mask)
         floor = (time.perf_counter() - started) / len(texts)
+        per_prompt = (load_s + seconds) / prompts
         full_prompts = 2 * (default_budget(n_out) + holdout_size(n_out))
         rounds_full = 1 + math.ceil(max(0, default_budget(n_out) - n_out) / 500)
         fit_per_round = fits / max(1, len(history))
         print(f"  floor (bare transformers forward over {len(texts)} of these prompts, fp32): {floor:.3f} s per prompt; "
-              f"ue elicit / floor = {per_prompt / floor:.2f}×; {_load()}")  # fmt: skip
+              f"ue elicit / floor = {per_prompt / floor:.2f}× (all told); {_load()}")  # fmt: skip
+        tokens_full, calls_full, plain_full = _replay_full_run(lm, tok, core.outcomes[:n_out], padding=fwd_tok / max(1, lm.real_tokens))
+        per_token = fwd_s / max(1, fwd_tok)
+        parts = {"model load": load_s, f"forward ({tokens_full / full_prompts:.1f} tokens per prompt)": tokens_full * per_token,
+                 f"lm-eval calls ({calls_full})": calls_full * overhead / max(1, calls[0]), f"fits ({rounds_full})": rounds_full * fit_per_round}  # fmt: skip
+        total = sum(parts.values())
         print(f"  the paper's full main run at N={n_out} ({full_prompts} prompts, log-prob mode, ~{rounds_full} rounds) would take "
-              f"about {(full_prompts * per_prompt + rounds_full * fit_per_round) / 60:.1f} minutes on this machine at this load "
-              f"(= {full_prompts * floor / 60:.1f} minutes of floor × {per_prompt / floor:.2f})")  # fmt: skip
+              f"about {total / 60:.1f} minutes on this machine at this load: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in parts.items()))  # fmt: skip
+        print(f"    without the shared-prefix cache it would run {plain_full / full_prompts:.1f} tokens per prompt "
+              f"(+{(plain_full - tokens_full) * per_token / 60:.1f} min); the floor runs every prompt in full: "
+              f"{full_prompts * floor / 60:.1f} minutes; {_load()}")  # fmt: skip
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _count_calls(backend) -> list[int]:
+    """Counts the backend's harness calls (one lm-eval run each) in a list's first item."""
+    count = [0]
+    answer = backend.answer
+
+    def counted(queries):
+        count[0] += 1
+        return answer(queries)
+
+    backend.answer = counted
+    return count
+
+
+def _replay_full_run(lm, tok, outcomes, padding: float, seed: int = 0) -> tuple[int, int, int]:
+    """Tokens the full main run would run through ``lm`` (``ue-hf``): the run's plan shape (holdout pairs first, a
+    first round of N pairs, rounds of 500; both orderings; lm-eval calls of ``BATCH`` queries) with random pairs,
+    each call's prompts replayed through the stem and shared-prefix caches' bookkeeping (no forward pass; the same
+    rule as ``UeHFLM._loglikelihood_tokens``), times the measured padding factor. Returns (tokens, calls, tokens
+    without the shared-prefix cache)."""
+    from ue_tasks.active.driver import BATCH
+    from ue_tasks.harness.lm_eval.models import MIN_PREFIX, _Prefixes
+    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts
+    from ue_tasks.plan import default_budget, holdout_size
+    from ue_tasks.templates import get_template
+
+    n = len(outcomes)
+    rng = np.random.default_rng(seed)
+    sizes = [holdout_size(n)] + [n] + [500] * math.ceil(max(0, default_budget(n) - n) / 500)
+    template = get_template("default")
+    cfg = lm.model.config
+    per_token = 2 * cfg.num_hidden_layers * getattr(cfg, "num_key_value_heads", cfg.num_attention_heads) * (
+        getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads) * lm.model.dtype.itemsize  # fmt: skip
+    store = _Prefixes(lm._prefixes.budget)
+    stem_n, tokens, plain, calls = lm.stem_length, 0, 0, 0
+    for size in sizes:
+        a = rng.integers(0, n, size)
+        b = (a + rng.integers(1, n, size)) % n
+        orderings = [(x, y) for i, j in zip(a, b) for x, y in ((i, j), (j, i))]
+        for start in range(0, len(orderings), BATCH):
+            batch = orderings[start : start + BATCH]
+            prompts = chat_prompts(tok, [template.render(outcomes[x].text, outcomes[y].text, "") for x, y in batch])
+            tails = list(dict.fromkeys(tuple(tok(p, add_special_tokens=False).input_ids[stem_n:]) for p in prompts))
+            calls += 1
+            if store.budget <= 0:
+                tokens += sum(len(t) for t in tails)
+                plain += sum(len(t) for t in tails)
+                continue
+            shared = store.shared(tails)
+            for t, s in zip(tails, shared):
+                u = min(store.lookup(t)[0], len(t) - 1)
+                u = u if u >= MIN_PREFIX else 0
+                tokens += len(t) - u
+                plain += len(t)
+                if s >= MIN_PREFIX and s > u:
+                    store.put(t[:s], [], size=s * per_token)
+    return int(tokens * padding), calls, int(plain * padding)
 
 
 def _prompt_of(r: dict) -> str:
@@ -235,6 +314,8 @@ def main() -> None:
     parser.add_argument("--embedded-holdout", type=int, default=50, help="holdout pairs of the timed run (default 50)")
     parser.add_argument("--floor-prompts", type=int, default=96, help="prompts the floor is timed on (default 96)")
     parser.add_argument("--dtype", default="auto", help="ue-hf's dtype (default auto: bf16 where native, else fp32)")
+    parser.add_argument("--prefix-cache-mb", type=float, default=None,
+                        help="ue-hf's shared-prefix cache in MiB (default: ue-hf's default; 0 turns it off)")
     parser.add_argument("--skip-simulate", action="store_true")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, python {platform.python_version()}")

@@ -145,3 +145,53 @@ def test_lm_eval_command_line_runs_ue_hf(model_path: str, tmp_path: Path) -> Non
     assert "ue-hf" in proc.stdout and "holdout_accuracy" in proc.stdout
     records = read_records([tmp_path / "out"])
     assert len(records) == 6 and {r["mode"] for r in records} == {"logprob"}
+
+
+def _lcp_unit(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    return next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def test_shared_prefix_store_finds_the_longest_cached_prefix_and_evicts_least_recent() -> None:
+    """The second cache level's bookkeeping (no model): the longest shared prefix among earlier tails, the longest
+    cached prefix of a tail, and least-recently-used eviction within the byte budget."""
+    one = [(torch.zeros(1, 1, 4, 2), torch.zeros(1, 1, 4, 2))]  # 64 bytes per entry
+    store = models._Prefixes(budget=128)
+    assert store.shared([(1, 2, 3, 4, 5, 6), (1, 2, 3, 4, 9, 9), (7, 7, 7, 7)]) == [4, 4, 0]
+    assert store.shared([(1, 2, 3, 4, 5, 6), (7, 7, 7, 8)]) == [6, 3]  # a repeat shares all of itself
+    store.put((1, 2, 3, 4), one)
+    store.put((5, 5, 5, 5), one)
+    assert store.lookup((1, 2, 3, 4, 8))[0] == 4 and store.lookup((1, 2, 3, 9))[0] == 0  # under MIN_PREFIX
+    store.put((6, 6, 6, 6), one)  # over budget: (5,5,5,5) was used least recently
+    assert list(store.entries) == [(1, 2, 3, 4), (6, 6, 6, 6)] and store.bytes == 128
+    assert store.lookup((5, 5, 5, 5, 1))[0] == 0 and store.keys == sorted(store.entries)
+    assert _lcp_unit((1, 2), (1, 3)) == models._lcp((1, 2), (1, 3)) == 1
+
+
+@pytest.mark.slow
+def test_shared_prefix_cache_gives_the_same_log_probabilities(model_path: str) -> None:
+    """Prompts that share their first option, asked over two calls (as active-learning rounds are): the second call
+    runs only the tokens after the cached stem + first option, and every probability is within 1e-4 of the same
+    model without the prefix cache (whose probabilities ``tests/test_lm_eval_demo.py`` holds to lm-eval's ``hf``)."""
+    from lm_eval.api.instance import Instance
+    from transformers import AutoTokenizer
+
+    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts
+    from ue_tasks.outcomes import load_outcomes
+    from ue_tasks.templates import get_template
+
+    texts = [o.text for o in load_outcomes("mini").outcomes[:7]]
+    template = get_template("default")
+    rounds = [[(0, 1), (0, 2), (3, 4), (5, 6)], [(0, 5), (3, 1), (3, 6), (0, 1), (2, 4)]]
+    tok = AutoTokenizer.from_pretrained(model_path)
+    cached = models.UeHFLM(pretrained=model_path, device="cpu", dtype="float32", batch_size=3)
+    bare = models.UeHFLM(pretrained=model_path, device="cpu", dtype="float32", prefix_cache_mb=0)
+    got: dict[str, list[float]] = {"cached": [], "bare": []}
+    for pairs in rounds:
+        prompts = chat_prompts(tok, [template.render(texts[a], texts[b], "") for a, b in pairs])
+        reqs = [Instance(request_type="loglikelihood", doc={}, arguments=(p, label), idx=0) for p in prompts for label in ("A", "B")]
+        for name, lm in (("cached", cached), ("bare", bare)):
+            got[name] += [lp for lp, _ in lm.loglikelihood(reqs, disable_tqdm=True)]
+    assert cached.prefix_hits >= 3 and cached.prefix_tokens >= 3 * 8  # (0, ·) and (3, ·) in the second call
+    assert bare.prefix_hits == 0 and len(got["cached"]) == 18
+    for c, b in zip(got["cached"], got["bare"]):
+        assert math.exp(c) == pytest.approx(math.exp(b), abs=1e-4)

@@ -41,10 +41,13 @@ registers them and then runs lm-eval's own command line with the same arguments.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
 import math
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +63,8 @@ logger = logging.getLogger(__name__)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 CPU_TOKENS = 2048  # tokens per forward pass on a CPU (benchmarks/elicit_speed.py --batch-sweep)
 MAX_ROWS = 256
+PREFIX_CACHE_MB = 512  # default memory of the shared-prefix cache (second level, below the stem's)
+MIN_PREFIX = 4  # shortest shared prefix worth caching, in tokens
 # generation options ue-hf's shared-prefill sampler implements; anything else goes to HFLM.generate_until
 _SAMPLER_KEYS = {"do_sample", "temperature", "top_k", "top_p", "until", "max_gen_toks"}
 
@@ -137,6 +142,89 @@ class _Stem:
         return cache
 
 
+def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+    m = min(len(a), len(b))
+    k = 0
+    while k < m and a[k] == b[k]:
+        k += 1
+    return k
+
+
+def _nearest(sorted_seqs: list[tuple[int, ...]], t: tuple[int, ...], skip_self: bool = False) -> tuple[int, tuple[int, ...] | None]:
+    """The longest common prefix of ``t`` with any sequence of ``sorted_seqs`` (sorted lexicographically, so the
+    best match is a neighbour of ``t``'s place) and that sequence; ``skip_self`` ignores one copy of ``t`` itself."""
+    i = bisect.bisect_left(sorted_seqs, t)
+    best, which = 0, None
+    lo = i - 1
+    hi = i + 1 if skip_self and i < len(sorted_seqs) and sorted_seqs[i] == t else i
+    for j in (lo, hi):
+        if 0 <= j < len(sorted_seqs):
+            k = _lcp(sorted_seqs[j], t)
+            if k > best:
+                best, which = k, sorted_seqs[j]
+    return best, which
+
+
+class _Prefixes:
+    """The second cache level, below the stem: key/value caches of token prefixes (after the stem) that several
+    prompts share. In a forced-choice run every outcome is the first option of many prompts across rounds, so the
+    tokens from the stem through the first option and up to the second ("...Option B:\\n") recur; their cache is
+    kept (least recently used out first, within ``budget`` bytes) and a later prompt runs only the tokens after
+    its longest cached prefix. A prefix is cached once it is seen shared: from the forward pass of the second
+    prompt that has it, so caching costs no extra forward pass. Exact: a prefix's keys and values depend only on
+    its own tokens and positions."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.stem: tuple[int, ...] | None = None
+        self.entries: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = OrderedDict()
+        self.keys: list[tuple[int, ...]] = []  # the entries' keys, sorted
+        self.seen: list[tuple[int, ...]] = []  # every tail seen under this stem, sorted
+        self._seen_set: set[tuple[int, ...]] = set()
+        self.sizes: dict[tuple[int, ...], int] = {}
+        self.bytes = 0
+
+    def reset(self, stem: tuple[int, ...] | None) -> None:
+        self.__init__(self.budget)  # type: ignore[misc]
+        self.stem = stem
+
+    def lookup(self, t: tuple[int, ...]) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]] | None]:
+        k, key = _nearest(self.keys, t)
+        if key is None or k < MIN_PREFIX:
+            return 0, None
+        self.entries.move_to_end(key)
+        return k, self.entries[key]
+
+    def shared(self, tails: list[tuple[int, ...]]) -> list[int]:
+        """For each of ``tails`` (distinct), the longest prefix it shares with another tail seen under this stem
+        (earlier calls or this one); then remembers them."""
+        repeat = [t in self._seen_set for t in tails]
+        for t in tails:
+            if t not in self._seen_set:
+                bisect.insort(self.seen, t)
+                self._seen_set.add(t)
+        return [len(t) if r else _nearest(self.seen, t, skip_self=True)[0] for t, r in zip(tails, repeat)]
+
+    def put(self, key: tuple[int, ...], layers: list[tuple[torch.Tensor, torch.Tensor]], size: int | None = None) -> None:
+        """Cache ``layers`` (per layer: keys, values of the prefix ``key``); ``size`` in bytes defaults to the
+        tensors' (``benchmarks/active_learning.py`` replays a run's bookkeeping with sizes alone)."""
+        if key in self.entries:
+            self.entries.move_to_end(key)
+            return
+        if size is None:
+            size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
+        if size > self.budget:
+            return
+        while self.bytes + size > self.budget and self.entries:
+            old, _ = self.entries.popitem(last=False)
+            self.keys.pop(bisect.bisect_left(self.keys, old))
+            self.bytes -= self.sizes.pop(old)
+        self.entries[key] = layers
+        self.sizes[key] = size
+        bisect.insort(self.keys, key)
+        self.bytes += size
+
+
 @register_model("ue-hf")
 class UeHFLM(HFLM):
     """lm-eval's ``hf`` model with bf16 where native, a stem cache, hardware batch sizes and shared-prefill
@@ -144,7 +232,8 @@ class UeHFLM(HFLM):
     sampling seed; default lm-eval's ``--seed``)."""
 
     def __init__(self, pretrained: Any = None, dtype: Any = "auto", device: str | None = None, batch_size: int | str = "auto",
-                 stem_cache: bool = True, seed: int | None = None, max_batch_size: int = MAX_ROWS, **kwargs: Any) -> None:  # fmt: skip
+                 stem_cache: bool = True, seed: int | None = None, max_batch_size: int = MAX_ROWS,
+                 prefix_cache_mb: int | str = PREFIX_CACHE_MB, **kwargs: Any) -> None:  # fmt: skip
         device = device or default_device()
         self.requested_dtype = dtype
         self.resolved_dtype = resolve_dtype(dtype, device)
@@ -157,11 +246,18 @@ class UeHFLM(HFLM):
         self.sample_seed = None if seed in (None, "", "none", "None") else int(seed)
         self.rows_cap = int(max_batch_size)
         self._stems: dict[tuple[int, ...], _Stem] = {}
+        self._prefixes = _Prefixes(int(float(prefix_cache_mb) * 2**20))
+        self._shared: dict[tuple[int, ...], int] = {}
         # counters, for tests and benchmarks
         self.forward_calls = 0
         self.stem_hits = 0
         self.prefills = 0
         self.sampled_rows = 0
+        self.forward_tokens = 0  # tokens run through the model (padding included)
+        self.real_tokens = 0  # of which not padding (log-likelihood batches)
+        self.forward_seconds = 0.0
+        self.prefix_hits = 0  # rows that ran only the tokens after a cached shared prefix
+        self.prefix_tokens = 0  # tokens those rows took from the cache instead of running them
         import inspect
 
         params = inspect.signature(self.model.forward).parameters
@@ -199,6 +295,7 @@ class UeHFLM(HFLM):
         """Forget the stems' key/value caches, so the next batch computes them again: after anything that changes the
         model's forward pass, such as a steering hook (``ue_control.steer``)."""
         self._stems.clear()
+        self._prefixes.reset(None)
 
     def _stem(self, ids: tuple[int, ...]) -> _Stem | None:
         if not self.stem_cache or len(ids) < 2:
@@ -217,30 +314,61 @@ class UeHFLM(HFLM):
         return torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
                               enabled=self.mixed_precision_dtype is not None)  # fmt: skip
 
-    def _forward_tails(self, stem: _Stem | None, tails: Sequence[Sequence[int]], keep: int):
+    def _forward_tails(self, stem: _Stem | None, tails: Sequence[Sequence[int]], keep: int,
+                       heads: Sequence[tuple[int, list[tuple[torch.Tensor, torch.Tensor]] | None]] | None = None):  # fmt: skip
         """Run ``tails`` (token lists after ``stem``) as one batch aligned on their last token; returns the logits
-        of the last ``keep`` positions of every row ([rows, keep, vocab], float32), the cache and the mask."""
+        of the last ``keep`` positions of every row ([rows, keep, vocab], float32), the cache and the mask. With
+        ``heads`` (needs ``stem``), row r's tail follows ``heads[r] = (u, layers)``: the cached keys/values of its
+        first u tokens after the stem, placed in the cache right-aligned after the stem (padding before them is
+        masked), the tail's positions counted after them."""
         rows, width = len(tails), max(len(t) for t in tails)
         n = len(stem.ids) if stem else 0
+        used = [u for u, _ in heads] if heads and stem is not None else [0] * rows
+        head = max(used)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         ids = torch.full((rows, width), pad, dtype=torch.long)
-        mask = torch.zeros((rows, n + width), dtype=torch.long)
+        mask = torch.zeros((rows, n + head + width), dtype=torch.long)
         mask[:, :n] = 1
         pos = torch.zeros((rows, width), dtype=torch.long)
         for r, t in enumerate(tails):
             off = width - len(t)
             ids[r, off:] = torch.tensor(t, dtype=torch.long)
-            mask[r, n + off :] = 1
-            pos[r, off:] = torch.arange(n, n + len(t))
+            mask[r, n + head - used[r] : n + head] = 1
+            mask[r, n + head + off :] = 1
+            pos[r, off:] = torch.arange(n + used[r], n + used[r] + len(t))
         ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
+        self.real_tokens += sum(len(t) for t in tails)
         kwargs: dict[str, Any] = {"attention_mask": mask, "position_ids": pos, "use_cache": True}
-        if stem is not None:
+        if stem is not None and head:
+            kwargs[self._cache_arg] = self._head_cache(stem, heads, head)  # type: ignore[arg-type]
+            self.stem_hits += 1
+            self.prefix_hits += sum(1 for u in used if u)
+            self.prefix_tokens += sum(used)
+        elif stem is not None:
             kwargs[self._cache_arg] = stem.cache(rows)
             self.stem_hits += 1
         if self._keep_arg:
             kwargs[self._keep_arg] = keep
         logits, cache = self._run(ids, keep, kwargs)
         return logits, cache, mask, pos[:, -1]
+
+    def _head_cache(self, stem: _Stem, heads: Sequence[tuple[int, list[tuple[torch.Tensor, torch.Tensor]] | None]], head: int):
+        """A cache of [stem | row r's cached prefix, right-aligned in ``head`` columns] for every row."""
+        from transformers import DynamicCache
+
+        n, rows = len(stem.ids), len(heads)
+        cache = DynamicCache()
+        for layer, (sk, sv) in enumerate(stem.layers):
+            shape = (rows, sk.shape[1], n + head, sk.shape[3])
+            k, v = sk.new_zeros(shape), sv.new_zeros(shape)
+            k[:, :, :n], v[:, :, :n] = sk, sv
+            for r, (u, layers) in enumerate(heads):
+                if u and layers is not None:
+                    pk, pv = layers[layer]
+                    k[r, :, n + head - u : n + head] = pk[0, :, :u]
+                    v[r, :, n + head - u : n + head] = pv[0, :, :u]
+            cache.update(k, v, layer)
+        return cache
 
     def _float32_head(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
         """A float32 copy of the output layer, for weights in bf16/fp16: the few logits ue scores are computed from
@@ -262,6 +390,7 @@ class UeHFLM(HFLM):
 
     def _run(self, ids: torch.Tensor, keep: int, kwargs: dict[str, Any]):
         """One forward pass; the float32 logits of the last ``keep`` positions and the cache."""
+        started = time.perf_counter()
         with torch.no_grad(), self._autocast():
             if self._head32 is not None:
                 kwargs = {k: v for k, v in kwargs.items() if k != self._keep_arg}
@@ -273,6 +402,8 @@ class UeHFLM(HFLM):
                 out = self.model(ids, **kwargs)
                 logits = out.logits[:, -keep:, :].float()
         self.forward_calls += 1
+        self.forward_tokens += int(ids.numel())
+        self.forward_seconds += time.perf_counter() - started
         cache = out["cache"] if "cache" in out else out.past_key_values
         return logits, cache
 
@@ -312,16 +443,21 @@ class UeHFLM(HFLM):
         unique: dict[tuple[int, ...], list[int]] = {}
         for k, inp in enumerate(inputs):
             unique.setdefault(inp, []).append(k)
-        order = sorted(unique, key=lambda t: -len(t))
+        tails = {inp: inp[n:] for inp in unique}
+        need = {inp: max(len(conts[k]) for k in unique[inp]) for inp in unique}  # scored positions: always run
+        heads = self._cached_heads(stem, tails, need)
+        order = sorted(unique, key=lambda t: -(len(tails[t]) - heads[t][0]))
         results: list[tuple[float, bool] | None] = [None] * len(requests)
         pbar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Running loglikelihood requests")
         start = 0
         while start < len(order):
-            rows = self._rows(len(order[start]) - n)
+            rows = self._rows(len(tails[order[start]]) - heads[order[start]][0])
             batch = order[start : start + rows]
             start += len(batch)
-            keep = max(len(conts[k]) for inp in batch for k in unique[inp])
-            logits, _, _, _ = self._forward_tails(stem, [inp[n:] for inp in batch], keep)
+            keep = max(need[inp] for inp in batch)
+            logits, cache, _, _ = self._forward_tails(stem, [tails[inp][heads[inp][0] :] for inp in batch], keep,
+                                                      [heads[inp] for inp in batch])  # fmt: skip
+            self._keep_prefixes(stem, [tails[inp] for inp in batch], [heads[inp] for inp in batch], cache)
             logprobs = F.log_softmax(logits, dim=-1)
             greedy = logprobs.argmax(dim=-1)
             for r, inp in enumerate(batch):
@@ -335,6 +471,43 @@ class UeHFLM(HFLM):
                     pbar.update(1)
         pbar.close()
         return results
+
+    def _cached_heads(self, stem: _Stem | None, tails: dict[tuple[int, ...], tuple[int, ...]], need: dict[tuple[int, ...], int]):
+        """Per input: (tokens of its tail taken from the shared-prefix cache, their keys/values); notes which tails
+        share a prefix with others, for ``_keep_prefixes``."""
+        none: tuple[int, list | None] = (0, None)
+        store = self._prefixes
+        if stem is None or store.budget <= 0:
+            self._shared = {}
+            return {inp: none for inp in tails}
+        if store.stem != stem.ids:
+            store.reset(stem.ids)
+        self._shared = dict(zip(tails.values(), store.shared(list(tails.values()))))
+        heads = {}
+        for inp, t in tails.items():
+            u, layers = store.lookup(t)
+            u = min(u, len(t) - need[inp])
+            heads[inp] = (u, layers) if u >= MIN_PREFIX else none
+        return heads
+
+    def _keep_prefixes(self, stem: _Stem | None, tails: list[tuple[int, ...]], heads: list[tuple[int, Any]], cache) -> None:
+        """After a batch: cache the keys/values of each row's prefix that other tails share (and that is longer than
+        the cached prefix the row used), taken from the batch's own cache."""
+        if stem is None or self._prefixes.budget <= 0 or not self._shared:
+            return
+        n = len(stem.ids)
+        total = cache.layers[0].keys.shape[2]
+        head = max(u for u, _ in heads)
+        width = total - n - head
+        for r, (t, (u, _)) in enumerate(zip(tails, heads)):
+            s = min(self._shared.get(t, 0), len(t))
+            if s < MIN_PREFIX or s <= u or t[:s] in self._prefixes.entries:
+                continue
+            w = len(t) - u
+            cols = [n + head - u + j for j in range(u)] + [n + head + width - w + j for j in range(s - u)]
+            idx = torch.tensor(cols, dtype=torch.long, device=self.device)
+            layers = [(layer.keys[r : r + 1].index_select(2, idx), layer.values[r : r + 1].index_select(2, idx)) for layer in cache.layers]
+            self._prefixes.put(t[:s], layers)
 
     # --- sampled generation ---------------------------------------------------------------------------------
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
