@@ -638,34 +638,44 @@ class UeHFLM(HFLM):
         step_logits = logits[:, -1, :].index_select(0, index)
         written: list[list[int]] = [[] for _ in range(rows)]
         alive = list(range(rows))  # rows still writing, in the order of the batch's rows
+        slots = list(range(rows))  # the rows in the cache (finished rows stay until compacting pays)
+        last = torch.zeros(rows, dtype=torch.long)
         for step in range(max_gen):
-            probs = self._filter(step_logits / max(temperature, 1e-6), top_k, top_p).softmax(dim=-1)
+            where = {r: i for i, r in enumerate(slots)}
+            live = step_logits if len(slots) == len(alive) else step_logits.index_select(
+                0, torch.tensor([where[r] for r in alive], dtype=torch.long, device=step_logits.device))  # fmt: skip
+            probs = self._filter(live / max(temperature, 1e-6), top_k, top_p).softmax(dim=-1)
+            # inverse-CDF draws: one uniform per answer from its prompt's generator (the rows of a prompt are
+            # contiguous in ``alive`` and drawn in order), the token whose cumulative probability first exceeds it
+            cum = probs.cumsum(dim=-1)
             picks = torch.empty(len(alive), dtype=torch.long)
-            # each prompt's rows are contiguous in ``alive``; its generator draws them in order
             a = 0
             while a < len(alive):
                 p = int(owner[alive[a]])
                 b = a
                 while b < len(alive) and int(owner[alive[b]]) == p:
                     b += 1
-                picks[a:b] = torch.multinomial(probs[a:b], 1, generator=gens[p]).squeeze(1).cpu()
+                u = torch.rand((b - a, 1), generator=gens[p], device=self.device, dtype=cum.dtype) * cum[a:b, -1:]
+                picks[a:b] = torch.searchsorted(cum[a:b], u, right=True).clamp_(max=cum.shape[-1] - 1).squeeze(1).cpu()
                 a = b
             keep = []
             for j, r in enumerate(alive):
                 t = int(picks[j])
                 written[r].append(t)
+                last[r] = t
                 if t in eos or (stops and any(s in self.tok_decode(written[r]) for s in stops)):
                     continue
-                keep.append(j)
+                keep.append(r)
             if not keep or step == max_gen - 1:
                 break
-            if len(keep) < len(alive):
-                sel = torch.tensor(keep, dtype=torch.long, device=self.device)
+            alive = keep
+            if len(alive) <= 0.75 * len(slots):
+                # compact the cache to the rows still writing (a copy of the whole cache, so not at every step)
+                sel = torch.tensor([where[r] for r in alive], dtype=torch.long, device=self.device)
                 cache.batch_select_indices(sel)
                 mask, pos = mask.index_select(0, sel), pos.index_select(0, sel)
-                picks = picks[torch.tensor(keep, dtype=torch.long)]
-                alive = [alive[j] for j in keep]
-            mask = torch.cat([mask, torch.ones((len(alive), 1), dtype=mask.dtype, device=mask.device)], dim=1)
+                slots = list(alive)
+            mask = torch.cat([mask, torch.ones((len(slots), 1), dtype=mask.dtype, device=mask.device)], dim=1)
             pos = pos + 1
             kwargs: dict[str, Any] = {
                 "attention_mask": mask,
@@ -675,7 +685,8 @@ class UeHFLM(HFLM):
             }
             if self._keep_arg:
                 kwargs[self._keep_arg] = 1
-            step_logits, cache = self._run(picks.to(self.device)[:, None], 1, kwargs)
+            # finished rows still in the cache are fed their last token; their outputs are ignored
+            step_logits, cache = self._run(last[torch.tensor(slots, dtype=torch.long)].to(self.device)[:, None], 1, kwargs)
             step_logits = step_logits[:, -1, :]
         answers: list[list[str]] = [[] for _ in counts]
         for r, seq in enumerate(written):
