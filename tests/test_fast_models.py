@@ -165,6 +165,13 @@ def test_shared_prefix_store_finds_the_longest_cached_prefix_and_evicts_least_re
     assert list(store.entries) == [(1, 2, 3, 4), (6, 6, 6, 6)] and store.bytes == 128
     assert store.lookup((5, 5, 5, 5, 1))[0] == 0 and store.keys == sorted(store.entries)
     assert _lcp_unit((1, 2), (1, 3)) == models._lcp((1, 2), (1, 3)) == 1
+    # prefixes that differ only in their last tokens are kept once, as their common part
+    store = models._Prefixes(budget=1024)
+    store.put((1, 2, 3, 4, 5, 6, 7), [(torch.ones(1, 1, 7, 2), torch.ones(1, 1, 7, 2))])
+    store.put((1, 2, 3, 4, 5, 6, 9), [(torch.ones(1, 1, 7, 2), torch.ones(1, 1, 7, 2))])
+    assert list(store.entries) == [(1, 2, 3, 4, 5, 6)] and store.entries[(1, 2, 3, 4, 5, 6)][0][0].shape[2] == 6
+    store.put((1, 2, 3, 4, 5, 6, 8, 8), [(torch.ones(1, 1, 8, 2), torch.ones(1, 1, 8, 2))])  # extends a cached prefix
+    assert list(store.entries) == [(1, 2, 3, 4, 5, 6)] and store.bytes == 96
 
 
 @pytest.mark.slow

@@ -63,8 +63,9 @@ logger = logging.getLogger(__name__)
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 CPU_TOKENS = 2048  # tokens per forward pass on a CPU (benchmarks/elicit_speed.py --batch-sweep)
 MAX_ROWS = 256
-PREFIX_CACHE_MB = 512  # default memory of the shared-prefix cache (second level, below the stem's)
+PREFIX_CACHE_MB = 1024  # default memory of the shared-prefix cache (second level, below the stem's)
 MIN_PREFIX = 4  # shortest shared prefix worth caching, in tokens
+MERGE_SLACK = 4  # cached prefixes that differ only in their last few tokens are kept as their common part
 # generation options ue-hf's shared-prefill sampler implements; anything else goes to HFLM.generate_until
 _SAMPLER_KEYS = {"do_sample", "temperature", "top_k", "top_p", "until", "max_gen_toks"}
 
@@ -213,6 +214,22 @@ class _Prefixes:
             return
         if size is None:
             size = sum(k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in layers)
+        # one entry per family: "first option + ...Option B:" shared with second options that start alike
+        # ("The", "A") would otherwise be cached once per such start
+        common, near = _nearest(self.keys, key)
+        if near is not None and common >= MIN_PREFIX and common >= min(len(key), len(near)) - MERGE_SLACK:
+            if common == len(near):
+                self.entries.move_to_end(near)
+                return
+            old = self.entries.pop(near)
+            self.keys.pop(bisect.bisect_left(self.keys, near))
+            old_size = self.sizes.pop(near)
+            self.bytes -= old_size
+            layers = [(k[:, :, :common].clone(), v[:, :, :common].clone()) for k, v in old]
+            key, size = key[:common], old_size * common // len(near)
+            if key in self.entries:
+                self.entries.move_to_end(key)
+                return
         if size > self.budget:
             return
         while self.bytes + size > self.budget and self.entries:
