@@ -111,6 +111,9 @@ def test_a_probe_that_reads_only_the_wording_is_caught_by_the_surface_baseline()
     h = out["headline"]
     assert h["probe_r2"] > 0.5 and h["probe_p_value"] < 0.05  # the probe does find the amounts ...
     assert h["baseline_r2"] > 0.8 and h["baseline_r2"] >= h["probe_r2"]  # ... and so does reading the text
+    # the headline baseline is the stronger of the two surface readers (all features, or length and numbers alone)
+    readers = out["details"]["surface_baselines"]
+    assert set(readers) == {"surface", "length_numbers"} and h["baseline_r2"] == max(r["r2"] for r in readers.values())
     assert "surface features" in out["details"]["verdict"]
     assert rp.numbers_in("2 million people and $1,500") == [2e6, 1500.0]
 
