@@ -304,6 +304,12 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         for key in ("most_valued_rate", "least_valued_rate"):
             headline[key] = None
             notes[key] = broken
+    widths = [hi / lo - 1 for r in rows if r["x"] != reference for lo, hi in [r["rate_interval"]]
+              if lo and hi and math.isfinite(lo) and math.isfinite(hi)]  # fmt: skip
+    if widths and max(widths) < 1e-4:
+        notes["intervals"] = ("every rate's interval is narrower than 0.01 %: the pair resamples all give the same fit, as "
+                              "they do for exact answers that the Thurstonian model describes perfectly (a simulated "
+                              "responder) — the intervals say nothing about how the answers would change with the prompt")  # fmt: skip
     self_valuation = _self_valuation(rows, variants[slope_used], category)
     headline.update({k: v for k, v in self_valuation.items() if k in ("you_vs_human", "ai_vs_human")})
     if broken:
