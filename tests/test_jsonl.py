@@ -66,3 +66,14 @@ def test_write_is_atomic_and_append_adds_whole_lines(tmp_path):
     append_jsonl(path, [{"k": 2}, {"k": 3}])
     assert read_jsonl(path) == [{"k": 1}, {"k": 2}, {"k": 3}]
     assert not (tmp_path / "x.jsonl.tmp").exists()
+
+
+def test_strict_json_writes_numpy_values_as_numbers_and_non_finite_ones_as_null():
+    import json
+
+    import numpy as np
+
+    from ue_metrics.jsonl import strict_json
+
+    text = strict_json({"a": np.float32(0.5), "b": [float("nan"), np.int64(3)], "c": np.array([1.0, np.inf])})
+    assert json.loads(text) == {"a": 0.5, "b": [None, 3], "c": [1.0, None]} and "NaN" not in text

@@ -51,6 +51,7 @@ import numpy as np
 
 from ue_control import config as cfg
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import strict_json
 
 MODES = ("add", "amplify")
 TARGETS = ("utility", "synthetic")
@@ -323,7 +324,7 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
         "movement": {name: _movement(rows, name) for name, _ in directions},
         "model": folder,
     }
-    (out / "steer.json").write_text(json.dumps(_finite(summary), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "steer.json").write_text(strict_json(summary) + "\n", encoding="utf-8")
     try:
         from ue_metrics.figures import save
 
@@ -366,18 +367,6 @@ def _steerable_lm(folder: str, config: SteerConfig) -> Any:
 
 def _fmt(v: Any) -> str:
     return "—" if v is None else f"{v:.3f}"
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        return _finite(obj.item())
-    return obj
 
 
 def draw_steer(data: dict, fig: Any) -> None:

@@ -22,6 +22,7 @@ from scipy.special import ndtr
 
 from ue_metrics.coherence import coherence_metrics, random_baselines
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import plain
 from ue_metrics.records import PairData, aggregate
 from ue_metrics.thurstonian import DISPERSION_FLOOR, Thurstonian
 
@@ -81,7 +82,7 @@ class FitResult:
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-        (out / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=_json_default) + "\n", encoding="utf-8")
+        (out / "metrics.json").write_text(json.dumps(self.metrics, indent=2, default=plain) + "\n", encoding="utf-8")
         if self.position_model is not None:
             with (out / "utilities_position.csv").open("w", newline="", encoding="utf-8") as fh:
                 writer = csv.DictWriter(fh, fieldnames=list(UTILITY_COLUMNS))
@@ -190,14 +191,6 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.3f}"
     return str(value)
-
-
-def _json_default(x: Any) -> Any:
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(type(x))
 
 
 def samples_per_ordering(data: PairData) -> int:

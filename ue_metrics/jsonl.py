@@ -11,6 +11,7 @@ run files, queries, outcome files, answer caches, harness samples).
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -158,6 +159,33 @@ def _cut_torn_tail(path: Path) -> None:
                 return
             end = start
         fh.truncate(0)  # no newline at all: the whole file is one torn line
+
+
+def plain(x: Any) -> Any:
+    """``json.dumps``'s ``default`` for numpy values: scalars become numbers, arrays lists."""
+    import numpy as np
+
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"{type(x).__name__} is not JSON")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def strict_json(obj: Any, indent: int | None = 2) -> str:
+    """``obj`` as strict JSON text (a results file such as analysis.json): numpy scalars and arrays become plain
+    numbers and lists, NaN and infinities become null."""
+    return json.dumps(_finite(json.loads(json.dumps(obj, default=plain))), indent=indent, ensure_ascii=False)
 
 
 def dumps(obj: Any) -> str:

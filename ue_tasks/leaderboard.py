@@ -20,7 +20,7 @@ from typing import Any
 from ue_metrics import analyses
 from ue_metrics import leaderboard as lb
 from ue_metrics.errors import UserError
-from ue_metrics.jsonl import first_object
+from ue_metrics.jsonl import first_object, strict_json
 
 RUN_FILES = ("analysis.json", "records.jsonl")
 # record fields that tell two runs of one model name apart (read when present; the name itself stays the row key)
@@ -182,7 +182,7 @@ def write(board: dict[str, Any], out: Path, *, figures: bool = True, report: boo
     except OSError as exc:
         raise UserError(f"cannot create the folder {out} ({exc}); give --out a writable folder") from None
     written = [out / "leaderboard.json", out / "leaderboard.csv", out / "leaderboard.md"]
-    written[0].write_text(json.dumps(analyses._finite(board), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    written[0].write_text(strict_json(board) + "\n", encoding="utf-8")
     lb.write_csv(board, written[1])
     written[2].write_text(lb.render_markdown(board), encoding="utf-8")
     if figures:

@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import strict_json
 
 ANALYSIS_FILE = "analysis.json"
 
@@ -62,33 +63,11 @@ def run(name: str, records: Sequence[dict], outcomes: Mapping[str, dict], fit: A
     return check_headline(result, f"analysis {name}")
 
 
-def _json_default(x: Any) -> Any:
-    import numpy as np
-
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(type(x))
-
-
-def _finite(obj: Any) -> Any:
-    """NaN/inf become null so that the file is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def write(result: Mapping[str, Any], out: str | Path) -> Path:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / ANALYSIS_FILE
-    text = json.dumps(_finite(json.loads(json.dumps(result, default=_json_default))), indent=2, ensure_ascii=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    path.write_text(strict_json(result) + "\n", encoding="utf-8")
     return path
 
 
