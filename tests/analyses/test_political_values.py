@@ -10,29 +10,16 @@ import math
 import numpy as np
 import pytest
 
+from analyses.conftest import exact_records
 from ue_metrics import analyses
 from ue_metrics.analyses import political_values as pv
 from ue_metrics.fitting import fit_records
-from ue_metrics.records import make_record, outcome_table
+from ue_metrics.records import outcome_table
 from ue_tasks.experiments.political_values import lean_responder, policy_outcomes
-from ue_tasks.plan import PlanSpec, make_plan
 
 
 def records_for(outcomes, responder, budget: int = 1200, seed: int = 0) -> list[dict]:
-    """Exact (log-prob) answers of ``responder`` to a random plan over ``outcomes``, both orderings, with the
-    outcomes' tags and attributes carried as a harness would."""
-    plan = make_plan(len(outcomes), PlanSpec(kind="graph", seed=seed, budget=budget, holdout_fraction=0.02))
-    out = []
-    for (a, b), split in zip(plan.pairs.tolist(), plan.split.tolist()):
-        oa, ob = outcomes.outcomes[a], outcomes.outcomes[b]
-        p = responder.p_a(oa.id, ob.id)
-        for shown in ("a", "b"):
-            out.append(make_record(run_id="r", model="sim", harness="simulate", task="t", outcome_set=outcomes.name, a_id=oa.id,
-                                   b_id=ob.id, a_text=oa.text, b_text=ob.text, shown_first=shown, mode="logprob", template="political",
-                                   p_a=p, n_a=0, n_b=0, n_unparsed=0, label_mass=1.0, split=split, round=0,
-                                   a_category=oa.category, b_category=ob.category, experiment="political_values",
-                                   a_attributes=oa.described(), b_attributes=ob.described()))  # fmt: skip
-    return out
+    return exact_records(outcomes, responder, template="political", experiment="political_values", budget=budget, seed=seed)
 
 
 def analyse(records, **options):
