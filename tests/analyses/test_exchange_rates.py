@@ -177,3 +177,17 @@ def test_the_rate_chart_draws_intervals_that_exclude_their_estimate_by_rounding(
             row["low"] = row["high"] = row["rate"] * (1 + 1e-9)
     paths = save(er.FIGURES["exchange_rates"], data, tmp_path / "rates", ("png",))
     assert [p.stat().st_size > 5000 for p in paths] == [True]
+
+
+def test_shared_slope_with_groups_of_different_sizes():
+    """X with different numbers of quantities (a small budget leaves some unanswered): one common slope by least
+    squares, as a direct solve gives it (this raised a broadcasting error when the groups' sizes differed)."""
+    rng = np.random.default_rng(3)
+    xs = [np.log([1.0, 2.0, 5.0]), np.log([1.0, 2.0, 5.0, 10.0, 20.0])]
+    Ys = [(0.7 * x + c)[:, None] + 0.01 * rng.standard_normal((len(x), 4)) for x, c in zip(xs, (0.0, 1.0))]
+    a, bs, _ = er.shared_lines(xs, Ys)
+    for col in range(4):  # the same slope as stacking the centred groups into one regression
+        xc = np.concatenate([x - x.mean() for x in xs])
+        yc = np.concatenate([Y[:, col] - Y[:, col].mean() for Y in Ys])
+        assert a[col] == pytest.approx(float(xc @ yc / (xc @ xc)), rel=1e-12)
+    assert a == pytest.approx(0.7, abs=0.05) and bs[1] - bs[0] == pytest.approx(1.0, abs=0.05)

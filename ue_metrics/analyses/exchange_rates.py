@@ -71,9 +71,10 @@ def per_x_lines(x: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 
 def shared_lines(xs: Sequence[np.ndarray], Ys: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """One common slope for every group, one intercept each (least squares): slope (m), intercepts and R² per group."""
-    num = sum((x - x.mean())[:, None] * (Y - Y.mean(axis=0)) for x, Y in zip(xs, Ys))
+    # each group's cross-products summed over its own quantities first: groups may hold different numbers of them
+    num = sum(((x - x.mean())[:, None] * (Y - Y.mean(axis=0))).sum(axis=0) for x, Y in zip(xs, Ys))
     den = sum(float(((x - x.mean()) ** 2).sum()) for x in xs)
-    a = np.asarray(num).sum(axis=0) / den
+    a = np.asarray(num) / den
     bs, r2s = [], []
     for x, Y in zip(xs, Ys):
         b = Y.mean(axis=0) - a * x.mean()
