@@ -162,9 +162,13 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
         out = out or paths[0]
     else:
         if out is None:
+            _no_run_records(paths)
             raise UserError("give --out for the analysis of harness outputs (a folder for analysis.json and figures)")
         got = collect(paths, deduplicate=False)
         generations = read_generations(paths)
+    from ue_metrics.jsonl import writable_folder
+
+    writable_folder(out, "--out" if out != paths[0] else "")  # before the work: a read-only folder is one sentence
     name = experiment or config.get("experiment")
     seed = int(config.get("seed", 0))
     opts = {**(config.get("options") or {}), **(options or {})}
@@ -192,6 +196,20 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
                              generations=generations if asks else None, folder=folder)  # fmt: skip
     write_result(result, out, figures=figures, log=log)
     return result
+
+
+def _no_run_records(paths: Sequence[Path]) -> None:
+    """``ue analyse FOLDER`` without --out where FOLDER is an empty folder or a run folder without records: say so
+    (rather than ask for --out, which would not help)."""
+    if len(paths) != 1 or not paths[0].is_dir():
+        return
+    folder = paths[0]
+    if (folder / "config.json").is_file():
+        raise UserError(f"no records.jsonl in {folder}: the run has no answers yet (or they were removed); rerun `ue run` "
+                        "with the same options to ask them")  # fmt: skip
+    if not any(p.is_file() for p in folder.rglob("*")):
+        raise UserError(f"no records.jsonl in {folder}: the folder is empty; give a `ue run` folder, or record files / "
+                        "harness outputs with --out DIR")  # fmt: skip
 
 
 def _single_experiment(records: Sequence[dict]) -> str:
