@@ -102,7 +102,7 @@ def read_only(monkeypatch, folder: Path) -> str:
     if not os.access(folder, os.W_OK):
         return "chmod"
     folder.chmod(0o755)
-    real_open, real_os_open = open, os.open
+    real_open, real_os_open, real_write_bytes = open, os.open, Path.write_bytes
     inside = str(folder.resolve())
 
     def refused(path) -> bool:
@@ -118,8 +118,14 @@ def read_only(monkeypatch, folder: Path) -> str:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
         return real_os_open(path, flags, *args, **kwargs)
 
+    def fake_write_bytes(self, data):
+        if refused(self):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_write_bytes(self, data)
+
     monkeypatch.setattr(jsonl, "open", fake_open, raising=False)
     monkeypatch.setattr(os, "open", fake_os_open)
+    monkeypatch.setattr(Path, "write_bytes", fake_write_bytes)
     return "faked EROFS (running as root, chmod does not stop writes)"
 
 

@@ -122,8 +122,7 @@ def writable_folder(path: str | Path, option: str = "--out") -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".ue-write-test-{os.getpid()}"
-        with open(probe, "wb"):
-            pass
+        probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
         hint = "choose a folder you can write to" if option else "give --out a folder you can write to"

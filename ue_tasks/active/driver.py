@@ -168,7 +168,7 @@ class RunLock:
         is then hard-linked to ``.lock`` (fails if it exists) — so a full disk never leaves a 0-byte lock, and no
         other process ever reads an empty one. Where the file system has no hard links, an exclusive create and
         write, removed again if the write fails."""
-        tmp = self.path.with_name(f".lock.{os.getpid()}.tmp")
+        tmp = self.path.with_name(f".{os.getpid()}.lock")
         fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
         try:
             try:
