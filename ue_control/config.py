@@ -60,7 +60,9 @@ def _type_name(tp: Any) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (list, tuple):
-        return "a list"
+        (item,) = typing.get_args(tp)[:1] or (Any,)
+        plural = {float: "finite numbers", int: "integers", str: "strings", bool: "true/false values"}.get(item)
+        return f"a list of {plural}" if plural else "a list"
     if origin is dict or tp is dict:
         return "a mapping"
     return {type(None): "null", bool: "true/false", int: "an integer", float: "a finite number", str: "a string"}.get(tp, str(tp))

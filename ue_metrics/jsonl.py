@@ -203,6 +203,8 @@ def first_object(path: str | Path) -> dict | None:
         with path.open("rb") as fh:
             for _ in range(1000):
                 raw = fh.readline(1024 * 1024)
+                if not raw.endswith(b"\n") and raw.lstrip(b"\xef\xbb\xbf \t").startswith(b"{"):
+                    raw += fh.readline(MAX_LINE_BYTES + 1 - len(raw))  # a long object line (a 10 MB text) is still a record
                 if not raw:
                     return None
                 if raw.startswith(b"\xef\xbb\xbf"):

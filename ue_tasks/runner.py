@@ -29,6 +29,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
     from ue_tasks import experiments
 
     exp = experiments.get(experiments.with_variant(config.experiment, config.options)[0])
+    _refuse_another_experiment(exp.name, Path(out))
     if exp.collection is not None:
         resolved = config.resolve()
         run_config, records = exp.collection.run(resolved, Path(out), progress=progress, log=log)
@@ -116,6 +117,21 @@ def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, b
         run_experiment(replace(config, options=options), out / sub, cache_dir=cache_dir,
                        backend=backend if config.harness != "simulate" else None, progress=progress, log=log, figures=False)  # fmt: skip
     return final, backend
+
+
+def _refuse_another_experiment(name: str, out: Path) -> None:
+    """A run folder of another experiment is refused first, naming it (not by whichever of its fields differs first:
+    the outcome set, the weights...)."""
+    from ue_tasks import experiments
+
+    try:
+        theirs = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        other = experiments.with_variant(str(theirs["experiment"]), theirs.get("options") or {})[0]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, UserError):
+        return  # no readable configuration: the driver says what is wrong with it
+    if other != name:
+        raise UserError(f"{out} holds a run of the experiment {other!r}, not {name!r}; give {name} its own --out folder "
+                        f"(or resume the {other} run with `ue run {other}`)")  # fmt: skip
 
 
 def _refuse_another_configuration(config: RunConfig, out: Path) -> None:
