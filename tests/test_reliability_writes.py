@@ -348,3 +348,123 @@ def test_control_train_with_a_binary_config_is_one_sentence(tmp_path, capsys):
     config.write_bytes(bytes(range(256)) * 4)
     code, _, err = ue(capsys, "control", "train", "--config", config, "--run", tmp_path, "--out", tmp_path / "t")
     one_sentence(code, err, "train.yaml: not UTF-8 text")
+
+
+def test_control_train_lora_r_0_is_refused_saying_which_method_trains_what(tmp_path, capsys):
+    """Item 18: `--set lora_r=0` silently trained the full model (method: full ignores lora_r)."""
+    code, _, err = ue(capsys, "control", "train", "--run", tmp_path, "--out", tmp_path / "t", "--set", "lora_r=0")
+    sentence = one_sentence(code, err, "field 'lora_r' must be at least 1")
+    assert "method: full (the default) trains every weight" in sentence and "method: lora" in sentence
+
+
+# ---------------------------------------------------------------------------------------------------------- 18
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_outcomes_show_of_what_is_not_a_regular_file(tmp_path, capsys, kind):
+    """Item 18: a FIFO, /dev/zero or a folder was "no such outcome file"."""
+    if kind == "fifo":
+        path = tmp_path / "outcomes"
+        os.mkfifo(path)
+    elif kind == "device":
+        path = Path("/dev/zero")
+    else:
+        path = tmp_path / "outcomes"
+        path.mkdir()
+    code, _, err = ue(capsys, "outcomes", "show", path)
+    one_sentence(code, err, f"{path} is not a regular file")
+
+
+def test_analyse_of_an_empty_folder_or_a_run_folder_without_records(run_folder, tmp_path, capsys):
+    """Item 18: both said "give --out for the analysis of harness outputs"."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = ue(capsys, "analyse", empty)
+    one_sentence(code, err, f"no records.jsonl in {empty}: the folder is empty")
+    (run_folder / "records.jsonl").unlink()
+    code, _, err = ue(capsys, "analyse", run_folder)
+    one_sentence(code, err, f"no records.jsonl in {run_folder}: the run has no answers yet")
+
+
+@pytest.mark.parametrize("flag", ["--position-beta", "--position-bias", "--noise", "--refusal-rate"])
+def test_simulate_non_finite_flags_name_the_flag(tmp_path, capsys, flag):
+    """Item 18: `--position-beta nan` was reported as "field 'p_a' must be in [0, 1]"."""
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "--outcomes", "10", "--out", str(tmp_path / "s.jsonl"), flag, "nan"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert f"argument {flag}: must be a finite number, got 'nan'" in err and "p_a" not in err
+    assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_run_into_a_folder_of_another_experiment_names_it(run_folder, capsys):
+    """Item 18: `ue run transitivity` into a `utilities` run folder blamed other weights or the outcome set."""
+    code, _, err = ue(capsys, "run", "transitivity", "--harness", "simulate", "--model", "sim", "--budget", "20",
+                      "--no-cache", "--no-figures", "--out", run_folder)  # fmt: skip
+    one_sentence(code, err, f"{run_folder} holds a run of the experiment 'utilities', not 'transitivity'")
+
+
+def test_control_list_field_with_nan_says_finite_numbers(tmp_path, capsys):
+    """Item 18: `--set 'alphas=[nan]'` said "must be a list"."""
+    code, _, err = ue(capsys, "control", "steer", "--representations", tmp_path, "--out", tmp_path / "s", "--set", "alphas=[.nan]")
+    one_sentence(code, err, "field 'alphas' must be a list of finite numbers")
+
+
+def _records_with_a_long_text(tmp_path: Path, n_bytes: int) -> Path:
+    """Simulated records (20 outcomes) in which outcome o000's text is ``n_bytes`` long; its first line holds it."""
+    from ue_metrics.simulate import simulate_records, true_utilities
+    from ue_tasks.plan import PlanSpec, make_plan
+
+    n = 20
+    plan = make_plan(n, PlanSpec(seed=0))
+    rng = np.random.default_rng(0)
+    mu, var = true_utilities(n, rng)
+    ids = [f"o{k:03d}" for k in range(n)]
+    texts = ["x" * n_bytes] + [f"Outcome {k}." for k in range(1, n)]
+    records = simulate_records(plan.pairs, plan.split, ids, texts, mu, var, rng, samples=0, model="sim", run_id="sim-0")
+    records.sort(key=lambda r: "o000" not in (r["a_id"], r["b_id"]))
+    path = tmp_path / "long.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_a_long_text_is_read_and_a_line_over_the_limit_is_named_with_it(tmp_path, capsys, monkeypatch):
+    """Item 18: a record whose a_text is 10 MB was "line 1 is not a JSON object" (the first line was sniffed only to
+    1 MiB); lines are read up to the 64 MiB limit, and a longer one says so, with the limit."""
+    path = _records_with_a_long_text(tmp_path, 2 * 1024 * 1024)  # past the old 1 MiB sniff (the issue: 10 MB)
+    code, out, err = ue(capsys, "fit", path, "--out", tmp_path / "fit")
+    assert code == 0, err
+    assert "20 outcomes" in out
+    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 1024 * 1024)  # the same file against a 1 MiB limit
+    code, _, err = ue(capsys, "fit", path, "--out", tmp_path / "fit2")
+    one_sentence(code, err, "line 1 is longer than 1 MiB, the longest line ue reads")
+
+
+def test_holdout_pairs_that_no_training_pair_reaches_are_counted_not_called_unanswered(tmp_path, capsys):
+    """Item 18: with many outcomes and --budget 10 the summary said "no holdout pair was answered" although 1,000
+    (2,000 records) were: none of them joins two outcomes the training pairs reach."""
+    records = tmp_path / "s.jsonl"
+    code, _, err = ue(capsys, "simulate", "--outcomes", "2000", "--budget", "10", "--seed", "0", "--out", records)
+    assert code == 0, err
+    code, out, err = ue(capsys, "analyse", records, "--out", tmp_path / "a", "--no-figures")
+    assert code == 0, err
+    assert "no holdout pair was answered" not in out
+    assert "none of the 1,000 answered holdout pairs can be predicted" in out
+    code, out, err = ue(capsys, "fit", records, "--out", tmp_path / "f", "--per-component")
+    assert code == 0, err
+    assert "1,000 answered holdout pairs are left out of the holdout metrics" in out
+
+
+@pytest.mark.parametrize("arg,message", [("budget=0", "budget must be at least 1"), ("budget=2.7", "must be a whole number"),
+                                         ("mode=bogus", "unknown mode 'bogus'")])  # fmt: skip
+def test_inspect_bad_task_arguments_exit_2(tmp_path, arg, message):
+    """Item 18: Inspect printed the right sentence for -T budget=0|2.7 and -T mode=bogus but exited 1."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("inspect_ai")
+    inspect = Path(sys.executable).with_name("inspect")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([str(inspect), "eval", "ue/utility_mini", "-T", arg, "--model", "mockllm/model", "--log-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert message in " ".join(out.split()) and "Traceback" not in out
