@@ -9,7 +9,6 @@ from writing, and otherwise (root) a faked ``EROFS`` for that folder only.
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 from pathlib import Path
@@ -468,3 +467,20 @@ def test_inspect_bad_task_arguments_exit_2(tmp_path, arg, message):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
     assert message in " ".join(out.split()) and "Traceback" not in out
+
+
+def test_the_run_lock_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch):
+    """The lock is taken by a hard link; a file system without them (EPERM) falls back to an exclusive create."""
+    from ue_tasks.active.driver import RunLock
+
+    def no_links(src, dst, *args, **kwargs):
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", no_links)
+    lock = RunLock(tmp_path)
+    lock.acquire()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"] and (tmp_path / ".lock").read_text() == str(os.getpid())
+    with pytest.raises(FileExistsError):  # a second taker finds it
+        lock._create()
+    lock.release()
+    assert list(tmp_path.iterdir()) == []

@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from ue_metrics.errors import UserError
-from ue_metrics.jsonl import strict_json, write_json
+from ue_metrics.jsonl import write_json
 
 ANALYSIS_FILE = "analysis.json"
 

@@ -182,8 +182,8 @@ class RunLock:
             except FileExistsError:
                 raise
             except OSError as exc:
-                if isinstance(exc, PermissionError) or exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
-                    raise
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                    raise  # (the temporary file was written, so EPERM here is a file system without hard links)
         finally:
             tmp.unlink(missing_ok=True)
         fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

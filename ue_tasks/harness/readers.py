@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ue_metrics import jsonl
 from ue_metrics import records as rec
 from ue_metrics.errors import UserError
-from ue_metrics import jsonl
 from ue_metrics.jsonl import check_regular_file
 
 # (name, claims(path) -> bool, read(path) -> list of records)
