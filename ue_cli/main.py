@@ -206,6 +206,19 @@ def _batch_size(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"must be a positive integer or auto, got {text!r}") from None
 
 
+def _finite_float(text: str) -> float:
+    """A float option that must be a finite number: ``nan``/``inf`` are refused by argparse, naming the flag."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ue_tasks.demo import run_demo
 
@@ -436,12 +449,12 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--outcomes", required=True, help="a number of synthetic outcomes, a set name (core, mini) or a file")
     p.add_argument("--out", required=True, help="records file to write (.jsonl)")
     p.add_argument("--samples", type=int, default=0, metavar="K", help="K sampled answers per ordering (0 = exact probabilities)")
-    p.add_argument("--position-bias", type=float, default=0.0, help="mean P(choose first-shown) − 0.5, in [-0.5, 0.5]")
-    p.add_argument("--refusal-rate", type=float, default=0.0, help="probability that an answer is unparseable")
+    p.add_argument("--position-bias", type=_finite_float, default=0.0, help="mean P(choose first-shown) − 0.5, in [-0.5, 0.5]")
+    p.add_argument("--refusal-rate", type=_finite_float, default=0.0, help="probability that an answer is unparseable")
     p.add_argument("--responder", choices=["thurstonian", "random"], default="thurstonian")
-    p.add_argument("--noise", type=float, default=0.0,
+    p.add_argument("--noise", type=_finite_float, default=0.0,
                    help="per-query misfit: each probability is Φ(z + ε), ε ~ N(0, noise²) (a model that is not exactly Thurstonian)")
-    p.add_argument("--position-beta", type=float, default=0.0,
+    p.add_argument("--position-beta", type=_finite_float, default=0.0,
                    help="probit position term β: P(first shown chosen) = Φ((μ_first − μ_second + β)/√(σ_first² + σ_second²))")
     p.add_argument("--budget", type=int, default=None, help="training pairs (default ⌊2·N·log2 N⌋)")
     p.add_argument("--degree", type=int, default=2, help="degree of the random regular starting graph")

@@ -7,6 +7,7 @@ The outcome set is split (seeded, stratified by the left/right coding) into *tra
 *held-out outcomes*; each part gets its own comparison plan, so pairs of held-out outcomes never reach the
 trainer. Run folder::
 
+    assemble_config.json        the configuration, written first: a rerun with another one is refused
     assemble.json               config, seeds, citizens per party, timings
     citizens.jsonl              one citizen per line: id, attributes, source, persona
     outcomes_train.jsonl        training outcomes      outcomes_heldout.jsonl   held-out outcomes
@@ -17,7 +18,9 @@ trainer. Run folder::
     bias.json                   bias measures of the assembly and each slice
 
 Re-running the same command on the same folder skips the citizens whose records are already there, so an
-interrupted run loses nothing.
+interrupted run loses nothing. A rerun with another configuration (other ``n_citizens``, seed, outcome split...)
+is refused before anything is written, as ``ue run`` refuses a run folder of other options: two assemblies'
+citizens or outcome splits never mix in one folder.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ from ue_control.citizens import Citizen, party_slice, read_microdata, sample_cit
 from ue_metrics.errors import UserError
 
 PARTS = ("train", "heldout")
+CONFIG_FILE = "assemble_config.json"
+# fields that say how the assembly is computed, not what it is: a rerun may change them
+RUNTIME_FIELDS = ("out", "batch_size", "device")
+# files of an assembly folder: one of them without a configuration is an assembly of unknown configuration
+ASSEMBLY_FILES = ("citizens.jsonl", "citizen_records.jsonl", "outcomes_train.jsonl", "outcomes_heldout.jsonl",
+                  "assembly_records.jsonl", "bias.json")  # fmt: skip
 
 
 @dataclass
@@ -230,6 +239,44 @@ def _done_citizens(path: Path) -> dict[tuple[str, str], int]:
     return done
 
 
+def _what_it_is(config: AssembleConfig) -> dict[str, Any]:
+    return json.loads(json.dumps({k: v for k, v in cfg.to_dict(config).items() if k not in RUNTIME_FIELDS}))
+
+
+def check_assembly_folder(out: Path, config: AssembleConfig) -> bool:
+    """Refuse (one sentence) an ``out`` folder that holds an assembly of another configuration, or assembly files
+    without a readable configuration; nothing is written. True when the folder already holds this configuration."""
+    path = out / CONFIG_FILE
+    theirs: Any = None
+    if path.is_file():
+        try:
+            theirs = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{path}: cannot be read ({exc}); the assembly folder's configuration is damaged — restore it "
+                            "or choose a new 'out' folder") from None  # fmt: skip
+    elif (out / "assemble.json").is_file():  # a finished assembly of an older ue: its summary holds the config
+        try:
+            theirs = json.loads((out / "assemble.json").read_text(encoding="utf-8")).get("config")
+        except (OSError, ValueError, AttributeError):
+            theirs = None
+    if theirs is None:
+        found = [name for name in ASSEMBLY_FILES if (out / name).exists()]
+        if found:
+            raise UserError(f"{out} holds an assembly ({found[0]}) but no readable configuration ({CONFIG_FILE}); its "
+                            "citizens and outcome split cannot be checked — choose a new 'out' folder")  # fmt: skip
+        return False
+    if not isinstance(theirs, dict):
+        raise UserError(f"{path}: not a configuration (a JSON object of fields); restore it or choose a new 'out' folder")
+    mine = _what_it_is(config)
+    defaults = _what_it_is(AssembleConfig(out=config.out))
+    diff = sorted(k for k in mine if theirs.get(k, defaults.get(k)) != mine[k])
+    if diff:
+        shown = ", ".join(f"{k}: {theirs.get(k, defaults.get(k))!r} → {mine[k]!r}" for k in diff[:3])
+        raise UserError(f"{out} holds an assembly with another configuration ({shown}); rerun it with the same "
+                        "configuration to resume it, or choose a new 'out' folder")  # fmt: skip
+    return True
+
+
 def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
     """Run the assembly; returns the summary written to ``OUT/assemble.json``."""
     from ue_control.elicit import elicit, load_lm, write_outcomes
@@ -242,6 +289,7 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder; give 'out' a folder path")
+    same = check_assembly_folder(out, config)  # before anything is written (the outcome split included)
     oset = load_policy_outcomes(config.outcomes)
     coding = bias.coding_from_outcomes(oset.outcomes)
     if not any(v == "left" for v in coding.values()) or not any(v == "right" for v in coding.values()):
@@ -253,6 +301,10 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
     if len(train_o) < 2 or len(held_o) < 2:
         raise UserError(f"{len(oset)} outcomes split into {len(train_o)} training and {len(held_o)} held-out outcomes; each part needs 2 or more")
     part_outcomes = {"train": train_o, "heldout": held_o}
+    if not same:
+        from ue_metrics.jsonl import write_json
+
+        write_json(out / CONFIG_FILE, _what_it_is(config))
     files = {"train": write_outcomes(train_o, out / "outcomes_train.jsonl"), "heldout": write_outcomes(held_o, out / "outcomes_heldout.jsonl")}
     plans = {part: connected_plan(str(f), config.plan(), part, log) for part, f in files.items()}
     queries = {part: build_queries(str(f), PlanSpec(**plans[part])) for part, f in files.items()}

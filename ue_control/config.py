@@ -21,11 +21,17 @@ T = TypeVar("T")
 
 def read_mapping(path: str | Path) -> dict[str, Any]:
     """The top-level mapping of a ``.yaml``/``.yml``/``.json`` config file."""
+    from ue_metrics.jsonl import check_regular_file
+
     path = Path(path)
+    check_regular_file(path)  # a folder, FIFO or device is one sentence, not a hang
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"{path}: cannot be read ({exc.strerror or exc}); check the --config path") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start + 1}); a config is a YAML or JSON text file — check the "
+                        "--config path") from None  # fmt: skip
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -54,7 +60,9 @@ def _type_name(tp: Any) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (list, tuple):
-        return "a list"
+        (item,) = typing.get_args(tp)[:1] or (Any,)
+        plural = {float: "finite numbers", int: "integers", str: "strings", bool: "true/false values"}.get(item)
+        return f"a list of {plural}" if plural else "a list"
     if origin is dict or tp is dict:
         return "a mapping"
     return {type(None): "null", bool: "true/false", int: "an integer", float: "a finite number", str: "a string"}.get(tp, str(tp))

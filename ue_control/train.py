@@ -89,8 +89,12 @@ class TrainConfig:
                 raise UserError(f"{where}: field {name!r} must not be negative, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise UserError(f"{where}: field 'learning_rate' must be positive, got {self.learning_rate}")
-        if self.method == "lora" and (self.lora_r < 1 or self.lora_alpha <= 0):
-            raise UserError(f"{where}: LoRA needs lora_r ≥ 1 and lora_alpha > 0")
+        if self.lora_r < 1 or self.lora_alpha <= 0:  # whatever the method: lora_r=0 must not read as "no LoRA"
+            raise UserError(
+                f"{where}: field 'lora_r' must be at least 1 and 'lora_alpha' positive (the LoRA adapter's rank and scale), got "
+                f"lora_r={self.lora_r}, lora_alpha={self.lora_alpha}; lora_r=0 does not switch LoRA off — method: full (the "
+                "default) trains every weight, method: lora trains an adapter of rank lora_r"
+            )
         if self.stop_after is not None and self.stop_after < 1:
             raise UserError(f"{where}: field 'stop_after' must be at least 1 or null, got {self.stop_after}")
 
@@ -232,6 +236,9 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
 
     out = Path(config.out)
     check_out_folder(out, config)
+    log(f"ue control train: method {config.method} — " + (
+        f"a LoRA adapter of rank {config.lora_r} (alpha {config.lora_alpha}) on {config.lora_target_modules}"
+        if config.method == "lora" else "full fine-tuning: every weight is trained (the lora_* fields apply only to method: lora)"))  # fmt: skip
     train_examples = paired(load_examples(config.run, "train"), Path(config.run) / "assembly_records.jsonl")
     try:
         heldout_examples = load_examples(config.run, "heldout")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import atomic_file
 
 PALETTE = ("#3b6ea5", "#d1603d", "#5b9a68", "#8e6bb8", "#c9a227", "#6b6b6b", "#2aa1b3", "#b5487d")
 RANDOM_COLOUR = "#9a9a9a"
@@ -43,7 +44,8 @@ def save(draw: Callable[[Any, Any], None], data: Any, stem: Path, formats: Seque
         paths = []
         for fmt in formats:
             path = stem.with_suffix(f".{fmt}")
-            fig.savefig(path, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+            with atomic_file(path, "wb") as fh:  # a full disk leaves no 0-byte PNG, and an old figure stays whole
+                fig.savefig(fh, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
             paths.append(path)
         return paths
     finally:

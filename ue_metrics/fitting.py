@@ -108,6 +108,9 @@ class FitResult:
             f"{m['n_outcomes']} outcomes, {m['n_train_pairs']} training + "
             f"{m['n_holdout_pairs']} holdout pairs, {m['n_records']} records"
         )
+        if m.get("n_holdout_pairs_unseen"):
+            lines.append(f"note: {m['n_holdout_pairs_unseen']:,} answered holdout pairs are left out of the holdout metrics: "
+                         "each names an outcome that no training pair reaches, so the fit cannot predict it (raise the budget)")  # fmt: skip
         if m.get("no_signal"):
             lines.append(f"note: the utilities carry no signal — {m['no_signal']}; do not read the ranking below "
                          "as the model's values")  # fmt: skip

@@ -5,7 +5,12 @@ run files, queries, outcome files, answer caches, harness samples).
   a regular file (a FIFO or a device such as ``/dev/zero`` would never end) and caps the length of a line.
 - ``tolerate_torn_tail`` is for files ue appends to while it runs: a process killed mid-write leaves bytes after the
   last newline; they are cut from the file (the lines they held are simply asked again) instead of failing.
-- Appending writes whole lines and fsyncs, so a line on disk is either complete or a torn tail.
+- Appending writes whole lines and fsyncs, so a line on disk is either complete or a torn tail; an append that
+  fails (a full disk) cuts the file back to its last complete line.
+- Every other file ue writes (analysis.json, figures, leaderboard.json, a run's lock) goes through ``atomic_file``
+  (``write_text``, ``write_json``): a temporary name in the same folder, fsync, rename — a reader sees the old file
+  or the new one, never half of one, and a full disk or read-only folder is ``WriteFailed`` (one sentence, exit 2)
+  with no zero-byte file left behind.
 """
 
 from __future__ import annotations
@@ -15,12 +20,83 @@ import math
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ue_metrics.errors import UserError
 
 MAX_LINE_BYTES = 64 * 1024 * 1024  # one record or sample line; anything longer is not a ue file
+
+WRITE_HINT = "free space or choose a folder you can write to"
+
+
+class WriteFailed(UserError, OSError):
+    """A file could not be written (full disk, read-only folder, permissions): a ``UserError`` (one sentence, exit 2)
+    that is also an ``OSError`` (``errno``/``strerror`` of the cause), so older ``except OSError`` handlers still
+    see it. Nothing half-written is left under the file's name."""
+
+    def __init__(self, message: str, cause: OSError | None = None):
+        super().__init__(message)
+        if cause is not None:
+            self.errno, self.strerror = cause.errno, cause.strerror
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def write_failed(path: str | Path, exc: OSError, hint: str = WRITE_HINT) -> WriteFailed:
+    """The one sentence of a file that could not be written."""
+    return WriteFailed(f"{path}: cannot be written ({exc.strerror or exc}); {hint}", exc)
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+@contextmanager
+def atomic_file(path: str | Path, mode: str = "w", *, hint: str = WRITE_HINT) -> Iterator[Any]:
+    """Open ``path`` for writing through a temporary name in the same folder: on leaving the block the file is
+    flushed, fsynced and renamed onto ``path``; on any failure the temporary file is removed and ``path`` is left as
+    it was. An ``OSError`` while writing (full disk, read-only folder) becomes ``WriteFailed`` naming ``path``."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_file writes a whole file: mode 'w' or 'wb', not {mode!r}")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(tmp, mode, **({"encoding": "utf-8", "newline": ""} if mode == "w" else {}))
+    except OSError as exc:
+        raise write_failed(path, exc, hint) from None
+    try:
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        if isinstance(exc, WriteFailed):
+            raise
+        raise write_failed(path, exc, hint) from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+
+
+def write_text(path: str | Path, text: str, *, hint: str = WRITE_HINT) -> Path:
+    """``text`` as the whole of ``path`` (UTF-8), written through ``atomic_file``."""
+    with atomic_file(path, "w", hint=hint) as fh:
+        fh.write(text)
+    return Path(path)
+
+
+def write_json(path: str | Path, obj: Any, *, indent: int | None = 2, hint: str = WRITE_HINT) -> Path:
+    """``obj`` as strict JSON (``strict_json``) and a newline, written through ``atomic_file``."""
+    return write_text(path, strict_json(obj, indent=indent) + "\n", hint=hint)
 
 
 def check_regular_file(path: Path) -> None:
@@ -49,7 +125,8 @@ def writable_folder(path: str | Path, option: str = "--out") -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"{option} {path}: cannot write there ({exc.strerror or exc}); choose a folder you can write to") from None
+        hint = "choose a folder you can write to" if option else "give --out a folder you can write to"
+        raise WriteFailed(f"{(option + ' ') if option else ''}{path}: cannot write there ({exc.strerror or exc}); {hint}", exc) from None
     return path
 
 
@@ -126,6 +203,8 @@ def first_object(path: str | Path) -> dict | None:
         with path.open("rb") as fh:
             for _ in range(1000):
                 raw = fh.readline(1024 * 1024)
+                if not raw.endswith(b"\n") and raw.lstrip(b"\xef\xbb\xbf \t").startswith(b"{"):
+                    raw += fh.readline(MAX_LINE_BYTES + 1 - len(raw))  # a long object line (a 10 MB text) is still a record
                 if not raw:
                     return None
                 if raw.startswith(b"\xef\xbb\xbf"):
@@ -193,28 +272,52 @@ def dumps(obj: Any) -> str:
 
 
 def append_jsonl(path: str | Path, objs: Iterable[Any]) -> int:
-    """Append objects as whole lines and fsync; returns how many were written."""
+    """Append objects as whole lines and fsync; returns how many were written. A failed append (a full disk) cuts
+    the file back to where it ended before, so it never holds a partial line, and raises ``WriteFailed``."""
     path = Path(path)
-    lines = [dumps(o) + "\n" for o in objs]
-    if not lines:
+    data = "".join(dumps(o) + "\n" for o in objs).encode("utf-8")
+    if not data:
         return 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write("".join(lines))
-        fh.flush()
-        os.fsync(fh.fileno())
-    return len(lines)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise write_failed(path, exc) from None
+    try:
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, start)  # the lines before this append stay; no partial line is left
+            except OSError:
+                pass
+            raise write_failed(path, exc) from None
+    finally:
+        os.close(fd)
+    return data.count(b"\n")
+
+
+def complete_lines(path: str | Path) -> int:
+    """How many complete (newline-terminated) lines ``path`` holds; 0 for a missing file."""
+    n = 0
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                n += block.count(b"\n")
+    except OSError:
+        return 0
+    return n
 
 
 def write_jsonl(path: str | Path, objs: Iterable[Any]) -> int:
-    """Write objects to a fresh file (through a temporary name, so a reader never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    """Write objects to a fresh file (through ``atomic_file``, so a reader never sees half a file)."""
     n = 0
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_file(path, "w") as fh:
         for o in objs:
             fh.write(dumps(o) + "\n")
             n += 1
-    os.replace(tmp, path)
     return n

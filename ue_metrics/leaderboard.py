@@ -652,7 +652,9 @@ def write_csv(board: Mapping[str, Any], path: Path) -> None:
         if any(c["key"] in (r.get("intervals") or {}) for r in board["rows"]):
             header += [c["key"] + ":low", c["key"] + ":high"]
     header += ["flags", "diagnosis"]
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    from ue_metrics.jsonl import atomic_file
+
+    with atomic_file(path, "w", hint="free space or give --out a folder you can write to") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         for r in list(board["rows"]) + list(board["random_rows"]):

@@ -20,7 +20,7 @@ from typing import Any
 from ue_metrics import analyses
 from ue_metrics import leaderboard as lb
 from ue_metrics.errors import UserError
-from ue_metrics.jsonl import first_object, strict_json
+from ue_metrics.jsonl import first_object, write_json, write_text
 
 RUN_FILES = ("analysis.json", "records.jsonl")
 # record fields that tell two runs of one model name apart (read when present; the name itself stays the row key)
@@ -182,9 +182,10 @@ def write(board: dict[str, Any], out: Path, *, figures: bool = True, report: boo
     except OSError as exc:
         raise UserError(f"cannot create the folder {out} ({exc}); give --out a writable folder") from None
     written = [out / "leaderboard.json", out / "leaderboard.csv", out / "leaderboard.md"]
-    written[0].write_text(strict_json(board) + "\n", encoding="utf-8")
+    hint = "free space or give --out a folder you can write to"
+    write_json(written[0], board, hint=hint)  # each file through a temporary name: no 0-byte leaderboard.json
     lb.write_csv(board, written[1])
-    written[2].write_text(lb.render_markdown(board), encoding="utf-8")
+    write_text(written[2], lb.render_markdown(board), hint=hint)
     if figures:
         from ue_metrics import figures as figs
 
@@ -199,7 +200,7 @@ def write(board: dict[str, Any], out: Path, *, figures: bool = True, report: boo
         from ue_metrics.report import leaderboard_html
 
         path = out / "report.html"
-        path.write_text(leaderboard_html(board), encoding="utf-8")
+        write_text(path, leaderboard_html(board), hint=hint)
         written.append(path)
     return written
 
@@ -216,9 +217,9 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
     if (folder / "leaderboard.json").is_file() and (path.is_dir() or path.name == "leaderboard.json"):
         try:
             board = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: bad JSON, or bytes that are not UTF-8
             raise UserError(f"{folder / 'leaderboard.json'}: cannot be read ({exc}); rerun `ue leaderboard`") from None
-        if board.get("schema") != lb.SCHEMA:
+        if not isinstance(board, dict) or board.get("schema") != lb.SCHEMA:
             raise UserError(f"{folder / 'leaderboard.json'}: not a {lb.SCHEMA} file; rerun `ue leaderboard`")
         text = leaderboard_html(board)
     elif (folder / "analysis.json").is_file():

@@ -236,6 +236,10 @@ def _read_csv(path: Path) -> list[Outcome]:
 
 def read_outcome_file(path: str | Path) -> OutcomeSet:
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, FIFO or device (/dev/zero) would never be an outcome file
+        kind = "a folder" if path.is_dir() else "a pipe, device or socket"
+        raise UserError(f"{path} is not a regular file ({kind}); give a JSON, JSONL or CSV outcome file, or a set name "
+                        f"({', '.join(BUILTIN)})")  # fmt: skip
     if not path.is_file():
         raise UserError(f"{path}: no such outcome file; give a path to a JSON, JSONL or CSV file, or a set name ({', '.join(BUILTIN)})")
     suffix = path.suffix.lower()

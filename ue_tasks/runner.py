@@ -29,6 +29,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
     from ue_tasks import experiments
 
     exp = experiments.get(experiments.with_variant(config.experiment, config.options)[0])
+    _refuse_another_experiment(exp.name, Path(out))
     if exp.collection is not None:
         resolved = config.resolve()
         run_config, records = exp.collection.run(resolved, Path(out), progress=progress, log=log)
@@ -118,6 +119,21 @@ def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, b
     return final, backend
 
 
+def _refuse_another_experiment(name: str, out: Path) -> None:
+    """A run folder of another experiment is refused first, naming it (not by whichever of its fields differs first:
+    the outcome set, the weights...)."""
+    from ue_tasks import experiments
+
+    try:
+        theirs = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        other = experiments.with_variant(str(theirs["experiment"]), theirs.get("options") or {})[0]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, UserError):
+        return  # no readable configuration: the driver says what is wrong with it
+    if other != name:
+        raise UserError(f"{out} holds a run of the experiment {other!r}, not {name!r}; give {name} its own --out folder "
+                        f"(or resume the {other} run with `ue run {other}`)")  # fmt: skip
+
+
 def _refuse_another_configuration(config: RunConfig, out: Path) -> None:
     """A run folder that holds a run with other options, model or harness is refused up front (the driver checks
     every field again when it opens the folder)."""
@@ -162,9 +178,13 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
         out = out or paths[0]
     else:
         if out is None:
+            _no_run_records(paths)
             raise UserError("give --out for the analysis of harness outputs (a folder for analysis.json and figures)")
         got = collect(paths, deduplicate=False)
         generations = read_generations(paths)
+    from ue_metrics.jsonl import writable_folder
+
+    writable_folder(out, "--out" if out != paths[0] else "")  # before the work: a read-only folder is one sentence
     name = experiment or config.get("experiment")
     seed = int(config.get("seed", 0))
     opts = {**(config.get("options") or {}), **(options or {})}
@@ -192,6 +212,20 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
                              generations=generations if asks else None, folder=folder)  # fmt: skip
     write_result(result, out, figures=figures, log=log)
     return result
+
+
+def _no_run_records(paths: Sequence[Path]) -> None:
+    """``ue analyse FOLDER`` without --out where FOLDER is an empty folder or a run folder without records: say so
+    (rather than ask for --out, which would not help)."""
+    if len(paths) != 1 or not paths[0].is_dir():
+        return
+    folder = paths[0]
+    if (folder / "config.json").is_file():
+        raise UserError(f"no records.jsonl in {folder}: the run has no answers yet (or they were removed); rerun `ue run` "
+                        "with the same options to ask them")  # fmt: skip
+    if not any(p.is_file() for p in folder.rglob("*")):
+        raise UserError(f"no records.jsonl in {folder}: the folder is empty; give a `ue run` folder, or record files / "
+                        "harness outputs with --out DIR")  # fmt: skip
 
 
 def _single_experiment(records: Sequence[dict]) -> str:

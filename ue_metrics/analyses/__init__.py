@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from ue_metrics.errors import UserError
-from ue_metrics.jsonl import strict_json
+from ue_metrics.jsonl import write_json
 
 ANALYSIS_FILE = "analysis.json"
 
@@ -64,11 +64,9 @@ def run(name: str, records: Sequence[dict], outcomes: Mapping[str, dict], fit: A
 
 
 def write(result: Mapping[str, Any], out: str | Path) -> Path:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / ANALYSIS_FILE
-    path.write_text(strict_json(result) + "\n", encoding="utf-8")
-    return path
+    """``out/analysis.json`` through a temporary name (a full disk or read-only folder is one sentence, and the old
+    file, if any, stays whole)."""
+    return write_json(Path(out) / ANALYSIS_FILE, result, hint="free space or give --out a folder you can write to")
 
 
 def read(path: str | Path) -> dict[str, Any]:
@@ -76,11 +74,16 @@ def read(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / ANALYSIS_FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        result = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"{path}: no analysis here; run `ue analyse` on the run folder first") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON, or bytes that are not UTF-8
         raise UserError(f"{path}: cannot be read as an analysis ({exc}); rerun `ue analyse`") from None
+    if not isinstance(result, dict):
+        kind = {list: "an array", str: "a string", type(None): "null"}.get(type(result), "a number")
+        raise UserError(f"{path}: not an analysis (it holds {kind}, not the JSON object `ue analyse` writes); rerun "
+                        "`ue analyse` on the run folder")
+    return result
 
 
 def draw_figures(result: Mapping[str, Any], out: str | Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:

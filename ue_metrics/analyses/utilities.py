@@ -101,6 +101,10 @@ def _holdout_intervals(fit: Any, seed: int, resamples: int = 1000) -> dict[str, 
 
 def _why_missing(key: str, m: Mapping[str, Any]) -> str:
     if key.startswith("holdout") and not m.get("n_holdout_pairs"):
+        unseen = int(m.get("n_holdout_pairs_unseen") or 0)
+        if unseen:
+            return (f"none of the {unseen:,} answered holdout pairs can be predicted: each names an outcome that no "
+                    "training pair reaches; raise --budget")  # fmt: skip
         return "no holdout pair was answered"
     if key == "cycle_rate":
         return "the comparison graph has no closed triangle"

@@ -21,6 +21,7 @@ rendered prompt (``ue_tasks.active.cache``), shared by runs, so reruns and other
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -35,7 +36,7 @@ from ue_metrics import records as rec
 from ue_metrics.coherence import accuracy, log_loss
 from ue_metrics.errors import UserError
 from ue_metrics.fitting import FitResult, fit_records
-from ue_metrics.jsonl import append_jsonl, read_jsonl
+from ue_metrics.jsonl import append_jsonl, complete_lines, read_jsonl
 from ue_metrics.records import aggregate
 from ue_metrics.thurstonian import Thurstonian
 from ue_tasks import experiments
@@ -143,7 +144,7 @@ class RunLock:
     def acquire(self) -> None:
         for _ in range(3):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                self._create()
             except FileExistsError:
                 owner = self._owner()
                 if owner is not None and owner != os.getpid() and _alive(owner):
@@ -158,11 +159,42 @@ class RunLock:
                     f"{self.path.parent}: the run folder is not writable ({exc.strerror or exc}); nothing was asked — choose "
                     "a folder you can write to"
                 ) from None
-            with os.fdopen(fd, "w") as fh:
-                fh.write(str(os.getpid()))
             self.held = True
             return
         raise UserError(f"{self.path}: could not take the run folder's lock; remove the file if no ue process is running")
+
+    def _create(self) -> None:
+        """Create ``.lock`` holding this PID, atomically: the PID is written and fsynced under a temporary name, which
+        is then hard-linked to ``.lock`` (fails if it exists) — so a full disk never leaves a 0-byte lock, and no
+        other process ever reads an empty one. Where the file system has no hard links, an exclusive create and
+        write, removed again if the write fails."""
+        tmp = self.path.with_name(f".{os.getpid()}.lock")
+        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
+        try:
+            try:
+                os.write(fd, str(os.getpid()).encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, self.path)
+                return
+            except FileExistsError:
+                raise
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                    raise  # (the temporary file was written, so EPERM here is a file system without hard links)
+        finally:
+            tmp.unlink(missing_ok=True)
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        try:
+            os.write(fd, str(os.getpid()).encode())
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
 
     def _owner(self) -> int | None:
         try:
@@ -300,7 +332,7 @@ class Elicitation:
         try:
             append_jsonl(self.out / name, objs)
         except OSError as exc:
-            saved = len((self.out / "records.jsonl").read_text().splitlines()) if (self.out / "records.jsonl").exists() else 0
+            saved = complete_lines(self.out / "records.jsonl")  # a failed append leaves no partial line
             raise UserError(
                 f"{self.out / name}: cannot be written ({exc.strerror or exc}); {saved} answered queries are saved in "
                 f"{self.out / 'records.jsonl'} — free space or fix the permissions and rerun the same command to continue"
@@ -539,7 +571,6 @@ class Elicitation:
 
 
 def _write_text(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot be written ({exc.strerror or exc}); choose a folder you can write to") from None
+    from ue_metrics.jsonl import write_text
+
+    write_text(path, text, hint="choose a folder you can write to")  # through a temporary name: never a 0-byte file

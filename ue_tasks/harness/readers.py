@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ue_metrics import jsonl
 from ue_metrics import records as rec
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import check_regular_file
@@ -107,6 +108,16 @@ def why_unread(path: Path) -> str:
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
     first = head.split(b"\n", 1)[0]
+    if len(first) == len(head) and len(head) >= 64 * 1024 - 3:  # the first line goes on: read it whole, up to the limit
+        limit = jsonl.MAX_LINE_BYTES
+        try:
+            with path.open("rb") as fh:
+                first = fh.readline(limit + 1).removeprefix(b"\xef\xbb\xbf")
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror or exc})"
+        if len(first) > limit and not first.endswith(b"\n"):
+            return (f"line 1 is longer than {limit // (1024 * 1024)} MiB, the longest line ue reads (a record's texts "
+                    "cannot be that long; or the file is not line-oriented text)")  # fmt: skip
     try:
         text = first.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -48,6 +49,26 @@ class InspectUserError(UserError, _Plain):  # type: ignore[misc]
     def __init__(self, message: str) -> None:
         UserError.__init__(self, message)
         self.message = message
+
+
+def exit_2_on_user_errors() -> None:
+    """Inspect's command line prints a ``PrerequisiteError``'s message and exits 1; a ue task's bad ``-T`` argument is
+    a user mistake, so it exits 2 as every ``ue`` command does. Wraps the exception hook Inspect's command line
+    installed (only that one: a program that imports ue's Inspect tasks keeps its own hook), once."""
+    hook = sys.excepthook
+    if getattr(hook, "_ue_exit_2", False) or getattr(hook, "__module__", None) != "inspect_ai._util.error":
+        return
+
+    def handler(exc_type, exc, tb):
+        hook(exc_type, exc, tb)  # Inspect's: the message alone, no traceback
+        if isinstance(exc, InspectUserError):
+            sys.exit(2)
+
+    handler._ue_exit_2 = True  # type: ignore[attr-defined]
+    sys.excepthook = handler
+
+
+exit_2_on_user_errors()
 
 
 class LogprobsUnavailableError(RuntimeError):
