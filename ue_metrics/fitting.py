@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from ue_metrics.coherence import coherence_metrics, random_baselines
-from ue_metrics.errors import UserError
+from ue_metrics.errors import UserError, check_seed
 from ue_metrics.jsonl import plain
 from ue_metrics.records import PairData, aggregate
 from ue_metrics.thurstonian import DISPERSION_FLOOR, Thurstonian
@@ -104,6 +104,8 @@ class FitResult:
             lines.append(f"{'mean_label_mass':<22}{_fmt(m['mean_label_mass']):>12}{'':>12}")
         if base.get("description"):
             lines.append(f"random = {base['description']}")
+        if m.get("n_no_label_mass"):
+            lines.append(f"{m['n_no_label_mass']} log-prob records put (almost) no probability on either label: counted as unanswered")
         lines.append(
             f"{m['n_outcomes']} outcomes, {m['n_train_pairs']} training + "
             f"{m['n_holdout_pairs']} holdout pairs, {m['n_records']} records"
@@ -215,6 +217,7 @@ def fit_records(
     """Aggregate records (dicts, or the columns of ``records.read_columns``), fit on the training pairs, and
     score coherence on all of them. ``position_term`` ("global" or "category") adds the per-ordering fit;
     ``logprob_weight``: see ``ue_metrics.records.aggregate`` (needed only to fit log-prob and sampled records together)."""
+    check_seed(seed, "seed")
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0 or 0 < bootstrap < MIN_BOOTSTRAP:
         raise UserError(
             f"--bootstrap must be 0 (curvature intervals) or at least {MIN_BOOTSTRAP} resamples (200 is a good choice), "
