@@ -215,3 +215,41 @@ def test_special_tokens_the_tokenizer_does_not_list_are_refused(model_path):
         check_text("Run this <jupyter_code> and see.", "outcome 'o1'", special)
     check_text("An ordinary sentence about code.", "outcome 'o2'", special)
     assert Path(model_path).is_dir()
+
+
+# ------------------------------------------------------------------------ item 9: two outcomes, no interval
+def _record(a, b, shown, p, split="train"):
+    from ue_metrics.records import make_record
+
+    return make_record(run_id="t", model="m", harness="simulate", task="t", outcome_set="s", a_id=a, b_id=b,
+                       a_text=f"Outcome {a}.", b_text=f"Outcome {b}.", shown_first=shown, mode="logprob", template="default",
+                       p_a=p, n_a=0, n_b=0, n_unparsed=0, label_mass=1.0, split=split, round=0)  # fmt: skip
+
+
+def test_two_outcomes_get_no_interval_not_a_zero_width_one():
+    recs = [_record("o1", "o2", "a", 0.61), _record("o1", "o2", "b", 0.61)]
+    fit = fit_records(recs, seed=0)
+    rows = {r["id"]: r for r in fit.utilities()}
+    assert rows["o1"]["utility"] == pytest.approx(0.707107, abs=1e-5)  # normalised, whatever p was
+    assert all(math.isnan(rows[o]["ci_low"]) and math.isnan(rows[o]["ci_high"]) for o in rows)
+    assert fit.metrics["n_outcomes_without_interval"] == 2
+    assert "[no interval]" in fit.summary() and "have no interval" in fit.summary()
+
+
+def test_a_two_outcome_component_loses_its_interval_and_the_rest_keep_theirs():
+    recs = records(n=12)
+    recs += [_record("x1", "x2", "a", 0.7), _record("x1", "x2", "b", 0.7)]
+    fit = fit_records(recs, seed=0, per_component=True)
+    rows = {r["id"]: r for r in fit.utilities()}
+    assert math.isnan(rows["x1"]["ci_low"]) and math.isnan(rows["x2"]["ci_high"])
+    assert all(rows[f"o{k}"]["ci_high"] - rows[f"o{k}"]["ci_low"] > 0 for k in range(12))
+    assert fit.metrics["n_outcomes_without_interval"] == 2 and fit.metrics["n_components"] == 2
+
+
+def test_one_components_helper_numbers_components_by_their_smallest_outcome():
+    from ue_metrics.graph import component_labels, largest_component, n_components
+
+    labels = component_labels(7, np.array([5, 1, 3]), np.array([6, 2, 4]))
+    assert labels.tolist() == [0, 1, 1, 2, 2, 3, 3]
+    assert n_components(4, np.array([[0, 1], [2, 3]])) == 2 and n_components(3, np.zeros((0, 2))) == 3
+    assert largest_component(np.array([0, 1, 1, 2, 2, 2])).tolist() == [False, False, False, True, True, True]

@@ -134,8 +134,13 @@ class FitResult:
 
         def show(row):
             text = row["text"] if len(row["text"]) <= width else row["text"][: width - 1] + "…"
-            return f"  {row['utility']:+6.2f}  [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]  {text}"
+            interval = "[no interval]" if not (math.isfinite(row["ci_low"]) and math.isfinite(row["ci_high"])) else (
+                f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]")
+            return f"  {row['utility']:+6.2f}  {interval}  {text}"
 
+        if m.get("n_outcomes_without_interval"):
+            lines.append(f"note: {m['n_outcomes_without_interval']} outcomes in components of one or two outcomes have no interval "
+                         "(two outcomes joined by one pair are normalised to ±0.71 whatever the answers: no spread to estimate)")
         lines.append(f"top {min(top, len(rows))} outcomes (utility, {m.get('ci_level', 0.95):.0%} {m.get('ci_method')} interval):")
         lines += [show(r) for r in rows[:top]]
         lines.append(f"bottom {min(top, len(rows))} outcomes:")
@@ -267,6 +272,7 @@ def fit_records(
             "converged": bool(model.converged_),
             "n_iter": int(model.n_iter_),
             "n_components": int(model.n_components_),
+            "n_outcomes_without_interval": int(getattr(model, "n_without_interval_", 0)),
             "fit_seconds": round(fit_seconds, 4),
             "seed": seed,
             "noise": {key: noise.get(key) for key in ("binomial", "misfit", "effective_parameters", "residual_df")},
