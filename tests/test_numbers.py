@@ -253,3 +253,20 @@ def test_one_components_helper_numbers_components_by_their_smallest_outcome():
     assert labels.tolist() == [0, 1, 1, 2, 2, 3, 3]
     assert n_components(4, np.array([[0, 1], [2, 3]])) == 2 and n_components(3, np.zeros((0, 2))) == 3
     assert largest_component(np.array([0, 1, 1, 2, 2, 2])).tolist() == [False, False, False, True, True, True]
+
+
+# ------------------------------------------- item 10: correlations over a disconnected comparison graph
+def test_correlations_of_a_disconnected_run_are_taken_within_its_largest_component(capsys, tmp_path):
+    utilities = tmp_path / "u"
+    assert run(capsys, "run", "utilities", "--harness", "simulate", "--model", "sim", "--outcomes", 40, "--budget", 120,
+               "--no-cache", "--no-figures", "--out", utilities)[0] == 0  # fmt: skip
+    out = tmp_path / "c"
+    code, printed, err = run(capsys, "run", "corrigibility", "--harness", "simulate", "--model", "sim", "--budget", 25,
+                             "--option", "n=40", "--utilities", utilities, "--no-cache", "--no-figures", "--out", out)  # fmt: skip
+    assert code == 0, err
+    result = json.loads((out / "analysis.json").read_text())
+    note = result["notes"]["corrigibility_correlation"]
+    assert "components, whose utilities are not on one scale: correlated within the largest" in note
+    kept = int(note.split("largest (")[1].split(" of ")[0])
+    assert result["headline"]["n_future_preferences"] == kept < 40
+    assert "note: the comparison graph has" in printed

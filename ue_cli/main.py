@@ -331,6 +331,8 @@ def _print_headline(result: dict) -> None:
         if value is None and key in notes:
             line += f"   ({notes[key]})"
         print(line)
+        if value is not None and key in notes and key.endswith("correlation"):
+            print(f"    note: {notes[key]}")  # a number with a caveat (e.g. computed within one component)
 
 
 def cmd_analyse(args: argparse.Namespace) -> int:

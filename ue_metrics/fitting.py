@@ -12,7 +12,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,26 @@ class FitResult:
     model: Thurstonian
     metrics: dict[str, Any]
     position_model: Thurstonian | None = None
+
+    def largest_component(self, among: Sequence[str] | None = None) -> tuple[set[str], int]:
+        """(the ids in the comparison graph's largest connected component, the number of components with an edge).
+        Utilities of different components are each normalised on their own — not on one scale — so a correlation of
+        utilities with a property is taken within one component (``among``: count only these ids)."""
+        from ue_metrics.graph import largest_component
+
+        comp = getattr(self.model, "components_", None)
+        ids = list(self.data.ids)
+        if comp is None or len(comp) != len(ids):
+            return set(ids), 1
+        seen = np.zeros(len(ids), dtype=bool)
+        seen[self.data.i], seen[self.data.j] = True, True
+        if among is not None:
+            wanted = set(among)
+            seen &= np.array([oid in wanted for oid in ids])
+        if not seen.any():
+            return set(), 0
+        mask = largest_component(comp, seen) & seen
+        return {oid for oid, keep in zip(ids, mask) if keep}, int(len(np.unique(comp[seen])))
 
     def utilities(self, model: Thurstonian | None = None) -> list[dict[str, Any]]:
         """One row per outcome, sorted by utility (highest first); ``model`` another fit of the same outcomes."""
