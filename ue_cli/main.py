@@ -196,6 +196,32 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(text: str) -> int:
+    """``--seed``: the one seed rule (ue_metrics.errors.check_seed), as argparse's one-line error."""
+    from ue_metrics.errors import check_seed
+
+    try:
+        return check_seed(text, "the seed")
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``low`` (and at most ``high``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high:,}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"must be a whole number {bound}, got {value}")
+        return value
+
+    return parse
+
+
 def _batch_size(text: str) -> int | str:
     """``--batch-size``: a positive integer or ``auto``."""
     if text == "auto":
@@ -318,6 +344,8 @@ def _print_headline(result: dict) -> None:
         if value is None and key in notes:
             line += f"   ({notes[key]})"
         print(line)
+        if value is not None and key in notes and key.endswith("correlation"):
+            print(f"    note: {notes[key]}")  # a number with a caveat (e.g. computed within one component)
 
 
 def cmd_analyse(args: argparse.Namespace) -> int:
@@ -424,8 +452,8 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
                    "utilities_position.csv")
     p.add_argument("--per-component", action="store_true",
                    help="fit each connected component of a disconnected comparison graph on its own")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and compat initialisation")
-    p.add_argument("--top", type=int, default=5, help="outcomes shown at each end of the summary")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the bootstrap and compat initialisation")
+    p.add_argument("--top", type=_whole(1), default=5, help="outcomes shown at each end of the summary")
     p.add_argument("--by", choices=["model", "outcome_set", "template", "system_message"],
                    help="fit each model (or outcome set, template, system message) separately, into DIR/<name>/; "
                    "records that differ in these are refused without it")
@@ -459,7 +487,7 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--budget", type=int, default=None, help="training pairs (default ⌊2·N·log2 N⌋)")
     p.add_argument("--degree", type=int, default=2, help="degree of the random regular starting graph")
     p.add_argument("--holdout-fraction", type=float, default=0.05, help="share of all pairs held out (capped at 1,000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.set_defaults(handler=cmd_simulate)
 
     p = sub.add_parser(
@@ -540,7 +568,7 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_batch_size, default="auto",
                    help="prompts per forward pass (default auto: a token budget for the hardware)")
     p.add_argument("--outcomes", default="mini", help="outcome set name or file (default mini)")
-    p.add_argument("--top", type=int, default=5, help="outcomes shown at each end of the summary")
+    p.add_argument("--top", type=_whole(1), default=5, help="outcomes shown at each end of the summary")
     p.add_argument("--no-prefix-cache", action="store_true", help="run every prompt in full instead of reusing the shared stem")
     p.set_defaults(handler=cmd_demo)
 
@@ -662,8 +690,8 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_re
     p.add_argument("--outcomes", required=outcomes_required,
                    help="outcome set name (core, mini), a number (simulate) or a file" + ("" if outcomes_required else " (default: the experiment's)"))
     p.add_argument("--out", required=True, help="run folder (created; an existing run with the same options is resumed)")
-    p.add_argument("--budget", type=int, default=None, help="training pairs (default ⌊2·N·log2 N⌋; triads for transitivity)")
-    p.add_argument("--round-size", type=int, default=None, help="pairs per active-learning round (default 500, as the paper)")
+    p.add_argument("--budget", type=_whole(1), default=None, help="training pairs (default ⌊2·N·log2 N⌋; triads for transitivity)")
+    p.add_argument("--round-size", type=_whole(1), default=None, help="pairs per active-learning round (default 500, as the paper)")
     p.add_argument("--strategy", choices=["rank", "paper", "info", "random"], default="rank",
                    help="rank (default: the pairs that most lower the expected number of wrongly ordered outcomes, plus a "
                    "quarter random; the best measured, docs/statistics.md), paper (the companion's P/Q percentile rule), "
@@ -671,7 +699,7 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_re
     p.add_argument("--mode", choices=["logprob", "sample"], default=None, help="default: the experiment's (logprob)")
     p.add_argument("--samples", type=int, default=None, help="answers per ordering in sample mode (default 10)")
     p.add_argument("--template", default=None, help="prompt template id (default: the experiment's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--holdout-fraction", type=float, default=0.05, help="share of all pairs held out (capped at 1,000)")
     p.add_argument("--holdout-at-end", action="store_true", help="query the holdout pairs after the last round (the paper) instead of first")
     p.add_argument("--pseudolabels", action="store_true", help="add the paper's pseudolabels before the final fit (off by default)")

@@ -420,13 +420,9 @@ def connected_plan(outcomes: str, plan: dict[str, Any], part: str, log=print) ->
 
 def components(n: int, pairs: np.ndarray) -> int:
     """The number of connected components of the graph on ``n`` nodes with edges ``pairs``."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
+    from ue_metrics.graph import n_components
 
-    if len(pairs) == 0:
-        return n
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    return int(connected_components(graph, directed=False)[0])
+    return n_components(n, pairs)
 
 
 def summarise(citizen_records: list[dict], citizens: list[Citizen], coding: dict[str, str], out: Path,

@@ -12,7 +12,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from ue_metrics.coherence import coherence_metrics, random_baselines
-from ue_metrics.errors import UserError
+from ue_metrics.errors import UserError, check_seed
 from ue_metrics.jsonl import plain
 from ue_metrics.records import PairData, aggregate
 from ue_metrics.thurstonian import DISPERSION_FLOOR, Thurstonian
@@ -44,6 +44,26 @@ class FitResult:
     model: Thurstonian
     metrics: dict[str, Any]
     position_model: Thurstonian | None = None
+
+    def largest_component(self, among: Sequence[str] | None = None) -> tuple[set[str], int]:
+        """(the ids in the comparison graph's largest connected component, the number of components with an edge).
+        Utilities of different components are each normalised on their own — not on one scale — so a correlation of
+        utilities with a property is taken within one component (``among``: count only these ids)."""
+        from ue_metrics.graph import largest_component
+
+        comp = getattr(self.model, "components_", None)
+        ids = list(self.data.ids)
+        if comp is None or len(comp) != len(ids):
+            return set(ids), 1
+        seen = np.zeros(len(ids), dtype=bool)
+        seen[self.data.i], seen[self.data.j] = True, True
+        if among is not None:
+            wanted = set(among)
+            seen &= np.array([oid in wanted for oid in ids])
+        if not seen.any():
+            return set(), 0
+        mask = largest_component(comp, seen) & seen
+        return {oid for oid, keep in zip(ids, mask) if keep}, int(len(np.unique(comp[seen])))
 
     def utilities(self, model: Thurstonian | None = None) -> list[dict[str, Any]]:
         """One row per outcome, sorted by utility (highest first); ``model`` another fit of the same outcomes."""
@@ -104,6 +124,8 @@ class FitResult:
             lines.append(f"{'mean_label_mass':<22}{_fmt(m['mean_label_mass']):>12}{'':>12}")
         if base.get("description"):
             lines.append(f"random = {base['description']}")
+        if m.get("n_no_label_mass"):
+            lines.append(f"{m['n_no_label_mass']} log-prob records put (almost) no probability on either label: counted as unanswered")
         lines.append(
             f"{m['n_outcomes']} outcomes, {m['n_train_pairs']} training + "
             f"{m['n_holdout_pairs']} holdout pairs, {m['n_records']} records"
@@ -135,8 +157,13 @@ class FitResult:
 
         def show(row):
             text = row["text"] if len(row["text"]) <= width else row["text"][: width - 1] + "…"
-            return f"  {row['utility']:+6.2f}  [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]  {text}"
+            interval = "[no interval]" if not (math.isfinite(row["ci_low"]) and math.isfinite(row["ci_high"])) else (
+                f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]")
+            return f"  {row['utility']:+6.2f}  {interval}  {text}"
 
+        if m.get("n_outcomes_without_interval"):
+            lines.append(f"note: {m['n_outcomes_without_interval']} outcomes in components of one or two outcomes have no interval "
+                         "(two outcomes joined by one pair are normalised to ±0.71 whatever the answers: no spread to estimate)")
         lines.append(f"top {min(top, len(rows))} outcomes (utility, {m.get('ci_level', 0.95):.0%} {m.get('ci_method')} interval):")
         lines += [show(r) for r in rows[:top]]
         lines.append(f"bottom {min(top, len(rows))} outcomes:")
@@ -218,6 +245,7 @@ def fit_records(
     """Aggregate records (dicts, or the columns of ``records.read_columns``), fit on the training pairs, and
     score coherence on all of them. ``position_term`` ("global" or "category") adds the per-ordering fit;
     ``logprob_weight``: see ``ue_metrics.records.aggregate`` (needed only to fit log-prob and sampled records together)."""
+    check_seed(seed, "seed")
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0 or 0 < bootstrap < MIN_BOOTSTRAP:
         raise UserError(
             f"--bootstrap must be 0 (curvature intervals) or at least {MIN_BOOTSTRAP} resamples (200 is a good choice), "
@@ -267,6 +295,7 @@ def fit_records(
             "converged": bool(model.converged_),
             "n_iter": int(model.n_iter_),
             "n_components": int(model.n_components_),
+            "n_outcomes_without_interval": int(getattr(model, "n_without_interval_", 0)),
             "fit_seconds": round(fit_seconds, 4),
             "seed": seed,
             "noise": {key: noise.get(key) for key in ("binomial", "misfit", "effective_parameters", "residual_df")},

@@ -23,9 +23,10 @@ names found in neither are listed.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,10 +322,19 @@ def _read_table(path: Path, what: str) -> list[list[str]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot be read as a {what} file ({exc}); give a UTF-8 CSV") from None
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
-    return [row for row in csv.reader(text.splitlines(), dialect=dialect) if any(c.strip() for c in row)]
+    reader = csv.reader(io.StringIO(text, newline=""), dialect=dialect, strict=True)
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            if any(c.strip() for c in row):
+                rows.append(row)
+    except csv.Error as exc:  # an unterminated quote, a stray quote inside a field
+        raise UserError(f"{path} line {reader.line_num}: not a well-formed CSV row ({exc}); check its quotes") from None
+    return rows
 
 
-def read_capabilities(path: str | Path, column: str | None = None) -> tuple[dict[str, float], str]:
+def read_capabilities(path: str | Path, column: str | None = None,
+                      log: Callable[[str], None] | None = None) -> tuple[dict[str, float], str]:  # fmt: skip
     """``{model name: score}`` and the score's name from a CSV like the companion's ``capability_scores.csv``
     (``Model Name,MMLU``): the first column names the model; the score is ``column``, else a column named MMLU,
     else the second column."""
@@ -341,10 +351,15 @@ def read_capabilities(path: str | Path, column: str | None = None) -> tuple[dict
         upper = [h.upper() for h in header]
         idx = upper.index("MMLU") if "MMLU" in upper else 1
     scores: dict[str, float] = {}
+    missing = []
     for n, row in enumerate(rows[1:], start=2):
         name = row[0].strip()
+        if len(row) > len(header):
+            raise UserError(f"{path} line {n}: {len(row)} cells under a header of {len(header)} ({', '.join(header)}); "
+                            "a comma inside a name needs quotes")  # fmt: skip
         if len(row) <= idx or not row[idx].strip():
-            continue  # a model without this score
+            missing.append(f"line {n} ({name or 'no name'})")  # a model without this score: left out, and said
+            continue
         try:
             value = float(row[idx])
         except ValueError:
@@ -354,6 +369,9 @@ def read_capabilities(path: str | Path, column: str | None = None) -> tuple[dict
         if name in scores and scores[name] != value:
             raise UserError(f"{path} line {n}: {name!r} appears twice with different scores; keep one")
         scores[name] = value
+    if missing and log is not None:
+        log(f"{path}: {len(missing)} row{'s' if len(missing) > 1 else ''} without a {header[idx]} score left out: "
+            f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}")  # fmt: skip
     return scores, header[idx]
 
 

@@ -27,6 +27,9 @@ SCHEMA = "ue.preference/1"
 MODES = ("logprob", "sample")
 SPLITS = ("train", "holdout")
 UNPARSED_POLICIES = ("exclude", "as_indifference")
+# a log-prob answer whose two labels together carry less probability than this answered neither label (a refusal,
+# another token, an empty reply): it is counted as unanswered, never renormalised into a preference
+MIN_LABEL_MASS = 1e-6
 
 # field -> (allowed python types, nullable)
 _STR = (str,)
@@ -607,7 +610,8 @@ def aggregate_columns(cols: RecordColumns, unparsed: str = "exclude", logprob_we
     n_unparsed = int(nu[sample].sum())
     if unparsed == "as_indifference":
         na, nb, nu = na + nu / 2, nb + nu / 2, np.zeros_like(nu)
-    weight = np.where(sample, na + nb, lp_weight)
+    no_mass = ~sample & (cols.label_mass < MIN_LABEL_MASS)  # NaN (mass not reported) compares False: kept
+    weight = np.where(sample, na + nb, np.where(no_mass, 0.0, lp_weight))
     usable = weight > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         p_a = np.where(sample, na / np.where(weight > 0, weight, 1.0), cols.p_a)
@@ -634,8 +638,15 @@ def aggregate_columns(cols: RecordColumns, unparsed: str = "exclude", logprob_we
     ok1, ok2 = w1 > 0, w2 > 0
     keep = ok1 | ok2
     if not keep.any():
+        if no_mass.all():
+            raise UserError(
+                f"none of the {n_records} log-prob records has a usable answer: the model puts less than {MIN_LABEL_MASS:g} "
+                "of its probability on the two labels in every one (label_mass), so it answered nothing — check the "
+                "prompt template, the chat template and the model"
+            )
         raise UserError(
-            f"none of the {n_records} records has a usable answer (all unparsed or refused); "
+            f"none of the {n_records} records has a usable answer (all unparsed or refused"
+            f"{f', or no probability on either label in {int(no_mass.sum())} log-prob records' if no_mass.any() else ''}); "
             "nothing can be fitted — check the model's answers, or use --unparsed as_indifference to reproduce the paper"
         )
     # one ordering asked but without a usable answer: the paper's half-vote for it (share ½, its unparsed answers as weight)
@@ -646,7 +657,8 @@ def aggregate_columns(cols: RecordColumns, unparsed: str = "exclude", logprob_we
     w = w1 + w2 + np.where(half1, unp1, 0.0) + np.where(half2, unp2, 0.0)
     shown_first_p = np.where(cols.shown_a, p_a, 1.0 - p_a)[usable]
     masses = cols.label_mass[~sample & ~np.isnan(cols.label_mass)]
-    info: dict[str, Any] = {"unparsed_policy": unparsed, "pairs_half_vote": int((half1 | half2).sum())}
+    info: dict[str, Any] = {"unparsed_policy": unparsed, "pairs_half_vote": int((half1 | half2).sum()),
+                            "n_no_label_mass": int(no_mass.sum())}  # fmt: skip
     if len(modes) > 1:
         info["logprob_weight"] = lp_weight
     return PairData(

@@ -39,6 +39,7 @@ import numpy as np
 from scipy.special import log_ndtr, ndtr, ndtri
 
 from ue_metrics.errors import UserError
+from ue_metrics.graph import component_labels
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 DENSE_CI_LIMIT = 200  # components up to this many outcomes get the exact covariance; larger ones the local one
@@ -78,27 +79,6 @@ def _nnls2(x1: np.ndarray, x2: np.ndarray, target: np.ndarray, wt: np.ndarray) -
         return float((wt * (target - c[0] * x1 - c[1] * x2) ** 2).sum())
 
     return one if sse(one) <= sse(two) else two
-
-
-def _components(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Connected-component labels 0, 1, … (in order of each component's smallest outcome) of the comparison graph:
-    minimum-label propagation along the edges with pointer jumping (a handful of vectorised passes)."""
-    label = np.arange(n)
-    while True:
-        low = np.minimum(label[i], label[j])
-        new = label.copy()
-        np.minimum.at(new, i, low)
-        np.minimum.at(new, j, low)
-        new = new[new]
-        while True:  # pointer jumping: follow labels to their roots
-            nxt = new[new]
-            if np.array_equal(nxt, new):
-                break
-            new = nxt
-        if np.array_equal(new, label):
-            break
-        label = new
-    return np.unique(label, return_inverse=True)[1]
 
 
 class _Jacobian:
@@ -208,7 +188,7 @@ class _Gauge:
         n = rows.n
         if rows.comp is None:  # rows reweighted with zeros (a bootstrap resample) may fall apart into more components
             live = rows.w > 0
-            rows.comp = _components(n, rows.i[live], rows.j[live])
+            rows.comp = component_labels(n, rows.i[live], rows.j[live])
         comp = rows.comp
         size = np.bincount(comp).astype(float)
         self.n, self.comp = n, comp
@@ -352,7 +332,7 @@ class Thurstonian:
             rows = _Rows(n, i, j, y, w, nrec)
             self.position_groups_ = []
 
-        comp = _components(n, i, j)
+        comp = component_labels(n, i, j)
         rows.comp = comp
         counts = np.bincount(comp)
         seen = np.zeros(n, dtype=bool)
@@ -463,6 +443,12 @@ class Thurstonian:
             self.ci_method_ = f"bootstrap-{self.bootstrap}"
             if position:
                 self.position_stderr_ = pos_draws.std(axis=0, ddof=1)
+        # a component of two outcomes (one pair) is normalised onto ±1/√2 whatever was answered: its utilities carry
+        # no spread to estimate, and an interval of width 0 would read as certainty — no interval
+        small = np.bincount(comp, minlength=n)[comp] <= 2
+        self.n_without_interval_ = int(small.sum()) if self.ci != "none" or self.bootstrap else 0
+        if small.any():
+            self.ci_low_, self.ci_high_, self.stderr_ = (np.where(small, np.nan, v) for v in (self.ci_low_, self.ci_high_, self.stderr_))
         if position and self.ci != "none" and not self.bootstrap:
             # β on the scale of the true utilities: the fitted utilities' sd is inflated by their own estimation
             # noise, sd(μ̂)² ≈ sd(μ)² + mean(se²), which would bias β' = β/sd(μ̂) low by a factor √(1 − mean(se'²))

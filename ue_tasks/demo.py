@@ -62,7 +62,7 @@ def run_model(key: str, out: Path, *, budget: int | None, batch_size: int | str,
     from ue_tasks.harness.lm_eval.hooks import documents
     from ue_tasks.harness.lm_eval.run import records_from_results, run_lm_eval
     from ue_tasks.model_identity import from_lm_eval
-    from ue_tasks.outcomes import check_special_tokens, load_outcomes
+    from ue_tasks.outcomes import check_special_tokens, load_outcomes, tokenizer_special_tokens
     from ue_tasks.plan import PlanSpec
     from ue_tasks.queries import run_id_for
 
@@ -77,7 +77,7 @@ def run_model(key: str, out: Path, *, budget: int | None, batch_size: int | str,
         f"(pairs × 2 orderings), CPU, {dtype}")  # fmt: skip
     from transformers import AutoTokenizer
 
-    check_special_tokens(load_outcomes(str(outcomes)), AutoTokenizer.from_pretrained(str(folder)).all_special_tokens, embedded.name)
+    check_special_tokens(load_outcomes(str(outcomes)), tokenizer_special_tokens(AutoTokenizer.from_pretrained(str(folder))), embedded.name)
     torch.manual_seed(0)
     lm = lm_eval_model(folder, dtype=dtype, batch_size=batch_size, prefix_cache=prefix_cache)
     lm_out = out / "lm_eval"

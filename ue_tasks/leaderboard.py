@@ -165,7 +165,7 @@ def build_leaderboard(paths: Sequence[str | Path], out: str | Path, *, capabilit
         raise UserError(f"{out} exists and is not a folder; give --out a folder path")
     if aliases is not None and capabilities is None:
         raise UserError("--aliases maps model names to a capabilities table; give --capabilities FILE as well")
-    scores, score_name = (lb.read_capabilities(capabilities, capability_column) if capabilities is not None else (None, "MMLU"))
+    scores, score_name = (lb.read_capabilities(capabilities, capability_column, log=log) if capabilities is not None else (None, "MMLU"))
     alias_map = lb.read_aliases(aliases) if aliases is not None else None
     entries = collect(paths, log=log)
     board = lb.build(entries, experiments_meta(), capabilities=scores, capability_name=score_name,

@@ -138,6 +138,17 @@ def check_text(text: str, where: str, special_tokens: Iterable[str] = ()) -> Non
         )
 
 
+def tokenizer_special_tokens(tokenizer: Any) -> list[str]:
+    """Every token a tokenizer treats as special: its listed ``all_special_tokens`` and every added token marked
+    ``special`` in its vocabulary (``added_tokens_decoder``) — SmolLM2's ``<jupyter_code>`` is one of those the list
+    leaves out, and inside an outcome it would be read as one control token, not as text."""
+    tokens = set(getattr(tokenizer, "all_special_tokens", None) or [])
+    for added in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(added, "special", False) and getattr(added, "content", None):
+            tokens.add(str(added.content))
+    return sorted(t for t in tokens if t and len(t) > 1)
+
+
 def check_special_tokens(outcomes: OutcomeSet, special_tokens: Iterable[str], model: str) -> None:
     """Refuse outcomes that hold one of a model's special tokens (its tokenizer's ``all_special_tokens``)."""
     tokens = [t for t in special_tokens if t and len(t) > 1]

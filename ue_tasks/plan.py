@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ue_metrics.errors import UserError
+from ue_metrics.errors import UserError, check_seed
 
 
 def default_budget(n: int, multiplier: float = 2.0) -> int:
@@ -100,7 +100,8 @@ class PlanSpec:
         """One validator for every way a plan is given (``ue run``, lm-eval ``--metadata``, Inspect ``-T``)."""
         if self.kind not in PLAN_KINDS:
             raise UserError(f"plan kind must be one of {', '.join(PLAN_KINDS)}, got {self.kind!r}")
-        for name, value, low in (("seed", self.seed, None), ("budget", self.budget, 1), ("degree", self.degree, 0),
+        check_seed(self.seed, "seed")
+        for name, value, low in (("budget", self.budget, 1), ("degree", self.degree, 0),
                                  ("holdout_cap", self.holdout_cap, 0), ("round_size", self.round_size, 1)):  # fmt: skip
             if value is None and name == "budget":
                 continue

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ue_metrics.analyses.power_seeking import LEVEL, correlation, correlation_interval, spearman
+from ue_metrics.analyses.power_seeking import LEVEL, correlation, correlation_interval, spearman, within_largest_component
 from ue_metrics.errors import UserError
 
 
@@ -40,6 +40,9 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
             delta[oid] = float(d)
     ids = sorted(i for i in utilities if i in delta)
     notes: dict[str, str] = {}
+    component = within_largest_component(fit, ids)
+    if component is not None:  # utilities of different components are not on one scale: correlate within one
+        ids, notes["corrigibility_correlation"] = component
     keys = ("corrigibility_correlation", "corrigibility_ci_low", "corrigibility_ci_high")
     if not delta:
         reason = "the outcomes carry no 'delta' attribute: these are not the corrigibility experiment's future preferences"

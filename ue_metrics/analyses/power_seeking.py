@@ -42,6 +42,21 @@ FITNESS, FITNESS_DECREASE = "fitness", "fitness:decrease"
 MIN_FAMILY = 4
 
 
+def within_largest_component(fit: Any, ids: Sequence[str]) -> tuple[list[str], str] | None:
+    """``ids`` cut to the largest connected component of ``fit``'s comparison graph, with the sentence that says so,
+    or None when they all lie in one component. Utilities of different components are each normalised on their own,
+    so a correlation across components would mix scales (a disconnected run's headline would be an artefact)."""
+    if not hasattr(fit, "largest_component"):
+        return None
+    kept, n_comp = fit.largest_component(ids)
+    if n_comp <= 1:
+        return None
+    return sorted(i for i in ids if i in kept), (
+        f"the comparison graph has {n_comp} components, whose utilities are not on one scale: correlated within the "
+        f"largest ({len(kept)} of {len(ids)} outcomes); raise --budget to connect them"
+    )
+
+
 def correlation(x: np.ndarray, y: np.ndarray) -> float:
     if len(x) < 3 or x.std() == 0 or y.std() == 0:
         return float("nan")
@@ -154,6 +169,10 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         headline["n_outcomes_compared"] = 0
     else:
         shared = sorted(i for i in power if i in base and math.isfinite(base[i]))
+        component = within_largest_component(fit, shared)
+        if component is not None:  # power scores of different components are not on one scale
+            shared, notes["power_correlation"] = component
+            details["components"] = notes["power_correlation"]
         fam = {i: family(table.get(i, {})) for i in shared}
         selections = {
             "power_correlation": shared,

@@ -86,13 +86,10 @@ def triads(records: Sequence[dict], unparsed: str = "exclude") -> tuple[list[dic
 
 def coin_cycle_distribution(samples_per_ordering: int, bins: np.ndarray) -> np.ndarray:
     """The distribution of P_cycle for a fair coin with K answers per ordering (2K per pair), binned — exact, by
-    enumerating the three binomial vote counts."""
-    from ue_metrics.coherence import fair_coin_pmf
+    enumerating the three binomial vote counts (up to K = 100; beyond, on a 201-point grid per count)."""
+    from ue_metrics.coherence import fair_coin_support
 
-    n = 2 * samples_per_ordering
-    x = np.arange(n + 1)
-    w = fair_coin_pmf(n)
-    p = x / n
+    p, w = fair_coin_support(2 * samples_per_ordering)  # every count up to K = 100, a fixed grid beyond
     P = cycle_probability(p[:, None, None], p[None, :, None], p[None, None, :]).ravel()
     W = (w[:, None, None] * w[None, :, None] * w[None, None, :]).ravel()
     hist, _ = np.histogram(P, bins=bins, weights=W)

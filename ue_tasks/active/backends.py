@@ -25,7 +25,7 @@ from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder
 from ue_tasks.generation import Generation, write_generations
 from ue_tasks.model_identity import ModelIdentity, folder_chat_template, from_inspect, from_lm_eval, simulated
-from ue_tasks.outcomes import check_text
+from ue_tasks.outcomes import check_text, tokenizer_special_tokens
 from ue_tasks.queries import Query, write_queries
 
 
@@ -239,7 +239,7 @@ class LmEvalBackend(Backend):
                 args.setdefault("batch_size", 8)
             self._lm = get_model(kind)(**args)
             tok = getattr(self._lm, "tokenizer", None)
-            self._special = list(getattr(tok, "all_special_tokens", None) or [])
+            self._special = tokenizer_special_tokens(tok) if tok is not None else []
         return self._lm
 
     def answer(self, queries: Sequence[Query]) -> list[Answer]:

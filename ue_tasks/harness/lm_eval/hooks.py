@@ -42,6 +42,7 @@ EXACT_FIELDS = ("n_a_exact", "n_b_exact")  # sampled answers that are exactly "A
 # metadata keys build_dataset understands; anything else in lm-eval's metadata (model args, version) is ignored
 PLAN_KEYS = ("seed", "budget", "degree", "holdout_fraction")
 OTHER_KEYS = ("outcomes", "queries_file", "option", "model_name")
+METADATA_KEYS = (*PLAN_KEYS, *OTHER_KEYS)
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +100,38 @@ def _under_lm_eval_cli() -> bool:
     return Path(sys.argv[0] if sys.argv else "").name in ("lm_eval", "lm-eval") or bool(spec and str(spec.name).startswith("lm_eval"))
 
 
+def _check_cli_metadata_keys(argv: list[str] | None = None) -> None:
+    """The keys of the ``lm_eval --metadata`` given on the command line must be keys a ue task reads: lm-eval merges
+    its model arguments into the same dictionary, so only the command line's own ``--metadata`` can tell a typo
+    (``{"bogus_key": 1}``, silently ignored until now) from a model argument."""
+    import argparse
+
+    try:
+        from lm_eval._cli.utils import MergeDictAction
+    except ImportError:  # an lm-eval without this parser: nothing to check against
+        return
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--metadata", nargs="+", action=MergeDictAction, default=None)
+    try:
+        given, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    except (SystemExit, ValueError, TypeError):
+        return  # lm-eval's own parser reports a malformed --metadata
+    unknown = sorted(set(given.metadata or {}) - set(METADATA_KEYS))
+    if unknown:
+        raise UserError(
+            f"--metadata key{'s' if len(unknown) > 1 else ''} {', '.join(repr(k) for k in unknown)} "
+            f"{'are' if len(unknown) > 1 else 'is'} not read by ue's tasks; the keys are {', '.join(METADATA_KEYS)} "
+            "(experiment options go inside \"option\": {...})"
+        )
+
+
 def build_dataset(experiment: str = "utilities", template: str | None = None, base_model: bool = False, **metadata: Any) -> dict:
     """lm-eval ``custom_dataset``: ``{"test": Dataset}`` built from the experiment and the (merged) metadata. Under
     the ``lm_eval`` command a mistake in them is one sentence and exit code 2, not a traceback (lm-eval builds
     datasets after loading the model, so that is as early as a task can speak)."""
     try:
+        if _under_lm_eval_cli():
+            _check_cli_metadata_keys()
         return _build_dataset(experiment, template, base_model, **metadata)
     except UserError as exc:
         if not _under_lm_eval_cli():
