@@ -29,6 +29,10 @@ CONCRETE = ("float32", "bfloat16", "float16")
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})  # x86 AVX-512/AMX bf16; "bf16" on Armv8.6+
 
 
+class DtypeError(UserError, ValueError):
+    """An unknown dtype: one sentence for ue's commands, a ValueError for lm-eval's and Inspect's own callers."""
+
+
 def cpu_features() -> set[str]:
     """The CPU's feature flags: torch's own probe (``torch.cpu.get_capabilities``) where it has one, and the
     ``flags``/``Features`` line of ``/proc/cpuinfo``."""
@@ -100,7 +104,7 @@ def resolve_dtype(requested: Any, checkpoint: str | None, cpu_features: set[str]
         return "float16" if str(device).startswith("cuda") else "float32"
     if text in CONCRETE:
         return text
-    raise UserError(f"dtype must be one of {', '.join(CHOICES)}, got {requested!r} "
+    raise DtypeError(f"dtype must be one of {', '.join(CHOICES)}, got {requested!r} "
                     "(auto: the checkpoint's own dtype; native: bfloat16 where the hardware computes it natively)")  # fmt: skip
 
 
