@@ -153,3 +153,24 @@ def test_fit_refuses_one_model_at_two_dtypes_unless_pooled(tmp_path, capsys):
     assert not (tmp_path / "fit" / "utilities.csv").exists()
     assert main(["fit", str(path), "--out", str(tmp_path / "fit"), "--pool", "dtype"]) == 0
     capsys.readouterr()
+
+
+def test_a_run_started_at_another_dtype_is_not_resumed(tmp_path, capsys):
+    """A run folder whose answers came at one dtype is not continued at another (nor an older ue's, which did not
+    record the dtype it ran in)."""
+    from ue_cli.main import main
+
+    args = ["elicit", "--harness", "simulate", "--model", "sim", "--outcomes", "12", "--budget", "20", "--no-cache",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(args) == 0
+    cfg_path = tmp_path / "run" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["model_identity"]["dtype"] = "bfloat16"
+    cfg_path.write_text(json.dumps(cfg))
+    before = (tmp_path / "run" / "records.jsonl").read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("ue: error:")]
+    assert len(lines) == 1 and "was started in bfloat16" in lines[0] and "Traceback" not in err
+    assert (tmp_path / "run" / "records.jsonl").read_bytes() == before
