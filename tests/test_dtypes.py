@@ -85,9 +85,13 @@ def test_default_settings_give_both_harnesses_the_checkpoints_dtype(tmp_path, cp
     assert lm.identity.dtype == ins.identity.dtype == "float32"
     assert "dtype" not in dict(lm.identity.args) and ins._model_args == {"model_path": str(folder), "dtype": "float32"}
     # outputs of the plain commands read back with the same dtype: lm-eval's own config says what it ran in
-    plain = from_lm_eval_results({"config": {"model": "hf", "model_args": f"pretrained={folder}", "model_dtype": "torch.float32"}})
+    plain = from_lm_eval_results(
+        {"config": {"model": "hf", "model_args": f"pretrained={folder}", "model_dtype": "torch.float32"}}
+    )
     assert plain.dtype == "float32"
-    ran_bf16 = from_lm_eval_results({"config": {"model": "hf", "model_args": f"pretrained={folder}", "model_dtype": "torch.bfloat16"}})
+    ran_bf16 = from_lm_eval_results(
+        {"config": {"model": "hf", "model_args": f"pretrained={folder}", "model_dtype": "torch.bfloat16"}}
+    )
     assert ran_bf16.dtype == "bfloat16"
 
     class Spec:
@@ -118,10 +122,10 @@ def test_control_paths_record_the_dtype_they_load(tmp_path, cpu):
 
 
 def _records(dtype: str | None, run_id: str) -> list[dict]:
+    import numpy as np
+
     from ue_metrics.simulate import simulate_records, true_utilities
     from ue_tasks.plan import PlanSpec, make_plan
-
-    import numpy as np
 
     n = 12
     plan = make_plan(n, PlanSpec(seed=0))

@@ -107,9 +107,8 @@ def test_representations_is_listed_but_is_no_harness_task():
 
 def test_bf16_only_where_the_hardware_has_it(monkeypatch):
     pytest.importorskip("torch")
-    from ue_tasks import hidden_states as hs
-
     from ue_tasks import dtypes
+    from ue_tasks import hidden_states as hs
 
     monkeypatch.setattr(dtypes, "cpu_features", lambda: {"avx2", "fma"})
     assert hs.choose_dtype("native") == hs.choose_dtype("auto") == "float32"

@@ -24,7 +24,14 @@ import numpy as np
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder
 from ue_tasks.generation import Generation, write_generations
-from ue_tasks.model_identity import INSPECT_HF_PROVIDERS, ModelIdentity, folder_chat_template, from_inspect, from_lm_eval, simulated
+from ue_tasks.model_identity import (
+    INSPECT_HF_PROVIDERS,
+    ModelIdentity,
+    folder_chat_template,
+    from_inspect,
+    from_lm_eval,
+    simulated,
+)
 from ue_tasks.outcomes import check_text
 from ue_tasks.queries import Query, write_queries
 
