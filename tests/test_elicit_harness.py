@@ -27,6 +27,7 @@ def elicit(harness, model, model_args, outcomes, out):
            "--outcomes", str(outcomes), "--round-size", "6", "--holdout-fraction", "0.2", "--no-cache", "--out", str(out)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"through {harness} in float32" in proc.stdout  # each run says which dtype answered
     return [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines() if x.strip()]
 
 

@@ -287,6 +287,12 @@ def cmd_elicit(args: argparse.Namespace) -> int:
           f"pairs; held-out accuracy {_fmt(h.get('holdout_accuracy'))} (random {_fmt(h.get('holdout_accuracy_random'))}), "
           f"log loss {_fmt(h.get('holdout_log_loss'))} (random {_fmt(h.get('holdout_log_loss_random'))}); random = "
           f"{(result.get('details') or {}).get('random_responder') or 'a fair coin'}")  # fmt: skip
+    try:  # which model answered, and in which dtype (ue_tasks/dtypes.py), so two harnesses' runs say what they compare
+        ident = json.loads((Path(args.out) / "config.json").read_text(encoding="utf-8")).get("model_identity") or {}
+    except (OSError, ValueError):
+        ident = {}
+    if ident.get("dtype"):
+        print(f"answered by {ident.get('name')} through {args.harness} in {ident['dtype']}")
     print(f"wrote {args.out}/records.jsonl, utilities.csv, metrics.json, history.jsonl, analysis.json")
     return 0
 
