@@ -164,7 +164,7 @@ def embedded_part(args) -> None:
 
     path = model.prepare()
     n_out = 510
-    dtype = resolve_dtype(args.dtype, "cpu")
+    dtype = resolve_dtype(args.dtype, "cpu", str(path))
     print(f"\nPart 2: ue elicit through lm-eval (ue-hf, {dtype}; native bf16 on this CPU: {'yes' if cpu_has_bf16() else 'no'}) on the "
           f"embedded model, {n_out} outcomes of core, budget {args.embedded_budget} training pairs + holdout, CPU, "
           f"{torch.get_num_threads()} torch threads; {_load()}")  # fmt: skip
@@ -313,7 +313,7 @@ def main() -> None:
     parser.add_argument("--embedded-budget", type=int, default=200, help="training pairs of the timed run (default 200)")
     parser.add_argument("--embedded-holdout", type=int, default=50, help="holdout pairs of the timed run (default 50)")
     parser.add_argument("--floor-prompts", type=int, default=96, help="prompts the floor is timed on (default 96)")
-    parser.add_argument("--dtype", default="auto", help="ue-hf's dtype (default auto: bf16 where native, else fp32)")
+    parser.add_argument("--dtype", default="auto", help="ue-hf's dtype (default auto: the checkpoint's own; native: bf16 where native, else fp32)")
     parser.add_argument("--prefix-cache-mb", type=float, default=None,
                         help="ue-hf's shared-prefix cache in MiB (default: ue-hf's default; 0 turns it off)")
     parser.add_argument("--skip-simulate", action="store_true")

@@ -77,7 +77,7 @@ def main() -> int:
     from ue_tasks.harness.lm_eval.models import UeHFLM, resolve_dtype
 
     pretrained = str(embedded.prepare()) if args.model == "embedded" else args.model
-    dtype = resolve_dtype("auto", device)
+    dtype = resolve_dtype("native", device)  # bf16 where the GPU has it (ue_tasks/dtypes.py; auto: the checkpoint's own)
     results = []
     print(f"\nlog-prob elicitation of utility_core, first {args.limit} prompts (pair, ordering), model {pretrained}:")
     hf = HFLM(pretrained=pretrained, device=device, batch_size=args.batch_size, dtype=dtype)

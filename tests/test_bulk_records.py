@@ -135,7 +135,7 @@ def test_mixed_records_are_still_refused_field_by_field(tmp_path):
     rec.check_not_mixed(records)
     with pytest.raises(UserError, match="2 different templates"):
         rec.check_not_mixed(records[:10] + [dict(r, template="other") for r in records[10:20]])
-    with pytest.raises(UserError, match="2 different models"):
+    with pytest.raises(UserError, match="2 different dtypes"):
         rec.check_not_mixed(records[:10] + [dict(r, model_dtype="bfloat16") for r in records[10:20]])
     with pytest.raises(UserError, match="different sets of weights"):
         rec.check_not_mixed([dict(r, model_fingerprint="x") for r in records[:10]] + [dict(r, model_fingerprint="y") for r in records[10:20]])

@@ -27,11 +27,14 @@ def elicit(harness, model, model_args, outcomes, out):
            "--outcomes", str(outcomes), "--round-size", "6", "--holdout-fraction", "0.2", "--no-cache", "--out", str(out)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"through {harness} in float32" in proc.stdout  # each run says which dtype answered
     return [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines() if x.strip()]
 
 
 def test_elicit_through_lm_eval_and_inspect_on_the_embedded_model(model_path, six_outcomes, tmp_path):
-    lm = elicit("lm-eval", "hf", f"pretrained={model_path},dtype=float32", six_outcomes, tmp_path / "lm")
+    # default settings in both harnesses: the one dtype rule (ue_tasks/dtypes.py) gives both the checkpoint's own
+    # dtype on any CPU (before, lm-eval ran bfloat16 on a CPU with avx512_bf16 and differed from Inspect by 1e-2)
+    lm = elicit("lm-eval", "hf", f"pretrained={model_path}", six_outcomes, tmp_path / "lm")
     # 15 pairs of 6 outcomes: 3 held out, 12 trained in two rounds of 6 (the 2-regular start, then a strategy's)
     train = {(r["a_id"], r["b_id"]) for r in lm if r["split"] == "train"}
     hold = {(r["a_id"], r["b_id"]) for r in lm if r["split"] == "holdout"}
@@ -54,4 +57,5 @@ def test_elicit_through_lm_eval_and_inspect_on_the_embedded_model(model_path, si
 
     assert {r["model"] for r in lm} == {r["model"] for r in ins} == {"SmolLM2-135M-Instruct"}
     assert len({r["model_fingerprint"] for r in lm + ins}) == 1
+    assert {r["model_dtype"] for r in lm + ins} == {"float32"}  # each record says which dtype answered
     check_not_mixed(lm + ins)

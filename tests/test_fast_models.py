@@ -25,10 +25,15 @@ from ue_tasks.harness.lm_eval.hooks import PAYLOAD_FIELDS, documents
 # no model
 @pytest.mark.parametrize("caps,expected", [({"avx512_bf16": True}, "bfloat16"), ({"amx_bf16": True, "avx512_bf16": False}, "bfloat16"),
                                            ({"avx512_bf16": False, "avx2": True}, "float32")])  # fmt: skip
-def test_auto_dtype_follows_the_cpu(monkeypatch: pytest.MonkeyPatch, caps: dict, expected: str) -> None:
+def test_native_dtype_follows_the_cpu_and_auto_the_checkpoint(monkeypatch: pytest.MonkeyPatch, caps: dict, expected: str) -> None:
+    from ue_tasks import dtypes
+
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: caps)
+    assert {k for k, v in caps.items() if v} <= dtypes.cpu_features()  # torch's probe is read
+    monkeypatch.setattr(dtypes, "cpu_features", lambda: {k for k, v in caps.items() if v})
     assert models.preferred_dtype("cpu") == expected
-    assert models.resolve_dtype("auto", "cpu") == expected
+    assert models.resolve_dtype("native", "cpu") == expected
+    assert models.resolve_dtype("auto", "cpu") == "float32"  # the checkpoint's own (ue_tasks.dtypes), whatever the CPU
     assert models.resolve_dtype("float32", "cpu") == "float32"  # an explicit choice is kept
 
 

@@ -140,7 +140,7 @@ def test_inspect_and_lm_eval_agree_per_query_and_on_the_utilities(inspect_run, l
     # one model, whichever harness ran it: the same name and settings, so their records may be fitted together
     from ue_metrics.records import check_not_mixed, model_label
 
-    assert {model_label(r) for r in inspect_records} == {model_label(r) for r in lm_records} == {"SmolLM2-135M-Instruct (chat_template=True)"}
+    assert {model_label(r) for r in inspect_records} == {model_label(r) for r in lm_records} == {"SmolLM2-135M-Instruct (dtype=float32, chat_template=True)"}
     check_not_mixed(inspect_records + lm_records)
 
     fit_ours, fit_theirs = fit_records(inspect_records), fit_records(lm_records)

@@ -102,7 +102,7 @@ def test_one_model_name_with_two_sets_of_weights_is_refused():
 def test_runs_with_another_dtype_are_another_model():
     a, _ = simulated()
     b = [{**r, "model_dtype": "bfloat16", "run_id": "bf16"} for r in a]
-    with pytest.raises(UserError, match=r"simulated \(dtype=bfloat16\)"):
+    with pytest.raises(UserError, match=r"one model, 'simulated', run at 2 different dtypes"):
         rec.check_not_mixed(a + b)
 
 

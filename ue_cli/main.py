@@ -326,6 +326,12 @@ def cmd_elicit(args: argparse.Namespace) -> int:
           f"pairs; held-out accuracy {_fmt(h.get('holdout_accuracy'))} (random {_fmt(h.get('holdout_accuracy_random'))}), "
           f"log loss {_fmt(h.get('holdout_log_loss'))} (random {_fmt(h.get('holdout_log_loss_random'))}); random = "
           f"{(result.get('details') or {}).get('random_responder') or 'a fair coin'}")  # fmt: skip
+    try:  # which model answered, and in which dtype (ue_tasks/dtypes.py), so two harnesses' runs say what they compare
+        ident = json.loads((Path(args.out) / "config.json").read_text(encoding="utf-8")).get("model_identity") or {}
+    except (OSError, ValueError):
+        ident = {}
+    if ident.get("dtype"):
+        print(f"answered by {ident.get('name')} through {args.harness} in {ident['dtype']}")
     print(f"wrote {args.out}/records.jsonl, utilities.csv, metrics.json, history.jsonl, analysis.json")
     return 0
 
@@ -457,9 +463,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--by", choices=["model", "outcome_set", "template", "system_message"],
                    help="fit each model (or outcome set, template, system message) separately, into DIR/<name>/; "
                    "records that differ in these are refused without it")
-    p.add_argument("--pool", action="append", default=[], choices=["outcome_set", "template", "system_message", "weights"],
+    p.add_argument("--pool", action="append", default=[], choices=["outcome_set", "template", "system_message", "weights", "dtype"],
                    help="fit records that differ in this field together anyway (repeatable; weights: one model name "
-                   "whose files' fingerprint differs, e.g. a copied folder)")
+                   "whose files' fingerprint differs, e.g. a copied folder; dtype: one model run at several dtypes)")
     p.add_argument("--logprob-weight", type=float, default=None, metavar="W",
                    help="fit log-prob and sampled records together, one log-prob record weighing W sampled answers "
                    "(mixed records are refused without it)")
@@ -563,8 +569,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="the full plan instead of --budget (738 + 94 holdout pairs per model)")
     p.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma3-270m"], metavar="NAME",
                    help="embedded models to run (default: smollm2-135m gemma3-270m; see `ue model list`)")
-    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="weights' dtype (default auto: bfloat16 where the CPU computes it natively (AVX512-BF16/AMX), else float32)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "native", "float32", "bfloat16", "float16"],
+                   help="weights' dtype (default auto: the checkpoint's own, float32 for the embedded models; native: "
+                   "bfloat16 where the CPU computes it natively (AVX512-BF16/AMX), else float32)")
     p.add_argument("--batch-size", type=_batch_size, default="auto",
                    help="prompts per forward pass (default auto: a token budget for the hardware)")
     p.add_argument("--outcomes", default="mini", help="outcome set name or file (default mini)")

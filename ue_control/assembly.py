@@ -344,7 +344,9 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
 
         from ue_tasks.model_identity import from_lm_eval
 
-        model_args = {"pretrained": _resolve(config.simulator), **(config.model_args or {})}
+        # the dtype the simulator is loaded in (float32 unless model_args say otherwise), so the records carry it
+        loaded = {"dtype": "float32"} if config.backend in ("hf", "hf-auto", "huggingface") else {}
+        model_args = {"pretrained": _resolve(config.simulator), **loaded, **(config.model_args or {})}
         ident = from_lm_eval(config.backend, model_args, chat_template=True).record_fields()
         # the simulator is loaded once for the whole assembly; with the prefix cache only its prompt stem changes
         lm = load_lm(config.simulator, config.backend, config.model_args, config.batch_size, config.device) if not (

@@ -233,7 +233,8 @@ def evaluate(config: EvaluateConfig, log=print) -> dict[str, Any]:
     from ue_control.elicit import resolve_model
 
     for label, model in (("original", config.original), ("trained", config.trained)):
-        model_args = {"pretrained": resolve_model(model), **(config.model_args or {})} if config.backend == "hf" else dict(config.model_args or {})
+        model_args = ({"pretrained": resolve_model(model), "dtype": "float32", **(config.model_args or {})} if config.backend == "hf"
+                      else dict(config.model_args or {}))  # the dtype _lm loads (float32 unless model_args say otherwise)
         ident = from_lm_eval(config.backend, model_args, chat_template=True).record_fields()
         identities[label] = ident
         lm = _lm(config, model)

@@ -274,7 +274,8 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     lm = _steerable_lm(folder, config)
     hook = Steering(config.mode, centre, unit, X_all)
     hook.attach(lm.model, layer)
-    backend = LmEvalBackend("hf", f"pretrained={folder}", "logprob", 10, system or "", lm=lm)
+    # the steered model's records carry the dtype it runs in (float32, see _steerable_lm; ue_tasks.dtypes)
+    backend = LmEvalBackend("hf", f"pretrained={folder},dtype={lm.resolved_dtype}", "logprob", 10, system or "", lm=lm)
     alphas = sorted({0.0, *(float(a) for a in config.alphas)})  # α = 0 is the unsteered reference
     rows: list[dict] = []
     directions = [("probe", direction)] + ([("random", random_direction)] if config.random_control else [])
@@ -287,7 +288,7 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
                 hook.set(vec, alpha)
                 lm.refresh_prefix()
                 sub = out / f"{name}_{alpha:+g}"
-                rc = RunConfig(harness="lm-eval", model="hf", model_args=f"pretrained={folder}", experiment="utilities",
+                rc = RunConfig(harness="lm-eval", model="hf", model_args=f"pretrained={folder},dtype={lm.resolved_dtype}", experiment="utilities",
                                outcomes=str(held_file), budget=config.budget, seed=config.seed, system_message=system,
                                template=run_cfg.get("template"))  # fmt: skip
                 run = Elicitation(rc, sub, cache_dir=None, backend=backend, progress=progress, log=lambda m: None)

@@ -783,8 +783,10 @@ def _value(r: dict, field_name: str) -> str:
 def check_not_mixed(records: Sequence[dict], pool: Iterable[str] = ()) -> None:
     """Refuse records that come from different models (name, settings or weights), outcome sets, templates or
     system messages: one fit of them would describe no model. ``pool`` names fields the user chose to pool
-    (``weights``: one model name whose files' fingerprint changed, e.g. a copied folder)."""
+    (``weights``: one model name whose files' fingerprint changed, e.g. a copied folder; ``dtype``: one model run at
+    several dtypes, e.g. bfloat16 and float32, whose answers differ by up to about 1e-2)."""
     pooled = set(pool)
+    settings = tuple(s for s in MODEL_SETTINGS if not (s == "model_dtype" and "dtype" in pooled))
 
     def distinct(*fields: str) -> int:  # C-level pass: the number of distinct combinations of these fields
         columns = [map(_GETTERS[f] if f in _GETTERS else operator.methodcaller("get", f), records) for f in fields]
@@ -793,8 +795,19 @@ def check_not_mixed(records: Sequence[dict], pool: Iterable[str] = ()) -> None:
     if all(distinct(f) <= 1 for f in (*MIXING_FIELDS, *MODEL_SETTINGS, "model_fingerprint")):
         return  # one model, one set-up: nothing mixed (one value per field, checked field by field: no tuples built)
     for name in MIXING_FIELDS:
-        if name in pooled or distinct(*((name, *MODEL_SETTINGS) if name == "model" else (name,))) <= 1:
+        if name in pooled or distinct(*((name, *settings) if name == "model" else (name,))) <= 1:
             continue
+        if name == "model" and "model_dtype" in settings and distinct(name, *(s for s in settings if s != "model_dtype")) <= 1:
+            dtypes: dict[str, int] = {}
+            for r in records:
+                d = "not recorded" if r.get("model_dtype") in (None, "") else str(r["model_dtype"])
+                dtypes[d] = dtypes.get(d, 0) + 1
+            listed = "; ".join(f"{d} ({n} records)" for d, n in sorted(dtypes.items(), key=lambda kv: -kv[1]))
+            raise UserError(
+                f"these records come from one model, {records[0]['model']!r}, run at {len(dtypes)} different dtypes "
+                f"({listed}); its answers differ between dtypes (bfloat16 and float32 by up to about 1e-2 per query), so "
+                "they are not pooled silently — fit each with --by model, or add --pool dtype to fit them together"
+            )
         values: dict[str, int] = {}
         for r in records:
             v = _value(r, name)

@@ -39,7 +39,8 @@ def lm_eval_model(folder: Path, *, dtype: str = "auto", batch_size: int | str = 
                   prefix_cache: bool = True) -> Any:  # fmt: skip
     """lm-eval's model for an embedded model on the CPU: ``ue-hf`` (the stem's cache, only the scored positions, batch
     sizes for the hardware), or with ``prefix_cache=False`` lm-eval's plain ``HFLM`` running every prompt in full (the
-    baseline). ``dtype`` auto: bfloat16 where the CPU computes it natively, else float32."""
+    baseline). ``dtype`` (``ue_tasks.dtypes``): auto, the checkpoint's own (float32 for the embedded models); native,
+    bfloat16 where the CPU computes it natively, else float32."""
     from ue_tasks.harness.lm_eval.models import UeHFLM, resolve_dtype
 
     if prefix_cache:
@@ -47,7 +48,7 @@ def lm_eval_model(folder: Path, *, dtype: str = "auto", batch_size: int | str = 
     from lm_eval.models.huggingface import HFLM
 
     return HFLM(pretrained=str(folder), device="cpu", batch_size=8 if batch_size == "auto" else batch_size,
-                dtype=resolve_dtype(dtype, "cpu"))  # fmt: skip
+                dtype=resolve_dtype(dtype, "cpu", str(folder)))  # fmt: skip
 
 
 def run_model(key: str, out: Path, *, budget: int | None, batch_size: int | str, prefix_cache: bool, outcomes: str, dtype: str,
@@ -69,6 +70,9 @@ def run_model(key: str, out: Path, *, budget: int | None, batch_size: int | str,
     embedded = model.get(key)
     started = time.perf_counter()
     folder = model.prepare(log=log, name=key)
+    from ue_tasks.harness.lm_eval.models import resolve_dtype
+
+    dtype = resolve_dtype(dtype, "cpu", str(folder))  # the one rule (ue_tasks.dtypes): auto is the checkpoint's own
     task = BASE_TASK if embedded.base_model else TASK
     metadata = {"outcomes": str(outcomes)} | ({"budget": budget} if budget is not None else {})
     docs = documents("utilities", str(outcomes), PlanSpec(budget=budget), base_model=embedded.base_model)
@@ -119,16 +123,14 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
         raise UserError(f"--budget must be a positive number of training pairs, got {budget}")
     if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise UserError(f"--batch-size must be at least 1 (or auto), got {batch_size}")
-    if dtype not in ("auto", "float32", "bfloat16", "float16"):
-        raise UserError(f"--dtype must be auto, float32, bfloat16 or float16, got {dtype!r}")
+    if dtype not in ("auto", "native", "float32", "bfloat16", "float16"):
+        raise UserError(f"--dtype must be auto, native, float32, bfloat16 or float16, got {dtype!r}")
     from ue_tasks import model
 
     chosen = [model.get(k) for k in models]  # unknown names stop here, before any model loads
     if len({m.key for m in chosen}) != len(chosen):
         raise UserError(f"--models names a model twice ({', '.join(models)}); name each once")
-    from ue_tasks.harness.lm_eval.models import resolve_dtype
-
-    dtype = resolve_dtype(dtype, "cpu")
+    requested = dtype
     started = time.perf_counter()
     runs = []
     for m in chosen:
@@ -148,6 +150,6 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
     if report:
         print(f"report: {(out / 'leaderboard' / 'report.html').resolve()}")
     print(f"next: ue report {runs[0]} --out {runs[0] / 'report.html'}", file=sys.stderr)
-    (out / "demo.json").write_text(json.dumps({"seconds": round(total, 1), "models": [m.name for m in chosen], "dtype": dtype,
+    (out / "demo.json").write_text(json.dumps({"seconds": round(total, 1), "models": [m.name for m in chosen], "dtype": requested,
                                                "budget": budget, "outcomes": str(outcomes)}, indent=2) + "\n")  # fmt: skip
     return board

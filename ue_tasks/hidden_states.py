@@ -39,34 +39,25 @@ SENTINEL = "\u2060\u2063OUTCOME\u2063\u2060"  # never in an outcome; marks where
 
 
 def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return set(line.split(":", 1)[1].split())
-    return set()
+    """The CPU's feature flags (``ue_tasks.dtypes.cpu_features``, the one detector)."""
+    from ue_tasks.dtypes import cpu_features
+
+    return cpu_features()
 
 
 def bf16_supported(device: str = "cpu") -> bool:
     """Whether bfloat16 matrix arithmetic is native on ``device`` (else it is emulated, slower than float32)."""
-    import torch
+    from ue_tasks.dtypes import native_bf16
 
-    if device.startswith("cuda"):
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    if device == "mps":
-        return True
-    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})  # x86 AVX-512/AMX bf16; "bf16" on ARMv8.6+
+    return native_bf16(device)
 
 
-def choose_dtype(dtype: str = "auto", device: str = "cpu") -> str:
-    """``auto`` → bfloat16 where native, else float32; ``bfloat16``/``float32``/``float16`` as given."""
-    if dtype == "auto":
-        return "bfloat16" if bf16_supported(device) else "float32"
-    if dtype not in ("bfloat16", "float32", "float16"):
-        raise UserError(f"dtype must be auto, bfloat16, float16 or float32, got {dtype!r}")
-    return dtype
+def choose_dtype(dtype: str = "auto", device: str = "cpu", folder: str | None = None) -> str:
+    """The one dtype rule (``ue_tasks.dtypes``): ``auto`` → the checkpoint's own dtype (``folder``'s config; float32
+    when unknown), ``native`` → bfloat16 where native, else float32; ``bfloat16``/``float32``/``float16`` as given."""
+    from ue_tasks.dtypes import checkpoint_dtype, resolve_dtype
+
+    return resolve_dtype(dtype, checkpoint_dtype(folder), device=device)
 
 
 def load_model(path: str, dtype: str = "auto", device: str = "cpu") -> tuple[Any, Any, str]:
@@ -79,7 +70,7 @@ def load_model(path: str, dtype: str = "auto", device: str = "cpu") -> tuple[Any
 
     if not Path(path).is_dir():
         raise UserError(f"{path}: not a local model folder; give --model-args pretrained=FOLDER (a transformers checkpoint)")
-    chosen = choose_dtype(dtype, device)
+    chosen = choose_dtype(dtype, device, path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, chosen))

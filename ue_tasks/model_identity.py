@@ -2,7 +2,8 @@
 
 Every preference record carries ``model`` — a human name that stays the same for the same model in an lm-eval
 output folder, an Inspect log and a ``ue run`` folder — and the settings that tell two runs of it apart:
-``model_dtype``, ``model_revision``, ``chat_template`` (on/off) and, for a local folder, ``model_fingerprint``
+``model_dtype`` (for a Hugging Face model loaded in-process, always the dtype it ran in, by the one rule of
+``ue_tasks.dtypes``), ``model_revision``, ``chat_template`` (on/off) and, for a local folder, ``model_fingerprint``
 (a hash of its config and tokenizer files' contents and its weight files' names, sizes and modification times),
 so two different sets of weights behind one path or name are never fitted as one model and never share cached
 answers. (The system message is a record field of its own.)
@@ -159,6 +160,19 @@ def _dtype(value: Any, folder: Path | None) -> str | None:
     return text
 
 
+# model types that load a Hugging Face checkpoint in-process: their dtype follows ue's one rule (ue_tasks.dtypes)
+# and is always recorded, resolved (never auto/native), so a bfloat16 and a float32 run are two settings of a model
+LM_EVAL_HF_TYPES = {"hf", "ue-hf", "hf-auto", "huggingface"}
+INSPECT_HF_PROVIDERS = {"hf"}
+
+
+def _resolved_dtype(value: Any, source: Any, device: Any, fetch: bool) -> str:
+    """The dtype a Hugging Face model loaded in-process runs in (``ue_tasks.dtypes.model_dtype``)."""
+    from ue_tasks.dtypes import model_dtype
+
+    return model_dtype(value, source, device=None if device in (None, "") else str(device), fetch=fetch)
+
+
 def _local(path: Any) -> Path | None:
     if path is None or path == "":
         return None
@@ -193,6 +207,8 @@ def from_lm_eval(model: str, model_args: str | dict | None, *, chat_template: bo
     target = str(args[key]) if key else None
     folders = [f for f in (_local(args.get("pretrained")), _local(args.get(key)) if key else None) if f is not None]
     dtype = _dtype(args.get("dtype") or args.get("torch_dtype"), folders[0] if folders else None)
+    if str(model) in LM_EVAL_HF_TYPES and args.get("pretrained") not in (None, ""):
+        dtype = _resolved_dtype(args.get("dtype") or args.get("torch_dtype"), args["pretrained"], args.get("device"), fingerprint)
     revision = args.get("revision")
     if chat_template is None and str(model).endswith("chat-completions"):
         chat_template = True  # a chat API receives chat messages
@@ -223,6 +239,8 @@ def from_inspect(model: str, model_args: dict | None = None, *, name: str | None
     else:
         label = name_for(str(path)) if path else str(model)
     dtype = _dtype(args.get("torch_dtype") or args.get("dtype"), local)
+    if provider in INSPECT_HF_PROVIDERS and (path or rest not in ("", "local")):
+        dtype = _resolved_dtype(args.get("torch_dtype") or args.get("dtype"), path or rest, args.get("device"), fingerprint)
     revision = args.get("revision")
     prints = fingerprint_folder(local) if (fingerprint and local is not None) else None
     return ModelIdentity(name=str(name or label), source=str(model), fingerprint=prints,
@@ -250,7 +268,13 @@ def from_lm_eval_results(results: dict, task: str | None = None) -> ModelIdentit
     chat = bool(results.get("chat_template")) if "chat_template" in results else None
     model, args = config.get("model"), config.get("model_args")
     if isinstance(model, str) and (args or override):
-        return from_lm_eval(model, args, chat_template=chat, name=override, fingerprint=False)
+        identity = from_lm_eval(model, args, chat_template=chat, name=override, fingerprint=False)
+        ran = str(config.get("model_dtype") or "").removeprefix("torch.")  # what lm-eval's hf model reports it ran in
+        if ran in ("float32", "bfloat16", "float16") and identity.dtype is not None and ran != identity.dtype:
+            from dataclasses import replace
+
+            identity = replace(identity, dtype=ran)
+        return identity
     # a model passed to lm-eval as an object: lm-eval records its name_or_path as the model and a random model_name
     fallback = results.get("model_name")
     if isinstance(model, str) and model and ("/" in model or "\\" in model):

@@ -107,12 +107,14 @@ def test_representations_is_listed_but_is_no_harness_task():
 
 def test_bf16_only_where_the_hardware_has_it(monkeypatch):
     pytest.importorskip("torch")
+    from ue_tasks import dtypes
     from ue_tasks import hidden_states as hs
 
-    monkeypatch.setattr(hs, "cpu_flags", lambda: {"avx2", "fma"})
-    assert hs.choose_dtype("auto") == "float32"
-    monkeypatch.setattr(hs, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
-    assert hs.choose_dtype("auto") == "bfloat16"
+    monkeypatch.setattr(dtypes, "cpu_features", lambda: {"avx2", "fma"})
+    assert hs.choose_dtype("native") == hs.choose_dtype("auto") == "float32"
+    monkeypatch.setattr(dtypes, "cpu_features", lambda: {"avx2", "avx512_bf16"})
+    assert hs.choose_dtype("native") == "bfloat16"
+    assert hs.choose_dtype("auto") == "float32"  # auto is the checkpoint's own dtype (ue_tasks.dtypes), whatever the CPU
     assert hs.choose_dtype("float32") == "float32"
     with pytest.raises(UserError, match="dtype must be"):
         hs.choose_dtype("int8")

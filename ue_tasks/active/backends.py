@@ -24,7 +24,14 @@ import numpy as np
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder
 from ue_tasks.generation import Generation, write_generations
-from ue_tasks.model_identity import ModelIdentity, folder_chat_template, from_inspect, from_lm_eval, simulated
+from ue_tasks.model_identity import (
+    INSPECT_HF_PROVIDERS,
+    ModelIdentity,
+    folder_chat_template,
+    from_inspect,
+    from_lm_eval,
+    simulated,
+)
 from ue_tasks.outcomes import check_text, tokenizer_special_tokens
 from ue_tasks.queries import Query, write_queries
 
@@ -237,6 +244,8 @@ class LmEvalBackend(Backend):
             kind = UE_TYPES.get(self.model, self.model)
             if kind != "ue-hf":
                 args.setdefault("batch_size", 8)
+            if kind == "ue-hf" and self.identity.dtype:  # the dtype the records carry, resolved once (ue_tasks.dtypes)
+                args = {**{k: v for k, v in args.items() if k not in ("dtype", "torch_dtype")}, "dtype": self.identity.dtype}
             self._lm = get_model(kind)(**args)
             tok = getattr(self._lm, "tokenizer", None)
             self._special = tokenizer_special_tokens(tok) if tok is not None else []
@@ -289,7 +298,12 @@ class InspectBackend(Backend):
 
     def __init__(self, model: str, model_args: str, mode: str, samples: int, seed: int, model_name: str | None = None):
         self.model, self.model_args, self.mode, self.samples, self.seed = model, model_args, mode, samples, seed
-        self.identity = from_inspect(model, parse_model_args(model_args), name=model_name)
+        args = parse_model_args(model_args)
+        self.identity = from_inspect(model, args, name=model_name)
+        if self.identity.dtype and model.partition("/")[0] in INSPECT_HF_PROVIDERS:
+            # Inspect's hf provider loads the dtype the one rule resolved (ue_tasks.dtypes), as ue-hf does
+            args = {**{k: v for k, v in args.items() if k not in ("dtype", "torch_dtype")}, "dtype": self.identity.dtype}
+        self._model_args = args
 
     def key_parts(self) -> list[Any]:
         return ["inspect", self.identity.cache_key()]
@@ -304,7 +318,7 @@ class InspectBackend(Backend):
             qfile = write_queries(queries, Path(tmp) / "queries.jsonl")
             task = utility(queries_file=str(qfile), mode=self.mode, template=queries[0].template, samples=self.samples,
                            seed=self.seed)  # fmt: skip
-            logs = inspect_eval(task, model=self.model, model_args=parse_model_args(self.model_args), log_dir=tmp,
+            logs = inspect_eval(task, model=self.model, model_args=dict(self._model_args), log_dir=tmp,
                                 display="none", seed=self.seed, metadata={"ue_model": self.identity.to_dict()})  # fmt: skip
             log = logs[0]
             if log.status != "success":
@@ -323,7 +337,7 @@ class InspectBackend(Backend):
         with tempfile.TemporaryDirectory(prefix="ue-run-") as tmp:
             gfile = write_generations(items, Path(tmp) / "generations.jsonl")
             logs = inspect_eval(free_answers(generations_file=str(gfile)), model=self.model,
-                                model_args=parse_model_args(self.model_args), log_dir=tmp, display="none", seed=self.seed)  # fmt: skip
+                                model_args=dict(self._model_args), log_dir=tmp, display="none", seed=self.seed)  # fmt: skip
             log = logs[0]
             if log.status != "success":
                 message = log.error.message if log.error else log.status

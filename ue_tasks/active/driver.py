@@ -299,6 +299,13 @@ class Elicitation:
                     "since: fingerprint " f"{before['fingerprint']} → {now['fingerprint']}); answers of two models must not "
                     "be fitted as one — restore the model or start a new --out folder"
                 )
+            if before and before.get("dtype") != now.get("dtype"):
+                was = before.get("dtype") or "a dtype it did not record (an older ue: bfloat16 if the CPU had native bf16, else the checkpoint's)"
+                raise UserError(
+                    f"{self.out} was started in {was}, and this run would answer in {now.get('dtype') or 'the default'} "
+                    "(ue_tasks/dtypes.py); answers at two dtypes must not be fitted as one model's — resume it with the "
+                    "same --model-args dtype=..., or start a new --out folder"
+                )
             added = {"model_identity", "model_name"} - set(theirs)  # written by an older ue: nothing to compare
             diff = sorted(k for k in (set(mine) | set(theirs)) - added if mine.get(k) != theirs.get(k))
             if diff:

@@ -4,11 +4,14 @@ sampled answer.
 
 ``ue-hf`` is lm-eval's ``hf`` model (``HFLM``) with five changes, each giving the same answers as ``hf`` would:
 
-- **dtype.** ``dtype=auto`` (the default) means bfloat16 where the hardware computes it natively (CUDA GPUs with
-  bf16, CPUs with AVX512-BF16 or AMX) and float32 elsewhere; ``dtype=float32|bfloat16|float16`` chooses.
-  (``hf``'s ``auto`` takes the checkpoint's dtype, float32 for the embedded model.) With bf16/fp16 weights the few
-  scored logits come from a float32 copy of the output layer, and log-probabilities are always taken in float32. ``tests/test_fast_models.py`` holds bf16 and fp32 answer probabilities
-  within 0.01 of each other on a fixed set of prompts.
+- **dtype** (``ue_tasks.dtypes``, the one rule of every local path). ``dtype=auto`` (the default) is the
+  checkpoint's own dtype, as ``hf`` and Inspect's ``hf`` provider load it (float32 for the embedded models), so both
+  harnesses give the same answers on any machine; ``dtype=native`` opts into bfloat16 where the hardware computes
+  it natively (CUDA GPUs with bf16, CPUs with AVX512-BF16 or AMX) and float32 elsewhere;
+  ``dtype=float32|bfloat16|float16`` chooses. The resolved dtype is the records' ``model_dtype``. With bf16/fp16
+  weights the few scored logits come from a float32 copy of the output layer, and log-probabilities are always
+  taken in float32. ``tests/test_fast_models.py`` holds bf16 and fp32 answer probabilities within 0.01 of each
+  other on a fixed set of prompts.
 - **Stem cache.** Every prompt of a ue task starts with the same tokens (chat header, system message, the
   instruction up to "Option A:"). The stem is found from the requests themselves (the longest token prefix they
   share), its key/value cache computed once and reused by every batch: a batch runs only the tokens after the
@@ -63,9 +66,12 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.models.openai_completions import LocalChatCompletion, LocalCompletionsAPI
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
 
+from ue_tasks.dtypes import CHOICES, model_dtype, native_bf16
+from ue_tasks.dtypes import resolve_dtype as _resolve
+
 logger = logging.getLogger(__name__)
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPES = CHOICES  # ue_tasks.dtypes: auto (the checkpoint's own), native, float32, bfloat16, float16
 CPU_TOKENS = 2048  # tokens per forward pass on a CPU (512/1024/2048/4096 measured: 2048 fastest; docs/performance.md)
 MAX_ROWS = 256
 PREFIX_CACHE_MB = 1024  # default memory of the shared-prefix cache (second level, below the stem's)
@@ -81,41 +87,26 @@ _SAMPLER_KEYS = {"do_sample", "temperature", "top_k", "top_p", "until", "max_gen
 
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16); without it bf16 is emulated and
-    slower than float32."""
-    caps: dict = {}
-    if hasattr(torch.cpu, "get_capabilities"):
-        try:
-            caps = torch.cpu.get_capabilities()
-        except Exception:  # noqa: BLE001 - a probe only
-            caps = {}
-    if caps:
-        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            flags = fh.read()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    slower than float32 (``ue_tasks.dtypes.native_bf16``)."""
+    return native_bf16("cpu")
 
 
 def preferred_dtype(device: str | torch.device) -> str:
-    """The dtype ``dtype=auto`` resolves to on ``device``: bfloat16 where it is native, else float32."""
-    kind = torch.device(device).type
-    if kind == "cuda":
-        return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"
-    if kind == "cpu":
-        return "bfloat16" if cpu_has_bf16() else "float32"
-    return "float32"
+    """The dtype ``dtype=native`` resolves to on ``device``: bfloat16 where it is native, else float32 (float16 on a
+    CUDA GPU without bf16)."""
+    return _resolve("native", None, device=str(torch.device(device).type))
 
 
-def resolve_dtype(dtype: Any, device: str | torch.device) -> Any:
-    """``auto`` (or None) → ``preferred_dtype``; a known name or a ``torch.dtype`` is kept; anything else is an
-    error naming the choices."""
-    if dtype is None or dtype == "auto":
-        return preferred_dtype(device)
-    if isinstance(dtype, torch.dtype) or dtype in DTYPES:
-        return dtype
-    raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+def resolve_dtype(dtype: Any, device: str | torch.device, pretrained: Any = None) -> str:
+    """The one dtype rule (``ue_tasks.dtypes``): ``auto`` (or None) → the checkpoint's own dtype (``pretrained``'s
+    config; float32 when unknown), ``native`` → ``preferred_dtype``, a dtype name or ``torch.dtype`` kept; anything
+    else is an error naming the choices."""
+    if pretrained is not None and not isinstance(pretrained, str):  # a model object: its own dtype
+        own = getattr(pretrained, "dtype", None)
+        if dtype in (None, "", "auto") and own is not None:
+            return str(own).removeprefix("torch.")
+        pretrained = None
+    return model_dtype(dtype, pretrained, device=str(torch.device(device).type) if device else "cpu")
 
 
 def default_device() -> str:
@@ -249,7 +240,7 @@ class _Prefixes:
 
 @register_model("ue-hf")
 class UeHFLM(HFLM):
-    """lm-eval's ``hf`` model with bf16 where native, a stem cache, hardware batch sizes and shared-prefill
+    """lm-eval's ``hf`` model with ue's dtype rule, a stem cache, hardware batch sizes and shared-prefill
     sampling (see the module docstring). Extra model arguments: ``stem_cache`` (default true), ``seed`` (the
     sampling seed; default lm-eval's ``--seed``)."""
 
@@ -258,7 +249,7 @@ class UeHFLM(HFLM):
                  prefix_cache_mb: int | str = PREFIX_CACHE_MB, **kwargs: Any) -> None:  # fmt: skip
         device = device or default_device()
         self.requested_dtype = dtype
-        self.resolved_dtype = resolve_dtype(dtype, device)
+        self.resolved_dtype = resolve_dtype(dtype, device, pretrained)
         self.auto_batch = str(batch_size).startswith("auto")
         # HFLM's own code paths (the fallbacks) get a fixed batch size; ue-hf's fast paths size their batches
         fallback_bs = 16 if self.auto_batch else int(batch_size)
