@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bounds import independent_r_bound
 
 from ue_metrics import leaderboard as lb
 from ue_metrics import records as rec
@@ -75,14 +76,6 @@ def test_two_independent_random_responders_are_near_zero(runs):
     c = lb.convergence({"u": u, "w": w, "noisy": noisy})
     by = {(p["a"], p["b"]): p for p in c["pairs"]}
     assert abs(by[("u", "w")]["pearson"]) < independent_r_bound(2000) and by[("u", "noisy")]["pearson"] > 0.98
-
-
-def independent_r_bound(n: int, tail: float = 1e-6) -> float:
-    """The |r| that two independent Gaussian vectors of n entries exceed with probability ``tail``."""
-    from scipy.stats import t
-
-    q = t.isf(tail / 2, n - 2)
-    return float(q / np.sqrt(q * q + n - 2))
 
 
 def test_the_convergence_interval_covers_zero_for_independent_vectors_at_its_level():

