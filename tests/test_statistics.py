@@ -46,7 +46,7 @@ def normalised_truth(data, mu):
 @pytest.mark.parametrize("samples,noise", [(10, 0.0), (0, 0.5)], ids=["sampled-K10", "logprob-misfit"])
 def test_default_intervals_cover_the_truth_in_both_modes(samples, noise):
     inside, width_default, width_curvature = [], [], []
-    for seed in range(4):
+    for seed in range(24):
         records, mu, _ = simulate(60, seed, samples, noise)
         data, model = fitted(records)
         t = normalised_truth(data, mu)
@@ -56,7 +56,11 @@ def test_default_intervals_cover_the_truth_in_both_modes(samples, noise):
         width_curvature.append(np.mean(plain.ci_high_ - plain.ci_low_))
         assert model.ci_method_ == "sandwich"
     coverage = np.mean(np.concatenate(inside))
-    assert 0.90 <= coverage <= 0.99  # nominal 0.95; 240 intervals
+    # nominal 0.95. Intervals of one seed share its scale, so the unit of chance is the seed: one seed's coverage
+    # of 60 intervals scatters with sd ≈ 0.037 (measured over 20 seeds: means 0.945 sampled, 0.942 log-prob), the
+    # mean of 24 seeds with sd ≈ 0.0076; both bounds lie more than 5 of those from the measured means (a false
+    # failure below 1e-6), where 4 seeds put the lower one 2.4 sd away
+    assert 0.90 <= coverage <= 0.99
     if samples == 0:
         # counting each exact probability as one Bernoulli answer gives intervals of an arbitrary (here far too wide) scale
         assert np.mean(width_curvature) > 2 * np.mean(width_default)
