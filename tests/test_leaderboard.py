@@ -97,7 +97,7 @@ def test_the_convergence_interval_covers_zero_for_independent_vectors_at_its_lev
 def test_different_simulated_utilities_converge_less_than_a_model_with_itself(runs):
     entries = {e.model: e for e in collect([runs["simA"], runs["simB"]], log=lambda m: None)}
     conv = lb.convergence({m: e.utilities for m, e in entries.items()})
-    assert conv["pairs"][0]["pearson"] < 0.5
+    assert conv["pairs"][0]["pearson"] < independent_r_bound(62)  # independent truths: a 1e-6 tail (tests/bounds.py)
 
 
 def test_too_few_shared_outcomes_are_reported_not_computed():
