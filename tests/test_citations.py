@@ -54,6 +54,14 @@ def method_headings() -> set[str]:
     return {m.group(1) for m in re.finditer(r"^#{2,4}\s+(\d+(?:\.\d+)*)\.?\s", text, flags=re.M)}
 
 
+def test_no_user_facing_file_points_into_the_developers_shared_folder():
+    """Outside tests/ (which may read the companion's data from there), no path into ``../shared``: a user has
+    none; examples name the companion repository's own paths instead."""
+    found = [f"{p.relative_to(ROOT)}:{n}" for p in tracked_files() if p.relative_to(ROOT).parts[0] != "tests"
+             for n, line in enumerate(_text(p).splitlines(), 1) if "../" + "shared" in line]  # fmt: skip
+    assert not found, "\n".join(found)
+
+
 def test_every_cited_section_of_docs_method_exists():
     headings = method_headings()
     assert {"1", "1.5", "2.3", "3.4", "4.6", "4.11", "5.4", "7.7", "9", "10"} <= headings
