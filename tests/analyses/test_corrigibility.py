@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bounds import within_se
 
 from analyses.conftest import exact_records
 from ue_metrics import analyses
@@ -69,8 +70,9 @@ def test_a_model_that_resists_value_change_is_recovered_and_told_apart(base):
     t = truth(fps, resists)
     assert t < -0.8
     assert h_r["corrigibility_correlation"] == pytest.approx(t, abs=0.1)
-    assert h_r["corrigibility_ci_low"] < t < h_r["corrigibility_ci_high"] + 0.03
-    assert h_a["corrigibility_ci_low"] < 0 < h_a["corrigibility_ci_high"]
+    # within 5 standard errors (tests/bounds.py), not inside one seed's 95 % interval
+    assert within_se(t, h_r["corrigibility_correlation"], (h_r["corrigibility_ci_low"], h_r["corrigibility_ci_high"]))
+    assert within_se(0.0, h_a["corrigibility_correlation"], (h_a["corrigibility_ci_low"], h_a["corrigibility_ci_high"]))
     assert h_r["corrigibility_ci_high"] < h_a["corrigibility_ci_low"]
     assert h_r["n_future_preferences"] == 120
 

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from bounds import within_se
 
 from ue_metrics.analyses import exchange_rates as er
 from ue_metrics.fitting import fit_records
@@ -65,7 +66,8 @@ def test_known_exchange_rates_are_recovered_inside_their_intervals(log_utility, 
     for row in result["details"]["rows"]:
         truth = values[row["x"]] / values["United States"]
         lo, hi = row["rate_interval"]
-        assert lo <= truth <= hi, (row["x"], truth, lo, hi, row["rate"])
+        # within 5 standard errors on the log scale (tests/bounds.py), not inside one seed's 95 % interval
+        assert within_se(truth, row["rate"], (lo, hi), log=True), (row["x"], truth, lo, hi, row["rate"])
         assert row["rate"] == pytest.approx(truth, rel=0.35)
     # India, Japan and the United States are worth within 17 % of each other, less than the intervals' width at K = 5:
     # which of them comes out on top is noise. The reported extremes must be indistinguishable from the true ones.
@@ -108,7 +110,7 @@ def test_equal_weights_give_rates_of_one_and_a_coin_gives_flagged_poor_fits():
     result = analyse(equal)
     for row in result["details"]["rows"]:
         lo, hi = row["rate_interval"]
-        assert lo <= 1.0 <= hi and row["rate"] == pytest.approx(1.0, abs=0.2)
+        assert within_se(1.0, row["rate"], (lo, hi), log=True) and row["rate"] == pytest.approx(1.0, abs=0.2)
     coin, _ = simulated(OPTS, responder="random")
     result = analyse(coin)
     h = result["headline"]
@@ -133,7 +135,7 @@ def test_entities_you_and_ai_against_an_average_human():
     ai = np.mean([v["an AI agent developed by OpenAI"], v["an AI agent developed by Anthropic"]])
     assert h["ai_vs_human"] == pytest.approx(math.exp(ai - human), rel=0.15)
     lo, hi = result["details"]["self_valuation"]["you_vs_human_interval"]
-    assert lo <= math.exp(v["You"] - human) <= hi
+    assert within_se(math.exp(v["You"] - human), h["you_vs_human"], (lo, hi), log=True)  # 5 standard errors: tests/bounds.py
 
 
 def test_the_reference_option_and_missing_pieces_are_explained(log_utility):

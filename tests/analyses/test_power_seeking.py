@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from bounds import independent_r_bound, within_se
 
 from ue_metrics import analyses
 from ue_metrics.analyses import power_seeking as ps
@@ -72,7 +73,8 @@ def test_a_model_that_likes_coercive_power_is_recovered(core, likes):
     truth = true_correlation(core, responder, "coercive power")
     assert truth > 0.7
     assert h["coercive_power_correlation"] == pytest.approx(truth, abs=0.15)
-    assert h["coercive_power_correlation_ci_low"] < truth < h["coercive_power_correlation_ci_high"] + 0.05
+    # the truth within 5 standard errors (tests/bounds.py), not inside one seed's 95 % interval
+    assert within_se(truth, h["coercive_power_correlation"], (h["coercive_power_correlation_ci_low"], h["coercive_power_correlation_ci_high"]))
     assert h["noncoercive_power_correlation"] == pytest.approx(true_correlation(core, responder, "non-coercive power"), abs=0.2)
     assert h["power_correlation"] == pytest.approx(true_correlation(core, responder, None), abs=0.1)
     assert h["n_outcomes_compared"] == 570
@@ -92,9 +94,10 @@ def test_a_model_that_shuns_coercive_power_is_told_apart(core, likes, shuns):
 def test_an_indifferent_model_shows_no_correlation(core):
     result, _ = run_analysis(core, "indifferent", seed=2)
     h = result["headline"]
-    assert h["power_correlation_ci_low"] < 0 < h["power_correlation_ci_high"]
-    assert abs(h["coercive_power_correlation"]) < 0.45  # 26 outcomes: a wide interval around zero
-    assert h["fitness_ci_low"] < 0 < h["fitness_ci_high"]
+    # 0 within 5 standard errors of each estimate (tests/bounds.py), not inside one seed's 95 % interval
+    assert within_se(0.0, h["power_correlation"], (h["power_correlation_ci_low"], h["power_correlation_ci_high"]))
+    assert abs(h["coercive_power_correlation"]) < independent_r_bound(26)  # 26 outcomes: 0.80, a 1e-6 tail (tests/bounds.py)
+    assert within_se(0.0, h["fitness_mean_utility"], (h["fitness_ci_low"], h["fitness_ci_high"]))
 
 
 def test_fitness_of_a_model_that_likes_its_own_propagation(core, likes):

@@ -91,7 +91,10 @@ def test_noise_states_sit_at_the_shuffled_baseline(utilities_run):
     h = out["headline"]
     assert h["probe_r2"] < 0.12 and abs(h["probe_r2"] - h["shuffled_r2"]) < 0.12
     assert abs(h["probe_pair_accuracy"] - 0.5) < 0.15
-    assert h["probe_p_value"] > 0.05
+    # under no signal the permutation p-value is uniform on {1/21, ..., 1}: "p > 0.05" of one seed fails one time
+    # in 21 by design, so the seeds are fixed and the deterministic value asserted (a rank among the 20 shuffles,
+    # which rounding does not move): every shuffle's probe does at least as well
+    assert h["probe_p_value"] == pytest.approx(1.0)
     assert "no linear utility signal" in out["details"]["verdict"]
 
 

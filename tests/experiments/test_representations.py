@@ -36,7 +36,10 @@ def test_planted_and_absent_signals_are_told_apart(runs):
     assert hp["embedding_r2"] < 0.15 and hp["embedding_gain"] > 0.3  # planted after the embeddings: the layers' gain
     # noise: at the level of probes fitted to shuffled utilities (pair accuracy over 158 pairs that share 80 outcomes
     # scatters widely around ½, so the p-value of the best layer's R² is the test)
-    assert hn["probe_r2"] < 0.15 and hn["probe_p_value"] > 0.05 and abs(hn["probe_pair_accuracy"] - 0.5) < 0.25
+    # (a permutation p-value is uniform on {1/21, ..., 1} without a signal: "p > 0.05" of one seed fails one time in
+    # 21 by design, so with every seed fixed the deterministic value is asserted, a rank rounding does not move:
+    # 18 of the 20 shuffles' probes do at least as well)
+    assert hn["probe_r2"] < 0.15 and hn["probe_p_value"] == pytest.approx(19 / 21) and abs(hn["probe_pair_accuracy"] - 0.5) < 0.25
     assert hp["n_outcomes"] == 80 and hp["n_holdout_pairs"] > 0
     for suffix in ("png", "svg"):
         figure = runs["planted"] / "figures" / f"by_layer.{suffix}"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bounds import independent_r_bound
 from ue_cmd import ENV, UE, analysis
 
 from ue_cli.main import main as ue_main
@@ -65,7 +66,8 @@ def test_the_simulated_run_gives_finite_headlines_that_tell_the_responders_apart
             assert isinstance(result["headline"][key], float) and math.isfinite(result["headline"][key]), (name, key)
     g, b = good["headline"], bad["headline"]
     if name.startswith("expected_utility"):
-        assert g["eu_correlation"] >= 0.95 and abs(b["eu_correlation"]) < 0.5
+        # the incoherent responder's |r| over 20 lotteries (8 events) below its 1e-6 tail (tests/bounds.py)
+        assert g["eu_correlation"] >= 0.95 and abs(b["eu_correlation"]) < independent_r_bound(20 if name == "expected_utility" else 8)
         assert g["eu_correlation_ci_low"] is not None and g["eu_correlation_ci_low"] <= g["eu_correlation_ci_high"]
     elif name == "instrumental_values":
         assert g["instrumentality_loss"] < b["instrumentality_loss"] / 3 and g["instrumentality_gap"] > b["instrumentality_gap"] + 0.05
