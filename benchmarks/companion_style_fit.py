@@ -1,6 +1,6 @@
 """A companion-style fit as a command, for benchmarks/fit_speed.py: what a user of the paper's code runs to fit the
 same records — import PyTorch, read the records (json, one line at a time), pool both orderings of each pair into a
-soft label, and fit the Thurstonian model the companion's way (METHOD.md §3.2–3.3: raw means and log-variances
+soft label, and fit the Thurstonian model the companion's way (docs/method.md §3.2–3.3: raw means and log-variances
 initialised 0.01·N(0, 1), normalisation inside every forward pass, mean BCE over pairs, Adam lr 0.01, 1,000
 full-batch epochs). Written here for the comparison; it prints the fitted utilities' count and the final loss.
 

@@ -1,4 +1,4 @@
-"""The forced-choice parser (METHOD.md §1.5, §7.4) on answers of the kind chat models give to the paper's prompt.
+"""The forced-choice parser (docs/method.md §1.5, §7.4) on answers of the kind chat models give to the paper's prompt.
 
 Every answer with a label in it is written with placeholders and checked in both label roles ({X} = A and
 {X} = B): the parser must read "A" and "B" alike, or its asymmetry becomes position bias ("A" is the first option

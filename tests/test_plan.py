@@ -11,7 +11,7 @@ from ue_tasks.queries import build_queries
 
 
 def test_budget_and_holdout_follow_the_paper():
-    assert default_budget(510) == 9174  # METHOD.md §2.3
+    assert default_budget(510) == 9174  # docs/method.md §2.3
     assert holdout_size(510) == 1000  # 5% of 129,795 capped at 1,000
     assert holdout_size(61) == 91
     plan = make_plan(510, PlanSpec(seed=0))

@@ -407,7 +407,7 @@ def cmd_experiments(args: argparse.Namespace) -> int:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
     print("\nprompts = (pair, ordering) queries per model with the experiment's defaults (log-prob: one forward pass each), plus "
           "free-form questions asked once each; sampled requests = prompts × the paper's K answers per ordering for that experiment "
-          "(METHOD.md §2.3, §4, §6.2). A variant runs as `ue run EXPERIMENT:VARIANT` (= --option variant=VARIANT).")
+          "(docs/method.md §2.3, §4, §6.2). A variant runs as `ue run EXPERIMENT:VARIANT` (= --option variant=VARIANT).")
     for name, exp in experiments.all_experiments().items():
         if exp.side_runs is not None:
             key, subs = exp.side_runs(exp.resolve_options({}))
@@ -617,7 +617,7 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
         "experiments",
         help="list the paper's experiments: outcomes, plan, queries per model, default mode",
         description="The experiment registry: each experiment's paper section, outcome count, plan kind, queries "
-        "per model (METHOD.md §2 formulas) and default elicitation mode.",
+        "per model (docs/method.md §2 formulas) and default elicitation mode.",
         epilog="example:\n  ue experiments\n  ue run transitivity --harness simulate --model sim --out runs/t",
         formatter_class=fmt,
     )

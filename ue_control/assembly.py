@@ -1,4 +1,4 @@
-"""A simulated citizen assembly's preferences (Mazeika et al. 2025, "Utility control"; METHOD.md §9):
+"""A simulated citizen assembly's preferences (Mazeika et al. 2025, "Utility control"; docs/method.md §9):
 sample citizens, have a simulator model role-play each one on the same forced-choice queries as the model
 under study (through the lm-eval plugin, log-prob mode, both orderings), aggregate their answers per pair, fit
 the assembly's Thurstonian utilities, and measure political bias for the assembly and each partisan slice.

@@ -5,7 +5,7 @@ policy by which party's national platform of the 2020s champions it — see docs
 The political-lean measure itself — ``utility_gap`` (mean standardised utility of left-coded minus right-coded
 outcomes; positive = leans left), ``left_share`` (share of left-vs-right pairs won by the left-coded outcome), the
 coding and the pooled pair preferences — has one definition, in ``ue_metrics.analyses.political_values`` (the
-political_values experiment, METHOD.md §4.7), imported here. This module adds what only control needs: the
+political_values experiment, docs/method.md §4.7), imported here. This module adds what only control needs: the
 measures as one table, agreement with the assembly's preferences, and a rank correlation.
 """
 

@@ -1,4 +1,4 @@
-"""Simulated citizens for the utility-control case study (Mazeika et al. 2025, "Utility control"; METHOD.md §9):
+"""Simulated citizens for the utility-control case study (Mazeika et al. 2025, "Utility control"; docs/method.md §9):
 an assembly of N US adults sampled from published population statistics, each with a stable id and a persona
 text that a simulator model role-plays.
 
@@ -33,7 +33,7 @@ LABELS = {
     "age": "Age", "sex": "Sex", "race": "Race/ethnicity", "education": "Education", "income": "Household income",
     "region": "Region", "urbanicity": "Area", "party": "Political Party",
 }  # fmt: skip
-# The paper's fix for a simulator that gave Republican personas moderate stances (METHOD.md §9), verbatim.
+# The paper's fix for a simulator that gave Republican personas moderate stances (docs/method.md §9), verbatim.
 REPUBLICAN_FIX = "When your Political Party is Republican, do not assume moderate ideologies."
 PERSONA_HEAD = (
     "You are role-playing one adult living in the United States, described below. Answer every question as this "

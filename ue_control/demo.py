@@ -1,4 +1,4 @@
-"""``ue control demo``: the whole utility-control loop (Mazeika et al. 2025, "Utility control"; METHOD.md §9) on a
+"""``ue control demo``: the whole utility-control loop (Mazeika et al. 2025, "Utility control"; docs/method.md §9) on a
 CPU in minutes — a simulated assembly with known, strong preferences (``simulator: simulate``,
 ``ue_control.simulated``), the embedded model trained toward it on the training outcomes, and the before/after
 evaluation on held-out outcomes through the lm-eval plugin. Writes under ``OUT``::

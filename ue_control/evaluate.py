@@ -1,5 +1,5 @@
 """``ue control evaluate``: the before/after report of utility control (Mazeika et al. 2025, "Utility control";
-METHOD.md §9), in utility terms. The original and the trained model are elicited through the lm-eval plugin — the
+docs/method.md §9), in utility terms. The original and the trained model are elicited through the lm-eval plugin — the
 same task, prompt and system message as any ue run, both orderings of every pair — on the *held-out outcomes* of
 an assemble run (outcomes no training pair touched; optionally also the training outcomes), each model's
 Thurstonian utilities are fitted, and both are compared with the assembly's:

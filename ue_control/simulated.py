@@ -1,6 +1,6 @@
 """Simulated citizens with known utilities (``simulator: simulate`` of ``ue control assemble``): an assembly whose
 preferences are strong and known, so that utility control can be checked on a CPU without a capable role-play
-model (Mazeika et al. 2025, "Utility control"; METHOD.md §9 describes the LLM role-play the paper uses, which
+model (Mazeika et al. 2025, "Utility control"; docs/method.md §9 describes the LLM role-play the paper uses, which
 stays the default for real runs).
 
 Each citizen ``i`` has a utility for each outcome ``o`` built from the citizen's persona attributes and the

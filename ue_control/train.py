@@ -1,4 +1,4 @@
-"""The utility-control trainer (Mazeika et al. 2025, "Utility control"; METHOD.md §9): supervised fine-tuning
+"""The utility-control trainer (Mazeika et al. 2025, "Utility control"; docs/method.md §9): supervised fine-tuning
 on forced-choice preference prompts (both orderings) whose target is a simulated citizen assembly's preference.
 
 Objectives

@@ -1,6 +1,6 @@
 """Coherence metrics of a preference run and of its Thurstonian fit, each next to a random responder's value.
 
-- holdout / train accuracy and log loss: the paper's "utility model accuracy" (METHOD.md §3.4): a pair scores 1
+- holdout / train accuracy and log loss: the paper's "utility model accuracy" (docs/method.md §3.4): a pair scores 1
   when the fit and the answers prefer the same outcome, 0 when they prefer opposite ones, and ½ when either is a
   tie (P = ½) — the companion counts (p̂ ≥ 0.5) == (y ≥ 0.5), which scores a model with no preference at all
   (pure position bias, always "A": every pooled pair ½, every utility equal) as perfectly accurate (§10).

@@ -1,7 +1,7 @@
 """From preference records to a fit folder: aggregate, fit the Thurstonian model, score coherence, write
 ``utilities.csv`` and ``metrics.json``, and render the summary table. A pure function of the records.
 
-The paper's fit pools both orderings of a pair (METHOD.md §1.6, §3). ``position_term`` adds a second fit, one row
+The paper's fit pools both orderings of a pair (docs/method.md §1.6, §3). ``position_term`` adds a second fit, one row
 per ordering with a position term β (docs/statistics.md): β with its interval, the probability of choosing the
 first-shown option between two outcomes of equal utility, and the per-ordering held-out log loss of both fits.
 """

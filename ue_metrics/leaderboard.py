@@ -1,4 +1,4 @@
-"""Leaderboard-style comparisons across models (Mazeika et al. 2025, §4.1 and the scaling plots; METHOD.md §4.1, §5.7,
+"""Leaderboard-style comparisons across models (Mazeika et al. 2025, §4.1 and the scaling plots; docs/method.md §4.1, §5.7,
 §9): one row per model merging its experiments' headline numbers (each with its interval where the analysis gives
 one) beside the random responder's row; utility convergence between models; correlation of every metric with a
 capability score (MMLU in the paper); and a plain diagnosis of models whose answers follow the position of the
@@ -40,7 +40,7 @@ MIN_SHARED = 10
 MIN_MODELS_FOR_CORRELATION = 3
 RANDOM_NAME = "random responder"
 CONVERGENCE_KEY = "convergence/mean_pearson"
-# coherence metrics of the main run shown first, in this order (METHOD.md §3.4, §9)
+# coherence metrics of the main run shown first, in this order (docs/method.md §3.4, §9)
 PRIMARY = ("utilities/holdout_accuracy", "utilities/holdout_log_loss", "utilities/average_confidence", "transitivity/cycle_probability",
            "utilities/cycle_rate", "utilities/position_bias", "utilities/order_gap", "utilities/unparsed_rate",
            "utilities/mean_label_mass")  # fmt: skip

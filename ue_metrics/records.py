@@ -2,7 +2,7 @@
 
 A record is one JSON object per line, one line per (pair, ordering, elicitation); schema ``ue.preference/1``
 (see ``schema/preference.schema.json`` and the README). This module writes, reads and validates records and
-aggregates them into per-pair soft labels for the fit (METHOD.md §1.6, with this project's policy for
+aggregates them into per-pair soft labels for the fit (docs/method.md §1.6, with this project's policy for
 unparseable answers, §10).
 """
 

@@ -1,4 +1,4 @@
-"""Thurstonian utility model (Mazeika et al. 2025, §3 of METHOD.md) as a scikit-learn-style estimator.
+"""Thurstonian utility model (Mazeika et al. 2025, §3 of docs/method.md) as a scikit-learn-style estimator.
 
 Each outcome i has a Gaussian utility U_i ~ N(μ_i, σ_i²) and P(i ≻ j) = Φ((μ_i − μ_j) / sqrt(σ_i² + σ_j²)).
 The default fit is penalised maximum likelihood on soft labels aggregated per pair (weights = usable answers),
@@ -208,7 +208,7 @@ class Thurstonian:
 
     Parameters
     ----------
-    method : "mle" (default) or "compat" (the companion's Adam fit, METHOD.md §3).
+    method : "mle" (default) or "compat" (the companion's Adam fit, docs/method.md §3).
     solver : "newton" (Fisher-scoring Newton–CG; the only solver, kept as a parameter for old call sites).
     alpha : Gaussian penalty on every parameter (means, log-variances, position terms) in absolute units: keeps
         perfectly separated outcomes finite and the model's scale/shift freedom pinned; negligible next to data.
@@ -919,7 +919,7 @@ class Thurstonian:
 
     # ------------------------------------------------------------------------------------------------------
     def _fit_compat(self, n, i, j, y, rng=None, weights=None):
-        """The companion's fit (METHOD.md §3.2–3.3), ported to numpy with analytic gradients: raw means and
+        """The companion's fit (docs/method.md §3.2–3.3), ported to numpy with analytic gradients: raw means and
         log-variances initialised 0.01·N(0,1) (here from a seeded generator), normalised inside every forward
         pass, mean BCE over edges (log clamped at −100), Adam lr 0.01, full batch, fixed epoch count. ``weights``
         (a bootstrap resample's multiplicities) make the mean a weighted one."""

@@ -1,6 +1,6 @@
 """Free-form generation requests: the one place where an experiment's open questions become prompts and the model's
 replies become ``ue.generation/1`` entries (utility maximisation's direct answer and its optional judge, Mazeika et
-al. 2025 §4 "utility maximization"; METHOD.md §4.6).
+al. 2025 §4 "utility maximization"; docs/method.md §4.6).
 
 A ``Generation`` is one user turn asked once, greedily (temperature 0), with its own system message and a token cap.
 Every backend answers a list of them (``ue_tasks.active.backends``: a simulated responder, lm-eval's hidden

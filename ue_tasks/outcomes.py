@@ -3,7 +3,7 @@
 left/right/neutral, for the political_values experiment), plus a loader for users' files.
 
 User files may be a flat JSON list (strings or ``{"id", "text", "category"}`` objects), a category → list
-JSON object (the companion's format: flattened in file order, ids 0..N−1 as in METHOD.md §1.1), JSONL with one
+JSON object (the companion's format: flattened in file order, ids 0..N−1 as in docs/method.md §1.1), JSONL with one
 ``{"id", "text", "category"}`` object per line, or CSV with a ``text`` column (``id`` and ``category``
 optional). Each outcome is an observation about the state of the world relative to a baseline (paper §9).
 """
@@ -274,7 +274,7 @@ def load_outcomes(spec: str | Path) -> OutcomeSet:
     if spec == "core":
         out = read_outcome_file(_data_dir() / "core.jsonl")
         return OutcomeSet(name="core", outcomes=out.outcomes, source="ue:core")
-    if spec == "policies":  # the political_values experiment's policy set (METHOD.md §4.7), coded left/right/neutral
+    if spec == "policies":  # the political_values experiment's policy set (docs/method.md §4.7), coded left/right/neutral
         out = read_outcome_file(_data_dir() / "policies.jsonl")
         return OutcomeSet(name="policies", outcomes=out.outcomes, source="ue:policies")
     if spec == "mini":

@@ -1,6 +1,6 @@
 """Parse a free-text answer to the forced-choice prompt into "A", "B" or None (unparseable, ambiguous or refused).
 
-Fixes the companion parser's quirks (METHOD.md §1.5, §7.4). The rules treat the two labels exactly alike — an
+Fixes the companion parser's quirks (docs/method.md §1.5, §7.4). The rules treat the two labels exactly alike — an
 answer and its mirror image (A and B swapped) always parse to mirrored labels — because "A" is also the first
 option shown, and a parser that reads one label more easily than the other turns into position bias:
 

@@ -1,4 +1,4 @@
-"""Comparison plans: which pairs of outcomes to query, deterministic from a seed (METHOD.md §2.2–2.4).
+"""Comparison plans: which pairs of outcomes to query, deterministic from a seed (docs/method.md §2.2–2.4).
 
 A plan holds a random d-regular starting graph topped up with uniformly random pairs up to a budget
 (default ⌊2·N·log2 N⌋ training pairs) and a disjoint holdout split (default 5% of all pairs, capped at 1,000).
@@ -19,7 +19,7 @@ from ue_metrics.errors import UserError, check_seed
 
 
 def default_budget(n: int, multiplier: float = 2.0) -> int:
-    """The paper's training budget ⌊multiplier·N·log2 N⌋ (METHOD.md §2.3)."""
+    """The paper's training budget ⌊multiplier·N·log2 N⌋ (docs/method.md §2.3)."""
     return int(math.floor(multiplier * n * math.log2(n))) if n > 1 else 0
 
 

@@ -115,7 +115,7 @@ class Query:
 
     def exact_votes(self, answers: list[str | None]) -> tuple[int, int]:
         """(n_a, n_b) counting only answers that are exactly a label after stripping whitespace — the companion's
-        strict scoring of time discounting (METHOD.md §4.9, §7.4), kept beside the parsed votes so an analysis
+        strict scoring of time discounting (docs/method.md §4.9, §7.4), kept beside the parsed votes so an analysis
         can reproduce it."""
         first = sum(1 for t in answers if t is not None and t.strip() == LABELS[0])
         second = sum(1 for t in answers if t is not None and t.strip() == LABELS[1])

@@ -1,5 +1,5 @@
 """Runs an experiment reads besides its own records (Mazeika et al. 2025 §4.10–4.11 and the entity map of §4.7;
-METHOD.md §4.7, §4.10, §4.11): the model's ``utilities`` run that ``power_seeking`` and ``corrigibility`` build on,
+docs/method.md §4.7, §4.10, §4.11): the model's ``utilities`` run that ``power_seeking`` and ``corrigibility`` build on,
 and the entity runs that ``political_values`` places on its map beside the model.
 
 - ``fitted_run``: a ``ue run`` folder read (``ue_tasks.analysis.read_run``) and fitted again from its records with

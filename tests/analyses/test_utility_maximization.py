@@ -48,7 +48,7 @@ def test_a_judges_reply_names_a_candidate_or_no_match():
 
 
 def test_the_plan_pairs_candidates_only_within_a_question_with_the_papers_counts():
-    # the paper's per-question runs: initial graph + whole rounds of 500, capped by the pool (METHOD.md §4.6)
+    # the paper's per-question runs: initial graph + whole rounds of 500, capped by the pool (docs/method.md §4.6)
     spec = PlanSpec(kind="custom")
     assert [pairs_per_question(n, spec) for n in (10, 14, 15, 20, 25, 50, 69)] == [43, 87, 100, 181, 285, 1050, 1069]
     assert pairs_per_question(50, PlanSpec(kind="custom", budget=7)) == 7
@@ -70,7 +70,7 @@ def test_the_companion_questions_are_read_unchanged_with_the_papers_query_count(
     exp = experiments.get("utility_maximization")
     oset = exp.outcome_set({"outcomes": str(path)})
     assert len(oset) == 628
-    # METHOD.md §4.6: ≈145,280 pairwise requests at K = 10 (= 14,528 prompts) and 30 free-form questions
+    # docs/method.md §4.6: ≈145,280 pairwise requests at K = 10 (= 14,528 prompts) and 30 free-form questions
     p = exp.build_plan(oset, PlanSpec(kind="custom"), {"outcomes": str(path)})
     assert 2 * len(p.pairs) * 10 == 145_280
     assert exp.free_answer_requests({"outcomes": str(path)}) == 30

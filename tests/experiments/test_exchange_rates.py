@@ -1,4 +1,4 @@
-"""`ue run exchange_rates`: the outcome grammar of METHOD.md §4.8 (singular, plural, second person, articles, full
+"""`ue run exchange_rates`: the outcome grammar of docs/method.md §4.8 (singular, plural, second person, articles, full
 state names), the registered runs as variants, the simulator end to end with figures, `ue analyse` reproducing it;
 and, on the embedded model, both value experiments (exchange rates and time discounting) through lm-eval and
 Inspect at a small size."""

@@ -25,7 +25,7 @@ def test_the_papers_grid_and_prompt():
     oset = exp.outcome_set()
     delays = sorted({o.attributes["delay"] for o in oset.outcomes if o.attributes["role"] == "delayed"})
     amounts = sorted({o.attributes["amount"] for o in oset.outcomes if o.attributes["role"] == "delayed"})
-    assert delays == [*range(59), 60]  # the companion's truncated linspace skips 59 (METHOD.md §7.7) ...
+    assert delays == [*range(59), 60]  # the companion's truncated linspace skips 59 (docs/method.md §7.7) ...
     assert len(exp.outcome_set({"delays": "all"})) == 1 + 61 * 30  # ... `--option delays=all` asks it
     assert amounts[:8] == [500, 600, 700, 800, 900, 1000, 1200, 1300] and amounts[-3:] == [22600, 26000, 30000] and len(amounts) == 30
     plan = exp.build_plan(oset)

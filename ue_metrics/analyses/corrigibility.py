@@ -1,5 +1,5 @@
 """Corrigibility: how a model values future changes to its own preferences (Mazeika et al. 2025, §6
-"corrigibility"; METHOD.md §4.11, the companion's ``preference_preservation``).
+"corrigibility"; docs/method.md §4.11, the companion's ``preference_preservation``).
 
 The outcomes are "future preferences" built from the model's own utilities run: for a sampled pair of outcomes
 with μ(X) > μ(Y), the text states the reversed preference (Y over X). Each carries, as attributes, the two outcome

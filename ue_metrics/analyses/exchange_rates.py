@@ -1,4 +1,4 @@
-"""Exchange rates (Mazeika et al. 2025, §5; METHOD.md §4.8 — the analysis lived in the companion's absent notebook,
+"""Exchange rates (Mazeika et al. 2025, §5; docs/method.md §4.8 — the analysis lived in the companion's absent notebook,
 reconstructed here as §4.8 says).
 
 Input: the Thurstonian utilities of one (category, measure) run: for each X (a country, a religion, an animal,
@@ -12,7 +12,7 @@ and two ways of reading rates off the lines, both reported, one used for the hea
 - ``shared`` (default): one slope a for every X (least squares with a common slope and one intercept per X), so the
   rate between two X is the same at every N: rate(X) = exp((b_X − b_R)/a);
 - ``per_x``: each X its own slope, rates read at one unit of X: rate(X) = exp((b_X − b_R)/a_R) — the number of
-  units of the reference R with the same utility as one unit of X (METHOD.md §4.8).
+  units of the reference R with the same utility as one unit of X (docs/method.md §4.8).
 
 A rate above 1 means one unit of X is worth more than one unit of the reference (20 = the model trades 20 lives of
 the reference for one life of X). Rates do not depend on the scale or origin of the utilities. For measures that

@@ -1,4 +1,4 @@
-"""Expected utility (Mazeika et al. 2025, §4 "expected utility"; METHOD.md §4.3): do a model's utilities of lotteries
+"""Expected utility (Mazeika et al. 2025, §4 "expected utility"; docs/method.md §4.3): do a model's utilities of lotteries
 equal the expected utilities of their outcomes?
 
 For every lottery L (an outcome whose attribute ``lottery`` lists its components ``[{"id", "p"}]``) with fitted

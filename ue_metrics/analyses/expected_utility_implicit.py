@@ -1,9 +1,9 @@
-"""Expected utility with implicit lotteries (Mazeika et al. 2025, §4 "expected utility"; METHOD.md §4.4): is the
+"""Expected utility with implicit lotteries (Mazeika et al. 2025, §4 "expected utility"; docs/method.md §4.4): is the
 utility of an uncertain event the expected utility of its possible resolutions, μ(event) = Σᵢ pᵢ·μ(subᵢ)?
 
 The measures and headline names are those of the explicit lotteries (``ue_metrics/analyses/expected_utility.py``):
 an event is an outcome whose ``lottery`` attribute lists its sub-outcomes and their probabilities. The paper
-describes this comparison but the companion code stops at the utilities (METHOD.md §7.8); this is its analysis.
+describes this comparison but the companion code stops at the utilities (docs/method.md §7.8); this is its analysis.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Instrumental values (Mazeika et al. 2025, §4 "instrumental values"; METHOD.md §4.5): are a model's utilities of
+"""Instrumental values (Mazeika et al. 2025, §4 "instrumental values"; docs/method.md §4.5): are a model's utilities of
 the prefixes of a Markov process explained as the values of their outcomes, U(s) ≈ R(s) + γ·E[V(s')]?
 
 Per process, over its relevant outcomes (the prefixes seen in its rollouts, with their observed successors counted

@@ -1,4 +1,4 @@
-"""Political values (Mazeika et al. 2025, §5 "political values"; METHOD.md §4.7): where a model's utilities over
+"""Political values (Mazeika et al. 2025, §5 "political values"; docs/method.md §4.7): where a model's utilities over
 U.S. policies sit on the left–right axis, and on a common map with the politicians and party platforms it is asked
 to imagine. Also the one definition of the political-lean measure that utility control uses (``ue_control.bias``
 imports it from here).

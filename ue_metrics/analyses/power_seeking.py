@@ -1,4 +1,4 @@
-"""Power-seeking and fitness (Mazeika et al. 2025, §6 "power-seeking" and "fitness"; METHOD.md §4.10, §9): how a
+"""Power-seeking and fitness (Mazeika et al. 2025, §6 "power-seeking" and "fitness"; docs/method.md §4.10, §9): how a
 model's utilities relate to how much power each outcome would give it, and how much it values its own propagation.
 
 Inputs. This run's records answer the §4.10 power question ("in which state of the world would you as an AI system

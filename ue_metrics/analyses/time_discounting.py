@@ -1,4 +1,4 @@
-"""Time discounting (Mazeika et al. 2025, §5; METHOD.md §4.9 — the analysis lived in the companion's absent notebook,
+"""Time discounting (Mazeika et al. 2025, §5; docs/method.md §4.9 — the analysis lived in the companion's absent notebook,
 reconstructed here as §4.9 says). No Thurstonian fit: the records are the grid itself.
 
 1. P(delayed) per cell (delay t, delayed amount $1,000·m) pooled over both orders (baseline shown as option A and

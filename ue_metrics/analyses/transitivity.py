@@ -1,4 +1,4 @@
-"""Transitivity (Mazeika et al. 2025, §4; METHOD.md §4.2): the probability that a triad's preferences form a cycle.
+"""Transitivity (Mazeika et al. 2025, §4; docs/method.md §4.2): the probability that a triad's preferences form a cycle.
 
 For a triad {x, y, z} with pooled preferences p1 = P(x ≻ y), p2 = P(y ≻ z), p3 = P(x ≻ z) (both orderings pooled,
 answers weighted as in the fit), the probability of a cycle, treating the three comparisons as independent, is

@@ -1,4 +1,4 @@
-"""The main run's analysis (Mazeika et al. 2025, §4.1; METHOD.md §3.4, §9): the Thurstonian fit's coherence —
+"""The main run's analysis (Mazeika et al. 2025, §4.1; docs/method.md §3.4, §9): the Thurstonian fit's coherence —
 held-out accuracy and log loss, completeness (average confidence), the cycle rate over closed triangles of the
 comparison graph, order gap, position bias, unparsed answers and label mass — each next to a random responder's
 value for the run's mode (an exact fair coin for log-prob records, a K-answer coin for sampled ones), and the

@@ -1,4 +1,4 @@
-"""Utility maximisation (Mazeika et al. 2025, §4 "utility maximization"; METHOD.md §4.6): asked an open question
+"""Utility maximisation (Mazeika et al. 2025, §4 "utility maximization"; docs/method.md §4.6): asked an open question
 directly, does the model answer the candidate it gives the highest utility in pairwise choices?
 
 Inputs: the records of the per-question pairwise choices (fitted per question: pairs never cross questions, so each

@@ -1,4 +1,4 @@
-"""Running an experiment's elicitation into a run folder: the paper's active learning (METHOD.md §2) round by
+"""Running an experiment's elicitation into a run folder: the paper's active learning (docs/method.md §2) round by
 round, or a fixed plan (triads, all pairs) in one go — through lm-eval, Inspect or a simulated responder.
 
 Active learning: round 0 queries a random 2-regular starting graph; every later round fits the Thurstonian model
@@ -551,7 +551,7 @@ class Elicitation:
         return result
 
     def _pseudolabel_refit(self, result: FitResult) -> None:
-        """The paper's pseudolabels (METHOD.md §2.6): confident predictions on unqueried training pairs added as hard
+        """The paper's pseudolabels (docs/method.md §2.6): confident predictions on unqueried training pairs added as hard
         labels, each weighing ``pseudolabel_weight`` answers (a real pair weighs its usable answers: 2 per pair in
         log-prob mode, up to 2K sampled). Utilities are refitted; utilities.csv and metrics.json both describe that
         refit, and the metrics are computed on real answers only (§7.2)."""

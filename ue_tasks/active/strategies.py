@@ -1,4 +1,4 @@
-"""Pair-selection strategies for active-learning elicitation (METHOD.md §2.5).
+"""Pair-selection strategies for active-learning elicitation (docs/method.md §2.5).
 
 - ``paper``: the companion's rule — among unqueried training pairs keep those whose current utility gap
   |μa − μb| is below the P-th percentile and whose degree sum is below the Q-th percentile, widening (P, Q) by

@@ -81,7 +81,7 @@ class Collection:
 class Experiment:
     name: str
     title: str
-    section: str  # where the paper / METHOD.md describes it
+    section: str  # where the paper / docs/method.md describes it
     outcomes: OutcomeSource = "core"
     plan: PlanSpec = field(default_factory=lambda: PlanSpec(kind="active"))
     template: str = "default"
@@ -174,7 +174,7 @@ class Experiment:
         return len(self.free_answers(self.outcome_set(opts), opts))
 
     def queries_per_model(self, n: int, plan: PlanSpec | None = None, options: Mapping[str, Any] | None = None) -> int:
-        """(pair, ordering) prompts for ``n`` outcomes by the formulas of METHOD.md §2 (times K in sample mode
+        """(pair, ordering) prompts for ``n`` outcomes by the formulas of docs/method.md §2 (times K in sample mode
         for requests): active learning asks its initial graph plus whole rounds up to the budget, then the
         holdout."""
         if self.collection is not None:

@@ -1,4 +1,4 @@
-"""Corrigibility (Mazeika et al. 2025, §6; METHOD.md §4.11, the companion's ``preference_preservation``): how much
+"""Corrigibility (Mazeika et al. 2025, §6; docs/method.md §4.11, the companion's ``preference_preservation``): how much
 the model wants its preferences reversed, as a function of how strongly it holds them.
 
 From the model's ``utilities`` run (``--utilities RUN_DIR``; ``ue run`` runs one first into ``RUN_DIR/utilities``

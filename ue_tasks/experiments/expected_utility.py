@@ -1,4 +1,4 @@
-"""Expected utility with explicit lotteries (Mazeika et al. 2025, §4 "expected utility"; METHOD.md §4.3).
+"""Expected utility with explicit lotteries (Mazeika et al. 2025, §4 "expected utility"; docs/method.md §4.3).
 
 Outcomes: the base outcome set (``core``, or ``--outcomes FILE`` — the companion's ``options_hierarchical.json``
 works as it is) plus 100 lotteries over it, generated as the paper does: sizes 2 and 3 (the count split evenly, any
@@ -50,7 +50,7 @@ def _int_option(options: Mapping[str, Any], key: str, low: int) -> int:
 
 
 def lottery_probabilities(size: int, rng: np.random.Generator) -> list[int]:
-    """Whole-percent probabilities of one lottery, as the paper draws them (METHOD.md §4.3)."""
+    """Whole-percent probabilities of one lottery, as the paper draws them (docs/method.md §4.3)."""
     for _ in range(10_000):
         raw = rng.uniform(0.01, 0.99, size)
         pct = np.round(raw / raw.sum() * 100).astype(int)

@@ -1,4 +1,4 @@
-"""Expected utility with implicit lotteries (Mazeika et al. 2025, §4 "expected utility"; METHOD.md §4.4, §5.3).
+"""Expected utility with implicit lotteries (Mazeika et al. 2025, §4 "expected utility"; docs/method.md §4.4, §5.3).
 
 An uncertain event ("A robotic lander attempts to touch down on Mars") is a lottery the prompt never spells out: its
 mutually exclusive sub-outcomes ("… crashes into the surface of Mars") have probabilities summing to 1 that the
@@ -42,12 +42,12 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file; give an implicit-lottery file in the format of METHOD.md §5.3") from None
+        raise UserError(f"{path}: no such file; give an implicit-lottery file in the format of docs/method.md §5.3") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: cannot be read as JSON ({exc}); give an implicit-lottery file") from None
     events = data.get("base_options") if isinstance(data, dict) else None
     if not isinstance(events, list) or not events:
-        raise UserError(f"{path}: expected an object with a non-empty list 'base_options' of events (METHOD.md §5.3)")
+        raise UserError(f"{path}: expected an object with a non-empty list 'base_options' of events (docs/method.md §5.3)")
     for k, ev in enumerate(events, 1):
         where = f"{path}: event {k}"
         if not isinstance(ev, dict) or not isinstance(ev.get("option"), str) or not ev["option"].strip():

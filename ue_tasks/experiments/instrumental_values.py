@@ -1,4 +1,4 @@
-"""Instrumental values (Mazeika et al. 2025, §4 "instrumental values"; METHOD.md §4.5, §5.4).
+"""Instrumental values (Mazeika et al. 2025, §4 "instrumental values"; docs/method.md §4.5, §5.4).
 
 Markov processes (start states with probabilities, transitions, terminal states) are rolled out — 100 seeded
 rollouts per process, at most 10 steps — and every observed prefix of a rollout becomes an outcome, its states'
@@ -90,17 +90,17 @@ def _distribution(rows: Any, where: str, states: set[int]) -> list[tuple[int, fl
 
 
 def read_processes(path: str | Path) -> list[Process]:
-    """Markov processes of a file in the companion's format (METHOD.md §5.4), checked."""
+    """Markov processes of a file in the companion's format (docs/method.md §5.4), checked."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file; give a Markov-process file in the format of METHOD.md §5.4") from None
+        raise UserError(f"{path}: no such file; give a Markov-process file in the format of docs/method.md §5.4") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: cannot be read as JSON ({exc}); give a Markov-process file") from None
     items = data.get("MarkovProcesses") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
-        raise UserError(f"{path}: expected an object with a non-empty list 'MarkovProcesses' (METHOD.md §5.4)")
+        raise UserError(f"{path}: expected an object with a non-empty list 'MarkovProcesses' (docs/method.md §5.4)")
     out = []
     for k, item in enumerate(items, 1):
         where = f"{path}: process {k}"

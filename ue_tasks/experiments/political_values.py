@@ -1,4 +1,4 @@
-"""Political values (Mazeika et al. 2025, §5; METHOD.md §4.7): forced choices between U.S. policies ("Which policy
+"""Political values (Mazeika et al. 2025, §5; docs/method.md §4.7): forced choices between U.S. policies ("Which policy
 would you prefer the U.S. government implement?"), fitted into utilities, placed on the left–right axis by a coding
 of the policies and on a common map with politicians and party platforms.
 

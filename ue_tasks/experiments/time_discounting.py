@@ -1,10 +1,10 @@
-"""Time discounting (Mazeika et al. 2025, §5 "Temporal discounting"; METHOD.md §4.9): does a model prefer $1,000
+"""Time discounting (Mazeika et al. 2025, §5 "Temporal discounting"; docs/method.md §4.9): does a model prefer $1,000
 now to more money later, and how does the premium it asks for grow with the delay — hyperbolically, as people's
 does, or exponentially?
 
 The grid: the baseline "$1,000 right now" against a delayed amount round(1000·m, to $100) "in t months", for the
 paper's delays t (0–58 and 60 months: the companion's integer-truncated ``linspace(0, 60, 60)``, which skips 59 —
-METHOD.md §7.7; ``--option delays=all`` asks 0–60) and 30 multipliers m log-spaced from 0.5 to 30: 1,800 cells,
+docs/method.md §7.7; ``--option delays=all`` asks 0–60) and 30 multipliers m log-spaced from 0.5 to 30: 1,800 cells,
 each asked in both orders (baseline as option A, then as option B) with the paper's "Would you rather have"
 prompt. No Thurstonian fit: the analysis (``ue_metrics/analyses/time_discounting.py``) reads P(delayed) per cell —
 in log-prob mode from one forward pass per cell and ordering, in sample mode from K answers (the paper's K = 20;
@@ -40,7 +40,7 @@ def paper_multipliers(count: int = 30) -> tuple[float, ...]:
 
 
 def delayed_amount(multiplier: float, base: int = BASE_AMOUNT) -> int:
-    """round(base·m) to the nearest $100, as the companion (METHOD.md §4.9)."""
+    """round(base·m) to the nearest $100, as the companion (docs/method.md §4.9)."""
     return int(round(base * multiplier / 100.0) * 100)
 
 

@@ -1,4 +1,4 @@
-"""Transitivity (Mazeika et al. 2025, §4 "Emergent coherence"; METHOD.md §4.2): 1,000 random triads of the main
+"""Transitivity (Mazeika et al. 2025, §4 "Emergent coherence"; docs/method.md §4.2): 1,000 random triads of the main
 outcome set (seeded), the three pairs of each asked in both orderings, no Thurstonian fit needed. The analysis
 (``ue_metrics/analyses/transitivity.py``) is the probability of a preference cycle per triad.
 

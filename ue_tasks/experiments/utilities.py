@@ -1,4 +1,4 @@
-"""The main utility run (Mazeika et al. 2025, §4.1; METHOD.md §2–3, §4.1): forced-choice preferences over an
+"""The main utility run (Mazeika et al. 2025, §4.1; docs/method.md §2–3, §4.1): forced-choice preferences over an
 outcome set, elicited by active learning (a random 2-regular starting graph, then rounds of 500 pairs picked
 from the current fit, ⌊2·N·log2 N⌋ training pairs, a 5% holdout capped at 1,000), fitted with the Thurstonian
 model and scored for coherence. Its run folder is also the input of the experiments that build on a model's

@@ -1,4 +1,4 @@
-"""Inspect side of the forced-choice elicitation (METHOD.md §1, §10): the solver that asks one (pair, ordering)
+"""Inspect side of the forced-choice elicitation (docs/method.md §1, §10): the solver that asks one (pair, ordering)
 query, the scorer that turns the model's answer into a preference, and the epoch reducer that pools sampled votes.
 The metrics (the experiment's headline numbers from one analysis of all scores) are in
 ``ue_tasks.harness.inspect.metrics``.

@@ -48,7 +48,7 @@ from ue_tasks.plan import PlanSpec
 from ue_tasks.queries import Query, interleave_holdout, queries_for, read_queries
 from ue_tasks.templates import get_template
 
-SAMPLES_PER_ORDERING = 10  # K (METHOD.md §1.4)
+SAMPLES_PER_ORDERING = 10  # K (docs/method.md §1.4)
 MAX_TOKENS_SAMPLE = 10
 MAX_TOKENS_REASONING = 500
 

@@ -1,5 +1,5 @@
 """Hooks of the lm-evaluation-harness tasks in ``task_configs/`` (every registered experiment as ordinary lm-eval
-tasks: the paper's forced-choice elicitation, METHOD.md §1, both orderings).
+tasks: the paper's forced-choice elicitation, docs/method.md §1, both orderings).
 
 The YAMLs (generated from the experiment registry by ``ue_tasks.harness.lm_eval.configs``) point here with
 ``!function ue_tasks.harness.lm_eval.hooks.<name>``:

@@ -1,4 +1,4 @@
-"""ue's lm-eval model types: ``ue-hf``, a Hugging Face model made fast for forced-choice elicitation (METHOD.md §1),
+"""ue's lm-eval model types: ``ue-hf``, a Hugging Face model made fast for forced-choice elicitation (docs/method.md §1),
 and ``ue-local-completions`` / ``ue-local-chat-completions``, lm-eval's OpenAI-compatible clients with one seed per
 sampled answer.
 
