@@ -276,6 +276,13 @@ class Elicitation:
                     "or choose a new --out folder"
                 )
         else:
+            held = [n for n in ("records.jsonl", "rounds.jsonl", "history.jsonl") if _has_content(self.out / n)]
+            if held:
+                raise UserError(
+                    f"{self.out} holds answers ({', '.join(held)}) but no config.json, so nothing says which run they belong "
+                    "to; choose a new --out folder (its records.jsonl can still be fitted with `ue fit`), or delete those "
+                    "files to start this run there"
+                )
             _write_text(cfg_path, json.dumps(mine, indent=2) + "\n")
             try:
                 self.outcomes.write(self.out / "outcomes.jsonl")
@@ -536,6 +543,15 @@ class Elicitation:
         result.metrics.update(fit_metrics)
         result.metrics["pseudolabels"] = {"added": int(sure.sum()), "threshold": t, "weight": self.config.pseudolabel_weight,
                                           "note": "metrics are of the refit with pseudolabels, on real answers only"}  # fmt: skip
+
+
+def _has_content(path: Path) -> bool:
+    """A file that exists and holds more than white space (a run's records, rounds or history)."""
+    try:
+        with open(path, "rb") as fh:
+            return any(chunk.strip() for chunk in iter(lambda: fh.read(1 << 16), b""))
+    except OSError:
+        return False
 
 
 def _write_text(path: Path, text: str) -> None:
