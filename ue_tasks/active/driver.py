@@ -334,11 +334,17 @@ class Elicitation:
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
             cached = [(q, self.cache.get(q)) for q in batch]
-            missing = [q for q, a in cached if a is None]
+            # one answer per prompt (as the cache keys it), its id made from the prompt: which query of a prompt is
+            # asked first — and whether a resumed run asks it again — changes no answer
+            unique: dict[str, Query] = {}
+            for q, a in cached:
+                if a is None:
+                    unique.setdefault(self.cache.key(q), q)
+            missing = list(unique.values())
             answers = self.backend.answer(missing) if missing else []
-            fresh = {q: a.with_id(self.run_id, q.key, *elicitation) for q, a in zip(missing, answers)}
-            self.cache.put(list(fresh.items()))
-            new = [(a if a is not None else fresh[q]).record(q, mode=self.config.mode, **ids) for q, a in cached]
+            made = {k: a.with_id(self.run_id, k, *elicitation) for k, a in zip(unique, answers)}
+            self.cache.put([(unique[k], a) for k, a in made.items()])
+            new = [(a if a is not None else made[self.cache.key(q)]).record(q, mode=self.config.mode, **ids) for q, a in cached]
             self._append("records.jsonl", new)
             state.records.extend(new)
             self.queries_asked += len(missing)
