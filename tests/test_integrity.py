@@ -88,3 +88,46 @@ def test_a_resumed_run_gives_the_uninterrupted_runs_answers_exactly(tmp_path, ca
         assert got == want
         assert lines(resumed / "rounds.jsonl") == lines(whole / "rounds.jsonl") if (whole / "rounds.jsonl").exists() else True
         assert (resumed / "analysis.json").read_text() == (whole / "analysis.json").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------------- 1
+def test_by_model_gives_two_models_whose_names_sanitise_alike_a_folder_each(tmp_path, capsys):
+    """`org/model` and `org_model` both went to `org_model/`: the second fit overwrote the first, in `ue fit --by
+    model` and `ue analyse --by model` alike."""
+    import numpy as np
+
+    from ue_metrics.simulate import simulate_records, true_utilities
+    from ue_tasks.plan import PlanSpec, make_plan
+
+    def simulated(model: str, flip: bool) -> list[dict]:
+        plan = make_plan(20, PlanSpec(seed=0))
+        rng = np.random.default_rng(0)
+        mu, var = true_utilities(20, rng)
+        return simulate_records(plan.pairs, plan.split, [f"o{k:03d}" for k in range(20)], [f"Outcome {k}." for k in range(20)],
+                                -mu if flip else mu, var, rng, model=model, run_id=f"sim-{model}")  # fmt: skip
+
+    path = tmp_path / "both.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in simulated("org/model", False) + simulated("org_model", True)))
+    code, out, err = ue(capsys, "fit", path, "--out", tmp_path / "fit", "--by", "model")
+    assert code == 0, err
+    folders = sorted(p.name for p in (tmp_path / "fit").iterdir())
+    assert len(folders) == 2 and all(f.startswith("org_model-") for f in folders), folders
+    best = set()
+    for name in ("org/model", "org_model"):
+        line = next(x for x in out.splitlines() if x.startswith(f"== model: {name} "))
+        folder = Path(line.split("→ ")[1].rstrip(" =/"))
+        assert json.loads((folder / "metrics.json").read_text())["group"]["value"] == name
+        best.add(next(iter(csv_ids(folder / "utilities.csv"))))
+    assert len(best) == 2  # two opposite models: each folder holds its own fit
+    code, _, err = ue(capsys, "analyse", path, "--out", tmp_path / "an", "--by", "model", "--no-figures")
+    assert code == 0, err
+    written = {json.loads((p / "analysis.json").read_text())["group"]["value"]: p.name for p in (tmp_path / "an").iterdir()}
+    assert set(written) == {"org/model", "org_model"} and len(set(written.values())) == 2
+    for name, folder in written.items():
+        assert f"model {name!r}" in err and f"{folder}/" in err
+
+
+def csv_ids(path: Path) -> list[str]:
+    import csv
+
+    return [r["id"] for r in csv.DictReader(path.open())]

@@ -825,3 +825,21 @@ def group_folder_name(label: str) -> str:
     import re
 
     return (re.sub(r"[^A-Za-z0-9._=-]+", "_", label).strip("._") or "group")[:120]
+
+
+def group_folder_names(labels: Sequence[str]) -> dict[str, str]:
+    """``{label: folder name}`` for groups of records (``--by``), one folder each: a name that another label
+    sanitises to as well (``org/model`` and ``org_model``; names that differ only in case, which one folder holds on
+    a case-insensitive file system) gets the first 8 hex digits of its label's SHA-256 appended."""
+    import hashlib
+
+    base = {label: group_folder_name(label) for label in labels}
+    count: dict[str, int] = {}
+    for name in base.values():
+        count[name.casefold()] = count.get(name.casefold(), 0) + 1
+    out = {}
+    for label, name in base.items():
+        if count[name.casefold()] > 1:
+            name = f"{name[:111]}-{hashlib.sha256(label.encode('utf-8')).hexdigest()[:8]}"
+        out[label] = name
+    return out

@@ -146,7 +146,7 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     """``ue analyse``: a run folder (its records and configuration, and its free answers) or harness outputs, analysed
     again. Records of different models (outcome sets, templates, system messages) are refused, or with ``by`` analysed
     one group per folder ``out/<group>`` (then the result is ``{folder: analysis}``)."""
-    from ue_metrics.records import check_not_mixed, group_folder_name, group_records
+    from ue_metrics.records import check_not_mixed, group_folder_names, group_records
     from ue_tasks import experiments
     from ue_tasks.harness.readers import collect, read_generations
 
@@ -178,8 +178,10 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     folder = paths[0] if config else None  # a run folder: files beside the records (hidden states) are read from it
     if by:
         done = {}
+        names = group_folder_names(list(groups))
         for label, group in groups.items():
-            target = Path(out) / group_folder_name(label)
+            target = Path(out) / names[label]
+            log(f"{by} {label!r} ({len(group)} records) → {target}/")
             models = {r.get("model") for r in group}
             mine = [g for g in generations if g.get("model") in models]  # each group's own free answers
             result = analyse_records(group, name, options=opts, seed=seed, run=config or None,
