@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ue_metrics.errors import UserError
-from ue_tasks.active.driver import Elicitation, RunConfig
+from ue_tasks.active.driver import Elicitation, RunConfig, RunLock
 from ue_tasks.analysis import analyse_records, write_result
 
 
@@ -151,6 +151,20 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     from ue_tasks.harness.readers import collect, read_generations
 
     paths = [Path(p) for p in paths]
+    held = [(p, pid) for p in paths if p.is_dir() and (pid := RunLock(p).holder()) is not None]
+    if held:  # a folder a running `ue run` is writing: never written into, read as a snapshot of its complete lines
+        where, pid = held[0]
+        if out is None or any(Path(out).resolve() == p.resolve() for p, _ in held):
+            raise UserError(f"{where} is held by a running `ue run` (PID {pid}) and its records are still being written; wait "
+                            "for the run to finish, or give --out ANOTHER_FOLDER to analyse the records so far")  # fmt: skip
+        log(f"note: {where} is held by a running `ue run` (PID {pid}): the run is incomplete, and this analysis into {out} "
+            "covers only the records written so far; analyse again when it finishes")  # fmt: skip
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="ue-analyse-") as tmp:
+            live = {p for p, _ in held}
+            snaps = [_snapshot(p, Path(tmp) / str(k)) if p in live else p for k, p in enumerate(paths)]
+            return analyse_path(snaps, out, experiment, options, figures, log, by)
     config: dict = {}
     if len(paths) == 1 and (paths[0] / "config.json").is_file() and (paths[0] / "records.jsonl").is_file():
         try:
@@ -194,6 +208,23 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
                              generations=generations if asks else None, folder=folder)  # fmt: skip
     write_result(result, out, figures=figures, log=log)
     return result
+
+
+def _snapshot(folder: Path, to: Path) -> Path:
+    """A read-only view of a run folder being written: its JSONL files copied up to their last complete line, every
+    other entry linked (the run's own files are never touched)."""
+    import os
+
+    to.mkdir()
+    for entry in folder.iterdir():
+        if entry.name == ".lock":
+            continue
+        if entry.suffix == ".jsonl" and entry.is_file():
+            data = entry.read_bytes()
+            (to / entry.name).write_bytes(data[: data.rfind(b"\n") + 1])
+        else:
+            os.symlink(entry.resolve(), to / entry.name)
+    return to
 
 
 def _single_experiment(records: Sequence[dict]) -> str:

@@ -164,6 +164,11 @@ class RunLock:
             return
         raise UserError(f"{self.path}: could not take the run folder's lock; remove the file if no ue process is running")
 
+    def holder(self) -> int | None:
+        """The PID of another live process that holds this folder's lock (a running ``ue run``), else ``None``."""
+        owner = self._owner() if self.path.is_file() else None
+        return owner if owner is not None and owner != os.getpid() and _alive(owner) else None
+
     def _owner(self) -> int | None:
         try:
             return int(self.path.read_text().strip() or "0") or None
