@@ -68,6 +68,7 @@ def _with_consumed_run(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any
         folder = Path(str(given)).expanduser()
         if not (folder / "config.json").is_file():
             raise UserError(f"--{key} {given}: not a `ue run` folder (it needs config.json and records.jsonl); give the folder of a finished {key} run")
+        _check_consumed(config, exp, folder, key)  # before anything is asked, not after the whole elicitation
     else:
         folder = out / key
         base = experiments.get(key)
@@ -92,6 +93,34 @@ def _with_consumed_run(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any
     return config, backend
 
 
+def _check_consumed(config: RunConfig, exp: Any, folder: Path, key: str) -> None:
+    """A given consumed run checked before this run asks anything: a run of ``key`` that can be fitted (the fit is
+    cached, so the analysis reuses it), of this run's model, and — for a simulated model, whose utilities are drawn
+    from its seed over its outcomes — made with this run's seed over the outcomes this run asks without it."""
+    from ue_tasks import runs
+
+    theirs = runs.read_config(folder)
+    if theirs.get("experiment") != key:
+        raise UserError(f"{folder} is a run of {theirs.get('experiment')!r}, not of {key!r}; give a {key} run folder with --{key}")
+    if config.options.get("check_model", True) not in (False, "false", "False", 0):
+        runs.check_same_model(_model_of(config), theirs, folder, key)
+        if config.harness == "simulate" and theirs.get("harness") == "simulate" and not config.outcomes:
+            try:
+                own = exp.outcome_set({k: v for k, v in config.options.items() if k != key})
+            except UserError:  # outcomes made from the consumed run itself (corrigibility)
+                own = None
+            if own is not None and theirs.get("outcome_hash") not in (None, own.content_hash()):
+                raise UserError(
+                    f"--{key} {folder}: a {key} run of the simulated model over another outcome set ({theirs.get('outcome_set')!r}) "
+                    f"than this run's ({own.name!r}); a simulated model's utilities are drawn over its outcomes, so give a {key} run "
+                    f"over {own.name!r}, or --outcomes {theirs.get('outcome_set')} to ask this run over the same outcomes"
+                )
+    try:
+        runs.fitted_run(folder, key)
+    except UserError as exc:
+        raise UserError(f"--{key} {folder}: the {key} run cannot be used ({exc}); give the folder of a finished {key} run") from None
+
+
 def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, backend: Any, progress: Any,
                     log: Callable[[str], None]) -> tuple[RunConfig, Any]:  # fmt: skip
     """Make the experiment's side runs (each resumable, in its own folder under ``out``) and list their folders in
@@ -102,9 +131,17 @@ def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, b
     from ue_tasks.active.driver import make_backend
 
     key, subs = exp.side_runs(exp.resolve_options(config.options))
+    given = config.options.get(key)
+    if given:  # the runs given are read before anything is asked, not after the whole elicitation
+        from ue_tasks import runs
+
+        for folder in runs.run_folders(given, where=f"--option {key}"):
+            try:
+                runs.fitted_run(folder, exp.name)
+            except UserError as exc:
+                raise UserError(f"--option {key}: {folder} cannot be used ({exc}); give finished {exp.name} run folders") from None
     if not subs:
         return config, backend
-    given = config.options.get(key)
     listed = [str(x) for x in given] if isinstance(given, (list, tuple)) else [x for x in str(given or "").split(",") if x.strip()]
     folders = [str((out / sub).resolve()) for sub, _ in subs]
     final = replace(config, options={**config.options, key: ",".join(listed + [f for f in folders if f not in listed])})
@@ -137,7 +174,7 @@ def _refuse_another_configuration(config: RunConfig, out: Path) -> None:
 
 
 def _model_of(config: RunConfig) -> dict:
-    return {"harness": config.harness, "model": config.model, "model_args": config.model_args}
+    return {"harness": config.harness, "model": config.model, "model_args": config.model_args, "seed": config.seed}
 
 
 def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, experiment: str | None = None,
