@@ -149,3 +149,24 @@ def test_inspect_and_lm_eval_agree_per_query_and_on_the_utilities(inspect_run, l
     ids = sorted(u_ours)
     assert sorted(u_theirs) == ids
     assert _spearman(np.array([u_ours[i] for i in ids]), np.array([u_theirs[i] for i in ids])) >= 0.999
+
+
+def test_inspect_records_carry_the_identity_lm_evals_records_carry(inspect_run, model_path):
+    """issue 22, item 3: a log of `hf/local -M model_path=…` gave records without `model_fingerprint`; the scorer takes
+    the model's identity at eval time, the fingerprint lm-eval's records of the same folder carry."""
+    from ue_tasks.model_identity import fingerprint_folder, from_lm_eval
+
+    records = read_records([inspect_run[0]])
+    expected = from_lm_eval("hf", f"pretrained={model_path}").fingerprint
+    assert expected and expected == fingerprint_folder(model_path)
+    assert {r.get("model_fingerprint") for r in records} == {expected}
+
+
+def test_one_query_through_inspect_and_lm_eval_is_fitted_once(inspect_run, lm_eval_run, tmp_path):
+    """issue 22, item 3: the Inspect log and the lm-eval output of the same model and queries were fitted as two sets
+    of answers; now they are one answer each, with a note."""
+    proc = subprocess.run([sys.executable, "-m", "ue_cli.main", "fit", str(inspect_run[0]), str(lm_eval_run), "--out",
+                           str(tmp_path / "fit")], capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"dropped {LIMIT} duplicate answers (same query from two harnesses" in proc.stderr
+    assert json.loads((tmp_path / "fit" / "metrics.json").read_text())["n_records"] == LIMIT

@@ -29,7 +29,7 @@ def _note(message: str) -> None:
 def cmd_fit(args: argparse.Namespace) -> int:
     from ue_metrics.fitting import MIN_BOOTSTRAP, fit_records
     from ue_metrics.jsonl import writable_folder
-    from ue_metrics.records import check_not_mixed, group_folder_name, group_records
+    from ue_metrics.records import check_not_mixed, group_folder_names, group_records
     from ue_tasks.harness.readers import collect
 
     if args.bootstrap < 0 or 0 < args.bootstrap < MIN_BOOTSTRAP:
@@ -43,16 +43,17 @@ def cmd_fit(args: argparse.Namespace) -> int:
     groups = {label: got.deduplicate(records) for label, records in groups.items()}
     for note in got.notes():
         _note(note)
+    folders = group_folder_names(list(groups)) if args.by else {}
     for label, records in groups.items():
         result = fit_records(got.columns(records), unparsed=args.unparsed, method=args.method, bootstrap=args.bootstrap,
                              per_component=args.per_component, seed=args.seed, progress=_progress,
                              logprob_weight=args.logprob_weight, position_term=args.position_term, ci=args.ci)  # fmt: skip
         result.metrics["inputs"] = [str(p) for p in args.records]
         result.metrics["read"] = got.summary()
-        folder = out / group_folder_name(label) if args.by else out
+        folder = out / folders[label] if args.by else out
         if args.by:
             result.metrics["group"] = {"by": args.by, "value": label}
-            print(f"== {args.by}: {label} ({len(records)} records) ==")
+            print(f"== {args.by}: {label} ({len(records)} records) → {folder}/ ==")
         result.write(folder)
         print(result.summary(top=args.top))
         extra = " and utilities_position.csv" if result.position_model is not None else ""

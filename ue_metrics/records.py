@@ -718,11 +718,14 @@ _PAIR_ORDERING = operator.itemgetter("a_id", "b_id", "shown_first")
 LOGPROB_TOLERANCE = 0.05  # two log-prob answers of one model to one query further apart than this are not one model
 
 
-def deduplicate(records: Sequence[dict], sources: Sequence[str] | None = None) -> tuple[list[dict], dict[tuple[str, str], int]]:
+def deduplicate(records: Sequence[dict], sources: Sequence[str] | None = None,
+                harnesses: dict[tuple[str, str], int] | None = None) -> tuple[list[dict], dict[tuple[str, str], int]]:  # fmt: skip
     """(records with every answer once, {(source kept, source dropped): count}). An answer read twice (``answer_key``)
     is kept once. Refused instead: a sampled answer key with two different values (two runs under one run id —
     which one is right cannot be told), and one query to one log-prob model answered far apart (two models under
-    one name). ``sources`` names where each record came from (for the messages)."""
+    one name, or one model at two dtypes). ``sources`` names where each record came from (for the messages); with
+    ``harnesses``, a log-prob answer of one query from two harnesses (lm-eval and Inspect of the same weights) is
+    counted there under (harness kept, harness dropped) instead of in the returned counts."""
     records = records if isinstance(records, list) else list(records)
     # fast path: every answer key holds these fields, so when they are all distinct no answer can repeat; the
     # query's pair and ordering alone (required fields) usually are, and are cheaper to compare
@@ -746,6 +749,13 @@ def deduplicate(records: Sequence[dict], sources: Sequence[str] | None = None) -
         places = f" ({where[0]} and {where[1]})" if sources and where[0] != where[1] else ""
         query = f"({r['a_id']}, {r['b_id']}, shown first {r['shown_first']})"
         if r["mode"] == "logprob":
+            two = (str(other.get("harness")), str(r.get("harness")))
+            if two[0] != two[1] and abs(float(other["p_a"]) - float(r["p_a"])) > LOGPROB_TOLERANCE:
+                raise UserError(
+                    f"the log-prob answer of {model_label(r)!r} to {query} is {other['p_a']:.3f} through {two[0]} and "
+                    f"{r['p_a']:.3f} through {two[1]}{places}, further apart than {LOGPROB_TOLERANCE}: they are not the same "
+                    "model and dtype, so they cannot be fitted as one model's answers — fit each harness's answers separately"
+                )
             if abs(float(other["p_a"]) - float(r["p_a"])) > LOGPROB_TOLERANCE:
                 raise UserError(
                     f"the log-prob answer of {model_label(r)!r} to {query} is {other['p_a']:.3f} in one run and "
@@ -757,6 +767,10 @@ def deduplicate(records: Sequence[dict], sources: Sequence[str] | None = None) -
                 f"the answer to {query} of run {r['run_id']!r} appears twice with different values{places}; two runs "
                 "share one run id, so they cannot be told apart — fit them separately, or give the second run another --seed"
             )
+        if harnesses is not None and r["mode"] == "logprob" and other.get("harness") != r.get("harness"):
+            pair = (str(other.get("harness")), str(r.get("harness")))
+            harnesses[pair] = harnesses.get(pair, 0) + 1
+            continue
         dropped[where] = dropped.get(where, 0) + 1
     return kept, dropped
 
@@ -850,3 +864,21 @@ def group_folder_name(label: str) -> str:
     import re
 
     return (re.sub(r"[^A-Za-z0-9._=-]+", "_", label).strip("._") or "group")[:120]
+
+
+def group_folder_names(labels: Sequence[str]) -> dict[str, str]:
+    """``{label: folder name}`` for groups of records (``--by``), one folder each: a name that another label
+    sanitises to as well (``org/model`` and ``org_model``; names that differ only in case, which one folder holds on
+    a case-insensitive file system) gets the first 8 hex digits of its label's SHA-256 appended."""
+    import hashlib
+
+    base = {label: group_folder_name(label) for label in labels}
+    count: dict[str, int] = {}
+    for name in base.values():
+        count[name.casefold()] = count.get(name.casefold(), 0) + 1
+    out = {}
+    for label, name in base.items():
+        if count[name.casefold()] > 1:
+            name = f"{name[:111]}-{hashlib.sha256(label.encode('utf-8')).hexdigest()[:8]}"
+        out[label] = name
+    return out

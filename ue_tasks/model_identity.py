@@ -268,7 +268,7 @@ def from_lm_eval_results(results: dict, task: str | None = None) -> ModelIdentit
     chat = bool(results.get("chat_template")) if "chat_template" in results else None
     model, args = config.get("model"), config.get("model_args")
     if isinstance(model, str) and (args or override):
-        identity = from_lm_eval(model, args, chat_template=chat, name=override, fingerprint=False)
+        identity = from_lm_eval(model, args, chat_template=chat, name=override, fingerprint=unchanged_since(args, results.get("date")))
         ran = str(config.get("model_dtype") or "").removeprefix("torch.")  # what lm-eval's hf model reports it ran in
         if ran in ("float32", "bfloat16", "float16") and identity.dtype is not None and ran != identity.dtype:
             from dataclasses import replace
@@ -290,4 +290,25 @@ def from_inspect_log(eval_spec: Any) -> ModelIdentity:
     if isinstance(meta.get("ue_model"), dict):
         return ModelIdentity.from_dict(meta["ue_model"])
     task_args = getattr(eval_spec, "task_args", None) or {}
-    return from_inspect(eval_spec.model, dict(eval_spec.model_args or {}), name=task_args.get(NAME_KEY), fingerprint=False)
+    args = dict(eval_spec.model_args or {})
+    return from_inspect(eval_spec.model, args, name=task_args.get(NAME_KEY),
+                        fingerprint=unchanged_since(args, getattr(eval_spec, "created", None)))  # fmt: skip
+
+
+def unchanged_since(model_args: str | dict | None, when: Any) -> bool:
+    """Whether the local model folder(s) a run's arguments name exist and no file in them changed after the run began
+    (``when``: seconds since the epoch, or an ISO time): then the fingerprint read now is the one the run had, and a
+    harness output read afterwards carries it like ue's own records (so one query answered through lm-eval and Inspect
+    is recognised as one answer)."""
+    from datetime import datetime
+
+    try:
+        start = float(when) if isinstance(when, (int, float)) else datetime.fromisoformat(str(when)).timestamp()
+    except (TypeError, ValueError):
+        return False
+    args = _parse_args(model_args)
+    folders = [f for f in dict.fromkeys(_local(args.get(k)) for k in (*PATH_KEYS, "model_name_or_path")) if f is not None]
+    try:
+        return bool(folders) and all(p.stat().st_mtime <= start for f in folders for p in f.iterdir() if p.is_file())
+    except OSError:
+        return False

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ue_metrics.errors import UserError
-from ue_tasks.active.driver import Elicitation, RunConfig
+from ue_tasks.active.driver import Elicitation, RunConfig, RunLock
 from ue_tasks.analysis import analyse_records, write_result
 
 
@@ -69,6 +69,7 @@ def _with_consumed_run(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any
         folder = Path(str(given)).expanduser()
         if not (folder / "config.json").is_file():
             raise UserError(f"--{key} {given}: not a `ue run` folder (it needs config.json and records.jsonl); give the folder of a finished {key} run")
+        _check_consumed(config, exp, folder, key)  # before anything is asked, not after the whole elicitation
     else:
         folder = out / key
         base = experiments.get(key)
@@ -93,6 +94,34 @@ def _with_consumed_run(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any
     return config, backend
 
 
+def _check_consumed(config: RunConfig, exp: Any, folder: Path, key: str) -> None:
+    """A given consumed run checked before this run asks anything: a run of ``key`` that can be fitted (the fit is
+    cached, so the analysis reuses it), of this run's model, and — for a simulated model, whose utilities are drawn
+    from its seed over its outcomes — made with this run's seed over the outcomes this run asks without it."""
+    from ue_tasks import runs
+
+    theirs = runs.read_config(folder)
+    if theirs.get("experiment") != key:
+        raise UserError(f"{folder} is a run of {theirs.get('experiment')!r}, not of {key!r}; give a {key} run folder with --{key}")
+    if config.options.get("check_model", True) not in (False, "false", "False", 0):
+        runs.check_same_model(_model_of(config), theirs, folder, key)
+        if config.harness == "simulate" and theirs.get("harness") == "simulate" and not config.outcomes:
+            try:
+                own = exp.outcome_set({k: v for k, v in config.options.items() if k != key})
+            except UserError:  # outcomes made from the consumed run itself (corrigibility)
+                own = None
+            if own is not None and theirs.get("outcome_hash") not in (None, own.content_hash()):
+                raise UserError(
+                    f"--{key} {folder}: a {key} run of the simulated model over another outcome set ({theirs.get('outcome_set')!r}) "
+                    f"than this run's ({own.name!r}); a simulated model's utilities are drawn over its outcomes, so give a {key} run "
+                    f"over {own.name!r}, or --outcomes {theirs.get('outcome_set')} to ask this run over the same outcomes"
+                )
+    try:
+        runs.fitted_run(folder, key)
+    except UserError as exc:
+        raise UserError(f"--{key} {folder}: the {key} run cannot be used ({exc}); give the folder of a finished {key} run") from None
+
+
 def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, backend: Any, progress: Any,
                     log: Callable[[str], None]) -> tuple[RunConfig, Any]:  # fmt: skip
     """Make the experiment's side runs (each resumable, in its own folder under ``out``) and list their folders in
@@ -103,9 +132,17 @@ def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, b
     from ue_tasks.active.driver import make_backend
 
     key, subs = exp.side_runs(exp.resolve_options(config.options))
+    given = config.options.get(key)
+    if given:  # the runs given are read before anything is asked, not after the whole elicitation
+        from ue_tasks import runs
+
+        for folder in runs.run_folders(given, where=f"--option {key}"):
+            try:
+                runs.fitted_run(folder, exp.name)
+            except UserError as exc:
+                raise UserError(f"--option {key}: {folder} cannot be used ({exc}); give finished {exp.name} run folders") from None
     if not subs:
         return config, backend
-    given = config.options.get(key)
     listed = [str(x) for x in given] if isinstance(given, (list, tuple)) else [x for x in str(given or "").split(",") if x.strip()]
     folders = [str((out / sub).resolve()) for sub, _ in subs]
     final = replace(config, options={**config.options, key: ",".join(listed + [f for f in folders if f not in listed])})
@@ -153,7 +190,7 @@ def _refuse_another_configuration(config: RunConfig, out: Path) -> None:
 
 
 def _model_of(config: RunConfig) -> dict:
-    return {"harness": config.harness, "model": config.model, "model_args": config.model_args}
+    return {"harness": config.harness, "model": config.model, "model_args": config.model_args, "seed": config.seed}
 
 
 def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, experiment: str | None = None,
@@ -162,11 +199,25 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     """``ue analyse``: a run folder (its records and configuration, and its free answers) or harness outputs, analysed
     again. Records of different models (outcome sets, templates, system messages) are refused, or with ``by`` analysed
     one group per folder ``out/<group>`` (then the result is ``{folder: analysis}``)."""
-    from ue_metrics.records import check_not_mixed, group_folder_name, group_records
+    from ue_metrics.records import check_not_mixed, group_folder_names, group_records
     from ue_tasks import experiments
     from ue_tasks.harness.readers import collect, read_generations
 
     paths = [Path(p) for p in paths]
+    held = [(p, pid) for p in paths if p.is_dir() and (pid := RunLock(p).holder()) is not None]
+    if held:  # a folder a running `ue run` is writing: never written into, read as a snapshot of its complete lines
+        where, pid = held[0]
+        if out is None or any(Path(out).resolve() == p.resolve() for p, _ in held):
+            raise UserError(f"{where} is held by a running `ue run` (PID {pid}) and its records are still being written; wait "
+                            "for the run to finish, or give --out ANOTHER_FOLDER to analyse the records so far")  # fmt: skip
+        log(f"note: {where} is held by a running `ue run` (PID {pid}): the run is incomplete, and this analysis into {out} "
+            "covers only the records written so far; analyse again when it finishes")  # fmt: skip
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="ue-analyse-") as tmp:
+            live = {p for p, _ in held}
+            snaps = [_snapshot(p, Path(tmp) / str(k)) if p in live else p for k, p in enumerate(paths)]
+            return analyse_path(snaps, out, experiment, options, figures, log, by)
     config: dict = {}
     if len(paths) == 1 and (paths[0] / "config.json").is_file() and (paths[0] / "records.jsonl").is_file():
         try:
@@ -198,8 +249,10 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     folder = paths[0] if config else None  # a run folder: files beside the records (hidden states) are read from it
     if by:
         done = {}
+        names = group_folder_names(list(groups))
         for label, group in groups.items():
-            target = Path(out) / group_folder_name(label)
+            target = Path(out) / names[label]
+            log(f"{by} {label!r} ({len(group)} records) → {target}/")
             models = {r.get("model") for r in group}
             mine = [g for g in generations if g.get("model") in models]  # each group's own free answers
             result = analyse_records(group, name, options=opts, seed=seed, run=config or None,
@@ -226,6 +279,23 @@ def _no_run_records(paths: Sequence[Path]) -> None:
     if not any(p.is_file() for p in folder.rglob("*")):
         raise UserError(f"no records.jsonl in {folder}: the folder is empty; give a `ue run` folder, or record files / "
                         "harness outputs with --out DIR")  # fmt: skip
+
+
+def _snapshot(folder: Path, to: Path) -> Path:
+    """A read-only view of a run folder being written: its JSONL files copied up to their last complete line, every
+    other entry linked (the run's own files are never touched)."""
+    import os
+
+    to.mkdir()
+    for entry in folder.iterdir():
+        if entry.name == ".lock":
+            continue
+        if entry.suffix == ".jsonl" and entry.is_file():
+            data = entry.read_bytes()
+            (to / entry.name).write_bytes(data[: data.rfind(b"\n") + 1])
+        else:
+            os.symlink(entry.resolve(), to / entry.name)
+    return to
 
 
 def _single_experiment(records: Sequence[dict]) -> str:

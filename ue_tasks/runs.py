@@ -119,6 +119,13 @@ def check_same_model(ours: Mapping[str, Any], consumed: Mapping[str, Any], folde
             f"{folder} is a {what} run of {b!r} ({consumed.get('harness')}), not of this run's model {a!r}; give the {what} run "
             f"of the same model (or add --option check_model=false if both name the same model)"
         )
+    seeds = (ours.get("seed"), consumed.get("seed"))
+    if ours.get("harness") == consumed.get("harness") == "simulate" and None not in seeds and int(seeds[0]) != int(seeds[1]):
+        raise UserError(
+            f"{folder} is a {what} run of the simulated model {a!r} with seed {seeds[1]}, not this run's seed {seeds[0]}; a "
+            f"simulated model's utilities are drawn from its seed, so give a {what} run made with --seed {seeds[0]} (or run "
+            f"this one with --seed {seeds[1]})"
+        )
 
 
 def _weights(records: Iterable[Mapping[str, Any]]) -> set[str]:

@@ -13,6 +13,7 @@ responder (which answers from its utilities; the simulator's judge picks the mos
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -137,7 +138,9 @@ class SimulateBackend(Backend):
             if self.mode == "logprob":
                 out.append(Answer(p_first=p, label_mass=1.0))
             else:
-                digest = hashlib.sha256((q.key + q.prompt()).encode()).digest()
+                # seeded by the prompt as the model sees it, as the answer cache keys it: a query re-asked (a resumed
+                # run) or one that another query's answer would serve gets the same counts in every process
+                digest = hashlib.sha256(json.dumps([q.messages(), q.template]).encode()).digest()
                 rng = np.random.default_rng([self.seed, int.from_bytes(digest[:8], "little")])
                 k = int(rng.binomial(self.samples, p))
                 # a simulated answer is a bare label, so every answer is also an exact one

@@ -196,6 +196,11 @@ class RunLock:
             raise
         os.close(fd)
 
+    def holder(self) -> int | None:
+        """The PID of another live process that holds this folder's lock (a running ``ue run``), else ``None``."""
+        owner = self._owner() if self.path.is_file() else None
+        return owner if owner is not None and owner != os.getpid() and _alive(owner) else None
+
     def _owner(self) -> int | None:
         try:
             return int(self.path.read_text().strip() or "0") or None
@@ -315,6 +320,13 @@ class Elicitation:
                     "or choose a new --out folder"
                 )
         else:
+            held = [n for n in ("records.jsonl", "rounds.jsonl", "history.jsonl") if _has_content(self.out / n)]
+            if held:
+                raise UserError(
+                    f"{self.out} holds answers ({', '.join(held)}) but no config.json, so nothing says which run they belong "
+                    "to; choose a new --out folder (its records.jsonl can still be fitted with `ue fit`), or delete those "
+                    "files to start this run there"
+                )
             _write_text(cfg_path, json.dumps(mine, indent=2) + "\n")
             try:
                 self.outcomes.write(self.out / "outcomes.jsonl")
@@ -366,11 +378,17 @@ class Elicitation:
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
             cached = [(q, self.cache.get(q)) for q in batch]
-            missing = [q for q, a in cached if a is None]
+            # one answer per prompt (as the cache keys it), its id made from the prompt: which query of a prompt is
+            # asked first — and whether a resumed run asks it again — changes no answer
+            unique: dict[str, Query] = {}
+            for q, a in cached:
+                if a is None:
+                    unique.setdefault(self.cache.key(q), q)
+            missing = list(unique.values())
             answers = self.backend.answer(missing) if missing else []
-            fresh = {q: a.with_id(self.run_id, q.key, *elicitation) for q, a in zip(missing, answers)}
-            self.cache.put(list(fresh.items()))
-            new = [(a if a is not None else fresh[q]).record(q, mode=self.config.mode, **ids) for q, a in cached]
+            made = {k: a.with_id(self.run_id, k, *elicitation) for k, a in zip(unique, answers)}
+            self.cache.put([(unique[k], a) for k, a in made.items()])
+            new = [(a if a is not None else made[self.cache.key(q)]).record(q, mode=self.config.mode, **ids) for q, a in cached]
             self._append("records.jsonl", new)
             state.records.extend(new)
             self.queries_asked += len(missing)
@@ -575,6 +593,15 @@ class Elicitation:
         result.metrics.update(fit_metrics)
         result.metrics["pseudolabels"] = {"added": int(sure.sum()), "threshold": t, "weight": self.config.pseudolabel_weight,
                                           "note": "metrics are of the refit with pseudolabels, on real answers only"}  # fmt: skip
+
+
+def _has_content(path: Path) -> bool:
+    """A file that exists and holds more than white space (a run's records, rounds or history)."""
+    try:
+        with open(path, "rb") as fh:
+            return any(chunk.strip() for chunk in iter(lambda: fh.read(1 << 16), b""))
+    except OSError:
+        return False
 
 
 def _write_text(path: Path, text: str) -> None:

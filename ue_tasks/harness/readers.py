@@ -164,13 +164,15 @@ class Collected:
     companions: int = 0  # run files beside the records (configuration, results, figures): not records, not a concern
     repeated: list[Path] = field(default_factory=list)  # files named more than once (read once)
     duplicates: dict[tuple[str, str], int] = field(default_factory=dict)  # (kept in, dropped from): answers read twice
+    # (harness kept, harness dropped): log-prob answers of one query from two harnesses, kept once
+    two_harnesses: dict[tuple[str, str], int] = field(default_factory=dict)
     sources: dict[int, str] = field(default_factory=dict, repr=False)  # id(record) -> the file it came from
     # the bulk reader's columns of each native records file, in reading order (None: a harness adapter's records)
     parts: list[rec.RecordColumns | None] = field(default_factory=list, repr=False)
 
     def deduplicate(self, records: list[dict]) -> list[dict]:
         """``records`` (all or a group of them) with every answer once; the dropped ones are counted for ``notes``."""
-        kept, dropped = rec.deduplicate(records, _Sources(records, self.sources))
+        kept, dropped = rec.deduplicate(records, _Sources(records, self.sources), self.two_harnesses)
         for where, n in dropped.items():
             self.duplicates[where] = self.duplicates.get(where, 0) + n
         return kept
@@ -193,7 +195,7 @@ class Collected:
 
     @property
     def n_duplicates(self) -> int:
-        return sum(self.duplicates.values())
+        return sum(self.duplicates.values()) + sum(self.two_harnesses.values())
 
     def notes(self) -> list[str]:
         """One line per thing the user should know about what was (not) read."""
@@ -208,6 +210,9 @@ class Collected:
         for (kept, dropped), n in self.duplicates.items():
             where = f" ({dropped} repeats {kept})" if kept != dropped else f" (within {kept})"
             out.append(f"dropped {n} record(s) that repeat answers already read{where}; each answer is fitted once")
+        for (kept, dropped), n in self.two_harnesses.items():
+            out.append(f"dropped {n} duplicate answers (same query from two harnesses: the {dropped} answers repeat the {kept} "
+                       "ones within 0.05); each answer is fitted once")  # fmt: skip
         return out
 
     def summary(self) -> dict:

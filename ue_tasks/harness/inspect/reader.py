@@ -47,13 +47,28 @@ def _preference_score(scores: dict[str, Any] | None) -> Any:
     return None
 
 
+def _identity(ev: Any, answered: dict | None) -> dict:
+    """The record fields of the model of a log: what ``ue run`` wrote into its header, else what the scorer took from
+    the model at eval time (a local folder's fingerprint included, as lm-eval's records carry it), else the header's
+    model and arguments (no fingerprint: the folder may have changed since)."""
+    from dataclasses import replace
+
+    from ue_tasks.model_identity import NAME_KEY, ModelIdentity
+
+    if isinstance((getattr(ev, "metadata", None) or {}).get("ue_model"), dict) or answered is None:
+        return from_inspect_log(ev).record_fields()
+    identity = ModelIdentity.from_dict(answered)
+    name = (getattr(ev, "task_args", None) or {}).get(NAME_KEY)
+    return (replace(identity, name=str(name)) if name else identity).record_fields()
+
+
 def read(path: Path) -> list[dict]:
     """Records of one Inspect log (empty when the log is not of a ``ue`` task)."""
     try:
         from inspect_ai.log import read_eval_log, read_eval_log_samples
     except ImportError:
         raise UserError(f"{path}: reading an Inspect log needs inspect-ai; install it with: pip install 'ue[inspect]'") from None
-    from ue_tasks.harness.inspect.scorer import MODE_KEY, QUERY_KEY, combine_values, record_from_value
+    from ue_tasks.harness.inspect.scorer import MODE_KEY, MODEL_KEY, QUERY_KEY, combine_values, record_from_value
     from ue_tasks.queries import Query
 
     try:
@@ -61,13 +76,12 @@ def read(path: Path) -> list[dict]:
     except Exception as exc:  # a corrupt or foreign file that merely looked like a log
         raise UserError(f"{path}: cannot be read as an Inspect log ({exc}); check the file") from None
     ev = header.eval
-    identity = from_inspect_log(ev).record_fields()
-    model = identity.pop("model")
     task = ev.task.rsplit("/", 1)[-1]
     run_id = ev.eval_id
     if header.status != "success":
         logger.warning(f"{path}: the Inspect run's status is {header.status!r}; reading the samples it finished")
 
+    answered: dict | None = None  # the identity the scorer took from the model at eval time
     queries: dict[Any, tuple[Query, str]] = {}
     values: dict[Any, list[dict]] = defaultdict(list)
     n_unscored = 0
@@ -81,6 +95,8 @@ def read(path: Path) -> list[dict]:
             if score is None or not isinstance(score.value, dict):
                 n_unscored += 1
                 continue
+            if answered is None and isinstance((score.metadata or {}).get(MODEL_KEY), dict):
+                answered = score.metadata[MODEL_KEY]
             if sample.id not in queries:
                 queries[sample.id] = (Query.from_dict(meta[QUERY_KEY]), str(meta.get(MODE_KEY, "logprob")))
             values[sample.id].append(score.value)
@@ -89,6 +105,8 @@ def read(path: Path) -> list[dict]:
     except Exception as exc:
         raise UserError(f"{path}: the samples of this Inspect log cannot be read ({exc}); check the file") from None
 
+    identity = _identity(ev, answered)
+    model = identity.pop("model")
     records: list[dict] = []
     n_no_label = 0
     for sid, (query, mode) in queries.items():

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 QUERY_KEY = "ue_query"  # sample metadata: Query.to_dict()
 MODE_KEY = "ue_mode"  # sample metadata: "logprob" or "sample"
 GENERATION_KEY = "ue_generation"  # sample metadata of a free-form request: Generation.to_dict()
+MODEL_KEY = "ue_model"  # score metadata: the identity of the model that answered (ue_tasks.model_identity), taken at eval time
 OPTIONS_KEY = "ue_options"  # sample metadata: the experiment options its analysis reads (a utilities run, entity runs)
 MODES = ("logprob", "sample")
 # Token spellings of a label: byte-level BPE marks a leading space with "Ġ", SentencePiece with "▁"; API
@@ -252,9 +253,32 @@ def preference(mode: str = "logprob") -> Scorer:
             value = logprob_value(query, alternatives)
             top = max(alternatives, key=lambda t: t[1])[0]
             explanation = "no label among the top log-probabilities" if value["p_a"] is None else f"P(A)+P(B) = {value['label_mass']:.3f}"
-            return Score(value=value, answer=top, explanation=explanation, metadata={"mode": mode})
+            return Score(value=value, answer=top, explanation=explanation, metadata={"mode": mode, **_identity(str(state.model))})
         text = state.output.completion
         value = sample_value(query, [text])
-        return Score(value=value, answer=text, metadata={"mode": mode})
+        return Score(value=value, answer=text, metadata={"mode": mode, **_identity(str(state.model))})
 
     return score
+
+
+_IDENTITIES: dict[str, dict] = {}
+
+
+def _identity(model: str) -> dict:
+    """``{MODEL_KEY: identity}`` of the model answering in this eval (its name, dtype and, for a local folder, the
+    weights' fingerprint — ``ue_tasks.model_identity.from_inspect``, the identity lm-eval's records of the same folder
+    carry), computed once per model; empty when the active model cannot be read."""
+    import json
+
+    try:
+        from inspect_ai.model import get_model
+
+        args = dict(getattr(get_model(), "model_args", None) or {})
+        key = json.dumps([model, args], sort_keys=True, default=str)
+    except Exception:  # no active model (a scorer called outside an eval)
+        return {}
+    if key not in _IDENTITIES:
+        from ue_tasks.model_identity import from_inspect
+
+        _IDENTITIES[key] = from_inspect(model, args).to_dict()
+    return {MODEL_KEY: _IDENTITIES[key]}
