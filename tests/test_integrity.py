@@ -7,22 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
-from ue_cli.main import main
-
-
-def ue(capsys, *args) -> tuple[int, str, str]:
-    """Run `ue ARGS` in this process: (exit code, stdout, stderr)."""
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_sentence(code: int, err: str, fragment: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = [x for x in err.strip().splitlines() if x.startswith("ue: error:")]
-    assert len(lines) == 1 and fragment in lines[0], err
+from ue_cmd import ue_here as ue
+from ue_cmd import one_sentence
 
 
 def lines(path: Path) -> list[str]:

@@ -11,30 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ue_cli.main import main
+from ue_cmd import one_sentence as refused
+from ue_cmd import ue_here as run
 from ue_metrics.coherence import fair_coin_mean_abs_deviation, fair_coin_pmf, random_baselines
 from ue_metrics.errors import MAX_SEED, UserError, check_seed
 from ue_metrics.fitting import fit_records
 from ue_metrics.records import MIN_LABEL_MASS
 from ue_metrics.simulate import simulate_records
 from ue_tasks.plan import PlanSpec, make_plan
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    """`ue ARGS` in this process: (exit code, stdout, stderr); argparse's own refusals exit through SystemExit."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def refused(code: int, err: str, fragment: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = [x for x in err.strip().splitlines() if "error:" in x]
-    assert len(lines) == 1 and fragment in lines[0], err
 
 
 def records(n=12, samples=0, seed=0, **kw) -> list[dict]:

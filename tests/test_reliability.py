@@ -15,29 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ue_cli.main import main
 from ue_metrics import records as rec
 from ue_metrics.errors import UserError
 from ue_metrics.fitting import fit_records
 from ue_metrics.simulate import simulate_records, true_utilities
 from ue_tasks.active.driver import Elicitation, RunConfig
 from ue_tasks.plan import PlanSpec, make_plan
+from ue_cmd import ue_here as ue
+from ue_cmd import one_sentence
 
 UE = [sys.executable, "-m", "ue_cli.main"]
-
-
-def ue(capsys, *args) -> tuple[int, str, str]:
-    """Run `ue ARGS` in this process: (exit code, stdout, stderr)."""
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_sentence(code: int, err: str, fragment: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = [x for x in err.strip().splitlines() if x.startswith("ue: error:")]
-    assert len(lines) == 1 and fragment in lines[0], err
 
 
 def simulated(n=30, seed=0, samples=0, model="simulated", run_id=None, flip=False, position_bias=0.0, **kw) -> list[dict]:

@@ -19,22 +19,8 @@ import pytest
 from ue_cli.main import main
 from ue_metrics import jsonl
 from ue_metrics.errors import UserError
-
-
-def ue(capsys, *args) -> tuple[int, str, str]:
-    """Run `ue ARGS` in this process: (exit code, stdout, stderr)."""
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_sentence(code: int, err: str, fragment: str) -> str:
-    assert code == 2, err
-    assert "Traceback" not in err
-    assert err.count("ue: error:") == 1, err  # (a progress bar may share its line)
-    line = err[err.index("ue: error:") :].splitlines()[0]
-    assert fragment in line, err
-    return line
+from ue_cmd import ue_here as ue
+from ue_cmd import one_sentence
 
 
 class FullDisk:

@@ -4,6 +4,7 @@ analysis.json (one helper for every test file that drives `ue run` / `ue analyse
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -23,3 +24,30 @@ def ue(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def analysis(folder: Path) -> dict:
     return json.loads((folder / "analysis.json").read_text())
+
+
+def ue_here(capsys, *args) -> tuple[int, str, str]:
+    """`ue ARGS` in this process: (exit code, stdout, stderr); argparse's own refusals exit through SystemExit."""
+    from ue_cli.main import main
+
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+_ERROR = re.compile(r"\bue(?: [\w-]+)*: error:")  # "ue: error:", and argparse's "ue run: error:"
+
+
+def one_sentence(code: int, err: str, fragment: str) -> str:
+    """A refusal as ue gives one: exit code 2, no traceback, one error line (a progress bar may share it) holding
+    ``fragment``; returns that line."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    found = _ERROR.findall(err)
+    assert len(found) == 1, err
+    line = err[_ERROR.search(err).start() :].splitlines()[0]
+    assert fragment in line, err
+    return line
