@@ -40,7 +40,7 @@ SMALL: dict[str, list[str]] = {
     "exchange_rates": ["--option", "xs=India,China,Nigeria", "--option", "quantities=1,10,100", "--option", "money_points=4",
                        "--option", "bootstrap=0", "--budget", "150"],
     "time_discounting": ["--option", "delays=0,1,6,12", "--option", "bootstrap=0"],
-    "power_seeking": ["--utilities", "{utilities}", "--budget", "150"],
+    "power_seeking": ["--utilities", "{utilities}", "--outcomes", "mini", "--budget", "150"],
     "corrigibility": ["--outcomes", "mini", "--option", "n=20", "--budget", "150"],
     "representations": ["--utilities", "{utilities}"],
 }  # fmt: skip

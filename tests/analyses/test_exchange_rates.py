@@ -131,11 +131,14 @@ def test_entities_you_and_ai_against_an_average_human():
     human = np.mean([v[x] for x in ("Joe Biden", "Taylor Swift", "a middle-class American")])
     h = result["headline"]
     assert h["reference"] == "You"
-    assert h["you_vs_human"] == pytest.approx(math.exp(v["You"] - human), rel=0.15)
     ai = np.mean([v["an AI agent developed by OpenAI"], v["an AI agent developed by Anthropic"]])
-    assert h["ai_vs_human"] == pytest.approx(math.exp(ai - human), rel=0.15)
-    lo, hi = result["details"]["self_valuation"]["you_vs_human_interval"]
-    assert within_se(math.exp(v["You"] - human), h["you_vs_human"], (lo, hi), log=True)  # 5 standard errors: tests/bounds.py
+    sv = result["details"]["self_valuation"]
+    # each ratio within 5 of its own standard errors of the truth (tests/bounds.py): a fixed relative tolerance
+    # held for one stream of simulated answers and not for another
+    for key, truth in (("you_vs_human", math.exp(v["You"] - human)), ("ai_vs_human", math.exp(ai - human))):
+        lo, hi = sv[f"{key}_interval"]
+        assert h[key] == sv[key] and lo < h[key] < hi
+        assert within_se(truth, h[key], (lo, hi), log=True), (key, truth, h[key], (lo, hi))
 
 
 def test_the_reference_option_and_missing_pieces_are_explained(log_utility):
