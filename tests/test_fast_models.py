@@ -156,6 +156,15 @@ def _lcp_unit(a: tuple[int, ...], b: tuple[int, ...]) -> int:
     return next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
+def test_one_longest_common_prefix_helper() -> None:
+    """Issue 23 item 4: the stem cache and the shared-prefix cache count shared leading tokens with one helper."""
+    assert models.common_prefix_length() == 0
+    assert models.common_prefix_length((1, 2, 3)) == 3
+    assert models.common_prefix_length((1, 2, 3), (1, 2, 4), (1, 2)) == 2
+    assert models.common_prefix_length((1, 2), (3,)) == 0
+    assert not hasattr(models, "_lcp") and not hasattr(models.UeHFLM, "_common_prefix")
+
+
 def test_shared_prefix_store_finds_the_longest_cached_prefix_and_evicts_least_recent() -> None:
     """The second cache level's bookkeeping (no model): the longest shared prefix among earlier tails, the longest
     cached prefix of a tail, and least-recently-used eviction within the byte budget."""
@@ -169,7 +178,7 @@ def test_shared_prefix_store_finds_the_longest_cached_prefix_and_evicts_least_re
     store.put((6, 6, 6, 6), one)  # over budget: (5,5,5,5) was used least recently
     assert list(store.entries) == [(1, 2, 3, 4), (6, 6, 6, 6)] and store.bytes == 128
     assert store.lookup((5, 5, 5, 5, 1))[0] == 0 and store.keys == sorted(store.entries)
-    assert _lcp_unit((1, 2), (1, 3)) == models._lcp((1, 2), (1, 3)) == 1
+    assert _lcp_unit((1, 2), (1, 3)) == models.common_prefix_length((1, 2), (1, 3)) == 1
     # prefixes that differ only in their last tokens are kept once, as their common part
     store = models._Prefixes(budget=1024)
     store.put((1, 2, 3, 4, 5, 6, 7), [(torch.ones(1, 1, 7, 2), torch.ones(1, 1, 7, 2))])

@@ -139,12 +139,22 @@ class _Stem:
         return cache
 
 
-def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
-    m = min(len(a), len(b))
-    k = 0
-    while k < m and a[k] == b[k]:
-        k += 1
-    return k
+def common_prefix_length(*seqs: Sequence[int]) -> int:
+    """How many leading tokens all ``seqs`` share (0 for none given): the one longest-common-prefix helper of
+    the stem cache and the shared-prefix cache."""
+    if not seqs:
+        return 0
+    first = seqs[0]
+    n = len(first)
+    for s in seqs[1:]:
+        m = min(n, len(s))
+        k = 0
+        while k < m and first[k] == s[k]:
+            k += 1
+        n = k
+        if n == 0:
+            break
+    return n
 
 
 def _nearest(sorted_seqs: list[tuple[int, ...]], t: tuple[int, ...], skip_self: bool = False) -> tuple[int, tuple[int, ...] | None]:
@@ -156,7 +166,7 @@ def _nearest(sorted_seqs: list[tuple[int, ...]], t: tuple[int, ...], skip_self: 
     hi = i + 1 if skip_self and i < len(sorted_seqs) and sorted_seqs[i] == t else i
     for j in (lo, hi):
         if 0 <= j < len(sorted_seqs):
-            k = _lcp(sorted_seqs[j], t)
+            k = common_prefix_length(sorted_seqs[j], t)
             if k > best:
                 best, which = k, sorted_seqs[j]
     return best, which
@@ -420,20 +430,6 @@ class UeHFLM(HFLM):
         cache = out["cache"] if "cache" in out else out.past_key_values
         return logits, cache
 
-    @staticmethod
-    def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
-        first = seqs[0]
-        n = len(first)
-        for s in seqs[1:]:
-            m = min(n, len(s))
-            k = 0
-            while k < m and first[k] == s[k]:
-                k += 1
-            n = k
-            if n == 0:
-                break
-        return n
-
     # --- log-likelihood -------------------------------------------------------------------------------------
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs: int | None = None):  # type: ignore[override]
         """Log-probability of each continuation: one row per distinct (context + continuation minus its last
@@ -450,7 +446,7 @@ class UeHFLM(HFLM):
         conts = [list(cont) for _, _, cont in requests]
         # the stem must end before the first scored position of every request
         limit = min(len(inp) - len(c) for inp, c in zip(inputs, conts))
-        n = min(self._common_prefix(inputs), max(0, limit)) if self.stem_cache else 0
+        n = min(common_prefix_length(*inputs), max(0, limit)) if self.stem_cache else 0
         stem = self._stem(inputs[0][:n]) if n >= 2 else None
         n = len(stem.ids) if stem else 0
         unique: dict[tuple[int, ...], list[int]] = {}
@@ -604,7 +600,7 @@ class UeHFLM(HFLM):
         eos = self._eos_ids()
         max_ctx = self.max_length - max_gen
         encoded = [tuple(self.tok_encode(c, left_truncate_len=max_ctx)) for c, _ in items]
-        n = min(self._common_prefix(encoded), min(len(e) for e in encoded) - 1) if self.stem_cache else 0
+        n = min(common_prefix_length(*encoded), min(len(e) for e in encoded) - 1) if self.stem_cache else 0
         stem = self._stem(encoded[0][:n]) if n >= 2 else None
         n = len(stem.ids) if stem else 0
         order = sorted(range(len(items)), key=lambda i: -len(encoded[i]))

@@ -2,25 +2,12 @@
 system message, the instruction up to "Option A:"), whose key/value cache is computed once so that each batch only
 runs the tokens after it; the log-probabilities are those of the full prompt (``tests/test_lm_eval_demo.py`` pins
 this). The cache itself lives in lm-eval's ``ue-hf`` model type (``ue_tasks.harness.lm_eval.models``), which finds
-the stem from the requests; this module keeps the helpers around it (``chat_prompts``, ``shared_prefix_ids``).
+the stem from the requests; this module keeps the helper around it (``chat_prompts``).
 """
 
 from __future__ import annotations
 
 from ue_tasks.templates import SYSTEM_MESSAGE
-
-
-def shared_prefix_ids(tokenizer, prompts: list[str]) -> list[int]:
-    """The longest run of leading token ids shared by all ``prompts`` (minus one token, so that a BPE merge
-    across the boundary can never make a prompt's own tokenisation differ from the cached one)."""
-    encoded = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
-    common = encoded[0]
-    for ids in encoded[1:]:
-        n = 0
-        while n < min(len(common), len(ids)) and common[n] == ids[n]:
-            n += 1
-        common = common[:n]
-    return list(common[:-1]) if len(common) > 1 else []
 
 
 def chat_prompts(tokenizer, prompts: list[str], system_message: str | None = SYSTEM_MESSAGE) -> list[str]:
