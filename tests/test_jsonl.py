@@ -77,3 +77,35 @@ def test_strict_json_writes_numpy_values_as_numbers_and_non_finite_ones_as_null(
 
     text = strict_json({"a": np.float32(0.5), "b": [float("nan"), np.int64(3)], "c": np.array([1.0, np.inf])})
     assert json.loads(text) == {"a": 0.5, "b": [None, 3], "c": [1.0, None]} and "NaN" not in text
+
+
+def test_one_json_file_reader_keeps_each_callers_sentence(tmp_path):
+    """Issue 23 item 4: ``read_json`` is the one reader of whole JSON files; a caller's sentence names the file."""
+    from ue_metrics.jsonl import read_json
+
+    good = tmp_path / "good.json"
+    good.write_bytes(b'\xef\xbb\xbf{"a": [1, 2]}')
+    assert read_json(good, str) == {"a": [1, 2]}
+    bad = tmp_path / "bad.json"
+    for raw in (b"{not json", b"\xff\xfe{}"):
+        bad.write_bytes(raw)
+        with pytest.raises(UserError, match=r"bad\.json: cannot be read \(.+\); fix it"):
+            read_json(bad, lambda exc: f"{bad}: cannot be read ({exc}); fix it")
+    with pytest.raises(UserError, match=r"^nowhere$"):
+        read_json(tmp_path / "missing.json", str, missing="nowhere")
+    with pytest.raises(UserError, match="No such file"):
+        read_json(tmp_path / "missing.json", str)
+
+
+def test_one_write_probe(tmp_path):
+    """Issue 23 item 4: ``probe_writable`` is the one "can I write here" probe (``writable_folder`` and the model
+    cache use it); it creates the folder and leaves nothing behind."""
+    from ue_metrics.jsonl import probe_writable
+    from ue_tasks import model
+
+    probe_writable(tmp_path / "a" / "b")
+    assert (tmp_path / "a" / "b").is_dir() and not list((tmp_path / "a" / "b").iterdir())
+    assert model.probe_writable is probe_writable
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError):
+        probe_writable(tmp_path / "file" / "sub")

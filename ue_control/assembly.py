@@ -41,6 +41,7 @@ from ue_control import bias
 from ue_control import config as cfg
 from ue_control.citizens import Citizen, party_slice, read_microdata, sample_citizens, write_citizens
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import read_json
 
 PARTS = ("train", "heldout")
 CONFIG_FILE = "assemble_config.json"
@@ -249,11 +250,8 @@ def check_assembly_folder(out: Path, config: AssembleConfig) -> bool:
     path = out / CONFIG_FILE
     theirs: Any = None
     if path.is_file():
-        try:
-            theirs = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: cannot be read ({exc}); the assembly folder's configuration is damaged — restore it "
-                            "or choose a new 'out' folder") from None  # fmt: skip
+        theirs = read_json(path, lambda exc: f"{path}: cannot be read ({exc}); the assembly folder's configuration is damaged — "
+                           "restore it or choose a new 'out' folder")  # fmt: skip
     elif (out / "assemble.json").is_file():  # a finished assembly of an older ue: its summary holds the config
         try:
             theirs = json.loads((out / "assemble.json").read_text(encoding="utf-8")).get("config")

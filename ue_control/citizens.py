@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import read_json
 
 ATTRIBUTES = ("age", "sex", "race", "education", "income", "region", "urbanicity", "party")
 LABELS = {
@@ -80,10 +81,7 @@ def marginals_path() -> Path:
 def load_marginals(path: str | Path | None = None) -> dict[str, dict]:
     """``{attribute: {"shares": {value: share}, "source": ..., "year": ...}}`` (shares as published)."""
     path = Path(path) if path else marginals_path()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: cannot be read as a marginals JSON file ({exc}); fix or remove it") from None
+    data = read_json(path, lambda exc: f"{path}: cannot be read as a marginals JSON file ({exc}); fix or remove it")
     attrs = data.get("attributes") if isinstance(data, dict) else None
     if not isinstance(attrs, dict) or not attrs:
         raise UserError(f"{path}: expected {{\"attributes\": {{name: {{\"shares\": {{value: share}}}}}}}}")

@@ -36,6 +36,7 @@ from ue_control import bias
 from ue_control import config as cfg
 from ue_control.assembly import PARTS, fit_or_none
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import read_json
 from ue_tasks.templates import SYSTEM_MESSAGE
 
 MIN_COHERENCE_PAIRS = 10
@@ -103,10 +104,7 @@ def check_inputs(config: EvaluateConfig) -> dict[str, Any]:
     path = run / "assemble.json"
     if not path.is_file():
         raise UserError(f"{path}: not found; 'run' must be a folder written by `ue control assemble`")
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg}); run `ue control assemble` again") from None
+    info = read_json(path, lambda exc: f"{path}: not valid JSON ({getattr(exc, 'msg', exc)}); run `ue control assemble` again")
     for name in [f"outcomes_{p}.jsonl" for p in PARTS] + ["assembly_records.jsonl"]:
         if not (run / name).is_file():
             raise UserError(f"{run / name}: not found; the assemble run is incomplete, run `ue control assemble` again")

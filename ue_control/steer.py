@@ -51,7 +51,7 @@ import numpy as np
 
 from ue_control import config as cfg
 from ue_metrics.errors import UserError
-from ue_metrics.jsonl import strict_json
+from ue_metrics.jsonl import read_json, strict_json
 
 MODES = ("add", "amplify")
 TARGETS = ("utility", "synthetic")
@@ -172,17 +172,14 @@ def _read_representations(folder: Path) -> tuple[dict, list[dict], Any, dict | N
     cfg_path = folder / "config.json"
     if not cfg_path.is_file() or not (folder / "records.jsonl").is_file():
         raise UserError(f"{folder}: not a `ue run representations` folder (config.json and records.jsonl are missing)")
-    try:
-        run_cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{cfg_path}: cannot be read ({exc})") from None
+    run_cfg = read_json(cfg_path, lambda exc: f"{cfg_path}: cannot be read ({exc}); run `ue run representations` into a new folder")
     if run_cfg.get("experiment") != "representations":
         raise UserError(f"{folder} is a run of {run_cfg.get('experiment')!r}; give the folder of a `ue run representations`")
     if run_cfg.get("harness") == "simulate":
         raise UserError(f"{folder} holds simulated hidden states; steering needs a real model's (run `ue run representations` on a model)")
     analysis = None
     if (folder / "analysis.json").is_file():
-        analysis = json.loads((folder / "analysis.json").read_text(encoding="utf-8"))
+        analysis = read_json(folder / "analysis.json", lambda exc: f"{folder / 'analysis.json'}: cannot be read ({exc}); rerun `ue analyse` on {folder}")
     return run_cfg, read(folder / "records.jsonl"), feat.load(folder), analysis
 
 

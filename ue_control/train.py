@@ -43,6 +43,7 @@ import numpy as np
 
 from ue_control import config as cfg
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import read_json
 from ue_tasks.templates import SYSTEM_MESSAGE
 
 
@@ -276,7 +277,8 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
     checkpoints = _checkpoints(out) if config.resume else []
     if checkpoints:
-        state = json.loads((checkpoints[-1] / "trainer_state.json").read_text(encoding="utf-8"))
+        state = read_json(checkpoints[-1] / "trainer_state.json",
+                          lambda exc: f"{checkpoints[-1] / 'trainer_state.json'}: cannot be read ({exc}); remove the damaged checkpoint or set resume: false")  # fmt: skip
         if state.get("config_fingerprint") != _fingerprint(config):
             raise UserError(
                 f"{checkpoints[-1]}: was written with a different config (model, data, batch, objective or seed); "

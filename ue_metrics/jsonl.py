@@ -99,6 +99,19 @@ def write_json(path: str | Path, obj: Any, *, indent: int | None = 2, hint: str 
     return write_text(path, strict_json(obj, indent=indent) + "\n", hint=hint)
 
 
+def read_json(path: str | Path, message: Callable[[Exception], str], *, missing: str | None = None) -> Any:
+    """The parsed JSON of a whole file (UTF-8, a byte-order mark allowed): the one reader of ue's JSON files. A file
+    that cannot be read, is not UTF-8 or is not JSON is ``UserError(message(exc))`` (each caller keeps its own
+    sentence, naming the file and what to do), a missing one ``UserError(missing)`` when ``missing`` is given."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError as exc:
+        raise UserError(missing if missing is not None else message(exc)) from None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, or bytes that are not UTF-8
+        raise UserError(message(exc)) from None
+
+
 def check_regular_file(path: Path) -> None:
     """Refuse a path that is missing, a folder, or not a regular file (FIFO, device, socket)."""
     try:
@@ -113,6 +126,16 @@ def check_regular_file(path: Path) -> None:
         raise UserError(f"{path}: is not a regular file (a pipe, device or socket); save the data to a file and give its path")
 
 
+def probe_writable(folder: str | Path) -> None:
+    """Create ``folder`` (if needed) and write and remove an empty file in it: the one "can I write here" probe.
+    Raises the ``OSError`` of the failure; each caller turns it into its own sentence."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".ue-write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 def writable_folder(path: str | Path, option: str = "--out") -> Path:
     """Create ``path`` as a folder (if needed) and check that a file can be written in it, before any long work;
     a path that is a file, cannot be created or is read-only is one sentence."""
@@ -120,10 +143,7 @@ def writable_folder(path: str | Path, option: str = "--out") -> Path:
     if path.exists() and not path.is_dir():
         raise UserError(f"{option} {path}: exists and is not a folder; give a folder path")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".ue-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(path)
     except OSError as exc:
         hint = "choose a folder you can write to" if option else "give --out a folder you can write to"
         raise WriteFailed(f"{(option + ' ') if option else ''}{path}: cannot write there ({exc.strerror or exc}); {hint}", exc) from None

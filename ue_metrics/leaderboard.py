@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import read_json
 
 SCHEMA = "ue.leaderboard/1"
 MIN_SHARED = 10
@@ -380,12 +381,8 @@ def read_aliases(path: str | Path) -> dict[str, str]:
     header row is allowed: a first row whose first cell is ``model`` or ``name`` is skipped)."""
     path = Path(path)
     if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except FileNotFoundError:
-            raise UserError(f"{path}: no such alias file; check the path") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path}: cannot be read as a JSON alias file ({exc}); give an object {{\"run name\": \"table name\"}}") from None
+        data = read_json(path, lambda exc: f"{path}: cannot be read as a JSON alias file ({exc}); give an object {{\"run name\": \"table name\"}}",
+                         missing=f"{path}: no such alias file; check the path")  # fmt: skip
         if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
             raise UserError(f"{path}: an alias file is a JSON object of strings, {{\"name in the runs\": \"name in the table\"}}")
         return dict(data)

@@ -11,7 +11,6 @@ experiment and run id, each group fitted and analysed in memory (nothing is writ
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 from ue_metrics import analyses
 from ue_metrics import leaderboard as lb
 from ue_metrics.errors import UserError
-from ue_metrics.jsonl import first_object, write_json, write_text
+from ue_metrics.jsonl import first_object, read_json, write_json, write_text
 
 RUN_FILES = ("analysis.json", "records.jsonl")
 # record fields that tell two runs of one model name apart (read when present; the name itself stays the row key)
@@ -215,10 +214,7 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
         raise UserError(f"{path}: no such folder; give a run folder (ue run / ue demo) or a leaderboard folder (ue leaderboard)")
     folder = path.parent if path.is_file() else path
     if (folder / "leaderboard.json").is_file() and (path.is_dir() or path.name == "leaderboard.json"):
-        try:
-            board = json.loads((folder / "leaderboard.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:  # ValueError: bad JSON, or bytes that are not UTF-8
-            raise UserError(f"{folder / 'leaderboard.json'}: cannot be read ({exc}); rerun `ue leaderboard`") from None
+        board = read_json(folder / "leaderboard.json", lambda exc: f"{folder / 'leaderboard.json'}: cannot be read ({exc}); rerun `ue leaderboard`")
         if not isinstance(board, dict) or board.get("schema") != lb.SCHEMA:
             raise UserError(f"{folder / 'leaderboard.json'}: not a {lb.SCHEMA} file; rerun `ue leaderboard`")
         text = leaderboard_html(board)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import probe_writable
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,7 @@ def is_prepared(folder: Path | None = None, name: str | None = None) -> bool:
 def _check_writable(parent: Path) -> None:
     """Say before the conversion, not after it, that the converted folder cannot be saved."""
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = parent / f".ue-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(parent)
     except OSError as exc:
         raise UserError(
             f"{parent}: the model cache folder is not writable ({exc.strerror or exc}), so the converted model could not "

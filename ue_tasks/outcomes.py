@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import read_json
 
 BUILTIN = ("core", "mini", "policies")
 CATEGORIES = (
@@ -201,10 +202,8 @@ def _from_obj(obj: Any, k: int, where: str, category: str = "") -> Outcome:
 
 
 def _read_json(path: Path) -> list[Outcome]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); fix the file or use JSONL/CSV") from None
+    data = read_json(path, lambda exc: (f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); fix the file or use JSONL/CSV"
+                                        if isinstance(exc, json.JSONDecodeError) else f"{path}: cannot be read ({exc}); check the file"))  # fmt: skip
     if isinstance(data, list):
         return [_from_obj(x, k, str(path)) for k, x in enumerate(data)]
     if isinstance(data, dict):

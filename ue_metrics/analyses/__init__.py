@@ -14,7 +14,6 @@ reason in ``notes``. ``figures`` holds the data each figure is drawn from, so fi
 from __future__ import annotations
 
 import importlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from ue_metrics.errors import UserError
-from ue_metrics.jsonl import write_json
+from ue_metrics.jsonl import read_json, write_json
 
 ANALYSIS_FILE = "analysis.json"
 
@@ -73,12 +72,8 @@ def read(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / ANALYSIS_FILE
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no analysis here; run `ue analyse` on the run folder first") from None
-    except (OSError, ValueError) as exc:  # ValueError: bad JSON, or bytes that are not UTF-8
-        raise UserError(f"{path}: cannot be read as an analysis ({exc}); rerun `ue analyse`") from None
+    result = read_json(path, lambda exc: f"{path}: cannot be read as an analysis ({exc}); rerun `ue analyse`",
+                       missing=f"{path}: no analysis here; run `ue analyse` on the run folder first")
     if not isinstance(result, dict):
         kind = {list: "an array", str: "a string", type(None): "null"}.get(type(result), "a number")
         raise UserError(f"{path}: not an analysis (it holds {kind}, not the JSON object `ue analyse` writes); rerun "

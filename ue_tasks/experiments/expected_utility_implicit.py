@@ -19,13 +19,13 @@ its sub-outcomes), ``incoherent`` (unrelated to its sub-outcomes) and ``random``
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import read_json
 from ue_tasks.experiments import Experiment, register
 from ue_tasks.experiments.expected_utility import HEADLINE, LOWER_IS_BETTER, RESPONDERS, lottery_agent
 from ue_tasks.outcomes import Outcome, OutcomeSet, load_outcomes
@@ -39,12 +39,8 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
     """Events of an implicit-lottery file (the companion's format), checked: every event has a text and at least two
     sub-outcomes whose probabilities lie in [0, 1] and sum to 1 (within 10⁻⁶)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file; give an implicit-lottery file in the format of docs/method.md §5.3") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: cannot be read as JSON ({exc}); give an implicit-lottery file") from None
+    data = read_json(path, lambda exc: f"{path}: cannot be read as JSON ({exc}); give an implicit-lottery file",
+                     missing=f"{path}: no such file; give an implicit-lottery file in the format of docs/method.md §5.3")
     events = data.get("base_options") if isinstance(data, dict) else None
     if not isinstance(events, list) or not events:
         raise UserError(f"{path}: expected an object with a non-empty list 'base_options' of events (docs/method.md §5.3)")

@@ -30,7 +30,6 @@ at the start) and ``random`` (utilities ~ N(0, 1) unrelated to the dynamics), pl
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from collections import Counter
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import read_json
 from ue_metrics.simulate import Responder, coin_responder, thurstonian_responder
 from ue_tasks.experiments import Experiment, register
 from ue_tasks.outcomes import Outcome, OutcomeSet
@@ -92,12 +92,8 @@ def _distribution(rows: Any, where: str, states: set[int]) -> list[tuple[int, fl
 def read_processes(path: str | Path) -> list[Process]:
     """Markov processes of a file in the companion's format (docs/method.md §5.4), checked."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file; give a Markov-process file in the format of docs/method.md §5.4") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: cannot be read as JSON ({exc}); give a Markov-process file") from None
+    data = read_json(path, lambda exc: f"{path}: cannot be read as JSON ({exc}); give a Markov-process file",
+                     missing=f"{path}: no such file; give a Markov-process file in the format of docs/method.md §5.4")
     items = data.get("MarkovProcesses") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise UserError(f"{path}: expected an object with a non-empty list 'MarkovProcesses' (docs/method.md §5.4)")

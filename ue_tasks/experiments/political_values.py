@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import read_json
 from ue_metrics.simulate import Responder, coin_responder
 from ue_tasks.experiments import Experiment, register
 from ue_tasks.outcomes import Outcome, OutcomeSet, load_outcomes
@@ -53,12 +54,8 @@ def read_entities(path: str | None = None) -> dict[str, str]:
     """``{name: "politician"|"platform"}`` from an entities file (``{"politicians": [...], "platforms": [...]}``,
     the companion's ``entities.json`` format); the shipped list when ``path`` is None."""
     file = Path(path).expanduser() if path else entities_path()
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{file}: no such entities file; give a JSON file with 'politicians' and 'platforms' lists") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{file}: cannot be read as JSON ({exc}); give a JSON file with 'politicians' and 'platforms' lists") from None
+    data = read_json(file, lambda exc: f"{file}: cannot be read as JSON ({exc}); give a JSON file with 'politicians' and 'platforms' lists",
+                     missing=f"{file}: no such entities file; give a JSON file with 'politicians' and 'platforms' lists")  # fmt: skip
     if not isinstance(data, dict) or not any(isinstance(data.get(k), list) for k in ("politicians", "platforms")):
         raise UserError(f"{file}: an entities file is an object with 'politicians' and 'platforms' lists of names")
     out: dict[str, str] = {}

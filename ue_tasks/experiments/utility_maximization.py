@@ -33,7 +33,6 @@ Simulated responders: ``maximiser`` (a Thurstonian agent that answers its highes
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from ue_metrics.errors import UserError
+from ue_metrics.jsonl import read_json
 from ue_metrics.simulate import Responder, thurstonian_responder
 from ue_tasks.experiments import Experiment, register
 from ue_tasks.generation import Generation
@@ -58,12 +58,8 @@ HEADLINE = ("top1_rate", "top1_rate_random", "top3_rate", "top3_rate_random", "t
 def read_questions(path: str | Path) -> list[dict[str, Any]]:
     """Questions of a file in the companion's format (a list of ``{question, pair_prompt, possible_answers}``)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file; give a question file in the format of docs/method.md §5.5") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: cannot be read as JSON ({exc}); give a question file") from None
+    data = read_json(path, lambda exc: f"{path}: cannot be read as JSON ({exc}); give a question file",
+                     missing=f"{path}: no such file; give a question file in the format of docs/method.md §5.5")
     if not isinstance(data, list) or not data:
         raise UserError(f"{path}: expected a non-empty list of questions {{question, pair_prompt, possible_answers}} (docs/method.md §5.5)")
     for k, q in enumerate(data, 1):

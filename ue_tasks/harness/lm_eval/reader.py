@@ -11,13 +11,12 @@ sent come from the results file of the same run. Importing this module registers
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 
 from ue_metrics.errors import UserError
-from ue_metrics.jsonl import first_object, iter_jsonl
+from ue_metrics.jsonl import first_object, iter_jsonl, read_json
 from ue_tasks.harness.lm_eval.run import HARNESS, sample_record
 from ue_tasks.harness.readers import register, register_generations
 from ue_tasks.model_identity import from_lm_eval_results
@@ -45,10 +44,7 @@ def _results_for(path: Path, stamp: str) -> dict:
                 f"{path}: no results_*.json beside it, so the model is unknown; keep lm-eval's output folder as written"
             )
         results = candidates[-1]
-    try:
-        return json.loads(results.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{results}: cannot be read as lm-eval results JSON ({exc}); re-run lm-eval or remove the file") from None
+    return read_json(results, lambda exc: f"{results}: cannot be read as lm-eval results JSON ({exc}); re-run lm-eval or remove the file")
 
 
 def _context(sample: dict) -> str | None:
