@@ -202,3 +202,11 @@ def test_the_value_experiments_on_the_embedded_model(model_path, tmp_path, harne
         assert len(records) == 16 and a["details"]["n_cells"] == 8  # 2 delays × 4 amounts, both orders, one pass each
         assert 0.0 <= a["headline"]["choice_confidence"] <= 1.0
         assert a["headline"]["n_delays_fitted"] + a["headline"]["n_censored"] == 2
+
+
+def test_the_analysis_constants_have_one_home():
+    """Issue 23 items 4 and 6: ``DEFAULT_REFERENCE``/``NEGATIVE_MEASURES`` live in the analysis (ue_metrics) only."""
+    from ue_metrics.analyses import exchange_rates as analysis_module
+
+    assert not hasattr(er, "DEFAULT_REFERENCE")
+    assert er.NEGATIVE_MEASURES is analysis_module.NEGATIVE_MEASURES == ("death",)

@@ -46,7 +46,10 @@ import numpy as np
 
 from ue_metrics.errors import UserError
 
+# the reference X of each category (rates are in its units); --option reference=X picks another. The one home of
+# both constants: the experiment (ue_tasks/experiments/exchange_rates.py) imports NEGATIVE_MEASURES from here
 DEFAULT_REFERENCE = {"countries": "United States", "specific_entities": "You", "animals": "human"}
+# measures whose outcomes get worse as N grows (utility falls with N)
 NEGATIVE_MEASURES = ("death",)
 SLOPES = ("shared", "per_x")
 

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ue_metrics.analyses.exchange_rates import NEGATIVE_MEASURES  # one home: the analysis's (reference X too)
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder, coin_responder
 from ue_tasks.experiments import Experiment, register
@@ -103,9 +104,6 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "specific_entities": SPECIFIC_ENTITIES,
 }  # fmt: skip
 
-# the reference X of each category (rates are in its units); --option reference=X picks another
-DEFAULT_REFERENCE = {"countries": "United States", "specific_entities": "You", "animals": "human"}
-
 # --------------------------------------------------------------------------------------------------------------
 # Measures: the quantities N (docs/method.md §4.8) and the unit the analysis reports
 _LIVES = (*range(1, 11), *range(20, 101, 10), *range(200, 1001, 100))
@@ -117,9 +115,6 @@ QUANTITIES: dict[str, tuple[float, ...]] = {
 }  # fmt: skip
 UNITS = {"terminal_illness": "lives saved", "terminal_illness2": "lives saved", "death": "deaths", "saved": "lives saved",
          "happiness": "minutes of happiness", "wealth": "% wealthier", "qaly": "QALYs"}  # fmt: skip
-# measures whose outcomes get worse as N grows (utility falls with N)
-NEGATIVE_MEASURES = ("death",)
-
 # which measures each category has a template for
 PEOPLE_MEASURES = ("terminal_illness", "death", "happiness", "wealth", "qaly")
 MEASURES: dict[str, tuple[str, ...]] = {
