@@ -34,6 +34,19 @@ def test_required_fields_match_the_schema_file(schema):
     jsonschema.validate(base(mode="sample", p_a=None, n_a=0, n_b=0, n_unparsed=10, label_mass=None), schema)
 
 
+def test_the_validator_reads_its_rules_from_the_schema_file(schema):
+    """Issue 23 item 4: one source of truth — the rules ``validate`` applies are read from the shipped JSON Schema,
+    so editing the schema (here: a third mode, a tighter bound) changes what the validator accepts."""
+    assert rec._rules_from_schema(schema) == rec.FIELD_RULES
+    assert rec.MODES == tuple(schema["properties"]["mode"]["enum"]) and rec.SPLITS == ("train", "holdout")
+    assert rec.FIELD_RULES["label_mass"] == rec.FieldRule((int, float), True, None, 0, 1.000001)
+    edited = json.loads(json.dumps(schema))
+    edited["properties"]["mode"]["enum"].append("greedy")
+    edited["properties"]["n_unparsed"]["maximum"] = 5
+    rules = rec._rules_from_schema(edited)
+    assert "greedy" in rules["mode"].values and rules["n_unparsed"].maximum == 5
+
+
 @pytest.mark.parametrize(
     "over,fragment",
     [

@@ -24,39 +24,10 @@ from ue_metrics import jsonl
 from ue_metrics.errors import UserError
 
 SCHEMA = "ue.preference/1"
-MODES = ("logprob", "sample")
-SPLITS = ("train", "holdout")
 UNPARSED_POLICIES = ("exclude", "as_indifference")
 # a log-prob answer whose two labels together carry less probability than this answered neither label (a refusal,
 # another token, an empty reply): it is counted as unanswered, never renormalised into a preference
 MIN_LABEL_MASS = 1e-6
-
-# field -> (allowed python types, nullable)
-_STR = (str,)
-_INT = (int,)
-_NUM = (int, float)
-REQUIRED_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "schema": (_STR, False),
-    "run_id": (_STR, False),
-    "model": (_STR, False),
-    "harness": (_STR, False),
-    "task": (_STR, False),
-    "outcome_set": (_STR, False),
-    "a_id": (_STR, False),
-    "b_id": (_STR, False),
-    "a_text": (_STR, False),
-    "b_text": (_STR, False),
-    "shown_first": (_STR, False),
-    "mode": (_STR, False),
-    "template": (_STR, False),
-    "p_a": (_NUM, True),
-    "n_a": (_INT, False),
-    "n_b": (_INT, False),
-    "n_unparsed": (_INT, False),
-    "label_mass": (_NUM, True),
-    "split": (_STR, False),
-    "round": (_INT, False),
-}
 
 
 def schema_path() -> Path:
@@ -64,39 +35,87 @@ def schema_path() -> Path:
     return Path(str(resources.files("ue_metrics") / "schema" / "preference.schema.json"))
 
 
+@dataclass(frozen=True)
+class FieldRule:
+    """What the shipped JSON Schema says about one required field: its Python types, whether it may be null, its
+    allowed values (``const``/``enum``) and its bounds (``minimum``/``maximum``)."""
+
+    types: tuple[type, ...]
+    nullable: bool = False
+    values: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+_STR = (str,)
+_INT = (int,)
+_NUM = (int, float)
+_JSON_TYPES = {"string": _STR, "integer": _INT, "number": _NUM}
+
+
+def _rules_from_schema(schema: dict) -> dict[str, FieldRule]:
+    """The required fields' rules, read from the JSON Schema (the one source of truth of the format): ``validate``
+    and the column checks apply these, so the schema file and the Python validator cannot drift apart."""
+    rules: dict[str, FieldRule] = {}
+    for name in schema["required"]:
+        spec = schema["properties"][name]
+        values = (spec["const"],) if "const" in spec else tuple(spec["enum"]) if "enum" in spec else None
+        declared = spec.get("type", type(values[0]).__name__ if values else None)
+        kinds = [declared] if isinstance(declared, str) else list(declared)
+        nullable = "null" in kinds
+        kinds = [k for k in kinds if k != "null"]
+        if values is not None and all(isinstance(v, str) for v in values):
+            kinds = ["string"]
+        if len(kinds) != 1 or kinds[0] not in _JSON_TYPES:
+            raise ValueError(f"{schema_path()}: field {name!r} has a type ue does not read ({declared!r})")
+        rules[name] = FieldRule(_JSON_TYPES[kinds[0]], nullable, values, spec.get("minimum"), spec.get("maximum"))
+    return rules
+
+
+FIELD_RULES: dict[str, FieldRule] = _rules_from_schema(json.loads(schema_path().read_text(encoding="utf-8")))
+# field -> (allowed python types, nullable)
+REQUIRED_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {k: (r.types, r.nullable) for k, r in FIELD_RULES.items()}
+MODES: tuple[str, ...] = FIELD_RULES["mode"].values  # type: ignore[assignment]  # ("logprob", "sample")
+SPLITS: tuple[str, ...] = FIELD_RULES["split"].values  # type: ignore[assignment]  # ("train", "holdout")
+
+
+def _bounds(rule: FieldRule) -> str:
+    if rule.minimum is not None and rule.maximum is not None:
+        return f"in [{rule.minimum:g}, {rule.maximum:g}]"
+    return f">= {rule.minimum:g}" if rule.minimum is not None else f"<= {rule.maximum:g}"
+
+
 def validate(record: Any, where: str = "record") -> dict:
-    """Check one record against ``ue.preference/1``; raise ``UserError`` naming ``where`` and the field."""
+    """Check one record against ``ue.preference/1``: the shipped JSON Schema's rules (``FIELD_RULES``), then the
+    rules across fields a JSON Schema does not state (two different outcomes; a logprob record has a ``p_a``; in
+    sample mode ``p_a`` is the vote share); raise ``UserError`` naming ``where`` and the field."""
     if not isinstance(record, dict):
         raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    missing = [k for k in REQUIRED_FIELDS if k not in record]
+    missing = [k for k in FIELD_RULES if k not in record]
     if missing:
         raise UserError(f"{where}: missing required field(s) {', '.join(missing)}; see the record format in the README")
-    for key, (types, nullable) in REQUIRED_FIELDS.items():
+    for key, rule in FIELD_RULES.items():
         value = record[key]
-        if value is None and nullable:
+        if value is None and rule.nullable:
             continue
-        if isinstance(value, bool) or not isinstance(value, types):
-            kind = "a string" if types is _STR else "an integer" if types is _INT else "a number"
-            raise UserError(f"{where}: field '{key}' must be {kind}{' or null' if nullable else ''}, got {value!r}")
-    if record["schema"] != SCHEMA:
-        raise UserError(f"{where}: field 'schema' is {record['schema']!r}; this version of ue reads {SCHEMA!r}")
-    if record["shown_first"] not in ("a", "b"):
-        raise UserError(f"{where}: field 'shown_first' must be \"a\" or \"b\", got {record['shown_first']!r}")
-    if record["mode"] not in MODES:
-        raise UserError(f"{where}: field 'mode' must be one of {', '.join(MODES)}, got {record['mode']!r}")
-    if record["split"] not in SPLITS:
-        raise UserError(f"{where}: field 'split' must be one of {', '.join(SPLITS)}, got {record['split']!r}")
+        if isinstance(value, bool) or not isinstance(value, rule.types):
+            kind = "a string" if rule.types is _STR else "an integer" if rule.types is _INT else "a number"
+            raise UserError(f"{where}: field '{key}' must be {kind}{' or null' if rule.nullable else ''}, got {value!r}")
+    for key, rule in FIELD_RULES.items():
+        value = record[key]
+        if value is None:
+            continue
+        if key == "schema" and value != SCHEMA:
+            raise UserError(f"{where}: field 'schema' is {value!r}; this version of ue reads {SCHEMA!r}")
+        if rule.values is not None and value not in rule.values:
+            raise UserError(f"{where}: field '{key}' must be one of {', '.join(map(str, rule.values))}, got {value!r}")
+        if (rule.minimum is not None or rule.maximum is not None) and not (
+            (rule.minimum is None or value >= rule.minimum) and (rule.maximum is None or value <= rule.maximum) and math.isfinite(value)
+        ):
+            raise UserError(f"{where}: field '{key}' must be {_bounds(rule)}{' or null' if rule.nullable else ''}, got {value!r}")
     if record["a_id"] == record["b_id"]:
         raise UserError(f"{where}: a_id and b_id are both {record['a_id']!r}; a record compares two different outcomes")
     p = record["p_a"]
-    if p is not None and not (0.0 <= p <= 1.0 and math.isfinite(p)):
-        raise UserError(f"{where}: field 'p_a' must be in [0, 1] or null, got {p!r}")
-    mass = record["label_mass"]
-    if mass is not None and not (0.0 <= mass <= 1.0 + 1e-6 and math.isfinite(mass)):
-        raise UserError(f"{where}: field 'label_mass' must be in [0, 1] or null, got {mass!r}")
-    for key in ("n_a", "n_b", "n_unparsed", "round"):
-        if record[key] < 0:
-            raise UserError(f"{where}: field '{key}' must be >= 0, got {record[key]!r}")
     if record["mode"] == "logprob" and p is None:
         raise UserError(f"{where}: a logprob record needs a numeric 'p_a'")
     if record["mode"] == "sample":
@@ -429,33 +448,41 @@ def _check_columns(cols: dict[str, tuple], n: int, fail) -> None:
             fail(next(k for k, v in enumerate(values) if type(v) not in allowed))
 
     bad = np.zeros(n, dtype=bool)
-    for key, (allowed, nullable) in REQUIRED_FIELDS.items():
-        if allowed is _STR:
+    for key, rule in FIELD_RULES.items():
+        if rule.types is _STR:
             types(key, {str})
-        elif allowed is _INT:
+        elif rule.types is _INT:
             types(key, {int})
         else:
-            types(key, _NULLABLE_NUMBER_TYPES if nullable else _NUMBER_TYPES)
-    for key, allowed_values in (("schema", {SCHEMA}), ("shown_first", {"a", "b"}), ("mode", set(MODES)), ("split", set(SPLITS))):
-        values = cols[key]
-        if not set(values) <= allowed_values:
-            fail(next(k for k, v in enumerate(values) if v not in allowed_values))
+            types(key, _NULLABLE_NUMBER_TYPES if rule.nullable else _NUMBER_TYPES)
+    for key, rule in FIELD_RULES.items():
+        if rule.values is not None:
+            values, allowed_values = cols[key], set(rule.values)
+            if not set(values) <= allowed_values:
+                fail(next(k for k, v in enumerate(values) if v not in allowed_values))
     a_id, b_id = _objects(cols["a_id"]), _objects(cols["b_id"])
     bad |= a_id == b_id
+    counts: dict[str, np.ndarray] = {}
+    for key, rule in FIELD_RULES.items():
+        if rule.minimum is None and rule.maximum is None:
+            continue
+        if rule.types is _INT:
+            values = counts[key] = np.array(cols[key], dtype=np.int64)
+        else:
+            values = _floats(cols[key])
+            nulls = np.equal(_objects(cols[key]), None)
+            bad |= np.isnan(values) & ~nulls  # a NaN that is not a null
+            bad |= np.isinf(values)
+            inside = np.isnan(values)  # nulls (and NaNs, caught above)
+        with np.errstate(invalid="ignore"):
+            ok = np.ones(n, dtype=bool)
+            if rule.minimum is not None:
+                ok &= values >= rule.minimum
+            if rule.maximum is not None:
+                ok &= values <= rule.maximum
+        bad |= ~ok if rule.types is _INT else ~(ok | inside)
     p = _floats(cols["p_a"])
-    with np.errstate(invalid="ignore"):
-        bad |= ~np.isnan(p) & ~((p >= 0) & (p <= 1))
-        bad |= np.isinf(p)
-        mass = _floats(cols["label_mass"])
-        bad |= ~np.isnan(mass) & ~((mass >= 0) & (mass <= 1 + 1e-6))
-        bad |= np.isinf(mass)
     nulls_p = np.equal(_objects(cols["p_a"]), None)
-    nulls_m = np.equal(_objects(cols["label_mass"]), None)
-    bad |= np.isnan(p) & ~nulls_p  # a NaN that is not a null
-    bad |= np.isnan(mass) & ~nulls_m
-    counts = {key: np.array(cols[key], dtype=np.int64) for key in ("n_a", "n_b", "n_unparsed", "round")}
-    for values in counts.values():
-        bad |= values < 0
     sample = _objects(cols["mode"]) == "sample"
     bad |= ~sample & nulls_p
     usable = counts["n_a"] + counts["n_b"]
