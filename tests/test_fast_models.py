@@ -165,6 +165,33 @@ def test_one_longest_common_prefix_helper() -> None:
     assert not hasattr(models, "_lcp") and not hasattr(models.UeHFLM, "_common_prefix")
 
 
+def _hand_filter(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """The sampler's former hand-written top-k/top-p filter (before issue 23), kept here as the reference."""
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, -math.inf)
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
+        cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+        drop = cum <= (1 - top_p)
+        drop[..., -1:] = False
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), -math.inf)
+    return logits
+
+
+@pytest.mark.parametrize("top_k,top_p", [(0, 1.0), (5, 1.0), (0, 0.9), (40, 0.95), (3, 0.5), (0, 0.0), (200, 1.5)])
+def test_the_sampler_filters_with_transformers_warpers_and_draws_the_same_tokens(top_k: int, top_p: float) -> None:
+    """Issue 23 item 4: ``_filter`` is transformers' top-k/top-p warpers; for a fixed seed the filtered logits, and
+    so the tokens drawn, are exactly those of the former hand-written filter (ties included)."""
+    g = torch.Generator().manual_seed(7)
+    logits = torch.randn(6, 100, generator=g) * 3
+    logits[0, :10] = 2.5  # ties at the top-k boundary
+    new, old = models.UeHFLM._filter(logits, top_k, top_p), _hand_filter(logits, top_k, top_p)
+    assert torch.equal(new, old)
+    draws = [torch.multinomial(x.softmax(-1), 20, replacement=True, generator=torch.Generator().manual_seed(3)) for x in (new, old)]
+    assert torch.equal(*draws)
+
+
 def test_shared_prefix_store_finds_the_longest_cached_prefix_and_evicts_least_recent() -> None:
     """The second cache level's bookkeeping (no model): the longest shared prefix among earlier tails, the longest
     cached prefix of a tail, and least-recently-used eviction within the byte budget."""

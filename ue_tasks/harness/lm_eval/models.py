@@ -53,7 +53,6 @@ import bisect
 import hashlib
 import json
 import logging
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -567,16 +566,14 @@ class UeHFLM(HFLM):
 
     @staticmethod
     def _filter(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
-        """Top-k then top-p (nucleus) filtering, as ``transformers``' logits warpers do."""
+        """Top-k then top-p (nucleus) filtering of (rows, vocabulary) logits: ``transformers``' own logits warpers,
+        in the order ``generate`` applies them (tests/test_fast_models.py pins the same draws for a fixed seed)."""
+        from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
         if 0 < top_k < logits.shape[-1]:
-            kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-            logits = logits.masked_fill(logits < kth, -math.inf)
+            logits = TopKLogitsWarper(top_k)(None, logits)  # type: ignore[arg-type]  # input_ids: unused by the warper
         if top_p < 1.0:
-            sorted_logits, order = torch.sort(logits, descending=False, dim=-1)
-            cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-            drop = cum <= (1 - top_p)
-            drop[..., -1:] = False
-            logits = logits.masked_fill(drop.scatter(-1, order, drop), -math.inf)
+            logits = TopPLogitsWarper(max(top_p, 0.0))(None, logits)  # type: ignore[arg-type]
         return logits
 
     def _eos_ids(self) -> set[int]:
