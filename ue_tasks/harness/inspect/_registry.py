@@ -74,7 +74,14 @@ globals().update({k: v for k, v in TASKS.items() if k != "utility"})
 
 
 def _register_stable_names() -> None:
-    """Register ``ue/<task>`` for every task (a forwarding function, so the task's own registration stays)."""
+    """Register ``ue/<task>`` for every task (a forwarding function, so the task's own registration stays).
+
+    Why the private ``inspect_ai._eval.registry``/``_util.registry`` (inspect_ai 0.3.x): the only public registration
+    API is the ``@task(name=...)`` decorator, and it cannot add a second name to a task. Wrapping a task in it
+    registers a new task whose instances it re-tags with the new name (so a run of ``ue/utility_mini`` would log
+    another task name than ``utility_mini``), and ``registry_name`` may prefix the name with the wrapper's installed
+    package. ``task_register`` with the task's own ``registry_info`` is
+    the alias the registry itself uses; tests/test_inspect_unit.py pins both names."""
     from inspect_ai._eval.registry import task_register
     from inspect_ai._util.registry import registry_info
 
