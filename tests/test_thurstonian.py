@@ -187,3 +187,23 @@ def test_outcomes_only_in_holdout_are_reported_not_fitted():
     assert result.metrics["n_holdout_pairs_unseen"] == 1
     rows = result.utilities()
     assert rows[-1]["id"] == "new" and np.isnan(rows[-1]["utility"])
+
+
+def test_the_estimator_owns_its_state_no_solver_parameter_and_expands_itself():
+    """Issue 23 item 6: no dead ``solver`` parameter; the fit over a subset of outcomes is put back onto the full
+    index by the estimator's own ``expand_outcomes`` (``bootstrap_utilities_`` included), not written from outside."""
+    import inspect
+
+    from ue_metrics.thurstonian import Thurstonian
+
+    assert "solver" not in inspect.signature(Thurstonian).parameters
+    X = np.array([[0, 1], [1, 2], [0, 2]] * 4)
+    y = np.array([0.8, 0.7, 0.9] * 4)
+    model = Thurstonian(bootstrap=5, ci="none", seed=1).fit(X, y)
+    assert model.bootstrap_utilities_.shape == (5, 3)
+    assert Thurstonian(ci="none").fit(X, y).bootstrap_utilities_ is None
+    mu = model.utilities_.copy()
+    assert model.expand_outcomes(np.array([0, 2, 3]), 5, list("abcde")) is model
+    assert np.array_equal(model.utilities_[[0, 2, 3]], mu) and np.isnan(model.utilities_[[1, 4]]).all()
+    assert model.bootstrap_utilities_.shape == (5, 5) and np.isnan(model.bootstrap_utilities_[:, 1]).all()
+    assert list(model.components_[[1, 4]]) == [-1, -1] and model.ids_ == list("abcde")

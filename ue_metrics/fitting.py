@@ -278,7 +278,7 @@ def fit_records(
     model.fit(np.column_stack([remap[train.i], remap[train.j]]), train.y, train.w, n_outcomes=len(keep), ids=sub_ids,
               n_records=train.n_rec)  # fmt: skip
     if len(keep) < data.n_outcomes:
-        _expand(model, keep, data.n_outcomes, data.ids)
+        model.expand_outcomes(keep, data.n_outcomes, data.ids)
     fit_seconds = time.perf_counter() - started
     metrics = coherence_metrics(data, model)
     k = samples_per_ordering(data)
@@ -328,7 +328,7 @@ def _fit_position(result: FitResult, kind: str, pmodel: Thurstonian, keep: np.nd
     pmodel.fit(np.column_stack([remap[i], remap[j]]), y, w, n_outcomes=len(keep), ids=sub_ids, first=first,
                groups=groups, group_names=names)  # fmt: skip
     if len(keep) < data.n_outcomes:
-        _expand(pmodel, keep, data.n_outcomes, data.ids)
+        pmodel.expand_outcomes(keep, data.n_outcomes, data.ids)
     seconds = time.perf_counter() - started
     result.position_model = pmodel
     sig = pmodel.sigma2_[np.isfinite(pmodel.sigma2_)]
@@ -380,20 +380,3 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(x))
     ranks[order] = np.arange(len(x))
     return ranks
-
-
-def _expand(model: Thurstonian, keep: np.ndarray, n: int, ids: list[str]) -> None:
-    """Put a fit over a subset of outcomes back onto the full index (unfitted outcomes get NaN)."""
-    for name in ("utilities_", "sigma2_", "ci_low_", "ci_high_", "stderr_"):
-        full = np.full(n, np.nan)
-        full[keep] = getattr(model, name)
-        setattr(model, name, full)
-    draws = getattr(model, "bootstrap_utilities_", None)
-    if draws is not None:  # the bootstrap's resampled utilities, on the full index too
-        full = np.full((draws.shape[0], n), np.nan)
-        full[:, keep] = draws
-        model.bootstrap_utilities_ = full
-    comp = -np.ones(n, dtype=np.int64)
-    comp[keep] = model.components_
-    model.components_ = comp
-    model.ids_ = list(ids)

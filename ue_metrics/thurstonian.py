@@ -209,7 +209,6 @@ class Thurstonian:
     Parameters
     ----------
     method : "mle" (default) or "compat" (the companion's Adam fit, docs/method.md §3).
-    solver : "newton" (Fisher-scoring Newton–CG; the only solver, kept as a parameter for old call sites).
     alpha : Gaussian penalty on every parameter (means, log-variances, position terms) in absolute units: keeps
         perfectly separated outcomes finite and the model's scale/shift freedom pinned; negligible next to data.
     variance_prior : "auto" (default: empirical Bayes) or the precision λ of the prior on the log-variances, in
@@ -232,7 +231,6 @@ class Thurstonian:
     def __init__(
         self,
         method: str = "mle",
-        solver: str = "newton",
         alpha: float = 1e-2,
         variance_prior: str | float = "auto",
         dispersion: str | float = "estimate",
@@ -249,7 +247,6 @@ class Thurstonian:
         progress: Any = None,
     ) -> None:
         self.method = method
-        self.solver = solver
         self.alpha = alpha
         self.variance_prior = variance_prior
         self.dispersion = dispersion
@@ -289,8 +286,6 @@ class Thurstonian:
             raise UserError(f"unknown Thurstonian method {self.method!r}; use 'mle' or 'compat'")
         if self.on_disconnected not in ("error", "per_component"):
             raise UserError(f"unknown on_disconnected policy {self.on_disconnected!r}; use 'error' or 'per_component'")
-        if self.solver != "newton":
-            raise UserError(f"unknown solver {self.solver!r}; the fit's solver is 'newton'")
         if self.ci not in CI_METHODS:
             raise UserError(f"unknown ci method {self.ci!r}; use one of {', '.join(CI_METHODS)}")
         X = np.asarray(X, dtype=np.int64)
@@ -425,6 +420,7 @@ class Thurstonian:
 
         z = float(ndtri(0.5 + self.ci_level / 2))
         self.ci_method_ = "none"
+        self.bootstrap_utilities_: np.ndarray | None = None  # (B × n) resampled utilities when ``bootstrap``
         self.ci_low_ = np.full(n, np.nan)
         self.ci_high_ = np.full(n, np.nan)
         self.stderr_ = np.full(n, np.nan)
@@ -466,6 +462,24 @@ class Thurstonian:
         return self
 
     # ------------------------------------------------------------------------------------------------------
+    def expand_outcomes(self, keep: np.ndarray, n: int, ids: Sequence[str]) -> Thurstonian:
+        """Put a fit over a subset of ``n`` outcomes (``keep``: their indices in the full set) back onto the full
+        index: the per-outcome arrays and the bootstrap's resampled utilities get NaN for unfitted outcomes, their
+        component -1; ``ids_`` becomes ``ids``. Returns ``self``."""
+        for name in ("utilities_", "sigma2_", "ci_low_", "ci_high_", "stderr_"):
+            full = np.full(n, np.nan)
+            full[keep] = getattr(self, name)
+            setattr(self, name, full)
+        if self.bootstrap_utilities_ is not None:
+            draws = np.full((self.bootstrap_utilities_.shape[0], n), np.nan)
+            draws[:, keep] = self.bootstrap_utilities_
+            self.bootstrap_utilities_ = draws
+        comp = -np.ones(n, dtype=np.int64)
+        comp[keep] = self.components_
+        self.components_ = comp
+        self.ids_ = list(ids)
+        return self
+
     def predict_proba(self, X: Any, first: Any = None) -> np.ndarray:
         """P(X[:,0] ≻ X[:,1]) for pairs given as indices or as outcome ids. With ``first`` (booleans: was X[:,0]
         shown first?) and a fitted position term, the probability for that ordering (global β, or the mean of the
