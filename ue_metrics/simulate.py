@@ -141,11 +141,14 @@ class Responder:
     random responder). ``position_bias`` mixes in a pull toward the first-shown option as in
     ``simulate_records``. ``description`` says what property the responder has, for the run's record.
     ``by_template`` gives other responders for other prompt templates: a simulated model asked a different
-    question (which outcome gives it more power, §4.10) answers from a different known truth."""
+    question (which outcome gives it more power, §4.10) answers from a different known truth. ``truth`` holds the
+    known answer the responder was built from, in the analysis's terms (exchange rates' dollar values, a
+    discounter's form and rate), for the known-answer tests; it does not change the answers (``mu`` decides them)."""
 
     def __init__(self, name: str, mu: dict[str, float] | None = None, var: dict[str, float] | None = None,
                  coin: bool = False, position_bias: float = 0.0, description: str = "", noise: float = 0.0,
-                 seed: int = 0, by_template: dict[str, Responder] | None = None) -> None:  # fmt: skip
+                 seed: int = 0, by_template: dict[str, Responder] | None = None,
+                 truth: dict[str, Any] | None = None) -> None:  # fmt: skip
         if not coin and mu is None:
             raise ValueError("a Thurstonian responder needs utilities")
         if not -0.5 <= position_bias <= 0.5:
@@ -159,6 +162,7 @@ class Responder:
         self.noise = noise
         self.seed = seed
         self.by_template = dict(by_template or {})
+        self.truth: dict[str, Any] = dict(truth or {})
 
     def fingerprint(self) -> str:
         """A digest of everything that decides this responder's answers (its kind, utilities, variances, bias, misfit,

@@ -210,3 +210,15 @@ def test_the_analysis_constants_have_one_home():
 
     assert not hasattr(er, "DEFAULT_REFERENCE")
     assert er.NEGATIVE_MEASURES is analysis_module.NEGATIVE_MEASURES == ("death",)
+
+
+def test_the_known_answer_is_a_constructor_argument_not_a_patched_attribute():
+    """Issue 23 item 6: a simulated responder's ``truth`` is its own attribute, given to the constructor."""
+    import inspect
+
+    from ue_metrics.simulate import Responder
+
+    assert "truth" in inspect.signature(Responder).parameters
+    assert Responder("r", {"a": 0.0}).truth == {} and Responder("r", {"a": 0.0}, truth={"k": 1}).truth == {"k": 1}
+    source = inspect.getsource(er)
+    assert "responder.truth =" not in source and "attr-defined" not in source

@@ -393,10 +393,8 @@ def log_utility_responder(outcomes: OutcomeSet, seed: int, equal: bool = False) 
             mu[o.id] = sign * SLOPE * math.log(a["quantity"] * values[a["x"]])
     name = "equal" if equal else "log_utility"
     what = "every X worth the same $316,228 per unit" if equal else "each X worth a known number of dollars per unit (log10 uniform in [4.5, 6.5])"
-    responder = Responder(name, mu, dict.fromkeys(mu, VARIANCE),
-                          description=f"utility {SLOPE}·ln(dollar value), {what}, σ² = {VARIANCE}")  # fmt: skip
-    responder.truth = {"dollar_values": values, "slope": SLOPE}  # type: ignore[attr-defined]
-    return responder
+    return Responder(name, mu, dict.fromkeys(mu, VARIANCE), description=f"utility {SLOPE}·ln(dollar value), {what}, σ² = {VARIANCE}",
+                     truth={"dollar_values": values, "slope": SLOPE})  # fmt: skip
 
 
 def _variant_rows() -> dict[str, dict[str, str]]:

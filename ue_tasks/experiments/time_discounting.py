@@ -150,10 +150,8 @@ def discounter(outcomes: OutcomeSet, form: str, k: float) -> Responder:
         return -k * t if form == "exponential" else -math.log1p(k * t)
 
     mu = {o.id: math.log(o.attributes["amount"]) + log_d(o.attributes["delay"]) for o in outcomes.outcomes}
-    responder = Responder(form, mu, dict.fromkeys(mu, NOISE_VARIANCE),
-                          description=f"a {form} discounter, k = {k} per month: P(delayed) = Φ(ln(m·D(t))/0.3)")  # fmt: skip
-    responder.truth = {"form": form, "k": k}  # type: ignore[attr-defined]
-    return responder
+    return Responder(form, mu, dict.fromkeys(mu, NOISE_VARIANCE),
+                     description=f"a {form} discounter, k = {k} per month: P(delayed) = Φ(ln(m·D(t))/0.3)", truth={"form": form, "k": k})  # fmt: skip
 
 
 register(
