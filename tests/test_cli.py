@@ -108,3 +108,34 @@ def test_outcomes_list_and_show():
     assert len(shown) >= 5 and all("Fitness" in line for line in shown)
     counts = ue("outcomes", "show", "mini", "--counts").stdout.splitlines()
     assert len(counts) == 30
+
+
+def test_cli_choices_are_derived_from_the_modules_that_define_them():
+    """Issue 23 item 6: the CLI's choices are the defining modules' own (a strategy added to
+    ``active/strategies.py`` is offered by ``ue run --strategy`` without editing the CLI)."""
+    import argparse
+
+    from ue_cli.main import build_parser
+    from ue_control.steer import MODES as STEER_MODES
+    from ue_metrics.fitting import POSITION_TERMS
+    from ue_metrics.records import MIXING_FIELDS, MODES, POOLABLE, UNPARSED_POLICIES
+    from ue_metrics.simulate import RESPONDERS
+    from ue_metrics.thurstonian import CI_METHODS, METHODS
+    from ue_tasks.active.strategies import DEFAULT_STRATEGY, STRATEGIES
+    from ue_tasks.dtypes import CHOICES
+
+    def options(parser: argparse.ArgumentParser, path: str = ""):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from options(child, f"{path} {name}".strip())
+            elif action.choices is not None and action.option_strings:
+                yield path, action.option_strings[-1], action
+
+    seen = {(path, opt): (tuple(a.choices), a.default) for path, opt, a in options(build_parser())}
+    assert seen[("fit", "--unparsed")][0] == UNPARSED_POLICIES and seen[("fit", "--method")][0] == METHODS
+    assert seen[("fit", "--ci")][0] == CI_METHODS and seen[("fit", "--position-term")][0] == POSITION_TERMS
+    assert seen[("fit", "--by")][0] == seen[("analyse", "--by")][0] == MIXING_FIELDS and seen[("fit", "--pool")][0] == POOLABLE
+    assert seen[("simulate", "--responder")][0] == RESPONDERS and seen[("demo", "--dtype")][0] == CHOICES
+    assert seen[("run", "--strategy")] == (tuple(STRATEGIES), DEFAULT_STRATEGY) and seen[("run", "--mode")][0] == MODES
+    assert seen[("control steer", "--mode")][0] == STEER_MODES

@@ -426,6 +426,13 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------------------
 def build_parser(control: bool = True) -> argparse.ArgumentParser:
+    # the choices come from the modules that define them, never copied by hand (tests/test_cli.py checks)
+    from ue_metrics.fitting import POSITION_TERMS
+    from ue_metrics.records import MIXING_FIELDS, POOLABLE, UNPARSED_POLICIES
+    from ue_metrics.simulate import RESPONDERS
+    from ue_metrics.thurstonian import CI_METHODS, METHODS
+    from ue_tasks.dtypes import CHOICES as DTYPES
+
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="ue",
@@ -445,15 +452,15 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("records", nargs="+", help="record files (.jsonl) or harness output folders")
     p.add_argument("--out", required=True, help="folder for utilities.csv and metrics.json")
-    p.add_argument("--unparsed", choices=["exclude", "as_indifference"], default="exclude",
+    p.add_argument("--unparsed", choices=UNPARSED_POLICIES, default="exclude",
                    help="unparseable answers: drop them (default) or count each as half a vote per outcome (the paper)")
-    p.add_argument("--method", choices=["mle", "compat"], default="mle",
+    p.add_argument("--method", choices=METHODS, default="mle",
                    help="mle (default: penalised maximum likelihood, Newton) or compat (the companion's Adam fit, for comparison)")
-    p.add_argument("--ci", choices=["sandwich", "curvature", "none"], default="sandwich",
+    p.add_argument("--ci", choices=CI_METHODS, default="sandwich",
                    help="intervals: sandwich (default; calibrated for sampled and log-prob records, docs/statistics.md), "
                    "curvature (model-based: every unit of weight one Bernoulli answer), none")
     p.add_argument("--bootstrap", type=int, default=0, metavar="B", help="percentile intervals from B pair resamples")
-    p.add_argument("--position-term", nargs="?", const="global", choices=["global", "category"], default=None,
+    p.add_argument("--position-term", nargs="?", const="global", choices=POSITION_TERMS, default=None,
                    help="also fit each ordering with a position term β (global, or one per outcome category): reports β, "
                    "P(first | equal utilities) and the per-ordering held-out log loss beside the pooled fit's; writes "
                    "utilities_position.csv")
@@ -461,10 +468,10 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
                    help="fit each connected component of a disconnected comparison graph on its own")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the bootstrap and compat initialisation")
     p.add_argument("--top", type=_whole(1), default=5, help="outcomes shown at each end of the summary")
-    p.add_argument("--by", choices=["model", "outcome_set", "template", "system_message"],
+    p.add_argument("--by", choices=MIXING_FIELDS,
                    help="fit each model (or outcome set, template, system message) separately, into DIR/<name>/; "
                    "records that differ in these are refused without it")
-    p.add_argument("--pool", action="append", default=[], choices=["outcome_set", "template", "system_message", "weights", "dtype"],
+    p.add_argument("--pool", action="append", default=[], choices=POOLABLE,
                    help="fit records that differ in this field together anyway (repeatable; weights: one model name "
                    "whose files' fingerprint differs, e.g. a copied folder; dtype: one model run at several dtypes)")
     p.add_argument("--logprob-weight", type=float, default=None, metavar="W",
@@ -486,7 +493,7 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=0, metavar="K", help="K sampled answers per ordering (0 = exact probabilities)")
     p.add_argument("--position-bias", type=_finite_float, default=0.0, help="mean P(choose first-shown) − 0.5, in [-0.5, 0.5]")
     p.add_argument("--refusal-rate", type=_finite_float, default=0.0, help="probability that an answer is unparseable")
-    p.add_argument("--responder", choices=["thurstonian", "random"], default="thurstonian")
+    p.add_argument("--responder", choices=RESPONDERS, default="thurstonian")
     p.add_argument("--noise", type=_finite_float, default=0.0,
                    help="per-query misfit: each probability is Φ(z + ε), ε ~ N(0, noise²) (a model that is not exactly Thurstonian)")
     p.add_argument("--position-beta", type=_finite_float, default=0.0,
@@ -570,7 +577,7 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="the full plan instead of --budget (738 + 94 holdout pairs per model)")
     p.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma3-270m"], metavar="NAME",
                    help="embedded models to run (default: smollm2-135m gemma3-270m; see `ue model list`)")
-    p.add_argument("--dtype", default="auto", choices=["auto", "native", "float32", "bfloat16", "float16"],
+    p.add_argument("--dtype", default="auto", choices=DTYPES,
                    help="weights' dtype (default auto: the checkpoint's own, float32 for the embedded models; native: "
                    "bfloat16 where the CPU computes it natively (AVX512-BF16/AMX), else float32)")
     p.add_argument("--batch-size", type=_batch_size, default="auto",
@@ -656,7 +663,7 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="a run folder, or record files / harness output folders")
     p.add_argument("--out", help="folder for analysis.json and figures (default: the run folder)")
     p.add_argument("--experiment", help="the experiment (default: from the records)")
-    p.add_argument("--by", choices=["model", "outcome_set", "template", "system_message"],
+    p.add_argument("--by", choices=MIXING_FIELDS,
                    help="analyse each model (or outcome set, template, system message) separately, into OUT/<name>/; "
                    "records that differ in these are refused without it")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an analysis option (repeatable)")
@@ -688,6 +695,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
 
 
 def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_required: bool = True) -> None:
+    from ue_metrics.records import MODES
+    from ue_tasks.active.strategies import DEFAULT_STRATEGY, STRATEGIES
+
     harnesses = ["lm-eval", "inspect", "simulate"] + ([] if model_required else ["transformers"])
     p.add_argument("--harness", choices=harnesses, required=model_required,
                    help=None if model_required else "lm-eval, inspect or simulate (transformers: experiments that read hidden states)")
@@ -700,11 +710,11 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_re
     p.add_argument("--out", required=True, help="run folder (created; an existing run with the same options is resumed)")
     p.add_argument("--budget", type=_whole(1), default=None, help="training pairs (default ⌊2·N·log2 N⌋; triads for transitivity)")
     p.add_argument("--round-size", type=_whole(1), default=None, help="pairs per active-learning round (default 500, as the paper)")
-    p.add_argument("--strategy", choices=["rank", "paper", "info", "random"], default="rank",
+    p.add_argument("--strategy", choices=list(STRATEGIES), default=DEFAULT_STRATEGY,
                    help="rank (default: the pairs that most lower the expected number of wrongly ordered outcomes, plus a "
                    "quarter random; the best measured, docs/statistics.md), paper (the companion's P/Q percentile rule), "
                    "info (expected information gain), random")
-    p.add_argument("--mode", choices=["logprob", "sample"], default=None, help="default: the experiment's (logprob)")
+    p.add_argument("--mode", choices=MODES, default=None, help="default: the experiment's (logprob)")
     p.add_argument("--samples", type=int, default=None, help="answers per ordering in sample mode (default 10)")
     p.add_argument("--template", default=None, help="prompt template id (default: the experiment's)")
     p.add_argument("--seed", type=_seed, default=0)

@@ -93,6 +93,8 @@ def _num(x) -> str:
 
 def add_control_parser(sub, fmt) -> None:
     """Add ``control`` with its subcommands to the ``ue`` subparsers ``sub``."""
+    from ue_control.steer import MODES as STEER_MODES  # the choices from their home, not copied
+
     p = sub.add_parser(
         "control",
         help="utility control: simulate a citizen assembly, train a model toward it, evaluate before/after",
@@ -168,7 +170,7 @@ def add_control_parser(sub, fmt) -> None:
     st.add_argument("--representations", help="the run folder of `ue run representations` (hidden states of a real model)")
     st.add_argument("--out", help="output folder")
     st.add_argument("--layer", type=int, help="layer to steer (default: the representations analysis' best layer)")
-    st.add_argument("--mode", choices=["add", "amplify"], help="add α·σ·d at every position (default), or amplify: add α·σ·z·d, "
+    st.add_argument("--mode", choices=STEER_MODES, help="add α·σ·d at every position (default), or amplify: add α·σ·z·d, "
                     "z the position's standardised coordinate along d")  # fmt: skip
     st.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
     st.set_defaults(handler=cmd_steer)

@@ -31,6 +31,9 @@ def true_utilities(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     return mu, var
 
 
+RESPONDERS = ("thurstonian", "random")  # simulate_records: a Thurstonian agent, or a fair coin
+
+
 def simulate_records(
     pairs: np.ndarray,
     split: Sequence[str],
@@ -65,7 +68,7 @@ def simulate_records(
         raise UserError(f"--samples must be >= 0, got {samples}")
     if not (noise >= 0 and np.isfinite(noise)):
         raise UserError(f"--noise must be a non-negative number, got {noise}")
-    if responder not in ("thurstonian", "random"):
+    if responder not in RESPONDERS:
         raise UserError(f"unknown responder {responder!r}; use 'thurstonian' or 'random'")
     pairs = np.asarray(pairs, dtype=np.int64)
     a, b = pairs[:, 0], pairs[:, 1]
