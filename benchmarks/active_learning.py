@@ -159,7 +159,7 @@ def embedded_part(args) -> None:
 
     from ue_tasks import model
     from ue_tasks.harness.lm_eval.models import cpu_has_bf16, resolve_dtype
-    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts
+    from ue_tasks.harness.lm_eval.chat import chat_prompts
     from ue_tasks.plan import default_budget, holdout_size
 
     path = model.prepare()
@@ -255,7 +255,7 @@ def _replay_full_run(lm, tok, outcomes, padding: float, seed: int = 0) -> tuple[
     without the shared-prefix cache)."""
     from ue_tasks.active.driver import BATCH
     from ue_tasks.harness.lm_eval.models import MIN_PREFIX, _Prefixes
-    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts
+    from ue_tasks.harness.lm_eval.chat import chat_prompts
     from ue_tasks.plan import default_budget, holdout_size
     from ue_tasks.templates import get_template
 

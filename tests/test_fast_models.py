@@ -91,7 +91,7 @@ def test_greedy_text_through_the_sampler_equals_hf_generate(model_path: str) -> 
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
-    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts
+    from ue_tasks.harness.lm_eval.chat import chat_prompts
 
     ue = models.UeHFLM(pretrained=model_path, device="cpu", dtype="float32")
     prompts = chat_prompts(ue.tokenizer, [d["prompt"] for d in documents(outcomes="mini")[:5]])
@@ -110,7 +110,7 @@ def test_k_answers_from_one_prefill_follow_the_model(model_path: str, tmp_path: 
     distribution; the sampled task draws its K = 10 answers per prompt from one prefill, reproducibly."""
     from lm_eval.api.instance import Instance
 
-    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts
+    from ue_tasks.harness.lm_eval.chat import chat_prompts
 
     ue = models.UeHFLM(pretrained=model_path, device="cpu", dtype="float32", seed=7)
     (prompt,) = chat_prompts(ue.tokenizer, [documents(outcomes="mini")[0]["prompt"]])
@@ -223,7 +223,7 @@ def test_shared_prefix_cache_gives_the_same_log_probabilities(model_path: str) -
     from lm_eval.api.instance import Instance
     from transformers import AutoTokenizer
 
-    from ue_tasks.harness.lm_eval.prefix_cache import chat_prompts
+    from ue_tasks.harness.lm_eval.chat import chat_prompts
     from ue_tasks.outcomes import load_outcomes
     from ue_tasks.templates import get_template
 
@@ -243,3 +243,13 @@ def test_shared_prefix_cache_gives_the_same_log_probabilities(model_path: str) -
     assert bare.prefix_hits == 0 and len(got["cached"]) == 18
     for c, b in zip(got["cached"], got["bare"]):
         assert math.exp(c) == pytest.approx(math.exp(b), abs=1e-4)
+
+
+def test_the_chat_prompt_module_is_named_for_what_it_holds() -> None:
+    """Issue 23 item 6: ``prefix_cache.py`` held no cache (only ``chat_prompts``): it is ``chat.py``."""
+    import importlib.util
+
+    from ue_tasks.harness.lm_eval import chat
+
+    assert callable(chat.chat_prompts) and not hasattr(chat, "shared_prefix_ids")
+    assert importlib.util.find_spec("ue_tasks.harness.lm_eval.prefix_cache") is None

@@ -1,8 +1,7 @@
-"""The prompt-stem cache of ue's tasks: every prompt of a ue task starts with the same token stem (chat header,
-system message, the instruction up to "Option A:"), whose key/value cache is computed once so that each batch only
-runs the tokens after it; the log-probabilities are those of the full prompt (``tests/test_lm_eval_demo.py`` pins
-this). The cache itself lives in lm-eval's ``ue-hf`` model type (``ue_tasks.harness.lm_eval.models``), which finds
-the stem from the requests; this module keeps the helper around it (``chat_prompts``).
+"""The chat-templated prompts lm-eval sends for ue's tasks (``chat_prompts``): what ``--apply_chat_template
+--system_instruction`` makes of a user turn, for the tests and benchmarks that compare ue's answers with lm-eval's.
+Every prompt of a ue task starts with the same token stem (chat header, system message, the instruction up to
+"Option A:"); its key/value cache lives in lm-eval's ``ue-hf`` model type (``ue_tasks.harness.lm_eval.models``).
 """
 
 from __future__ import annotations
