@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import ndtr
 
-from ue_metrics.records import aggregate
+from ue_metrics.aggregation import aggregate
 from ue_metrics.thurstonian import Thurstonian
 from ue_tasks import experiments
 from ue_tasks.active.driver import Elicitation, RunConfig
@@ -158,8 +158,8 @@ def embedded_part(args) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ue_tasks import model
-    from ue_tasks.harness.lm_eval.models import cpu_has_bf16, resolve_dtype
     from ue_tasks.harness.lm_eval.chat import chat_prompts
+    from ue_tasks.harness.lm_eval.models import cpu_has_bf16, resolve_dtype
     from ue_tasks.plan import default_budget, holdout_size
 
     path = model.prepare()
@@ -254,8 +254,8 @@ def _replay_full_run(lm, tok, outcomes, padding: float, seed: int = 0) -> tuple[
     rule as ``UeHFLM._loglikelihood_tokens``), times the measured padding factor. Returns (tokens, calls, tokens
     without the shared-prefix cache)."""
     from ue_tasks.active.driver import BATCH
-    from ue_tasks.harness.lm_eval.models import MIN_PREFIX, _Prefixes
     from ue_tasks.harness.lm_eval.chat import chat_prompts
+    from ue_tasks.harness.lm_eval.models import MIN_PREFIX, _Prefixes
     from ue_tasks.plan import default_budget, holdout_size
     from ue_tasks.templates import get_template
 

@@ -28,9 +28,9 @@ import time
 
 import numpy as np
 
+from ue_metrics.aggregation import aggregate
 from ue_metrics.coherence import log_loss
 from ue_metrics.fitting import fit_records
-from ue_metrics.records import aggregate
 from ue_metrics.simulate import simulate_records, true_utilities
 from ue_metrics.thurstonian import Thurstonian
 from ue_tasks.plan import PlanSpec, make_plan

@@ -94,9 +94,9 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from ue_tasks import model as embedded
+    from ue_tasks.harness.lm_eval.chat import chat_prompts
     from ue_tasks.harness.lm_eval.hooks import documents
     from ue_tasks.harness.lm_eval.models import UeHFLM
-    from ue_tasks.harness.lm_eval.chat import chat_prompts
 
     torch.manual_seed(0)
     folder = str(embedded.prepare())

@@ -34,8 +34,8 @@ sys.path.insert(0, str(HERE))
 from companion_style_fit import companion_fit  # noqa: E402
 
 from ue_metrics import records as rec  # noqa: E402
+from ue_metrics.aggregation import aggregate, read_columns  # noqa: E402
 from ue_metrics.coherence import log_loss  # noqa: E402
-from ue_metrics.records import aggregate  # noqa: E402
 from ue_metrics.simulate import simulate_records, true_utilities  # noqa: E402
 from ue_metrics.thurstonian import Thurstonian  # noqa: E402
 from ue_tasks.plan import PlanSpec, make_plan  # noqa: E402
@@ -117,7 +117,7 @@ def main() -> None:
           f"ratio {cpu_comp / cpu_ue:.1f}x")  # fmt: skip
 
     # 2. in process
-    data = aggregate(rec.read_columns(small))
+    data = aggregate(read_columns(small))
     train, hold = data.train(), data.holdout()
     X = np.column_stack([train.i, train.j])
     n = train.n_outcomes

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from ue_metrics import aggregation, pooling
 from ue_metrics import records as rec
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import simulate_records, true_utilities
@@ -31,10 +32,10 @@ def write_sim(path, n=40, samples=10, **kw):
 def test_columns_aggregate_to_the_same_pairs_as_dicts(tmp_path, samples, extra, policy):
     path = tmp_path / "r.jsonl"
     write_sim(path, samples=samples, **extra)
-    old, new = rec.aggregate(rec.read(path), policy), rec.aggregate(rec.read_columns(path), policy)
+    old, new = aggregation.aggregate(rec.read(path), policy), aggregation.aggregate(aggregation.read_columns(path), policy)
     for name in ("ids", "texts", "categories", "n_records", "n_unusable_records", "n_answers", "n_unparsed", "modes"):
         assert getattr(old, name) == getattr(new, name), name
-    for name in rec.PairData.PER_PAIR + ("shown_first_p", "label_mass"):
+    for name in aggregation.PairData.PER_PAIR + ("shown_first_p", "label_mass"):
         a, b = getattr(old, name), getattr(new, name)
         assert np.array_equal(a, b) if a.dtype.kind == "U" else np.allclose(a, b, equal_nan=True), name
 
@@ -61,7 +62,7 @@ def test_a_bad_record_is_named_by_file_line_and_field(tmp_path, edit, fragment):
     lines.insert(3, "")  # a blank line: line numbers still count it
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(UserError) as err:
-        rec.read_columns(path)
+        aggregation.read_columns(path)
     assert f"{path} line 8:" in str(err.value) and fragment in str(err.value)
     with pytest.raises(UserError) as err_dicts:  # the one-at-a-time reader says the same
         rec.read(path)
@@ -75,7 +76,7 @@ def test_a_line_that_is_not_json_is_named(tmp_path):
     lines[4] = lines[4][:-3]
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(UserError, match=r"line 5: not valid JSON"):
-        rec.read_columns(path)
+        aggregation.read_columns(path)
 
 
 def test_read_record_columns_walks_folders_and_text_clashes_are_refused(tmp_path):
@@ -86,12 +87,12 @@ def test_read_record_columns_walks_folders_and_text_clashes_are_refused(tmp_path
     records = rec.read(tmp_path / "a" / "one.jsonl")
     records[5] = dict(records[5], a_text="Another sentence.")
     with pytest.raises(UserError, match="has two different texts"):
-        rec.aggregate(rec.columns_from_records(records))
+        aggregation.aggregate(aggregation.columns_from_records(records))
 
 
-def _same_pairs(a: rec.PairData, b: rec.PairData) -> None:
+def _same_pairs(a: aggregation.PairData, b: aggregation.PairData) -> None:
     assert a.ids == b.ids and a.texts == b.texts and a.categories == b.categories and a.n_records == b.n_records
-    for name in rec.PairData.PER_PAIR:
+    for name in aggregation.PairData.PER_PAIR:
         x, y = getattr(a, name), getattr(b, name)
         assert np.array_equal(x, y) if x.dtype.kind == "U" else np.allclose(x, y, equal_nan=True), name
 
@@ -111,31 +112,31 @@ def test_collected_columns_are_the_readers_own_and_follow_dropped_duplicates_and
     taken = got.columns(kept)  # taken by position from the reader's columns, not rebuilt from the dicts
     assert all(map(lambda x, y: x is y, taken.records, kept))
     assert taken.where[0] == f"{tmp_path / 'one.jsonl'} line 1"
-    _same_pairs(rec.aggregate(taken), rec.aggregate(records))
+    _same_pairs(aggregation.aggregate(taken), aggregation.aggregate(records))
     # a group of records (--by model) is taken the same way; records not read here are built from the dicts
     got = collect([tmp_path / "one.jsonl", tmp_path / "other.jsonl"], deduplicate=False)
-    groups = rec.group_records(got.records, "model")
-    _same_pairs(rec.aggregate(got.columns(groups["other"])), rec.aggregate(other))
-    _same_pairs(rec.aggregate(got.columns([dict(r) for r in other])), rec.aggregate(other))
+    groups = pooling.group_records(got.records, "model")
+    _same_pairs(aggregation.aggregate(got.columns(groups["other"])), aggregation.aggregate(other))
+    _same_pairs(aggregation.aggregate(got.columns([dict(r) for r in other])), aggregation.aggregate(other))
 
 
 def test_duplicates_found_when_the_pair_and_ordering_repeat_in_another_group(tmp_path):
     records = write_sim(tmp_path / "one.jsonl")
     grouped = [dict(r, group="g1") for r in records[:20]] + [dict(r, group="g2") for r in records[:20]]
-    kept, dropped = rec.deduplicate(grouped)  # same pairs and orderings, other groups: no repeats
+    kept, dropped = pooling.deduplicate(grouped)  # same pairs and orderings, other groups: no repeats
     assert len(kept) == 40 and not dropped
-    kept, dropped = rec.deduplicate(grouped + grouped[:5], ["a"] * 40 + ["b"] * 5)
+    kept, dropped = pooling.deduplicate(grouped + grouped[:5], ["a"] * 40 + ["b"] * 5)
     assert len(kept) == 40 and dropped == {("a", "b"): 5}
     with pytest.raises(UserError, match="appears twice with different values"):
-        rec.deduplicate(grouped + [dict(grouped[0], n_a=grouped[0]["n_a"] + 1, n_b=grouped[0]["n_b"] - 1)])
+        pooling.deduplicate(grouped + [dict(grouped[0], n_a=grouped[0]["n_a"] + 1, n_b=grouped[0]["n_b"] - 1)])
 
 
 def test_mixed_records_are_still_refused_field_by_field(tmp_path):
     records = write_sim(tmp_path / "one.jsonl")
-    rec.check_not_mixed(records)
+    pooling.check_not_mixed(records)
     with pytest.raises(UserError, match="2 different templates"):
-        rec.check_not_mixed(records[:10] + [dict(r, template="other") for r in records[10:20]])
+        pooling.check_not_mixed(records[:10] + [dict(r, template="other") for r in records[10:20]])
     with pytest.raises(UserError, match="2 different dtypes"):
-        rec.check_not_mixed(records[:10] + [dict(r, model_dtype="bfloat16") for r in records[10:20]])
+        pooling.check_not_mixed(records[:10] + [dict(r, model_dtype="bfloat16") for r in records[10:20]])
     with pytest.raises(UserError, match="different sets of weights"):
-        rec.check_not_mixed([dict(r, model_fingerprint="x") for r in records[:10]] + [dict(r, model_fingerprint="y") for r in records[10:20]])
+        pooling.check_not_mixed([dict(r, model_fingerprint="x") for r in records[:10]] + [dict(r, model_fingerprint="y") for r in records[10:20]])

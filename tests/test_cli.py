@@ -117,8 +117,10 @@ def test_cli_choices_are_derived_from_the_modules_that_define_them():
 
     from ue_cli.main import build_parser
     from ue_control.steer import MODES as STEER_MODES
+    from ue_metrics.aggregation import UNPARSED_POLICIES
     from ue_metrics.fitting import POSITION_TERMS
-    from ue_metrics.records import MIXING_FIELDS, MODES, POOLABLE, UNPARSED_POLICIES
+    from ue_metrics.pooling import MIXING_FIELDS, POOLABLE
+    from ue_metrics.records import MODES
     from ue_metrics.simulate import RESPONDERS
     from ue_metrics.thurstonian import CI_METHODS, METHODS
     from ue_tasks.active.strategies import DEFAULT_STRATEGY, STRATEGIES

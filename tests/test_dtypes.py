@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ue_metrics import records as rec
+from ue_metrics import pooling
 from ue_metrics.errors import UserError
 from ue_tasks import dtypes
 
@@ -141,12 +141,12 @@ def test_fit_refuses_one_model_at_two_dtypes_unless_pooled(tmp_path, capsys):
 
     mixed = _records("float32", "fp32") + _records("bfloat16", "bf16")
     with pytest.raises(UserError, match=r"one model, 'SmolLM2-135M-Instruct', run at 2 different dtypes \(.*bfloat16 .*float32"):
-        rec.check_not_mixed(mixed)
-    rec.check_not_mixed(mixed, pool=["dtype"])
-    rec.check_not_mixed(_records("float32", "a") + _records("float32", "b"))
+        pooling.check_not_mixed(mixed)
+    pooling.check_not_mixed(mixed, pool=["dtype"])
+    pooling.check_not_mixed(_records("float32", "a") + _records("float32", "b"))
     # older records that never said their dtype are not taken for float32 ones
     with pytest.raises(UserError, match="not recorded"):
-        rec.check_not_mixed(_records(None, "old") + _records("float32", "new"))
+        pooling.check_not_mixed(_records(None, "old") + _records("float32", "new"))
 
     path = tmp_path / "records.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in mixed))

@@ -53,7 +53,7 @@ def test_elicit_through_lm_eval_and_inspect_on_the_embedded_model(model_path, si
     assert set(by_key) == {(r["a_id"], r["b_id"], r["shown_first"]) for r in ins}
     assert max(abs(by_key[(r["a_id"], r["b_id"], r["shown_first"])] - r["p_a"]) for r in ins) < 1e-3
     # one model, one identity, whichever harness ran it: its folder's name (not lm-eval's "hf") and its weights
-    from ue_metrics.records import check_not_mixed
+    from ue_metrics.pooling import check_not_mixed
 
     assert {r["model"] for r in lm} == {r["model"] for r in ins} == {"SmolLM2-135M-Instruct"}
     assert len({r["model_fingerprint"] for r in lm + ins}) == 1

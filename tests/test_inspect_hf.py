@@ -138,7 +138,7 @@ def test_inspect_and_lm_eval_agree_per_query_and_on_the_utilities(inspect_run, l
     assert max(gaps) < 1e-3, f"largest per-query p_a difference {max(gaps):.2e}"
     assert {ours[k]["split"] for k in ours} == {theirs[k]["split"] for k in theirs}
     # one model, whichever harness ran it: the same name and settings, so their records may be fitted together
-    from ue_metrics.records import check_not_mixed, model_label
+    from ue_metrics.pooling import check_not_mixed, model_label
 
     assert {model_label(r) for r in inspect_records} == {model_label(r) for r in lm_records} == {"SmolLM2-135M-Instruct (dtype=float32, chat_template=True)"}
     check_not_mixed(inspect_records + lm_records)

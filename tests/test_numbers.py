@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ue_cmd import one_sentence as refused
 from ue_cmd import ue_here as run
+
+from ue_metrics.aggregation import MIN_LABEL_MASS
 from ue_metrics.coherence import fair_coin_mean_abs_deviation, fair_coin_pmf, random_baselines
 from ue_metrics.errors import MAX_SEED, UserError, check_seed
 from ue_metrics.fitting import fit_records
-from ue_metrics.records import MIN_LABEL_MASS
 from ue_metrics.simulate import simulate_records
 from ue_tasks.plan import PlanSpec, make_plan
 

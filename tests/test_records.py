@@ -9,6 +9,7 @@ import jsonschema
 import numpy as np
 import pytest
 
+from ue_metrics import aggregation
 from ue_metrics import records as rec
 from ue_metrics.errors import UserError
 
@@ -108,7 +109,7 @@ def test_aggregation_pools_both_orderings_in_a_fixed_orientation():
         # same pair written the other way round: P(y ≻ x) = 0.3 → P(x ≻ y) = 0.7
         base(a_id="y", b_id="x", a_text="Y.", b_text="X.", p_a=0.3, shown_first="a"),
     ]
-    data = rec.aggregate(records)
+    data = aggregation.aggregate(records)
     assert data.ids == ["x", "y"] and len(data.y) == 1
     # each ordering weighs half: x first (0.8) and x second (the mean of 0.6 and 0.7)
     assert data.y[0] == pytest.approx((0.8 + (0.6 + 0.7) / 2) / 2)
@@ -125,23 +126,33 @@ def test_sample_mode_weights_and_unparsed_policies():
         base(mode="sample", p_a=0.75, n_a=6, n_b=2, n_unparsed=2, label_mass=None),
         base(mode="sample", shown_first="b", p_a=0.5, n_a=5, n_b=5, n_unparsed=0, label_mass=None),
     ]
-    excl = rec.aggregate(records)
+    excl = aggregation.aggregate(records)
     # each ordering's share over its own usable answers, the two averaged: (6/8 + 5/10) / 2, weight 18 answers
     assert excl.y[0] == pytest.approx((6 / 8 + 5 / 10) / 2) and excl.w[0] == 18
     assert excl.n_unparsed == 2 and excl.n_answers == 20
-    indiff = rec.aggregate(records, unparsed="as_indifference")
+    indiff = aggregation.aggregate(records, unparsed="as_indifference")
     assert indiff.y[0] == pytest.approx(12 / 20) and indiff.w[0] == 20
 
 
 def test_no_usable_answer_is_an_error_not_a_result():
     refused = [base(mode="sample", p_a=None, n_a=0, n_b=0, n_unparsed=10, label_mass=None)]
     with pytest.raises(UserError, match="none of the 1 records has a usable answer"):
-        rec.aggregate(refused)
-    assert rec.aggregate(refused, unparsed="as_indifference").y[0] == 0.5
+        aggregation.aggregate(refused)
+    assert aggregation.aggregate(refused, unparsed="as_indifference").y[0] == 0.5
     with pytest.raises(UserError, match="no preference records"):
-        rec.aggregate([])
+        aggregation.aggregate([])
 
 
 def test_a_pair_in_two_splits_is_refused():
     with pytest.raises(UserError, match="both the train and the holdout split"):
-        rec.aggregate([base(), base(split="holdout", shown_first="b")])
+        aggregation.aggregate([base(), base(split="holdout", shown_first="b")])
+
+
+def test_records_holds_the_format_and_its_neighbours_the_rest():
+    """Issue 23 item 5: ``records.py`` (schema, validation, IO) is split from ``aggregation.py`` (columns, pooling
+    into pairs) and ``pooling.py`` (duplicates, mixtures, groups); each name has one home."""
+    from ue_metrics import aggregation, pooling
+
+    assert not any(hasattr(rec, n) for n in ("aggregate", "read_columns", "deduplicate", "check_not_mixed", "PairData"))
+    assert callable(aggregation.aggregate) and callable(aggregation.read_columns) and aggregation.PairData
+    assert callable(pooling.deduplicate) and callable(pooling.check_not_mixed) and pooling.MIXING_FIELDS[0] == "model"

@@ -14,15 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ue_cmd import one_sentence
+from ue_cmd import ue_here as ue
 
+from ue_metrics import aggregation, pooling
 from ue_metrics import records as rec
 from ue_metrics.errors import UserError
 from ue_metrics.fitting import fit_records
 from ue_metrics.simulate import simulate_records, true_utilities
 from ue_tasks.active.driver import Elicitation, RunConfig
 from ue_tasks.plan import PlanSpec, make_plan
-from ue_cmd import ue_here as ue
-from ue_cmd import one_sentence
 
 UE = [sys.executable, "-m", "ue_cli.main"]
 
@@ -82,15 +83,15 @@ def test_one_model_name_with_two_sets_of_weights_is_refused():
     a = [{**r, "model_fingerprint": "aaaa"} for r in simulated(run_id="r1")[0]]
     b = [{**r, "model_fingerprint": "bbbb"} for r in simulated(seed=2, run_id="r2")[0]]
     with pytest.raises(UserError, match="2 different sets of weights"):
-        rec.check_not_mixed(a + b)
-    rec.check_not_mixed(a + b, pool=["weights"])
+        pooling.check_not_mixed(a + b)
+    pooling.check_not_mixed(a + b, pool=["weights"])
 
 
 def test_runs_with_another_dtype_are_another_model():
     a, _ = simulated()
     b = [{**r, "model_dtype": "bfloat16", "run_id": "bf16"} for r in a]
     with pytest.raises(UserError, match=r"one model, 'simulated', run at 2 different dtypes"):
-        rec.check_not_mixed(a + b)
+        pooling.check_not_mixed(a + b)
 
 
 # ---------------------------------------------------------------------------------------------------------- 2
@@ -124,17 +125,17 @@ def test_one_answer_key_with_two_values_is_refused(tmp_path):
     a, _ = simulated(samples=10, run_id="same")
     b, _ = simulated(samples=10, run_id="same", seed=0, refusal_rate=0.3)  # same run id and queries, other votes
     with pytest.raises(UserError, match="appears twice with different values"):
-        rec.deduplicate(a + b)
+        pooling.deduplicate(a + b)
 
 
 def test_log_prob_answers_of_one_model_asked_again_in_another_run_count_once():
     a, _ = simulated(run_id="run-1")
     b = [{**r, "run_id": "run-2", "p_a": min(1.0, r["p_a"] + 1e-7)} for r in a]  # batch-size noise
-    kept, dropped = rec.deduplicate(a + b)
+    kept, dropped = pooling.deduplicate(a + b)
     assert len(kept) == len(a) and sum(dropped.values()) == len(a)
     far = [{**r, "run_id": "run-3", "p_a": 1.0 - r["p_a"]} for r in a]
     with pytest.raises(UserError, match="two models under one name"):
-        rec.deduplicate(a + far)
+        pooling.deduplicate(a + far)
 
 
 def test_answers_served_from_the_cache_keep_their_id_so_two_runs_fitted_together_count_them_once(tmp_path):
@@ -148,7 +149,7 @@ def test_answers_served_from_the_cache_keep_their_id_so_two_runs_fitted_together
     assert all(r.get("answer_id") for r in one + two)
     shared = {r["answer_id"] for r in one} & {r["answer_id"] for r in two}
     assert second.cache_hits > 0 and len(shared) == second.cache_hits  # the same K answers, not new ones
-    kept, _ = rec.deduplicate(one + two)
+    kept, _ = pooling.deduplicate(one + two)
     assert len(kept) == len(one) + len(two) - len(shared)
 
 
@@ -291,7 +292,7 @@ def test_log_prob_and_sampled_records_are_refused_together_unless_weighted(tmp_p
     one_sentence(code, err, "mix log-prob (630) and sampled (630) elicitation")
     code, _, _ = ue(capsys, "fit", path, "--out", tmp_path / "fit", "--logprob-weight", "10")
     assert code == 0
-    data = rec.aggregate(logprob + sampled, logprob_weight=10)
+    data = aggregation.aggregate(logprob + sampled, logprob_weight=10)
     assert data.info["logprob_weight"] == 10
 
 
@@ -305,11 +306,11 @@ def test_unparsed_answers_in_one_ordering_do_not_hand_the_pair_the_other_orderin
                 round=0)  # fmt: skip
     records = [{**base, "shown_first": "a", "n_a": 9, "n_b": 1, "n_unparsed": 0, "p_a": 0.9},
                {**base, "shown_first": "b", "n_a": 0, "n_b": 2, "n_unparsed": 8, "p_a": 0.0}]  # fmt: skip
-    data = rec.aggregate(records)
+    data = aggregation.aggregate(records)
     assert data.y[0] == pytest.approx(0.45) and data.w[0] == 12
     # an ordering with no usable answer at all falls back to the paper's half-vote for it
     records[1] = {**records[1], "n_b": 0, "n_unparsed": 10, "p_a": None}
-    data = rec.aggregate(records)
+    data = aggregation.aggregate(records)
     assert data.y[0] == pytest.approx((0.9 + 0.5) / 2) and data.info["pairs_half_vote"] == 1
 
 
@@ -323,7 +324,7 @@ def test_pseudolabel_runs_write_metrics_and_utilities_from_the_same_fit(tmp_path
     assert written["pseudolabels"]["added"] > 0 and written["pseudolabels"]["weight"] == 1.0
     rows = {r["id"]: r for r in csv.DictReader((tmp_path / "run" / "utilities.csv").open())}
     records = rec.read(tmp_path / "run" / "records.jsonl")
-    data = rec.aggregate(records)
+    data = aggregation.aggregate(records)
     hold = data.holdout()
     mu = np.array([float(rows[i]["utility"]) for i in data.ids])
     s2 = np.array([float(rows[i]["sigma2"]) for i in data.ids])

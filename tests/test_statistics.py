@@ -12,9 +12,9 @@ from scipy.special import ndtr
 from scipy.stats import spearmanr
 
 import ue_metrics.thurstonian as thurstonian
+from ue_metrics.aggregation import aggregate
 from ue_metrics.analyses import utilities as utilities_analysis
 from ue_metrics.fitting import fit_records
-from ue_metrics.records import aggregate
 from ue_metrics.simulate import simulate_records, thurstonian_responder, true_utilities
 from ue_metrics.thurstonian import Thurstonian
 from ue_tasks.active.driver import RunConfig

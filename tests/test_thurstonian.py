@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from ue_metrics.aggregation import aggregate
 from ue_metrics.errors import UserError
 from ue_metrics.fitting import fit_records
-from ue_metrics.records import aggregate
 from ue_metrics.simulate import simulate_records, true_utilities
 from ue_metrics.thurstonian import Thurstonian
 from ue_tasks.plan import PlanSpec, make_plan

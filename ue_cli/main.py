@@ -29,7 +29,7 @@ def _note(message: str) -> None:
 def cmd_fit(args: argparse.Namespace) -> int:
     from ue_metrics.fitting import MIN_BOOTSTRAP, fit_records
     from ue_metrics.jsonl import writable_folder
-    from ue_metrics.records import check_not_mixed, group_folder_names, group_records
+    from ue_metrics.pooling import check_not_mixed, group_folder_names, group_records
     from ue_tasks.harness.readers import collect
 
     if args.bootstrap < 0 or 0 < args.bootstrap < MIN_BOOTSTRAP:
@@ -427,8 +427,9 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------------------
 def build_parser(control: bool = True) -> argparse.ArgumentParser:
     # the choices come from the modules that define them, never copied by hand (tests/test_cli.py checks)
+    from ue_metrics.aggregation import UNPARSED_POLICIES
     from ue_metrics.fitting import POSITION_TERMS
-    from ue_metrics.records import MIXING_FIELDS, POOLABLE, UNPARSED_POLICIES
+    from ue_metrics.pooling import MIXING_FIELDS, POOLABLE
     from ue_metrics.simulate import RESPONDERS
     from ue_metrics.thurstonian import CI_METHODS, METHODS
     from ue_tasks.dtypes import CHOICES as DTYPES

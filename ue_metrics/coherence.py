@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ue_metrics.records import PairData
+from ue_metrics.aggregation import PairData
 
 CLIP = 1e-5
 LN2 = math.log(2.0)

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from scipy.special import ndtr
 
+from ue_metrics.aggregation import PairData, aggregate
 from ue_metrics.coherence import coherence_metrics, random_baselines
 from ue_metrics.errors import UserError, check_seed
 from ue_metrics.jsonl import plain
-from ue_metrics.records import PairData, aggregate
 from ue_metrics.thurstonian import DISPERSION_FLOOR, Thurstonian
 
 MIN_BOOTSTRAP = 10  # fewer resamples give percentile "intervals" of one or two points
@@ -242,9 +242,9 @@ def fit_records(
     position_term: str | None = None,
     ci: str = "sandwich",
 ) -> FitResult:
-    """Aggregate records (dicts, or the columns of ``records.read_columns``), fit on the training pairs, and
+    """Aggregate records (dicts, or the columns of ``aggregation.read_columns``), fit on the training pairs, and
     score coherence on all of them. ``position_term`` ("global" or "category") adds the per-ordering fit;
-    ``logprob_weight``: see ``ue_metrics.records.aggregate`` (needed only to fit log-prob and sampled records together)."""
+    ``logprob_weight``: see ``ue_metrics.aggregation.aggregate`` (needed only to fit log-prob and sampled records together)."""
     check_seed(seed, "seed")
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0 or 0 < bootstrap < MIN_BOOTSTRAP:
         raise UserError(

@@ -199,7 +199,7 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     """``ue analyse``: a run folder (its records and configuration, and its free answers) or harness outputs, analysed
     again. Records of different models (outcome sets, templates, system messages) are refused, or with ``by`` analysed
     one group per folder ``out/<group>`` (then the result is ``{folder: analysis}``)."""
-    from ue_metrics.records import check_not_mixed, group_folder_names, group_records
+    from ue_metrics.pooling import check_not_mixed, group_folder_names, group_records
     from ue_tasks import experiments
     from ue_tasks.harness.readers import collect, read_generations
 

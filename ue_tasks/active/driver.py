@@ -33,11 +33,11 @@ from typing import Any
 import numpy as np
 
 from ue_metrics import records as rec
+from ue_metrics.aggregation import aggregate
 from ue_metrics.coherence import accuracy, log_loss
 from ue_metrics.errors import UserError
 from ue_metrics.fitting import FitResult, fit_records
 from ue_metrics.jsonl import append_jsonl, complete_lines, read_jsonl
-from ue_metrics.records import aggregate
 from ue_metrics.thurstonian import Thurstonian
 from ue_tasks import experiments
 from ue_tasks.active.backends import Backend, InspectBackend, LmEvalBackend, SimulateBackend

@@ -8,7 +8,7 @@ adapters register a reader for their own output (an lm-eval ``--output_path`` fo
 - reads a file once, however often it is named (``ue fit a.jsonl a.jsonl``, a folder and a file inside it);
 - drops an answer read twice (the same run id, query and elicitation — ``ue demo``'s ``records.jsonl`` beside
   lm-eval's samples it was read from) and counts it, and refuses one answer key with two different values
-  (``ue_metrics.records.deduplicate``);
+  (``ue_metrics.pooling.deduplicate``);
 - counts every file of a folder it did not read and says why (a byte-order mark is no reason: it is read).
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ue_metrics import jsonl
+from ue_metrics import aggregation, jsonl, pooling
 from ue_metrics import records as rec
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import check_regular_file
@@ -168,22 +168,22 @@ class Collected:
     two_harnesses: dict[tuple[str, str], int] = field(default_factory=dict)
     sources: dict[int, str] = field(default_factory=dict, repr=False)  # id(record) -> the file it came from
     # the bulk reader's columns of each native records file, in reading order (None: a harness adapter's records)
-    parts: list[rec.RecordColumns | None] = field(default_factory=list, repr=False)
+    parts: list[aggregation.RecordColumns | None] = field(default_factory=list, repr=False)
 
     def deduplicate(self, records: list[dict]) -> list[dict]:
         """``records`` (all or a group of them) with every answer once; the dropped ones are counted for ``notes``."""
-        kept, dropped = rec.deduplicate(records, _Sources(records, self.sources), self.two_harnesses)
+        kept, dropped = pooling.deduplicate(records, _Sources(records, self.sources), self.two_harnesses)
         for where, n in dropped.items():
             self.duplicates[where] = self.duplicates.get(where, 0) + n
         return kept
 
-    def columns(self, records: list[dict]) -> rec.RecordColumns:
+    def columns(self, records: list[dict]) -> aggregation.RecordColumns:
         """``records`` (all those read, or some: a group, the answers kept by ``deduplicate``) as columns for the fit:
         the columns the bulk reader already built, taken by position; built from the dicts only where a harness
-        adapter read them (``ue_metrics.records.columns_from_records``)."""
+        adapter read them (``ue_metrics.aggregation.columns_from_records``)."""
         if not self.parts or any(part is None for part in self.parts):
-            return rec.columns_from_records(records, validated=True)
-        whole = self.parts[0] if len(self.parts) == 1 else rec.concat_columns(self.parts)  # type: ignore[arg-type]
+            return aggregation.columns_from_records(records, validated=True)
+        whole = self.parts[0] if len(self.parts) == 1 else aggregation.concat_columns(self.parts)  # type: ignore[arg-type]
         self.parts = [whole]
         if len(records) == len(whole) and all(map(operator.is_, records, whole.records)):
             return whole
@@ -191,7 +191,7 @@ class Collected:
         try:
             return whole.take(list(map(position.__getitem__, map(id, records))))
         except KeyError:  # records that were not read here
-            return rec.columns_from_records(records, validated=True)
+            return aggregation.columns_from_records(records, validated=True)
 
     @property
     def n_duplicates(self) -> int:
@@ -257,7 +257,7 @@ def collect(paths: Iterable[str | Path], deduplicate: bool = True) -> Collected:
                         out.skipped.append((f, why_unread(f)))
                 continue
             seen.add(real)
-            columns = rec.read_columns(f) if reader is READERS[0] else None
+            columns = aggregation.read_columns(f) if reader is READERS[0] else None
             batch = columns.records if columns is not None else reader[2](f)
             if not batch and path.is_dir():
                 out.skipped.append((f, f"a {reader[0]} with no ue answers"))
@@ -281,10 +281,10 @@ def collect(paths: Iterable[str | Path], deduplicate: bool = True) -> Collected:
 
 def read_records(paths: Iterable[str | Path], log: Callable[[str], None] | None = None, pool: Iterable[str] = ()) -> list[dict]:
     """Records from files and folders (see ``collect``), refused when they come from different models, outcome sets,
-    templates or system messages (``ue_metrics.records.check_not_mixed``; ``pool`` lifts that for some fields);
+    templates or system messages (``ue_metrics.pooling.check_not_mixed``; ``pool`` lifts that for some fields);
     ``log`` receives the notes on skipped files and dropped duplicates."""
     got = collect(paths, deduplicate=False)
-    rec.check_not_mixed(got.records, pool=pool)
+    pooling.check_not_mixed(got.records, pool=pool)
     got.records = got.deduplicate(got.records)
     if log is not None:
         for note in got.notes():
@@ -292,8 +292,8 @@ def read_records(paths: Iterable[str | Path], log: Callable[[str], None] | None 
     return got.records
 
 
-def read_record_columns(paths: Iterable[str | Path], pool: Iterable[str] = ()) -> rec.RecordColumns:
-    """``read_records`` as columns (``ue_metrics.records.RecordColumns``), for bulk consumers."""
+def read_record_columns(paths: Iterable[str | Path], pool: Iterable[str] = ()) -> aggregation.RecordColumns:
+    """``read_records`` as columns (``ue_metrics.aggregation.RecordColumns``), for bulk consumers."""
     got = collect(paths, deduplicate=False)
-    rec.check_not_mixed(got.records, pool=pool)
+    pooling.check_not_mixed(got.records, pool=pool)
     return got.columns(got.deduplicate(got.records))
