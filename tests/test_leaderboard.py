@@ -310,3 +310,13 @@ def test_a_folder_of_many_models_outputs_becomes_one_leaderboard(tmp_path, runs)
     board = build_leaderboard([outputs], tmp_path / "board", figures=False, report=False, log=lambda m: None)
     assert sorted(board["models"]) == ["model-x", "model-y", "simA"] and board["duplicates"] == []
     assert all(r["values"]["utilities/holdout_accuracy"] > 0.6 for r in board["rows"])
+
+
+def test_the_leaderboard_is_computed_rendered_and_drawn_in_three_modules():
+    """Issue 23 item 5: ``leaderboard.py`` computes; ``leaderboard_render.py`` writes; ``leaderboard_figures.py`` draws."""
+    from ue_metrics import leaderboard_figures, leaderboard_render
+
+    assert callable(lb.build) and callable(lb.figure_data)
+    assert not any(hasattr(lb, n) for n in ("render_markdown", "render_text", "write_csv", "draw_metrics", "drawer"))
+    assert callable(leaderboard_render.render_markdown) and callable(leaderboard_render.write_csv)
+    assert leaderboard_figures.drawer("capability_x") is leaderboard_figures.draw_capability

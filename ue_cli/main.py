@@ -255,7 +255,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from ue_metrics.leaderboard import render_text
+    from ue_metrics.leaderboard_render import render_text
     from ue_tasks.leaderboard import build_leaderboard
 
     board = build_leaderboard(args.paths, args.out, capabilities=args.capabilities, capability_column=args.capability_column,

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ue_metrics import leaderboard as lb
+from ue_metrics import leaderboard_figures, leaderboard_render
 
 SCRIPT = """(function () {
   function key(cell) {
@@ -235,7 +236,7 @@ DEFAULT_FIGURE_NOTES: dict[str, str] = {}
 def leaderboard_html(board: Mapping[str, Any]) -> str:
     """The report of a leaderboard (a ``leaderboard.json``)."""
     rows, random_rows = list(board["rows"]), list(board["random_rows"])
-    cols = lb.table_columns(board)
+    cols = leaderboard_render.table_columns(board)
     title = f"Leaderboard — {len(rows)} model{'s' if len(rows) != 1 else ''}"
     parts = [f"<h1>{esc(title)}</h1>",
              f'<div class="meta">experiments: {esc(", ".join(board.get("experiments") or []))} · models: '
@@ -272,18 +273,18 @@ def leaderboard_html(board: Mapping[str, Any]) -> str:
     figs = board.get("figures") or {}
     if "metrics" in figs:
         data = figs["metrics"]
-        svg = _svg(lb.draw_metrics, data, "metrics", size=lb.metrics_figure_size(data))
+        svg = _svg(leaderboard_figures.draw_metrics, data, "metrics", size=leaderboard_figures.metrics_figure_size(data))
         if svg:
-            parts.append(figure(svg, lb.note("metrics"), "metrics"))
+            parts.append(figure(svg, leaderboard_figures.note("metrics"), "metrics"))
 
     conv = board.get("convergence")
     if conv and len(conv["models"]) >= 2:
         parts.append("<h2>Utility convergence</h2><p>How alike two models' utilities are over the outcomes both were asked "
                      f"about (matched by text); fewer than {conv['min_shared']} shared outcomes give no number.</p>")  # fmt: skip
         if "convergence" in figs:
-            svg = _svg(lb.draw_convergence, figs["convergence"], "convergence", size=(6.4, 5.0))
+            svg = _svg(leaderboard_figures.draw_convergence, figs["convergence"], "convergence", size=(6.4, 5.0))
             if svg:
-                parts.append(figure(svg, lb.note("convergence"), "convergence"))
+                parts.append(figure(svg, leaderboard_figures.note("convergence"), "convergence"))
         lines = []
         for p in conv["pairs"]:
             ci = f' <span class="ci">[{fmt(p["pearson_ci"][0], 2)}, {fmt(p["pearson_ci"][1], 2)}]</span>' if p.get("pearson_ci") else ""
@@ -313,9 +314,9 @@ def leaderboard_html(board: Mapping[str, Any]) -> str:
         blocks = []
         for name, data in figs.items():
             if name.startswith("capability_"):
-                svg = _svg(lb.draw_capability, data, name, size=(5.2, 3.9))
+                svg = _svg(leaderboard_figures.draw_capability, data, name, size=(5.2, 3.9))
                 if svg:
-                    blocks.append(figure(svg, lb.note(name), name))
+                    blocks.append(figure(svg, leaderboard_figures.note(name), name))
         if blocks:
             parts.append('<div class="cols">' + "".join(blocks) + "</div>")
 

@@ -141,7 +141,7 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
 
     board = build_leaderboard(runs, out / "leaderboard", report=report, log=log)
     total = time.perf_counter() - started
-    from ue_metrics.leaderboard import render_text
+    from ue_metrics.leaderboard_render import render_text
 
     print()
     print(render_text(board))

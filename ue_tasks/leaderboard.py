@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ue_metrics import analyses
+from ue_metrics import analyses, leaderboard_figures, leaderboard_render
 from ue_metrics import leaderboard as lb
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import first_object, read_json, write_json, write_text
@@ -183,15 +183,15 @@ def write(board: dict[str, Any], out: Path, *, figures: bool = True, report: boo
     written = [out / "leaderboard.json", out / "leaderboard.csv", out / "leaderboard.md"]
     hint = "free space or give --out a folder you can write to"
     write_json(written[0], board, hint=hint)  # each file through a temporary name: no 0-byte leaderboard.json
-    lb.write_csv(board, written[1])
-    write_text(written[2], lb.render_markdown(board), hint=hint)
+    leaderboard_render.write_csv(board, written[1])
+    write_text(written[2], leaderboard_render.render_markdown(board), hint=hint)
     if figures:
         from ue_metrics import figures as figs
 
         try:
             for name, data in board["figures"].items():
-                draw = lb.drawer(name)
-                size = lb.metrics_figure_size(data) if name == "metrics" else (6.4, 4.8)
+                draw = leaderboard_figures.drawer(name)
+                size = leaderboard_figures.metrics_figure_size(data) if name == "metrics" else (6.4, 4.8)
                 written += figs.save(draw, data, out / "figures" / name, size=size)
         except UserError as exc:  # matplotlib missing: the tables stand
             log(f"warning: no figures drawn ({exc})")
