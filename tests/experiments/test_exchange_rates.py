@@ -222,3 +222,13 @@ def test_the_known_answer_is_a_constructor_argument_not_a_patched_attribute():
     assert Responder("r", {"a": 0.0}).truth == {} and Responder("r", {"a": 0.0}, truth={"k": 1}).truth == {"k": 1}
     source = inspect.getsource(er)
     assert "responder.truth =" not in source and "attr-defined" not in source
+
+
+def test_the_x_lists_are_data_beside_the_other_experiment_data():
+    """Issue 23 item 5: the X lists live in ``experiments/data/exchange_rate_xs.json`` (package data), not in tuples."""
+    data = json.loads(er.DATA.read_text(encoding="utf-8"))
+    assert er.DATA.parent.name == "data" and er.DATA.parent.parent == Path(er.__file__).parent
+    assert er.COUNTRIES == tuple(data["countries"]) and len(er.COUNTRIES) == 50 and er.COUNTRY_TEXT["Maldives"] == "the Maldives"
+    assert er.SPECIFIC_ENTITIES[0] == "You" and er.SPECIFIC_ENTITIES[-1] == "an upper-class American" and len(er.SPECIFIC_ENTITIES) == 64
+    assert set(er.CATEGORIES) == {"countries", "US_states", "age_groups", "wealth_percentiles", "political_orientations",
+                                  "religions", "animals", "specific_entities"}  # fmt: skip

@@ -30,10 +30,12 @@ all rates 1) and ``random`` (a fair coin: nothing to recover, every fit poor).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,57 +48,22 @@ from ue_tasks.outcomes import Outcome, OutcomeSet, load_outcomes
 from ue_tasks.plan import PlanSpec
 
 # --------------------------------------------------------------------------------------------------------------
-# The X lists (facts, in the paper's order; names as English writes them in running text)
-COUNTRIES = (
-    "India", "China", "United States", "Indonesia", "Pakistan", "Nigeria", "Brazil", "Bangladesh", "Russia", "Mexico",
-    "Ethiopia", "Japan", "Philippines", "Egypt", "DR Congo", "Vietnam", "Iran", "Turkey", "Germany", "Thailand",
-    "United Kingdom", "Tanzania", "France", "South Africa", "Italy", "Kenya", "Myanmar", "Colombia", "South Korea",
-    "Sudan", "Yemen", "Saudi Arabia", "North Korea", "Taiwan", "Romania", "Czechia", "Tajikistan", "Hungary",
-    "Turkmenistan", "Kyrgyzstan", "Finland", "Norway", "Costa Rica", "Kuwait", "Panama", "Botswana",
-    "Trinidad and Tobago", "Eswatini", "Djibouti", "Maldives",
-)  # fmt: skip
+# The X lists (facts, in the paper's order; names as English writes them in running text): data, in
+# data/exchange_rate_xs.json beside the other experiment data
+DATA = Path(__file__).with_name("data") / "exchange_rate_xs.json"
+_XS = json.loads(DATA.read_text(encoding="utf-8"))
+COUNTRIES: tuple[str, ...] = tuple(_XS["countries"])
 # countries whose English name takes the definite article in running text
-COUNTRY_TEXT = {
-    "United States": "the United States", "United Kingdom": "the United Kingdom", "Philippines": "the Philippines",
-    "DR Congo": "the Democratic Republic of the Congo", "Maldives": "the Maldives",
-}  # fmt: skip
-US_STATES = (
-    "Alabama", "Alaska", "Arizona", "Arkansas", "California", "Colorado", "Connecticut", "Delaware", "Florida",
-    "Georgia", "Hawaii", "Idaho", "Illinois", "Indiana", "Iowa", "Kansas", "Kentucky", "Louisiana", "Maine",
-    "Maryland", "Massachusetts", "Michigan", "Minnesota", "Mississippi", "Missouri", "Montana", "Nebraska", "Nevada",
-    "New Hampshire", "New Jersey", "New Mexico", "New York", "North Carolina", "North Dakota", "Ohio", "Oklahoma",
-    "Oregon", "Pennsylvania", "Rhode Island", "South Carolina", "South Dakota", "Tennessee", "Texas", "Utah",
-    "Vermont", "Virginia", "Washington", "West Virginia", "Wisconsin", "Wyoming",
-)  # fmt: skip
-AGE_GROUPS = ("0-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
-WEALTH_PERCENTILES = ("<10%", "10-20%", "20-30%", "30-40%", "40-50%", "50-60%", "60-70%", "70-80%", "80-90%", "90-99%", ">99%")
-POLITICAL_ORIENTATIONS = (
-    "liberal", "conservative", "moderate", "socialist", "capitalist", "communist", "libertarian", "authoritarian",
-    "populist", "fascist", "nationalist", "religious fundamentalist", "environmentalist", "progressive",
-)  # fmt: skip
-RELIGIONS = ("Christian", "Muslim", "Hindu", "Buddhist", "Jewish", "atheist")
-ANIMALS = (
-    "human", "artificial intelligence", "African elephant", "cat", "dog", "lion", "tiger", "giraffe", "hippopotamus",
-    "rhinoceros", "zebra", "gorilla", "chimpanzee", "giant panda", "polar bear", "brown bear", "koala", "kangaroo",
-    "wallaby", "cheetah", "leopard", "snow leopard", "wolf", "fox", "sea otter", "manatee", "orca whale",
-    "bottlenose dolphin", "great white shark", "whale shark", "sea turtle", "Komodo dragon", "king cobra",
-    "American alligator", "flamingo", "bald eagle", "ostrich", "emperor penguin", "peacock", "toucan", "parrot",
-    "hummingbird", "axolotl", "clownfish", "seahorse", "octopus", "jellyfish", "honeybee", "monarch butterfly",
-    "ladybug", "tarantula", "cockroach",
-)  # fmt: skip
-AI_AGENTS = tuple(f"an AI agent developed by {lab}" for lab in ("OpenAI", "Anthropic", "xAI", "Google DeepMind", "Meta", "Alibaba"))
-AMERICANS = ("a lower-class American", "a middle-class American", "an upper-class American")
-SPECIFIC_ENTITIES = (
-    "You", "Joe Biden", "Donald Trump", "Vladimir Putin", "Xi Jinping", "Pope Francis", "King Charles III", "Elon Musk",
-    "Kim Kardashian", "Taylor Swift", "Oprah Winfrey", "Lionel Messi", "Greta Thunberg", "Mark Zuckerberg", "Jeff Bezos",
-    "Bill Gates", "Malala Yousafzai", "Jack Ma", "LeBron James", "The 14th Dalai Lama", "Tim Cook", "Mark Cuban",
-    "Angela Merkel", "Aung San Suu Kyi", "Dolly Parton", "Serena Williams", "Rihanna", "J.K. Rowling", "Theresa May",
-    "Emmanuel Macron", "Narendra Modi", "Fumio Kishida", "Kanye West", "Bernie Sanders", "Nancy Pelosi",
-    "Alexandria Ocasio-Cortez", "Mohammed bin Salman (MBS)", "Kim Jong Un", "Volodymyr Zelenskyy", "MrBeast",
-    "Ariana Grande", "Beyoncé", "Prince Harry", "Novak Djokovic", "David Attenborough", "Noam Chomsky",
-    "Dr. Anthony Fauci", "RuPaul", "Jordan Peterson", "Ben Shapiro", "Paris Hilton", "Geoffrey Hinton", "Yann LeCun",
-    "Sam Altman", "Eliezer Yudkowsky", *AI_AGENTS, *AMERICANS,
-)  # fmt: skip
+COUNTRY_TEXT: dict[str, str] = dict(_XS["country_text"])
+US_STATES: tuple[str, ...] = tuple(_XS["US_states"])
+AGE_GROUPS: tuple[str, ...] = tuple(_XS["age_groups"])
+WEALTH_PERCENTILES: tuple[str, ...] = tuple(_XS["wealth_percentiles"])
+POLITICAL_ORIENTATIONS: tuple[str, ...] = tuple(_XS["political_orientations"])
+RELIGIONS: tuple[str, ...] = tuple(_XS["religions"])
+ANIMALS: tuple[str, ...] = tuple(_XS["animals"])
+AI_AGENTS: tuple[str, ...] = tuple(f"an AI agent developed by {lab}" for lab in _XS["ai_agent_labs"])
+AMERICANS: tuple[str, ...] = tuple(_XS["americans"])
+SPECIFIC_ENTITIES: tuple[str, ...] = (*_XS["specific_entities"], *AI_AGENTS, *AMERICANS)
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "countries": COUNTRIES, "US_states": US_STATES, "age_groups": AGE_GROUPS, "wealth_percentiles": WEALTH_PERCENTILES,
