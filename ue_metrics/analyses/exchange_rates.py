@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -141,6 +142,9 @@ def _names(value: Any) -> list[str]:
 
 
 def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
+    """The exchange-rate analysis of one run: per X the line μ(X, N) ≈ a_X·ln N + b_X, the rates against the reference
+    X (shared or per-X slope) with bootstrap intervals, dollar prices from the money ladder, the headline and the
+    figures' data. One step per section: outcomes, reference, lines, per-X table, headline, figures, details."""
     if fit is None:
         raise UserError("the exchange-rate analysis needs a Thurstonian fit of the records")
     opts = dict(options or {})
@@ -154,7 +158,37 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         raise UserError("--option bootstrap must be a whole number and --option min_r2 a number") from None
     seed = int(opts.get("seed", 0))
     notes: dict[str, str] = {}
+    known = _known_outcomes(fit, outcomes)
+    reference = _reference(opts, known, notes)
+    lines = _lines(fit, known, reference, resamples, seed, notes)
+    rows = _rows(known, lines, reference, slope_used, min_r2, notes)
+    headline, self_valuation, top, bottom = _headline(rows, lines, reference, slope_used, known.category, notes)
+    figures = _figures(opts, rows, known, lines, reference, slope_used, top, bottom)
+    details = _details(fit, rows, known, lines, slope_used, min_r2, self_valuation, notes)
+    return {"headline": headline, "notes": notes, "details": details, "figures": figures}
 
+
+@dataclass
+class _Known:
+    """What the outcome generator knew (the outcomes' attributes), for the outcomes the fit gives a utility: each X's
+    (quantity, outcome index) points, the money ladder's, the fitted utilities and components."""
+
+    mu: np.ndarray
+    comp: np.ndarray
+    groups: dict[str, list[tuple[float, int]]]
+    money: list[tuple[float, int]]
+    xs: list[str]
+    category: str
+    measure: str
+    unit: str
+    entity: dict[str, str]
+
+    @property
+    def sign(self) -> float:
+        return -1.0 if self.measure in NEGATIVE_MEASURES else 1.0
+
+
+def _known_outcomes(fit: Any, outcomes: Mapping[str, dict]) -> _Known:
     # --- what the outcome generator knew --------------------------------------------------------------------
     data = fit.data
     index = {oid: k for k, oid in enumerate(data.ids)}
@@ -184,18 +218,42 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
             "the exchange-rate analysis needs at least two X with utilities at two or more quantities each; are these "
             "records from the exchange_rates experiment (its outcomes carry kind/x/quantity attributes)?"
         )
-    sign = -1.0 if measure in NEGATIVE_MEASURES else 1.0
+    return _Known(mu, comp, groups, money, xs, category, measure, unit, entity)
 
+
+def _reference(opts: Mapping[str, Any], known: _Known, notes: dict[str, str]) -> str:
     # --- reference ----------------------------------------------------------------------------------------------
-    wanted = str(opts.get("reference") or "") or DEFAULT_REFERENCE.get(category, "")
+    xs = known.xs
+    wanted = str(opts.get("reference") or "") or DEFAULT_REFERENCE.get(known.category, "")
     if wanted and wanted not in xs:
         if opts.get("reference"):
             raise UserError(f"--option reference: {wanted!r} is not among this run's X ({', '.join(xs[:6])}{', ...' if len(xs) > 6 else ''})")
         notes["reference"] = f"the default reference {wanted!r} is not in this run; the first X, {xs[0]!r}, is used instead"
         wanted = ""
-    reference = wanted or xs[0]
+    return wanted or xs[0]
 
+
+@dataclass
+class _Lines:
+    """The fitted lines, each as columns (column 0: the point fit; the others: bootstrap resamples)."""
+
+    draws: np.ndarray | None
+    resamples: int
+    lnN: dict[str, np.ndarray]
+    U: dict[str, np.ndarray]
+    px: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    shared_a: np.ndarray
+    sb: dict[str, np.ndarray]
+    sr2: dict[str, np.ndarray]
+    variants: dict[str, dict[str, np.ndarray]]
+    money_line: dict[str, Any] | None
+    ma: np.ndarray | None
+    mb: np.ndarray | None
+
+
+def _lines(fit: Any, known: _Known, reference: str, resamples: int, seed: int, notes: dict[str, str]) -> _Lines:
     # --- utilities: point fit and bootstrap resamples --------------------------------------------------------------
+    mu, groups, money, xs = known.mu, known.groups, known.money, known.xs
     draws = bootstrap_utilities(fit, resamples, seed)
     if draws is not None:
         resamples = len(draws)
@@ -224,7 +282,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
     variants = {v: log_rates(v) for v in SLOPES}
 
     # money ladder line and dollar prices
-    money_line = None
+    money_line, ma, mb = None, None, None
     if len(money) >= 2:
         money.sort()
         m_ln = np.log(np.array([q for q, _ in money]))
@@ -236,11 +294,16 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
             notes["prices"] = "utility does not rise with money on this run's ladder, so dollar prices are not meaningful"
     else:
         notes["prices"] = "no money ladder in this run, so no dollar prices"
+    return _Lines(draws, resamples, lnN, U, px, shared_a, sb, sr2, variants, money_line, ma, mb)
 
+
+def _rows(known: _Known, lines: _Lines, reference: str, slope_used: str, min_r2: float, notes: dict[str, str]) -> list[dict]:
     # --- per-X table ------------------------------------------------------------------------------------------
+    comp, groups, sign, unit = known.comp, known.groups, known.sign, known.unit
+    draws, px, sb, sr2, money_line, ma, mb = lines.draws, lines.px, lines.sb, lines.sr2, lines.money_line, lines.ma, lines.mb
     ref_comp = {int(comp[k]) for _, k in groups[reference]}
     rows = []
-    for x in xs:
+    for x in known.xs:
         a, b, r2 = px[x]
         reasons = []
         if not math.isfinite(r2[0]) or r2[0] < min_r2:
@@ -250,12 +313,12 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         if {int(comp[k]) for _, k in groups[x]} - ref_comp:
             reasons.append("not connected to the reference in the comparison graph")
         row: dict[str, Any] = {
-            "x": x, "entity": entity.get(x, "group"), "n_points": len(groups[x]),
+            "x": x, "entity": known.entity.get(x, "group"), "n_points": len(groups[x]),
             "slope": float(a[0]), "intercept": float(b[0]), "r2": float(r2[0]),
             "shared_intercept": float(sb[x][0]), "shared_r2": float(sr2[x][0]),
             "slope_interval": list(_percentiles(a[1:])) if draws is not None else [None, None],
         }  # fmt: skip
-        for v, lr in variants.items():
+        for v, lr in lines.variants.items():
             lo, hi = _percentiles(lr[x][1:]) if draws is not None else (None, None)
             row[f"rate_{v}"] = _exp(float(lr[x][0]))
             row[f"rate_{v}_interval"] = [_exp(lo), _exp(hi)]
@@ -273,11 +336,14 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         rows.append(row)
     if sign * px[reference][0][0] <= 0 and slope_used == "per_x":
         notes["slope"] = f"the reference {reference!r} has a slope of the wrong sign, so per-X rates against it are not meaningful"
-    if not sign * shared_a[0] > 0:
+    if not sign * lines.shared_a[0] > 0:
         notes["shared_slope"] = "the shared slope has the wrong sign: utility does not follow the measure, rates are not meaningful"
+    return rows
 
+
+def _headline(rows: list[dict], lines: _Lines, reference: str, slope_used: str, category: str,
+              notes: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any], dict | None, dict | None]:  # fmt: skip
     # --- headline ---------------------------------------------------------------------------------------------
-    by_x = {r["x"]: r for r in rows}
     good = [r for r in rows if not r["poor_fit"] and r["rate"] is not None]
     pool = good or [r for r in rows if r["rate"] is not None]
     if not good:
@@ -314,7 +380,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         notes["intervals"] = ("every rate's interval is narrower than 0.01 %: the pair resamples all give the same fit, as "
                               "they do for exact answers that the Thurstonian model describes perfectly (a simulated "
                               "responder) — the intervals say nothing about how the answers would change with the prompt")  # fmt: skip
-    self_valuation = _self_valuation(rows, variants[slope_used], category)
+    self_valuation = _self_valuation(rows, lines.variants[slope_used], category)
     headline.update({k: v for k, v in self_valuation.items() if k in ("you_vs_human", "ai_vs_human")})
     if broken:
         for key in ("you_vs_human", "ai_vs_human"):
@@ -323,41 +389,52 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
     for key in ("you_vs_human", "ai_vs_human"):
         if headline[key] is None:
             notes[key] = self_valuation.get(f"{key}_why") or f"{key} is not defined for this run"
+    return headline, self_valuation, top, bottom
 
+
+def _figures(opts: Mapping[str, Any], rows: list[dict], known: _Known, lines: _Lines, reference: str, slope_used: str,
+             top: dict | None, bottom: dict | None) -> dict[str, Any]:  # fmt: skip
     # --- figures --------------------------------------------------------------------------------------------
+    by_x = {r["x"]: r for r in rows}
+    unit, measure, category, money, money_line = known.unit, known.measure, known.category, known.money, lines.money_line
     highlight = [x for x in _names(opts.get("highlight")) if x in by_x]
     if not highlight:
         highlight = [reference] + [r["x"] for r in (top, bottom) if r is not None]
         highlight += [r["x"] for r in rows if r["entity"] in ("self", "ai")][:3]
     highlight = list(dict.fromkeys(highlight))[:7]
-    figures = {
+    return {
         "utility_vs_log_n": {
-            "unit": unit, "measure": measure, "category": category, "slope_used": slope_used, "shared_slope": float(shared_a[0]),
-            "series": [{"x": x, "ln_n": lnN[x].tolist(), "utility": U[x][:, 0].tolist(), "slope": by_x[x]["slope"],
+            "unit": unit, "measure": measure, "category": category, "slope_used": slope_used, "shared_slope": float(lines.shared_a[0]),
+            "series": [{"x": x, "ln_n": lines.lnN[x].tolist(), "utility": lines.U[x][:, 0].tolist(), "slope": by_x[x]["slope"],
                         "intercept": by_x[x]["intercept"], "shared_intercept": by_x[x]["shared_intercept"],
-                        "highlight": x in highlight, "poor_fit": by_x[x]["poor_fit"]} for x in xs],
+                        "highlight": x in highlight, "poor_fit": by_x[x]["poor_fit"]} for x in known.xs],
             "money": None if money_line is None else {"ln_usd": np.log([q for q, _ in money]).tolist(),
-                                                       "utility": mu[[k for _, k in money]].tolist(), **money_line},
+                                                       "utility": known.mu[[k for _, k in money]].tolist(), **money_line},
         },  # fmt: skip
         "exchange_rates": {
             "reference": reference, "unit": unit, "slope_used": slope_used, "category": category, "measure": measure,
-            "interval": f"bootstrap-{resamples}" if draws is not None else None,
+            "interval": f"bootstrap-{lines.resamples}" if lines.draws is not None else None,
             "rows": [{"x": r["x"], "rate": r["rate"], "low": r["rate_interval"][0], "high": r["rate_interval"][1],
                       "poor_fit": r["poor_fit"]} for r in sorted(rows, key=lambda r: -(r["rate"] or 0.0))],
         },  # fmt: skip
     }
+
+
+def _details(fit: Any, rows: list[dict], known: _Known, lines: _Lines, slope_used: str, min_r2: float,
+             self_valuation: dict[str, Any], notes: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    draws, shared_a = lines.draws, lines.shared_a
     details = {
-        "category": category,
-        "measure": measure,
-        "unit": unit,
+        "category": known.category,
+        "measure": known.measure,
+        "unit": known.unit,
         "slope_used": slope_used,
         "rate_definition": "units of the reference with the same utility as one unit of X (" +
                            ("shared slope: exp((b_X − b_ref)/a)" if slope_used == "shared" else "per-X slopes: exp((b_X − b_ref)/a_ref)") + ")",
         "shared_slope": float(shared_a[0]),
         "shared_slope_interval": list(_percentiles(shared_a[1:])) if draws is not None else [None, None],
-        "interval_method": f"pair bootstrap of the Thurstonian fit, {resamples} resamples, percentile 95%" if draws is not None else None,
+        "interval_method": f"pair bootstrap of the Thurstonian fit, {lines.resamples} resamples, percentile 95%" if draws is not None else None,
         "min_r2": min_r2,
-        "money_line": money_line,
+        "money_line": lines.money_line,
         "self_valuation": self_valuation,
         "rows": sorted(rows, key=lambda r: -(r["rate"] or 0.0)),
         "n_components": int(getattr(fit.model, "n_components_", 1)),
@@ -365,7 +442,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
     if details["n_components"] > 1:
         notes["components"] = (f"the comparison graph has {details['n_components']} components; X outside the reference's "
                                "component are flagged (their rates are not comparable)")  # fmt: skip
-    return {"headline": headline, "notes": notes, "details": details, "figures": figures}
+    return details
 
 
 def _self_valuation(rows: Sequence[dict], log_rates: Mapping[str, np.ndarray], category: str) -> dict[str, Any]:
