@@ -289,117 +289,18 @@ class Thurstonian:
             raise UserError(f"unknown on_disconnected policy {self.on_disconnected!r}; use 'error' or 'per_component'")
         if self.ci not in CI_METHODS:
             raise UserError(f"unknown ci method {self.ci!r}; use one of {', '.join(CI_METHODS)}")
-        X = np.asarray(X, dtype=np.int64)
-        y = np.asarray(y, dtype=float)
-        if X.ndim != 2 or X.shape[1] != 2 or len(X) != len(y):
-            raise ValueError("X must be a (k, 2) array of outcome indices with one label per row")
-        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        nrec = np.ones(len(y)) if n_records is None else np.asarray(n_records, dtype=float)
-        keep = w > 0
-        X, y, w, nrec = X[keep], y[keep], w[keep], np.maximum(nrec[keep], 1.0)
-        if len(y) == 0:
-            raise UserError("no usable comparisons to fit: every pair has zero weight (no parsed answers)")
-        if np.any((y < 0) | (y > 1)) or not np.all(np.isfinite(y)):
-            raise UserError("preference labels must be probabilities in [0, 1]")
-        n = int(n_outcomes if n_outcomes is not None else X.max() + 1)
-        if ids is not None and len(ids) != n:
-            raise ValueError("ids must have one entry per outcome")
-        self.ids_ = list(ids) if ids is not None else [str(k) for k in range(n)]
-        i, j = X[:, 0], X[:, 1]
-        position = first is not None
-        if position:
-            if self.method == "compat":
-                raise UserError("the position term needs the default fit (--method mle); the companion's fit has none")
-            first = np.asarray(first, dtype=bool)[keep]
-            i, j = np.where(first, i, j), np.where(first, j, i)  # row = (shown first, shown second)
-            y = np.where(first, y, 1.0 - y)  # P(first shown chosen)
-            if groups is None:
-                gi = gj = np.zeros(len(y), dtype=np.int64)
-                n_groups = 1
-                self.position_groups_ = ["all"]
-            else:
-                g = np.asarray(groups, dtype=np.int64)[keep]
-                g = np.where(first[:, None], g, g[:, ::-1])
-                gi, gj = g[:, 0], g[:, 1]
-                n_groups = int(g.max()) + 1
-                self.position_groups_ = list(group_names) if group_names is not None else [str(k) for k in range(n_groups)]
-            rows = _Rows(n, i, j, y, w, nrec, gi, gj, n_groups)
-        else:
-            rows = _Rows(n, i, j, y, w, nrec)
-            self.position_groups_ = []
-
-        comp = component_labels(n, i, j)
-        rows.comp = comp
-        counts = np.bincount(comp)
-        seen = np.zeros(n, dtype=bool)
-        seen[i] = True
-        seen[j] = True
-        n_comp = len(np.unique(comp[seen]))
-        self.components_ = comp
-        self.n_components_ = int(len(counts))
-        if self.n_components_ > 1 and self.on_disconnected == "error":
-            sizes = sorted(counts.tolist(), reverse=True)
-            shown = ", ".join(map(str, sizes[:8])) + (", ..." if len(sizes) > 8 else "")
-            raise UserError(
-                f"the comparison graph is disconnected: {self.n_components_} components of sizes {shown}; "
-                "utilities in different components are not comparable — add comparisons between them, or fit each "
-                "component separately with --per-component"
-            )
-
-        if isinstance(self.dispersion, str) and self.dispersion != "estimate":
-            raise UserError(f"unknown dispersion {self.dispersion!r}; use 'estimate' or a number")
-        fixed_phi = None if isinstance(self.dispersion, str) else float(self.dispersion)
-        if fixed_phi is not None and not 0 < fixed_phi < math.inf:
-            raise UserError(f"dispersion must be 'estimate' or a positive number (1.0 = the plain likelihood), got {self.dispersion!r}")
-        fixed_lam = None if self.variance_prior == "auto" else self.variance_prior
-        if fixed_lam is not None and (isinstance(fixed_lam, (str, bool)) or not 0 <= float(fixed_lam) < math.inf):
-            raise UserError(f"variance_prior must be 'auto' or a precision in answers >= 0 (0 = no prior), got {fixed_lam!r}")
-        fixed_lam = None if fixed_lam is None else float(fixed_lam)
+        rows = self._rows_of(X, y, sample_weight, n_outcomes, ids, first, groups, group_names, n_records)
+        n, position = rows.n, first is not None
+        comp, counts, n_comp = self._components(rows)
+        fixed_phi, fixed_lam = self._fixed_hyperparameters()
         phi = fixed_phi if fixed_phi is not None else 1.0
         lam = fixed_lam if fixed_lam is not None else PRIOR_START
         if self.method == "compat":
-            mu, var = self._fit_compat(n, i, j, y)
+            mu, var = self._fit_compat(n, rows.i, rows.j, rows.y)
             self.n_iter_, self.converged_, self.hyper_settled_ = self.compat_epochs, True, True
             theta = np.concatenate([mu, np.log(var)])
         else:
-            start = None
-            old = getattr(self, "_theta", None)
-            if self.warm_start and old is not None and len(old) == rows.n_params:
-                start = old
-                phi = fixed_phi if fixed_phi is not None else float(getattr(self, "_phi", 1.0))
-                lam = fixed_lam if fixed_lam is not None else float(getattr(self, "_lam", PRIOR_START))
-            estimate = fixed_phi is None or fixed_lam is None
-            # the dispersion and the prior's precision are estimated from a fit and the fit redone with them until
-            # they settle (the intermediate fits to a looser tolerance), then the final fit to the full tolerance
-            theta, iters, ok = self._optimise(rows, phi, lam, start, loose=estimate)
-            settled = not estimate
-            bracket = [math.log(PRIOR_MIN), math.log(PRIOR_MAX)]  # where the prior's fixed point lies
-            for _ in range(HYPER_ROUNDS if estimate else 0):
-                point = _Point(self, rows, theta, phi)
-                noise = self._noise_model(rows, point, phi, lam, n_comp)
-                new_phi = noise["dispersion"] if (fixed_phi is None and noise) else phi
-                phi_settled = abs(math.log(new_phi / phi)) < 0.05
-                new_lam, lam_settled = lam, True
-                if fixed_lam is None:
-                    proposed = self._prior_precision(rows, theta, point, new_phi, lam, self._meat_weights(rows, point, noise))
-                    new_lam = self._next_precision(lam, proposed, bracket, phi_settled)
-                    # settled: the estimate made at λ agrees with λ, or the bracket around the fixed point is that narrow
-                    lam_settled = abs(math.log(proposed / lam)) < 0.1 or (phi_settled and bracket[1] - bracket[0] < 0.1)
-                    if abs(math.log(proposed / lam)) < 0.1:
-                        new_lam = proposed
-                settled = phi_settled and lam_settled
-                phi, lam = new_phi, new_lam
-                theta, nit, ok = self._optimise(rows, phi, lam, theta, loose=not settled)
-                iters += nit
-                if settled:
-                    break
-            if not settled:  # the rounds ran out: the last fit was a loose one; finish it
-                theta, nit, ok = self._optimise(rows, phi, lam, theta)
-                iters += nit
-            self.hyper_settled_ = settled
-            self.converged_ = ok and settled
-            self.n_iter_ = iters
-            self._theta = theta
+            theta, phi, lam = self._fit_mle(rows, fixed_phi, fixed_lam, n_comp)
         self._phi, self._lam = phi, lam
         self.variance_prior_ = lam
         point = _Point(self, rows, theta, phi)
@@ -418,7 +319,136 @@ class Thurstonian:
             self.position_ = theta[2 * n :] / self._position_scale
         else:
             self.position_ = np.empty(0)
+        self._intervals(rows, theta, point, noise, comp, phi, lam, position)
+        return self
 
+    def _rows_of(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None, n_outcomes: int | None,
+                 ids: Sequence[str] | None, first: np.ndarray | None, groups: np.ndarray | None,
+                 group_names: Sequence[str] | None, n_records: np.ndarray | None) -> _Rows:  # fmt: skip
+        """``fit``'s data checked and turned into rows (rows of zero weight dropped; with ``first``, one row per
+        ordering as (shown first, shown second)); sets ``ids_`` and ``position_groups_``."""
+        X = np.asarray(X, dtype=np.int64)
+        y = np.asarray(y, dtype=float)
+        if X.ndim != 2 or X.shape[1] != 2 or len(X) != len(y):
+            raise ValueError("X must be a (k, 2) array of outcome indices with one label per row")
+        w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        nrec = np.ones(len(y)) if n_records is None else np.asarray(n_records, dtype=float)
+        keep = w > 0
+        X, y, w, nrec = X[keep], y[keep], w[keep], np.maximum(nrec[keep], 1.0)
+        if len(y) == 0:
+            raise UserError("no usable comparisons to fit: every pair has zero weight (no parsed answers)")
+        if np.any((y < 0) | (y > 1)) or not np.all(np.isfinite(y)):
+            raise UserError("preference labels must be probabilities in [0, 1]")
+        n = int(n_outcomes if n_outcomes is not None else X.max() + 1)
+        if ids is not None and len(ids) != n:
+            raise ValueError("ids must have one entry per outcome")
+        self.ids_ = list(ids) if ids is not None else [str(k) for k in range(n)]
+        i, j = X[:, 0], X[:, 1]
+        if first is None:
+            self.position_groups_ = []
+            return _Rows(n, i, j, y, w, nrec)
+        if self.method == "compat":
+            raise UserError("the position term needs the default fit (--method mle); the companion's fit has none")
+        first = np.asarray(first, dtype=bool)[keep]
+        i, j = np.where(first, i, j), np.where(first, j, i)  # row = (shown first, shown second)
+        y = np.where(first, y, 1.0 - y)  # P(first shown chosen)
+        if groups is None:
+            gi = gj = np.zeros(len(y), dtype=np.int64)
+            n_groups = 1
+            self.position_groups_ = ["all"]
+        else:
+            g = np.asarray(groups, dtype=np.int64)[keep]
+            g = np.where(first[:, None], g, g[:, ::-1])
+            gi, gj = g[:, 0], g[:, 1]
+            n_groups = int(g.max()) + 1
+            self.position_groups_ = list(group_names) if group_names is not None else [str(k) for k in range(n_groups)]
+        return _Rows(n, i, j, y, w, nrec, gi, gj, n_groups)
+
+    def _components(self, rows: _Rows) -> tuple[np.ndarray, np.ndarray, int]:
+        """(component of each outcome, component sizes, components among the compared outcomes) of the comparison
+        graph; sets ``components_``/``n_components_`` and refuses a disconnected graph unless ``per_component``."""
+        n, i, j = rows.n, rows.i, rows.j
+        comp = component_labels(n, i, j)
+        rows.comp = comp
+        counts = np.bincount(comp)
+        seen = np.zeros(n, dtype=bool)
+        seen[i] = True
+        seen[j] = True
+        n_comp = len(np.unique(comp[seen]))
+        self.components_ = comp
+        self.n_components_ = int(len(counts))
+        if self.n_components_ > 1 and self.on_disconnected == "error":
+            sizes = sorted(counts.tolist(), reverse=True)
+            shown = ", ".join(map(str, sizes[:8])) + (", ..." if len(sizes) > 8 else "")
+            raise UserError(
+                f"the comparison graph is disconnected: {self.n_components_} components of sizes {shown}; "
+                "utilities in different components are not comparable — add comparisons between them, or fit each "
+                "component separately with --per-component"
+            )
+        return comp, counts, n_comp
+
+    def _fixed_hyperparameters(self) -> tuple[float | None, float | None]:
+        """(dispersion, prior precision) as fixed by the settings; None for each that is estimated."""
+        if isinstance(self.dispersion, str) and self.dispersion != "estimate":
+            raise UserError(f"unknown dispersion {self.dispersion!r}; use 'estimate' or a number")
+        fixed_phi = None if isinstance(self.dispersion, str) else float(self.dispersion)
+        if fixed_phi is not None and not 0 < fixed_phi < math.inf:
+            raise UserError(f"dispersion must be 'estimate' or a positive number (1.0 = the plain likelihood), got {self.dispersion!r}")
+        fixed_lam = None if self.variance_prior == "auto" else self.variance_prior
+        if fixed_lam is not None and (isinstance(fixed_lam, (str, bool)) or not 0 <= float(fixed_lam) < math.inf):
+            raise UserError(f"variance_prior must be 'auto' or a precision in answers >= 0 (0 = no prior), got {fixed_lam!r}")
+        return fixed_phi, None if fixed_lam is None else float(fixed_lam)
+
+    def _fit_mle(self, rows: _Rows, fixed_phi: float | None, fixed_lam: float | None, n_comp: int) -> tuple[np.ndarray, float, float]:
+        """The penalised maximum-likelihood fit, (θ, dispersion, prior precision): the dispersion and the prior's
+        precision are estimated from a fit and the fit redone with them until they settle (the intermediate fits to
+        a looser tolerance), then the final fit to the full tolerance. Sets ``n_iter_``, ``converged_``,
+        ``hyper_settled_``."""
+        phi = fixed_phi if fixed_phi is not None else 1.0
+        lam = fixed_lam if fixed_lam is not None else PRIOR_START
+        start = None
+        old = getattr(self, "_theta", None)
+        if self.warm_start and old is not None and len(old) == rows.n_params:
+            start = old
+            phi = fixed_phi if fixed_phi is not None else float(getattr(self, "_phi", 1.0))
+            lam = fixed_lam if fixed_lam is not None else float(getattr(self, "_lam", PRIOR_START))
+        estimate = fixed_phi is None or fixed_lam is None
+        theta, iters, ok = self._optimise(rows, phi, lam, start, loose=estimate)
+        settled = not estimate
+        bracket = [math.log(PRIOR_MIN), math.log(PRIOR_MAX)]  # where the prior's fixed point lies
+        for _ in range(HYPER_ROUNDS if estimate else 0):
+            point = _Point(self, rows, theta, phi)
+            noise = self._noise_model(rows, point, phi, lam, n_comp)
+            new_phi = noise["dispersion"] if (fixed_phi is None and noise) else phi
+            phi_settled = abs(math.log(new_phi / phi)) < 0.05
+            new_lam, lam_settled = lam, True
+            if fixed_lam is None:
+                proposed = self._prior_precision(rows, theta, point, new_phi, lam, self._meat_weights(rows, point, noise))
+                new_lam = self._next_precision(lam, proposed, bracket, phi_settled)
+                # settled: the estimate made at λ agrees with λ, or the bracket around the fixed point is that narrow
+                lam_settled = abs(math.log(proposed / lam)) < 0.1 or (phi_settled and bracket[1] - bracket[0] < 0.1)
+                if abs(math.log(proposed / lam)) < 0.1:
+                    new_lam = proposed
+            settled = phi_settled and lam_settled
+            phi, lam = new_phi, new_lam
+            theta, nit, ok = self._optimise(rows, phi, lam, theta, loose=not settled)
+            iters += nit
+            if settled:
+                break
+        if not settled:  # the rounds ran out: the last fit was a loose one; finish it
+            theta, nit, ok = self._optimise(rows, phi, lam, theta)
+            iters += nit
+        self.hyper_settled_ = settled
+        self.converged_ = ok and settled
+        self.n_iter_ = iters
+        self._theta = theta
+        return theta, phi, lam
+
+    def _intervals(self, rows: _Rows, theta: np.ndarray, point: _Point, noise: dict | None, comp: np.ndarray, phi: float,
+                   lam: float, position: bool) -> None:  # fmt: skip
+        """The intervals of the fitted utilities and position terms (``ci``: sandwich or curvature; ``bootstrap``:
+        percentile intervals of pair resamples), none for components of two outcomes."""
+        n, mu = rows.n, self.utilities_
         z = float(ndtri(0.5 + self.ci_level / 2))
         self.ci_method_ = "none"
         self.bootstrap_utilities_: np.ndarray | None = None  # (B × n) resampled utilities when ``bootstrap``
@@ -460,7 +490,6 @@ class Thurstonian:
         if self.bootstrap and position:
             lo, hi = (1 - self.ci_level) / 2 * 100, (1 + self.ci_level) / 2 * 100
             self.position_ci_low_, self.position_ci_high_ = np.percentile(pos_draws, [lo, hi], axis=0)
-        return self
 
     # ------------------------------------------------------------------------------------------------------
     def expand_outcomes(self, keep: np.ndarray, n: int, ids: Sequence[str]) -> Thurstonian:
