@@ -407,63 +407,12 @@ def _first_seen_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def aggregate_columns(cols: RecordColumns, unparsed: str = "exclude", logprob_weight: float | None = None) -> PairData:
     """``aggregate`` for columns, vectorised (see ``aggregate`` for the label, the weights and the half-vote)."""
-    if unparsed not in UNPARSED_POLICIES:
-        raise UserError(f"unknown unparsed policy {unparsed!r}; use one of {', '.join(UNPARSED_POLICIES)}")
     n_records = len(cols)
-    if n_records == 0:
-        raise UserError("no preference records were given; point ue at a records file or a harness output folder")
+    lp_weight, modes = _check_pooling(cols, unparsed, logprob_weight)
     sample = cols.mode == "sample"
-    modes = sorted(set(cols.mode.tolist()))
-    if len(modes) > 1 and logprob_weight is None:
-        n_log = int((~sample).sum())
-        raise UserError(
-            f"these records mix log-prob ({n_log}) and sampled ({n_records - n_log}) elicitation, which weigh 1 and K "
-            "answers per record; fit them separately, or give --logprob-weight W (how many sampled answers one log-prob "
-            "record is worth) to fit them together"
-        )
-    if logprob_weight is not None and (isinstance(logprob_weight, bool) or not isinstance(logprob_weight, (int, float))
-                                       or not (math.isfinite(logprob_weight) and logprob_weight > 0)):  # fmt: skip
-        raise UserError(f"--logprob-weight must be a positive number, got {logprob_weight!r}")
-    lp_weight = 1.0 if logprob_weight is None else float(logprob_weight)
-    # outcomes in order of first appearance (a before b within a record), one text each
-    both = np.empty(2 * n_records, dtype=object)
-    both[0::2], both[1::2] = cols.a_id, cols.b_id
-    codes, ids_arr = _first_seen_codes(both)
-    a, b = codes[0::2], codes[1::2]
-    ids = [str(x) for x in ids_arr]
-    texts_all = np.empty(2 * n_records, dtype=object)
-    texts_all[0::2], texts_all[1::2] = cols.a_text, cols.b_text
-    first_pos = np.full(len(ids), 2 * n_records, dtype=np.int64)
-    np.minimum.at(first_pos, codes, np.arange(2 * n_records))
-    ref_text = texts_all[first_pos]
-    clash = texts_all != ref_text[codes]
-    if clash.any():
-        k = int(np.argmax(clash))
-        r = cols.records[k // 2]
-        side = "a" if k % 2 == 0 else "b"
-        oid = r[f"{side}_id"]
-        outcome_table([{"a_id": oid, "a_text": str(ref_text[codes[k]]), "b_id": oid, "b_text": r[f"{side}_text"]}])
-    cats_all = [c for pair in zip(cols.a_category, cols.b_category) for c in pair]
-    categories = {oid: (cats_all[p] if isinstance(cats_all[p], str) else "") for oid, p in zip(ids, first_pos.tolist())}
-    texts = {oid: str(t) for oid, t in zip(ids, ref_text)}
-
-    # pairs over every record (in order of first appearance), one split each
-    flip = a > b
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    pair_codes, pair_keys = _first_seen_codes(lo * len(ids) + hi)
+    ids, texts, categories, a, b = _outcome_codes(cols)
+    pair_codes, pair_keys, flip, n_hold = _pair_codes(cols, a, b, len(ids))
     m = len(pair_keys)
-    hold = cols.holdout
-    n_hold = np.bincount(pair_codes, hold.astype(float), m)
-    n_all = np.bincount(pair_codes, minlength=m).astype(float)
-    mixed = (n_hold > 0) & (n_hold < n_all)
-    if mixed.any():
-        seen_order = np.full(m, n_records, dtype=np.int64)
-        np.minimum.at(seen_order, pair_codes, np.arange(n_records))
-        k = int(np.argmax(hold != hold[seen_order][pair_codes]))
-        r = cols.records[k]
-        raise UserError(
-            f"pair ({r['a_id']}, {r['b_id']}) appears in both the train and the holdout split; a pair must belong to one split"
-        )
 
     na, nb, nu = cols.n_a.astype(float), cols.n_b.astype(float), cols.n_unparsed.astype(float)
     n_answers = int((na + nb + nu)[sample].sum()) + int((~sample).sum())
@@ -498,17 +447,7 @@ def aggregate_columns(cols: RecordColumns, unparsed: str = "exclude", logprob_we
     ok1, ok2 = w1 > 0, w2 > 0
     keep = ok1 | ok2
     if not keep.any():
-        if no_mass.all():
-            raise UserError(
-                f"none of the {n_records} log-prob records has a usable answer: the model puts less than {MIN_LABEL_MASS:g} "
-                "of its probability on the two labels in every one (label_mass), so it answered nothing — check the "
-                "prompt template, the chat template and the model"
-            )
-        raise UserError(
-            f"none of the {n_records} records has a usable answer (all unparsed or refused"
-            f"{f', or no probability on either label in {int(no_mass.sum())} log-prob records' if no_mass.any() else ''}); "
-            "nothing can be fitted — check the model's answers, or use --unparsed as_indifference to reproduce the paper"
-        )
+        _refuse_no_usable_answer(n_records, no_mass)
     # one ordering asked but without a usable answer: the paper's half-vote for it (share ½, its unparsed answers as weight)
     half1 = ok2 & ~ok1 & (asked1 > 0)
     half2 = ok1 & ~ok2 & (asked2 > 0)
@@ -545,4 +484,91 @@ def aggregate_columns(cols: RecordColumns, unparsed: str = "exclude", logprob_we
         y_first=y_first[keep],
         w_second=w2[keep],
         y_second=y_second[keep],
+    )
+
+
+def _check_pooling(cols: RecordColumns, unparsed: str, logprob_weight: float | None) -> tuple[float, list[str]]:
+    """(the weight of one log-prob record, the modes present): the unparsed policy, an empty input and log-prob
+    and sampled records together without ``logprob_weight`` are refused."""
+    if unparsed not in UNPARSED_POLICIES:
+        raise UserError(f"unknown unparsed policy {unparsed!r}; use one of {', '.join(UNPARSED_POLICIES)}")
+    n_records = len(cols)
+    if n_records == 0:
+        raise UserError("no preference records were given; point ue at a records file or a harness output folder")
+    sample = cols.mode == "sample"
+    modes = sorted(set(cols.mode.tolist()))
+    if len(modes) > 1 and logprob_weight is None:
+        n_log = int((~sample).sum())
+        raise UserError(
+            f"these records mix log-prob ({n_log}) and sampled ({n_records - n_log}) elicitation, which weigh 1 and K "
+            "answers per record; fit them separately, or give --logprob-weight W (how many sampled answers one log-prob "
+            "record is worth) to fit them together"
+        )
+    if logprob_weight is not None and (isinstance(logprob_weight, bool) or not isinstance(logprob_weight, (int, float))
+                                       or not (math.isfinite(logprob_weight) and logprob_weight > 0)):  # fmt: skip
+        raise UserError(f"--logprob-weight must be a positive number, got {logprob_weight!r}")
+    return 1.0 if logprob_weight is None else float(logprob_weight), modes
+
+
+def _outcome_codes(cols: RecordColumns) -> tuple[list[str], dict[str, str], dict[str, str], np.ndarray, np.ndarray]:
+    """(ids, texts, categories, a, b): the outcomes in order of first appearance (a before b within a record), one
+    text each (an id with two texts is refused), and each record's two outcome indices."""
+    n_records = len(cols)
+    both = np.empty(2 * n_records, dtype=object)
+    both[0::2], both[1::2] = cols.a_id, cols.b_id
+    codes, ids_arr = _first_seen_codes(both)
+    a, b = codes[0::2], codes[1::2]
+    ids = [str(x) for x in ids_arr]
+    texts_all = np.empty(2 * n_records, dtype=object)
+    texts_all[0::2], texts_all[1::2] = cols.a_text, cols.b_text
+    first_pos = np.full(len(ids), 2 * n_records, dtype=np.int64)
+    np.minimum.at(first_pos, codes, np.arange(2 * n_records))
+    ref_text = texts_all[first_pos]
+    clash = texts_all != ref_text[codes]
+    if clash.any():
+        k = int(np.argmax(clash))
+        r = cols.records[k // 2]
+        side = "a" if k % 2 == 0 else "b"
+        oid = r[f"{side}_id"]
+        outcome_table([{"a_id": oid, "a_text": str(ref_text[codes[k]]), "b_id": oid, "b_text": r[f"{side}_text"]}])
+    cats_all = [c for pair in zip(cols.a_category, cols.b_category) for c in pair]
+    categories = {oid: (cats_all[p] if isinstance(cats_all[p], str) else "") for oid, p in zip(ids, first_pos.tolist())}
+    texts = {oid: str(t) for oid, t in zip(ids, ref_text)}
+    return ids, texts, categories, a, b
+
+
+def _pair_codes(cols: RecordColumns, a: np.ndarray, b: np.ndarray, n_ids: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(pair of each record, the pairs' keys lo·n + hi in order of first appearance, whether the record's a is the
+    pair's second outcome, holdout records per pair); a pair in both splits is refused."""
+    n_records = len(cols)
+    flip = a > b
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    pair_codes, pair_keys = _first_seen_codes(lo * n_ids + hi)
+    m = len(pair_keys)
+    hold = cols.holdout
+    n_hold = np.bincount(pair_codes, hold.astype(float), m)
+    n_all = np.bincount(pair_codes, minlength=m).astype(float)
+    mixed = (n_hold > 0) & (n_hold < n_all)
+    if mixed.any():
+        seen_order = np.full(m, n_records, dtype=np.int64)
+        np.minimum.at(seen_order, pair_codes, np.arange(n_records))
+        k = int(np.argmax(hold != hold[seen_order][pair_codes]))
+        r = cols.records[k]
+        raise UserError(
+            f"pair ({r['a_id']}, {r['b_id']}) appears in both the train and the holdout split; a pair must belong to one split"
+        )
+    return pair_codes, pair_keys, flip, n_hold
+
+
+def _refuse_no_usable_answer(n_records: int, no_mass: np.ndarray) -> None:
+    if no_mass.all():
+        raise UserError(
+            f"none of the {n_records} log-prob records has a usable answer: the model puts less than {MIN_LABEL_MASS:g} "
+            "of its probability on the two labels in every one (label_mass), so it answered nothing — check the "
+            "prompt template, the chat template and the model"
+        )
+    raise UserError(
+        f"none of the {n_records} records has a usable answer (all unparsed or refused"
+        f"{f', or no probability on either label in {int(no_mass.sum())} log-prob records' if no_mass.any() else ''}); "
+        "nothing can be fitted — check the model's answers, or use --unparsed as_indifference to reproduce the paper"
     )
