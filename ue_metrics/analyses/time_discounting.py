@@ -192,6 +192,8 @@ def p_delayed(cells: Sequence[dict], mode: str, scoring: str, votes: list[dict] 
 
 
 def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
+    """The time-discounting analysis of one run: P(delayed) per (delay, multiplier) cell, the indifference points
+    m*(t), hyperbolic and exponential fits of D(t) = 1/m* with bootstrap intervals, the headline and the figures."""
     opts = dict(options or {})
     scoring = str(opts.get("scoring") or "separate")
     if scoring not in SCORINGS:
@@ -218,8 +220,50 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
     p, w = p_delayed(cells, mode, scoring)
     points = curve(cells, p, w)
     fitted = fits(points)
+    boot = _bootstrap(cells, points, fitted, mode, scoring, resamples, rng)
+    headline, censored = _headline(cells, info, mode, p, points, fitted, notes)
+    gaps = _order_gaps(cells, mode)
+    headline["order_gap"] = float(np.mean(np.abs(gaps))) if gaps else None
+    if headline["order_gap"] is None:
+        notes["order_gap"] = "no cell was answered in both orders"
+    multipliers = sorted({c["multiplier"] for c in cells})
+    delays = sorted({c["delay"] for c in cells})
+    lookup = {(c["delay"], c["multiplier"]): float(p[k]) if math.isfinite(p[k]) else None for k, c in enumerate(cells)}
+    details = {
+        "mode": mode,
+        "scoring": scoring if mode == "sample" else "log-prob (exact P per order)",
+        "n_cells": len(cells),
+        "delays": delays,
+        "multipliers": multipliers,
+        "interpolation": "isotonic (non-decreasing in m, answer-weighted), then linear in ln m at P = 1/2",
+        "censoring": "delays where P(delayed) never crosses 1/2 are left out of the fits (status below: m* ≤ smallest "
+        "multiplier; above: m* > largest)",
+        "curve": points,
+        "censored": [{"delay": q["delay"], "status": q["status"], "bound": _censor_text(q["status"])} for q in censored],
+        "fits": fitted,
+        "bootstrap": {"resamples": resamples, "over": "answers within each query" if mode == "sample" else "delays of the curve",
+                      "k_hyperbolic_interval": _interval(boot["hyperbolic"]),
+                      "k_exponential_interval": _interval(boot["exponential"]),
+                      "hyperbolic_better_share": float(np.mean(boot["hyperbolic_better"])) if boot["hyperbolic_better"] else None},
+        "order_gap_signed": float(np.mean(gaps)) if gaps else None,
+        "order_gap_definition": "per cell P(delayed | delayed shown first) − P(delayed | delayed shown second); headline: mean of its absolute value, signed: its mean",
+        "exact_counts_recorded": info["exact_known"] if mode == "sample" else None,
+    }  # fmt: skip
+    figures = {
+        "p_delayed": {"delays": delays, "multipliers": multipliers,
+                      "p": [[lookup.get((t, m)) for m in multipliers] for t in delays],
+                      "m_star": [q["m_star"] if q["status"] == "ok" else None for q in points],
+                      "scoring": details["scoring"]},
+        "discount_curve": {"points": points, "fits": fitted, "k_intervals": {f: _interval(boot[f]) for f in FORMS},
+                           "m_range": [multipliers[0], multipliers[-1]]},
+    }  # fmt: skip
+    return {"headline": headline, "notes": notes, "details": details, "figures": figures}
 
-    # bootstrap: answers (sample mode) or delays (log-prob mode)
+
+def _bootstrap(cells: list[dict], points: list[dict], fitted: dict | None, mode: str, scoring: str, resamples: int,
+               rng: np.random.Generator) -> dict[str, list[float]]:  # fmt: skip
+    """The fits' k (and which form fits better) over resamples: of the answers (sample mode) or of the delays
+    (log-prob mode)."""
     boot: dict[str, list[float]] = {"hyperbolic": [], "exponential": [], "hyperbolic_better": []}
     if resamples > 0 and fitted is not None:
         ok = [q for q in points if q["status"] == "ok"]
@@ -242,13 +286,19 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
             for form in FORMS:
                 boot[form].append(fb[form]["k"])
             boot["hyperbolic_better"].append(float(fb["hyperbolic"]["rmse"] < fb["exponential"]["rmse"]))
+    return boot
 
-    def interval(values: list[float]) -> list[float | None]:
-        if len(values) < 2:
-            return [None, None]
-        lo, hi = np.percentile(values, [2.5, 97.5])
-        return [float(lo), float(hi)]
 
+def _interval(values: list[float]) -> list[float | None]:
+    if len(values) < 2:
+        return [None, None]
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def _headline(cells: list[dict], info: dict, mode: str, p: np.ndarray, points: list[dict], fitted: dict | None,
+              notes: dict[str, str]) -> tuple[dict[str, Any], list[dict]]:  # fmt: skip
+    """The headline (without the order gap) and the censored delays; what is not defined gets its note."""
     censored = [q for q in points if q["status"] in ("below", "above", "flat")]
     headline: dict[str, Any] = {
         "k_hyperbolic": fitted["hyperbolic"]["k"] if fitted else None,
@@ -293,8 +343,11 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         notes["choice_confidence"] = "no cell has a usable answer"
     if headline["unparsed_rate"] is None:
         notes["unparsed_rate"] = "log-prob mode reads label probabilities: there are no unparsed answers"
+    return headline, censored
 
-    # order effect: P(delayed) when the delayed option is shown first vs second
+
+def _order_gaps(cells: list[dict], mode: str) -> list[float]:
+    """Order effect per cell: P(delayed) when the delayed option is shown first minus when it is shown second."""
     gaps = [c["p"]["delayed_first"] - c["p"]["delayed_second"] for c in cells if len(c["p"]) == 2]
     if mode == "sample":
         for c in cells:
@@ -302,41 +355,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
                 f, s = c["votes"]["delayed_first"], c["votes"]["delayed_second"]
                 if f[:3].sum() and s[:3].sum():
                     gaps.append((f[0] + f[1]) / f[:3].sum() - (s[0] + s[1]) / s[:3].sum())
-    headline["order_gap"] = float(np.mean(np.abs(gaps))) if gaps else None
-    if headline["order_gap"] is None:
-        notes["order_gap"] = "no cell was answered in both orders"
-    multipliers = sorted({c["multiplier"] for c in cells})
-    delays = sorted({c["delay"] for c in cells})
-    lookup = {(c["delay"], c["multiplier"]): float(p[k]) if math.isfinite(p[k]) else None for k, c in enumerate(cells)}
-    details = {
-        "mode": mode,
-        "scoring": scoring if mode == "sample" else "log-prob (exact P per order)",
-        "n_cells": len(cells),
-        "delays": delays,
-        "multipliers": multipliers,
-        "interpolation": "isotonic (non-decreasing in m, answer-weighted), then linear in ln m at P = 1/2",
-        "censoring": "delays where P(delayed) never crosses 1/2 are left out of the fits (status below: m* ≤ smallest "
-        "multiplier; above: m* > largest)",
-        "curve": points,
-        "censored": [{"delay": q["delay"], "status": q["status"], "bound": _censor_text(q["status"])} for q in censored],
-        "fits": fitted,
-        "bootstrap": {"resamples": resamples, "over": "answers within each query" if mode == "sample" else "delays of the curve",
-                      "k_hyperbolic_interval": interval(boot["hyperbolic"]),
-                      "k_exponential_interval": interval(boot["exponential"]),
-                      "hyperbolic_better_share": float(np.mean(boot["hyperbolic_better"])) if boot["hyperbolic_better"] else None},
-        "order_gap_signed": float(np.mean(gaps)) if gaps else None,
-        "order_gap_definition": "per cell P(delayed | delayed shown first) − P(delayed | delayed shown second); headline: mean of its absolute value, signed: its mean",
-        "exact_counts_recorded": info["exact_known"] if mode == "sample" else None,
-    }  # fmt: skip
-    figures = {
-        "p_delayed": {"delays": delays, "multipliers": multipliers,
-                      "p": [[lookup.get((t, m)) for m in multipliers] for t in delays],
-                      "m_star": [q["m_star"] if q["status"] == "ok" else None for q in points],
-                      "scoring": details["scoring"]},
-        "discount_curve": {"points": points, "fits": fitted, "k_intervals": {f: interval(boot[f]) for f in FORMS},
-                           "m_range": [multipliers[0], multipliers[-1]]},
-    }  # fmt: skip
-    return {"headline": headline, "notes": notes, "details": details, "figures": figures}
+    return gaps
 
 
 def coin_confidence(cells: Sequence[dict], mode: str) -> float:
