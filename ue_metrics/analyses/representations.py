@@ -258,87 +258,25 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
         raise UserError(f"option cv must be random or category, got {cv!r}")
     folds = fold_ids(n, k, rng, [(categories or {}).get(i, "") for i in ids] if cv == "category" else None)
     perms = [rng.permutation(n) for _ in range(shuffles)]
-    Y = np.column_stack([mu, logvar] + [mu[p] for p in perms]) if perms else np.column_stack([mu, logvar])
     where = {oid: r for r, oid in enumerate(ids)}
     pairs = [(where[a], where[b], p) for a, b, p in holdout if a in where and b in where]
     P = np.array([(a, b) for a, b, _ in pairs], dtype=np.int64).reshape(-1, 2)
     p = np.array([x for _, _, x in pairs], dtype=float)
 
     layers = list(range(feats.n_layers))
-    per_kind: dict[str, dict[str, list]] = {}
-    null_max = np.full(shuffles, -np.inf)
-    null_pairs: list[np.ndarray] = []
-    for name in [kk for kk in KINDS if kk in feats.arrays]:
-        rows: dict[str, list] = {"r2": [], "spearman": [], "pair_accuracy": [], "logvar_r2": [], "alpha": []}
-        if name == kind:
-            rows.update({"shuffled_r2": [], "shuffled_r2_q05": [], "shuffled_r2_q95": [], "shuffled_pair_accuracy": []})
-        for layer in layers:
-            pred, score, chosen = ridge_cv(feats.layer(name, layer), Y, folds)
-            rows["r2"].append(r_squared(mu, pred[:, 0]))
-            rows["spearman"].append(spearman(mu, score[:, 0]))
-            rows["pair_accuracy"].append(pair_accuracy(score[:, 0], P, p) if len(p) else float("nan"))
-            rows["logvar_r2"].append(r_squared(logvar, pred[:, 1]))
-            rows["alpha"].append(float(np.median(chosen[:, 0])))
-            if name == kind and shuffles:
-                r2s = np.array([r_squared(mu[perm], pred[:, 2 + s]) for s, perm in enumerate(perms)])
-                null_max = np.maximum(null_max, r2s)
-                accs = np.array([pair_accuracy(score[:, 2 + s], P, p) for s in range(shuffles)]) if len(p) else np.full(shuffles, np.nan)
-                null_pairs.append(accs)
-                rows["shuffled_r2"].append(float(r2s.mean()))
-                rows["shuffled_r2_q05"].append(float(np.quantile(r2s, 0.05)))
-                rows["shuffled_r2_q95"].append(float(np.quantile(r2s, 0.95)))
-                rows["shuffled_pair_accuracy"].append(float(np.nanmean(accs)) if len(p) else float("nan"))
-        per_kind[name] = rows
-
-    surface = surface_features([texts.get(i, "") for i in ids])
-    base: dict[str, dict[str, float]] = {}
-    for name, X in surface.items():
-        pred, score, _ = ridge_cv(X, np.column_stack([mu, logvar]), folds)
-        base[name] = {"r2": r_squared(mu, pred[:, 0]), "spearman": spearman(mu, score[:, 0]),
-                      "pair_accuracy": pair_accuracy(score[:, 0], P, p) if len(p) else float("nan"),
-                      "logvar_r2": r_squared(logvar, pred[:, 1]), "n_features": int(X.shape[1])}  # fmt: skip
-
+    per_kind, null_max = _layer_probes(feats, kind, mu, logvar, folds, perms, P, p)
+    base = _surface_baselines([texts.get(i, "") for i in ids], mu, logvar, folds, P, p)
     head = per_kind[kind]
     best = int(np.nanargmax(np.array(head["r2"])))
     if logvar_constant:
         for rows in [*per_kind.values(), *base.values()]:
             rows["logvar_r2"] = [None] * len(layers) if isinstance(rows["logvar_r2"], list) else None
     best_logvar = None if logvar_constant else int(np.nanargmax(np.array(head["logvar_r2"])))
-    observed = head["r2"][best]
     # the embedding baseline: layer 0 mean-pooled, in the same reading (prompt or bare) as the headline kind; a
     # last-token probe at layer 0 sees one token's embedding, which is no fair reader of the wording
     emb_kind = kind.split("_")[0] + "_mean"
     emb_kind = emb_kind if emb_kind in per_kind else kind
-    embedding_r2 = per_kind[emb_kind]["r2"][0]
-    notes: dict[str, str] = {}
-    strongest = max(base, key=lambda name: base[name]["r2"])
-    headline: dict[str, Any] = {
-        "best_layer": best,
-        "probe_r2": observed,
-        "probe_spearman": head["spearman"][best],
-        "probe_pair_accuracy": head["pair_accuracy"][best],
-        # the stronger surface reader: with few outcomes the word counts overfit and length and numbers alone do better
-        "baseline_r2": base[strongest]["r2"],
-        "baseline_pair_accuracy": base[strongest]["pair_accuracy"],
-        "shuffled_r2": float(null_max.mean()) if shuffles else None,
-        "shuffled_pair_accuracy": head["shuffled_pair_accuracy"][best] if shuffles else None,
-        "probe_p_value": float((1 + np.sum(null_max >= observed)) / (1 + shuffles)) if shuffles else None,
-        "embedding_r2": embedding_r2,
-        "embedding_pair_accuracy": per_kind[emb_kind]["pair_accuracy"][0],
-        "embedding_gain": observed - embedding_r2,
-        "utility_pair_accuracy": pair_accuracy(mu, P, p) if len(p) else None,
-        "logvar_r2": None if best_logvar is None else head["logvar_r2"][best_logvar],
-        "n_outcomes": n,
-        "n_holdout_pairs": int(len(p)),
-    }
-    if not shuffles:
-        for key in ("shuffled_r2", "shuffled_pair_accuracy", "probe_p_value"):
-            notes[key] = "no shuffled-label baseline was run (shuffles=0)"
-    if not len(p) or not np.any(p != 0.5):
-        for key in ("probe_pair_accuracy", "baseline_pair_accuracy", "shuffled_pair_accuracy", "embedding_pair_accuracy",
-                    "utility_pair_accuracy"):
-            headline[key] = None
-            notes[key] = "the utilities run has no held-out pair with a preference (answered other than exactly ½) between probed outcomes"
+    headline, notes = _probe_headline(per_kind, base, kind, emb_kind, best, best_logvar, null_max, shuffles, mu, P, p, n)
     if logvar_constant:
         notes["logvar_r2"] = "the fit gives every outcome the same σ², so there is no log σ² for a probe to predict"
     if dropped:
@@ -369,13 +307,96 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
         "shuffled_pair_accuracy": head.get("shuffled_pair_accuracy"),
         "surface_r2": base["surface"]["r2"],
         "length_numbers_r2": base["length_numbers"]["r2"],
-        "embedding_r2": embedding_r2,
+        "embedding_r2": headline["embedding_r2"],
         "embedding_kind": emb_kind,
         "surface_pair_accuracy": base["surface"]["pair_accuracy"],
         "utility_pair_accuracy": headline["utility_pair_accuracy"],
         "model": features.meta.get("model"),
     }
     return {"headline": headline, "notes": notes, "details": details, "figures": {"by_layer": figure}}
+
+
+def _layer_probes(feats: FeatureSet, kind: str, mu: np.ndarray, logvar: np.ndarray, folds: np.ndarray, perms: list[np.ndarray],
+                  P: np.ndarray, p: np.ndarray) -> tuple[dict[str, dict[str, list]], np.ndarray]:  # fmt: skip
+    """Per feature kind and layer: the cross-validated probe's R², Spearman, held-out pair accuracy, its log σ² R²
+    and ridge α; for the headline ``kind`` also the shuffled-label probes. Returns those rows and, per shuffle, the
+    best shuffled R² over layers."""
+    shuffles = len(perms)
+    Y = np.column_stack([mu, logvar] + [mu[q] for q in perms]) if perms else np.column_stack([mu, logvar])
+    per_kind: dict[str, dict[str, list]] = {}
+    null_max = np.full(shuffles, -np.inf)
+    for name in [kk for kk in KINDS if kk in feats.arrays]:
+        rows: dict[str, list] = {"r2": [], "spearman": [], "pair_accuracy": [], "logvar_r2": [], "alpha": []}
+        if name == kind:
+            rows.update({"shuffled_r2": [], "shuffled_r2_q05": [], "shuffled_r2_q95": [], "shuffled_pair_accuracy": []})
+        for layer in range(feats.n_layers):
+            pred, score, chosen = ridge_cv(feats.layer(name, layer), Y, folds)
+            rows["r2"].append(r_squared(mu, pred[:, 0]))
+            rows["spearman"].append(spearman(mu, score[:, 0]))
+            rows["pair_accuracy"].append(pair_accuracy(score[:, 0], P, p) if len(p) else float("nan"))
+            rows["logvar_r2"].append(r_squared(logvar, pred[:, 1]))
+            rows["alpha"].append(float(np.median(chosen[:, 0])))
+            if name == kind and shuffles:
+                r2s = np.array([r_squared(mu[perm], pred[:, 2 + s]) for s, perm in enumerate(perms)])
+                null_max = np.maximum(null_max, r2s)
+                accs = np.array([pair_accuracy(score[:, 2 + s], P, p) for s in range(shuffles)]) if len(p) else np.full(shuffles, np.nan)
+                rows["shuffled_r2"].append(float(r2s.mean()))
+                rows["shuffled_r2_q05"].append(float(np.quantile(r2s, 0.05)))
+                rows["shuffled_r2_q95"].append(float(np.quantile(r2s, 0.95)))
+                rows["shuffled_pair_accuracy"].append(float(np.nanmean(accs)) if len(p) else float("nan"))
+        per_kind[name] = rows
+    return per_kind, null_max
+
+
+def _surface_baselines(texts: list[str], mu: np.ndarray, logvar: np.ndarray, folds: np.ndarray, P: np.ndarray,
+                       p: np.ndarray) -> dict[str, dict[str, float]]:  # fmt: skip
+    """The same probe on the outcomes' wording alone (``surface_features``): what a reader of the text finds."""
+    base: dict[str, dict[str, float]] = {}
+    for name, X in surface_features(texts).items():
+        pred, score, _ = ridge_cv(X, np.column_stack([mu, logvar]), folds)
+        base[name] = {"r2": r_squared(mu, pred[:, 0]), "spearman": spearman(mu, score[:, 0]),
+                      "pair_accuracy": pair_accuracy(score[:, 0], P, p) if len(p) else float("nan"),
+                      "logvar_r2": r_squared(logvar, pred[:, 1]), "n_features": int(X.shape[1])}  # fmt: skip
+    return base
+
+
+def _probe_headline(per_kind: dict[str, dict[str, list]], base: dict[str, dict[str, float]], kind: str, emb_kind: str, best: int,
+                    best_logvar: int | None, null_max: np.ndarray, shuffles: int, mu: np.ndarray, P: np.ndarray, p: np.ndarray,
+                    n: int) -> tuple[dict[str, Any], dict[str, str]]:  # fmt: skip
+    """The headline: the best layer's probe beside the surface, shuffled-label and embedding baselines."""
+    head = per_kind[kind]
+    observed = head["r2"][best]
+    embedding_r2 = per_kind[emb_kind]["r2"][0]
+    notes: dict[str, str] = {}
+    strongest = max(base, key=lambda name: base[name]["r2"])
+    headline: dict[str, Any] = {
+        "best_layer": best,
+        "probe_r2": observed,
+        "probe_spearman": head["spearman"][best],
+        "probe_pair_accuracy": head["pair_accuracy"][best],
+        # the stronger surface reader: with few outcomes the word counts overfit and length and numbers alone do better
+        "baseline_r2": base[strongest]["r2"],
+        "baseline_pair_accuracy": base[strongest]["pair_accuracy"],
+        "shuffled_r2": float(null_max.mean()) if shuffles else None,
+        "shuffled_pair_accuracy": head["shuffled_pair_accuracy"][best] if shuffles else None,
+        "probe_p_value": float((1 + np.sum(null_max >= observed)) / (1 + shuffles)) if shuffles else None,
+        "embedding_r2": embedding_r2,
+        "embedding_pair_accuracy": per_kind[emb_kind]["pair_accuracy"][0],
+        "embedding_gain": observed - embedding_r2,
+        "utility_pair_accuracy": pair_accuracy(mu, P, p) if len(p) else None,
+        "logvar_r2": None if best_logvar is None else head["logvar_r2"][best_logvar],
+        "n_outcomes": n,
+        "n_holdout_pairs": int(len(p)),
+    }
+    if not shuffles:
+        for key in ("shuffled_r2", "shuffled_pair_accuracy", "probe_p_value"):
+            notes[key] = "no shuffled-label baseline was run (shuffles=0)"
+    if not len(p) or not np.any(p != 0.5):
+        for key in ("probe_pair_accuracy", "baseline_pair_accuracy", "shuffled_pair_accuracy", "embedding_pair_accuracy",
+                    "utility_pair_accuracy"):
+            headline[key] = None
+            notes[key] = "the utilities run has no held-out pair with a preference (answered other than exactly ½) between probed outcomes"
+    return headline, notes
 
 
 def _verdict(h: Mapping[str, Any], base: Mapping[str, Mapping[str, float]]) -> str:
