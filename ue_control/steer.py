@@ -213,7 +213,6 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     from ue_metrics.analyses.representations import spearman
     from ue_metrics.fitting import fit_records
     from ue_tasks.active.backends import LmEvalBackend
-    from ue_tasks.active.driver import Elicitation, RunConfig
     from ue_tasks.experiments.representations import model_folder
     from ue_tasks.outcomes import load_outcomes
 
@@ -273,34 +272,8 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     hook.attach(lm.model, layer)
     # the steered model's records carry the dtype it runs in (float32, see _steerable_lm; ue_tasks.dtypes)
     backend = LmEvalBackend("hf", f"pretrained={folder},dtype={lm.resolved_dtype}", "logprob", 10, system or "", lm=lm)
-    alphas = sorted({0.0, *(float(a) for a in config.alphas)})  # α = 0 is the unsteered reference
-    rows: list[dict] = []
     directions = [("probe", direction)] + ([("random", random_direction)] if config.random_control else [])
-    try:
-        for name, vec in directions:
-            for alpha in alphas:
-                if alpha == 0 and any(r["alpha"] == 0 for r in rows):
-                    rows.append({**next(r for r in rows if r["alpha"] == 0), "direction": name})
-                    continue
-                hook.set(vec, alpha)
-                lm.refresh_prefix()
-                sub = out / f"{name}_{alpha:+g}"
-                rc = RunConfig(harness="lm-eval", model="hf", model_args=f"pretrained={folder},dtype={lm.resolved_dtype}", experiment="utilities",
-                               outcomes=str(held_file), budget=config.budget, seed=config.seed, system_message=system,
-                               template=run_cfg.get("template"))  # fmt: skip
-                run = Elicitation(rc, sub, cache_dir=None, backend=backend, progress=progress, log=lambda m: None)
-                result = run.run()
-                u = {r["id"]: r["utility"] for r in result.utilities()}
-                steered = np.array([u.get(i, np.nan) for i in held])
-                m = result.metrics
-                rows.append({"direction": name, "alpha": float(alpha), "utilities": dict(zip(held, steered.tolist())),
-                             "spearman_target": spearman(t_held, steered), "spearman_probe": spearman(predicted, steered),
-                             **{k: m.get(k) for k in ("holdout_accuracy", "average_confidence", "cycle_rate", "position_bias",
-                                                      "order_gap", "mean_label_mass")}})  # fmt: skip
-                log(f"{name} α={alpha:+g}: Spearman with the target {rows[-1]['spearman_target']:+.3f}, position bias "
-                    f"{_fmt(m.get('position_bias'))}, average confidence {_fmt(m.get('average_confidence'))}")  # fmt: skip
-    finally:
-        hook.detach()
+    rows = _sweep(config, directions, lm, hook, backend, folder, held_file, held, t_held, predicted, run_cfg, out, progress, log)
     base = next(r for r in rows if r["alpha"] == 0)
     b = np.array([base["utilities"][i] for i in held])
     for r in rows:
@@ -330,6 +303,45 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     except UserError as exc:
         log(f"warning: no figure drawn ({exc})")
     return summary
+
+
+def _sweep(config: SteerConfig, directions: list[tuple[str, np.ndarray]], lm: Any, hook: Steering, backend: Any, folder: str,
+           held_file: Path, held: list[str], t_held: np.ndarray, predicted: np.ndarray, run_cfg: dict, out: Path, progress: Any,
+           log: Callable[[str], None]) -> list[dict]:  # fmt: skip
+    """One utilities run of the held-out outcomes per (direction, α), the model steered by ``hook``: per run the
+    steered utilities, their Spearman with the target and the probe's prediction, and the coherence measures."""
+    from ue_metrics.analyses.representations import spearman
+    from ue_tasks.active.driver import Elicitation, RunConfig
+
+    system = run_cfg.get("system_message")
+    alphas = sorted({0.0, *(float(a) for a in config.alphas)})  # α = 0 is the unsteered reference
+    rows: list[dict] = []
+    try:
+        for name, vec in directions:
+            for alpha in alphas:
+                if alpha == 0 and any(r["alpha"] == 0 for r in rows):
+                    rows.append({**next(r for r in rows if r["alpha"] == 0), "direction": name})
+                    continue
+                hook.set(vec, alpha)
+                lm.refresh_prefix()
+                sub = out / f"{name}_{alpha:+g}"
+                rc = RunConfig(harness="lm-eval", model="hf", model_args=f"pretrained={folder},dtype={lm.resolved_dtype}", experiment="utilities",
+                               outcomes=str(held_file), budget=config.budget, seed=config.seed, system_message=system,
+                               template=run_cfg.get("template"))  # fmt: skip
+                run = Elicitation(rc, sub, cache_dir=None, backend=backend, progress=progress, log=lambda m: None)
+                result = run.run()
+                u = {r["id"]: r["utility"] for r in result.utilities()}
+                steered = np.array([u.get(i, np.nan) for i in held])
+                m = result.metrics
+                rows.append({"direction": name, "alpha": float(alpha), "utilities": dict(zip(held, steered.tolist())),
+                             "spearman_target": spearman(t_held, steered), "spearman_probe": spearman(predicted, steered),
+                             **{k: m.get(k) for k in ("holdout_accuracy", "average_confidence", "cycle_rate", "position_bias",
+                                                      "order_gap", "mean_label_mass")}})  # fmt: skip
+                log(f"{name} α={alpha:+g}: Spearman with the target {rows[-1]['spearman_target']:+.3f}, position bias "
+                    f"{_fmt(m.get('position_bias'))}, average confidence {_fmt(m.get('average_confidence'))}")  # fmt: skip
+    finally:
+        hook.detach()
+    return rows
 
 
 def movement(change: np.ndarray, target: np.ndarray) -> tuple[float, float]:

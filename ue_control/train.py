@@ -248,7 +248,7 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     # accelerate picks the gloo CPU backend for several processes only when told to run on the CPU
     cpu = config.cpu or (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=cpu)
-    world, rank = accelerator.num_processes, accelerator.process_index
+    world = accelerator.num_processes
     per_step = config.micro_batch_size * world
     if config.batch_size % per_step:
         raise UserError(
@@ -271,8 +271,103 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     if config.method == "lora" and accelerator.distributed_type.name not in ("DEEPSPEED", "FSDP"):
         _adapter_only_checkpoints(accelerator, model)
 
+    start, history, state = _resume(accelerator, out, config, log)
+
+    evals: dict[str, Any] = {}
+    micro = config.micro_batch_size
+    train_probe = list(range(min(len(train_examples), config.eval_max_examples)))
+    held_probe = list(range(min(len(heldout_examples), config.eval_max_examples)))
+
+    def run_eval(tag: str) -> dict:
+        res = {"train": _evaluate(accelerator, model, enc, [train_examples[i] for i in train_probe], [train_ids[i] for i in train_probe], micro)}
+        if held_probe:
+            res["heldout"] = _evaluate(accelerator, model, enc, [heldout_examples[i] for i in held_probe], [held_ids[i] for i in held_probe], micro)
+        return res
+
+    if start == 0:
+        evals["start"] = run_eval("start")
+    else:  # the checkpoint's own start evaluation (the file _resume read)
+        evals["start"] = (state or {}).get("evals", {}).get("start")
+    end = config.steps if config.stop_after is None else min(config.steps, start + config.stop_after)
+    bar = tqdm(total=config.steps, initial=start, desc="training", unit="step", disable=not accelerator.is_main_process, file=sys.stderr)
+    log_path = out / "train_log.jsonl"
+    started = time.perf_counter()
+    seen = 0
+    for step in range(start, end):
+        lr = learning_rate_at(config, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        idx = paired_stream(len(train_examples), config.seed, step, config.batch_size)
+        labels = sampled_labels(targets[idx], config.seed, step, np.arange(config.batch_size)) if config.objective == "sft" else None
+        step_loss, finite_grads = _gradients(accelerator, model, params, enc, [train_ids[i] for i in idx], targets[idx], labels, config, accum)
+        if not (math.isfinite(step_loss) and finite_grads):
+            bar.close()
+            optimizer.zero_grad(set_to_none=True)
+            _stop_non_finite(accelerator, out, step, step_loss, lr)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        seen += config.batch_size
+        done = step + 1
+        entry = {"step": done, "loss": step_loss, "lr": lr}
+        if config.eval_every and done % config.eval_every == 0 and done < config.steps:
+            entry["eval"] = run_eval(f"step {done}")
+        history.append(entry)
+        if accelerator.is_main_process:
+            if done % config.log_every == 0 or "eval" in entry:
+                with log_path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(entry) + "\n")
+            bar.set_postfix(loss=f"{step_loss:.4f}")
+            bar.update(1)
+        if (config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps) or (done == end and done < config.steps):
+            _save_checkpoint(accelerator, out, done, history, config, evals)
+    bar.close()
+    seconds = time.perf_counter() - started
+    finished = end >= config.steps
+    summary = _summary(config, accelerator, model_path, accum, len(train_examples), len(heldout_examples), end, finished,
+                       history, seconds, seen)  # fmt: skip
+    if finished:
+        evals["end"] = run_eval("end")
+        summary["evals"] = evals
+        _save_model(accelerator, model, tokenizer, config, out / "model")
+        summary["saved_model"] = str(out / "model")
+    else:
+        summary["evals"] = evals
+        summary["resume_with"] = f"the same command: training continues from {out / 'checkpoints'} at step {end}"
+    if accelerator.is_main_process:
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return summary
+
+
+def _summary(config: TrainConfig, accelerator: Any, model_path: str, accum: int, n_train: int, n_heldout: int, end: int,
+             finished: bool, history: list[dict], seconds: float, seen: int) -> dict[str, Any]:  # fmt: skip
+    """What ``train_summary.json`` says of a session (its evaluations and the saved model are added by ``train``)."""
+    return {
+        "config": cfg.to_dict(config),
+        "model_path": model_path,
+        "world_size": accelerator.num_processes,
+        "process_index": accelerator.process_index,
+        "gradient_accumulation": accum,
+        "device": str(accelerator.device),
+        "distributed_type": str(accelerator.distributed_type),
+        "n_train_examples": n_train,
+        "n_heldout_examples": n_heldout,
+        "steps_done": end,
+        "finished": finished,
+        "final_loss": history[-1]["loss"] if history else None,
+        "seconds_this_session": round(seconds, 2),
+        "examples_per_second_this_session": round(seen / seconds, 3) if seconds > 0 and seen else None,
+        "seeds": {"data_order": config.seed, "torch": config.seed},
+    }
+
+
+def _resume(accelerator: Any, out: Path, config: TrainConfig, log) -> tuple[int, list[dict], dict | None]:
+    """(first step, history so far, the checkpoint's state or None): the last checkpoint loaded when ``resume`` finds
+    one written with this config (its later log lines cut), else the folder's stale run files removed."""
     start = 0
     history: list[dict] = []
+    state: dict | None = None
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
     checkpoints = _checkpoints(out) if config.resume else []
@@ -298,106 +393,38 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
             elif stale.exists():
                 stale.unlink()
     accelerator.wait_for_everyone()
+    return start, history, state
 
-    evals: dict[str, Any] = {}
-    micro = config.micro_batch_size
-    train_probe = list(range(min(len(train_examples), config.eval_max_examples)))
-    held_probe = list(range(min(len(heldout_examples), config.eval_max_examples)))
 
-    def run_eval(tag: str) -> dict:
-        res = {"train": _evaluate(accelerator, model, enc, [train_examples[i] for i in train_probe], [train_ids[i] for i in train_probe], micro)}
-        if held_probe:
-            res["heldout"] = _evaluate(accelerator, model, enc, [heldout_examples[i] for i in held_probe], [held_ids[i] for i in held_probe], micro)
-        return res
+def _gradients(accelerator: Any, model: Any, params: list, enc: Any, batch_ids: list, batch_targets: np.ndarray,
+               labels: np.ndarray | None, config: TrainConfig, accum: int) -> tuple[float, bool]:  # fmt: skip
+    """One optimizer step's gradients, accumulated over ``accum`` micro-batches of this process's share of the
+    step's examples (gradients clipped to ``max_grad_norm``): (the step's mean loss over all processes, whether
+    every gradient is finite)."""
+    import torch
 
-    if start == 0:
-        evals["start"] = run_eval("start")
+    world, rank, micro = accelerator.num_processes, accelerator.process_index, config.micro_batch_size
+    local_sum = torch.zeros(1, dtype=torch.float64, device=accelerator.device)
+    for g in range(accum):
+        lo = (g * world + rank) * micro
+        rows = np.arange(lo, lo + micro)
+        batch = [batch_ids[i] for i in rows]
+        sync = g == accum - 1
+        ctx = accelerator.no_sync(model) if not sync and world > 1 else contextlib.nullcontext()
+        with ctx:
+            with accelerator.autocast():
+                per = _batch_loss(model, enc, batch, batch_targets[rows], None if labels is None else labels[rows],
+                                  config.objective, accelerator.device)  # fmt: skip
+            loss = per.sum() * world / config.batch_size
+            accelerator.backward(loss)
+        local_sum += per.detach().double().sum()
+    step_loss = float(accelerator.reduce(local_sum, reduction="sum")) / config.batch_size
+    if config.max_grad_norm:
+        norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        finite_grads = bool(torch.isfinite(torch.as_tensor(norm)).all())
     else:
-        evals["start"] = json.loads((checkpoints[-1] / "trainer_state.json").read_text(encoding="utf-8")).get("evals", {}).get("start")
-    end = config.steps if config.stop_after is None else min(config.steps, start + config.stop_after)
-    bar = tqdm(total=config.steps, initial=start, desc="training", unit="step", disable=not accelerator.is_main_process, file=sys.stderr)
-    log_path = out / "train_log.jsonl"
-    started = time.perf_counter()
-    seen = 0
-    for step in range(start, end):
-        lr = learning_rate_at(config, step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        idx = paired_stream(len(train_examples), config.seed, step, config.batch_size)
-        labels = sampled_labels(targets[idx], config.seed, step, np.arange(config.batch_size)) if config.objective == "sft" else None
-        local_sum = torch.zeros(1, dtype=torch.float64, device=accelerator.device)
-        for g in range(accum):
-            lo = (g * world + rank) * micro
-            rows = np.arange(lo, lo + micro)
-            batch = [train_ids[i] for i in idx[rows]]
-            sync = g == accum - 1
-            ctx = accelerator.no_sync(model) if not sync and world > 1 else contextlib.nullcontext()
-            with ctx:
-                with accelerator.autocast():
-                    per = _batch_loss(model, enc, batch, targets[idx[rows]], None if labels is None else labels[rows],
-                                      config.objective, accelerator.device)  # fmt: skip
-                loss = per.sum() * world / config.batch_size
-                accelerator.backward(loss)
-            local_sum += per.detach().double().sum()
-        step_loss = float(accelerator.reduce(local_sum, reduction="sum")) / config.batch_size
-        if config.max_grad_norm:
-            norm = accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            finite_grads = bool(torch.isfinite(torch.as_tensor(norm)).all())
-        else:
-            finite_grads = all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
-        if not (math.isfinite(step_loss) and finite_grads):
-            bar.close()
-            optimizer.zero_grad(set_to_none=True)
-            _stop_non_finite(accelerator, out, step, step_loss, lr)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        seen += config.batch_size
-        done = step + 1
-        entry = {"step": done, "loss": step_loss, "lr": lr}
-        if config.eval_every and done % config.eval_every == 0 and done < config.steps:
-            entry["eval"] = run_eval(f"step {done}")
-        history.append(entry)
-        if accelerator.is_main_process:
-            if done % config.log_every == 0 or "eval" in entry:
-                with log_path.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(entry) + "\n")
-            bar.set_postfix(loss=f"{step_loss:.4f}")
-            bar.update(1)
-        if (config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps) or (done == end and done < config.steps):
-            _save_checkpoint(accelerator, out, done, history, config, evals)
-    bar.close()
-    seconds = time.perf_counter() - started
-    finished = end >= config.steps
-    summary: dict[str, Any] = {
-        "config": cfg.to_dict(config),
-        "model_path": model_path,
-        "world_size": world,
-        "process_index": rank,
-        "gradient_accumulation": accum,
-        "device": str(accelerator.device),
-        "distributed_type": str(accelerator.distributed_type),
-        "n_train_examples": len(train_examples),
-        "n_heldout_examples": len(heldout_examples),
-        "steps_done": end,
-        "finished": finished,
-        "final_loss": history[-1]["loss"] if history else None,
-        "seconds_this_session": round(seconds, 2),
-        "examples_per_second_this_session": round(seen / seconds, 3) if seconds > 0 and seen else None,
-        "seeds": {"data_order": config.seed, "torch": config.seed},
-    }
-    if finished:
-        evals["end"] = run_eval("end")
-        summary["evals"] = evals
-        _save_model(accelerator, model, tokenizer, config, out / "model")
-        summary["saved_model"] = str(out / "model")
-    else:
-        summary["evals"] = evals
-        summary["resume_with"] = f"the same command: training continues from {out / 'checkpoints'} at step {end}"
-    if accelerator.is_main_process:
-        (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return summary
+        finite_grads = all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
+    return step_loss, finite_grads
 
 
 def check_out_folder(out: Path, config: TrainConfig) -> None:
