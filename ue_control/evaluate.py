@@ -273,7 +273,8 @@ def evaluate(config: EvaluateConfig, log=print) -> dict[str, Any]:
         arow = model_measures(a_recs, a_utils, a_prefs, coding, truth, None, config.seed)
         arow["position_bias"] = _cell(None, note="the assembly's targets carry no position preference by construction")
         table["assembly"] = arow
-        slices = json.loads((run / "bias.json").read_text(encoding="utf-8")) if (run / "bias.json").is_file() else {}
+        slices = read_json(run / "bias.json", lambda exc: f"{run / 'bias.json'}: cannot be read ({exc}); run `ue control assemble` "
+                           "again") if (run / "bias.json").is_file() else {}  # fmt: skip
         report.setdefault("slices", {})[part] = {who.removeprefix("slice:"): {"lean": rows[part].get("utility_gap"), "n_citizens": rows[part].get("n_citizens")}
                                                  for who, rows in slices.items() if who.startswith("slice:") and part in rows}  # fmt: skip
         report["results"][part] = table

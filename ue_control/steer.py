@@ -223,7 +223,7 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     # a sweep's sub-runs resume by folder; another configuration must not reuse their answers
     mine = {**asdict(config), "out": None, "representations": str(rep.resolve())}
     saved = out / "steer_config.json"
-    if saved.is_file() and json.loads(saved.read_text(encoding="utf-8")) != mine:
+    if saved.is_file() and read_json(saved, lambda exc: f"{saved}: cannot be read ({exc}); remove it or choose a new out folder") != mine:
         raise UserError(f"{out} holds a steering sweep with another configuration; rerun with the same settings or choose a new out folder")
     saved.write_text(json.dumps(mine, indent=2) + "\n", encoding="utf-8")
 
