@@ -48,6 +48,7 @@ from ue_metrics.simulate import Responder
 from ue_tasks.generation import Generation
 from ue_tasks.outcomes import OutcomeSet, load_outcomes
 from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, holdout_size, make_plan
+from ue_tasks.queries import Query, queries_for
 from ue_tasks.templates import SYSTEM_MESSAGE, get_template
 
 OutcomeSource = str | Callable[[Mapping[str, Any]], OutcomeSet]
@@ -157,6 +158,13 @@ class Experiment:
                 raise ValueError(f"experiment {self.name!r} has a custom plan but no plan_builder")
             return self.plan_builder(outcomes, spec, self.resolve_options(options))
         return make_plan(len(outcomes), spec)
+
+    def queries(self, outcomes: OutcomeSet, plan: ComparisonPlan, *, template: str, system_message: str,
+                options: Mapping[str, Any] | None = None, split: str | None = None) -> list[Query]:  # fmt: skip
+        """Both orderings of the plan's pairs as queries under ``template``: the one place every path (``ue run``,
+        the lm-eval and Inspect tasks) turns a plan into prompts. An experiment that asks its plan under several
+        prompts (``robustness``: one per wording) overrides this."""
+        return queries_for(outcomes, plan, experiment=self.name, template=template, system_message=system_message, split=split)
 
     def responder(self, name: str | None, outcomes: OutcomeSet, seed: int) -> Responder:
         if not self.responders:

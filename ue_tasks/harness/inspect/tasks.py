@@ -45,7 +45,7 @@ from ue_tasks.harness.inspect.scorer import (
     preference_votes,
 )
 from ue_tasks.plan import PlanSpec
-from ue_tasks.queries import Query, interleave_holdout, queries_for, read_queries
+from ue_tasks.queries import Query, interleave_holdout, read_queries
 from ue_tasks.templates import get_template
 
 SAMPLES_PER_ORDERING = 10  # K (docs/method.md §1.4)
@@ -135,8 +135,8 @@ def _queries(experiment: str, outcomes: str | None, seed: Any, budget: Any, temp
     system = exp.system_message if system_message is None else system_message
     # the same document order as the lm-eval tasks (holdout pairs spread among the training pairs), so a --limit
     # keeps the same queries in both harnesses and still scores some holdout pairs
-    return interleave_holdout(queries_for(oset, exp.build_plan(oset, spec, options), experiment=exp.name, template=template,
-                                          system_message=system)) # fmt: skip
+    return interleave_holdout(exp.queries(oset, exp.build_plan(oset, spec, options), template=template, system_message=system,
+                                          options=options))  # fmt: skip
 
 
 def _utility_task(
