@@ -18,7 +18,9 @@ Across variants:
   outcome on these factors is fitted for every subset of them; the share of content, label and position is each
   one's Shapley value — its average drop in deviance when added, over every order of adding the three — and the
   variant factor's is its drop when added last (an interaction of outcome and wording comes after the shared
-  utilities), each divided by the deviance all four explain together. ``unexplained_share`` is the deviance left by all four over that of a fair coin;
+  utilities). Each factor's drop is taken beyond the drop it gives on a fair coin's answers of the same design
+  (sampled answers carry noise that a factor with many parameters fits in part), and divided by the sum of these
+  excess drops. ``unexplained_share`` is 1 − that sum over a fair coin's deviance;
 - each pair of outcomes is **robust** when every variant and ordering prefers the same outcome by at least
   ``margin`` (0.1: P ≥ 0.6), **indifferent** when it is not robust and its preference pooled over all variants and
   orderings lies within 0.5 ± ``margin``, and **fragile** otherwise (the preferred outcome changes with the
@@ -29,13 +31,15 @@ Across variants:
 
 Next to them the values of a fair coin: a Spearman correlation of 0 and a flip rate of 0.5 in expectation.
 The verdict: "no signal" when the four factors explain under 5 % of a coin's deviance; "utilities stable across
-wording" when content is the largest share, the variant share is under 0.1 and the mean Spearman is at least 0.9;
-"wording-bound" when content is the largest share otherwise; else the largest of the label, position and variant
+wording" when content is the largest share and the variant share is under 0.1 (the correlations do not decide: sampled
+answers lower them even for a model whose utilities ignore the wording); "wording-bound" when content is the largest
+share otherwise; else the largest of the label, position and variant
 factors names it ("label-bound", "position-bound", "wording-bound").
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections import defaultdict
@@ -50,7 +54,6 @@ from ue_metrics.errors import UserError
 
 FACTORS = ("content", "variant", "label", "position")
 MARGIN = 0.1
-STABLE_SPEARMAN = 0.9
 STABLE_VARIANT = 0.1
 NO_SIGNAL = 0.05
 BOOTSTRAP = 200
@@ -99,12 +102,13 @@ class Answers:
                     self.ids.append(oid)
             label = 1.0 if r["shown_first"] == "a" else -1.0  # +1: outcome a carries the label "A"
             position = label if first_label.get(v, "A") == "A" else -label  # +1: outcome a is displayed first
-            rows.append((oidx[r["a_id"]], oidx[r["b_id"]], vidx[v], label, position, got[0], got[1]))
+            rows.append((oidx[r["a_id"]], oidx[r["b_id"]], vidx[v], label, position, got[0], got[1], r["mode"] == "sample"))
         if not rows:
             raise UserError("none of the robustness records holds a usable answer; a run with no answers is an error, not a result")
         arr = np.array(rows, dtype=float)
         self.a, self.b, self.v = arr[:, 0].astype(int), arr[:, 1].astype(int), arr[:, 2].astype(int)
         self.label, self.position, self.y, self.w = arr[:, 3], arr[:, 4], arr[:, 5], arr[:, 6]
+        self.sampled = arr[:, 7] > 0
         self.n, self.n_variants = len(self.ids), len(self.variants)
 
 
@@ -169,25 +173,43 @@ def fit_factors(ans: Answers, factors: Sequence[str]) -> float:
     return _deviance(eta_of(res.x), ans)
 
 
-def decompose(ans: Answers) -> dict[str, float]:
-    """Each factor's share of the deviance the four explain together, and the unexplained share. The three main
-    effects (content, label, position) share by Shapley value: each one's drop in deviance when added, averaged over
-    every order of adding them. The variant factor — each wording's own deviation of every utility — is an
-    interaction of outcome and wording, so it is added last, after the shared utilities (fitted before them it would
-    take the shared utilities over, once per variant)."""
+def _drops(ans: Answers) -> tuple[dict[str, float], float]:
+    """Each factor's drop in deviance and a fair coin's deviance. The three main effects (content, label,
+    position) by Shapley value: each one's drop when added, averaged over every order of adding them. The variant
+    factor — each wording's own deviation of every utility — is an interaction of outcome and wording, so it is
+    added last, after the shared utilities (fitted before them it would take the shared utilities over, once per
+    variant)."""
     main = ("content", "label", "position")
     dev = {frozenset(s): fit_factors(ans, s) for m in range(len(main) + 1) for s in itertools.combinations(main, m)}
-    null, full = dev[frozenset()], fit_factors(ans, FACTORS)
-    explained = null - full
     value = dict.fromkeys(FACTORS, 0.0)
     for order in itertools.permutations(main):
         have: frozenset[str] = frozenset()
         for f in order:
             value[f] += (dev[have] - dev[have | {f}]) / math.factorial(len(main))
             have = have | {f}
-    value["variant"] = dev[frozenset(main)] - full
-    out = {f"{f}_share": (value[f] / explained if explained > 0 else float("nan")) for f in FACTORS}
-    out["unexplained_share"] = full / null if null > 0 else float("nan")
+    value["variant"] = dev[frozenset(main)] - fit_factors(ans, FACTORS)
+    return value, dev[frozenset()]
+
+
+def coin_like(ans: Answers, rng: np.random.Generator) -> Answers:
+    """The same answers' design (pairs, variants, labels, positions, votes) answered by a fair coin: K votes drawn
+    at ½ where the answers were sampled, exactly ½ where they were log-probabilities."""
+    coin = copy.copy(ans)
+    votes = rng.binomial(np.round(ans.w).astype(np.int64), 0.5)
+    coin.y = np.where(ans.sampled, votes / np.maximum(ans.w, 1), 0.5)
+    return coin
+
+
+def decompose(ans: Answers, rng: np.random.Generator) -> dict[str, float]:
+    """Each factor's share of what the four explain beyond what they explain of a fair coin's answers of the same
+    design (sampled answers carry noise any factor with many parameters fits in part; the coin's drop in deviance is
+    that part), and the unexplained share: the deviance left, over a coin's."""
+    value, null = _drops(ans)
+    noise, _ = _drops(coin_like(ans, rng))
+    excess = {f: max(value[f] - noise[f], 0.0) for f in FACTORS}
+    explained = sum(excess.values())
+    out = {f"{f}_share": (excess[f] / explained if explained > 0 else float("nan")) for f in FACTORS}
+    out["unexplained_share"] = 1 - explained / null if null > 0 else float("nan")
     return out
 
 
@@ -307,14 +329,15 @@ def flip_rate(prefs: Mapping[tuple[str, str], Mapping[tuple[str, str], float]], 
     return flips / total if total else float("nan")
 
 
-def verdict(shares: Mapping[str, float], mean_spearman: float) -> str:
+def verdict(shares: Mapping[str, float]) -> str:
     if not math.isfinite(shares["unexplained_share"]) or 1 - shares["unexplained_share"] < NO_SIGNAL:
         return "no signal"
     others = {"label": "label-bound", "position": "position-bound", "variant": "wording-bound"}
     top = max(FACTORS, key=lambda f: shares[f"{f}_share"] if math.isfinite(shares[f"{f}_share"]) else -1)
     if top == "content":
-        stable = mean_spearman >= STABLE_SPEARMAN and shares["variant_share"] < STABLE_VARIANT
-        return "utilities stable across wording" if stable else "wording-bound"
+        # the variant share is taken beyond what sampling noise gives a coin; the correlations are not (sampled
+        # answers lower them even for a model whose utilities ignore the wording), so they do not decide
+        return "utilities stable across wording" if shares["variant_share"] < STABLE_VARIANT else "wording-bound"
     return others[top]
 
 
@@ -333,13 +356,13 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any, opt
     prefs = pair_preferences(records, unparsed)
     classes = classify_pairs(prefs, margin)
     n_pairs = sum(classes.values())
-    shares = decompose(ans)
+    shares = decompose(ans, np.random.default_rng([seed, 4711]))
     flips = flip_rate(prefs, ans.variants)
     r = corr["mean_pearson"]
     texts = {oid: str(o.get("text", "")) for oid, o in outcomes.items()}
     moved = rank_spread(corr["U"], corr["variants"], corr["outcomes"], texts)
     headline = {
-        "verdict": verdict(shares, corr["mean_spearman"]),
+        "verdict": verdict(shares),
         "mean_spearman": corr["mean_spearman"],
         "mean_spearman_random": COIN["mean_spearman"],
         "min_spearman": corr["min_spearman"],

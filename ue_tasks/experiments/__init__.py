@@ -41,7 +41,7 @@ import math
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder
@@ -107,6 +107,10 @@ class Experiment:
     side_runs: SideRuns | None = None  # runs of this experiment `ue run` makes first, beside this one (entity runs)
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # named option sets (--option variant=NAME)
     collection: Collection | None = None  # experiments that gather something other than answers (hidden states)
+
+    # record fields this experiment varies on purpose within one run (robustness: the template and system message of
+    # each wording), pooled when its records are read back rather than refused as another model's
+    prompt_fields: ClassVar[tuple[str, ...]] = ()
 
     @property
     def metrics(self) -> tuple[str, ...]:

@@ -133,6 +133,8 @@ def first_labels(options: Mapping[str, Any], records: Sequence[dict], run: Mappi
 class Robustness(Experiment):
     """The one experiment whose queries are its plan asked once per prompt variant."""
 
+    prompt_fields = ("template", "system_message")
+
     def queries(self, outcomes: OutcomeSet, plan: ComparisonPlan, *, template: str, system_message: str,
                 options: Mapping[str, Any] | None = None, split: str | None = None) -> list[Query]:  # fmt: skip
         from dataclasses import replace
