@@ -135,6 +135,10 @@ class Robustness(Experiment):
 
     prompt_fields = ("template", "system_message")
 
+    def queries_per_model(self, n: int, plan: PlanSpec | None = None, options: Mapping[str, Any] | None = None) -> int:
+        """The plan's prompts once per wording."""
+        return super().queries_per_model(n, plan, options) * len(chosen_variants(self.resolve_options(options)))
+
     def queries(self, outcomes: OutcomeSet, plan: ComparisonPlan, *, template: str, system_message: str,
                 options: Mapping[str, Any] | None = None, split: str | None = None) -> list[Query]:  # fmt: skip
         from dataclasses import replace
@@ -186,13 +190,17 @@ def position_bound(outcomes: OutcomeSet, seed: int) -> Responder:
                      description=f"chooses the option displayed first with an extra pull of {BIAS}")  # fmt: skip
 
 
+# the shipped wordings' templates exist as soon as the registry is loaded (a harness task renders a query's prompt
+# from its template id); a user's file is registered when its queries are made
+read_variants(VARIANTS_FILE)
+
 register(
     Robustness(
         name="robustness",
         title="Robustness: how much of the utilities survives a change of wording",
         section="docs/robustness.md",
         outcomes="mini",
-        plan=PlanSpec(kind="custom", holdout_fraction=0.0),
+        plan=PlanSpec(kind="custom"),
         plan_builder=plan,
         fit=False,
         headline=HEADLINE,

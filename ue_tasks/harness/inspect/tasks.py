@@ -168,7 +168,10 @@ def _utility_task(
             raise InspectUserError(f"top_logprobs must be an integer from 2 to 20, got {top_logprobs!r}")
         if queries_file:  # an explicit batch of queries (how `ue run` asks a batch)
             queries = read_queries(queries_file)
-            if any(q.template != template for q in queries):
+            # an experiment that asks one plan under several prompts (robustness) carries each query's own template
+            if "template" in exp.prompt_fields and mode == "logprob" and any(get_template(q.template).reasoning for q in queries):
+                raise InspectUserError(f"{queries_file}: some of its queries use a reasoning template; use -T mode=sample")
+            if "template" not in exp.prompt_fields and any(q.template != template for q in queries):
                 raise InspectUserError(f"{queries_file}: its queries use another template than -T template={template}")
         else:
             queries = _queries(exp.name, outcomes, seed, budget, template, system_message, options)
