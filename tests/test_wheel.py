@@ -43,6 +43,7 @@ SMALL: dict[str, list[str]] = {
     "power_seeking": ["--utilities", "{utilities}", "--outcomes", "mini", "--budget", "150"],
     "corrigibility": ["--outcomes", "mini", "--option", "n=20", "--budget", "150"],
     "representations": ["--utilities", "{utilities}"],
+    "robustness": ["--budget", "30", "--option", "variants=paper,b_first,one_line", "--option", "bootstrap=20"],
 }  # fmt: skip
 # these read the `utilities` run above; the others make their own
 AFTER_UTILITIES = ("power_seeking", "representations")

@@ -44,12 +44,13 @@ RANDOM_NAME = "random responder"
 CONVERGENCE_KEY = "convergence/mean_pearson"
 # coherence metrics of the main run shown first, in this order (docs/method.md §3.4, §9)
 PRIMARY = ("utilities/holdout_accuracy", "utilities/holdout_log_loss", "utilities/average_confidence", "transitivity/cycle_probability",
-           "utilities/cycle_rate", "utilities/position_bias", "utilities/order_gap", "utilities/unparsed_rate",
+           "robustness/mean_spearman", "utilities/cycle_rate", "utilities/position_bias", "utilities/order_gap", "utilities/unparsed_rate",
            "utilities/mean_label_mass")  # fmt: skip
 LABELS = {
     "holdout_accuracy": "held-out accuracy", "holdout_log_loss": "held-out log loss", "average_confidence": "average confidence",
     "cycle_rate": "cycle rate (graph)", "order_gap": "order gap", "position_bias": "position bias", "unparsed_rate": "unparsed rate",
     "mean_label_mass": "label mass", "cycle_probability": "cycle probability", "mean_pearson": "mean convergence (Pearson)",
+    "mean_spearman": "mean Spearman across wordings",
 }  # fmt: skip
 # a fair coin's value of coherence metrics the analyses do not pair with a random value (any mode)
 COIN_VALUES = {"utilities/position_bias": 0.0, "utilities/cycle_rate": 0.25, "utilities/unparsed_rate": 0.0}

@@ -240,12 +240,13 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     seed = int(config.get("seed", 0))
     opts = {**(config.get("options") or {}), **(options or {})}
     groups = group_records(got.records, by) if by else {"": got.records}
+    exp = experiments.get(experiments.with_variant(name or _single_experiment(got.records))[0])
     for group in groups.values():
-        check_not_mixed(group)
+        check_not_mixed(group, pool=exp.prompt_fields)  # an experiment that varies the prompt on purpose says which fields
     groups = {label: got.deduplicate(group) for label, group in groups.items()}
     for note in got.notes():
         log(note)
-    asks = experiments.get(experiments.with_variant(name or _single_experiment(got.records))[0]).free_answers is not None
+    asks = exp.free_answers is not None
     folder = paths[0] if config else None  # a run folder: files beside the records (hidden states) are read from it
     if by:
         done = {}

@@ -120,6 +120,17 @@ TEMPLATES.update({
 })  # fmt: skip
 
 
+def register_template(template: Template) -> Template:
+    """Add a template (an experiment's prompt variants, a user's own file of them); one id holds one text."""
+    have = TEMPLATES.get(template.id)
+    if have is not None and have != template:
+        raise UserError(f"template {template.id!r} is registered with another text; give the new template another id")
+    if "{option_a}" not in template.text or "{option_b}" not in template.text:
+        raise UserError(f"template {template.id!r} must hold both {{option_a}} and {{option_b}}")
+    TEMPLATES[template.id] = template
+    return template
+
+
 def get_template(template_id: str) -> Template:
     try:
         return TEMPLATES[template_id]

@@ -319,7 +319,7 @@ class InspectBackend(Backend):
 
         with tempfile.TemporaryDirectory(prefix="ue-run-") as tmp:
             qfile = write_queries(queries, Path(tmp) / "queries.jsonl")
-            task = utility(queries_file=str(qfile), mode=self.mode, template=queries[0].template, samples=self.samples,
+            task = utility(experiment=queries[0].experiment, queries_file=str(qfile), mode=self.mode, template=queries[0].template, samples=self.samples,
                            seed=self.seed)  # fmt: skip
             logs = inspect_eval(task, model=self.model, model_args=dict(self._model_args), log_dir=tmp,
                                 display="none", seed=self.seed, metadata={"ue_model": self.identity.to_dict()})  # fmt: skip

@@ -45,7 +45,7 @@ from ue_tasks.active.cache import AnswerCache
 from ue_tasks.active.strategies import STRATEGIES, select_pairs
 from ue_tasks.outcomes import OutcomeSet
 from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, make_plan
-from ue_tasks.queries import Query, queries_for, run_id_for
+from ue_tasks.queries import Query, run_id_for
 from ue_tasks.templates import get_template
 
 BATCH = 256  # queries per harness call; records are appended after each batch
@@ -360,8 +360,8 @@ class Elicitation:
     # --- asking -------------------------------------------------------------------------------------------
     def queries(self, plan: ComparisonPlan, split: str | None = None) -> list[Query]:
         exp, cfg = self.experiment, self.config
-        return queries_for(self.outcomes, plan, experiment=exp.name, template=cfg.template,
-                           system_message=cfg.system_message or "", split=split)  # fmt: skip
+        return exp.queries(self.outcomes, plan, template=cfg.template, system_message=cfg.system_message or "",
+                           options=cfg.options, split=split)  # fmt: skip
 
     def _pairs_plan(self, pairs: np.ndarray, split: str) -> ComparisonPlan:
         return ComparisonPlan(n_outcomes=self.n, pairs=pairs, split=np.array([split] * len(pairs)), seed=self.config.seed, config={})

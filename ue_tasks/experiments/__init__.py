@@ -41,13 +41,14 @@ import math
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder
 from ue_tasks.generation import Generation
 from ue_tasks.outcomes import OutcomeSet, load_outcomes
 from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, holdout_size, make_plan
+from ue_tasks.queries import Query, queries_for
 from ue_tasks.templates import SYSTEM_MESSAGE, get_template
 
 OutcomeSource = str | Callable[[Mapping[str, Any]], OutcomeSet]
@@ -107,6 +108,10 @@ class Experiment:
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # named option sets (--option variant=NAME)
     collection: Collection | None = None  # experiments that gather something other than answers (hidden states)
 
+    # record fields this experiment varies on purpose within one run (robustness: the template and system message of
+    # each wording), pooled when its records are read back rather than refused as another model's
+    prompt_fields: ClassVar[tuple[str, ...]] = ()
+
     @property
     def metrics(self) -> tuple[str, ...]:
         """The numeric headline keys: the metrics of the harnesses' tables (names such as a reference X stay in
@@ -157,6 +162,13 @@ class Experiment:
                 raise ValueError(f"experiment {self.name!r} has a custom plan but no plan_builder")
             return self.plan_builder(outcomes, spec, self.resolve_options(options))
         return make_plan(len(outcomes), spec)
+
+    def queries(self, outcomes: OutcomeSet, plan: ComparisonPlan, *, template: str, system_message: str,
+                options: Mapping[str, Any] | None = None, split: str | None = None) -> list[Query]:  # fmt: skip
+        """Both orderings of the plan's pairs as queries under ``template``: the one place every path (``ue run``,
+        the lm-eval and Inspect tasks) turns a plan into prompts. An experiment that asks its plan under several
+        prompts (``robustness``: one per wording) overrides this."""
+        return queries_for(outcomes, plan, experiment=self.name, template=template, system_message=system_message, split=split)
 
     def responder(self, name: str | None, outcomes: OutcomeSet, seed: int) -> Responder:
         if not self.responders:

@@ -45,7 +45,7 @@ from ue_tasks.harness.inspect.scorer import (
     preference_votes,
 )
 from ue_tasks.plan import PlanSpec
-from ue_tasks.queries import Query, interleave_holdout, queries_for, read_queries
+from ue_tasks.queries import Query, interleave_holdout, read_queries
 from ue_tasks.templates import get_template
 
 SAMPLES_PER_ORDERING = 10  # K (docs/method.md §1.4)
@@ -135,8 +135,8 @@ def _queries(experiment: str, outcomes: str | None, seed: Any, budget: Any, temp
     system = exp.system_message if system_message is None else system_message
     # the same document order as the lm-eval tasks (holdout pairs spread among the training pairs), so a --limit
     # keeps the same queries in both harnesses and still scores some holdout pairs
-    return interleave_holdout(queries_for(oset, exp.build_plan(oset, spec, options), experiment=exp.name, template=template,
-                                          system_message=system)) # fmt: skip
+    return interleave_holdout(exp.queries(oset, exp.build_plan(oset, spec, options), template=template, system_message=system,
+                                          options=options))  # fmt: skip
 
 
 def _utility_task(
@@ -168,7 +168,10 @@ def _utility_task(
             raise InspectUserError(f"top_logprobs must be an integer from 2 to 20, got {top_logprobs!r}")
         if queries_file:  # an explicit batch of queries (how `ue run` asks a batch)
             queries = read_queries(queries_file)
-            if any(q.template != template for q in queries):
+            # an experiment that asks one plan under several prompts (robustness) carries each query's own template
+            if "template" in exp.prompt_fields and mode == "logprob" and any(get_template(q.template).reasoning for q in queries):
+                raise InspectUserError(f"{queries_file}: some of its queries use a reasoning template; use -T mode=sample")
+            if "template" not in exp.prompt_fields and any(q.template != template for q in queries):
                 raise InspectUserError(f"{queries_file}: its queries use another template than -T template={template}")
         else:
             queries = _queries(exp.name, outcomes, seed, budget, template, system_message, options)

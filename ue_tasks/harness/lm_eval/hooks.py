@@ -34,7 +34,7 @@ from typing import Any
 
 from ue_metrics.errors import UserError
 from ue_tasks.plan import PlanSpec
-from ue_tasks.queries import Query, interleave_holdout, queries_for, read_queries
+from ue_tasks.queries import Query, interleave_holdout, read_queries
 
 PAYLOAD_FIELDS = ("a_id", "b_id", "shown_first", "split", "mode", "p_a", "n_a", "n_b", "n_unparsed", "label_mass", "key",
                   "n_a_exact", "n_b_exact")
@@ -78,8 +78,8 @@ def documents(
         opts = {**(options or {}), **({"outcomes": outcomes} if outcomes else {})}
         oset = exp.outcome_set(opts)
         spec = plan or exp.plan
-        queries = interleave_holdout(queries_for(oset, exp.build_plan(oset, spec, options), experiment=exp.name,
-                                                 template=template or exp.template, system_message=exp.system_message))  # fmt: skip
+        queries = interleave_holdout(exp.queries(oset, exp.build_plan(oset, spec, options), template=template or exp.template,
+                                                 system_message=exp.system_message, options=options))  # fmt: skip
     docs = []
     opts = dict(options or {})
     for q in queries:

@@ -1,0 +1,222 @@
+"""Robustness (docs/robustness.md): the same plan of pairs asked under a family of prompt variants — the paper's
+template, the same without the system message, four paraphrases of the instruction, "Outcome" for "Option",
+each option on one line, option B displayed above option A — both orderings each, every variant fitted on its own.
+The analysis (``ue_metrics/analyses/robustness.py``) measures how much of the utilities survives the change of
+wording: cross-variant correlations, preference flips, the outcomes that move most, and a decomposition of the
+answers into content, variant, label and position.
+
+Variants are data: ``data/robustness_variants.json`` (each a template id or its own text, the label displayed
+first, the system message). ``--option variants=paper,paraphrase_1,b_first`` chooses among them;
+``--option variants_file=FILE`` reads a file of the same format instead (your own wordings). Every variant's
+queries carry the variant's id as their ``group`` and their own template id (``robustness/<variant>``), so a
+record says which wording it answered.
+
+Simulated responders with a known answer: ``invariant`` (one Thurstonian utility per outcome, whatever the
+wording), ``perturbed`` (each variant adds its own N(0, 0.5²) to every utility: a cross-variant Pearson
+correlation near 1/(1 + 0.5²) = 0.8), ``label_bound`` (answers "A" far more often than its utilities say, in every
+variant), ``position_bound`` (chooses the option displayed first: "A" in most variants, "B" where B is displayed
+first) and ``random`` (a fair coin).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ue_metrics.errors import UserError
+from ue_metrics.simulate import Responder, coin_responder, thurstonian_responder
+from ue_tasks.experiments import Experiment, register
+from ue_tasks.outcomes import OutcomeSet
+from ue_tasks.plan import ComparisonPlan, PlanSpec, make_plan
+from ue_tasks.queries import Query, queries_for
+from ue_tasks.templates import SYSTEM_MESSAGE, Template, get_template, register_template
+
+VARIANTS_FILE = Path(__file__).with_name("data") / "robustness_variants.json"
+PERTURBATION = 0.5  # the planted per-variant spread of the `perturbed` responder, in units of the utilities' spread
+BIAS = 0.35  # the pull of the label- and position-bound responders (P(the favoured answer) ≈ 0.5 + BIAS on a tie)
+HEADLINE = (
+    "verdict", "mean_spearman", "mean_spearman_random", "min_spearman", "mean_pearson", "flip_rate", "flip_rate_random",
+    "content_share", "variant_share", "label_share", "position_share", "unexplained_share", "robust_share",
+    "fragile_share", "indifferent_share", "wording_sd", "n_variants",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One wording: its id, its registered template, its system message and the label displayed first."""
+
+    id: str
+    template: str
+    system_message: str
+    first_label: str
+    about: str = ""
+
+
+def read_variants(path: str | Path) -> list[Variant]:
+    """The variants of a file in the format of ``data/robustness_variants.json``; their own texts are registered as
+    templates ``robustness/<id>``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file; give a variants file in the format of docs/robustness.md") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot be read as JSON ({exc}); give a variants file (docs/robustness.md)") from None
+    rows = data.get("variants") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise UserError(f"{path}: expected an object with a non-empty list 'variants' (docs/robustness.md)")
+    out: list[Variant] = []
+    for k, row in enumerate(rows, 1):
+        where = f"{path}: variant {k}"
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not row["id"].strip():
+            raise UserError(f"{where} needs an 'id' (a short name)")
+        vid = row["id"].strip()
+        if any(v.id == vid for v in out):
+            raise UserError(f"{where}: the id {vid!r} is used twice; give each variant its own id")
+        if ("text" in row) == ("template" in row):
+            raise UserError(f"{where} ({vid}) needs exactly one of 'template' (a registered template id) and 'text'")
+        first = row.get("first_label", "A")
+        if first not in ("A", "B"):
+            raise UserError(f"{where} ({vid}): 'first_label' must be \"A\" or \"B\", got {first!r}")
+        system = row.get("system_message", "default")
+        if not isinstance(system, str):
+            raise UserError(f"{where} ({vid}): 'system_message' must be \"default\", a text, or \"\" for none")
+        text = row["text"] if "text" in row else get_template(str(row["template"])).text
+        if not isinstance(text, str):
+            raise UserError(f"{where} ({vid}): 'text' must be a string holding {{option_a}} and {{option_b}}")
+        if get_template(str(row["template"])).reasoning if "template" in row else False:
+            raise UserError(f"{where} ({vid}): a reasoning template needs sampled answers; robustness asks single letters")
+        if text.find("{option_a}") < 0 or text.find("{option_b}") < 0:
+            raise UserError(f"{where} ({vid}): the text must hold both {{option_a}} and {{option_b}}")
+        shown_b_first = text.find("{option_b}") < text.find("{option_a}")
+        if shown_b_first != (first == "B"):
+            raise UserError(f"{where} ({vid}): 'first_label' is {first!r} but the text displays option "
+                            f"{'B' if shown_b_first else 'A'} first; make them agree")  # fmt: skip
+        template = register_template(Template(f"robustness/{vid}", text))
+        out.append(Variant(vid, template.id, SYSTEM_MESSAGE if system == "default" else system, first, str(row.get("about", ""))))
+    return out
+
+
+def chosen_variants(options: Mapping[str, Any]) -> list[Variant]:
+    """The run's variants: ``variants_file`` (else the shipped file), narrowed to ``variants`` when given."""
+    every = read_variants(options.get("variants_file") or VARIANTS_FILE)
+    wanted = options.get("variants") or "all"
+    if wanted == "all":
+        return every
+    names = [x.strip() for x in (wanted if isinstance(wanted, (list, tuple)) else str(wanted).split(",")) if x.strip()]
+    known = {v.id: v for v in every}
+    missing = [x for x in names if x not in known]
+    if missing:
+        raise UserError(f"--option variants: no variant {missing[0]!r}; use some of {', '.join(known)} (or all)")
+    if len(set(names)) < 2:
+        raise UserError("--option variants: robustness compares at least two different variants")
+    return [known[x] for x in dict.fromkeys(names)]
+
+
+def plan(outcomes: OutcomeSet, spec: PlanSpec, options: Mapping[str, Any]) -> ComparisonPlan:
+    """One random connected graph of pairs (``--budget`` pairs, default ⌊2·N·log2 N⌋), the same for every variant."""
+    from dataclasses import replace
+
+    return make_plan(len(outcomes), replace(spec, kind="graph"))
+
+
+def first_labels(options: Mapping[str, Any], records: Sequence[dict], run: Mapping[str, Any] | None) -> dict:
+    """What the analysis reads besides the records: which label each variant displays first."""
+    return {"first_label": {v.id: v.first_label for v in chosen_variants(options)}}
+
+
+class Robustness(Experiment):
+    """The one experiment whose queries are its plan asked once per prompt variant."""
+
+    prompt_fields = ("template", "system_message")
+
+    def queries_per_model(self, n: int, plan: PlanSpec | None = None, options: Mapping[str, Any] | None = None) -> int:
+        """The plan's prompts once per wording."""
+        return super().queries_per_model(n, plan, options) * len(chosen_variants(self.resolve_options(options)))
+
+    def queries(self, outcomes: OutcomeSet, plan: ComparisonPlan, *, template: str, system_message: str,
+                options: Mapping[str, Any] | None = None, split: str | None = None) -> list[Query]:  # fmt: skip
+        from dataclasses import replace
+
+        out: list[Query] = []
+        for v in chosen_variants(self.resolve_options(options)):
+            qs = queries_for(outcomes, plan, experiment=self.name, template=v.template, system_message=v.system_message,
+                             split=split)  # fmt: skip
+            out.extend(replace(q, group=v.id) for q in qs)
+        return out
+
+
+# --------------------------------------------------------------------------------- simulated responders
+def _shipped() -> list[Variant]:
+    return read_variants(VARIANTS_FILE)
+
+
+def invariant(outcomes: OutcomeSet, seed: int) -> Responder:
+    base = thurstonian_responder(outcomes.ids, seed, name="invariant",
+                                 description="one Thurstonian utility per outcome, whatever the wording")  # fmt: skip
+    return base
+
+
+def perturbed(outcomes: OutcomeSet, seed: int, size: float = PERTURBATION) -> Responder:
+    """Each shipped variant adds its own N(0, size²·sd(μ)²) to every utility."""
+    base = thurstonian_responder(outcomes.ids, seed)
+    mu = np.array([base.mu[i] for i in outcomes.ids])
+    spread = float(mu.std()) or 1.0
+    by = {}
+    for k, v in enumerate(_shipped()):
+        rng = np.random.default_rng([seed, 5151, k])
+        moved = mu + size * spread * rng.standard_normal(len(mu))
+        by[v.template] = Responder(f"perturbed/{v.id}", dict(zip(outcomes.ids, moved.tolist())), base.var, seed=seed)
+    return Responder("perturbed", base.mu, base.var, seed=seed, by_template=by,
+                     description=f"each wording moves every utility by its own N(0, {size}²) (in units of their spread)")  # fmt: skip
+
+
+def label_bound(outcomes: OutcomeSet, seed: int) -> Responder:
+    base = thurstonian_responder(outcomes.ids, seed)
+    return Responder("label_bound", base.mu, base.var, position_bias=BIAS, seed=seed,
+                     description=f"answers \"A\" with an extra pull of {BIAS} in every variant")  # fmt: skip
+
+
+def position_bound(outcomes: OutcomeSet, seed: int) -> Responder:
+    base = thurstonian_responder(outcomes.ids, seed)
+    by = {v.template: Responder(f"position_bound/{v.id}", base.mu, base.var, position_bias=-BIAS, seed=seed)
+          for v in _shipped() if v.first_label == "B"}  # fmt: skip
+    return Responder("position_bound", base.mu, base.var, position_bias=BIAS, seed=seed, by_template=by,
+                     description=f"chooses the option displayed first with an extra pull of {BIAS}")  # fmt: skip
+
+
+# the shipped wordings' templates exist as soon as the registry is loaded (a harness task renders a query's prompt
+# from its template id); a user's file is registered when its queries are made
+read_variants(VARIANTS_FILE)
+
+register(
+    Robustness(
+        name="robustness",
+        title="Robustness: how much of the utilities survives a change of wording",
+        section="docs/robustness.md",
+        outcomes="mini",
+        plan=PlanSpec(kind="custom"),
+        plan_builder=plan,
+        fit=False,
+        headline=HEADLINE,
+        text_headline=("verdict",),
+        lower_is_better=("flip_rate", "flip_rate_random", "unexplained_share", "fragile_share", "variant_share",
+                         "label_share", "position_share", "wording_sd"),  # fmt: skip
+        responders={
+            "invariant": invariant,
+            "perturbed": perturbed,
+            "label_bound": label_bound,
+            "position_bound": position_bound,
+            "random": lambda outcomes, seed: coin_responder(),
+        },
+        options={"variants": "all", "variants_file": "", "margin": 0.1, "bootstrap": 200},
+        inputs=first_labels,
+        description="Cross-variant rank correlation of utilities, preference flips and the share of the answers "
+        "explained by the outcomes rather than the wording, label or position, over prompt variants.",
+    )
+)
