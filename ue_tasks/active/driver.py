@@ -239,7 +239,10 @@ class Elicitation:
         self.config = config.resolve()
         self.experiment = experiments.get(self.config.experiment)
         self.out = Path(out)
-        self.outcomes = self.experiment.outcome_set({**self.config.options, **({"outcomes": self.config.outcomes} if self.config.outcomes else {})})
+        # the experiment's options with --outcomes among them: every part of the experiment (outcome set, plan, free
+        # questions, judge) must read the same file (issue 25 item 1: the free questions once came from the shipped file)
+        self.options = {**self.config.options, **({"outcomes": self.config.outcomes} if self.config.outcomes else {})}
+        self.outcomes = self.experiment.outcome_set(self.options)
         self.n = len(self.outcomes)
         self.spec = self.config.plan_spec()
         self.backend = backend or make_backend(self.config, self.outcomes)
@@ -446,7 +449,7 @@ class Elicitation:
             self.lock.release()
 
     def _run_fixed(self, state: RunState) -> None:
-        plan = self.experiment.build_plan(self.outcomes, self.spec, self.config.options)
+        plan = self.experiment.build_plan(self.outcomes, self.spec, self.options)
         self._ask(state, self.queries(plan), 0, self.experiment.name)
 
     # --- free-form answers ---------------------------------------------------------------------------------
@@ -454,7 +457,7 @@ class Elicitation:
         """The experiment's open questions, asked once each through the run's backend (temperature 0), then —
         with ``--option matcher_model`` — the judge requests for the answers no string match settles."""
         exp = self.experiment
-        opts = exp.resolve_options(self.config.options)
+        opts = exp.resolve_options(self.options)
         items = exp.free_answers(self.outcomes, opts) if exp.free_answers else []
         self._generate(state, items, self.backend, "free answers", self.backend.identity.name)
         matcher = str(opts.get("matcher_model") or "")
