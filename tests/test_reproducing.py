@@ -43,3 +43,57 @@ def test_free_questions_come_from_the_given_question_file(capsys, tmp_path):
 def test_free_questions_of_every_companion_question(capsys, reference_data, tmp_path):
     path = reference_data / "experiments" / "maximization" / "util_max_questions.json"
     assert _free_questions_match_the_file(capsys, path, tmp_path / "run") == 30
+
+
+def _sim_utilities(capsys, out: Path, *extra: str) -> None:
+    code, _, err = ue_here(capsys, "run", "utilities", "--harness", "simulate", "--model", "sim", "--outcomes", "20", "--mode",
+                           "sample", "--samples", "5", "--out", out, "--no-cache", "--no-figures", *extra)  # fmt: skip
+    assert code == 0, err
+
+
+def _with_refusals(src: Path, dst: Path) -> Path:
+    """The run's records with every fourth record's Option-A answers turned into refusals (unparseable answers)."""
+    rows = _lines(src)
+    for r in rows[::4]:
+        r["n_unparsed"], r["n_a"] = r["n_a"], 0
+        r["p_a"] = 0.0 if r["n_b"] else None
+        r.pop("n_a_exact", None), r.pop("n_b_exact", None)
+    dst.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return dst
+
+
+def test_run_and_analyse_fit_with_the_papers_refusal_rule_and_fit(capsys, tmp_path):
+    from ue_metrics.fit_options import FIT_METHODS, UNPARSED_POLICIES
+
+    run = tmp_path / "run"
+    _sim_utilities(capsys, run, "--unparsed", "as_indifference", "--method", "compat")
+    config = json.loads((run / "config.json").read_text())
+    assert (config["unparsed"], config["method"]) == ("as_indifference", "compat")
+    fit = analysis(run)["fit"]
+    assert (fit["unparsed_policy"], fit["fit_method"]) == ("as_indifference", "compat")
+    # the run's fit is `ue fit` with the same options on the same records
+    code, _, err = ue_here(capsys, "fit", run / "records.jsonl", "--out", tmp_path / "fit", "--method", "compat",
+                           "--unparsed", "as_indifference")  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "fit" / "utilities.csv").read_text() == (run / "utilities.csv").read_text()
+    # ue analyse: the run's own rule by default, another when asked
+    code, _, err = ue_here(capsys, "analyse", run, "--out", tmp_path / "again", "--no-figures")
+    assert code == 0 and analysis(tmp_path / "again")["fit"]["fit_method"] == "compat", err
+    refused = _with_refusals(run / "records.jsonl", tmp_path / "refusals.jsonl")
+    losses = {}
+    for policy in UNPARSED_POLICIES:
+        out = tmp_path / f"analyse-{policy}"
+        code, _, err = ue_here(capsys, "analyse", refused, "--out", out, "--no-figures", "--unparsed", policy, "--method", "mle")
+        assert code == 0, err
+        got = analysis(out)["fit"]
+        assert (got["unparsed_policy"], got["fit_method"]) == (policy, "mle")
+        code, _, err = ue_here(capsys, "fit", refused, "--out", tmp_path / f"fit-{policy}", "--unparsed", policy)
+        assert code == 0, err
+        metrics = json.loads((tmp_path / f"fit-{policy}" / "metrics.json").read_text())
+        assert got["holdout_log_loss"] == pytest.approx(metrics["holdout_log_loss"], abs=1e-12)
+        losses[policy] = got["holdout_log_loss"]
+    assert losses["exclude"] != losses["as_indifference"]  # the rule reached the fit
+    # one list of choices: `ue run` refuses what `ue fit` refuses
+    code, _, err = ue_here(capsys, "run", "utilities", "--harness", "simulate", "--model", "sim", "--out", tmp_path / "x",
+                           "--method", "adam")  # fmt: skip
+    assert code == 2 and all(m in err for m in FIT_METHODS)

@@ -290,6 +290,7 @@ def _run_config(args: argparse.Namespace, experiment: str):
         strategy=args.strategy, seed=args.seed, holdout_fraction=args.holdout_fraction,
         holdout_first=not args.holdout_at_end, pseudolabels=args.pseudolabels,
         responder=getattr(args, "responder", None), model_name=args.model_name,
+        **{k: getattr(args, k) for k in ("unparsed", "method") if getattr(args, k, None) is not None},
     )  # fmt: skip
 
 
@@ -359,7 +360,7 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     from ue_tasks.runner import analyse_path
 
     results = analyse_path(args.paths, out=args.out, experiment=args.experiment, options=_options(args.option or []),
-                           figures=not args.no_figures, log=_note, by=args.by)  # fmt: skip
+                           figures=not args.no_figures, log=_note, by=args.by, unparsed=args.unparsed, method=args.method)  # fmt: skip
     for folder, result in (results.items() if args.by else [(Path(args.out or args.paths[0]), results)]):
         _print_headline(result)
         print(f"wrote {Path(folder) / 'analysis.json'}")
@@ -445,10 +446,7 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("records", nargs="+", help="record files (.jsonl) or harness output folders")
     p.add_argument("--out", required=True, help="folder for utilities.csv and metrics.json")
-    p.add_argument("--unparsed", choices=["exclude", "as_indifference"], default="exclude",
-                   help="unparseable answers: drop them (default) or count each as half a vote per outcome (the paper)")
-    p.add_argument("--method", choices=["mle", "compat"], default="mle",
-                   help="mle (default: penalised maximum likelihood, Newton) or compat (the companion's Adam fit, for comparison)")
+    _fit_arguments(p, default=True)
     p.add_argument("--ci", choices=["sandwich", "curvature", "none"], default="sandwich",
                    help="intervals: sandwich (default; calibrated for sampled and log-prob records, docs/statistics.md), "
                    "curvature (model-based: every unit of weight one Bernoulli answer), none")
@@ -641,6 +639,7 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an experiment option (repeatable)")
     p.add_argument("--utilities", metavar="RUN_DIR", help="the `utilities` run of the same model, for experiments that build on it")
     p.add_argument("--responder", help="simulate: which known-truth responder (default: the experiment's first)")
+    _fit_arguments(p, default=False)
     p.add_argument("--no-figures", action="store_true", help="write analysis.json only")
     p.set_defaults(handler=cmd_run)
 
@@ -660,6 +659,7 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
                    help="analyse each model (or outcome set, template, system message) separately, into OUT/<name>/; "
                    "records that differ in these are refused without it")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an analysis option (repeatable)")
+    _fit_arguments(p, default=False, later="; a run folder's default: the run's own")
     p.add_argument("--no-figures", action="store_true", help="write analysis.json only")
     p.set_defaults(handler=cmd_analyse)
 
@@ -685,6 +685,16 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
         sub.add_parser("control", help="utility control: a citizen assembly's preferences, training toward them, before/after "
                        "(ue control assemble|train|evaluate; see `ue control --help`)", add_help=False)  # fmt: skip
     return parser
+
+
+def _fit_arguments(p: argparse.ArgumentParser, default: bool, later: str = "") -> None:
+    """--unparsed and --method, the same choices on `ue fit`, `ue run` and `ue analyse` (ue_metrics/fit_options.py)."""
+    from ue_metrics.fit_options import FIT_METHODS, UNPARSED_POLICIES
+
+    p.add_argument("--unparsed", choices=UNPARSED_POLICIES, default="exclude" if default else None,
+                   help=f"unparseable answers: drop them (default) or count each as half a vote per outcome (the paper){later}")
+    p.add_argument("--method", choices=FIT_METHODS, default="mle" if default else None,
+                   help=f"mle (default: penalised maximum likelihood, Newton) or compat (the companion's Adam fit, for comparison){later}")
 
 
 def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_required: bool = True) -> None:

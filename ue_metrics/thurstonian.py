@@ -39,6 +39,7 @@ import numpy as np
 from scipy.special import log_ndtr, ndtr, ndtri
 
 from ue_metrics.errors import UserError
+from ue_metrics.fit_options import FIT_METHODS
 from ue_metrics.graph import component_labels
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -285,8 +286,8 @@ class Thurstonian:
         per group, a query's pull being the mean of its two outcomes' β; ``group_names`` names them.
         ``n_records`` (records pooled in each row; default 1) feeds the misfit part of the noise model.
         """
-        if self.method not in ("mle", "compat"):
-            raise UserError(f"unknown Thurstonian method {self.method!r}; use 'mle' or 'compat'")
+        if self.method not in FIT_METHODS:
+            raise UserError(f"unknown Thurstonian method {self.method!r}; use one of {', '.join(FIT_METHODS)}")
         if self.on_disconnected not in ("error", "per_component"):
             raise UserError(f"unknown on_disconnected policy {self.on_disconnected!r}; use 'error' or 'per_component'")
         if self.solver != "newton":

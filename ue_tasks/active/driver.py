@@ -35,6 +35,7 @@ import numpy as np
 from ue_metrics import records as rec
 from ue_metrics.coherence import accuracy, log_loss
 from ue_metrics.errors import UserError
+from ue_metrics.fit_options import FIT_METHODS, UNPARSED_POLICIES
 from ue_metrics.fitting import FitResult, fit_records
 from ue_metrics.jsonl import append_jsonl, complete_lines, read_jsonl
 from ue_metrics.records import aggregate
@@ -48,6 +49,8 @@ from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, make_plan
 from ue_tasks.queries import Query, queries_for, run_id_for
 from ue_tasks.templates import get_template
 
+# RunConfig fields added after config.json files were first written, with the value an older run had
+ADDED_DEFAULTS = {"unparsed": "exclude", "method": "mle"}
 BATCH = 256  # queries per harness call; records are appended after each batch
 HARNESSES = ("lm-eval", "inspect", "simulate")
 MODES = ("logprob", "sample")
@@ -79,6 +82,8 @@ class RunConfig:
     pseudolabel_weight: float = 1.0
     responder: str | None = None  # simulate: which known-truth responder
     model_name: str | None = None  # the model's name in the records (default: from the model, ue_tasks.model_identity)
+    unparsed: str = "exclude"  # unparseable answers in the fit: dropped, or half a vote each (the paper)
+    method: str = "mle"  # the final fit: mle, or compat (the companion's Adam fit)
 
     def resolve(self) -> RunConfig:
         """Fill the experiment's defaults in and check every field (one sentence per mistake). An experiment named
@@ -101,6 +106,10 @@ class RunConfig:
         out.budget = exp.plan.budget if self.budget is None else self.budget
         if out.mode not in MODES:
             raise UserError(f"--mode must be logprob or sample, got {out.mode!r}")
+        if self.unparsed not in UNPARSED_POLICIES:
+            raise UserError(f"--unparsed must be one of {', '.join(UNPARSED_POLICIES)}, got {self.unparsed!r}")
+        if self.method not in FIT_METHODS:
+            raise UserError(f"--method must be one of {', '.join(FIT_METHODS)}, got {self.method!r}")
         if self.strategy not in STRATEGIES:
             raise UserError(f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
         if out.mode == "sample" and (isinstance(out.samples, bool) or not isinstance(out.samples, int) or out.samples < 1):
@@ -314,7 +323,8 @@ class Elicitation:
                     "(ue_tasks/dtypes.py); answers at two dtypes must not be fitted as one model's — resume it with the "
                     "same --model-args dtype=..., or start a new --out folder"
                 )
-            added = {"model_identity", "model_name"} - set(theirs)  # written by an older ue: nothing to compare
+            # written by an older ue: nothing to compare (a field added since, at its default, is the older run's setting)
+            added = ({"model_identity", "model_name"} | {k for k, v in ADDED_DEFAULTS.items() if mine.get(k) == v}) - set(theirs)
             diff = sorted(k for k in (set(mine) | set(theirs)) - added if mine.get(k) != theirs.get(k))
             if diff:
                 shown = ", ".join(f"{k}: {theirs.get(k)!r} → {mine.get(k)!r}" for k in diff[:4])
@@ -411,7 +421,7 @@ class Elicitation:
         train = [r for r in records if r["split"] == "train"]
         if not train:
             raise UserError("no training answers were recorded; check the model or backend")
-        data = aggregate(records)
+        data = aggregate(records, unparsed=self.config.unparsed)
         idx = np.array([self.index[i] for i in data.ids])
         tr = data.train()
         if self.model_fit is None:
@@ -560,7 +570,8 @@ class Elicitation:
     def _finish(self, state: RunState) -> FitResult:
         # a budget too small to connect the comparison graph still gives a fit, per connected component, with a
         # warning: refusing here would leave a finished (and paid-for) run without utilities
-        result = fit_records(state.records, seed=self.config.seed, per_component=True)
+        result = fit_records(state.records, seed=self.config.seed, per_component=True, unparsed=self.config.unparsed,
+                             method=self.config.method)  # fmt: skip
         if result.metrics["n_components"] > 1:
             self.log(f"warning: the comparison graph has {result.metrics['n_components']} components (budget too small to "
                      "connect it); utilities are comparable only within a component (column 'component' of utilities.csv)")
