@@ -97,3 +97,24 @@ def test_run_and_analyse_fit_with_the_papers_refusal_rule_and_fit(capsys, tmp_pa
     code, _, err = ue_here(capsys, "run", "utilities", "--harness", "simulate", "--model", "sim", "--out", tmp_path / "x",
                            "--method", "adam")  # fmt: skip
     assert code == 2 and all(m in err for m in FIT_METHODS)
+
+
+def test_single_ordering_runs_ask_one_ordering_and_say_order_bias_cannot_be_measured(capsys, tmp_path):
+    run = tmp_path / "first"
+    _sim_utilities(capsys, run, "--orderings", "first")
+    assert json.loads((run / "config.json").read_text())["orderings"] == "first"
+    rows = _lines(run / "records.jsonl")
+    assert rows and {r["shown_first"] for r in rows} == {"a"}
+    result = analysis(run)
+    assert result["headline"]["holdout_accuracy"] is not None
+    for key in ("order_gap", "position_bias", "order_gap_random"):
+        assert result["headline"][key] is None and "one ordering" in result["notes"][key]
+    both = tmp_path / "both"
+    _sim_utilities(capsys, both)
+    assert json.loads((both / "config.json").read_text())["orderings"] == "both"
+    assert len(_lines(both / "records.jsonl")) == 2 * len(rows)
+    assert analysis(both)["headline"]["order_gap"] is not None
+    for experiment in ("transitivity", "time_discounting"):  # other analyses take single-ordering records too
+        code, _, err = ue_here(capsys, "run", experiment, "--harness", "simulate", "--model", "sim", "--out", tmp_path / experiment,
+                               "--no-cache", "--no-figures", "--orderings", "first")  # fmt: skip
+        assert code == 0, err

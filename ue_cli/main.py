@@ -290,7 +290,7 @@ def _run_config(args: argparse.Namespace, experiment: str):
         strategy=args.strategy, seed=args.seed, holdout_fraction=args.holdout_fraction,
         holdout_first=not args.holdout_at_end, pseudolabels=args.pseudolabels,
         responder=getattr(args, "responder", None), model_name=args.model_name,
-        **{k: getattr(args, k) for k in ("unparsed", "method") if getattr(args, k, None) is not None},
+        **{k: getattr(args, k) for k in ("unparsed", "method", "orderings") if getattr(args, k, None) is not None},
     )  # fmt: skip
 
 
@@ -640,6 +640,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--utilities", metavar="RUN_DIR", help="the `utilities` run of the same model, for experiments that build on it")
     p.add_argument("--responder", help="simulate: which known-truth responder (default: the experiment's first)")
     _fit_arguments(p, default=False)
+    p.add_argument("--orderings", choices=["both", "first"], default=None,
+                   help="both orderings of every pair (default), or the first only: the paper's single-ordering "
+                   "demonstration of order bias (order-bias metrics then say they cannot be computed)")
     p.add_argument("--no-figures", action="store_true", help="write analysis.json only")
     p.set_defaults(handler=cmd_run)
 

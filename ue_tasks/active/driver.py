@@ -50,7 +50,8 @@ from ue_tasks.queries import Query, queries_for, run_id_for
 from ue_tasks.templates import get_template
 
 # RunConfig fields added after config.json files were first written, with the value an older run had
-ADDED_DEFAULTS = {"unparsed": "exclude", "method": "mle"}
+ADDED_DEFAULTS = {"unparsed": "exclude", "method": "mle", "orderings": "both"}
+ORDERINGS = ("both", "first")
 BATCH = 256  # queries per harness call; records are appended after each batch
 HARNESSES = ("lm-eval", "inspect", "simulate")
 MODES = ("logprob", "sample")
@@ -84,6 +85,7 @@ class RunConfig:
     model_name: str | None = None  # the model's name in the records (default: from the model, ue_tasks.model_identity)
     unparsed: str = "exclude"  # unparseable answers in the fit: dropped, or half a vote each (the paper)
     method: str = "mle"  # the final fit: mle, or compat (the companion's Adam fit)
+    orderings: str = "both"  # both orderings of every pair, or "first" only (the paper's order-bias demonstration)
 
     def resolve(self) -> RunConfig:
         """Fill the experiment's defaults in and check every field (one sentence per mistake). An experiment named
@@ -110,6 +112,8 @@ class RunConfig:
             raise UserError(f"--unparsed must be one of {', '.join(UNPARSED_POLICIES)}, got {self.unparsed!r}")
         if self.method not in FIT_METHODS:
             raise UserError(f"--method must be one of {', '.join(FIT_METHODS)}, got {self.method!r}")
+        if self.orderings not in ORDERINGS:
+            raise UserError(f"--orderings must be one of {', '.join(ORDERINGS)}, got {self.orderings!r}")
         if self.strategy not in STRATEGIES:
             raise UserError(f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
         if out.mode == "sample" and (isinstance(out.samples, bool) or not isinstance(out.samples, int) or out.samples < 1):
@@ -373,8 +377,10 @@ class Elicitation:
     # --- asking -------------------------------------------------------------------------------------------
     def queries(self, plan: ComparisonPlan, split: str | None = None) -> list[Query]:
         exp, cfg = self.experiment, self.config
-        return queries_for(self.outcomes, plan, experiment=exp.name, template=cfg.template,
-                           system_message=cfg.system_message or "", split=split)  # fmt: skip
+        out = queries_for(self.outcomes, plan, experiment=exp.name, template=cfg.template,
+                          system_message=cfg.system_message or "", split=split)  # fmt: skip
+        # --orderings first: each pair asked in the plan's ordering only (docs/method.md §1.6: shows the order bias)
+        return [q for q in out if q.shown_first == "a"] if cfg.orderings == "first" else out
 
     def _pairs_plan(self, pairs: np.ndarray, split: str) -> ComparisonPlan:
         return ComparisonPlan(n_outcomes=self.n, pairs=pairs, split=np.array([split] * len(pairs)), seed=self.config.seed, config={})
