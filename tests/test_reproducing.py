@@ -118,3 +118,21 @@ def test_single_ordering_runs_ask_one_ordering_and_say_order_bias_cannot_be_meas
         code, _, err = ue_here(capsys, "run", experiment, "--harness", "simulate", "--model", "sim", "--out", tmp_path / experiment,
                                "--no-cache", "--no-figures", "--orderings", "first")  # fmt: skip
         assert code == 0, err
+
+
+@pytest.mark.parametrize("rule, pairs", [("exact", 723), ("rounds", 1061)])
+def test_the_run_asks_the_training_pairs_ue_experiments_counts(capsys, tmp_path, rule, pairs):
+    """61 outcomes (the companion's test set size): ⌊2N·log2 N⌋ = 723 pairs, or 61 + 2 rounds of 500 = 1,061 by the
+    companion's rule (docs/method.md §2.3) — and `ue experiments`' formula gives the same count."""
+    from ue_tasks import experiments
+    from ue_tasks.plan import holdout_size
+
+    out = tmp_path / rule
+    code, _, err = ue_here(capsys, "run", "utilities", "--harness", "simulate", "--model", "sim", "--outcomes", "61", "--out", out,
+                           "--no-cache", "--no-figures", "--budget-rule", rule)  # fmt: skip
+    assert code == 0, err
+    rows = _lines(out / "records.jsonl")
+    train = {(r["a_id"], r["b_id"]) for r in rows if r["split"] == "train"}
+    assert len(train) == pairs == json.loads((out / "config.json").read_text())["budget_pairs"]
+    assert experiments.get("utilities").queries_per_model(61, budget_rule=rule) == 2 * (pairs + holdout_size(61))
+    assert len(rows) == 2 * (pairs + holdout_size(61))

@@ -290,7 +290,7 @@ def _run_config(args: argparse.Namespace, experiment: str):
         strategy=args.strategy, seed=args.seed, holdout_fraction=args.holdout_fraction,
         holdout_first=not args.holdout_at_end, pseudolabels=args.pseudolabels,
         responder=getattr(args, "responder", None), model_name=args.model_name,
-        **{k: getattr(args, k) for k in ("unparsed", "method", "orderings") if getattr(args, k, None) is not None},
+        **{k: getattr(args, k) for k in ("unparsed", "method", "orderings", "budget_rule") if getattr(args, k, None) is not None},
     )  # fmt: skip
 
 
@@ -410,6 +410,10 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     print("\nprompts = (pair, ordering) queries per model with the experiment's defaults (log-prob: one forward pass each), plus "
           "free-form questions asked once each; sampled requests = prompts × the paper's K answers per ordering for that experiment "
           "(docs/method.md §2.3, §4, §6.2). A variant runs as `ue run EXPERIMENT:VARIANT` (= --option variant=VARIANT).")
+    u = experiments.get("utilities")
+    print(f"Active learning stops at exactly ⌊2N·log2 N⌋ training pairs, as counted above; `ue run --budget-rule rounds` (and "
+          f"--protocol paper) asks whole rounds of 500 as the companion does: {u.queries_per_model(510, budget_rule='rounds'):,} "
+          f"prompts for utilities on the paper's 510 outcomes, not {u.queries_per_model(510):,}.")
     for name, exp in experiments.all_experiments().items():
         if exp.side_runs is not None:
             key, subs = exp.side_runs(exp.resolve_options({}))
@@ -713,6 +717,9 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_re
     p.add_argument("--out", required=True, help="run folder (created; an existing run with the same options is resumed)")
     p.add_argument("--budget", type=_whole(1), default=None, help="training pairs (default ⌊2·N·log2 N⌋; triads for transitivity)")
     p.add_argument("--round-size", type=_whole(1), default=None, help="pairs per active-learning round (default 500, as the paper)")
+    p.add_argument("--budget-rule", choices=["exact", "rounds"], default=None,
+                   help="active learning: stop at exactly the budget (default), or ask whole rounds past it as the "
+                   "companion does (N = 510: 9,510 training pairs instead of 9,174)")
     p.add_argument("--strategy", choices=["rank", "paper", "info", "random"], default="rank",
                    help="rank (default: the pairs that most lower the expected number of wrongly ordered outcomes, plus a "
                    "quarter random; the best measured, docs/statistics.md), paper (the companion's P/Q percentile rule), "

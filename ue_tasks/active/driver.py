@@ -45,12 +45,12 @@ from ue_tasks.active.backends import Backend, InspectBackend, LmEvalBackend, Sim
 from ue_tasks.active.cache import AnswerCache
 from ue_tasks.active.strategies import STRATEGIES, select_pairs
 from ue_tasks.outcomes import OutcomeSet
-from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, make_plan
+from ue_tasks.plan import BUDGET_RULES, ComparisonPlan, PlanSpec, active_budget, default_budget, holdout_size, make_plan
 from ue_tasks.queries import Query, queries_for, run_id_for
 from ue_tasks.templates import get_template
 
 # RunConfig fields added after config.json files were first written, with the value an older run had
-ADDED_DEFAULTS = {"unparsed": "exclude", "method": "mle", "orderings": "both"}
+ADDED_DEFAULTS = {"unparsed": "exclude", "method": "mle", "orderings": "both", "budget_rule": "exact"}
 ORDERINGS = ("both", "first")
 BATCH = 256  # queries per harness call; records are appended after each batch
 HARNESSES = ("lm-eval", "inspect", "simulate")
@@ -86,6 +86,7 @@ class RunConfig:
     unparsed: str = "exclude"  # unparseable answers in the fit: dropped, or half a vote each (the paper)
     method: str = "mle"  # the final fit: mle, or compat (the companion's Adam fit)
     orderings: str = "both"  # both orderings of every pair, or "first" only (the paper's order-bias demonstration)
+    budget_rule: str = "exact"  # active learning stops at the budget, or asks whole rounds past it ("rounds", the companion)
 
     def resolve(self) -> RunConfig:
         """Fill the experiment's defaults in and check every field (one sentence per mistake). An experiment named
@@ -112,6 +113,8 @@ class RunConfig:
             raise UserError(f"--unparsed must be one of {', '.join(UNPARSED_POLICIES)}, got {self.unparsed!r}")
         if self.method not in FIT_METHODS:
             raise UserError(f"--method must be one of {', '.join(FIT_METHODS)}, got {self.method!r}")
+        if self.budget_rule not in BUDGET_RULES:
+            raise UserError(f"--budget-rule must be one of {', '.join(BUDGET_RULES)}, got {self.budget_rule!r}")
         if self.orderings not in ORDERINGS:
             raise UserError(f"--orderings must be one of {', '.join(ORDERINGS)}, got {self.orderings!r}")
         if self.strategy not in STRATEGIES:
@@ -279,7 +282,7 @@ class Elicitation:
     # --- run folder ----------------------------------------------------------------------------------------
     def config_dict(self) -> dict:
         d = asdict(self.config)
-        budget = self.spec.budget if self.spec.kind == "triads" else (default_budget(self.n) if self.config.budget is None else self.config.budget)
+        budget = self.spec.budget if self.spec.kind == "triads" else self._budget()
         d.update({"n_outcomes": self.n, "budget_pairs": budget, "plan_kind": self.spec.kind,
                   "outcome_set": self.outcomes.name, "outcome_source": self.outcomes.source,
                   "outcome_hash": self.outcomes.content_hash(), "responder_description": getattr(getattr(self.backend, "responder", None), "description", None),
@@ -523,9 +526,20 @@ class Elicitation:
         if bar:
             bar.close()
 
+    def _budget(self) -> int:
+        """Training pairs of the run (of an active run: by its budget rule, as `ue experiments` counts them)."""
+        cfg = self.config
+        if self.spec.kind != "active":
+            return default_budget(self.n) if cfg.budget is None else cfg.budget
+        m = self.n * (self.n - 1) // 2
+        hold = holdout_size(self.n, cfg.holdout_fraction, self.spec.holdout_cap)
+        # the exact rule's budget is not capped here (as before: the rounds stop when the pool is spent)
+        pool = m - hold if cfg.budget_rule == "rounds" else None
+        return active_budget(self.n, cfg.budget, cfg.initial_degree, self.spec.round_size, cfg.budget_rule, pool=pool)
+
     def _run_active(self, state: RunState) -> None:
         cfg = self.config
-        budget = default_budget(self.n) if cfg.budget is None else cfg.budget
+        budget = self._budget()
         start = PlanSpec(kind="graph", seed=cfg.seed, budget=max(1, min(budget, self.n * cfg.initial_degree // 2)),
                          degree=cfg.initial_degree, holdout_fraction=cfg.holdout_fraction, holdout_cap=self.spec.holdout_cap)  # fmt: skip
         plan = make_plan(self.n, start)
