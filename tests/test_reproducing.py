@@ -136,3 +136,40 @@ def test_the_run_asks_the_training_pairs_ue_experiments_counts(capsys, tmp_path,
     assert len(train) == pairs == json.loads((out / "config.json").read_text())["budget_pairs"]
     assert experiments.get("utilities").queries_per_model(61, budget_rule=rule) == 2 * (pairs + holdout_size(61))
     assert len(rows) == 2 * (pairs + holdout_size(61))
+
+
+def test_protocol_paper_records_the_papers_settings_and_fits_as_ue_fit_compat(capsys, tmp_path):
+    run = tmp_path / "paper"
+    code, _, err = ue_here(capsys, "run", "utilities", "--harness", "simulate", "--model", "sim", "--outcomes", "40", "--out", run,
+                           "--no-cache", "--no-figures", "--protocol", "paper")  # fmt: skip
+    assert code == 0, err
+    printed = [line for line in err.splitlines() if line.startswith("--protocol paper:")]
+    config = json.loads((run / "config.json").read_text())
+    settings = {"mode": "sample", "samples": 10, "strategy": "paper", "budget_rule": "rounds", "holdout_first": False,
+                "unparsed": "as_indifference", "method": "compat"}  # fmt: skip
+    assert config["protocol"] == "paper" and {k: config[k] for k in settings} == settings
+    assert config["protocol_settings"] == {**settings, "temperature": 1.0}
+    assert len(printed) == len(settings) and all(any(f"{k} = " in line for line in printed) for k in settings)
+    rows = _lines(run / "records.jsonl")
+    assert {r["mode"] for r in rows} == {"sample"}
+    assert max(r["round"] for r in rows if r["split"] == "train") < min(r["round"] for r in rows if r["split"] == "holdout")
+    code, _, err = ue_here(capsys, "fit", run / "records.jsonl", "--out", tmp_path / "fit", "--method", "compat",
+                           "--unparsed", "as_indifference")  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "fit" / "utilities.csv").read_text() == (run / "utilities.csv").read_text()
+    fit = analysis(run)["fit"]
+    metrics = json.loads((tmp_path / "fit" / "metrics.json").read_text())
+    assert (fit["fit_method"], fit["unparsed_policy"]) == ("compat", "as_indifference")
+    assert fit["holdout_log_loss"] == pytest.approx(metrics["holdout_log_loss"], abs=1e-12)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["utilities", "--harness", "simulate", "--mode", "logprob"], "--mode logprob contradicts it"),
+    (["utilities", "--harness", "simulate", "--strategy", "rank"], "--strategy rank contradicts it"),
+    (["utilities", "--harness", "simulate", "--method", "mle"], "--method mle contradicts it"),
+    (["time_discounting", "--harness", "lm-eval", "--model-args", "pretrained=/nowhere"], "the lm-eval sampled task asks 10"),
+])  # fmt: skip
+def test_protocol_paper_refuses_what_contradicts_it(capsys, tmp_path, args, fragment):
+    code, _, err = ue_here(capsys, "run", *args, "--model", "hf", "--out", tmp_path / "r", "--protocol", "paper", "--no-cache")
+    one_sentence(code, err, fragment)
+    assert not (tmp_path / "r" / "records.jsonl").exists()

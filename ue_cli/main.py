@@ -281,17 +281,37 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _run_config(args: argparse.Namespace, experiment: str):
     from ue_tasks.active.driver import RunConfig
 
-    return RunConfig(
+    config = RunConfig(
         experiment=experiment, harness=args.harness or "", model=args.model or "", model_args=args.model_args or "",
         outcomes=args.outcomes, options={**_options(getattr(args, "option", None) or []),
                                          **({"utilities": args.utilities} if getattr(args, "utilities", None) else {})},
         mode=args.mode,
         samples=args.samples, template=args.template, budget=args.budget, round_size=args.round_size,
-        strategy=args.strategy, seed=args.seed, holdout_fraction=args.holdout_fraction,
+        strategy=args.strategy or "rank", seed=args.seed, holdout_fraction=args.holdout_fraction,
         holdout_first=not args.holdout_at_end, pseudolabels=args.pseudolabels,
         responder=getattr(args, "responder", None), model_name=args.model_name,
         **{k: getattr(args, k) for k in ("unparsed", "method", "orderings", "budget_rule") if getattr(args, k, None) is not None},
+        protocol=args.protocol,
     )  # fmt: skip
+    if args.protocol == "paper":
+        _protocol_lines(config, {k: getattr(args, k, None) for k in ("strategy", "unparsed", "method", "budget_rule")})
+    return config
+
+
+def _protocol_lines(config, given: dict) -> None:
+    """--protocol paper: a flag given with this project's default value contradicts it too (one sentence); each
+    setting the protocol changes printed once, one line each."""
+    from ue_tasks import experiments
+    from ue_tasks.active.driver import PAPER_PROTOCOL, apply_protocol, paper_settings
+
+    exp = experiments.get(experiments.with_variant(config.experiment, config.options)[0])
+    want = paper_settings(exp)
+    for key, value in given.items():
+        if value is not None and value != want[key]:
+            flag = PAPER_PROTOCOL[key][0]
+            raise UserError(f"--protocol paper asks {key} = {want[key]}, and {flag} {value} contradicts it; drop {flag} or use --protocol ue")
+    for line in apply_protocol(config, exp)[1]:
+        print(line, file=sys.stderr)
 
 
 def _options(pairs: list[str]) -> dict:
@@ -720,7 +740,7 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_re
     p.add_argument("--budget-rule", choices=["exact", "rounds"], default=None,
                    help="active learning: stop at exactly the budget (default), or ask whole rounds past it as the "
                    "companion does (N = 510: 9,510 training pairs instead of 9,174)")
-    p.add_argument("--strategy", choices=["rank", "paper", "info", "random"], default="rank",
+    p.add_argument("--strategy", choices=["rank", "paper", "info", "random"], default=None,
                    help="rank (default: the pairs that most lower the expected number of wrongly ordered outcomes, plus a "
                    "quarter random; the best measured, docs/statistics.md), paper (the companion's P/Q percentile rule), "
                    "info (expected information gain), random")
@@ -732,6 +752,11 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_re
     p.add_argument("--holdout-at-end", action="store_true", help="query the holdout pairs after the last round (the paper) instead of first")
     p.add_argument("--pseudolabels", action="store_true", help="add the paper's pseudolabels before the final fit (off by default)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the shared answer cache")
+    p.add_argument("--protocol", choices=["ue", "paper"], default="ue",
+                   help="ue (default: this project's settings) or paper: the companion's — sampled answers at the paper's K "
+                   "and temperature 1, its pair-choice rule and whole rounds of 500, holdout at the end, half-vote refusals, "
+                   "its Adam fit, its exchange-rate wording; each setting printed and stored in config.json "
+                   "(docs/reproducing.md)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

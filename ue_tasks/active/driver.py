@@ -50,8 +50,66 @@ from ue_tasks.queries import Query, queries_for, run_id_for
 from ue_tasks.templates import get_template
 
 # RunConfig fields added after config.json files were first written, with the value an older run had
-ADDED_DEFAULTS = {"unparsed": "exclude", "method": "mle", "orderings": "both", "budget_rule": "exact"}
+ADDED_DEFAULTS = {"unparsed": "exclude", "method": "mle", "orderings": "both", "budget_rule": "exact", "protocol": "ue"}
 ORDERINGS = ("both", "first")
+PROTOCOLS = ("ue", "paper")
+# --protocol paper: each setting it changes, its command-line flag, this project's default and why (docs/reproducing.md)
+PAPER_PROTOCOL = {
+    "mode": ("--mode", None, "sampled answers at temperature 1, as the companion asks them"),
+    "samples": ("--samples", None, "the paper's K answers per ordering for this experiment"),
+    "strategy": ("--strategy", "rank", "the companion's P/Q percentile rule for choosing pairs"),
+    "budget_rule": ("--budget-rule", "exact", "whole active-learning rounds of 500, as the companion"),
+    "holdout_first": ("--holdout-at-end", True, "holdout pairs asked after the last round"),
+    "unparsed": ("--unparsed", "exclude", "an unparseable answer is half a vote for each outcome"),
+    "method": ("--method", "mle", "the companion's Adam fit"),
+}
+
+
+def paper_settings(exp: Any) -> dict[str, Any]:
+    """The values ``--protocol paper`` gives the run's settings for the experiment ``exp`` (the option ``wording`` of
+    experiments that have it included, as ``option:wording``)."""
+    out: dict[str, Any] = {"mode": "sample", "samples": exp.samples, "strategy": "paper", "budget_rule": "rounds",
+                           "holdout_first": False, "unparsed": "as_indifference", "method": "compat"}  # fmt: skip
+    if "wording" in exp.options:
+        out["option:wording"] = "companion"
+    return out
+
+
+def apply_protocol(config: RunConfig, exp: Any) -> tuple[RunConfig, list[str]]:
+    """``config`` with the paper's settings in place of this project's defaults, and one line per setting changed.
+    A setting given another value (a flag that contradicts the protocol), or one the harness cannot meet, is one
+    sentence."""
+    if config.protocol not in PROTOCOLS:
+        raise UserError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {config.protocol!r}")
+    if config.protocol != "paper":
+        return config, []
+    if exp.collection is not None:
+        raise UserError(f"--protocol paper sets how preferences are elicited and fitted, and {exp.name} asks no forced-choice "
+                        "question (it reads hidden states); run it without --protocol")  # fmt: skip
+    out = RunConfig(**asdict(config))
+    lines = []
+    for key, want in paper_settings(exp).items():
+        if key.startswith("option:"):
+            opt = key.split(":", 1)[1]
+            have = config.options.get(opt)
+            if have not in (None, want):
+                raise UserError(f"--protocol paper asks --option {opt}={want}, and --option {opt}={have} contradicts it; "
+                                "drop that option or use --protocol ue")  # fmt: skip
+            out.options = {**out.options, opt: want}
+            lines.append(f"--protocol paper: --option {opt}={want} (the companion's sentences)")
+            continue
+        flag, default, why = PAPER_PROTOCOL[key]
+        have = getattr(config, key)
+        if have is not None and have != default and have != want:
+            shown = "" if isinstance(have, bool) else f" {have}"
+            raise UserError(f"--protocol paper asks {key} = {want}, and {flag}{shown} contradicts it; drop {flag} or use --protocol ue")
+        setattr(out, key, want)
+        lines.append(f"--protocol paper: {key} = {want} ({why})")
+    if config.harness == "lm-eval" and out.samples != 10:
+        raise UserError(f"--protocol paper asks {out.samples} sampled answers per ordering for {exp.name}, and the lm-eval sampled "
+                        "task asks 10; use --harness inspect (or simulate) for this experiment's paper protocol")  # fmt: skip
+    return out, lines
+
 BATCH = 256  # queries per harness call; records are appended after each batch
 HARNESSES = ("lm-eval", "inspect", "simulate")
 MODES = ("logprob", "sample")
@@ -87,6 +145,7 @@ class RunConfig:
     method: str = "mle"  # the final fit: mle, or compat (the companion's Adam fit)
     orderings: str = "both"  # both orderings of every pair, or "first" only (the paper's order-bias demonstration)
     budget_rule: str = "exact"  # active learning stops at the budget, or asks whole rounds past it ("rounds", the companion)
+    protocol: str = "ue"  # "paper": the companion's settings in place of this project's defaults (PAPER_PROTOCOL)
 
     def resolve(self) -> RunConfig:
         """Fill the experiment's defaults in and check every field (one sentence per mistake). An experiment named
@@ -101,6 +160,8 @@ class RunConfig:
             raise UserError(f"unknown harness {harness!r} for {exp.name}; use one of {', '.join(allowed)}")
         out = RunConfig(**asdict(self))
         out.experiment, out.options, out.harness = name, options, harness
+        out, _ = apply_protocol(out, exp)
+        self = out  # the protocol's values are checked below as given ones
         out.mode = self.mode or exp.mode
         out.samples = exp.samples if self.samples is None else self.samples
         out.template = self.template or exp.template
@@ -287,6 +348,8 @@ class Elicitation:
                   "outcome_set": self.outcomes.name, "outcome_source": self.outcomes.source,
                   "outcome_hash": self.outcomes.content_hash(), "responder_description": getattr(getattr(self.backend, "responder", None), "description", None),
                   "run_id": self.run_id, "schema": rec.SCHEMA, "model_identity": self.backend.identity.to_dict()})  # fmt: skip
+        if self.config.protocol == "paper":  # what the protocol set, beside the fields themselves
+            d["protocol_settings"] = {**paper_settings(self.experiment), "temperature": 1.0}
         return d
 
     def _open_run(self) -> RunState:
