@@ -173,3 +173,15 @@ def test_protocol_paper_refuses_what_contradicts_it(capsys, tmp_path, args, frag
     code, _, err = ue_here(capsys, "run", *args, "--model", "hf", "--out", tmp_path / "r", "--protocol", "paper", "--no-cache")
     one_sentence(code, err, fragment)
     assert not (tmp_path / "r" / "records.jsonl").exists()
+
+
+def test_analyse_with_protocol_paper_fits_as_the_companion(capsys, tmp_path):
+    run = tmp_path / "run"
+    _sim_utilities(capsys, run)
+    refused = _with_refusals(run / "records.jsonl", tmp_path / "refusals.jsonl")
+    code, _, err = ue_here(capsys, "analyse", refused, "--out", tmp_path / "a", "--no-figures", "--protocol", "paper")
+    assert code == 0, err
+    fit = analysis(tmp_path / "a")["fit"]
+    assert (fit["unparsed_policy"], fit["fit_method"]) == ("as_indifference", "compat")
+    code, _, err = ue_here(capsys, "analyse", refused, "--out", tmp_path / "b", "--protocol", "paper", "--method", "mle")
+    one_sentence(code, err, "--method mle contradicts it")

@@ -379,6 +379,14 @@ def _print_headline(result: dict) -> None:
 def cmd_analyse(args: argparse.Namespace) -> int:
     from ue_tasks.runner import analyse_path
 
+    if args.protocol == "paper":  # the fit's part of the protocol: half-vote refusals and the companion's fit
+        for key, want in (("unparsed", "as_indifference"), ("method", "compat")):
+            if getattr(args, key) not in (None, want):
+                raise UserError(f"--protocol paper asks {key} = {want}, and --{key} {getattr(args, key)} contradicts it; "
+                                f"drop --{key} or leave --protocol out")  # fmt: skip
+            if getattr(args, key) is None:
+                setattr(args, key, want)
+                _note(f"--protocol paper: {key} = {want}")
     results = analyse_path(args.paths, out=args.out, experiment=args.experiment, options=_options(args.option or []),
                            figures=not args.no_figures, log=_note, by=args.by, unparsed=args.unparsed, method=args.method)  # fmt: skip
     for folder, result in (results.items() if args.by else [(Path(args.out or args.paths[0]), results)]):
@@ -687,6 +695,8 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
                    "records that differ in these are refused without it")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an analysis option (repeatable)")
     _fit_arguments(p, default=False, later="; a run folder's default: the run's own")
+    p.add_argument("--protocol", choices=["ue", "paper"], default=None,
+                   help="paper: fit as the companion does (--unparsed as_indifference --method compat); default: the run's own")
     p.add_argument("--no-figures", action="store_true", help="write analysis.json only")
     p.set_defaults(handler=cmd_analyse)
 
