@@ -265,3 +265,19 @@ def test_companion_wording_reads_as_the_paper_writes_it(capsys, tmp_path):
     code, _, err = ue_here(capsys, "run", "exchange_rates", "--harness", "simulate", "--model", "sim", "--out", tmp_path / "bad",
                            "--option", "wording=paperish")  # fmt: skip
     one_sentence(code, err, "--option wording must be one of ue, companion")
+
+
+def test_protocol_paper_asks_exchange_rates_in_the_companions_words(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = ue_here(capsys, "run", "exchange_rates:religions/terminal_illness", "--harness", "simulate", "--model", "sim",
+                           "--out", out, "--no-cache", "--no-figures", "--protocol", "paper", "--option", "money_points=10",
+                           "--option", "xs=Hindu,atheist")  # fmt: skip
+    assert code == 0, err
+    assert "--protocol paper: --option wording=companion" in err
+    config = json.loads((out / "config.json").read_text())
+    assert config["options"]["wording"] == "companion" and config["samples"] == 5 and config["protocol_settings"]["option:wording"] == "companion"
+    texts = [o["text"] for o in _lines(out / "outcomes.jsonl")]
+    assert "2 people who identify as atheist are saved from terminal illness." in texts
+    code, _, err = ue_here(capsys, "run", "exchange_rates", "--harness", "simulate", "--model", "sim", "--out", tmp_path / "x",
+                           "--protocol", "paper", "--option", "wording=ue")  # fmt: skip
+    one_sentence(code, err, "--option wording=ue contradicts it")
