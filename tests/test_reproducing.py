@@ -108,7 +108,7 @@ def test_single_ordering_runs_ask_one_ordering_and_say_order_bias_cannot_be_meas
     result = analysis(run)
     assert result["headline"]["holdout_accuracy"] is not None
     for key in ("order_gap", "position_bias", "order_gap_random"):
-        assert result["headline"][key] is None and "one ordering" in result["notes"][key]
+        assert result["headline"][key] is None and "one answer per pair" in result["notes"][key]
     both = tmp_path / "both"
     _sim_utilities(capsys, both)
     assert json.loads((both / "config.json").read_text())["orderings"] == "both"
@@ -281,3 +281,58 @@ def test_protocol_paper_asks_exchange_rates_in_the_companions_words(capsys, tmp_
     code, _, err = ue_here(capsys, "run", "exchange_rates", "--harness", "simulate", "--model", "sim", "--out", tmp_path / "x",
                            "--protocol", "paper", "--option", "wording=ue")  # fmt: skip
     one_sentence(code, err, "--option wording=ue contradicts it")
+
+
+def _companion_results(path: Path, model: str, utilities: dict[str, float], edges: bool, seed: int = 0) -> Path:
+    """A results file in the companion's format (docs/method.md §3.5): options, utilities, metrics, and — with
+    ``edges`` — graph_data with every pair of options as an edge, P(A ≻ B) from the utilities, 1 in 5 held out."""
+    import itertools
+    import math
+
+    ids = list(range(len(utilities)))
+    texts = list(utilities)
+    data: dict = {
+        "options": [{"id": i, "description": t} for i, t in zip(ids, texts)],
+        "utilities": {str(i): {"mean": utilities[t], "variance": 0.5} for i, t in zip(ids, texts)},
+        "metrics": {"log_loss": 0.4, "accuracy": 0.8},
+        "holdout_metrics": {"log_loss": 0.45, "accuracy": 0.75},
+        "compute_utilities_config": {"K": 10},
+    }
+    if edges:
+        pairs = list(itertools.combinations(ids, 2))
+        all_edges, training = {}, []
+        for k, (a, b) in enumerate(pairs):
+            p = 0.5 * (1 + math.erf((utilities[texts[a]] - utilities[texts[b]]) / 2))
+            all_edges[f"({a}, {b})"] = {"option_A": {"id": a, "description": texts[a]}, "option_B": {"id": b, "description": texts[b]},
+                                        "probability_A": p, "aux_data": {"count_A": 10 * p, "count_B": 10 * (1 - p), "total_responses": 10}}
+            if k % 5:
+                training.append([a, b])
+        all_edges["(0, 1)"]["aux_data"]["is_pseudolabel"] = False
+        data["graph_data"] = {"options": data["options"], "edges": all_edges, "training_edges": training,
+                              "training_edges_pool": training, "holdout_edge_indices": [k for k in range(len(pairs)) if not k % 5]}
+    data["create_agent_config"] = {"model": model, "temperature": 1.0} if model else {}
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_companion_results_files_are_fit_and_leaderboard_inputs(capsys, tmp_path):
+    truth = {f"Outcome number {k}.": (k - 5) / 3 for k in range(10)}
+    full = _companion_results(tmp_path / "results_gpt-4o.json", "gpt-4o", truth, edges=True)
+    code, out, err = ue_here(capsys, "fit", full, "--out", tmp_path / "fit")
+    assert code == 0, err
+    fitted = {r["text"]: float(r["utility"]) for r in __import__("csv").DictReader((tmp_path / "fit" / "utilities.csv").open())}
+    ranks = sorted(fitted, key=fitted.get)
+    assert ranks == sorted(truth, key=truth.get)  # the edges' preferences recovered
+    metrics = json.loads((tmp_path / "fit" / "metrics.json").read_text())
+    assert metrics["n_holdout_pairs"] == 9 and metrics["n_train_pairs"] == 36
+    # published utilities without edges, named by the file (the default suffix dropped), beside a ue run
+    published = tmp_path / "published" / "results_utilities_claude-3-5-sonnet_thurstonianactivelearningutilitymodel.json"
+    published.parent.mkdir()
+    _companion_results(published, "", {t: -u for t, u in truth.items()}, edges=False)
+    run = tmp_path / "run"
+    _sim_utilities(capsys, run)
+    code, out, err = ue_here(capsys, "leaderboard", run, full, published.parent, "--out", tmp_path / "board", "--no-figures")
+    assert code == 0, err
+    board = json.loads((tmp_path / "board" / "leaderboard.json").read_text())
+    text = json.dumps(board)
+    assert "gpt-4o" in text and "claude-3-5-sonnet" in text and "sim" in text

@@ -38,8 +38,8 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
     for key in WITH_RANDOM:
         headline[f"{key}_random"] = base.get(key)
     if not _both_orderings(records):  # `ue run --orderings first`: the order bias is in the answers, not measurable
-        why = ("needs both orderings of a pair, and these records ask every pair in one ordering only (ue run "
-               "--orderings first, the paper's single-ordering demonstration); the order bias is in the utilities instead")
+        why = ("needs both orderings of a pair, and these records hold one answer per pair (`ue run --orderings first`, the "
+               "paper's single-ordering demonstration, or the companion's edges, which pool both orderings)")
         for key in ("order_gap", "position_bias", "order_gap_random"):
             headline[key] = None
             notes[key] = why
