@@ -4,6 +4,7 @@ companion's active-learning budget, `--protocol paper`, the companion's exchange
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -320,7 +321,7 @@ def test_companion_results_files_are_fit_and_leaderboard_inputs(capsys, tmp_path
     full = _companion_results(tmp_path / "results_gpt-4o.json", "gpt-4o", truth, edges=True)
     code, out, err = ue_here(capsys, "fit", full, "--out", tmp_path / "fit")
     assert code == 0, err
-    fitted = {r["text"]: float(r["utility"]) for r in __import__("csv").DictReader((tmp_path / "fit" / "utilities.csv").open())}
+    fitted = {r["text"]: float(r["utility"]) for r in csv.DictReader((tmp_path / "fit" / "utilities.csv").open())}
     ranks = sorted(fitted, key=fitted.get)
     assert ranks == sorted(truth, key=truth.get)  # the edges' preferences recovered
     metrics = json.loads((tmp_path / "fit" / "metrics.json").read_text())
