@@ -281,16 +281,37 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _run_config(args: argparse.Namespace, experiment: str):
     from ue_tasks.active.driver import RunConfig
 
-    return RunConfig(
+    config = RunConfig(
         experiment=experiment, harness=args.harness or "", model=args.model or "", model_args=args.model_args or "",
         outcomes=args.outcomes, options={**_options(getattr(args, "option", None) or []),
                                          **({"utilities": args.utilities} if getattr(args, "utilities", None) else {})},
         mode=args.mode,
         samples=args.samples, template=args.template, budget=args.budget, round_size=args.round_size,
-        strategy=args.strategy, seed=args.seed, holdout_fraction=args.holdout_fraction,
+        strategy=args.strategy or "rank", seed=args.seed, holdout_fraction=args.holdout_fraction,
         holdout_first=not args.holdout_at_end, pseudolabels=args.pseudolabels,
         responder=getattr(args, "responder", None), model_name=args.model_name,
+        **{k: getattr(args, k) for k in ("unparsed", "method", "orderings", "budget_rule") if getattr(args, k, None) is not None},
+        protocol=args.protocol,
     )  # fmt: skip
+    if args.protocol == "paper":
+        _protocol_lines(config, {k: getattr(args, k, None) for k in ("strategy", "unparsed", "method", "budget_rule")})
+    return config
+
+
+def _protocol_lines(config, given: dict) -> None:
+    """--protocol paper: a flag given with this project's default value contradicts it too (one sentence); each
+    setting the protocol changes printed once, one line each."""
+    from ue_tasks import experiments
+    from ue_tasks.active.driver import PAPER_PROTOCOL, apply_protocol, paper_settings
+
+    exp = experiments.get(experiments.with_variant(config.experiment, config.options)[0])
+    want = paper_settings(exp)
+    for key, value in given.items():
+        if value is not None and value != want[key]:
+            flag = PAPER_PROTOCOL[key][0]
+            raise UserError(f"--protocol paper asks {key} = {want[key]}, and {flag} {value} contradicts it; drop {flag} or use --protocol ue")
+    for line in apply_protocol(config, exp)[1]:
+        print(line, file=sys.stderr)
 
 
 def _options(pairs: list[str]) -> dict:
@@ -358,8 +379,16 @@ def _print_headline(result: dict) -> None:
 def cmd_analyse(args: argparse.Namespace) -> int:
     from ue_tasks.runner import analyse_path
 
+    if args.protocol == "paper":  # the fit's part of the protocol: half-vote refusals and the companion's fit
+        for key, want in (("unparsed", "as_indifference"), ("method", "compat")):
+            if getattr(args, key) not in (None, want):
+                raise UserError(f"--protocol paper asks {key} = {want}, and --{key} {getattr(args, key)} contradicts it; "
+                                f"drop --{key} or leave --protocol out")  # fmt: skip
+            if getattr(args, key) is None:
+                setattr(args, key, want)
+                _note(f"--protocol paper: {key} = {want}")
     results = analyse_path(args.paths, out=args.out, experiment=args.experiment, options=_options(args.option or []),
-                           figures=not args.no_figures, log=_note, by=args.by)  # fmt: skip
+                           figures=not args.no_figures, log=_note, by=args.by, unparsed=args.unparsed, method=args.method)  # fmt: skip
     for folder, result in (results.items() if args.by else [(Path(args.out or args.paths[0]), results)]):
         _print_headline(result)
         print(f"wrote {Path(folder) / 'analysis.json'}")
@@ -409,6 +438,10 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     print("\nprompts = (pair, ordering) queries per model with the experiment's defaults (log-prob: one forward pass each), plus "
           "free-form questions asked once each; sampled requests = prompts × the paper's K answers per ordering for that experiment "
           "(docs/method.md §2.3, §4, §6.2). A variant runs as `ue run EXPERIMENT:VARIANT` (= --option variant=VARIANT).")
+    u = experiments.get("utilities")
+    print(f"Active learning stops at exactly ⌊2N·log2 N⌋ training pairs, as counted above; `ue run --budget-rule rounds` (and "
+          f"--protocol paper) asks whole rounds of 500 as the companion does: {u.queries_per_model(510, budget_rule='rounds'):,} "
+          f"prompts for utilities on the paper's 510 outcomes, not {u.queries_per_model(510):,}.")
     for name, exp in experiments.all_experiments().items():
         if exp.side_runs is not None:
             key, subs = exp.side_runs(exp.resolve_options({}))
@@ -427,11 +460,10 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------------------
 def build_parser(control: bool = True) -> argparse.ArgumentParser:
     # the choices come from the modules that define them, never copied by hand (tests/test_cli.py checks)
-    from ue_metrics.aggregation import UNPARSED_POLICIES
     from ue_metrics.fitting import POSITION_TERMS
     from ue_metrics.pooling import MIXING_FIELDS, POOLABLE
     from ue_metrics.simulate import RESPONDERS
-    from ue_metrics.thurstonian import CI_METHODS, METHODS
+    from ue_metrics.thurstonian import CI_METHODS
     from ue_tasks.dtypes import CHOICES as DTYPES
 
     fmt = argparse.RawDescriptionHelpFormatter
@@ -453,10 +485,7 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("records", nargs="+", help="record files (.jsonl) or harness output folders")
     p.add_argument("--out", required=True, help="folder for utilities.csv and metrics.json")
-    p.add_argument("--unparsed", choices=UNPARSED_POLICIES, default="exclude",
-                   help="unparseable answers: drop them (default) or count each as half a vote per outcome (the paper)")
-    p.add_argument("--method", choices=METHODS, default="mle",
-                   help="mle (default: penalised maximum likelihood, Newton) or compat (the companion's Adam fit, for comparison)")
+    _fit_arguments(p, default=True)
     p.add_argument("--ci", choices=CI_METHODS, default="sandwich",
                    help="intervals: sandwich (default; calibrated for sampled and log-prob records, docs/statistics.md), "
                    "curvature (model-based: every unit of weight one Bernoulli answer), none")
@@ -649,6 +678,10 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an experiment option (repeatable)")
     p.add_argument("--utilities", metavar="RUN_DIR", help="the `utilities` run of the same model, for experiments that build on it")
     p.add_argument("--responder", help="simulate: which known-truth responder (default: the experiment's first)")
+    _fit_arguments(p, default=False)
+    p.add_argument("--orderings", choices=["both", "first"], default=None,
+                   help="both orderings of every pair (default), or the first only: the paper's single-ordering "
+                   "demonstration of order bias (order-bias metrics then say they cannot be computed)")
     p.add_argument("--no-figures", action="store_true", help="write analysis.json only")
     p.set_defaults(handler=cmd_run)
 
@@ -668,6 +701,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
                    help="analyse each model (or outcome set, template, system message) separately, into OUT/<name>/; "
                    "records that differ in these are refused without it")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an analysis option (repeatable)")
+    _fit_arguments(p, default=False, later="; a run folder's default: the run's own")
+    p.add_argument("--protocol", choices=["ue", "paper"], default=None,
+                   help="paper: fit as the companion does (--unparsed as_indifference --method compat); default: the run's own")
     p.add_argument("--no-figures", action="store_true", help="write analysis.json only")
     p.set_defaults(handler=cmd_analyse)
 
@@ -695,9 +731,20 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def _fit_arguments(p: argparse.ArgumentParser, default: bool, later: str = "") -> None:
+    """--unparsed and --method, the same choices on `ue fit`, `ue run` and `ue analyse` (ue_metrics/fit_options.py)."""
+    from ue_metrics.fit_options import FIT_METHODS, UNPARSED_POLICIES
+
+    p.add_argument("--unparsed", choices=UNPARSED_POLICIES, default="exclude" if default else None,
+                   help=f"unparseable answers: drop them (default) or count each as half a vote per outcome (the paper){later}")
+    p.add_argument("--method", choices=FIT_METHODS, default="mle" if default else None,
+                   help=f"mle (default: penalised maximum likelihood, Newton) or compat (the companion's Adam fit, for comparison){later}")
+
+
 def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_required: bool = True) -> None:
     from ue_metrics.records import MODES
-    from ue_tasks.active.strategies import DEFAULT_STRATEGY, STRATEGIES
+    from ue_tasks.active.strategies import STRATEGIES
+    from ue_tasks.plan import BUDGET_RULES
 
     harnesses = ["lm-eval", "inspect", "simulate"] + ([] if model_required else ["transformers"])
     p.add_argument("--harness", choices=harnesses, required=model_required,
@@ -711,7 +758,10 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_re
     p.add_argument("--out", required=True, help="run folder (created; an existing run with the same options is resumed)")
     p.add_argument("--budget", type=_whole(1), default=None, help="training pairs (default ⌊2·N·log2 N⌋; triads for transitivity)")
     p.add_argument("--round-size", type=_whole(1), default=None, help="pairs per active-learning round (default 500, as the paper)")
-    p.add_argument("--strategy", choices=list(STRATEGIES), default=DEFAULT_STRATEGY,
+    p.add_argument("--budget-rule", choices=list(BUDGET_RULES), default=None,
+                   help="active learning: stop at exactly the budget (default), or ask whole rounds past it as the "
+                   "companion does (N = 510: 9,510 training pairs instead of 9,174)")
+    p.add_argument("--strategy", choices=list(STRATEGIES), default=None,
                    help="rank (default: the pairs that most lower the expected number of wrongly ordered outcomes, plus a "
                    "quarter random; the best measured, docs/statistics.md), paper (the companion's P/Q percentile rule), "
                    "info (expected information gain), random")
@@ -723,6 +773,11 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_re
     p.add_argument("--holdout-at-end", action="store_true", help="query the holdout pairs after the last round (the paper) instead of first")
     p.add_argument("--pseudolabels", action="store_true", help="add the paper's pseudolabels before the final fit (off by default)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the shared answer cache")
+    p.add_argument("--protocol", choices=["ue", "paper"], default="ue",
+                   help="ue (default: this project's settings) or paper: the companion's — sampled answers at the paper's K "
+                   "and temperature 1, its pair-choice rule and whole rounds of 500, holdout at the end, half-vote refusals, "
+                   "its Adam fit, its exchange-rate wording; each setting printed and stored in config.json "
+                   "(docs/reproducing.md)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

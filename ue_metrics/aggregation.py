@@ -19,9 +19,9 @@ import numpy as np
 
 from ue_metrics import jsonl
 from ue_metrics.errors import UserError
+from ue_metrics.fit_options import UNPARSED_POLICIES
 from ue_metrics.records import _INT, _STR, FIELD_RULES, REQUIRED_FIELDS, SCHEMA, outcome_table, validate
 
-UNPARSED_POLICIES = ("exclude", "as_indifference")
 # a log-prob answer whose two labels together carry less probability than this answered neither label (a refusal,
 # another token, an empty reply): it is counted as unanswered, never renormalised into a preference
 MIN_LABEL_MASS = 1e-6

@@ -39,13 +39,14 @@ import numpy as np
 from scipy.special import log_ndtr, ndtr, ndtri
 
 from ue_metrics.errors import UserError
+from ue_metrics.fit_options import FIT_METHODS
 from ue_metrics.graph import component_labels
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 DENSE_CI_LIMIT = 200  # components up to this many outcomes get the exact covariance; larger ones the local one
 DISPERSION_FLOOR = 1e-4  # one unit of weight is never worth more than 10,000 answers
 CI_METHODS = ("sandwich", "curvature", "none")
-METHODS = ("mle", "compat")
+METHODS = FIT_METHODS  # ue_metrics/fit_options.py, the one list
 HYPER_ROUNDS = 20  # at most this many refits with the updated dispersion and prior (warm-started, a few Newton steps each)
 LOOSE_TOL = 1e-2  # the intermediate fits' tolerance (answers): within about 0.14 standard errors of their optimum
 FORCING_MIN = 0.1  # conjugate gradients solve each Newton system to at least 10 %: the outer steps converge anyway,
@@ -283,8 +284,8 @@ class Thurstonian:
         per group, a query's pull being the mean of its two outcomes' β; ``group_names`` names them.
         ``n_records`` (records pooled in each row; default 1) feeds the misfit part of the noise model.
         """
-        if self.method not in METHODS:
-            raise UserError(f"unknown Thurstonian method {self.method!r}; use 'mle' or 'compat'")
+        if self.method not in FIT_METHODS:
+            raise UserError(f"unknown Thurstonian method {self.method!r}; use one of {', '.join(FIT_METHODS)}")
         if self.on_disconnected not in ("error", "per_component"):
             raise UserError(f"unknown on_disconnected policy {self.on_disconnected!r}; use 'error' or 'per_component'")
         if self.ci not in CI_METHODS:

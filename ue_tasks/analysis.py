@@ -18,11 +18,14 @@ from ue_tasks import experiments
 
 def analyse_records(records: Sequence[dict], experiment: str | None = None, *, fit: FitResult | None = None,
                     options: dict | None = None, seed: int = 0, run: dict | None = None,
-                    generations: Sequence[dict] | None = None, folder: str | Path | None = None) -> dict:  # fmt: skip
+                    generations: Sequence[dict] | None = None, folder: str | Path | None = None,
+                    unparsed: str | None = None, method: str | None = None) -> dict:  # fmt: skip
     """The experiment's analysis of ``records`` (fitting them first when the experiment fits utilities; with the
     number of bootstrap resamples of its ``bootstrap`` option when it has one). ``generations``: the run's free-form
     answers (``ue.generation/1`` entries), for experiments that ask open questions. ``folder``: the run folder, for
-    analyses that also read files saved beside the records (``run_dir``: hidden states)."""
+    analyses that also read files saved beside the records (``run_dir``: hidden states). ``unparsed`` and ``method``:
+    the fit's refusal rule and method (``ue fit --unparsed/--method``; default: the run's configuration's, else
+    exclude and mle)."""
     if not records:
         raise UserError("there are no preference records to analyse; a run with no answers is an error, not a result")
     name, options = experiments.with_variant(experiment or _experiment_of(records), options)
@@ -30,7 +33,9 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
     opts = exp.resolve_options(options)
     if exp.fit and fit is None:
         bootstrap = _whole(opts.get("bootstrap", 0), "bootstrap") if "bootstrap" in exp.options else 0
-        fit = fit_records(records, seed=seed, per_component=True, bootstrap=bootstrap)
+        fit = fit_records(records, seed=seed, per_component=True, bootstrap=bootstrap,
+                          unparsed=unparsed or (run or {}).get("unparsed") or "exclude",
+                          method=method or (run or {}).get("method") or "mle")  # fmt: skip
     outcomes = outcome_table(records)
     # what the analysis reads besides the records (another run's utilities, entity runs, free answers, the run
     # folder): given to the analysis, described in its details, never written into the options of analysis.json
@@ -63,7 +68,8 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
         result["run"] = run
     if fit is not None:
         result["fit"] = {k: fit.metrics.get(k) for k in ("n_outcomes", "n_train_pairs", "n_holdout_pairs", "n_components",
-                                                         "ci_method", "holdout_accuracy", "holdout_log_loss")}  # fmt: skip
+                                                         "ci_method", "holdout_accuracy", "holdout_log_loss",
+                                                         "unparsed_policy", "fit_method")}  # fmt: skip
     return result
 
 

@@ -106,6 +106,7 @@ def _entries_from_records(records: list[dict], source: str, log: Callable[[str],
 
 def collect(paths: Sequence[str | Path], log: Callable[[str], None] = print) -> list[lb.Entry]:
     """Every analysed run under ``paths`` (see the module docstring)."""
+    from ue_tasks.harness import companion
     from ue_tasks.harness.readers import _claim, _load_adapters
 
     _load_adapters()
@@ -116,7 +117,9 @@ def collect(paths: Sequence[str | Path], log: Callable[[str], None] = print) -> 
             raise UserError(f"{path}: no such file or folder; give run folders, lm-eval output folders or Inspect logs")
         found = len(entries)
         if path.is_file():
-            if path.name == "analysis.json":
+            if companion.claims(path):
+                entries += _companion_entries(path, log)
+            elif path.name == "analysis.json":
                 entries.append(_entry_from_analysis(analyses.read(path), path.parent, path.parent))
             elif _claim(path) is not None:
                 entries += _entries_from_records(_claim(path)[2](path), str(path), log)
@@ -135,6 +138,8 @@ def collect(paths: Sequence[str | Path], log: Callable[[str], None] = print) -> 
             for child in sorted(folder.iterdir(), reverse=True):
                 if child.is_dir():
                     stack.append(child)
+                elif child.is_file() and companion.claims(child):
+                    entries += _companion_entries(child, log)
                 elif child.is_file() and _claim(child) is not None:
                     loose.append(child)
         by_reader: list[dict] = []
@@ -145,6 +150,19 @@ def collect(paths: Sequence[str | Path], log: Callable[[str], None] = print) -> 
         if len(entries) == found:
             raise UserError(f"{path}: holds no run folder, record file, lm-eval output or Inspect log; check the path")
     return entries
+
+
+def _companion_entries(path: Path, log: Callable[[str], None]) -> list[lb.Entry]:
+    """A companion results file: its edges fitted and analysed as a run's records, or — a file of published
+    utilities without edges — its utilities and holdout metrics as published (ue_tasks/harness/companion.py)."""
+    from ue_tasks.harness import companion
+
+    records = companion.read(path)
+    if records:
+        return _entries_from_records(records, str(path), log)
+    analysis = companion.entry_analysis(path)
+    return [lb.Entry(model=analysis["model"], experiment="utilities", analysis=analysis, source=str(path),
+                     utilities=companion.utilities(path) or None)]  # fmt: skip
 
 
 def _entries_from_run_folder(folder: Path, log: Callable[[str], None]) -> list[lb.Entry]:

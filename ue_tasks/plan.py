@@ -23,6 +23,27 @@ def default_budget(n: int, multiplier: float = 2.0) -> int:
     return int(math.floor(multiplier * n * math.log2(n))) if n > 1 else 0
 
 
+BUDGET_RULES = ("exact", "rounds")
+
+
+def active_budget(n: int, budget: int | None = None, degree: int = 2, round_size: int = 500, rule: str = "exact",
+                  pool: int | None = None) -> int:
+    """Training pairs an active-learning run asks: ``exact`` stops at the budget (default ⌊2·N·log2 N⌋); ``rounds``
+    is the companion's rule — the initial graph plus whole rounds until the budget is reached, overshooting it
+    (docs/method.md §2.3; N = 510: 9,510 pairs, not 9,174). Both capped by the training pool."""
+    if rule not in BUDGET_RULES:
+        raise UserError(f"--budget-rule must be one of {', '.join(BUDGET_RULES)}, got {rule!r}")
+    target = default_budget(n) if budget is None else budget
+    if pool is not None:
+        target = min(target, pool)
+    if rule == "rounds":
+        initial = min(n * degree // 2, target)
+        target = initial + max(0, math.ceil((target - initial) / round_size)) * round_size
+        if pool is not None:
+            target = min(target, pool)
+    return target
+
+
 def holdout_size(n: int, fraction: float = 0.05, cap: int = 1000) -> int:
     m = n * (n - 1) // 2
     return min(int(math.floor(m * fraction)), cap)

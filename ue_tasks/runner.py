@@ -195,7 +195,7 @@ def _model_of(config: RunConfig) -> dict:
 
 def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, experiment: str | None = None,
                  options: dict | None = None, figures: bool = True, log: Callable[[str], None] = print,
-                 by: str | None = None) -> Any:  # fmt: skip
+                 by: str | None = None, unparsed: str | None = None, method: str | None = None) -> Any:  # fmt: skip
     """``ue analyse``: a run folder (its records and configuration, and its free answers) or harness outputs, analysed
     again. Records of different models (outcome sets, templates, system messages) are refused, or with ``by`` analysed
     one group per folder ``out/<group>`` (then the result is ``{folder: analysis}``)."""
@@ -217,7 +217,7 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
         with tempfile.TemporaryDirectory(prefix="ue-analyse-") as tmp:
             live = {p for p, _ in held}
             snaps = [_snapshot(p, Path(tmp) / str(k)) if p in live else p for k, p in enumerate(paths)]
-            return analyse_path(snaps, out, experiment, options, figures, log, by)
+            return analyse_path(snaps, out, experiment, options, figures, log, by, unparsed, method)
     config: dict = {}
     if len(paths) == 1 and (paths[0] / "config.json").is_file() and (paths[0] / "records.jsonl").is_file():
         try:
@@ -257,13 +257,13 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
             models = {r.get("model") for r in group}
             mine = [g for g in generations if g.get("model") in models]  # each group's own free answers
             result = analyse_records(group, name, options=opts, seed=seed, run=config or None,
-                                     generations=mine if asks else None, folder=folder)  # fmt: skip
+                                     generations=mine if asks else None, folder=folder, unparsed=unparsed, method=method)  # fmt: skip
             result["group"] = {"by": by, "value": label}
             write_result(result, target, figures=figures, log=log)
             done[str(target)] = result
         return done
     result = analyse_records(groups[""], name, options=opts, seed=seed, run=config or None,
-                             generations=generations if asks else None, folder=folder)  # fmt: skip
+                             generations=generations if asks else None, folder=folder, unparsed=unparsed, method=method)  # fmt: skip
     write_result(result, out, figures=figures, log=log)
     return result
 

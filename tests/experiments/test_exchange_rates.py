@@ -100,9 +100,10 @@ def test_money_ladder_and_counts_follow_the_paper():
                      "specific_entities/happiness": 1372, "US_states/terminal_illness": 1492, "age_groups/terminal_illness": 288,
                      "wealth_percentiles/terminal_illness": 400, "political_orientations/terminal_illness": 484}  # fmt: skip
     exp = experiments.get("exchange_rates")
-    # the companion's requests minus its holdout at K = 10 (we ask the holdout at the run's K): 334,920 − 10,000
-    assert exp.queries_per_model(1492) * exp.samples == 324_920
-    assert exp.queries_per_model(260) * exp.samples == 52_600
+    # the companion's requests minus its holdout at K = 10 (we ask the holdout at the run's K): 334,920 − 10,000, by
+    # its rule of whole active-learning rounds (`--budget-rule rounds`, part of `--protocol paper`)
+    assert exp.queries_per_model(1492, budget_rule="rounds") * exp.samples == 324_920
+    assert exp.queries_per_model(260, budget_rule="rounds") * exp.samples == 52_600
 
 
 # --- variants --------------------------------------------------------------------------------------------------
@@ -128,7 +129,8 @@ def test_ue_experiments_lists_the_registered_runs():
     for variant in er.VARIANTS:
         assert f"exchange_rates:{variant}" in out
     line = next(x for x in out.splitlines() if "exchange_rates:religions/terminal_illness" in x)
-    assert "260" in line and "52,600 (K=5)" in line
+    # as `ue run` asks it: exactly ⌊2N·log2 N⌋ = 4,171 training pairs (52,600 by the companion's whole rounds)
+    assert "260" in line and "51,710 (K=5)" in line
 
 
 # --- ue run on the simulator -----------------------------------------------------------------------------------

@@ -122,7 +122,11 @@ def test_ue_experiments_says_what_each_experiment_reads():
     rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip() and " §" in line}
     assert rows["power_seeking"].rstrip().endswith("utilities") and rows["corrigibility"].rstrip().endswith("utilities")
     assert not rows["political_values"].rstrip().endswith("utilities")
-    assert "83,900" in rows["corrigibility"]  # the paper's request count for 200 future preferences
+    # as `ue run` asks it (⌊2N·log2 N⌋ pairs); the paper's 83,900 requests for 200 future preferences are its whole rounds
+    assert "81,040" in rows["corrigibility"]
+    from ue_tasks import experiments
+
+    assert experiments.get("corrigibility").queries_per_model(200, budget_rule="rounds") * 10 == 83_900
     assert re.search(r"reads a run of utilities: corrigibility, power_seeking", out)
 
 

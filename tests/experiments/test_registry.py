@@ -45,5 +45,8 @@ def test_ue_experiments_lists_the_registry_with_query_counts():
     lines = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip() and not line.startswith("prompts")}
     assert {"utilities", "transitivity"} <= set(lines)
     assert "6,000" in lines["transitivity"] and "triads" in lines["transitivity"]
-    # the main run on 510 outcomes: 9,510 training pairs (initial 510 + 18 rounds of 500) and 1,000 holdout, × 2
-    assert experiments.get("utilities").queries_per_model(510) == 2 * (9510 + 1000)
+    # the main run on 510 outcomes: ⌊2N·log2 N⌋ = 9,174 training pairs as `ue run` asks them, or by the companion's
+    # rule 9,510 (initial 510 + 18 rounds of 500); and 1,000 holdout, × 2
+    assert experiments.get("utilities").queries_per_model(510) == 2 * (9174 + 1000)
+    assert experiments.get("utilities").queries_per_model(510, budget_rule="rounds") == 2 * (9510 + 1000)
+    assert "21,020 prompts" in out

@@ -37,6 +37,12 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
             notes[key] = _why_missing(key, m)
     for key in WITH_RANDOM:
         headline[f"{key}_random"] = base.get(key)
+    if not _both_orderings(records):  # `ue run --orderings first`: the order bias is in the answers, not measurable
+        why = ("needs both orderings of a pair, and these records hold one answer per pair (`ue run --orderings first`, the "
+               "paper's single-ordering demonstration, or the companion's edges, which pool both orderings)")
+        for key in ("order_gap", "position_bias", "order_gap_random"):
+            headline[key] = None
+            notes[key] = why
     if m.get("no_signal"):
         notes["utilities"] = f"the utilities carry no signal: {m['no_signal']}"
     # which coin the *_random values are: 0 = an exact coin (P = 1/2 per query, log-prob runs), K = a fair coin with
@@ -97,6 +103,17 @@ def _holdout_intervals(fit: Any, seed: int, resamples: int = 1000) -> dict[str, 
     acc = np.array([accuracy(p[k], y[k]) for k in idx])
     loss = np.array([log_loss(p[k], y[k]) for k in idx])
     return {"holdout_accuracy": np.percentile(acc, [2.5, 97.5]).tolist(), "holdout_log_loss": np.percentile(loss, [2.5, 97.5]).tolist()}
+
+
+def _both_orderings(records: Sequence[dict]) -> bool:
+    """Whether some pair was asked in both orderings (order gap and position bias are measured on such pairs)."""
+    seen: dict[tuple, set] = {}
+    for r in records:
+        key = (r.get("a_id"), r.get("b_id"), r.get("group", ""))
+        seen.setdefault(key, set()).add(r.get("shown_first"))
+        if len(seen[key]) == 2:
+            return True
+    return False
 
 
 def _why_missing(key: str, m: Mapping[str, Any]) -> str:

@@ -36,6 +36,7 @@ from ue_metrics import records as rec
 from ue_metrics.aggregation import aggregate
 from ue_metrics.coherence import accuracy, log_loss
 from ue_metrics.errors import UserError
+from ue_metrics.fit_options import FIT_METHODS, UNPARSED_POLICIES
 from ue_metrics.fitting import FitResult, fit_records
 from ue_metrics.jsonl import append_jsonl, complete_lines, read_jsonl
 from ue_metrics.thurstonian import Thurstonian
@@ -44,9 +45,70 @@ from ue_tasks.active.backends import Backend, InspectBackend, LmEvalBackend, Sim
 from ue_tasks.active.cache import AnswerCache
 from ue_tasks.active.strategies import STRATEGIES, select_pairs
 from ue_tasks.outcomes import OutcomeSet
-from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, make_plan
+from ue_tasks.plan import BUDGET_RULES, ComparisonPlan, PlanSpec, active_budget, default_budget, holdout_size, make_plan
 from ue_tasks.queries import Query, run_id_for
 from ue_tasks.templates import get_template
+
+# RunConfig fields added after config.json files were first written, with the value an older run had
+ADDED_DEFAULTS = {"unparsed": "exclude", "method": "mle", "orderings": "both", "budget_rule": "exact", "protocol": "ue"}
+ORDERINGS = ("both", "first")
+PROTOCOLS = ("ue", "paper")
+# --protocol paper: each setting it changes, its command-line flag, this project's default and why (docs/reproducing.md)
+PAPER_PROTOCOL = {
+    "mode": ("--mode", None, "sampled answers at temperature 1, as the companion asks them"),
+    "samples": ("--samples", None, "the paper's K answers per ordering for this experiment"),
+    "strategy": ("--strategy", "rank", "the companion's P/Q percentile rule for choosing pairs"),
+    "budget_rule": ("--budget-rule", "exact", "whole active-learning rounds of 500, as the companion"),
+    "holdout_first": ("--holdout-at-end", True, "holdout pairs asked after the last round"),
+    "unparsed": ("--unparsed", "exclude", "an unparseable answer is half a vote for each outcome"),
+    "method": ("--method", "mle", "the companion's Adam fit"),
+}
+
+
+def paper_settings(exp: Any) -> dict[str, Any]:
+    """The values ``--protocol paper`` gives the run's settings for the experiment ``exp`` (the option ``wording`` of
+    experiments that have it included, as ``option:wording``)."""
+    out: dict[str, Any] = {"mode": "sample", "samples": exp.samples, "strategy": "paper", "budget_rule": "rounds",
+                           "holdout_first": False, "unparsed": "as_indifference", "method": "compat"}  # fmt: skip
+    if "wording" in exp.options:
+        out["option:wording"] = "companion"
+    return out
+
+
+def apply_protocol(config: RunConfig, exp: Any) -> tuple[RunConfig, list[str]]:
+    """``config`` with the paper's settings in place of this project's defaults, and one line per setting changed.
+    A setting given another value (a flag that contradicts the protocol), or one the harness cannot meet, is one
+    sentence."""
+    if config.protocol not in PROTOCOLS:
+        raise UserError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {config.protocol!r}")
+    if config.protocol != "paper":
+        return config, []
+    if exp.collection is not None:
+        raise UserError(f"--protocol paper sets how preferences are elicited and fitted, and {exp.name} asks no forced-choice "
+                        "question (it reads hidden states); run it without --protocol")  # fmt: skip
+    out = RunConfig(**asdict(config))
+    lines = []
+    for key, want in paper_settings(exp).items():
+        if key.startswith("option:"):
+            opt = key.split(":", 1)[1]
+            have = config.options.get(opt)
+            if have not in (None, want):
+                raise UserError(f"--protocol paper asks --option {opt}={want}, and --option {opt}={have} contradicts it; "
+                                "drop that option or use --protocol ue")  # fmt: skip
+            out.options = {**out.options, opt: want}
+            lines.append(f"--protocol paper: --option {opt}={want} (the companion's sentences)")
+            continue
+        flag, default, why = PAPER_PROTOCOL[key]
+        have = getattr(config, key)
+        if have is not None and have != default and have != want:
+            shown = "" if isinstance(have, bool) else f" {have}"
+            raise UserError(f"--protocol paper asks {key} = {want}, and {flag}{shown} contradicts it; drop {flag} or use --protocol ue")
+        setattr(out, key, want)
+        lines.append(f"--protocol paper: {key} = {want} ({why})")
+    if config.harness == "lm-eval" and out.samples != 10:
+        raise UserError(f"--protocol paper asks {out.samples} sampled answers per ordering for {exp.name}, and the lm-eval sampled "
+                        "task asks 10; use --harness inspect (or simulate) for this experiment's paper protocol")  # fmt: skip
+    return out, lines
 
 BATCH = 256  # queries per harness call; records are appended after each batch
 HARNESSES = ("lm-eval", "inspect", "simulate")
@@ -79,6 +141,11 @@ class RunConfig:
     pseudolabel_weight: float = 1.0
     responder: str | None = None  # simulate: which known-truth responder
     model_name: str | None = None  # the model's name in the records (default: from the model, ue_tasks.model_identity)
+    unparsed: str = "exclude"  # unparseable answers in the fit: dropped, or half a vote each (the paper)
+    method: str = "mle"  # the final fit: mle, or compat (the companion's Adam fit)
+    orderings: str = "both"  # both orderings of every pair, or "first" only (the paper's order-bias demonstration)
+    budget_rule: str = "exact"  # active learning stops at the budget, or asks whole rounds past it ("rounds", the companion)
+    protocol: str = "ue"  # "paper": the companion's settings in place of this project's defaults (PAPER_PROTOCOL)
 
     def resolve(self) -> RunConfig:
         """Fill the experiment's defaults in and check every field (one sentence per mistake). An experiment named
@@ -93,6 +160,8 @@ class RunConfig:
             raise UserError(f"unknown harness {harness!r} for {exp.name}; use one of {', '.join(allowed)}")
         out = RunConfig(**asdict(self))
         out.experiment, out.options, out.harness = name, options, harness
+        out, _ = apply_protocol(out, exp)
+        self = out  # the protocol's values are checked below as given ones
         out.mode = self.mode or exp.mode
         out.samples = exp.samples if self.samples is None else self.samples
         out.template = self.template or exp.template
@@ -101,6 +170,14 @@ class RunConfig:
         out.budget = exp.plan.budget if self.budget is None else self.budget
         if out.mode not in MODES:
             raise UserError(f"--mode must be logprob or sample, got {out.mode!r}")
+        if self.unparsed not in UNPARSED_POLICIES:
+            raise UserError(f"--unparsed must be one of {', '.join(UNPARSED_POLICIES)}, got {self.unparsed!r}")
+        if self.method not in FIT_METHODS:
+            raise UserError(f"--method must be one of {', '.join(FIT_METHODS)}, got {self.method!r}")
+        if self.budget_rule not in BUDGET_RULES:
+            raise UserError(f"--budget-rule must be one of {', '.join(BUDGET_RULES)}, got {self.budget_rule!r}")
+        if self.orderings not in ORDERINGS:
+            raise UserError(f"--orderings must be one of {', '.join(ORDERINGS)}, got {self.orderings!r}")
         if self.strategy not in STRATEGIES:
             raise UserError(f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}")
         if out.mode == "sample" and (isinstance(out.samples, bool) or not isinstance(out.samples, int) or out.samples < 1):
@@ -239,7 +316,10 @@ class Elicitation:
         self.config = config.resolve()
         self.experiment = experiments.get(self.config.experiment)
         self.out = Path(out)
-        self.outcomes = self.experiment.outcome_set({**self.config.options, **({"outcomes": self.config.outcomes} if self.config.outcomes else {})})
+        # the experiment's options with --outcomes among them: every part of the experiment (outcome set, plan, free
+        # questions, judge) must read the same file (issue 25 item 1: the free questions once came from the shipped file)
+        self.options = {**self.config.options, **({"outcomes": self.config.outcomes} if self.config.outcomes else {})}
+        self.outcomes = self.experiment.outcome_set(self.options)
         self.n = len(self.outcomes)
         self.spec = self.config.plan_spec()
         self.backend = backend or make_backend(self.config, self.outcomes)
@@ -263,11 +343,13 @@ class Elicitation:
     # --- run folder ----------------------------------------------------------------------------------------
     def config_dict(self) -> dict:
         d = asdict(self.config)
-        budget = self.spec.budget if self.spec.kind == "triads" else (default_budget(self.n) if self.config.budget is None else self.config.budget)
+        budget = self.spec.budget if self.spec.kind == "triads" else self._budget()
         d.update({"n_outcomes": self.n, "budget_pairs": budget, "plan_kind": self.spec.kind,
                   "outcome_set": self.outcomes.name, "outcome_source": self.outcomes.source,
                   "outcome_hash": self.outcomes.content_hash(), "responder_description": getattr(getattr(self.backend, "responder", None), "description", None),
                   "run_id": self.run_id, "schema": rec.SCHEMA, "model_identity": self.backend.identity.to_dict()})  # fmt: skip
+        if self.config.protocol == "paper":  # what the protocol set, beside the fields themselves
+            d["protocol_settings"] = {**paper_settings(self.experiment), "temperature": 1.0}
         return d
 
     def _open_run(self) -> RunState:
@@ -311,7 +393,8 @@ class Elicitation:
                     "(ue_tasks/dtypes.py); answers at two dtypes must not be fitted as one model's — resume it with the "
                     "same --model-args dtype=..., or start a new --out folder"
                 )
-            added = {"model_identity", "model_name"} - set(theirs)  # written by an older ue: nothing to compare
+            # written by an older ue: nothing to compare (a field added since, at its default, is the older run's setting)
+            added = ({"model_identity", "model_name"} | {k for k, v in ADDED_DEFAULTS.items() if mine.get(k) == v}) - set(theirs)
             diff = sorted(k for k in (set(mine) | set(theirs)) - added if mine.get(k) != theirs.get(k))
             if diff:
                 shown = ", ".join(f"{k}: {theirs.get(k)!r} → {mine.get(k)!r}" for k in diff[:4])
@@ -360,8 +443,10 @@ class Elicitation:
     # --- asking -------------------------------------------------------------------------------------------
     def queries(self, plan: ComparisonPlan, split: str | None = None) -> list[Query]:
         exp, cfg = self.experiment, self.config
-        return exp.queries(self.outcomes, plan, template=cfg.template, system_message=cfg.system_message or "",
-                           options=cfg.options, split=split)  # fmt: skip
+        out = exp.queries(self.outcomes, plan, template=cfg.template, system_message=cfg.system_message or "",
+                          options=cfg.options, split=split)  # fmt: skip
+        # --orderings first: each pair asked in the plan's ordering only (docs/method.md §1.6: shows the order bias)
+        return [q for q in out if q.shown_first == "a"] if cfg.orderings == "first" else out
 
     def _pairs_plan(self, pairs: np.ndarray, split: str) -> ComparisonPlan:
         return ComparisonPlan(n_outcomes=self.n, pairs=pairs, split=np.array([split] * len(pairs)), seed=self.config.seed, config={})
@@ -408,7 +493,7 @@ class Elicitation:
         train = [r for r in records if r["split"] == "train"]
         if not train:
             raise UserError("no training answers were recorded; check the model or backend")
-        data = aggregate(records)
+        data = aggregate(records, unparsed=self.config.unparsed)
         idx = np.array([self.index[i] for i in data.ids])
         tr = data.train()
         if self.model_fit is None:
@@ -446,7 +531,7 @@ class Elicitation:
             self.lock.release()
 
     def _run_fixed(self, state: RunState) -> None:
-        plan = self.experiment.build_plan(self.outcomes, self.spec, self.config.options)
+        plan = self.experiment.build_plan(self.outcomes, self.spec, self.options)
         self._ask(state, self.queries(plan), 0, self.experiment.name)
 
     # --- free-form answers ---------------------------------------------------------------------------------
@@ -454,7 +539,7 @@ class Elicitation:
         """The experiment's open questions, asked once each through the run's backend (temperature 0), then —
         with ``--option matcher_model`` — the judge requests for the answers no string match settles."""
         exp = self.experiment
-        opts = exp.resolve_options(self.config.options)
+        opts = exp.resolve_options(self.options)
         items = exp.free_answers(self.outcomes, opts) if exp.free_answers else []
         self._generate(state, items, self.backend, "free answers", self.backend.identity.name)
         matcher = str(opts.get("matcher_model") or "")
@@ -504,9 +589,20 @@ class Elicitation:
         if bar:
             bar.close()
 
+    def _budget(self) -> int:
+        """Training pairs of the run (of an active run: by its budget rule, as `ue experiments` counts them)."""
+        cfg = self.config
+        if self.spec.kind != "active":
+            return default_budget(self.n) if cfg.budget is None else cfg.budget
+        m = self.n * (self.n - 1) // 2
+        hold = holdout_size(self.n, cfg.holdout_fraction, self.spec.holdout_cap)
+        # the exact rule's budget is not capped here (as before: the rounds stop when the pool is spent)
+        pool = m - hold if cfg.budget_rule == "rounds" else None
+        return active_budget(self.n, cfg.budget, cfg.initial_degree, self.spec.round_size, cfg.budget_rule, pool=pool)
+
     def _run_active(self, state: RunState) -> None:
         cfg = self.config
-        budget = default_budget(self.n) if cfg.budget is None else cfg.budget
+        budget = self._budget()
         start = PlanSpec(kind="graph", seed=cfg.seed, budget=max(1, min(budget, self.n * cfg.initial_degree // 2)),
                          degree=cfg.initial_degree, holdout_fraction=cfg.holdout_fraction, holdout_cap=self.spec.holdout_cap)  # fmt: skip
         plan = make_plan(self.n, start)
@@ -557,7 +653,8 @@ class Elicitation:
     def _finish(self, state: RunState) -> FitResult:
         # a budget too small to connect the comparison graph still gives a fit, per connected component, with a
         # warning: refusing here would leave a finished (and paid-for) run without utilities
-        result = fit_records(state.records, seed=self.config.seed, per_component=True)
+        result = fit_records(state.records, seed=self.config.seed, per_component=True, unparsed=self.config.unparsed,
+                             method=self.config.method)  # fmt: skip
         if result.metrics["n_components"] > 1:
             self.log(f"warning: the comparison graph has {result.metrics['n_components']} components (budget too small to "
                      "connect it); utilities are comparable only within a component (column 'component' of utilities.csv)")

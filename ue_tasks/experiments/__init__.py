@@ -37,7 +37,6 @@ An experiment declares:
 from __future__ import annotations
 
 import importlib
-import math
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder
 from ue_tasks.generation import Generation
 from ue_tasks.outcomes import OutcomeSet, load_outcomes
-from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, holdout_size, make_plan
+from ue_tasks.plan import ComparisonPlan, PlanSpec, active_budget, default_budget, holdout_size, make_plan
 from ue_tasks.queries import Query, queries_for
 from ue_tasks.templates import SYSTEM_MESSAGE, get_template
 
@@ -185,10 +184,11 @@ class Experiment:
         opts = self.resolve_options(options)
         return len(self.free_answers(self.outcome_set(opts), opts))
 
-    def queries_per_model(self, n: int, plan: PlanSpec | None = None, options: Mapping[str, Any] | None = None) -> int:
+    def queries_per_model(self, n: int, plan: PlanSpec | None = None, options: Mapping[str, Any] | None = None,
+                          budget_rule: str = "exact") -> int:
         """(pair, ordering) prompts for ``n`` outcomes by the formulas of docs/method.md §2 (times K in sample mode
-        for requests): active learning asks its initial graph plus whole rounds up to the budget, then the
-        holdout."""
+        for requests): active learning asks the training pairs of ``ue_tasks.plan.active_budget`` under the run's
+        budget rule (``exact``, the default of `ue run`, or the companion's whole ``rounds``), then the holdout."""
         if self.collection is not None:
             return self.collection.passes_per_outcome * n
         plan = plan or self.plan
@@ -200,12 +200,10 @@ class Experiment:
         hold = holdout_size(n, plan.holdout_fraction, plan.holdout_cap)
         if plan.kind == "all_pairs":
             return 2 * m
-        target = plan.budget if plan.budget is not None else default_budget(n)
-        target = min(target, m - hold)
         if plan.kind == "active":
-            initial = min(n * plan.degree // 2, target)
-            rounds = max(0, math.ceil((target - initial) / plan.round_size))
-            target = min(initial + rounds * plan.round_size, m - hold)
+            target = active_budget(n, plan.budget, plan.degree, plan.round_size, budget_rule, pool=m - hold)
+        else:
+            target = min(plan.budget if plan.budget is not None else default_budget(n), m - hold)
         return 2 * (target + hold)
 
 

@@ -73,8 +73,17 @@ def read_generations(paths: Iterable[str | Path]) -> list[dict]:
     return out
 
 
+_COMPANION_LOADED = False
+
+
 def _load_adapters() -> None:
     """Import the harness adapters so they can register their readers (cheap: no harness import needed)."""
+    global _COMPANION_LOADED
+    if not _COMPANION_LOADED:  # the companion code's results files (ue_tasks/harness/companion.py)
+        from ue_tasks.harness import companion
+
+        register("companion results", companion.claims, companion.read)
+        _COMPANION_LOADED = True
     for module in ("ue_tasks.harness.lm_eval.reader", "ue_tasks.harness.inspect.reader"):
         try:
             __import__(module)
