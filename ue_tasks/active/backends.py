@@ -201,9 +201,11 @@ class LmEvalBackend(Backend):
 
     def __init__(self, model: str, model_args: str, mode: str, samples: int, system_message: str, model_name: str | None = None,
                  lm: Any = None):  # fmt: skip
-        if mode == "sample" and samples != 10:
-            raise UserError("the lm-eval sampled task asks K=10 answers per ordering; use --samples 10 or --harness inspect")
+        if mode == "sample" and (not isinstance(samples, int) or samples < 1):
+            raise UserError(f"--samples must be a whole number of answers per ordering, 1 or more (got {samples!r})")
         self.model, self.model_args, self.mode = model, model_args, mode
+        # sample mode: K answers per ordering, the task's `repeats` (its YAML says 10, the paper's K) set to the run's K
+        self.samples = samples if mode == "sample" else None
         args = parse_model_args(model_args)  # one sentence for a malformed entry, before anything loads
         if lm is None and model in ("hf", "ue-hf") and not args.get("pretrained"):
             raise UserError(f"--model {model} needs the model's weights: add --model-args pretrained=PATH (a local folder or "
@@ -265,7 +267,13 @@ class LmEvalBackend(Backend):
             for oid, text in ((q.a_id, q.a_text), (q.b_id, q.b_text)):
                 check_text(text, f"outcome {oid!r}", self._special)
         write_queries(queries, self._qfile)
-        results = run_lm_eval(model, [self.task], task_manager=self._task_manager(TaskManager, task_configs_dir),
+        manager = self._task_manager(TaskManager, task_configs_dir)
+        task: Any = self.task
+        if self.samples is not None:
+            # the task built here (its dataset hook reads this batch's queries file) with K repeats per document
+            task = manager.load(self.task)["tasks"][self.task]
+            task.config.repeats = self.samples
+        results = run_lm_eval(model, [task], task_manager=manager,
                               apply_chat_template=not self.base_model, system_instruction=self.system_message)  # fmt: skip
         records = records_from_results(results, self.task, model=self.identity.name, run_id="ue-run")
         return _answers_from_records(queries, records, "lm-eval")

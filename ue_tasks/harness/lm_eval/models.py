@@ -742,6 +742,14 @@ class _RepeatSeeds:
                                   idx=req.idx, metadata=req.metadata))  # fmt: skip
         return super().generate_until(fresh, disable_tqdm=disable_tqdm)  # type: ignore[misc]
 
+    def _create_payload(self, *args: Any, **kwargs: Any) -> dict:  # type: ignore[override]
+        """lm-eval's request body, without an empty ``stop`` list (ue's sampled tasks stop at the end of turn only):
+        the same request, which strict servers accept (``transformers serve`` answers 400 to ``"stop": []``)."""
+        payload = super()._create_payload(*args, **kwargs)  # type: ignore[misc]
+        if isinstance(payload, dict) and payload.get("stop") in ([], [None], None):
+            payload.pop("stop", None)
+        return payload
+
 
 @register_model("ue-local-completions")
 class UeLocalCompletions(_RepeatSeeds, LocalCompletionsAPI):
