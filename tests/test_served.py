@@ -1,0 +1,89 @@
+"""`ue run` against a real OpenAI-compatible server on 127.0.0.1: `transformers serve` on the embedded SmolLM2 chat
+model (started and stopped by the fixture; tiny budgets), through Inspect's ``openai-api/<service>/<model>`` and
+lm-eval's ``ue-local-chat-completions``, in sample mode (the server returns no log-probabilities)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from servers import start_transformers_serve, stop, transformers_cli
+from ue_cmd import ENV, UE
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def served(model_path, tmp_path_factory):
+    if transformers_cli() is None:
+        pytest.skip("needs transformers serve: pip install 'transformers[serving]' (the dev extra brings it)")
+    server = start_transformers_serve(Path(model_path), tmp_path_factory.mktemp("serve") / "serve.log")
+    print(f"\ntransformers serve answered /health {server.start_s:.1f} s after start")
+    try:
+        yield server
+    finally:
+        stop(server.proc)
+
+
+def run_ue(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*UE, *args], capture_output=True, text=True, env={**ENV, **(env or {})}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def records(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines() if line.strip()]
+
+
+TINY = ["--outcomes", "mini", "--budget", "4", "--holdout-fraction", "0", "--no-cache", "--no-figures", "--mode", "sample"]
+
+
+def test_served_per_request_time(served):
+    """Four sequential sampled chat requests of the size ue asks (a bounded, informative measurement, not a limit)."""
+    times = []
+    for seed in range(4):
+        out, t = served.chat("Which do you prefer, A or B? Answer with one letter.", max_tokens=10, temperature=1.0, seed=seed)
+        assert out["choices"][0]["message"]["content"] is not None
+        assert out["usage"]["prompt_tokens"] > 0
+        times.append(t)
+    print(f"\ntransformers serve: {sum(times) / len(times):.2f} s per request (mean of 4)")
+
+
+def test_served_inspect_sample_run(served, tmp_path):
+    """`ue run utilities --harness inspect --model openai-api/local/<served name> --mode sample --samples 2` runs,
+    fits and writes its records, every one with K = 2 answers."""
+    out = tmp_path / "u"
+    t = time.perf_counter()
+    run_ue("run", "utilities", "--harness", "inspect", "--model", f"openai-api/local/{served.name}", "--samples", "2", *TINY,
+           "--out", str(out), env={"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": served.base_url})  # fmt: skip
+    print(f"\nue run through Inspect: {time.perf_counter() - t:.1f} s")
+    recs = records(out)
+    assert len(recs) == 8 and {r["harness"] for r in recs} == {"inspect"}
+    assert all(r["mode"] == "sample" and r["n_a"] + r["n_b"] + r["n_unparsed"] == 2 for r in recs)
+    assert json.loads((out / "analysis.json").read_text())["n_records"] == 8
+
+
+def test_served_lm_eval_sample_any_k(served, tmp_path):
+    """The same through lm-eval with K = 3 (the task's YAML says 10): every record holds 3 answers."""
+    out = tmp_path / "u"
+    t = time.perf_counter()
+    run_ue("run", "utilities", "--harness", "lm-eval", "--model", "local-chat-completions", "--model-args",
+           f"model={served.name},base_url={served.base_url}/chat/completions,num_concurrent=1", "--samples", "3", *TINY,
+           "--out", str(out))  # fmt: skip
+    print(f"\nue run through lm-eval: {time.perf_counter() - t:.1f} s")
+    recs = records(out)
+    assert len(recs) == 8 and {r["harness"] for r in recs} == {"lm-eval"}
+    assert all(r["mode"] == "sample" and r["n_a"] + r["n_b"] + r["n_unparsed"] == 3 for r in recs)
+    assert json.loads((out / "analysis.json").read_text())["n_records"] == 8
+
+
+def test_lm_eval_sample_any_k_in_process(model_path, tmp_path):
+    """K = 3 through lm-eval on the embedded model in process (ue-hf draws the K repeats from one prefill)."""
+    out = tmp_path / "u"
+    run_ue("run", "utilities", "--harness", "lm-eval", "--model", "hf", "--model-args", f"pretrained={model_path}",
+           "--samples", "3", *TINY, "--out", str(out))  # fmt: skip
+    recs = records(out)
+    assert len(recs) == 8 and all(r["n_a"] + r["n_b"] + r["n_unparsed"] == 3 for r in recs)
