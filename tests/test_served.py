@@ -63,6 +63,7 @@ def test_served_inspect_sample_run(served, tmp_path):
     recs = records(out)
     assert len(recs) == 8 and {r["harness"] for r in recs} == {"inspect"}
     assert all(r["mode"] == "sample" and r["n_a"] + r["n_b"] + r["n_unparsed"] == 2 for r in recs)
+    assert {r["model"] for r in recs} == {served.name} and {r["model_endpoint"] for r in recs} == {served.base_url}
     assert json.loads((out / "analysis.json").read_text())["n_records"] == 8
 
 
@@ -77,6 +78,7 @@ def test_served_lm_eval_sample_any_k(served, tmp_path):
     recs = records(out)
     assert len(recs) == 8 and {r["harness"] for r in recs} == {"lm-eval"}
     assert all(r["mode"] == "sample" and r["n_a"] + r["n_b"] + r["n_unparsed"] == 3 for r in recs)
+    assert {r["model_endpoint"] for r in recs} == {f"{served.base_url}/chat/completions"}
     assert json.loads((out / "analysis.json").read_text())["n_records"] == 8
 
 

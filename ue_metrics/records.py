@@ -778,7 +778,7 @@ def deduplicate(records: Sequence[dict], sources: Sequence[str] | None = None,
 # fields that must agree between records fitted as one; ``--by FIELD`` fits each value separately
 MIXING_FIELDS = ("model", "outcome_set", "template", "system_message")
 # settings that tell two runs of one model apart (ue_tasks.model_identity writes them into every record)
-MODEL_SETTINGS = ("model_dtype", "model_revision", "chat_template")
+MODEL_SETTINGS = ("model_dtype", "model_revision", "chat_template", "model_endpoint")
 
 
 def model_label(r: dict) -> str:
