@@ -64,6 +64,13 @@ def test_served_inspect_sample_run(served, tmp_path):
     assert len(recs) == 8 and {r["harness"] for r in recs} == {"inspect"}
     assert all(r["mode"] == "sample" and r["n_a"] + r["n_b"] + r["n_unparsed"] == 2 for r in recs)
     assert {r["model"] for r in recs} == {served.name} and {r["model_endpoint"] for r in recs} == {served.base_url}
+    usage = json.loads((out / "usage.json").read_text())
+    assert usage["requests"] == 16 and usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0, usage
+    # the dry run of the same command said so before asking anything
+    dry = run_ue("run", "utilities", "--harness", "inspect", "--model", f"openai-api/local/{served.name}", "--samples", "2", *TINY,
+                 "--out", str(tmp_path / "dry"), "--dry-run", env={"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": served.base_url})  # fmt: skip
+    assert "requests           16  (8 (pair, ordering) prompts × 2 answers)" in dry.stdout, dry.stdout
+    assert "estimated at 4 characters a token" in dry.stdout and not (tmp_path / "dry").exists()
     assert json.loads((out / "analysis.json").read_text())["n_records"] == 8
 
 
@@ -79,6 +86,9 @@ def test_served_lm_eval_sample_any_k(served, tmp_path):
     assert len(recs) == 8 and {r["harness"] for r in recs} == {"lm-eval"}
     assert all(r["mode"] == "sample" and r["n_a"] + r["n_b"] + r["n_unparsed"] == 3 for r in recs)
     assert {r["model_endpoint"] for r in recs} == {f"{served.base_url}/chat/completions"}
+    usage = json.loads((out / "usage.json").read_text())
+    assert usage["requests"] == 24 and usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0, usage
+    assert usage["tokens_from"] == "the server's usage reports"
     assert json.loads((out / "analysis.json").read_text())["n_records"] == 8
 
 
@@ -89,3 +99,18 @@ def test_lm_eval_sample_any_k_in_process(model_path, tmp_path):
            "--samples", "3", *TINY, "--out", str(out))  # fmt: skip
     recs = records(out)
     assert len(recs) == 8 and all(r["n_a"] + r["n_b"] + r["n_unparsed"] == 3 for r in recs)
+
+
+def test_dry_run_counts_with_the_local_tokenizer(model_path, capsys):
+    """`ue run utilities --dry-run` at the paper's K on `core`: requests and tokens, nothing asked, no folder written."""
+    from ue_cmd import ue_here
+
+    code, out, err = ue_here(capsys, "run", "utilities", "--harness", "lm-eval", "--model", "hf", "--model-args",
+                             f"pretrained={model_path}", "--mode", "sample", "--outcomes", "core", "--out", "/nonexistent/x",
+                             "--dry-run")  # fmt: skip
+    assert code == 0, err
+    assert "570 outcomes: nothing asked (dry run)" in out
+    assert "requests           231,400  (23,140 (pair, ordering) prompts × 10 answers)" in out, out
+    assert "counted with SmolLM2-135M-Instruct's tokenizer and chat template" in out
+    assert "completion tokens  at most 2,314,000" in out
+    assert not Path("/nonexistent/x").exists()

@@ -11,6 +11,7 @@ reproduces what ``ue run`` wrote from the records alone.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,28 @@ from typing import Any
 from ue_metrics.errors import UserError
 from ue_tasks.active.driver import Elicitation, RunConfig, RunLock
 from ue_tasks.analysis import analyse_records, write_result
+
+
+def _write_usage(run: Any, out: Path, wall_s: float) -> None:
+    """``usage.json``: this run's requests and tokens (as the server reported them; null where none did) and wall
+    time, summed over the invocations of a resumed run (``ue_tasks.cost``)."""
+    from ue_tasks.cost import write_usage
+
+    if not out.is_dir():
+        return
+    now = run.backend.usage()
+    try:
+        old = json.loads((out / "usage.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    def add(key: str):  # noqa: E306
+        a, b = old.get(key), now.get(key)
+        return None if a is None and b is None else (a or 0) + (b or 0)
+    write_usage(out, {"requests": add("requests"), "retries": old.get("retries"), "prompt_tokens": add("prompt_tokens"),
+                      "completion_tokens": add("completion_tokens"), "queries_asked": (old.get("queries_asked") or 0) + run.queries_asked,
+                      "cache_hits": (old.get("cache_hits") or 0) + run.cache_hits,
+                      "wall_s": round((old.get("wall_s") or 0.0) + wall_s, 3), "invocations": (old.get("invocations") or 0) + 1,
+                      "tokens_from": "the server's usage reports" if now.get("prompt_tokens") is not None else "not reported"})  # fmt: skip
 
 
 def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path | None = "default", backend: Any = None,
@@ -42,7 +65,11 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
     if exp.side_runs is not None:
         config, backend = _with_side_runs(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress, log=log)
     run = Elicitation(config, out, cache_dir=cache_dir, backend=backend, progress=progress, log=log)
-    run.run()
+    started = time.perf_counter()
+    try:
+        run.run()
+    finally:
+        _write_usage(run, Path(out), time.perf_counter() - started)
     # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
     result = analyse_records(run.records, run.experiment.name, options=run.config.options, seed=run.config.seed,
                              run=run.config_dict(), generations=run.generations if run.experiment.free_answers else None)  # fmt: skip

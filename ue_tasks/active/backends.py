@@ -84,6 +84,18 @@ class Backend:
     name = "backend"
     identity: ModelIdentity
 
+    def usage(self) -> dict[str, Any]:
+        """Requests made and tokens as the server reported them so far (None where nothing reports them)."""
+        return dict(getattr(self, "_usage", None) or {"requests": 0, "prompt_tokens": None, "completion_tokens": None})
+
+    def _add_usage(self, requests: int, prompt: int | None = None, completion: int | None = None) -> None:
+        u = getattr(self, "_usage", None) or {"requests": 0, "prompt_tokens": None, "completion_tokens": None}
+        u["requests"] += int(requests)
+        for key, value in (("prompt_tokens", prompt), ("completion_tokens", completion)):
+            if value is not None:
+                u[key] = (u[key] or 0) + int(value)
+        self._usage = u
+
     def key_parts(self) -> list[Any]:
         raise NotImplementedError
 
@@ -276,6 +288,14 @@ class LmEvalBackend(Backend):
         results = run_lm_eval(model, [task], task_manager=manager,
                               apply_chat_template=not self.base_model, system_instruction=self.system_message)  # fmt: skip
         records = records_from_results(results, self.task, model=self.identity.name, run_id="ue-run")
+        served = getattr(model, "ue_usage", None)  # ue's API clients sum the usage the server reports
+        before = getattr(self, "_served_seen", {"prompt_tokens": 0, "completion_tokens": 0})
+        if served is not None:
+            self._add_usage(served["requests"] - before.get("requests", 0), served["prompt_tokens"] - before["prompt_tokens"],
+                            served["completion_tokens"] - before["completion_tokens"])  # fmt: skip
+            self._served_seen = dict(served)
+        else:
+            self._add_usage(len(queries) * (self.samples or 2))
         return _answers_from_records(queries, records, "lm-eval")
 
     def _task_manager(self, TaskManager, task_configs_dir):
@@ -335,6 +355,9 @@ class InspectBackend(Backend):
             if log.status != "success":
                 message = log.error.message if log.error else log.status
                 raise UserError(f"the Inspect run failed: {message}")
+            usage = list(((log.stats.model_usage if log.stats else None) or {}).values())
+            self._add_usage(len(log.samples or []), sum(u.input_tokens for u in usage) if usage else None,
+                            sum(u.output_tokens for u in usage) if usage else None)  # fmt: skip
             records = read(Path(log.location))
         return _answers_from_records(queries, records, "Inspect")
 
