@@ -10,6 +10,7 @@ reproduces what ``ue run`` wrote from the records alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -68,8 +69,13 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
     started = time.perf_counter()
     try:
         run.run()
-    finally:
-        _write_usage(run, Path(out), time.perf_counter() - started)
+    except BaseException:
+        # a run stopped after asking something keeps what it spent; a refused one (nothing asked) is left untouched
+        if run.backend.usage().get("requests"):
+            with contextlib.suppress(Exception):
+                _write_usage(run, Path(out), time.perf_counter() - started)
+        raise
+    _write_usage(run, Path(out), time.perf_counter() - started)
     # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
     result = analyse_records(run.records, run.experiment.name, options=run.config.options, seed=run.config.seed,
                              run=run.config_dict(), generations=run.generations if run.experiment.free_answers else None)  # fmt: skip
