@@ -4,6 +4,7 @@ stopped by the fixture (also when a test fails)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -100,3 +101,49 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=20)
+
+
+class Forwarder:
+    """A pass-through TCP proxy on 127.0.0.1 (test-only): every connection to ``port`` is relayed to ``target``
+    until ``close()``, after which the port refuses connections, as a server that died."""
+
+    def __init__(self, target_port: int, port: int | None = None):
+        import threading
+
+        self.target_port = target_port
+        self.port = port or free_port()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", self.port))
+        self._sock.listen(16)
+        self._open = True
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while self._open:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=REQUEST_TIMEOUT)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._open = False
+        with contextlib.suppress(OSError):
+            self._sock.close()

@@ -114,3 +114,30 @@ def test_dry_run_counts_with_the_local_tokenizer(model_path, capsys):
     assert "counted with SmolLM2-135M-Instruct's tokenizer and chat template" in out
     assert "completion tokens  at most 2,314,000" in out
     assert not Path("/nonexistent/x").exists()
+
+
+def test_server_down_then_resumed(served, tmp_path):
+    """A run whose server is down ends with one sentence naming what was saved (exit 2, no traceback); the same
+    command, once the server answers again at that address, completes the run; a third asks nothing."""
+    from servers import Forwarder
+
+    port = int(served.base_url.rsplit(":", 1)[1].split("/")[0])
+    proxy_port = __import__("servers").free_port()
+    out = tmp_path / "u"
+    args = [*UE, "run", "utilities", "--harness", "lm-eval", "--model", "local-chat-completions", "--model-args",
+            f"model={served.name},base_url=http://127.0.0.1:{proxy_port}/v1/chat/completions,num_concurrent=1,max_retries=1",
+            "--samples", "2", *TINY, "--out", str(out)]  # fmt: skip
+    down = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=300)
+    assert down.returncode == 2 and "Traceback" not in down.stderr, down.stderr[-2000:]
+    assert "the model's server stopped answering" in down.stderr
+    assert f"0 answered queries of this run are saved in {out / 'records.jsonl'}" in down.stderr
+    proxy = Forwarder(port, proxy_port)
+    try:
+        up = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=300)
+        assert up.returncode == 0, up.stderr[-2000:]
+        assert "8 queries asked" in up.stderr, up.stderr[-1000:]
+        again = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=300)
+        assert again.returncode == 0 and "0 queries asked" in again.stderr, again.stderr[-1000:]
+    finally:
+        proxy.close()
+    assert len(records(out)) == 8

@@ -18,8 +18,25 @@ from pathlib import Path
 from typing import Any
 
 from ue_metrics.errors import UserError
-from ue_tasks.active.driver import Elicitation, RunConfig, RunLock
+from ue_metrics.jsonl import complete_lines
+from ue_tasks.active.driver import BATCH, Elicitation, RunConfig, RunLock
 from ue_tasks.analysis import analyse_records, write_result
+
+_NETWORK_MODULES = ("requests", "urllib3", "aiohttp", "httpx", "httpcore", "openai", "anthropic", "tenacity")
+
+
+def _network_error(exc: BaseException) -> str | None:
+    """A short description of the connection failure behind ``exc`` (a server that died, refused or timed out),
+    else None; the exception's cause chain is searched (harnesses wrap the client's error)."""
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 10:
+        module = type(e).__module__.split(".")[0]
+        if isinstance(e, (ConnectionError, TimeoutError)) or module in _NETWORK_MODULES:
+            text = str(e).splitlines()[0] if str(e) else ""
+            return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
 
 
 def _write_usage(run: Any, out: Path, wall_s: float) -> None:
@@ -69,11 +86,20 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
     started = time.perf_counter()
     try:
         run.run()
-    except BaseException:
+    except BaseException as exc:
         # a run stopped after asking something keeps what it spent; a refused one (nothing asked) is left untouched
         if run.backend.usage().get("requests"):
             with contextlib.suppress(Exception):
                 _write_usage(run, Path(out), time.perf_counter() - started)
+        lost = _network_error(exc)
+        if lost is not None:
+            records = Path(out) / "records.jsonl"
+            saved = complete_lines(records) if records.is_file() else 0
+            raise UserError(
+                f"the model's server stopped answering ({lost}); {saved} answered queries of this run are saved in "
+                f"{Path(out) / 'records.jsonl'} (records are saved every {BATCH} queries) — start the server again and rerun "
+                "the same command to resume: saved answers are not asked again"
+            ) from None
         raise
     _write_usage(run, Path(out), time.perf_counter() - started)
     # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
