@@ -35,7 +35,7 @@ def _network_error(exc: BaseException) -> str | None:
         if isinstance(e, (ConnectionError, TimeoutError)) or module in _NETWORK_MODULES:
             text = str(e).splitlines()[0] if str(e) else ""
             return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
-        e, seen = e.__cause__ or e.__context__, seen + 1
+        e, seen = e.__cause__ or (None if e.__suppress_context__ else e.__context__), seen + 1
     return None
 
 
@@ -91,7 +91,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
         if run.backend.usage().get("requests"):
             with contextlib.suppress(Exception):
                 _write_usage(run, Path(out), time.perf_counter() - started)
-        lost = _network_error(exc)
+        lost = None if isinstance(exc, UserError) else _network_error(exc)
         if lost is not None:
             records = Path(out) / "records.jsonl"
             saved = complete_lines(records) if records.is_file() else 0
