@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from ue_cmd import ue_here as ue
 from ue_cmd import one_sentence
+from ue_cmd import ue_here as ue
 
 
 def lines(path: Path) -> list[str]:

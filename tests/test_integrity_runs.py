@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from ue_cmd import ue_here as ue
-from ue_cmd import one_sentence
 
+from ue_cmd import one_sentence
+from ue_cmd import ue_here as ue
 
 SIM = ("--harness", "simulate", "--model", "sim", "--no-cache", "--no-figures")
 

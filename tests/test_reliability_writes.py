@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ue_cmd import one_sentence
+from ue_cmd import ue_here as ue
 
 from ue_cli.main import main
 from ue_metrics import jsonl
 from ue_metrics.errors import UserError
-from ue_cmd import ue_here as ue
-from ue_cmd import one_sentence
 
 
 class FullDisk:

@@ -4,8 +4,8 @@ analysis.json (one helper for every test file that drives `ue run` / `ue analyse
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path

@@ -331,6 +331,12 @@ def _options(pairs: list[str]) -> dict:
 def cmd_run(args: argparse.Namespace) -> int:
     from ue_tasks.runner import run_experiment
 
+    if getattr(args, "dry_run", False):
+        from ue_tasks.cost import dry_run, dry_run_lines
+
+        print("\n".join(dry_run_lines(dry_run(_run_config(args, args.experiment)))))
+        return 0
+
     result = run_experiment(_run_config(args, args.experiment), args.out, cache_dir=None if args.no_cache else "default",
                             progress=_progress, log=lambda m: print(m, file=sys.stderr), figures=not args.no_figures)  # fmt: skip
     _print_headline(result)
@@ -683,6 +689,8 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
                    help="both orderings of every pair (default), or the first only: the paper's single-ordering "
                    "demonstration of order bias (order-bias metrics then say they cannot be computed)")
     p.add_argument("--no-figures", action="store_true", help="write analysis.json only")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the requests and prompt/completion tokens the run will take, asking nothing (no folder is written)")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser(

@@ -106,7 +106,7 @@ MIXING_FIELDS = ("model", "outcome_set", "template", "system_message")
 # what check_not_mixed may be told to pool anyway: the fields but the model, a model's weights and its dtype
 POOLABLE = (*MIXING_FIELDS[1:], "weights", "dtype")
 # settings that tell two runs of one model apart (ue_tasks.model_identity writes them into every record)
-MODEL_SETTINGS = ("model_dtype", "model_revision", "chat_template")
+MODEL_SETTINGS = ("model_dtype", "model_revision", "chat_template", "model_endpoint")
 
 
 def model_label(r: dict) -> str:

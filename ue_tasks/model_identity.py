@@ -14,7 +14,9 @@ Inspect ``-T model_name=...``); a local folder's name (its parent's too when the
 config would give); the last part of a hub id or provider model string (``HuggingFaceTB/SmolLM2-135M-Instruct``,
 ``openai/gpt-4o-mini`` → ``gpt-4o-mini``), never the harness's model type (``hf``) or lm-eval's random name for a
 model object. API models have no fingerprint; their answer-cache key is the provider, model string, revision and
-arguments.
+arguments, and for a served model the endpoint's base URL (``model_endpoint`` in its records: lm-eval's
+``base_url``; Inspect's ``-M base_url``, the provider's ``<SERVICE>_BASE_URL`` or ``INSPECT_EVAL_MODEL_BASE_URL``), so
+two servers of one model name are neither fitted as one model nor share cached answers.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class ModelIdentity:
     revision: str | None = None
     chat_template: bool | None = None
     args: tuple[tuple[str, str], ...] = field(default=())  # other arguments that change the answers
+    endpoint: str | None = None  # a served model's base URL (None in process)
 
     def record_fields(self) -> dict[str, Any]:
         """The fields every record of this model carries."""
@@ -66,11 +69,15 @@ class ModelIdentity:
             out["model_revision"] = self.revision
         if self.chat_template is not None:
             out["chat_template"] = self.chat_template
+        if self.endpoint:
+            out["model_endpoint"] = self.endpoint
         return out
 
     def cache_key(self) -> list[Any]:
         """What the answer cache is keyed by: the weights (or the API model string), never a path alone."""
-        return [self.source, self.name, self.fingerprint, self.dtype, self.revision, [list(a) for a in self.args]]
+        key = [self.source, self.name, self.fingerprint, self.dtype, self.revision, [list(a) for a in self.args]]
+        # an endpoint already among the arguments (lm-eval's base_url) keeps the key answers were cached under
+        return key if not self.endpoint or self.endpoint in {v for _, v in self.args} else [*key, ["endpoint", self.endpoint]]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -79,7 +86,7 @@ class ModelIdentity:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelIdentity:
-        known = {k: d.get(k) for k in ("name", "source", "fingerprint", "dtype", "revision", "chat_template")}
+        known = {k: d.get(k) for k in ("name", "source", "fingerprint", "dtype", "revision", "chat_template", "endpoint")}
         return cls(**{**known, "name": str(known["name"] or "unknown"), "source": str(known["source"] or ""),
                       "args": tuple(tuple(map(str, a)) for a in d.get("args") or ())})  # fmt: skip
 
@@ -219,17 +226,42 @@ def from_lm_eval(model: str, model_args: str | dict | None, *, chat_template: bo
     label = name or args.get(NAME_KEY) or (name_for(target) if target else str(model))
     return ModelIdentity(name=str(label), source=str(model), fingerprint=prints, dtype=dtype,
                          revision=None if revision in (None, "") else str(revision), chat_template=chat_template,
-                         args=_other_args(args, used))  # fmt: skip
+                         args=_other_args(args, used), endpoint=_endpoint(args.get("base_url")))  # fmt: skip
 
 
-def from_inspect(model: str, model_args: dict | None = None, *, name: str | None = None, fingerprint: bool = True) -> ModelIdentity:
+def _endpoint(url: Any) -> str | None:
+    """A base URL as the identity keeps it (no trailing slash); None when there is none."""
+    text = "" if url is None else str(url).strip().rstrip("/")
+    return text or None
+
+
+def inspect_base_url(model: str, model_args: dict | None = None) -> str | None:
+    """The base URL an Inspect model string will be sent to, as Inspect resolves it: ``-M base_url``, else the
+    provider's environment variable (``openai-api/<service>/...``: ``<SERVICE>_BASE_URL``; ``openai/...``:
+    ``OPENAI_BASE_URL``...), else ``INSPECT_EVAL_MODEL_BASE_URL``; None for in-process providers and where the
+    provider's own default endpoint is used."""
+    import os
+
+    provider, _, rest = str(model).partition("/")
+    if provider in INSPECT_HF_PROVIDERS or provider in ("mockllm", "none", "transformer_lens", ""):
+        return None
+    given = (model_args or {}).get("base_url") or (model_args or {}).get("model_base_url")
+    if given:
+        return _endpoint(given)
+    service = rest.split("/", 1)[0] if provider == "openai-api" else provider
+    name = re.sub(r"[^A-Za-z0-9]", "_", service).upper()
+    return _endpoint(os.environ.get(f"{name}_BASE_URL") or os.environ.get("INSPECT_EVAL_MODEL_BASE_URL"))
+
+
+def from_inspect(model: str, model_args: dict | None = None, *, name: str | None = None, fingerprint: bool = True,
+                 base_url: str | None = None) -> ModelIdentity:  # fmt: skip
     """The identity of an Inspect model (``hf/local`` with ``model_path``, ``hf/<hub id>``, ``openai/gpt-4o-mini``...).
     Inspect always sends chat messages, so ``chat_template`` is on."""
     args = dict(model_args or {})
     provider, _, rest = str(model).partition("/")
     path = args.get("model_path") or args.get("model_name_or_path")
     local = _local(path) if rest in ("local", "") or path else None
-    used = {"model_path", "model_name_or_path", "dtype", "torch_dtype", "revision"}
+    used = {"model_path", "model_name_or_path", "dtype", "torch_dtype", "revision", "base_url", "model_base_url"}
     if local is not None:
         label = name_for(str(local))
     elif rest and rest != "local":
@@ -243,8 +275,11 @@ def from_inspect(model: str, model_args: dict | None = None, *, name: str | None
         dtype = _resolved_dtype(args.get("torch_dtype") or args.get("dtype"), path or rest, args.get("device"), fingerprint)
     revision = args.get("revision")
     prints = fingerprint_folder(local) if (fingerprint and local is not None) else None
+    # a log read back names the URL it ran against (base_url, "" for none); a run about to start, its environment's
+    endpoint = _endpoint(base_url) if base_url is not None else inspect_base_url(model, args)
     return ModelIdentity(name=str(name or label), source=str(model), fingerprint=prints,
-                         dtype=dtype, revision=None if revision in (None, "") else str(revision), chat_template=True, args=_other_args(args, used))  # fmt: skip
+                         dtype=dtype, revision=None if revision in (None, "") else str(revision), chat_template=True, args=_other_args(args, used),
+                         endpoint=endpoint)  # fmt: skip
 
 
 def simulated(name: str, responder: str, seed: int, definition: str = "") -> ModelIdentity:
@@ -292,7 +327,8 @@ def from_inspect_log(eval_spec: Any) -> ModelIdentity:
     task_args = getattr(eval_spec, "task_args", None) or {}
     args = dict(eval_spec.model_args or {})
     return from_inspect(eval_spec.model, args, name=task_args.get(NAME_KEY),
-                        fingerprint=unchanged_since(args, getattr(eval_spec, "created", None)))  # fmt: skip
+                        fingerprint=unchanged_since(args, getattr(eval_spec, "created", None)),
+                        base_url=getattr(eval_spec, "model_base_url", None) or "")  # fmt: skip
 
 
 def unchanged_since(model_args: str | dict | None, when: Any) -> bool:

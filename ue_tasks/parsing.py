@@ -17,6 +17,12 @@ option shown, and a parser that reads one label more easily than the other turns
 
 The reasoning template takes the last "Answer: X" (case-insensitive, markdown allowed), since models often restate
 the format first.
+
+Reasoning models: the text of a thinking block (``<think>…</think>``, as served reasoning models write it into the
+answer) is never read; the answer is the text after the last closing tag. A thinking block that never closes (the
+token budget ran out while the model was thinking) has no answer: ``thinking_cut`` says so, and it is unparsed, not
+a vote. (A server's separate ``reasoning_content`` field never reaches the parser: Inspect keeps it apart from the
+completion, and lm-eval's chat client reads the message content only.)
 """
 
 from __future__ import annotations
@@ -73,8 +79,33 @@ def _mentions(text: str) -> list[tuple[str, bool, int]]:
     return out
 
 
+_THINK_OPEN = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</(think|thinking|reasoning)>", re.IGNORECASE)
+
+
+def split_thinking(text: str | None) -> tuple[str | None, bool]:
+    """(the final answer, whether a thinking block ran out of tokens before closing): the text after the last
+    ``</think>``; an answer without a thinking block as it is; ``(None, True)`` when a ``<think>`` never closes."""
+    if text is None:
+        return None, False
+    closes = list(_THINK_CLOSE.finditer(text))
+    after = text[closes[-1].end():] if closes else text
+    opened = _THINK_OPEN.search(after)
+    if opened:  # a block opened after the last close (or the only one) and never closed
+        before = after[: opened.start()]
+        return (before, False) if before.strip() else (None, True)
+    return after, False
+
+
+def thinking_cut(text: str | None) -> bool:
+    """Whether ``text`` is a thinking block the token budget cut before any answer."""
+    return split_thinking(text)[1]
+
+
 def parse_choice(text: str | None, reasoning: bool = False) -> str | None:
-    """"A", "B", or None when the answer names neither, is ambiguous, or refuses."""
+    """"A", "B", or None when the answer names neither, is ambiguous, or refuses (the answer after a thinking
+    block, when there is one)."""
+    text, _ = split_thinking(text)
     if text is None:
         return None
     if reasoning:

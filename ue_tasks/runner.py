@@ -10,14 +10,55 @@ reproduces what ``ue run`` wrote from the records alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ue_metrics.errors import UserError
-from ue_tasks.active.driver import Elicitation, RunConfig, RunLock
+from ue_metrics.jsonl import complete_lines
+from ue_tasks.active.driver import BATCH, Elicitation, RunConfig, RunLock
 from ue_tasks.analysis import analyse_records, write_result
+
+_NETWORK_MODULES = ("requests", "urllib3", "aiohttp", "httpx", "httpcore", "openai", "anthropic", "tenacity")
+
+
+def _network_error(exc: BaseException) -> str | None:
+    """A short description of the connection failure behind ``exc`` (a server that died, refused or timed out),
+    else None; the exception's cause chain is searched (harnesses wrap the client's error)."""
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 10:
+        module = type(e).__module__.split(".")[0]
+        if isinstance(e, (ConnectionError, TimeoutError)) or module in _NETWORK_MODULES:
+            text = str(e).splitlines()[0] if str(e) else ""
+            return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
+        e, seen = e.__cause__ or (None if e.__suppress_context__ else e.__context__), seen + 1
+    return None
+
+
+def _write_usage(run: Any, out: Path, wall_s: float) -> None:
+    """``usage.json``: this run's requests and tokens (as the server reported them; null where none did) and wall
+    time, summed over the invocations of a resumed run (``ue_tasks.cost``)."""
+    from ue_tasks.cost import write_usage
+
+    if not out.is_dir():
+        return
+    now = run.backend.usage()
+    try:
+        old = json.loads((out / "usage.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    def add(key: str):  # noqa: E306
+        a, b = old.get(key), now.get(key)
+        return None if a is None and b is None else (a or 0) + (b or 0)
+    write_usage(out, {"requests": add("requests"), "retries": old.get("retries"), "prompt_tokens": add("prompt_tokens"),
+                      "completion_tokens": add("completion_tokens"), "queries_asked": (old.get("queries_asked") or 0) + run.queries_asked,
+                      "cache_hits": (old.get("cache_hits") or 0) + run.cache_hits,
+                      "wall_s": round((old.get("wall_s") or 0.0) + wall_s, 3), "invocations": (old.get("invocations") or 0) + 1,
+                      "tokens_from": "the server's usage reports" if now.get("prompt_tokens") is not None else "not reported"})  # fmt: skip
 
 
 def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path | None = "default", backend: Any = None,
@@ -42,7 +83,25 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
     if exp.side_runs is not None:
         config, backend = _with_side_runs(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress, log=log)
     run = Elicitation(config, out, cache_dir=cache_dir, backend=backend, progress=progress, log=log)
-    run.run()
+    started = time.perf_counter()
+    try:
+        run.run()
+    except BaseException as exc:
+        # a run stopped after asking something keeps what it spent; a refused one (nothing asked) is left untouched
+        if run.backend.usage().get("requests"):
+            with contextlib.suppress(Exception):
+                _write_usage(run, Path(out), time.perf_counter() - started)
+        lost = None if isinstance(exc, UserError) else _network_error(exc)
+        if lost is not None:
+            records = Path(out) / "records.jsonl"
+            saved = complete_lines(records) if records.is_file() else 0
+            raise UserError(
+                f"the model's server stopped answering ({lost}); {saved} answered queries of this run are saved in "
+                f"{Path(out) / 'records.jsonl'} (records are saved every {BATCH} queries) — start the server again and rerun "
+                "the same command to resume: saved answers are not asked again"
+            ) from None
+        raise
+    _write_usage(run, Path(out), time.perf_counter() - started)
     # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
     result = analyse_records(run.records, run.experiment.name, options=run.config.options, seed=run.config.seed,
                              run=run.config_dict(), generations=run.generations if run.experiment.free_answers else None)  # fmt: skip

@@ -84,6 +84,18 @@ class Backend:
     name = "backend"
     identity: ModelIdentity
 
+    def usage(self) -> dict[str, Any]:
+        """Requests made and tokens as the server reported them so far (None where nothing reports them)."""
+        return dict(getattr(self, "_usage", None) or {"requests": 0, "prompt_tokens": None, "completion_tokens": None})
+
+    def _add_usage(self, requests: int, prompt: int | None = None, completion: int | None = None) -> None:
+        u = getattr(self, "_usage", None) or {"requests": 0, "prompt_tokens": None, "completion_tokens": None}
+        u["requests"] += int(requests)
+        for key, value in (("prompt_tokens", prompt), ("completion_tokens", completion)):
+            if value is not None:
+                u[key] = (u[key] or 0) + int(value)
+        self._usage = u
+
     def key_parts(self) -> list[Any]:
         raise NotImplementedError
 
@@ -201,9 +213,11 @@ class LmEvalBackend(Backend):
 
     def __init__(self, model: str, model_args: str, mode: str, samples: int, system_message: str, model_name: str | None = None,
                  lm: Any = None):  # fmt: skip
-        if mode == "sample" and samples != 10:
-            raise UserError("the lm-eval sampled task asks K=10 answers per ordering; use --samples 10 or --harness inspect")
+        if mode == "sample" and (not isinstance(samples, int) or samples < 1):
+            raise UserError(f"--samples must be a whole number of answers per ordering, 1 or more (got {samples!r})")
         self.model, self.model_args, self.mode = model, model_args, mode
+        # sample mode: K answers per ordering, the task's `repeats` (its YAML says 10, the paper's K) set to the run's K
+        self.samples = samples if mode == "sample" else None
         args = parse_model_args(model_args)  # one sentence for a malformed entry, before anything loads
         if lm is None and model in ("hf", "ue-hf") and not args.get("pretrained"):
             raise UserError(f"--model {model} needs the model's weights: add --model-args pretrained=PATH (a local folder or "
@@ -265,9 +279,23 @@ class LmEvalBackend(Backend):
             for oid, text in ((q.a_id, q.a_text), (q.b_id, q.b_text)):
                 check_text(text, f"outcome {oid!r}", self._special)
         write_queries(queries, self._qfile)
-        results = run_lm_eval(model, [self.task], task_manager=self._task_manager(TaskManager, task_configs_dir),
+        manager = self._task_manager(TaskManager, task_configs_dir)
+        task: Any = self.task
+        if self.samples is not None:
+            # the task built here (its dataset hook reads this batch's queries file) with K repeats per document
+            task = manager.load(self.task)["tasks"][self.task]
+            task.config.repeats = self.samples
+        results = run_lm_eval(model, [task], task_manager=manager,
                               apply_chat_template=not self.base_model, system_instruction=self.system_message)  # fmt: skip
         records = records_from_results(results, self.task, model=self.identity.name, run_id="ue-run")
+        served = getattr(model, "ue_usage", None)  # ue's API clients sum the usage the server reports
+        before = getattr(self, "_served_seen", {"prompt_tokens": 0, "completion_tokens": 0})
+        if served is not None:
+            self._add_usage(served["requests"] - before.get("requests", 0), served["prompt_tokens"] - before["prompt_tokens"],
+                            served["completion_tokens"] - before["completion_tokens"])  # fmt: skip
+            self._served_seen = dict(served)
+        else:
+            self._add_usage(len(queries) * (self.samples or 2))
         return _answers_from_records(queries, records, "lm-eval")
 
     def _task_manager(self, TaskManager, task_configs_dir):
@@ -327,6 +355,9 @@ class InspectBackend(Backend):
             if log.status != "success":
                 message = log.error.message if log.error else log.status
                 raise UserError(f"the Inspect run failed: {message}")
+            usage = list(((log.stats.model_usage if log.stats else None) or {}).values())
+            self._add_usage(len(log.samples or []), sum(u.input_tokens for u in usage) if usage else None,
+                            sum(u.output_tokens for u in usage) if usage else None)  # fmt: skip
             records = read(Path(log.location))
         return _answers_from_records(queries, records, "Inspect")
 

@@ -735,6 +735,27 @@ class _RepeatSeeds:
                                   idx=req.idx, metadata=req.metadata))  # fmt: skip
         return super().generate_until(fresh, disable_tqdm=disable_tqdm)  # type: ignore[misc]
 
+    def parse_generations(self, outputs: Any, **kwargs: Any) -> list[str]:  # type: ignore[override]
+        """lm-eval's parsing, and the ``usage`` the server reports summed into ``ue_usage`` (``usage.json``)."""
+        usage = getattr(self, "ue_usage", None)
+        if usage is None:
+            usage = self.ue_usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        for out in outputs if isinstance(outputs, list) else [outputs]:
+            usage["requests"] += 1
+            reported = out.get("usage") if isinstance(out, dict) else None
+            if isinstance(reported, dict):
+                usage["prompt_tokens"] += int(reported.get("prompt_tokens") or 0)
+                usage["completion_tokens"] += int(reported.get("completion_tokens") or 0)
+        return super().parse_generations(outputs, **kwargs)  # type: ignore[misc]
+
+    def _create_payload(self, *args: Any, **kwargs: Any) -> dict:  # type: ignore[override]
+        """lm-eval's request body, without an empty ``stop`` list (ue's sampled tasks stop at the end of turn only):
+        the same request, which strict servers accept (``transformers serve`` answers 400 to ``"stop": []``)."""
+        payload = super()._create_payload(*args, **kwargs)  # type: ignore[misc]
+        if isinstance(payload, dict) and payload.get("stop") in ([], [None], None):
+            payload.pop("stop", None)
+        return payload
+
 
 @register_model("ue-local-completions")
 class UeLocalCompletions(_RepeatSeeds, LocalCompletionsAPI):
