@@ -139,5 +139,9 @@ def test_cli_choices_are_derived_from_the_modules_that_define_them():
     assert seen[("fit", "--ci")][0] == CI_METHODS and seen[("fit", "--position-term")][0] == POSITION_TERMS
     assert seen[("fit", "--by")][0] == seen[("analyse", "--by")][0] == MIXING_FIELDS and seen[("fit", "--pool")][0] == POOLABLE
     assert seen[("simulate", "--responder")][0] == RESPONDERS and seen[("demo", "--dtype")][0] == CHOICES
-    assert seen[("run", "--strategy")] == (tuple(STRATEGIES), DEFAULT_STRATEGY) and seen[("run", "--mode")][0] == MODES
+    # no default on the command line (so --protocol paper can tell a given strategy from none): the run's is the module's
+    assert seen[("run", "--strategy")] == (tuple(STRATEGIES), None) and seen[("run", "--mode")][0] == MODES
+    from ue_tasks.active.driver import RunConfig
+
+    assert RunConfig(harness="simulate", model="sim").strategy == DEFAULT_STRATEGY
     assert seen[("control steer", "--mode")][0] == STEER_MODES

@@ -280,6 +280,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _run_config(args: argparse.Namespace, experiment: str):
     from ue_tasks.active.driver import RunConfig
+    from ue_tasks.active.strategies import DEFAULT_STRATEGY
 
     config = RunConfig(
         experiment=experiment, harness=args.harness or "", model=args.model or "", model_args=args.model_args or "",
@@ -287,7 +288,7 @@ def _run_config(args: argparse.Namespace, experiment: str):
                                          **({"utilities": args.utilities} if getattr(args, "utilities", None) else {})},
         mode=args.mode,
         samples=args.samples, template=args.template, budget=args.budget, round_size=args.round_size,
-        strategy=args.strategy or "rank", seed=args.seed, holdout_fraction=args.holdout_fraction,
+        strategy=args.strategy or DEFAULT_STRATEGY, seed=args.seed, holdout_fraction=args.holdout_fraction,
         holdout_first=not args.holdout_at_end, pseudolabels=args.pseudolabels,
         responder=getattr(args, "responder", None), model_name=args.model_name,
         **{k: getattr(args, k) for k in ("unparsed", "method", "orderings", "budget_rule") if getattr(args, k, None) is not None},

@@ -43,7 +43,7 @@ from ue_metrics.thurstonian import Thurstonian
 from ue_tasks import experiments
 from ue_tasks.active.backends import Backend, InspectBackend, LmEvalBackend, SimulateBackend
 from ue_tasks.active.cache import AnswerCache
-from ue_tasks.active.strategies import STRATEGIES, select_pairs
+from ue_tasks.active.strategies import DEFAULT_STRATEGY, STRATEGIES, select_pairs
 from ue_tasks.outcomes import OutcomeSet
 from ue_tasks.plan import BUDGET_RULES, ComparisonPlan, PlanSpec, active_budget, default_budget, holdout_size, make_plan
 from ue_tasks.queries import Query, run_id_for
@@ -134,7 +134,7 @@ class RunConfig:
     initial_degree: int = 2
     holdout_fraction: float = 0.05
     round_size: int | None = None
-    strategy: str = "rank"  # ue_tasks.active.strategies.DEFAULT_STRATEGY (the best measured); "paper" reproduces the companion
+    strategy: str = DEFAULT_STRATEGY  # the best measured (ue_tasks.active.strategies); "paper" reproduces the companion
     holdout_first: bool = True
     pseudolabels: bool = False
     pseudolabel_threshold: float = 0.95
