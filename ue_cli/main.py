@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ue_metrics.errors import UserError
 
@@ -466,13 +467,6 @@ def cmd_experiments(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------------------
 def build_parser(control: bool = True) -> argparse.ArgumentParser:
-    # the choices come from the modules that define them, never copied by hand (tests/test_cli.py checks)
-    from ue_metrics.fitting import POSITION_TERMS
-    from ue_metrics.pooling import MIXING_FIELDS, POOLABLE
-    from ue_metrics.simulate import RESPONDERS
-    from ue_metrics.thurstonian import CI_METHODS
-    from ue_tasks.dtypes import CHOICES as DTYPES
-
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="ue",
@@ -481,6 +475,36 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
         formatter_class=fmt,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    # one function per command; each takes its choices from the modules that define them (tests/test_cli.py)
+    _add_fit_command(sub, fmt)
+    _add_simulate_command(sub, fmt)
+    _add_outcomes_command(sub, fmt)
+    _add_model_command(sub, fmt)
+    _add_tasks_command(sub, fmt)
+    _add_lm_eval_command(sub, fmt)
+    _add_demo_command(sub, fmt)
+    _add_leaderboard_command(sub, fmt)
+    _add_report_command(sub, fmt)
+    _add_experiments_command(sub, fmt)
+    _add_run_command(sub, fmt)
+    _add_analyse_command(sub, fmt)
+    _add_elicit_command(sub, fmt)
+
+    if control:
+        from ue_control.cli import add_control_parser  # utility control: ue control assemble|train|evaluate
+
+        add_control_parser(sub, fmt)
+    else:  # listed in `ue --help` without importing the trainer (numpy, configs): built in full for `ue control ...`
+        sub.add_parser("control", help="utility control: a citizen assembly's preferences, training toward them, before/after "
+                       "(ue control assemble|train|evaluate; see `ue control --help`)", add_help=False)  # fmt: skip
+    return parser
+
+
+def _add_fit_command(sub: Any, fmt: Any) -> None:
+    """`ue fit`."""
+    from ue_metrics.fitting import POSITION_TERMS
+    from ue_metrics.pooling import MIXING_FIELDS, POOLABLE
+    from ue_metrics.thurstonian import CI_METHODS
 
     p = sub.add_parser(
         "fit",
@@ -516,6 +540,11 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
                    "(mixed records are refused without it)")
     p.set_defaults(handler=cmd_fit)
 
+
+def _add_simulate_command(sub: Any, fmt: Any) -> None:
+    """`ue simulate`."""
+    from ue_metrics.simulate import RESPONDERS
+
     p = sub.add_parser(
         "simulate",
         help="write synthetic preference records from known utilities",
@@ -541,6 +570,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, default=0)
     p.set_defaults(handler=cmd_simulate)
 
+
+def _add_outcomes_command(sub: Any, fmt: Any) -> None:
+    """`ue outcomes`."""
     p = sub.add_parser(
         "outcomes",
         help="list the shipped outcome sets or show one",
@@ -554,6 +586,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--counts", action="store_true", help="outcomes per category instead of the outcomes")
     p.set_defaults(handler=cmd_outcomes)
 
+
+def _add_model_command(sub: Any, fmt: Any) -> None:
+    """`ue model`."""
     p = sub.add_parser(
         "model",
         help="list the embedded models, or prepare one as a local Hugging Face folder",
@@ -572,6 +607,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="convert again even if the folder exists")
     p.set_defaults(handler=cmd_model)
 
+
+def _add_tasks_command(sub: Any, fmt: Any) -> None:
+    """`ue tasks`."""
     p = sub.add_parser(
         "tasks",
         help="print the folder of the lm-eval task configs (for --include_path)",
@@ -584,6 +622,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="with generate: only check that the YAMLs match the registry")
     p.set_defaults(handler=cmd_tasks)
 
+
+def _add_lm_eval_command(sub: Any, fmt: Any) -> None:
+    """`ue lm-eval`."""
     p = sub.add_parser(
         "lm-eval",
         help="lm-eval's command line with ue's model types (ue-hf, ue-local-completions, ue-local-chat-completions)",
@@ -597,6 +638,12 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument("lm_eval_args", nargs=argparse.REMAINDER, help="lm-eval's arguments")
     p.set_defaults(handler=lambda a: 0)
+
+
+def _add_demo_command(sub: Any, fmt: Any) -> None:
+    """`ue demo`."""
+    from ue_tasks.dtypes import CHOICES as DTYPES
+
     p = sub.add_parser(
         "demo",
         help="elicit, fit and compare the two embedded models' utilities over the mini outcome set (CPU, offline)",
@@ -624,6 +671,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--no-prefix-cache", action="store_true", help="run every prompt in full instead of reusing the shared stem")
     p.set_defaults(handler=cmd_demo)
 
+
+def _add_leaderboard_command(sub: Any, fmt: Any) -> None:
+    """`ue leaderboard`."""
     p = sub.add_parser(
         "leaderboard",
         help="compare models: one row per model over every experiment, convergence, capability correlation, report",
@@ -646,6 +696,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--no-figures", action="store_true", help="tables and report only, no PNG/SVG files")
     p.set_defaults(handler=cmd_leaderboard)
 
+
+def _add_report_command(sub: Any, fmt: Any) -> None:
+    """`ue report`."""
     p = sub.add_parser(
         "report",
         help="one self-contained HTML page for a run or a leaderboard (inline figures, sortable tables, no network)",
@@ -658,6 +711,10 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("path", metavar="RUN_OR_LEADERBOARD_DIR", help="a run folder (analysis.json) or a leaderboard folder (leaderboard.json)")
     p.add_argument("--out", help="the HTML file to write (default: report.html in that folder)")
     p.set_defaults(handler=cmd_report)
+
+
+def _add_experiments_command(sub: Any, fmt: Any) -> None:
+    """`ue experiments`."""
     p = sub.add_parser(
         "experiments",
         help="list the paper's experiments: outcomes, plan, queries per model, default mode",
@@ -668,6 +725,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_experiments)
 
+
+def _add_run_command(sub: Any, fmt: Any) -> None:
+    """`ue run`."""
     p = sub.add_parser(
         "run",
         help="run one experiment end to end (elicit through lm-eval, Inspect or a simulator; fit; analyse; figures)",
@@ -694,6 +754,11 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
                    help="print the requests and prompt/completion tokens the run will take, asking nothing (no folder is written)")
     p.set_defaults(handler=cmd_run)
 
+
+def _add_analyse_command(sub: Any, fmt: Any) -> None:
+    """`ue analyse`."""
+    from ue_metrics.pooling import MIXING_FIELDS
+
     p = sub.add_parser(
         "analyse",
         help="recompute fit, analysis and figures from records alone (a run folder, lm-eval output, Inspect logs)",
@@ -716,6 +781,9 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--no-figures", action="store_true", help="write analysis.json only")
     p.set_defaults(handler=cmd_analyse)
 
+
+def _add_elicit_command(sub: Any, fmt: Any) -> None:
+    """`ue elicit`."""
     p = sub.add_parser(
         "elicit",
         help="the main run (`ue run utilities`): active-learning elicitation through lm-eval, Inspect or a simulator",
@@ -729,15 +797,6 @@ def build_parser(control: bool = True) -> argparse.ArgumentParser:
     )
     _run_arguments(p, outcomes_required=True)
     p.set_defaults(handler=cmd_elicit)
-
-    if control:
-        from ue_control.cli import add_control_parser  # utility control: ue control assemble|train|evaluate
-
-        add_control_parser(sub, fmt)
-    else:  # listed in `ue --help` without importing the trainer (numpy, configs): built in full for `ue control ...`
-        sub.add_parser("control", help="utility control: a citizen assembly's preferences, training toward them, before/after "
-                       "(ue control assemble|train|evaluate; see `ue control --help`)", add_help=False)  # fmt: skip
-    return parser
 
 
 def _fit_arguments(p: argparse.ArgumentParser, default: bool, later: str = "") -> None:
