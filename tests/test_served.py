@@ -110,9 +110,9 @@ def test_dry_run_counts_with_the_local_tokenizer(model_path, capsys):
                              "--dry-run")  # fmt: skip
     assert code == 0, err
     assert "570 outcomes: nothing asked (dry run)" in out
-    assert "requests           231,400  (23,140 (pair, ordering) prompts × 10 answers)" in out, out
+    assert "requests           228,720  (22,872 (pair, ordering) prompts × 10 answers)" in out, out
     assert "counted with SmolLM2-135M-Instruct's tokenizer and chat template" in out
-    assert "completion tokens  at most 2,314,000" in out
+    assert "completion tokens  at most 2,287,200" in out
     assert not Path("/nonexistent/x").exists()
 
 
