@@ -41,7 +41,8 @@ from scipy.special import ndtr
 from ue_metrics.aggregation import aggregate
 from ue_metrics.thurstonian import Thurstonian
 from ue_tasks import experiments
-from ue_tasks.active.driver import Elicitation, RunConfig
+from ue_tasks.elicitation.config import RunConfig
+from ue_tasks.elicitation.engine import Elicitation
 
 STRATEGIES = ("rank", "paper", "info", "random")
 
@@ -253,7 +254,7 @@ def _replay_full_run(lm, tok, outcomes, padding: float, seed: int = 0) -> tuple[
     each call's prompts replayed through the stem and shared-prefix caches' bookkeeping (no forward pass; the same
     rule as ``UeHFLM._loglikelihood_tokens``), times the measured padding factor. Returns (tokens, calls, tokens
     without the shared-prefix cache)."""
-    from ue_tasks.active.driver import BATCH
+    from ue_tasks.elicitation.engine import BATCH
     from ue_tasks.harness.lm_eval.chat import chat_prompts
     from ue_tasks.harness.lm_eval.models import MIN_PREFIX, _Prefixes
     from ue_tasks.plan import default_budget, holdout_size

@@ -112,7 +112,7 @@ def test_outcomes_list_and_show():
 
 def test_cli_choices_are_derived_from_the_modules_that_define_them():
     """Issue 23 item 6: the CLI's choices are the defining modules' own (a strategy added to
-    ``active/strategies.py`` is offered by ``ue run --strategy`` without editing the CLI)."""
+    ``elicitation/strategies.py`` is offered by ``ue run --strategy`` without editing the CLI)."""
     import argparse
 
     from ue_cli.main import build_parser
@@ -123,8 +123,8 @@ def test_cli_choices_are_derived_from_the_modules_that_define_them():
     from ue_metrics.records import MODES
     from ue_metrics.simulate import RESPONDERS
     from ue_metrics.thurstonian import CI_METHODS, METHODS
-    from ue_tasks.active.strategies import DEFAULT_STRATEGY, STRATEGIES
     from ue_tasks.dtypes import CHOICES
+    from ue_tasks.elicitation.strategies import DEFAULT_STRATEGY, STRATEGIES
 
     def options(parser: argparse.ArgumentParser, path: str = ""):
         for action in parser._actions:
@@ -141,7 +141,7 @@ def test_cli_choices_are_derived_from_the_modules_that_define_them():
     assert seen[("simulate", "--responder")][0] == RESPONDERS and seen[("demo", "--dtype")][0] == CHOICES
     # no default on the command line (so --protocol paper can tell a given strategy from none): the run's is the module's
     assert seen[("run", "--strategy")] == (tuple(STRATEGIES), None) and seen[("run", "--mode")][0] == MODES
-    from ue_tasks.active.driver import RunConfig
+    from ue_tasks.elicitation.config import RunConfig
 
     assert RunConfig(harness="simulate", model="sim").strategy == DEFAULT_STRATEGY
     assert seen[("control steer", "--mode")][0] == STEER_MODES

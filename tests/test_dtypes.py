@@ -59,7 +59,7 @@ def test_lm_eval_inspect_hidden_states_and_control_resolve_one_dtype(tmp_path, c
     """Before: on a CPU with avx512_bf16, ue-hf's auto was bfloat16 while Inspect's hf provider loaded float32, and
     both runs' records said model_dtype null."""
     from ue_tasks import hidden_states as hs
-    from ue_tasks.active.backends import InspectBackend, LmEvalBackend
+    from ue_tasks.elicitation.backends import InspectBackend, LmEvalBackend
     from ue_tasks.harness.lm_eval import models
 
     folder = _model(tmp_path / "my-model")
@@ -76,7 +76,7 @@ def test_lm_eval_inspect_hidden_states_and_control_resolve_one_dtype(tmp_path, c
 
 
 def test_default_settings_give_both_harnesses_the_checkpoints_dtype(tmp_path, cpu):
-    from ue_tasks.active.backends import InspectBackend, LmEvalBackend
+    from ue_tasks.elicitation.backends import InspectBackend, LmEvalBackend
     from ue_tasks.model_identity import from_inspect_log, from_lm_eval_results
 
     folder = _model(tmp_path / "my-model")
@@ -101,8 +101,8 @@ def test_default_settings_give_both_harnesses_the_checkpoints_dtype(tmp_path, cp
 
 
 def test_the_answer_cache_keeps_dtypes_apart(tmp_path, cpu):
-    from ue_tasks.active.backends import LmEvalBackend
-    from ue_tasks.active.cache import AnswerCache
+    from ue_tasks.elicitation.backends import LmEvalBackend
+    from ue_tasks.elicitation.cache import AnswerCache
 
     folder = _model(tmp_path / "my-model")
     auto = LmEvalBackend("hf", f"pretrained={folder}", "logprob", 10, SYSTEM)

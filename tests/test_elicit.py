@@ -14,9 +14,10 @@ import pytest
 
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import thurstonian_responder
-from ue_tasks.active.backends import SimulateBackend
-from ue_tasks.active.driver import Elicitation, RunConfig
-from ue_tasks.active.strategies import STRATEGIES, select_pairs
+from ue_tasks.elicitation.backends import SimulateBackend
+from ue_tasks.elicitation.config import RunConfig
+from ue_tasks.elicitation.engine import Elicitation
+from ue_tasks.elicitation.strategies import STRATEGIES, select_pairs
 from ue_tasks.outcomes import load_outcomes
 from ue_tasks.plan import PlanSpec, make_plan
 

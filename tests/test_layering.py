@@ -121,3 +121,40 @@ def test_ue_metrics_and_the_cli_import_no_heavy_package():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+# Inside ue_tasks, the floors a module may import from (its own or lower; the most specific prefix names a module's
+# floor). Foundations (outcomes, prompts, plans, model identity, the run folder) < runs another experiment reads <
+# the experiment specs < their analysis < the harnesses < the elicitation engine < what runs a whole command.
+TASK_LAYERS = {
+    "ue_tasks": 0,  # the package itself and every foundation module not named below
+    "ue_tasks.runs": 1,
+    "ue_tasks.experiments": 2,
+    "ue_tasks.analysis": 3,
+    "ue_tasks.harness": 4,
+    "ue_tasks.harness.readers": 0,
+    "ue_tasks.harness.companion": 0,
+    "ue_tasks.cost": 4,
+    "ue_tasks.elicitation": 5,
+    "ue_tasks.runner": 6,
+    "ue_tasks.leaderboard": 6,
+    "ue_tasks.demo": 7,
+}
+
+
+def task_floor(module: str) -> int:
+    parts = module.split(".")
+    for k in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:k])
+        if prefix in TASK_LAYERS:
+            return TASK_LAYERS[prefix]
+    raise AssertionError(module)
+
+
+def test_inside_ue_tasks_no_module_imports_one_above_it():
+    edges = import_graph(REPO, {"ue_tasks": 1})
+    # a package whose __init__ imports nothing is only a name on the way to its modules
+    faces = {m for m in edges if any(o.startswith(m + ".") for o in edges) and not edges[m]}
+    upward = sorted(f"{a} (floor {task_floor(a)}) -> {b} (floor {task_floor(b)})" for a, targets in edges.items()
+                    for b in targets if b.startswith("ue_tasks") and b not in faces and task_floor(b) > task_floor(a))  # fmt: skip
+    assert upward == [], f"imports inside ue_tasks that climb back up: {upward}"

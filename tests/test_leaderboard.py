@@ -19,7 +19,7 @@ from ue_metrics import leaderboard as lb
 from ue_metrics import records as rec
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import simulate_records, true_utilities
-from ue_tasks.active.driver import RunConfig
+from ue_tasks.elicitation.config import RunConfig
 from ue_tasks.leaderboard import build_leaderboard, collect
 from ue_tasks.plan import PlanSpec, make_plan
 from ue_tasks.runner import run_experiment

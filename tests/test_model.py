@@ -69,7 +69,7 @@ def test_a_local_folder_without_a_chat_template_is_asked_as_a_base_model(tmp_pat
     """`ue run --harness lm-eval` on a base model (the embedded Gemma 3 270M): the folder has no chat template, so
     the batches go through ue_batch_base (the base-model prompt, no chat template or system message), the identity
     says so, the cache key differs from a chat run's, and sampled mode (no base task) is one sentence."""
-    from ue_tasks.active.backends import LmEvalBackend
+    from ue_tasks.elicitation.backends import LmEvalBackend
     from ue_tasks.model_identity import folder_chat_template
 
     base, chat = tmp_path / "base", tmp_path / "chat"

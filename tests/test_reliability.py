@@ -22,7 +22,8 @@ from ue_metrics import records as rec
 from ue_metrics.errors import UserError
 from ue_metrics.fitting import fit_records
 from ue_metrics.simulate import simulate_records, true_utilities
-from ue_tasks.active.driver import Elicitation, RunConfig
+from ue_tasks.elicitation.config import RunConfig
+from ue_tasks.elicitation.engine import Elicitation
 from ue_tasks.plan import PlanSpec, make_plan
 
 UE = [sys.executable, "-m", "ue_cli.main"]
@@ -194,8 +195,8 @@ def _fake_model(folder: Path, weights: bytes) -> Path:
 
 
 def test_the_answer_cache_is_keyed_by_the_weights_not_the_model_args_string(tmp_path):
-    from ue_tasks.active.backends import InspectBackend, LmEvalBackend
-    from ue_tasks.active.cache import AnswerCache
+    from ue_tasks.elicitation.backends import InspectBackend, LmEvalBackend
+    from ue_tasks.elicitation.cache import AnswerCache
 
     folder = _fake_model(tmp_path / "my-model", b"old weights")
     args = f"pretrained={folder},dtype=float32"
@@ -421,7 +422,7 @@ def test_elicit_with_a_corrupted_config_json_is_one_sentence(tmp_path, capsys):
 
 @pytest.mark.parametrize("code_name", ["EROFS", "ENOSPC"])
 def test_a_write_failure_mid_run_says_what_was_saved(tmp_path, monkeypatch, code_name):
-    import ue_tasks.active.driver as driver
+    import ue_tasks.elicitation.engine as driver
 
     real, calls = driver.append_jsonl, []
 
@@ -630,7 +631,7 @@ def test_a_simulated_responder_whose_truth_changed_is_not_answered_from_the_cach
     of the same name whose utilities changed (another outcome set, another version of the simulator) gets another
     identity (a stale cache once answered an exchange-rate run with an older responder's probabilities)."""
     from ue_metrics.simulate import Responder
-    from ue_tasks.active.backends import SimulateBackend
+    from ue_tasks.elicitation.backends import SimulateBackend
 
     def backend(mu, **kw):
         return SimulateBackend(Responder("log_utility", mu, dict.fromkeys(mu, 0.5), **kw), "logprob", 10, seed=0)

@@ -224,7 +224,7 @@ def test_leaderboard_on_a_full_disk_is_one_sentence_and_no_zero_byte_json(run_fo
 
 def test_the_run_lock_on_a_full_disk_leaves_no_empty_lock(tmp_path, monkeypatch):
     """Item 16: the lock was created, then its PID failed to be written: a 0-byte .lock stayed behind."""
-    from ue_tasks.active.driver import RunLock
+    from ue_tasks.run_folder import RunLock
 
     folder = tmp_path / "run"
     folder.mkdir()
@@ -457,7 +457,7 @@ def test_inspect_bad_task_arguments_exit_2(tmp_path, arg, message):
 
 def test_the_run_lock_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch):
     """The lock is taken by a hard link; a file system without them (EPERM) falls back to an exclusive create."""
-    from ue_tasks.active.driver import RunLock
+    from ue_tasks.run_folder import RunLock
 
     def no_links(src, dst, *args, **kwargs):
         raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from browser import open_page, require_chromium
 
-from ue_tasks.active.driver import RunConfig
+from ue_tasks.elicitation.config import RunConfig
 from ue_tasks.leaderboard import build_leaderboard, write_report
 from ue_tasks.runner import run_experiment
 

@@ -17,8 +17,8 @@ from ue_metrics.analyses import utilities as utilities_analysis
 from ue_metrics.fitting import fit_records
 from ue_metrics.simulate import simulate_records, thurstonian_responder, true_utilities
 from ue_metrics.thurstonian import Thurstonian
-from ue_tasks.active.driver import RunConfig
-from ue_tasks.active.strategies import DEFAULT_STRATEGY
+from ue_tasks.elicitation.config import RunConfig
+from ue_tasks.elicitation.strategies import DEFAULT_STRATEGY
 from ue_tasks.plan import PlanSpec, make_plan
 
 

@@ -280,8 +280,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _run_config(args: argparse.Namespace, experiment: str):
-    from ue_tasks.active.driver import RunConfig
-    from ue_tasks.active.strategies import DEFAULT_STRATEGY
+    from ue_tasks.elicitation.config import RunConfig
+    from ue_tasks.elicitation.strategies import DEFAULT_STRATEGY
 
     config = RunConfig(
         experiment=experiment, harness=args.harness or "", model=args.model or "", model_args=args.model_args or "",
@@ -304,7 +304,7 @@ def _protocol_lines(config, given: dict) -> None:
     """--protocol paper: a flag given with this project's default value contradicts it too (one sentence); each
     setting the protocol changes printed once, one line each."""
     from ue_tasks import experiments
-    from ue_tasks.active.driver import PAPER_PROTOCOL, apply_protocol, paper_settings
+    from ue_tasks.elicitation.config import PAPER_PROTOCOL, apply_protocol, paper_settings
 
     exp = experiments.get(experiments.with_variant(config.experiment, config.options)[0])
     want = paper_settings(exp)
@@ -811,7 +811,7 @@ def _fit_arguments(p: argparse.ArgumentParser, default: bool, later: str = "") -
 
 def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_required: bool = True) -> None:
     from ue_metrics.records import MODES
-    from ue_tasks.active.strategies import STRATEGIES
+    from ue_tasks.elicitation.strategies import STRATEGIES
     from ue_tasks.plan import BUDGET_RULES
 
     harnesses = ["lm-eval", "inspect", "simulate"] + ([] if model_required else ["transformers"])

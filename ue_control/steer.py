@@ -212,7 +212,7 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     """Run the sweep of ``config`` (see the module docstring); returns the summary written to steer.json."""
     from ue_metrics.analyses.representations import spearman
     from ue_metrics.fitting import fit_records
-    from ue_tasks.active.backends import LmEvalBackend
+    from ue_tasks.elicitation.backends import LmEvalBackend
     from ue_tasks.experiments.representations import model_folder
     from ue_tasks.outcomes import load_outcomes
 
@@ -311,7 +311,8 @@ def _sweep(config: SteerConfig, directions: list[tuple[str, np.ndarray]], lm: An
     """One utilities run of the held-out outcomes per (direction, α), the model steered by ``hook``: per run the
     steered utilities, their Spearman with the target and the probe's prediction, and the coherence measures."""
     from ue_metrics.analyses.representations import spearman
-    from ue_tasks.active.driver import Elicitation, RunConfig
+    from ue_tasks.elicitation.config import RunConfig
+    from ue_tasks.elicitation.engine import Elicitation
 
     system = run_cfg.get("system_message")
     alphas = sorted({0.0, *(float(a) for a in config.alphas)})  # α = 0 is the unsteered reference

@@ -96,28 +96,3 @@ def write_result(result: dict, out: str | Path, *, figures: bool = True, log: Ca
     except UserError as exc:  # matplotlib missing: the analysis stands, the figures wait
         log(f"warning: no figures drawn ({exc})")
         return []
-
-
-
-
-def read_run(path: str | Path, experiment: str | None = None) -> tuple[dict, list[dict]]:
-    """(configuration, records) of a ``ue run`` folder — the input of experiments that build on another run
-    (``--utilities RUN_DIR``). ``experiment`` names the experiment the run must be of."""
-    import json
-
-    from ue_metrics.records import read
-
-    folder = Path(path)
-    cfg_path, rec_path = folder / "config.json", folder / "records.jsonl"
-    if not cfg_path.is_file() or not rec_path.is_file():
-        raise UserError(f"{folder}: not a `ue run` folder (it needs config.json and records.jsonl); give the folder of a finished run")
-    try:
-        config = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{cfg_path}: cannot be read ({exc}); give the folder of a finished run") from None
-    if experiment and config.get("experiment") != experiment:
-        raise UserError(f"{folder} is a run of {config.get('experiment')!r}, not of {experiment!r}; give a {experiment} run folder")
-    records = read(rec_path)
-    if not records:
-        raise UserError(f"{rec_path}: holds no records; finish that run first")
-    return config, records

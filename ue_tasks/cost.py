@@ -23,11 +23,11 @@ SAMPLE_PROMPTS = 100
 
 
 def _local_folder(config: Any) -> Path | None:
-    from ue_tasks.model_identity import _local, _parse_args
+    from ue_tasks.model_identity import local_folder, parse_model_args
 
-    args = _parse_args(config.model_args)
+    args = parse_model_args(config.model_args, check=False)
     for key in ("pretrained", "model_path", "model_name_or_path", "path"):
-        folder = _local(args.get(key))
+        folder = local_folder(args.get(key))
         if folder is not None and (folder / "tokenizer_config.json").exists():
             return folder
     return None

@@ -3,7 +3,7 @@ replies become ``ue.generation/1`` entries (utility maximisation's direct answer
 al. 2025 §4 "utility maximization"; docs/method.md §4.6).
 
 A ``Generation`` is one user turn asked once, greedily (temperature 0), with its own system message and a token cap.
-Every backend answers a list of them (``ue_tasks.active.backends``: a simulated responder, lm-eval's hidden
+Every backend answers a list of them (``ue_tasks.elicitation.backends``: a simulated responder, lm-eval's hidden
 ``ue_generate`` task, an Inspect task), and ``ue run`` appends the replies to ``RUN_DIR/generations.jsonl``:
 
     {"schema": "ue.generation/1", "id": "answer:q07", "kind": "answer", "group": "q07", "prompt": "...",

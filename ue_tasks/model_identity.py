@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ue_metrics.errors import UserError
+
 # folder names that say nothing about the model: the parent folder's name goes in front
 GENERIC_FOLDERS = {"model", "models", "final", "best", "output", "outputs", "out", "hf", "merged", "latest", "weights",
                    "export", "exported", "snapshot", "main"}  # fmt: skip
@@ -43,6 +45,8 @@ RUNTIME_ARGS = {"batch_size", "max_batch_size", "device", "device_map", "paralle
                 "max_retries", "timeout", "num_workers", "gpu_memory_utilization", "tensor_parallel_size",
                 "data_parallel_size", "max_connections", "tokenized_requests", "verify_certificate", "seed"}  # fmt: skip
 NAME_KEY = "model_name"
+# model arguments naming the weights a run asked, in the order they are looked for (weights_of)
+WEIGHT_KEYS = ("pretrained", "model_path", "model", "model_name", "path")
 
 
 @dataclass(frozen=True)
@@ -136,14 +140,41 @@ def name_for(path_or_id: str) -> str:
     return base
 
 
-def _parse_args(model_args: str | dict | None) -> dict[str, Any]:
+def parse_model_args(model_args: str | dict | None, *, typed: bool = False, check: bool = True) -> dict[str, Any]:
+    """``k=v,k=v`` (lm-eval's ``--model_args``; ``ue run --model-args`` for every harness) as a dict of strings, the one
+    parser of model arguments. ``check``: an entry that is not ``key=value`` is one sentence (off when reading back
+    what a harness already accepted). ``typed``: numbers and booleans typed as lm-eval types them, by its own parser
+    (``lm_eval.utils.simple_parse_args_string``)."""
     if isinstance(model_args, dict):
         return dict(model_args)
-    out: dict[str, Any] = {}
-    for part in filter(None, (x.strip() for x in str(model_args or "").split(","))):
-        key, _, value = part.partition("=")
-        out[key.strip()] = value.strip()
-    return out
+    text = str(model_args or "")
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if check:
+        for part in parts:
+            if "=" not in part or not part.split("=", 1)[0].strip():
+                raise UserError(f"--model-args entry {part!r} is not key=value; write e.g. pretrained=PATH,dtype=float32")
+    if typed:
+        from lm_eval.utils import simple_parse_args_string
+
+        return simple_parse_args_string(text)
+    return {key.strip(): value.strip() for key, _, value in (p.partition("=") for p in parts)}
+
+
+def weights_of(config: Any) -> str:
+    """Which weights a run's configuration asked (``config.json``, or a ``RunConfig``): the resolved local folder its
+    model arguments name (lm-eval's ``pretrained=PATH`` and Inspect's ``model_path=PATH`` are one model), else the
+    model's name; a simulated model by its name. Used to refuse a consumed run of another model."""
+    get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
+    model = str(get("model") or "")
+    if get("harness") == "simulate":
+        return f"simulated:{model}"
+    args = parse_model_args(str(get("model_args") or ""), check=False)
+    for key in WEIGHT_KEYS:
+        value = args.get(key)
+        if value:
+            p = Path(value).expanduser()
+            return str(p.resolve()) if p.exists() else value.rstrip("/")
+    return model
 
 
 def _other_args(args: dict[str, Any], used: set[str]) -> tuple[tuple[str, str], ...]:
@@ -180,7 +211,8 @@ def _resolved_dtype(value: Any, source: Any, device: Any, fetch: bool) -> str:
     return model_dtype(value, source, device=None if device in (None, "") else str(device), fetch=fetch)
 
 
-def _local(path: Any) -> Path | None:
+def local_folder(path: Any) -> Path | None:
+    """``path`` as a folder on this machine, or None (a hub id, a provider string, nothing)."""
     if path is None or path == "":
         return None
     p = Path(str(path)).expanduser()
@@ -191,7 +223,7 @@ def folder_chat_template(model_args: str | dict | None) -> bool | None:
     """Whether the local model folder that lm-eval ``--model_args`` name (``pretrained=``) ships a chat template
     (``chat_template`` in ``tokenizer_config.json``, or ``chat_template.jinja`` / ``chat_template.json``); None when
     the arguments name no local folder (a hub id, an API), where nothing can be said without loading."""
-    folder = _local(_parse_args(model_args).get("pretrained"))
+    folder = local_folder(parse_model_args(model_args, check=False).get("pretrained"))
     if folder is None:
         return None
     if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
@@ -208,11 +240,11 @@ def from_lm_eval(model: str, model_args: str | dict | None, *, chat_template: bo
     """The identity of an lm-eval model: ``model`` is its type (``hf``, ``vllm``, ``local-completions``...),
     ``model_args`` its ``--model_args``. ``fingerprint=False`` when reading an old run (the folder may have changed
     since; the run's own records carry the fingerprint it had)."""
-    args = _parse_args(model_args)
+    args = parse_model_args(model_args, check=False)
     key = next((k for k in PATH_KEYS if args.get(k) not in (None, "")), None)
     used = {k for k in PATH_KEYS if k in args} | {"dtype", "torch_dtype", "revision"}
     target = str(args[key]) if key else None
-    folders = [f for f in (_local(args.get("pretrained")), _local(args.get(key)) if key else None) if f is not None]
+    folders = [f for f in (local_folder(args.get("pretrained")), local_folder(args.get(key)) if key else None) if f is not None]
     dtype = _dtype(args.get("dtype") or args.get("torch_dtype"), folders[0] if folders else None)
     if str(model) in LM_EVAL_HF_TYPES and args.get("pretrained") not in (None, ""):
         dtype = _resolved_dtype(args.get("dtype") or args.get("torch_dtype"), args["pretrained"], args.get("device"), fingerprint)
@@ -260,7 +292,7 @@ def from_inspect(model: str, model_args: dict | None = None, *, name: str | None
     args = dict(model_args or {})
     provider, _, rest = str(model).partition("/")
     path = args.get("model_path") or args.get("model_name_or_path")
-    local = _local(path) if rest in ("local", "") or path else None
+    local = local_folder(path) if rest in ("local", "") or path else None
     used = {"model_path", "model_name_or_path", "dtype", "torch_dtype", "revision", "base_url", "model_base_url"}
     if local is not None:
         label = name_for(str(local))
@@ -342,8 +374,8 @@ def unchanged_since(model_args: str | dict | None, when: Any) -> bool:
         start = float(when) if isinstance(when, (int, float)) else datetime.fromisoformat(str(when)).timestamp()
     except (TypeError, ValueError):
         return False
-    args = _parse_args(model_args)
-    folders = [f for f in dict.fromkeys(_local(args.get(k)) for k in (*PATH_KEYS, "model_name_or_path")) if f is not None]
+    args = parse_model_args(model_args, check=False)
+    folders = [f for f in dict.fromkeys(local_folder(args.get(k)) for k in (*PATH_KEYS, "model_name_or_path")) if f is not None]
     try:
         return bool(folders) and all(p.stat().st_mtime <= start for f in folders for p in f.iterdir() if p.is_file())
     except OSError:

@@ -19,8 +19,10 @@ from typing import Any
 
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import complete_lines
-from ue_tasks.active.driver import BATCH, Elicitation, RunConfig, RunLock
 from ue_tasks.analysis import analyse_records, write_result
+from ue_tasks.elicitation.config import RunConfig, make_backend
+from ue_tasks.elicitation.engine import BATCH, Elicitation
+from ue_tasks.run_folder import RunFolder, run_folders
 
 _NETWORK_MODULES = ("requests", "urllib3", "aiohttp", "httpx", "httpcore", "openai", "anthropic", "tenacity")
 
@@ -70,7 +72,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
     from ue_tasks import experiments
 
     exp = experiments.get(experiments.with_variant(config.experiment, config.options)[0])
-    _refuse_another_experiment(exp.name, Path(out))
+    RunFolder(out).refuse_other_experiment(exp.name)
     if exp.collection is not None:
         resolved = config.resolve()
         run_config, records = exp.collection.run(resolved, Path(out), progress=progress, log=log)
@@ -118,8 +120,7 @@ def _with_consumed_run(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any
     from dataclasses import replace
 
     from ue_tasks import experiments, runs
-    from ue_tasks.active.backends import SimulateBackend
-    from ue_tasks.active.driver import make_backend
+    from ue_tasks.elicitation.backends import SimulateBackend
 
     key = exp.consumes
     options = dict(config.options)
@@ -145,7 +146,7 @@ def _with_consumed_run(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any
         run_experiment(sub, folder, cache_dir=cache_dir, backend=sub_backend, progress=progress, log=log, figures=figures)
     options[key] = str(folder.resolve())
     config = replace(config, options=options)
-    theirs = runs.read_config(folder)
+    theirs = RunFolder(folder).read_config()
     if theirs.get("experiment") != key:
         raise UserError(f"{folder} is a run of {theirs.get('experiment')!r}, not of {key!r}; give a {key} run folder with --{key}")
     if options.get("check_model", True) not in (False, "false", "False", 0):
@@ -159,7 +160,7 @@ def _check_consumed(config: RunConfig, exp: Any, folder: Path, key: str) -> None
     from its seed over its outcomes — made with this run's seed over the outcomes this run asks without it."""
     from ue_tasks import runs
 
-    theirs = runs.read_config(folder)
+    theirs = RunFolder(folder).read_config()
     if theirs.get("experiment") != key:
         raise UserError(f"{folder} is a run of {theirs.get('experiment')!r}, not of {key!r}; give a {key} run folder with --{key}")
     if config.options.get("check_model", True) not in (False, "false", "False", 0):
@@ -188,14 +189,13 @@ def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, b
     a simulator is made per run (its answers depend on the run's outcomes)."""
     from dataclasses import replace
 
-    from ue_tasks.active.driver import make_backend
 
     key, subs = exp.side_runs(exp.resolve_options(config.options))
     given = config.options.get(key)
     if given:  # the runs given are read before anything is asked, not after the whole elicitation
         from ue_tasks import runs
 
-        for folder in runs.run_folders(given, where=f"--option {key}"):
+        for folder in run_folders(given, where=f"--option {key}"):
             try:
                 runs.fitted_run(folder, exp.name)
             except UserError as exc:
@@ -205,7 +205,9 @@ def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, b
     listed = [str(x) for x in given] if isinstance(given, (list, tuple)) else [x for x in str(given or "").split(",") if x.strip()]
     folders = [str((out / sub).resolve()) for sub, _ in subs]
     final = replace(config, options={**config.options, key: ",".join(listed + [f for f in folders if f not in listed])})
-    _refuse_another_configuration(final, out)  # before any side run is asked, not after
+    mine = {"experiment": final.experiment, "harness": final.harness, "model": final.model, "model_args": final.model_args,
+            "options": final.options}  # fmt: skip
+    RunFolder(out).refuse_other_configuration(mine, only=mine)  # before any side run is asked, not after
     if config.harness != "simulate" and backend is None:
         backend = make_backend(config.resolve(), exp.outcome_set({**config.options, **({"outcomes": config.outcomes} if config.outcomes else {})}))
     log(f"{exp.name}: {len(subs)} side runs first, into {out}/{subs[0][0].split('/')[0]}/ (each its own run folder)")
@@ -213,39 +215,6 @@ def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, b
         run_experiment(replace(config, options=options), out / sub, cache_dir=cache_dir,
                        backend=backend if config.harness != "simulate" else None, progress=progress, log=log, figures=False)  # fmt: skip
     return final, backend
-
-
-def _refuse_another_experiment(name: str, out: Path) -> None:
-    """A run folder of another experiment is refused first, naming it (not by whichever of its fields differs first:
-    the outcome set, the weights...)."""
-    from ue_tasks import experiments
-
-    try:
-        theirs = json.loads((out / "config.json").read_text(encoding="utf-8"))
-        other = experiments.with_variant(str(theirs["experiment"]), theirs.get("options") or {})[0]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, UserError):
-        return  # no readable configuration: the driver says what is wrong with it
-    if other != name:
-        raise UserError(f"{out} holds a run of the experiment {other!r}, not {name!r}; give {name} its own --out folder "
-                        f"(or resume the {other} run with `ue run {other}`)")  # fmt: skip
-
-
-def _refuse_another_configuration(config: RunConfig, out: Path) -> None:
-    """A run folder that holds a run with other options, model or harness is refused up front (the driver checks
-    every field again when it opens the folder)."""
-    path = out / "config.json"
-    if not path.is_file():
-        return
-    try:
-        theirs = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return  # the driver says what is wrong with it
-    mine = {"experiment": config.experiment, "harness": config.harness, "model": config.model, "model_args": config.model_args,
-            "options": config.options}  # fmt: skip
-    diff = [k for k, v in mine.items() if theirs.get(k) != v]
-    if diff:
-        shown = ", ".join(f"{k}: {theirs.get(k)!r} → {mine[k]!r}" for k in diff[:3])
-        raise UserError(f"{out} holds a run with another configuration ({shown}); resume it with the same options or choose a new --out folder")
 
 
 def _model_of(config: RunConfig) -> dict:
@@ -263,7 +232,7 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     from ue_tasks.harness.readers import collect, read_generations
 
     paths = [Path(p) for p in paths]
-    held = [(p, pid) for p in paths if p.is_dir() and (pid := RunLock(p).holder()) is not None]
+    held = [(p, pid) for p in paths if p.is_dir() and (pid := RunFolder(p).lock().holder()) is not None]
     if held:  # a folder a running `ue run` is writing: never written into, read as a snapshot of its complete lines
         where, pid = held[0]
         if out is None or any(Path(out).resolve() == p.resolve() for p, _ in held):
@@ -278,11 +247,8 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
             snaps = [_snapshot(p, Path(tmp) / str(k)) if p in live else p for k, p in enumerate(paths)]
             return analyse_path(snaps, out, experiment, options, figures, log, by, unparsed, method)
     config: dict = {}
-    if len(paths) == 1 and (paths[0] / "config.json").is_file() and (paths[0] / "records.jsonl").is_file():
-        try:
-            config = json.loads((paths[0] / "config.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{paths[0] / 'config.json'}: cannot be read ({exc}); analyse the records file itself") from None
+    if len(paths) == 1 and RunFolder(paths[0]).is_run():
+        config = RunFolder(paths[0]).read_config("analyse the records file itself")
         got = collect([paths[0] / "records.jsonl"], deduplicate=False)
         generations = read_generations([paths[0] / "generations.jsonl"])
         out = out or paths[0]

@@ -2,14 +2,13 @@
 docs/method.md §4.7, §4.10, §4.11): the model's ``utilities`` run that ``power_seeking`` and ``corrigibility`` build on,
 and the entity runs that ``political_values`` places on its map beside the model.
 
-- ``fitted_run``: a ``ue run`` folder read (``ue_tasks.analysis.read_run``) and fitted again from its records with
+- ``fitted_run``: a ``ue run`` folder read (``ue_tasks.run_folder``) and fitted again from its records with
   its own seed — exactly the fit ``ue run`` wrote to its utilities.csv — cached per folder and records file.
-- ``model_identity`` / ``check_same_model``: which model a run asked, harness-independent where the weights are
+- ``check_same_model``: which model a run asked (``ue_tasks.model_identity.weights_of``), harness-independent where the weights are
   named (lm-eval's ``pretrained=PATH`` and Inspect's ``model_path=PATH`` are one model), so a utilities run of
   another model is refused with one sentence; ``check_same_weights`` compares the records' weight fingerprints
   (``ue_tasks.model_identity``), which also works inside the harnesses.
 - ``check_same_outcomes``: the outcomes a run asks about must be the consumed run's, id for id and text for text.
-- ``run_folders``: ``DIR1,DIR2`` (or a list, or a folder holding run folders) as run folders.
 
 The harness tasks (lm-eval, Inspect) do not know the model's name when they build their documents, so there the
 outcome set is checked before anything is asked and the weights when the answers are analysed; ``ue run`` checks
@@ -18,7 +17,6 @@ both before asking anything.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,9 +25,9 @@ from typing import Any
 
 from ue_metrics.errors import UserError
 from ue_metrics.fitting import FitResult, fit_records
-from ue_tasks.outcomes import OutcomeSet, read_outcome_file
-
-WEIGHT_KEYS = ("pretrained", "model_path", "model", "model_name", "path")
+from ue_tasks.model_identity import weights_of
+from ue_tasks.outcomes import OutcomeSet
+from ue_tasks.run_folder import RunFolder
 
 
 @dataclass
@@ -46,22 +44,12 @@ class FittedRun:
 
     def outcomes(self) -> OutcomeSet:
         """The run's outcomes as it generated them (``outcomes.jsonl``), or, failing that, those its records name."""
-        path = self.path / "outcomes.jsonl"
-        if path.is_file():
-            oset = read_outcome_file(path)
-            return OutcomeSet(name=str(self.config.get("outcome_set") or oset.name), outcomes=oset.outcomes, source=str(path))
-        from ue_metrics.records import outcome_table
-        from ue_tasks.outcomes import Outcome
-
-        table = outcome_table(self.records)
-        outs = [Outcome(id=i, text=t["text"], category=t["category"], tags=tuple(t["tags"]), attributes=t["attributes"])
-                for i, t in table.items()]  # fmt: skip
-        return OutcomeSet(name=str(self.config.get("outcome_set") or "run"), outcomes=outs, source=str(self.path))
+        return RunFolder(self.path).outcomes(self.records, self.config)
 
     def describe(self) -> dict[str, Any]:
         c = self.config
         return {"path": str(self.path), "experiment": c.get("experiment"), "model": c.get("model"), "harness": c.get("harness"),
-                "model_identity": model_identity(c), "outcome_set": c.get("outcome_set"), "n_records": len(self.records),
+                "model_identity": weights_of(c), "outcome_set": c.get("outcome_set"), "n_records": len(self.records),
                 "n_outcomes": self.fit.metrics.get("n_outcomes"), "seed": c.get("seed"),
                 "holdout_accuracy": self.fit.metrics.get("holdout_accuracy")}  # fmt: skip
 
@@ -71,15 +59,13 @@ _CACHE: dict[tuple, FittedRun] = {}
 
 def fitted_run(path: str | Path, experiment: str | None = None) -> FittedRun:
     """A run folder, read and fitted (cached while its records file is unchanged)."""
-    from ue_tasks.analysis import read_run
-
     folder = Path(path).expanduser()
     rec = folder / "records.jsonl"
     st = rec.stat() if rec.is_file() else None
     stamp = (str(folder.resolve()), experiment, st.st_mtime_ns if st else None, st.st_size if st else None)
     if stamp in _CACHE:
         return _CACHE[stamp]
-    config, records = read_run(folder, experiment)
+    config, records = RunFolder(folder).read_finished(experiment)
     fit = fit_records(records, seed=int(config.get("seed", 0) or 0), per_component=True)
     out = FittedRun(path=folder.resolve(), config=config, records=records, fit=fit)
     if len(_CACHE) > 64:
@@ -88,32 +74,9 @@ def fitted_run(path: str | Path, experiment: str | None = None) -> FittedRun:
     return out
 
 
-def _model_args(text: str) -> dict[str, str]:
-    out = {}
-    for part in filter(None, (p.strip() for p in (text or "").split(","))):
-        key, _, value = part.partition("=")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def model_identity(config: Mapping[str, Any]) -> str:
-    """Which model a run asked: the weights its model arguments name (a resolved path when it exists here), else
-    the model name; a simulated model by its name."""
-    model = str(config.get("model") or "")
-    if config.get("harness") == "simulate":
-        return f"simulated:{model}"
-    args = _model_args(str(config.get("model_args") or ""))
-    for key in WEIGHT_KEYS:
-        value = args.get(key)
-        if value:
-            p = Path(value).expanduser()
-            return str(p.resolve()) if p.exists() else value.rstrip("/")
-    return model
-
-
 def check_same_model(ours: Mapping[str, Any], consumed: Mapping[str, Any], folder: str | Path, what: str = "utilities") -> None:
     """Refuse a consumed run of another model (one sentence)."""
-    a, b = model_identity(ours), model_identity(consumed)
+    a, b = weights_of(ours), weights_of(consumed)
     if a != b:
         raise UserError(
             f"{folder} is a {what} run of {b!r} ({consumed.get('harness')}), not of this run's model {a!r}; give the {what} run "
@@ -174,32 +137,6 @@ def check_same_outcomes(texts: Mapping[str, str], consumed: OutcomeSet, folder: 
             )
 
 
-def run_folders(spec: Any, where: str = "option") -> list[Path]:
-    """Run folders from ``DIR1,DIR2``, a JSON-style list, or a folder whose subfolders are run folders."""
-    if spec in (None, "", []):
-        return []
-    items: Iterable[Any] = spec if isinstance(spec, (list, tuple)) else str(spec).split(",")
-    out: list[Path] = []
-    for item in items:
-        text = str(item).strip()
-        if not text:
-            continue
-        folder = Path(text).expanduser()
-        if (folder / "config.json").is_file():
-            out.append(folder)
-        elif folder.is_dir() and any((sub / "config.json").is_file() for sub in folder.iterdir() if sub.is_dir()):
-            out += sorted(sub for sub in folder.iterdir() if (sub / "config.json").is_file())
-        else:
-            raise UserError(f"{where}: {folder} is neither a `ue run` folder (config.json, records.jsonl) nor a folder of them")
-    seen: set[Path] = set()
-    unique = []
-    for f in out:
-        if f.resolve() not in seen:
-            seen.add(f.resolve())
-            unique.append(f)
-    return unique
-
-
 def texts_of(records: Sequence[dict]) -> dict[str, str]:
     out: dict[str, str] = {}
     for r in records:
@@ -208,26 +145,13 @@ def texts_of(records: Sequence[dict]) -> dict[str, str]:
     return out
 
 
-def read_config(folder: str | Path) -> dict:
-    path = Path(folder) / "config.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: cannot be read ({exc}); give the folder of a finished run") from None
-
-
 def _short(text: str, width: int = 50) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def run_outcomes(folder: str | Path) -> OutcomeSet:
     """The outcomes a run asked about (its ``outcomes.jsonl``), named as the run named them; no fit."""
-    folder = Path(folder).expanduser()
-    path = folder / "outcomes.jsonl"
-    if not path.is_file():
-        raise UserError(f"{folder}: not a `ue run` folder with outcomes.jsonl; give the folder of a finished run")
-    oset = read_outcome_file(path)
-    return OutcomeSet(name=str(read_config(folder).get("outcome_set") or oset.name), outcomes=oset.outcomes, source=str(path))
+    return RunFolder(folder).outcomes()
 
 
 def utilities_inputs(options: Mapping[str, Any], records: Sequence[dict], run: Mapping[str, Any] | None,

@@ -33,8 +33,8 @@ def exact_records(outcomes, responder, *, template: str, experiment: str, budget
 def simulate_analysis(experiment: str, responder: str, options: dict | None = None, seed: int = 0, plan_kind: str | None = None,
                       budget: int | None = None) -> dict[str, Any]:  # fmt: skip
     from ue_tasks import experiments
-    from ue_tasks.active.backends import SimulateBackend
     from ue_tasks.analysis import analyse_records
+    from ue_tasks.elicitation.backends import SimulateBackend
     from ue_tasks.plan import PlanSpec
     from ue_tasks.queries import queries_for
 

@@ -24,7 +24,8 @@ def simulated(options: dict, responder: str = "log_utility", mode: str = "sample
     import tempfile
 
     from ue_metrics.records import read
-    from ue_tasks.active.driver import Elicitation, RunConfig
+    from ue_tasks.elicitation.config import RunConfig
+    from ue_tasks.elicitation.engine import Elicitation
 
     cfg = RunConfig(harness="simulate", model="sim", experiment="exchange_rates", options=options, mode=mode, seed=seed,
                     responder=responder)  # fmt: skip

@@ -13,7 +13,7 @@ from bounds import within_se
 
 from ue_metrics.analyses import time_discounting as td
 from ue_metrics.records import make_record
-from ue_tasks.active.backends import SimulateBackend
+from ue_tasks.elicitation.backends import SimulateBackend
 from ue_tasks.experiments import get
 from ue_tasks.queries import queries_for
 

@@ -100,7 +100,7 @@ def test_the_free_answers_are_kept_in_the_run_folder_and_a_rerun_asks_nothing(ru
 
 
 def test_a_simulated_judge_settles_answers_that_no_string_match_does(tmp_path):
-    from ue_tasks.active.backends import similarity_judge
+    from ue_tasks.elicitation.backends import similarity_judge
     from ue_tasks.generation import Generation
 
     item = Generation(id="judge:q00", prompt="…", kind="judge", metadata={"answer": "Jupyter", "candidates": [["a", "Jupiter"], ["b", "Mars"]]})
@@ -117,8 +117,8 @@ def test_a_simulated_judge_settles_answers_that_no_string_match_does(tmp_path):
 
 def test_answers_no_string_match_settles_go_to_the_judge(tmp_path):
     from ue_tasks import experiments
-    from ue_tasks.active.backends import SimulateBackend
-    from ue_tasks.active.driver import RunConfig
+    from ue_tasks.elicitation.backends import SimulateBackend
+    from ue_tasks.elicitation.config import RunConfig
     from ue_tasks.runner import run_experiment
 
     class Misspeller(SimulateBackend):
@@ -196,7 +196,7 @@ TINY = {"options": {"questions": "q10", "answer_tokens": 16}, "budget": 4, "hold
 
 
 def _tiny_run(harness: str, model: str, model_args: str, out: Path) -> dict:
-    from ue_tasks.active.driver import RunConfig
+    from ue_tasks.elicitation.config import RunConfig
     from ue_tasks.runner import run_experiment
 
     config = RunConfig(harness=harness, model=model, model_args=model_args, experiment="utility_maximization", **TINY)

@@ -110,7 +110,7 @@ def test_lm_eval_command_shows_both_headlines(model_path, tmp_path):
 def test_exact_answer_counts_travel_through_every_harness_path():
     """Strict scoring needs to know which sampled answers were exactly a letter: lm-eval payloads, Inspect scores,
     the `ue run` answer cache and the records all carry n_a_exact / n_b_exact beside the parsed votes."""
-    from ue_tasks.active.backends import Answer
+    from ue_tasks.elicitation.backends import Answer
     from ue_tasks.harness.lm_eval import hooks
     from ue_tasks.harness.lm_eval.run import sample_record
 

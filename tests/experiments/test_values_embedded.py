@@ -64,7 +64,7 @@ def test_lm_eval_command_shows_the_political_lean_and_the_map(model_path, tmp_pa
     policies = load_outcomes("policies")
     ten = [o for o in policies.outcomes if "politics:left" in o.tags][::10][:5] + [o for o in policies.outcomes if "politics:right" in o.tags][::10][:5]
     outcomes = write(tmp_path / "policies10.jsonl", ten)
-    from ue_tasks.active.driver import RunConfig
+    from ue_tasks.elicitation.config import RunConfig
     from ue_tasks.runner import run_experiment
 
     entities = []

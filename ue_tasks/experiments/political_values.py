@@ -113,8 +113,10 @@ def entity_runs(options: Mapping[str, Any], records: Sequence[dict], run: Mappin
     """The entity runs of ``--option entities=...``: each fitted, labelled by its entity (or, for another model's
     own run, by the model), checked to ask the same policies."""
     from ue_tasks import runs
+    from ue_tasks.model_identity import weights_of
+    from ue_tasks.run_folder import run_folders
 
-    folders = runs.run_folders(options.get("entities"), where="--option entities")
+    folders = run_folders(options.get("entities"), where="--option entities")
     if not folders:
         return {}
     ours = runs.texts_of(records)
@@ -135,7 +137,7 @@ def entity_runs(options: Mapping[str, Any], records: Sequence[dict], run: Mappin
         if label in utilities:
             raise UserError(f"--option entities: two of the runs given are of {label!r} ({folder}); give each entity once")
         utilities[label] = fitted.utilities
-        same_model = run is None or runs.model_identity(run) == runs.model_identity(fitted.config)
+        same_model = run is None or weights_of(run) == weights_of(fitted.config)
         info.append({"label": label, "kind": kind, **fitted.describe(), "same_model": same_model})
     return {"entity_utilities": utilities, "entity_runs": info}
 

@@ -15,7 +15,6 @@ only: a lexical signal the layers add nothing to) or ``none`` (noise).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -35,24 +34,16 @@ HARNESSES = ("transformers", "simulate", "lm-eval", "inspect")  # lm-eval / insp
 MODEL_PATH_KEYS = ("pretrained", "model_path", "model")
 
 
-def model_identity(harness: str | None, model: str | None, model_args: str | None) -> str:
-    """What a run's model is: the resolved local folder its model arguments name (``pretrained=`` for lm-eval and
-    transformers, ``model_path=`` for Inspect), else the model's name (simulators, API models)."""
-    for part in (model_args or "").split(","):
-        key, _, value = part.partition("=")
-        if key.strip() in MODEL_PATH_KEYS and value.strip():
-            path = Path(value.strip()).expanduser()
-            return str(path.resolve()) if path.exists() else value.strip()
-    return str(model or "")
-
-
 def model_folder(model_args: str | None) -> str:
     """The local model folder that ``--model-args`` name (``pretrained=`` or ``model_path=``)."""
-    for part in (model_args or "").split(","):
-        key, _, value = part.partition("=")
-        if key.strip() in MODEL_PATH_KEYS and value.strip():
-            return value.strip()
-    raise UserError("`ue run representations` reads a local model: give --model-args pretrained=FOLDER (the model of the utilities run)")
+    from ue_tasks.model_identity import parse_model_args
+
+    args = parse_model_args(model_args)
+    folder = next((str(args[k]) for k in MODEL_PATH_KEYS if args.get(k)), "")
+    if not folder:
+        raise UserError("`ue run representations` reads a local model: give --model-args pretrained=FOLDER (the model of the "
+                        "utilities run)")  # fmt: skip
+    return folder
 
 
 def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], None] = print) -> tuple[dict, list[dict]]:
@@ -60,9 +51,8 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
     return (configuration, records). An existing folder with the same configuration is reused as it is."""
     from ue_metrics.jsonl import write_jsonl
     from ue_tasks import experiments
-    from ue_tasks.active.driver import RunLock
-    from ue_tasks.analysis import read_run
-    from ue_tasks.outcomes import Outcome, load_outcomes
+    from ue_tasks.model_identity import weights_of
+    from ue_tasks.run_folder import RunFolder
 
     exp = experiments.get(NAME)
     opts = exp.resolve_options(config.options)
@@ -70,23 +60,16 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
     if not source:
         raise UserError("representations probes a model's utilities: give --utilities RUN_DIR, the folder of a `ue run utilities` "
                         "(or `ue elicit`) of the same model")  # fmt: skip
-    ucfg, records = read_run(source, "utilities")
-    mine = model_identity(config.harness, config.model, config.model_args)
-    theirs = model_identity(ucfg.get("harness"), ucfg.get("model"), ucfg.get("model_args"))
+    ucfg, records = RunFolder(source).read_finished("utilities")
+    mine, theirs = weights_of(config), weights_of(ucfg)
     if mine != theirs:
         raise UserError(f"{source} is a utilities run of {theirs!r}, not of {mine!r}: probes must read the hidden states of the "
                         "model whose utilities they predict; give that model's utilities run, or run `ue run utilities` on this model first")  # fmt: skip
     if ucfg.get("harness") != "simulate":  # simulated answers have no weights behind them
         _check_same_weights(config, records, source)
     seen = {r[f"{s}_id"] for r in records for s in ("a", "b")}
-    listed = Path(source) / "outcomes.jsonl"
-    if listed.is_file():
-        outcomes = [o for o in load_outcomes(listed).outcomes if o.id in seen]
-    else:
-        from ue_metrics.records import outcome_table
-
-        outcomes = [Outcome(i, o["text"], o["category"], tuple(o["tags"]), o["attributes"]) for i, o in outcome_table(records).items()]
-    oset = OutcomeSet(str(ucfg.get("outcome_set") or "utilities"), outcomes, source=str(listed))
+    every = RunFolder(source).outcomes(records, ucfg)
+    oset = OutcomeSet(every.name or "utilities", [o for o in every.outcomes if o.id in seen], source=every.source)
     opts["utilities"] = str(Path(source).resolve())
     run_config = {
         "experiment": NAME, "harness": config.harness, "model": config.model or ucfg.get("model"), "model_args": config.model_args,
@@ -96,27 +79,16 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
         "utilities_run": {k: ucfg.get(k) for k in ("run_id", "harness", "model", "model_args", "outcome_set", "outcome_hash", "mode", "seed")},
         "n_utilities_records": len(records), "features_file": FEATURES_FILE,
     }  # fmt: skip
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{out}: cannot create the run folder ({exc.strerror or exc}); choose another --out") from None
-    lock = RunLock(out)
+    folder = RunFolder(out)
+    folder.create()
+    lock = folder.lock()
     lock.acquire()
     try:
-        cfg_path, feat_path = out / "config.json", out / FEATURES_FILE
-        if cfg_path.is_file():
-            try:
-                theirs_cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise UserError(f"{cfg_path}: cannot be read ({exc}); choose a new --out folder") from None
-            diff = sorted(k for k in set(run_config) | set(theirs_cfg) if run_config.get(k) != theirs_cfg.get(k))
-            if diff:
-                shown = ", ".join(f"{k}: {theirs_cfg.get(k)!r} → {run_config.get(k)!r}" for k in diff[:3])
-                raise UserError(f"{out} holds a run with another configuration ({shown}); rerun with the same options or choose a new --out folder")
-        cfg_path.write_text(json.dumps(run_config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        oset.write(out / "outcomes.jsonl")
-        write_jsonl(out / "records.jsonl", records)
+        feat_path = folder.path / FEATURES_FILE
+        folder.refuse_other_configuration(run_config)
+        folder.write_config(run_config)
+        oset.write(folder.outcomes_path)
+        write_jsonl(folder.records_path, records)
         if _reusable(feat_path, oset, config):
             log(f"{feat_path} holds the hidden states already; refitting the probes only")
         else:
@@ -149,6 +121,7 @@ def _reusable(path: Path, oset: OutcomeSet, config: Any) -> bool:
     if not path.is_file():
         return False
     from ue_metrics.features import load
+    from ue_tasks.model_identity import weights_of
 
     try:
         saved = load(path)
@@ -158,7 +131,7 @@ def _reusable(path: Path, oset: OutcomeSet, config: Any) -> bool:
     if saved.meta.get("simulated"):
         same_model = config.harness == "simulate" and model == (config.responder or "planted")
     else:
-        same_model = config.harness != "simulate" and model_identity(None, None, f"pretrained={model}") == model_identity(None, None, config.model_args)
+        same_model = config.harness != "simulate" and weights_of({"model_args": f"pretrained={model}"}) == weights_of({"model_args": config.model_args})
     return saved.ids == oset.ids and same_model
 
 

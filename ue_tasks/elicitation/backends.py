@@ -31,6 +31,7 @@ from ue_tasks.model_identity import (
     folder_chat_template,
     from_inspect,
     from_lm_eval,
+    parse_model_args,
     simulated,
 )
 from ue_tasks.outcomes import check_text, tokenizer_special_tokens
@@ -175,16 +176,6 @@ def _answers_from_records(queries: Sequence[Query], records: list[dict], where: 
     return out
 
 
-def parse_model_args(text: str) -> dict[str, Any]:
-    """``k=v,k=v`` as lm-eval reads ``--model_args`` (numbers and booleans typed), every entry checked first."""
-    for part in filter(None, (p.strip() for p in (text or "").split(","))):
-        if "=" not in part or not part.split("=", 1)[0].strip():
-            raise UserError(f"--model-args entry {part!r} is not key=value; write e.g. pretrained=PATH,dtype=float32")
-    from lm_eval.utils import simple_parse_args_string
-
-    return simple_parse_args_string(text)
-
-
 BATCH_TASKS = {"logprob": "ue_batch", "sample": "ue_batch_sampled"}
 BASE_BATCH_TASK = "ue_batch_base"  # base models (no chat template), log-prob mode
 
@@ -218,7 +209,7 @@ class LmEvalBackend(Backend):
         self.model, self.model_args, self.mode = model, model_args, mode
         # sample mode: K answers per ordering, the task's `repeats` (its YAML says 10, the paper's K) set to the run's K
         self.samples = samples if mode == "sample" else None
-        args = parse_model_args(model_args)  # one sentence for a malformed entry, before anything loads
+        args = parse_model_args(model_args, typed=True)  # one sentence for a malformed entry, before anything loads
         if lm is None and model in ("hf", "ue-hf") and not args.get("pretrained"):
             raise UserError(f"--model {model} needs the model's weights: add --model-args pretrained=PATH (a local folder or "
                             "a hub name; `ue model path` prints the embedded model's folder)")  # fmt: skip
@@ -257,7 +248,7 @@ class LmEvalBackend(Backend):
 
             from ue_tasks.harness.lm_eval.models import UE_TYPES
 
-            args = parse_model_args(self.model_args)
+            args = parse_model_args(self.model_args, typed=True)
             kind = UE_TYPES.get(self.model, self.model)
             if kind != "ue-hf":
                 args.setdefault("batch_size", 8)
@@ -329,7 +320,7 @@ class InspectBackend(Backend):
 
     def __init__(self, model: str, model_args: str, mode: str, samples: int, seed: int, model_name: str | None = None):
         self.model, self.model_args, self.mode, self.samples, self.seed = model, model_args, mode, samples, seed
-        args = parse_model_args(model_args)
+        args = parse_model_args(model_args, typed=True)
         self.identity = from_inspect(model, args, name=model_name)
         if self.identity.dtype and model.partition("/")[0] in INSPECT_HF_PROVIDERS:
             # Inspect's hf provider loads the dtype the one rule resolved (ue_tasks.dtypes), as ue-hf does

@@ -12,7 +12,7 @@ from typing import Any
 
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import append_jsonl, iter_jsonl
-from ue_tasks.active.backends import Answer
+from ue_tasks.elicitation.backends import Answer
 from ue_tasks.queries import Query
 
 
