@@ -407,30 +407,14 @@ def cmd_experiments(args: argparse.Namespace) -> int:
     from ue_tasks import experiments
 
     def row(label: str, exp, options: dict | None = None) -> tuple:
-        try:
-            n = len(exp.outcome_set(options))
-        except UserError:  # outcomes built from another run (corrigibility): the run's default size
-            n = exp.nominal_outcomes
-        prompts = exp.queries_per_model(n, options=options) if n else None
-        if prompts and exp.side_runs is not None:  # runs `ue run` makes beside it by default (political entities)
-            prompts *= 1 + len(exp.side_runs(exp.resolve_options(options or {}))[1])
-        try:
-            free = exp.free_answer_requests(options) if n else 0
-        except UserError:
-            free = 0
-        k = exp.samples
-        return (label, exp.section, f"{n:,}" if n else "?", exp.plan.kind,
-                (f"{prompts:,}" + (f" + {free} free-form" if free else "")) if prompts else "?",
-                f"{prompts * k + free:,} (K={k})" if prompts else "?", exp.mode, exp.consumes or "")  # fmt: skip
+        c = exp.cost(options)
+        what = "forward passes" if c.samples is None else exp.mode
+        prompts = (f"{c.prompts:,}" + (f" + {c.free_questions} free-form" if c.free_questions else "")) if c.prompts else "?"
+        sampled = "—" if c.samples is None else f"{c.sampled_requests:,} (K={c.samples})" if c.prompts else "?"
+        return (label, exp.section, f"{c.n_outcomes:,}" if c.n_outcomes else "?", c.asks, prompts, sampled, what, exp.consumes or "")
 
     rows = []
     for name, exp in experiments.all_experiments().items():
-        if exp.collection is not None:  # forward passes over the outcomes, no forced-choice question
-            n = len(exp.outcome_set()) if not callable(exp.outcomes) else None
-            prompts = exp.queries_per_model(n) if n else None
-            rows.append((name, exp.section, f"{n:,}" if n else "?", exp.collection.what, f"{prompts:,}" if prompts else "?", "—",
-                         "forward passes", exp.consumes or ""))  # fmt: skip
-            continue
         rows.append(row(name, exp))
         seen: dict[str, str] = {}
         for variant, fixed in exp.variants.items():
@@ -451,8 +435,8 @@ def cmd_experiments(args: argparse.Namespace) -> int:
           f"--protocol paper) asks whole rounds of 500 as the companion does: {u.queries_per_model(510, budget_rule='rounds'):,} "
           f"prompts for utilities on the paper's 510 outcomes, not {u.queries_per_model(510):,}.")
     for name, exp in experiments.all_experiments().items():
-        if exp.side_runs is not None:
-            key, subs = exp.side_runs(exp.resolve_options({}))
+        key, subs = exp.extension.side_runs(exp.resolve_options({}))
+        if subs:
             print(f"{name}: its own run plus {len(subs)} {key} runs by default, one run folder each under OUT/{key}/ (all "
                   "counted in its prompts; `ue run --help` and the experiment's docs say how to choose them).")
     consumed: dict[str, list[str]] = {}

@@ -61,14 +61,12 @@ def dry_run(config: Any) -> dict:
 
     cfg = config.resolve()
     exp = experiments.get(cfg.experiment)
-    if exp.collection is not None:
+    if not exp.asks_preferences:
         raise UserError(f"--dry-run counts forced-choice requests; {exp.name} reads hidden states in process (no requests)")
     outcomes = exp.outcome_set({**cfg.options, **({"outcomes": cfg.outcomes} if cfg.outcomes else {})})
     n = len(outcomes)
-    prompts = exp.queries_per_model(n, cfg.plan_spec(), cfg.options)
-    runs = 1
-    if exp.side_runs is not None:
-        runs += len(exp.side_runs(exp.resolve_options(cfg.options))[1])
+    prompts = exp.queries_per_model(n, cfg.plan_spec(exp), cfg.options)
+    runs = 1 + len(exp.extension.side_runs(exp.resolve_options(cfg.options))[1])
     prompts *= runs
     free = exp.free_answer_requests(cfg.options)
     rng = np.random.default_rng(cfg.seed)

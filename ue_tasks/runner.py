@@ -67,49 +67,55 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
                    progress: Any = None, log: Callable[[str], None] = print, figures: bool = True) -> dict:  # fmt: skip
     """Elicit into ``out`` (resumable), then fit and analyse; returns the analysis. An experiment that reads
     another run (``consumes``) gets it from ``--utilities`` (checked: same model, same outcomes) or runs it first
-    into ``out/<consumed experiment>``. An experiment with a ``collection`` (hidden states) gathers its data with it
-    instead of eliciting (and reads the run it consumes itself)."""
+    into ``out/<consumed experiment>``; one with side runs makes them first. A collecting experiment (hidden states)
+    gathers its data through its extension instead of eliciting (and reads the run it consumes itself)."""
     from ue_tasks import experiments
 
     exp = experiments.get(experiments.with_variant(config.experiment, config.options)[0])
     RunFolder(out).refuse_other_experiment(exp.name)
-    if exp.collection is not None:
-        resolved = config.resolve()
-        run_config, records = exp.collection.run(resolved, Path(out), progress=progress, log=log)
+    resolved = config.resolve()
+    collected = exp.extension.collect_run(resolved, Path(out), progress=progress, log=log)
+    if collected is not None:
+        run_config, records = collected
         result = analyse_records(records, exp.name, options=run_config.get("options"), seed=resolved.seed, run=run_config, folder=out)
         write_result(result, out, figures=figures, log=log)
         return result
     if exp.consumes:
         config, backend = _with_consumed_run(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress,
                                              log=log, figures=figures)  # fmt: skip
-    if exp.side_runs is not None:
-        config, backend = _with_side_runs(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress, log=log)
+    config, backend = _with_side_runs(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress, log=log)
     run = Elicitation(config, out, cache_dir=cache_dir, backend=backend, progress=progress, log=log)
+    _elicit(run, Path(out))
+    # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
+    result = analyse_records(run.records, run.experiment.name, options=run.config.options, seed=run.config.seed,
+                             run=run.config_dict(), generations=run.generations or None)  # fmt: skip
+    write_result(result, out, figures=figures, log=log)
+    log(f"{run.queries_asked} queries asked, {run.cache_hits} answered from the cache")
+    return result
+
+
+def _elicit(run: Elicitation, out: Path) -> None:
+    """Ask the run's queries and write ``usage.json``. A run stopped after asking something keeps what it spent (a
+    refused one, nothing asked, is left untouched); a server that stopped answering is one sentence naming what is
+    saved."""
     started = time.perf_counter()
     try:
         run.run()
     except BaseException as exc:
-        # a run stopped after asking something keeps what it spent; a refused one (nothing asked) is left untouched
         if run.backend.usage().get("requests"):
             with contextlib.suppress(Exception):
-                _write_usage(run, Path(out), time.perf_counter() - started)
+                _write_usage(run, out, time.perf_counter() - started)
         lost = None if isinstance(exc, UserError) else _network_error(exc)
         if lost is not None:
-            records = Path(out) / "records.jsonl"
+            records = out / "records.jsonl"
             saved = complete_lines(records) if records.is_file() else 0
             raise UserError(
                 f"the model's server stopped answering ({lost}); {saved} answered queries of this run are saved in "
-                f"{Path(out) / 'records.jsonl'} (records are saved every {BATCH} queries) — start the server again and rerun "
+                f"{records} (records are saved every {BATCH} queries) — start the server again and rerun "
                 "the same command to resume: saved answers are not asked again"
             ) from None
         raise
-    _write_usage(run, Path(out), time.perf_counter() - started)
-    # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
-    result = analyse_records(run.records, run.experiment.name, options=run.config.options, seed=run.config.seed,
-                             run=run.config_dict(), generations=run.generations if run.experiment.free_answers else None)  # fmt: skip
-    write_result(result, out, figures=figures, log=log)
-    log(f"{run.queries_asked} queries asked, {run.cache_hits} answered from the cache")
-    return result
+    _write_usage(run, out, time.perf_counter() - started)
 
 
 def _with_consumed_run(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, backend: Any, progress: Any,
@@ -139,7 +145,7 @@ def _with_consumed_run(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any
             responder = exp.responder(config.responder, base_outcomes, sub.seed)
             sub_backend = SimulateBackend(responder, sub.mode, sub.samples, sub.seed)
         else:
-            sub_backend = backend or make_backend(sub, base_outcomes)
+            sub_backend = backend or make_backend(sub, base_outcomes, base)
             if base.system_message == (config.system_message if config.system_message is not None else exp.system_message):
                 backend = backend or sub_backend
         log(f"{exp.name} reads a {key} run of the same model; none was given (--{key} RUN_DIR), so it runs first into {folder}")
@@ -190,8 +196,8 @@ def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, b
     from dataclasses import replace
 
 
-    key, subs = exp.side_runs(exp.resolve_options(config.options))
-    given = config.options.get(key)
+    key, subs = exp.extension.side_runs(exp.resolve_options(config.options))
+    given = config.options.get(key) if key else None
     if given:  # the runs given are read before anything is asked, not after the whole elicitation
         from ue_tasks import runs
 
@@ -209,7 +215,8 @@ def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, b
             "options": final.options}  # fmt: skip
     RunFolder(out).refuse_other_configuration(mine, only=mine)  # before any side run is asked, not after
     if config.harness != "simulate" and backend is None:
-        backend = make_backend(config.resolve(), exp.outcome_set({**config.options, **({"outcomes": config.outcomes} if config.outcomes else {})}))
+        outcomes = exp.outcome_set({**config.options, **({"outcomes": config.outcomes} if config.outcomes else {})})
+        backend = make_backend(config.resolve(), outcomes, exp)
     log(f"{exp.name}: {len(subs)} side runs first, into {out}/{subs[0][0].split('/')[0]}/ (each its own run folder)")
     for sub, options in subs:
         run_experiment(replace(config, options=options), out / sub, cache_dir=cache_dir,
@@ -271,7 +278,6 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     groups = {label: got.deduplicate(group) for label, group in groups.items()}
     for note in got.notes():
         log(note)
-    asks = exp.free_answers is not None
     folder = paths[0] if config else None  # a run folder: files beside the records (hidden states) are read from it
     if by:
         done = {}
@@ -282,13 +288,13 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
             models = {r.get("model") for r in group}
             mine = [g for g in generations if g.get("model") in models]  # each group's own free answers
             result = analyse_records(group, name, options=opts, seed=seed, run=config or None,
-                                     generations=mine if asks else None, folder=folder, unparsed=unparsed, method=method)  # fmt: skip
+                                     generations=mine or None, folder=folder, unparsed=unparsed, method=method)  # fmt: skip
             result["group"] = {"by": by, "value": label}
             write_result(result, target, figures=figures, log=log)
             done[str(target)] = result
         return done
     result = analyse_records(groups[""], name, options=opts, seed=seed, run=config or None,
-                             generations=generations if asks else None, folder=folder, unparsed=unparsed, method=method)  # fmt: skip
+                             generations=generations or None, folder=folder, unparsed=unparsed, method=method)  # fmt: skip
     write_result(result, out, figures=figures, log=log)
     return result
 

@@ -47,10 +47,8 @@ def simulate_analysis(experiment: str, responder: str, options: dict | None = No
     backend = SimulateBackend(exp.responder(responder, oset, seed), "logprob", 10, seed)
     ids = dict(model=responder, harness="simulate", task=exp.name, run_id="test")
     records = [a.record(q, mode="logprob", **ids) for q, a in zip(queries, backend.answer(queries))]
-    generations = None
-    if exp.free_answers is not None:
-        items = exp.free_answers(oset, opts)
-        generations = [g.entry(text, **ids) for g, text in zip(items, backend.generate(items))]
+    items = exp.extension.free_questions(oset, opts)
+    generations = [g.entry(text, **ids) for g, text in zip(items, backend.generate(items))] or None
     result = analyse_records(records, experiment, options=opts, seed=seed, generations=generations)
     result["_records"] = records
     return result

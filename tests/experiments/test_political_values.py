@@ -46,7 +46,7 @@ def test_the_model_run_makes_its_entity_runs_and_a_map(runs):
     folders = sorted(p.name for p in (runs / "left" / "entities").iterdir())
     assert folders == ["the_democratic_party", "the_green_party", "the_republican_party"]
     # without the option, `ue run` makes the seven party platforms' runs
-    names = [o["entity"] for _, o in experiments.get("political_values").side_runs(experiments.get("political_values").resolve_options({}))[1]]
+    names = [o["entity"] for _, o in experiments.get("political_values").extension.side_runs(experiments.get("political_values").resolve_options({}))[1]]
     assert len(names) == 7 and "The Republican Party" in names
     entity = analysis(runs / "left" / "entities" / "the_republican_party")
     assert entity["details"]["subject"] == {"label": "The Republican Party", "kind": "platform", "entity": True}

@@ -51,7 +51,7 @@ def apply_protocol(config: RunConfig, exp: Any) -> tuple[RunConfig, list[str]]:
         raise UserError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {config.protocol!r}")
     if config.protocol != "paper":
         return config, []
-    if exp.collection is not None:
+    if not exp.asks_preferences:
         raise UserError(f"--protocol paper sets how preferences are elicited and fitted, and {exp.name} asks no forced-choice "
                         "question (it reads hidden states); run it without --protocol")  # fmt: skip
     out = RunConfig(**asdict(config))
@@ -78,7 +78,6 @@ def apply_protocol(config: RunConfig, exp: Any) -> tuple[RunConfig, list[str]]:
                         "task asks 10; use --harness inspect (or simulate) for this experiment's paper protocol")  # fmt: skip
     return out, lines
 
-HARNESSES = ("lm-eval", "inspect", "simulate")
 MODES = ("logprob", "sample")
 
 
@@ -119,9 +118,10 @@ class RunConfig:
         ``EXPERIMENT:VARIANT`` becomes the experiment with the option ``variant``."""
         name, options = experiments.with_variant(self.experiment, self.options)
         exp = experiments.get(name)
-        allowed = exp.collection.harnesses if exp.collection else HARNESSES
-        harness = self.harness or (allowed[0] if exp.collection else "")
-        if not harness or (not self.model and not exp.collection):
+        ext = exp.extension
+        allowed = ext.harnesses
+        harness = self.harness or ext.default_harness or ""
+        if not harness or (not self.model and ext.needs_model):
             raise UserError(f"`ue run {exp.name}` needs --harness ({', '.join(allowed)}) and --model")
         if harness not in allowed:
             raise UserError(f"unknown harness {harness!r} for {exp.name}; use one of {', '.join(allowed)}")
@@ -155,19 +155,20 @@ class RunConfig:
         if not 0 < self.pseudolabel_threshold < 1:
             raise UserError(f"the pseudolabel threshold must be in (0, 1), got {self.pseudolabel_threshold}")
         exp.resolve_options(out.options)
-        out.plan_spec()  # validates budget, seed, degree, holdout fraction, round size
+        out.plan_spec(exp)  # validates budget, seed, degree, holdout fraction, round size
         return out
 
-    def plan_spec(self) -> PlanSpec:
-        exp = experiments.get(self.experiment)
+    def plan_spec(self, exp: Any) -> PlanSpec:
+        """The run's plan: the experiment ``exp``'s plan with this run's budget, seed, degree, holdout and round size."""
         return PlanSpec(kind=exp.plan.kind, seed=self.seed, budget=self.budget, degree=self.initial_degree,
                         holdout_fraction=self.holdout_fraction, holdout_cap=exp.plan.holdout_cap,
                         round_size=self.round_size or exp.plan.round_size)  # fmt: skip
 
 
-def make_backend(config: RunConfig, outcomes: OutcomeSet) -> Backend:
+def make_backend(config: RunConfig, outcomes: OutcomeSet, exp: Any) -> Backend:
+    """The backend a resolved configuration asks through (``exp``: its experiment, whose responder a simulated run
+    uses)."""
     if config.harness == "simulate":
-        exp = experiments.get(config.experiment)
         responder = exp.responder(config.responder, outcomes, config.seed)
         return SimulateBackend(responder, config.mode, config.samples, config.seed, name=config.model_name or config.model)
     if config.harness == "lm-eval":

@@ -70,8 +70,8 @@ class Elicitation:
         self.options = {**self.config.options, **({"outcomes": self.config.outcomes} if self.config.outcomes else {})}
         self.outcomes = self.experiment.outcome_set(self.options)
         self.n = len(self.outcomes)
-        self.spec = self.config.plan_spec()
-        self.backend = backend or make_backend(self.config, self.outcomes)
+        self.spec = self.config.plan_spec(self.experiment)
+        self.backend = backend or make_backend(self.config, self.outcomes, self.experiment)
         if cache_dir == "default":
             from ue_tasks.model import cache_root
 
@@ -258,8 +258,7 @@ class Elicitation:
             else:
                 self._run_fixed(state)
             self.records = state.records
-            if self.experiment.free_answers is not None:
-                self._run_generations(state)
+            self._run_generations(state)
             self.generations = state.generations
             return self._finish(state) if self.experiment.fit else None
         finally:
@@ -275,12 +274,12 @@ class Elicitation:
         with ``--option matcher_model`` — the judge requests for the answers no string match settles."""
         exp = self.experiment
         opts = exp.resolve_options(self.options)
-        items = exp.free_answers(self.outcomes, opts) if exp.free_answers else []
+        items = exp.extension.free_questions(self.outcomes, opts)
         self._generate(state, items, self.backend, "free answers", self.backend.identity.name)
         matcher = str(opts.get("matcher_model") or "")
-        if matcher and exp.judge is not None:
+        if matcher:
             answers = [e for e in state.generations if e["kind"] == "answer"]
-            requests = exp.judge(self.outcomes, answers, opts)
+            requests = exp.extension.judge_requests(self.outcomes, answers, opts)
             if requests:
                 backend, name = judge_backend(self.config, matcher, str(opts.get("matcher_model_args") or ""), self.backend)
                 self._generate(state, requests, backend, "judge", name)

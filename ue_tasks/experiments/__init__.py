@@ -16,22 +16,21 @@ An experiment declares:
 - ``responders``: simulated models with a known property for ``--harness simulate`` (the first is the default);
 - ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults; an
   experiment with a ``bootstrap`` option has its analysis fit bootstrapped with that many pair resamples;
-- ``free_answers`` (and ``judge``): free-form questions asked after the pairwise elicitation (utility maximisation's
-  direct answer, ``ue_tasks.generation``), and the judge requests built from those answers;
 - ``consumes``: another experiment whose run this one reads (``--utilities RUN_DIR`` lands in
   ``options["utilities"]``; ``ue run`` runs it first when none is given), and ``inputs``: a hook that reads what
   the analysis needs besides the records (that run's utilities, entity runs) and hands it to the analysis;
 - ``text_headline``: headline keys whose values are names (shown by ``ue run``, left out of the harnesses'
   numeric tables);
-- ``side_runs``: runs of the same experiment with other options that ``ue run`` makes first, each in its own
-  folder under the run folder, and lists in an option for the analysis (political_values: the entity runs);
 - ``variants``: named option sets (the paper's registered runs of one experiment, e.g. ``exchange_rates``'s
   ``countries/terminal_illness``), chosen with the option ``variant`` (``--option variant=NAME``, lm-eval
   ``--metadata '{"option": {"variant": NAME}}'``, Inspect ``-T options='{variant: NAME}'``) or, wherever an
   experiment is named, as ``EXPERIMENT:VARIANT`` (``ue run exchange_rates:countries/terminal_illness``);
-- ``collection``: only for an experiment whose data are not forced-choice answers (``representations`` reads
-  hidden states): how ``ue run`` gathers them instead of eliciting. Such an experiment has no lm-eval or Inspect
-  task.
+- ``extension``: what an unusual experiment does beyond asking its plan's pairs and analysing the answers — an
+  ``Extension`` subclass in the experiment's module: the free-form questions it asks after the pairs and the judge
+  requests built from the answers (utility maximisation), the runs of itself it makes first (political_values: the
+  entity runs), what it gathers instead of answers (representations: hidden states; it has no lm-eval or Inspect
+  task), its size when its outcomes come from another run. The runner, the harness tasks and the CLI ask the
+  extension; none of them branches on which experiment it runs.
 """
 
 from __future__ import annotations
@@ -51,30 +50,66 @@ from ue_tasks.queries import Query, queries_for
 from ue_tasks.templates import SYSTEM_MESSAGE, get_template
 
 OutcomeSource = str | Callable[[Mapping[str, Any]], OutcomeSet]
-# a simulated preference Responder, or (experiments with a ``collection``) a simulated model of what they collect
+# a simulated preference Responder, or (a collecting experiment) a simulated model of what they collect
 ResponderFactory = Callable[[OutcomeSet, int], Responder | Any]
 PlanBuilder = Callable[[OutcomeSet, PlanSpec, Mapping[str, Any]], ComparisonPlan]
-FreeAnswers = Callable[[OutcomeSet, Mapping[str, Any]], list[Generation]]
-JudgeBuilder = Callable[[OutcomeSet, Sequence[Mapping[str, Any]], Mapping[str, Any]], list[Generation]]
 # (options, records, the run's config.json or None) -> extra analysis inputs (never written to analysis.json's options)
 InputsHook = Callable[[Mapping[str, Any], Sequence[dict], Mapping[str, Any] | None], dict]
-# options -> (the option that lists their folders, [(subfolder, options of the run)]): runs of the same experiment
-# that `ue run` makes beside this one (political_values: one run per entity)
-SideRuns = Callable[[Mapping[str, Any]], tuple[str, list[tuple[str, dict]]]]
+HARNESSES = ("lm-eval", "inspect", "simulate")
+
+
+class Extension:
+    """What an experiment does beyond asking its plan's pairs of one model and analysing the answers. The plain
+    ``Extension()`` does nothing more; an unusual experiment's module supplies a subclass (``Experiment(extension=...)``)
+    that overrides what it needs. Every default below is the plain experiment's."""
+
+    #: what the experiment gathers instead of forced-choice answers ("hidden states"), or None: it asks preferences
+    collects: str | None = None
+    #: the ``--harness`` values it accepts, and the one used when none is given (None: ``--harness`` is required)
+    harnesses: tuple[str, ...] = HARNESSES
+    default_harness: str | None = None
+    #: whether ``--model`` is required (a collector may find its model in ``--model-args``)
+    needs_model: bool = True
+    #: whether it asks free-form questions after the pairs (then it also has an ``_answers`` harness task)
+    asks_free_questions: bool = False
+    #: outcomes per run for ``ue experiments`` when they come from another run (corrigibility), else None
+    nominal_outcomes: int | None = None
+    #: a collector's forward passes per outcome (``ue experiments``)
+    passes_per_outcome: int = 0
+
+    def collect_run(self, config: Any, out: Any, *, progress: Any = None, log: Callable[[str], None] = print) -> tuple[dict, list[dict]] | None:
+        """Write the run folder of a collecting experiment and return (run configuration, records); None: nothing to
+        collect, the plan's pairs are asked."""
+        return None
+
+    def free_questions(self, outcomes: OutcomeSet, options: Mapping[str, Any]) -> list[Generation]:
+        """The free-form questions asked once each after the pairs (``ue_tasks.generation``)."""
+        return []
+
+    def judge_requests(self, outcomes: OutcomeSet, answers: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> list[Generation]:
+        """Judge requests for the free answers that no string match settles (asked with ``--option matcher_model``)."""
+        return []
+
+    def side_runs(self, options: Mapping[str, Any]) -> tuple[str, list[tuple[str, dict]]]:
+        """(the option that lists their folders, [(subfolder, options of the run)]): runs of the same experiment that
+        ``ue run`` makes first, each in its own folder under the run folder; ("", []) for none."""
+        return "", []
 
 
 @dataclass(frozen=True)
-class Collection:
-    """How ``ue run`` gathers the data of an experiment that asks no forced-choice questions (the hidden states
-    a probe reads). ``run(config, out, progress=..., log=...) -> (run configuration, records)`` writes the run
-    folder (config.json, outcomes.jsonl, records.jsonl and the experiment's own files) and returns what the
-    analysis reads; ``harnesses`` are the ``--harness`` values it accepts (the first is the default);
-    ``passes_per_outcome`` the forward passes per outcome, for ``ue experiments``."""
+class Cost:
+    """What one model's run of an experiment asks with the given options (``ue experiments``, ``ue run --dry-run``)."""
 
-    run: Callable[..., tuple[dict, list[dict]]]
-    harnesses: tuple[str, ...]
-    passes_per_outcome: int
-    what: str = "hidden states"
+    n_outcomes: int | None  # None: not known before the run it reads exists
+    asks: str  # the plan's kind, or what the experiment collects
+    prompts: int | None  # (pair, ordering) prompts over its runs (side runs included), or a collector's forward passes
+    free_questions: int  # free-form questions, asked once each (judge requests not counted)
+    runs: int  # run folders: its own and its side runs
+    samples: int | None  # the paper's K answers per ordering; None for a collector (no sampled requests)
+
+    @property
+    def sampled_requests(self) -> int | None:
+        return None if self.prompts is None or self.samples is None else self.prompts * self.samples + self.free_questions
 
 
 @dataclass(frozen=True)
@@ -98,14 +133,10 @@ class Experiment:
     consumes: str | None = None  # another experiment whose run this one reads (e.g. "utilities")
     lm_eval_sets: tuple[str, ...] = ()  # outcome sets that get their own lm-eval task (utility_<name>_<set>)
     plan_builder: PlanBuilder | None = None  # plan kind "custom": the experiment's own pairs (a grid, pairs per question)
-    free_answers: FreeAnswers | None = None  # free-form questions asked after the pairs (ue_tasks.generation)
-    judge: JudgeBuilder | None = None  # judge requests for the free answers that no string match settles
     description: str = ""
     inputs: InputsHook | None = None  # reads what the analysis needs besides the records (another run, entity runs)
-    nominal_outcomes: int | None = None  # outcomes per run, for `ue experiments`, when they come from another run
-    side_runs: SideRuns | None = None  # runs of this experiment `ue run` makes first, beside this one (entity runs)
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # named option sets (--option variant=NAME)
-    collection: Collection | None = None  # experiments that gather something other than answers (hidden states)
+    extension: Extension = field(default_factory=Extension)  # what it does beyond asking its plan (see the docstring)
 
     # record fields this experiment varies on purpose within one run (robustness: the template and system message of
     # each wording), pooled when its records are read back rather than refused as another model's
@@ -116,6 +147,11 @@ class Experiment:
         """The numeric headline keys: the metrics of the harnesses' tables (names such as a reference X stay in
         ``analysis.json``)."""
         return tuple(k for k in self.headline if k not in self.text_headline)
+
+    @property
+    def asks_preferences(self) -> bool:
+        """Whether the experiment asks forced-choice questions (a collector reads something else: hidden states)."""
+        return self.extension.collects is None
 
     @property
     def analysis_name(self) -> str:
@@ -152,8 +188,8 @@ class Experiment:
 
     def build_plan(self, outcomes: OutcomeSet, spec: PlanSpec | None = None, options: Mapping[str, Any] | None = None) -> ComparisonPlan:
         """The pairs to ask in one go (an active plan becomes its random starting ``graph`` form)."""
-        if self.collection is not None:
-            raise UserError(f"experiment {self.name!r} asks no forced-choice questions (it reads {self.collection.what}), so it is "
+        if not self.asks_preferences:
+            raise UserError(f"experiment {self.name!r} asks no forced-choice questions (it reads {self.extension.collects}), so it is "
                             f"no harness task; run it with `ue run {self.name}`")  # fmt: skip
         spec = (spec or self.plan).one_shot()
         if spec.kind == "custom":
@@ -179,18 +215,35 @@ class Experiment:
 
     def free_answer_requests(self, options: Mapping[str, Any] | None = None) -> int:
         """Free-form questions one model is asked (beside the pairwise prompts; judge requests not counted)."""
-        if self.free_answers is None:
+        if not self.extension.asks_free_questions:
             return 0
         opts = self.resolve_options(options)
-        return len(self.free_answers(self.outcome_set(opts), opts))
+        return len(self.extension.free_questions(self.outcome_set(opts), opts))
+
+    def cost(self, options: Mapping[str, Any] | None = None) -> Cost:
+        """What one model's run asks with ``options`` (the experiment's defaults when none): its outcomes, prompts over
+        its own and its side runs, and free-form questions (``ue experiments``; ``ue run --dry-run`` adds tokens)."""
+        try:
+            n = len(self.outcome_set(options))
+        except UserError:  # outcomes built from another run (corrigibility): the run's default size
+            n = self.extension.nominal_outcomes
+        runs = 1 + len(self.extension.side_runs(self.resolve_options(options))[1])
+        prompts = self.queries_per_model(n, options=options) * runs if n else None
+        try:
+            free = self.free_answer_requests(options) if n else 0
+        except UserError:
+            free = 0
+        collector = not self.asks_preferences
+        return Cost(n_outcomes=n, asks=self.extension.collects or self.plan.kind, prompts=prompts, free_questions=free,
+                    runs=runs, samples=None if collector else self.samples)  # fmt: skip
 
     def queries_per_model(self, n: int, plan: PlanSpec | None = None, options: Mapping[str, Any] | None = None,
                           budget_rule: str = "exact") -> int:
         """(pair, ordering) prompts for ``n`` outcomes by the formulas of docs/method.md §2 (times K in sample mode
         for requests): active learning asks the training pairs of ``ue_tasks.plan.active_budget`` under the run's
         budget rule (``exact``, the default of `ue run`, or the companion's whole ``rounds``), then the holdout."""
-        if self.collection is not None:
-            return self.collection.passes_per_outcome * n
+        if not self.asks_preferences:
+            return self.extension.passes_per_outcome * n
         plan = plan or self.plan
         if plan.kind == "custom":
             return 2 * len(self.build_plan(self.outcome_set(options), plan, options))

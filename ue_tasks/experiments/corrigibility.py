@@ -26,7 +26,7 @@ import numpy as np
 
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder, coin_responder, thurstonian_responder
-from ue_tasks.experiments import Experiment, register
+from ue_tasks.experiments import Experiment, Extension, register
 from ue_tasks.outcomes import Outcome, OutcomeSet, load_outcomes
 from ue_tasks.plan import PlanSpec
 from ue_tasks.templates import FUTURE_PREFERENCE
@@ -112,13 +112,19 @@ def consumed_utilities(options: Mapping[str, Any], records: Any, run: Mapping[st
     return {"base_run": inputs["base_run"]} if inputs else {}
 
 
+class FromTheUtilitiesRun(Extension):
+    """Its outcomes are drawn from the model's utilities run (``--option n``, 200 by default)."""
+
+    nominal_outcomes = 200
+
+
 register(
     Experiment(
         name="corrigibility",
         title="Corrigibility: how much the model wants its values reversed",
         section="§4.11",
         outcomes=future_preferences,
-        nominal_outcomes=200,
+        extension=FromTheUtilitiesRun(),
         plan=PlanSpec(kind="active"),
         template="corrigibility",
         headline=("corrigibility_correlation", "corrigibility_ci_low", "corrigibility_ci_high", "n_future_preferences"),

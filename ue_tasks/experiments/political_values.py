@@ -34,7 +34,7 @@ import numpy as np
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import read_json
 from ue_metrics.simulate import Responder, coin_responder
-from ue_tasks.experiments import Experiment, register
+from ue_tasks.experiments import Experiment, Extension, register
 from ue_tasks.outcomes import Outcome, OutcomeSet, load_outcomes
 from ue_tasks.plan import PlanSpec
 from ue_tasks.templates import PLATFORM_QUESTION, POLITICAL_QUESTION, POLITICAL_SYSTEM_MESSAGE, POLITICIAN_QUESTION
@@ -172,6 +172,13 @@ def entity_side_runs(options: Mapping[str, Any]) -> tuple[str, list[tuple[str, d
     return "entities", [(f"entities/{slug(n)}", {"entity": n, "run_entities": "none", **extra}) for n in names]
 
 
+class EntityRuns(Extension):
+    """``ue run political_values`` first runs the model as each entity (``--option run_entities``), one run folder each."""
+
+    def side_runs(self, options: Mapping[str, Any]) -> tuple[str, list[tuple[str, dict]]]:
+        return entity_side_runs(options)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # simulated responders
 def _unit(*parts: object) -> float:
@@ -252,7 +259,7 @@ register(
         options={"entity": None, "entity_kind": None, "entities_file": None, "entities": None, "run_entities": "platforms",
                  "bootstrap": 2000},
         inputs=entity_runs,
-        side_runs=entity_side_runs,
+        extension=EntityRuns(),
         description="Utilities over coded U.S. policies: the left–right lean with an interval, and a PCA map with the "
         "politicians and platforms the model is asked to imagine (entity runs).",
     )

@@ -25,7 +25,7 @@ from typing import Any
 from ue_metrics.errors import UserError
 from ue_metrics.features import FEATURES_FILE, FeatureSet
 from ue_metrics.simulate import HiddenStateResponder, embedding_states, no_states, planted_states
-from ue_tasks.experiments import Collection, Experiment, register
+from ue_tasks.experiments import Experiment, Extension, register
 from ue_tasks.outcomes import OutcomeSet
 from ue_tasks.plan import PlanSpec
 
@@ -181,6 +181,19 @@ def _embedding(outcomes: OutcomeSet, seed: int) -> HiddenStateResponder:
     return embedding_states()
 
 
+class HiddenStates(Extension):
+    """Reads the hidden states of the outcomes from the model in process, instead of asking anything."""
+
+    collects = "hidden states"
+    harnesses = HARNESSES
+    default_harness = HARNESSES[0]
+    needs_model = False  # the model is the folder its --model-args name
+    passes_per_outcome = 3  # as Option A, as Option B, bare
+
+    def collect_run(self, config: Any, out: Any, *, progress: Any = None, log: Callable[[str], None] = print) -> tuple[dict, list[dict]]:
+        return collect(config, Path(out), progress=progress, log=log)
+
+
 register(
     Experiment(
         name=NAME,
@@ -197,7 +210,7 @@ register(
         options={"utilities": None, "features": "prompt_mean", "folds": 5, "cv": "random", "shuffles": 20,
                  "batch_size": 16, "dtype": "auto", "device": "cpu"},  # fmt: skip
         consumes="utilities",
-        collection=Collection(run=collect, harnesses=HARNESSES, passes_per_outcome=3),
+        extension=HiddenStates(),
         description="Per layer, a cross-validated ridge probe from the hidden states of each outcome to its fitted utility: R², "
         "Spearman and held-out pair accuracy, next to shuffled labels and the surface features of the text.",
     )

@@ -43,7 +43,7 @@ import numpy as np
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import read_json
 from ue_metrics.simulate import Responder, thurstonian_responder
-from ue_tasks.experiments import Experiment, register
+from ue_tasks.experiments import Experiment, Extension, register
 from ue_tasks.generation import Generation
 from ue_tasks.outcomes import Outcome, OutcomeSet
 from ue_tasks.plan import ComparisonPlan, PlanSpec, default_budget, holdout_size, make_plan
@@ -219,6 +219,19 @@ class Answerer(Responder):
         return f"{text}."
 
 
+class FreeQuestions(Extension):
+    """After the pairs, every question's direct question, answered freely once; the judge settles the answers no string
+    match does."""
+
+    asks_free_questions = True
+
+    def free_questions(self, outcomes: OutcomeSet, options: Mapping[str, Any]) -> list[Generation]:
+        return free_answers(outcomes, options)
+
+    def judge_requests(self, outcomes: OutcomeSet, answers: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> list[Generation]:
+        return judge(outcomes, answers, options)
+
+
 register(
     Experiment(
         name="utility_maximization",
@@ -237,8 +250,7 @@ register(
                                                      "the same preferences, but a free answer drawn uniformly among the candidates"),
         },
         options=OPTIONS,
-        free_answers=free_answers,
-        judge=judge,
+        extension=FreeQuestions(),
         description="Share of open questions whose free answer is the candidate of highest utility (or among the top "
         "3 or 5), from per-question Thurstonian fits, next to a random answerer.",
     )

@@ -38,7 +38,7 @@ def task_specs() -> dict[str, tuple[str, dict[str, Any]]]:
     """``{task name: (description, fixed options)}`` for every experiment."""
     specs: dict[str, tuple[str, dict[str, Any]]] = {}
     for name, exp in experiments.all_experiments().items():
-        if exp.collection is not None:  # asks no forced-choice questions (hidden states): no harness task
+        if not exp.asks_preferences:  # a collector (hidden states) has no harness task
             continue
         if exp.lm_eval_sets:
             for s in exp.lm_eval_sets:
@@ -67,7 +67,7 @@ TASKS: dict[str, Callable[..., Task]] = {"utility": utility}
 for _name, (_doc, _fixed) in task_specs().items():
     TASKS[_name] = _named(_name, _doc, **_fixed)
 for _exp_name, _exp in experiments.all_experiments().items():
-    if _exp.free_answers is not None:
+    if _exp.extension.asks_free_questions:
         _task_name = f"utility_{_exp_name}_answers"
         TASKS[_task_name] = _named_answers(_task_name, _exp_name, f"{_exp.title}: the open questions alone, answered greedily.")
 globals().update({k: v for k, v in TASKS.items() if k != "utility"})

@@ -79,10 +79,8 @@ def _free_sample(g: Generation) -> Sample:
 
 def _free_requests(experiment: str, outcomes: str | None, options: dict | None) -> list[Generation]:
     exp = experiments.get(experiment)
-    if exp.free_answers is None:
-        return []
     opts = exp.resolve_options({**(options or {}), **({"outcomes": outcomes} if outcomes else {})})
-    return exp.free_answers(exp.outcome_set(opts), opts)
+    return exp.extension.free_questions(exp.outcome_set(opts), opts)
 
 
 @solver

@@ -86,7 +86,7 @@ def generate() -> dict[str, str]:
 
     files: dict[str, str] = {}
     for name, exp in experiments.all_experiments().items():
-        if exp.collection is not None:  # asks no forced-choice questions (hidden states): no harness task
+        if not exp.asks_preferences:  # a collector (hidden states) has no harness task
             continue
         lower = exp.lower_is_better
         suites = [(f"utility_{s}", {"outcomes": s}) for s in exp.lm_eval_sets] if exp.lm_eval_sets else [(f"utility_{name}", {})]
@@ -106,7 +106,7 @@ def generate() -> dict[str, str]:
                                                       extra='target_delimiter: " "\n',
                                                       comment=f"{exp.title}, base models: run WITHOUT --apply_chat_template",
                                                       **common)  # fmt: skip
-        if exp.free_answers is not None:
+        if exp.extension.asks_free_questions:
             files[f"{name}/utility_{name}_answers.yaml"] = _answers_leaf(name, exp.title)
         if name == "utilities":
             files[f"{name}/utility_core_reasoning.yaml"] = _leaf(

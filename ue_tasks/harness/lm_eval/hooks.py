@@ -183,10 +183,10 @@ def generation_documents(experiment: str | None = None, generations_file: str | 
         items = read_generations(generations_file)
     else:
         exp = experiments.get(str(experiment))
-        if exp.free_answers is None:
+        if not exp.extension.asks_free_questions:
             raise UserError(f"experiment {exp.name!r} asks no free-form questions")
         opts = exp.resolve_options({**(options or {}), **({"outcomes": outcomes} if outcomes else {})})
-        items = exp.free_answers(exp.outcome_set(opts), opts)
+        items = exp.extension.free_questions(exp.outcome_set(opts), opts)
     return [{**g.to_dict(), "metadata": json.dumps(dict(g.metadata), ensure_ascii=False), "from_batch": bool(generations_file)}
             for g in items]  # fmt: skip
 
