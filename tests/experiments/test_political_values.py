@@ -157,7 +157,7 @@ def test_entity_runs_of_other_policies_are_refused(runs, tmp_path):
 
 
 def test_entity_run_folders_come_as_a_list_or_a_parent_folder(runs, tmp_path):
-    from ue_tasks.runs import run_folders
+    from ue_tasks.run_folder import run_folders
 
     parent = runs / "left" / "entities"
     assert len(run_folders(str(parent))) == 3

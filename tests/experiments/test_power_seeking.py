@@ -85,10 +85,10 @@ def test_a_utilities_run_of_another_model_or_outcome_set_is_refused(root, likes)
               str(root / "refused3"), *SMALL, check=False)  # fmt: skip
     assert proc.returncode == 2 and "not a `ue run` folder" in proc.stderr
     # the same model under another harness's name is accepted: the weights are the identity
-    from ue_tasks.runs import model_identity
+    from ue_tasks.model_identity import weights_of
 
-    assert model_identity({"harness": "lm-eval", "model": "hf", "model_args": f"pretrained={root},dtype=float32"}) == \
-        model_identity({"harness": "inspect", "model": "hf/local", "model_args": f"model_path={root}/"})  # fmt: skip
+    assert weights_of({"harness": "lm-eval", "model": "hf", "model_args": f"pretrained={root},dtype=float32"}) == \
+        weights_of({"harness": "inspect", "model": "hf/local", "model_args": f"model_path={root}/"})  # fmt: skip
 
 
 @pytest.mark.parametrize(("responder", "sign"), [("resists", -1), ("accepts", 0)])
