@@ -163,18 +163,17 @@ def parse_model_args(model_args: str | dict | None, *, typed: bool = False, chec
 def weights_of(config: Any) -> str:
     """Which weights a run's configuration asked (``config.json``, or a ``RunConfig``): the resolved local folder its
     model arguments name (lm-eval's ``pretrained=PATH`` and Inspect's ``model_path=PATH`` are one model), else the
-    model's name; a simulated model by its name. Used to refuse a consumed run of another model."""
+    model's name; a simulated model without named weights by its name. Used to refuse a consumed run of another
+    model."""
     get = config.get if isinstance(config, dict) else lambda key: getattr(config, key, None)
     model = str(get("model") or "")
-    if get("harness") == "simulate":
-        return f"simulated:{model}"
     args = parse_model_args(str(get("model_args") or ""), check=False)
     for key in WEIGHT_KEYS:
         value = args.get(key)
         if value:
             p = Path(value).expanduser()
             return str(p.resolve()) if p.exists() else value.rstrip("/")
-    return model
+    return f"simulated:{model}" if get("harness") == "simulate" else model
 
 
 def _other_args(args: dict[str, Any], used: set[str]) -> tuple[tuple[str, str], ...]:

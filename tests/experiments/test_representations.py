@@ -86,7 +86,7 @@ def test_a_rerun_reuses_the_features_and_another_model_is_refused(runs):
     proc = ue("run", "representations", "--harness", "simulate", "--model", "other", "--utilities", str(runs["u"]),
               "--out", str(runs["u"].parent / "other"), check=False)  # fmt: skip
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "is a utilities run of 'sim', not of 'other'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "is a utilities run of 'simulated:sim', not of 'simulated:other'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     proc = ue("run", "representations", "--harness", "simulate", "--model", "sim", "--out", str(runs["u"].parent / "none2"), check=False)
     assert proc.returncode == 2 and "--utilities RUN_DIR" in proc.stderr
     proc = ue("run", "representations", "--harness", "simulate", "--model", "sim", "--utilities", str(runs["planted"]),
