@@ -32,10 +32,13 @@ def test_every_variant_answers_the_same_pairs_in_both_orderings(runs):
     by: dict[str, set] = {}
     for r in records:
         by.setdefault(r["group"], set()).add((r["a_id"], r["b_id"], r["shown_first"]))
-    assert len(by) == 9 and len({frozenset(v) for v in by.values()}) == 1
+    assert len(by) == 11 and len({frozenset(v) for v in by.values()}) == 1
     assert all({s for _, _, s in v} == {"a", "b"} for v in by.values())
     assert {r["template"] for r in records if r["group"] == "b_first"} == {"robustness/b_first"}
     assert {r["system_message"] for r in records if r["group"] == "no_system"} == {""}
+    # the label variants' records name their labels (A/B records carry none, as before)
+    labels = {r["group"]: tuple(r.get("labels") or ()) for r in records}
+    assert labels["labels_12"] == ("1", "2") and labels["labels_xy"] == ("X", "Y") and labels["paper"] == ()
 
 
 def test_an_invariant_model_is_stable_and_a_perturbed_one_is_wording_bound(runs):

@@ -85,7 +85,9 @@ def documents(
     for q in queries:
         _QUERIES[q.key] = q
         _OPTIONS[q.key] = opts
-        docs.append({**q.to_dict(), "key": q.key, "prompt": q.prompt(base_model=base_model), "base_model": base_model})
+        # ``labels``: the two continuations whose log-likelihoods log-prob mode compares ("A"/"B" or the template's own)
+        docs.append({**q.to_dict(), "key": q.key, "prompt": q.prompt(base_model=base_model), "base_model": base_model,
+                     "labels": list(q.labels)})  # fmt: skip
     return docs
 
 
