@@ -1,20 +1,24 @@
 """Robustness (docs/robustness.md): the same plan of pairs asked under a family of prompt variants — the paper's
 template, the same without the system message, four paraphrases of the instruction, "Outcome" for "Option",
-each option on one line, option B displayed above option A — both orderings each, every variant fitted on its own.
+each option on one line, option B displayed above option A, the options labelled 1/2 and X/Y instead of A/B — both
+orderings each, every variant fitted on its own.
 The analysis (``ue_metrics/analyses/robustness.py``) measures how much of the utilities survives the change of
 wording: cross-variant correlations, preference flips, the outcomes that move most, and a decomposition of the
 answers into content, variant, label and position.
 
-Variants are data: ``data/robustness_variants.json`` (each a template id or its own text, the label displayed
-first, the system message). ``--option variants=paper,paraphrase_1,b_first`` chooses among them;
+Variants are data: ``data/robustness_variants.json`` (each a template id or its own text with its two answer labels,
+the label displayed first, the system message). A variant's labels are its template's (``Template.labels``): the
+prompt names them, log-prob mode scores them as the continuations, the parser reads them and the records of a
+variant not labelled A/B carry them (``labels``). ``--option variants=paper,paraphrase_1,b_first`` chooses among them;
 ``--option variants_file=FILE`` reads a file of the same format instead (your own wordings). Every variant's
 queries carry the variant's id as their ``group`` and their own template id (``robustness/<variant>``), so a
 record says which wording it answered.
 
 Simulated responders with a known answer: ``invariant`` (one Thurstonian utility per outcome, whatever the
 wording), ``perturbed`` (each variant adds its own N(0, 0.5²) to every utility: a cross-variant Pearson
-correlation near 1/(1 + 0.5²) = 0.8), ``label_bound`` (answers "A" far more often than its utilities say, in every
-variant), ``position_bound`` (chooses the option displayed first: "A" in most variants, "B" where B is displayed
+correlation near 1/(1 + 0.5²) = 0.8), ``label_bound`` (answers the first label — "A", "1", "X" — far more often
+than its utilities say, in every variant), ``letter_bound`` (the same pull toward the letter "A" only: none in the
+1/2 and X/Y variants), ``position_bound`` (chooses the option displayed first: "A" in most variants, "B" where B is displayed
 first) and ``random`` (a fair coin).
 """
 
@@ -198,7 +202,16 @@ def perturbed(outcomes: OutcomeSet, seed: int, size: float = PERTURBATION) -> Re
 def label_bound(outcomes: OutcomeSet, seed: int) -> Responder:
     base = thurstonian_responder(outcomes.ids, seed)
     return Responder("label_bound", base.mu, base.var, position_bias=BIAS, seed=seed,
-                     description=f"answers \"A\" with an extra pull of {BIAS} in every variant")  # fmt: skip
+                     description=f"answers the first label (\"A\", \"1\", \"X\") with an extra pull of {BIAS} in every variant")  # fmt: skip
+
+
+def letter_bound(outcomes: OutcomeSet, seed: int) -> Responder:
+    """Drawn to the letter "A" itself: the pull of ``label_bound`` in the variants labelled A/B, none where the
+    labels are "1"/"2" or "X"/"Y" (the label factor's own pull for each set of labels tells them apart)."""
+    base = thurstonian_responder(outcomes.ids, seed)
+    by = {v.template: Responder(f"letter_bound/{v.id}", base.mu, base.var, seed=seed) for v in _shipped() if v.labels != LABELS}
+    return Responder("letter_bound", base.mu, base.var, position_bias=BIAS, seed=seed, by_template=by,
+                     description=f"answers the letter \"A\" with an extra pull of {BIAS}; no pull toward \"1\" or \"X\"")  # fmt: skip
 
 
 def position_bound(outcomes: OutcomeSet, seed: int) -> Responder:
@@ -230,6 +243,7 @@ register(
             "invariant": invariant,
             "perturbed": perturbed,
             "label_bound": label_bound,
+            "letter_bound": letter_bound,
             "position_bound": position_bound,
             "random": lambda outcomes, seed: coin_responder(),
         },
