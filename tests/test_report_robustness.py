@@ -82,3 +82,36 @@ def test_a_leaderboard_without_a_robustness_run_has_no_such_section(folders):
     ue("leaderboard", str(folders["utilities"]), str(folders["other"]), "--out", str(board_dir), "--no-figures")
     page = (board_dir / "report.html").read_text()
     assert "Robustness across wordings" not in page and 'class="wording"' not in page
+
+
+@pytest.mark.browser
+def test_the_robustness_reports_in_a_real_browser(folders, tmp_path):
+    """Both reports load in headless Chromium with no error and no request but their own file, and the matrix and the
+    rank-spread chart render with content; screenshots are kept in the test's temp folder."""
+    from browser import open_page, require_chromium
+
+    require_chromium()
+    board_dir = folders["root"] / "board-browser"
+    ue("leaderboard", str(folders["robustness"]), str(folders["utilities"]), "--out", str(board_dir), "--no-figures")
+    run_page = tmp_path / "run.html"
+    ue("report", str(folders["robustness"]), "--out", str(run_page))
+    for name, path, wanted in (("run", run_page, {"variant_correlations", "rank_spread"}),
+                               ("leaderboard", board_dir / "report.html", {"robustness-0"})):  # fmt: skip
+        with open_page(path, tmp_path / f"profile-{name}") as visit:
+            assert visit.console_errors == [] and visit.errors == [] and visit.failed == []
+            assert visit.requests == [visit.url]
+            figures = visit.page.evaluate(
+                """() => Array.from(document.querySelectorAll('figure')).map(f => {
+                     const svg = f.querySelector('svg'); const box = svg.getBoundingClientRect();
+                     return {name: f.dataset.figure, width: box.width, height: box.height,
+                             marks: svg.querySelectorAll('path, use, rect, text').length};
+                   })"""
+            )
+            shown = {f["name"]: f for f in figures}
+            assert wanted <= set(shown), figures
+            assert all(shown[n]["width"] > 300 and shown[n]["height"] > 150 and shown[n]["marks"] > 20 for n in wanted), figures
+            assert visit.page.locator("table.wording tbody tr").count() >= 5
+            shot = tmp_path / f"{name}-robustness.png"
+            visit.page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 30_000
+        print(f"screenshot: {shot}")
