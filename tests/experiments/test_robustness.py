@@ -104,6 +104,12 @@ def test_ue_analyse_reproduces_the_analysis_from_the_records(runs, tmp_path):
 def test_variants_are_chosen_and_a_users_own_file_is_read(tmp_path, capsys):
     a = run(tmp_path, "invariant", "--option", "variants=paper,b_first,one_line")
     assert a["details"]["variants"] == ["paper", "b_first", "one_line"] and a["headline"]["n_variants"] == 3
+    assert "label_share" not in a["notes"]
+    # without a variant that displays its second label first, label and position are one factor: said so
+    (tmp_path / "invariant").rename(tmp_path / "three")
+    labels = run(tmp_path, "label_bound", "--option", "variants=paper,labels_12,labels_xy")
+    assert labels["details"]["labels"] == {"paper": ["A", "B"], "labels_12": ["1", "2"], "labels_xy": ["X", "Y"]}
+    assert "split is arbitrary" in labels["notes"]["label_share"] and "b_first" in labels["notes"]["position_share"]
     own = tmp_path / "mine.json"
     own.write_text(json.dumps({"variants": [
         {"id": "plain", "template": "default"},

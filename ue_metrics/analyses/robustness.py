@@ -405,6 +405,11 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any, opt
     for f in FACTORS:
         if not math.isfinite(shares[f"{f}_share"]):
             notes[f"{f}_share"] = "the four factors explain none of the answers' deviance"
+    if not (ans.label != ans.position).any():
+        for f in ("label_share", "position_share"):
+            notes[f] = ("every variant displays its first label first, so a pull toward the label and one toward the "
+                        "position are the same here and their split is arbitrary; add a variant that displays its second "
+                        "label first (b_first) to tell them apart")  # fmt: skip
     notes["mean_spearman_random"] = "a fair coin's expected value (its utilities are unrelated across variants)"
     return {
         "headline": headline,
