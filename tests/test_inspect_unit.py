@@ -143,6 +143,9 @@ def test_label_probabilities_sum_the_spellings_of_each_label():
     assert prob_a == pytest.approx(0.4)
     assert prob_b == pytest.approx(0.25)
     assert label_probabilities([("The", 0.0)]) == (0.0, 0.0)
+    # a template's own labels (the robustness experiment's "1"/"2"): those are summed, "A"/"B" no longer count
+    digits = [("1", math.log(0.3)), ("Ġ2", math.log(0.2)), ("A", math.log(0.4)), ("12", math.log(0.1))]
+    assert label_probabilities(digits, ("1", "2")) == (pytest.approx(0.3), pytest.approx(0.2))
 
 
 def test_dataset_is_the_shared_plan_in_the_lm_eval_document_order(outcome_file):

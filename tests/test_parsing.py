@@ -144,3 +144,46 @@ def test_table_size_and_balance() -> None:
 def test_none_response_is_unparseable() -> None:
     assert parse_choice(None) is None
     assert parse_choice(None, reasoning=True) is None
+
+
+# --- other answer labels (the robustness experiment's label variants: "1"/"2", "X"/"Y") ---------------------------
+OTHER_ROLES = {
+    ("1", "2"): [{"X": "1", "Y": "2", "x": "1", "y": "2"}, {"X": "2", "Y": "1", "x": "2", "y": "1"}],
+    ("X", "Y"): [{"X": "X", "Y": "Y", "x": "x", "y": "y"}, {"X": "Y", "Y": "X", "x": "y", "y": "x"}],
+}
+OTHER_CASES = [(labels, role) for labels, roles in OTHER_ROLES.items() for role in roles]
+OTHER_IDS = [f"{''.join(labels)}:{role['X']}" for labels, role in OTHER_CASES]
+
+
+@pytest.mark.parametrize(("labels", "role"), OTHER_CASES, ids=OTHER_IDS)
+@pytest.mark.parametrize("text,expected", DEFAULT_TABLE)
+def test_the_same_answers_with_digit_and_letter_labels(text: str, expected: str | None, labels, role) -> None:
+    """Every answer of the table, written with 1/2 or X/Y, parses as with A/B, in both label roles."""
+    assert parse_choice(text.format(**role), labels=labels) == _expect(expected, role)
+
+
+@pytest.mark.parametrize(("labels", "role"), OTHER_CASES, ids=OTHER_IDS)
+@pytest.mark.parametrize("text,expected", REASONING_TABLE)
+def test_reasoning_answers_with_digit_and_letter_labels(text: str, expected: str | None, labels, role) -> None:
+    assert parse_choice(text.format(**role), reasoning=True, labels=labels) == _expect(expected, role)
+
+
+@pytest.mark.parametrize(
+    ("text", "labels", "expected"),
+    [
+        ("A", ("1", "2"), None),  # another template's label is no answer
+        ("Option B", ("X", "Y"), None),
+        ("1", ("A", "B"), None),
+        ("2 people are saved, so 1", ("1", "2"), "1"),  # "2 people": a count, not a vote
+        ("There are 2 options here.", ("1", "2"), None),
+        ("1.5 times as many people are helped by 2", ("1", "2"), "2"),  # "1.5": a number, not the label 1
+        ("It would help 0.2 percent more, so option 1.", ("1", "2"), "1"),
+        ("I choose 2.", ("1", "2"), "2"),
+        ("Option 1. It saves more lives than option 2 would.", ("1", "2"), "1"),
+        ("x", ("X", "Y"), "X"),
+        ("I prefer y", ("X", "Y"), "Y"),
+        ("Y is worse than X", ("X", "Y"), "X"),
+    ],
+)  # fmt: skip
+def test_digit_and_letter_labels_in_prose(text: str, labels: tuple[str, str], expected: str | None) -> None:
+    assert parse_choice(text, labels=labels) == expected

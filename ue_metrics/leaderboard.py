@@ -500,6 +500,9 @@ def build(entries: Sequence[Entry], experiments: Mapping[str, Mapping[str, Any]]
         details = (chosen.get((row["model"], "utilities")) or Entry("", "", {}, "")).analysis.get("details") or {}
         if details.get("top"):
             row["top"], row["bottom"] = details["top"][:5], details["bottom"][-5:]
+        rob = robustness_summary((chosen.get((row["model"], "robustness")) or Entry("", "", {}, "")).analysis)
+        if rob:
+            row["robustness"] = rob
     caps = None
     if capabilities is not None:
         match = match_capabilities([r["model"] for r in rows], capabilities, aliases)
@@ -519,6 +522,17 @@ def build(entries: Sequence[Entry], experiments: Mapping[str, Mapping[str, Any]]
     }
     board["figures"] = figure_data(board)
     return board
+
+
+def robustness_summary(analysis: Mapping[str, Any], top: int = 5) -> dict[str, Any] | None:
+    """What the report draws of a model's ``robustness`` run: the variant × variant Spearman matrix of its utilities
+    and the outcomes whose rank moves most with the wording (None without a robustness analysis)."""
+    matrix = (analysis.get("figures") or {}).get("variant_correlations")
+    if not matrix:
+        return None
+    details = analysis.get("details") or {}
+    return {"variants": list(matrix["variants"]), "matrix": matrix["matrix"], "n_outcomes": details.get("n_common_outcomes"),
+            "labels": details.get("labels") or {}, "most_wording_sensitive": list(details.get("most_wording_sensitive") or [])[:top]}  # fmt: skip
 
 
 def summary_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:

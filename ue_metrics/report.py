@@ -10,7 +10,8 @@ text; the figures' text is escaped by matplotlib's SVG writer.
 For a run: the plain diagnosis, the headline table beside the random responder, the top and bottom outcomes with
 their intervals, and each figure with a sentence on how to read it (an analysis module's ``FIGURE_NOTES``). For a
 leaderboard: the diagnosis, the sortable table, the convergence heat map and table, the capability correlations and
-scaling plots, each model's top and bottom outcomes.
+scaling plots, each robustness run's variant × variant correlation matrix and most wording-sensitive outcomes, each
+model's top and bottom outcomes.
 """
 
 from __future__ import annotations
@@ -207,6 +208,10 @@ def run_html(analysis: Mapping[str, Any]) -> str:
         rows = "".join(f"<tr><td class=\"text\">{' · '.join(esc(t) for t in tri.get('texts') or tri.get('ids') or [])}</td>"
                        f"<td>{fmt(tri.get('p_cycle'))}</td></tr>" for tri in details["most_cyclic_triads"])  # fmt: skip
         parts.append(f"<h2>Most cyclic triads</h2><table><thead><tr><th>outcomes</th><th>P(cycle)</th></tr></thead><tbody>{rows}</tbody></table>")
+    if details.get("most_wording_sensitive"):
+        parts.append("<h2>The outcomes most sensitive to the wording</h2>"
+                     f"<p>{esc(WORDING_NOTE.format(n=details.get('n_common_outcomes') or '?'))}</p>"
+                     + wording_table(details["most_wording_sensitive"], details.get("variants") or []))  # fmt: skip
     figs = analysis.get("figures") or {}
     if figs:
         try:
@@ -230,6 +235,44 @@ def run_html(analysis: Mapping[str, Any]) -> str:
 
 # when an analysis module has no FIGURE_NOTES entry for a figure
 DEFAULT_FIGURE_NOTES: dict[str, str] = {}
+WORDING_NOTE = ("Each outcome's rank (1 = highest utility, of the {n} outcomes every variant ranks) under each prompt "
+                "variant, and the spread: its highest minus its lowest rank. A model whose values do not depend on the "
+                "wording moves its outcomes by a few places at most.")  # fmt: skip
+MATRIX_NOTE = ("The Spearman correlation of this model's utilities under each pair of prompt variants (its robustness "
+               "run; 1 = the same order). Rows and columns that are pale or blue mark the wordings that change its answers.")  # fmt: skip
+
+
+def wording_table(rows: Sequence[Mapping[str, Any]], variants: Sequence[str]) -> str:
+    """The outcomes whose rank moves most across prompt variants (a robustness analysis's ``most_wording_sensitive``)."""
+    variants = [v for v in variants if any(v in (r.get("ranks") or {}) for r in rows)]
+    head = "".join(f"<th>{esc(v)}</th>" for v in variants)
+    body = "".join(
+        f"<tr><td class='text'>{esc(r.get('text') or r.get('id'))}</td><td>{fmt(r.get('rank_spread'))}</td>"
+        + "".join(f"<td>{fmt((r.get('ranks') or {}).get(v))}</td>" for v in variants) + "</tr>"
+        for r in rows
+    )
+    return (f'<div class="scroll"><table class="wording"><thead><tr><th>outcome</th><th>rank spread</th>{head}</tr>'
+            f"</thead><tbody>{body}</tbody></table></div>")  # fmt: skip
+
+
+def _robustness_section(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Each model with a robustness run: its variant × variant correlation matrix and its most wording-sensitive
+    outcomes."""
+    from ue_metrics.analyses.robustness import draw_variant_correlations
+
+    parts = ["<h2>Robustness across wordings</h2><p>For each model with a <code>robustness</code> run: how alike its "
+             "utilities are under each pair of prompt variants (paraphrases, framings, answer labels, no system message), "
+             "and the outcomes whose rank moves most from one wording to another.</p>"]  # fmt: skip
+    for k, r in enumerate(rows):
+        rob = r["robustness"]
+        name = f"robustness-{k}"
+        svg = _svg(draw_variant_correlations, {"variants": rob["variants"], "matrix": rob["matrix"]}, name, title=str(r["model"]),
+                   size=(6.4, 5.4))  # fmt: skip
+        parts.append(f"<h3>{esc(r['model'])}</h3>" + (figure(svg, MATRIX_NOTE, name) if svg else ""))
+        if rob.get("most_wording_sensitive"):
+            parts.append(f"<p>{esc(WORDING_NOTE.format(n=rob.get('n_outcomes') or '?'))}</p>"
+                         + wording_table(rob["most_wording_sensitive"], rob["variants"]))  # fmt: skip
+    return "".join(parts)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -320,6 +363,9 @@ def leaderboard_html(board: Mapping[str, Any]) -> str:
         if blocks:
             parts.append('<div class="cols">' + "".join(blocks) + "</div>")
 
+    robust = [r for r in rows if r.get("robustness")]
+    if robust:
+        parts.append(_robustness_section(robust))
     ends = [r for r in rows if r.get("top")]
     if ends:
         parts.append("<h2>Each model's outcomes at both ends</h2>")

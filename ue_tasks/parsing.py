@@ -1,4 +1,6 @@
-"""Parse a free-text answer to the forced-choice prompt into "A", "B" or None (unparseable, ambiguous or refused).
+"""Parse a free-text answer to the forced-choice prompt into "A", "B" or None (unparseable, ambiguous or refused) —
+or into the template's own labels ("1"/"2", "X"/"Y": ``labels``, the robustness experiment's label variants), read by
+the same rules.
 
 Fixes the companion parser's quirks (docs/method.md §1.5, §7.4). The rules treat the two labels exactly alike — an
 answer and its mirror image (A and B swapped) always parse to mirrored labels — because "A" is also the first
@@ -15,6 +17,10 @@ option shown, and a parser that reads one label more easily than the other turns
   is nothing). An explicit choice ("I prefer B.") wins over the other label mentioned in a different sentence;
 - refusals find no answer.
 
+Labels other than A/B follow the same rules: a capital letter ("X", "Y") also counts in lower case after a designator
+("option x"); a digit ("1", "2") has no case, is never part of a number ("1.5", "0.2") and, followed by an
+ordinary word ("2 people die"), is a count, not a vote.
+
 The reasoning template takes the last "Answer: X" (case-insensitive, markdown allowed), since models often restate
 the format first.
 
@@ -28,9 +34,11 @@ completion, and lm-eval's chat client reads the message content only.)
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from typing import NamedTuple
 
 _STRIP = " \t\r\n*_`\"'“”‘’()[]{}<>.,:;!?-–—"
-_LETTER = re.compile(r"(?<![\w'’])([ABab])(?![\w'’])")
+DEFAULT_LABELS = ("A", "B")
 # words before a letter that make it the answer; after "option"/"choice" it cannot be the article
 _FIRM = re.compile(r"(?:\boption|\bchoice|\(|\[)\s*[\*_\"'“]*\s*$", re.IGNORECASE)
 _SOFT = re.compile(
@@ -52,18 +60,36 @@ _NEGATION = re.compile(
     r"aren't|wasn't)\b|n't\b",
     re.IGNORECASE,
 )
-# a label judged downward ("A is worse", "B would be far worse"): the option turned down, not a vote
-_DOWNWARD = re.compile(r"(?<![\w'’])([AB])\s+(?:is|was|would\s+be|seems|sounds|looks|appears)\s+(?:\w+\s+)?(?:worse|inferior)\b")
 _REJECTED = re.compile(r"(?:\bover|\brather\s+than|\binstead\s+of|\bbetter\s+than|\bpreferable\s+to|\bmore\s+\w+\s+than|\bversus|\bvs\.?)"
                        r"\s*(?:option\s+)?[\*_\"'“(\[]*\s*$", re.IGNORECASE)  # fmt: skip
-_SENTENCE_END = re.compile(r"[.!?\n]")
-_REASONING = re.compile(r"answer\s*[:：]\s*[\*_\"'“(\[]*\s*([AB])(?![\w'])", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"\n|(?<!\d)[.!?]|[.!?](?!\d)")  # not the point of a number ("1.5")
 
 
-def _mentions(text: str) -> list[tuple[str, bool, int]]:
+class _Labels(NamedTuple):
+    canonical: dict[str, str]  # every spelling of a label ("a", "A") -> the label
+    mention: re.Pattern[str]  # a label standing alone (not inside a word or a number)
+    downward: re.Pattern[str]  # a label judged downward ("A is worse", "B would be far worse"): turned down, not a vote
+    reasoning: re.Pattern[str]  # "Answer: X" of the reasoning template
+
+
+@lru_cache(maxsize=32)
+def _labels(labels: tuple[str, str]) -> _Labels:
+    canonical = {c: x for x in labels for c in (x, x.lower())}
+    every = "".join(re.escape(c) for c in canonical)
+    upper = "".join(re.escape(x) for x in labels)
+    alone = r"(?<![\w'’])(?<!\d[.,])([{}])(?![\w'’])(?![.,]\d)"
+    return _Labels(
+        canonical,
+        re.compile(alone.format(every)),
+        re.compile(alone.format(upper) + r"\s+(?:is|was|would\s+be|seems|sounds|looks|appears)\s+(?:\w+\s+)?(?:worse|inferior)\b"),
+        re.compile(r"answer\s*[:：]\s*[\*_\"'“(\[]*\s*([" + every + r"])(?![\w'])", re.IGNORECASE),
+    )
+
+
+def _mentions(text: str, lab: _Labels) -> list[tuple[str, bool, int]]:
     """(label, designated, sentence number) of every mention of a label that is not the article."""
     out = []
-    for m in _LETTER.finditer(text):
+    for m in lab.mention.finditer(text):
         letter, before, after = m.group(1), text[: m.start()], text[m.end() :]
         firm = bool(_FIRM.search(before))
         soft = not firm and bool(_SOFT.search(before))
@@ -75,7 +101,7 @@ def _mentions(text: str) -> list[tuple[str, bool, int]]:
         if not firm and word and word.group(1).rstrip(",") not in _CONTINUE:
             continue  # "A cure is found", "my answer is a tough one": the article, for either letter
         sentence = len(_SENTENCE_END.findall(text[: m.start()]))
-        out.append((letter.upper(), firm or soft, sentence))
+        out.append((lab.canonical[letter], firm or soft, sentence))
     return out
 
 
@@ -102,22 +128,23 @@ def thinking_cut(text: str | None) -> bool:
     return split_thinking(text)[1]
 
 
-def parse_choice(text: str | None, reasoning: bool = False) -> str | None:
-    """"A", "B", or None when the answer names neither, is ambiguous, or refuses (the answer after a thinking
-    block, when there is one)."""
+def parse_choice(text: str | None, reasoning: bool = False, labels: tuple[str, str] = DEFAULT_LABELS) -> str | None:
+    """"A", "B" (or the one of ``labels`` chosen), or None when the answer names neither, is ambiguous, or refuses
+    (the answer after a thinking block, when there is one)."""
     text, _ = split_thinking(text)
     if text is None:
         return None
+    lab = _labels(tuple(labels))
     if reasoning:
-        matches = _REASONING.findall(text)
-        return matches[-1].upper() if matches else None
+        matches = lab.reasoning.findall(text)
+        return lab.canonical[matches[-1]] if matches else None
     bare = text.strip(_STRIP)
-    if bare.upper() in ("A", "B"):
-        return bare.upper()
+    if bare in lab.canonical:
+        return lab.canonical[bare]
     if _NEGATION.search(text):
         return None  # "neither A nor B", "not A", "A is not better": refuse rather than guess
-    down = set(_DOWNWARD.findall(text))  # "A is worse than B", "I prefer B. A would be worse."
-    mentions = [m for m in _mentions(text) if m[0] not in down]
+    down = set(lab.downward.findall(text))  # "A is worse than B", "I prefer B. A would be worse."
+    mentions = [m for m in _mentions(text, lab) if m[0] not in down]
     labels = {label for label, _, _ in mentions}
     if len(labels) == 1:
         return labels.pop()

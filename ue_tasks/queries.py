@@ -6,7 +6,8 @@ index), which of them is shown as "Option A", the split, the group (a triad, a q
 context, and the system message. Harness adapters (lm-eval hooks, Inspect solver/scorer, the active-learning
 backends) only translate between their own objects and these methods. The translation between what the model
 said about the *labels* ("A" = the first-shown option) and what it says about the *outcomes* (a, b) happens here
-and nowhere else: ``Query.outcome_terms``.
+and nowhere else: ``Query.outcome_terms``. The labels are the template's (``Query.labels``: "A"/"B", or "1"/"2",
+"X"/"Y" in the robustness experiment's label variants); "label A" below means the first of them.
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ class Query:
         return get_template(self.template).reasoning
 
     @property
+    def labels(self) -> tuple[str, str]:
+        """The answer labels of the query's template: the first-shown option's ("A", "1", "X"), then the other's."""
+        return get_template(self.template).labels
+
+    @property
     def key(self) -> str:
         """What identifies this query within a run (with the elicitation, what identifies an answer)."""
         return "|".join((self.experiment, self.group, self.a_id, self.b_id, self.shown_first, self.template, self.context))
@@ -92,7 +98,7 @@ class Query:
         return self.outcome_terms(p_a, n_a, n_b)  # the flip is its own inverse
 
     def p_a_from_labels(self, prob_label_a: float, prob_label_b: float) -> tuple[float, float]:
-        """(p_a, label_mass) from the next-token probabilities of the labels "A" and "B"."""
+        """(p_a, label_mass) from the next-token probabilities of the two labels ("A" and "B", or the template's own)."""
         mass = prob_label_a + prob_label_b
         if mass <= 0:
             raise ValueError("both answer labels have zero probability")
@@ -102,11 +108,12 @@ class Query:
     def votes(self, answers: list[str | None]) -> tuple[int, int, int]:
         """(n_a, n_b, n_unparsed) from raw sampled answers."""
         first = second = unparsed = 0
+        labels = self.labels
         for text in answers:
-            label = parse_choice(text, reasoning=self.reasoning)
+            label = parse_choice(text, reasoning=self.reasoning, labels=labels)
             if label is None:
                 unparsed += 1
-            elif label == LABELS[0]:
+            elif label == labels[0]:
                 first += 1
             else:
                 second += 1
@@ -117,8 +124,9 @@ class Query:
         """(n_a, n_b) counting only answers that are exactly a label after stripping whitespace — the companion's
         strict scoring of time discounting (docs/method.md §4.9, §7.4), kept beside the parsed votes so an analysis
         can reproduce it."""
-        first = sum(1 for t in answers if t is not None and t.strip() == LABELS[0])
-        second = sum(1 for t in answers if t is not None and t.strip() == LABELS[1])
+        labels = self.labels
+        first = sum(1 for t in answers if t is not None and t.strip() == labels[0])
+        second = sum(1 for t in answers if t is not None and t.strip() == labels[1])
         _, n_a, n_b = self.outcome_terms(None, first, second)
         return n_a, n_b
 
@@ -149,6 +157,8 @@ class Query:
             a_category=self.a_category, b_category=self.b_category, seed=self.seed, experiment=self.experiment,
             system_message=self.system_message,
         )  # fmt: skip
+        if self.labels != LABELS:  # "1"/"2", "X"/"Y": the labels shown_first's "Option A" stands for
+            fields["labels"] = list(self.labels)
         if self.group:
             fields["group"] = self.group
         if self.context:

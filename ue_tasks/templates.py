@@ -27,11 +27,15 @@ _REASONING_TAIL = (
 @dataclass(frozen=True)
 class Template:
     """A forced-choice prompt with ``{option_a}`` and ``{option_b}`` and, for templates that need one, a
-    ``{context}`` (a question's scenario, an entity's name) given by the query."""
+    ``{context}`` (a question's scenario, an entity's name) given by the query. ``labels``: the answer labels the
+    text names, the label of ``{option_a}`` first ("A", "B" for the paper's templates; "1", "2" or "X", "Y" for the
+    robustness experiment's label variants) — what the log-prob continuations, the answer parser and the records'
+    ``labels`` field use."""
 
     id: str
     text: str
     reasoning: bool = False
+    labels: tuple[str, str] = LABELS
 
     @property
     def needs_context(self) -> bool:
@@ -127,8 +131,20 @@ def register_template(template: Template) -> Template:
         raise UserError(f"template {template.id!r} is registered with another text; give the new template another id")
     if "{option_a}" not in template.text or "{option_b}" not in template.text:
         raise UserError(f"template {template.id!r} must hold both {{option_a}} and {{option_b}}")
+    check_labels(template.labels, f"template {template.id!r}")
     TEMPLATES[template.id] = template
     return template
+
+
+def check_labels(labels: object, where: str) -> tuple[str, str]:
+    """Two different answer labels, each one capital letter or one digit (what a single next token can carry and the parser
+    can read), as a tuple."""
+    if (not isinstance(labels, (list, tuple)) or len(labels) != 2
+            or not all(isinstance(x, str) and len(x) == 1 and x.isascii() and (x.isdigit() or x.isupper()) for x in labels)):  # fmt: skip
+        raise UserError(f"{where}: 'labels' must be two answer labels, each one capital letter or one digit (e.g. [\"1\", \"2\"]), got {labels!r}")
+    if labels[0] == labels[1]:
+        raise UserError(f"{where}: the two answer labels must differ, got {list(labels)!r}")
+    return (str(labels[0]), str(labels[1]))
 
 
 def get_template(template_id: str) -> Template:

@@ -24,7 +24,8 @@ def run(tmp: Path, responder: str, *extra: str) -> dict:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, dict]:
     tmp = tmp_path_factory.mktemp("robustness")
-    return {r: run(tmp, r) for r in ("invariant", "perturbed", "label_bound", "position_bound")} | {"folder": {"path": str(tmp)}}
+    names = ("invariant", "perturbed", "label_bound", "letter_bound", "position_bound")
+    return {r: run(tmp, r) for r in names} | {"folder": {"path": str(tmp)}}
 
 
 def test_every_variant_answers_the_same_pairs_in_both_orderings(runs):
@@ -32,10 +33,13 @@ def test_every_variant_answers_the_same_pairs_in_both_orderings(runs):
     by: dict[str, set] = {}
     for r in records:
         by.setdefault(r["group"], set()).add((r["a_id"], r["b_id"], r["shown_first"]))
-    assert len(by) == 9 and len({frozenset(v) for v in by.values()}) == 1
+    assert len(by) == 11 and len({frozenset(v) for v in by.values()}) == 1
     assert all({s for _, _, s in v} == {"a", "b"} for v in by.values())
     assert {r["template"] for r in records if r["group"] == "b_first"} == {"robustness/b_first"}
     assert {r["system_message"] for r in records if r["group"] == "no_system"} == {""}
+    # the label variants' records name their labels (A/B records carry none, as before)
+    labels = {r["group"]: tuple(r.get("labels") or ()) for r in records}
+    assert labels["labels_12"] == ("1", "2") and labels["labels_xy"] == ("X", "Y") and labels["paper"] == ()
 
 
 def test_an_invariant_model_is_stable_and_a_perturbed_one_is_wording_bound(runs):
@@ -58,6 +62,23 @@ def test_the_decomposition_names_the_label_and_the_position(runs):
     for h in (label, position):
         assert h["content_share"] < 0.3 and h["robust_share"] < 0.05
     assert runs["invariant"]["headline"]["label_share"] < 0.01 and runs["invariant"]["headline"]["position_share"] < 0.01
+
+
+def test_a_pull_toward_the_letter_a_alone_is_label_bound_too(runs):
+    """A responder drawn to "A" but not to "1" or "X": the label factor has one pull per set of labels, so it is
+    still named, and the variants labelled 1/2 and X/Y show no pull."""
+    letter = runs["letter_bound"]
+    h = letter["headline"]
+    assert letter["details"]["label_sets"] == [["A", "B"], ["1", "2"], ["X", "Y"]]
+    assert h["verdict"] == "label-bound" and h["label_share"] > 2 * h["position_share"]
+    records = [json.loads(x) for x in (Path(runs["folder"]["path"]) / "letter_bound" / "records.jsonl").read_text().splitlines()]
+
+    def first_label_rate(group: str) -> float:
+        rs = [r for r in records if r["group"] == group]
+        return sum(r["p_a"] if r["shown_first"] == "a" else 1 - r["p_a"] for r in rs) / len(rs)
+
+    assert first_label_rate("paper") > 0.75 and abs(first_label_rate("labels_12") - 0.5) < 0.1
+    assert abs(first_label_rate("labels_xy") - 0.5) < 0.1
 
 
 def test_sampled_answers_tell_a_coin_from_a_stable_model(tmp_path):
@@ -83,6 +104,12 @@ def test_ue_analyse_reproduces_the_analysis_from_the_records(runs, tmp_path):
 def test_variants_are_chosen_and_a_users_own_file_is_read(tmp_path, capsys):
     a = run(tmp_path, "invariant", "--option", "variants=paper,b_first,one_line")
     assert a["details"]["variants"] == ["paper", "b_first", "one_line"] and a["headline"]["n_variants"] == 3
+    assert "label_share" not in a["notes"]
+    # without a variant that displays its second label first, label and position are one factor: said so
+    (tmp_path / "invariant").rename(tmp_path / "three")
+    labels = run(tmp_path, "label_bound", "--option", "variants=paper,labels_12,labels_xy")
+    assert labels["details"]["labels"] == {"paper": ["A", "B"], "labels_12": ["1", "2"], "labels_xy": ["X", "Y"]}
+    assert "split is arbitrary" in labels["notes"]["label_share"] and "b_first" in labels["notes"]["position_share"]
     own = tmp_path / "mine.json"
     own.write_text(json.dumps({"variants": [
         {"id": "plain", "template": "default"},

@@ -13,8 +13,10 @@ Across variants:
   move most are listed);
 - a decomposition of the answers into four factors: ``content`` (one utility per outcome shared by every variant),
   ``variant`` (each variant's own deviation of every outcome's utility, with a standard-normal prior), ``label``
-  (a pull toward the answer "A") and ``position`` (a pull toward the option displayed first; it differs from the
-  label only in variants that display option B first). A logistic regression of the probability of choosing an
+  (a pull toward the first answer label, one for each set of labels the variants use: "A" of A/B, "1" of 1/2, "X" of
+  X/Y — a model drawn to the letter "A" but not to the digit "1" is label-bound too; a record's labels are its
+  ``labels`` field, A/B when it has none) and ``position`` (a pull toward the option displayed first; it differs
+  from the label only in variants that display the second label first, such as option B above option A). A logistic regression of the probability of choosing an
   outcome on these factors is fitted for every subset of them; the share of content, label and position is each
   one's Shapley value — its average drop in deviance when added, over every order of adding the three — and the
   variant factor's is its drop when added last (an interaction of outcome and wording comes after the shared
@@ -53,6 +55,7 @@ from scipy.stats import pearsonr, spearmanr
 from ue_metrics.errors import UserError
 
 FACTORS = ("content", "variant", "label", "position")
+DEFAULT_LABELS = ("A", "B")
 MARGIN = 0.1
 STABLE_VARIANT = 0.1
 NO_SIGNAL = 0.05
@@ -79,14 +82,25 @@ def _choice(r: Mapping[str, Any], unparsed: str) -> tuple[float, float] | None:
 
 
 # ------------------------------------------------------------------------------------------------- the answers
-class Answers:
-    """The usable answers as arrays: outcome indices, variant index, label and position signs, target and weight."""
+def labels_of(record: Mapping[str, Any], labels: Mapping[str, Sequence[str]]) -> tuple[str, str]:
+    """The answer labels a record's prompt used: its own ``labels`` field, else its variant's in ``labels``, else A/B."""
+    got = record.get("labels") or labels.get(variant_of(record)) or DEFAULT_LABELS
+    return (str(got[0]), str(got[1]))
 
-    def __init__(self, records: Sequence[Mapping[str, Any]], first_label: Mapping[str, str], unparsed: str = "exclude"):
+
+class Answers:
+    """The usable answers as arrays: outcome indices, variant index, label-set index, label and position signs,
+    target and weight."""
+
+    def __init__(self, records: Sequence[Mapping[str, Any]], first_label: Mapping[str, str], unparsed: str = "exclude",
+                 labels: Mapping[str, Sequence[str]] | None = None):  # fmt: skip
         self.variants: list[str] = []
         self.ids: list[str] = []
+        self.label_sets: list[tuple[str, str]] = []  # each distinct pair of answer labels (A/B, 1/2, X/Y)
+        self.variant_labels: dict[str, tuple[str, str]] = {}
         vidx: dict[str, int] = {}
         oidx: dict[str, int] = {}
+        lidx: dict[tuple[str, str], int] = {}
         rows = []
         for r in records:
             got = _choice(r, unparsed)
@@ -100,16 +114,22 @@ class Answers:
                 if oid not in oidx:
                     oidx[oid] = len(self.ids)
                     self.ids.append(oid)
-            label = 1.0 if r["shown_first"] == "a" else -1.0  # +1: outcome a carries the label "A"
-            position = label if first_label.get(v, "A") == "A" else -label  # +1: outcome a is displayed first
-            rows.append((oidx[r["a_id"]], oidx[r["b_id"]], vidx[v], label, position, got[0], got[1], r["mode"] == "sample"))
+            pair = labels_of(r, labels or {})
+            self.variant_labels.setdefault(v, pair)
+            if pair not in lidx:
+                lidx[pair] = len(self.label_sets)
+                self.label_sets.append(pair)
+            label = 1.0 if r["shown_first"] == "a" else -1.0  # +1: outcome a carries the first label ("A", "1", "X")
+            position = label if first_label.get(v, pair[0]) == pair[0] else -label  # +1: outcome a is displayed first
+            rows.append((oidx[r["a_id"]], oidx[r["b_id"]], vidx[v], lidx[pair], label, position, got[0], got[1],
+                         r["mode"] == "sample"))  # fmt: skip
         if not rows:
             raise UserError("none of the robustness records holds a usable answer; a run with no answers is an error, not a result")
         arr = np.array(rows, dtype=float)
-        self.a, self.b, self.v = arr[:, 0].astype(int), arr[:, 1].astype(int), arr[:, 2].astype(int)
-        self.label, self.position, self.y, self.w = arr[:, 3], arr[:, 4], arr[:, 5], arr[:, 6]
-        self.sampled = arr[:, 7] > 0
-        self.n, self.n_variants = len(self.ids), len(self.variants)
+        self.a, self.b, self.v, self.ls = (arr[:, k].astype(int) for k in range(4))
+        self.label, self.position, self.y, self.w = arr[:, 4], arr[:, 5], arr[:, 6], arr[:, 7]
+        self.sampled = arr[:, 8] > 0
+        self.n, self.n_variants, self.n_label_sets = len(self.ids), len(self.variants), len(self.label_sets)
 
 
 def _deviance(eta: np.ndarray, ans: Answers) -> float:
@@ -123,8 +143,8 @@ def _deviance(eta: np.ndarray, ans: Answers) -> float:
 
 def fit_factors(ans: Answers, factors: Sequence[str]) -> float:
     """The deviance of the logistic regression on ``factors`` (a subset of ``FACTORS``); a fair coin's with none."""
-    n, V = ans.n, ans.n_variants
-    sizes = {"content": n, "variant": V * n, "label": 1, "position": 1}
+    n, V, L = ans.n, ans.n_variants, ans.n_label_sets
+    sizes = {"content": n, "variant": V * n, "label": L, "position": 1}
     used = [f for f in FACTORS if f in factors]
     if not used:
         return _deviance(np.zeros(len(ans.y)), ans)
@@ -146,8 +166,8 @@ def fit_factors(ans: Answers, factors: Sequence[str]) -> float:
         if "variant" in offsets:
             d = theta[offsets["variant"]: offsets["variant"] + V * n]
             eta += d[va] - d[vb]
-        if "label" in offsets:
-            eta += theta[offsets["label"]] * ans.label
+        if "label" in offsets:  # one pull per set of labels, toward its first label ("A", "1", "X")
+            eta += theta[offsets["label"] + ans.ls] * ans.label
         if "position" in offsets:
             eta += theta[offsets["position"]] * ans.position
         return eta
@@ -164,7 +184,8 @@ def fit_factors(ans: Answers, factors: Sequence[str]) -> float:
             o = offsets["variant"]
             grad[o: o + V * n] += np.bincount(va, g_eta, V * n) - np.bincount(vb, g_eta, V * n)
         if "label" in offsets:
-            grad[offsets["label"]] += float(g_eta @ ans.label)
+            o = offsets["label"]
+            grad[o: o + L] += np.bincount(ans.ls, g_eta * ans.label, L)
         if "position" in offsets:
             grad[offsets["position"]] += float(g_eta @ ans.position)
         return val, grad
@@ -347,7 +368,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any, opt
     unparsed = str(options.get("unparsed") or "exclude")
     first_label = dict(options.get("first_label") or {})
     margin = float(options.get("margin", MARGIN))
-    ans = Answers(records, first_label, unparsed)
+    ans = Answers(records, first_label, unparsed, dict(options.get("labels") or {}))
     if ans.n_variants < 2:
         raise UserError(f"the robustness records hold {ans.n_variants} prompt variant; robustness compares at least two "
                         "(--option variants=... lists them)")  # fmt: skip
@@ -384,13 +405,20 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any, opt
     for f in FACTORS:
         if not math.isfinite(shares[f"{f}_share"]):
             notes[f"{f}_share"] = "the four factors explain none of the answers' deviance"
+    if not (ans.label != ans.position).any():
+        for f in ("label_share", "position_share"):
+            notes[f] = ("every variant displays its first label first, so a pull toward the label and one toward the "
+                        "position are the same here and their split is arbitrary; add a variant that displays its second "
+                        "label first (b_first) to tell them apart")  # fmt: skip
     notes["mean_spearman_random"] = "a fair coin's expected value (its utilities are unrelated across variants)"
     return {
         "headline": headline,
         "notes": notes,
         "details": {
             "variants": corr["variants"],
-            "first_label": {v: first_label.get(v, "A") for v in corr["variants"]},
+            "first_label": {v: first_label.get(v, ans.variant_labels[v][0]) for v in corr["variants"]},
+            "labels": {v: list(ans.variant_labels[v]) for v in corr["variants"]},
+            "label_sets": [list(pair) for pair in ans.label_sets],
             "n_common_outcomes": len(corr["outcomes"]),
             "mean_spearman_interval": corr["mean_spearman_interval"],
             "min_spearman_interval": corr["min_spearman_interval"],

@@ -1,26 +1,31 @@
 """Robustness (docs/robustness.md): the same plan of pairs asked under a family of prompt variants — the paper's
 template, the same without the system message, four paraphrases of the instruction, "Outcome" for "Option",
-each option on one line, option B displayed above option A — both orderings each, every variant fitted on its own.
+each option on one line, option B displayed above option A, the options labelled 1/2 and X/Y instead of A/B — both
+orderings each, every variant fitted on its own.
 The analysis (``ue_metrics/analyses/robustness.py``) measures how much of the utilities survives the change of
 wording: cross-variant correlations, preference flips, the outcomes that move most, and a decomposition of the
 answers into content, variant, label and position.
 
-Variants are data: ``data/robustness_variants.json`` (each a template id or its own text, the label displayed
-first, the system message). ``--option variants=paper,paraphrase_1,b_first`` chooses among them;
+Variants are data: ``data/robustness_variants.json`` (each a template id or its own text with its two answer labels,
+the label displayed first, the system message). A variant's labels are its template's (``Template.labels``): the
+prompt names them, log-prob mode scores them as the continuations, the parser reads them and the records of a
+variant not labelled A/B carry them (``labels``). ``--option variants=paper,paraphrase_1,b_first`` chooses among them;
 ``--option variants_file=FILE`` reads a file of the same format instead (your own wordings). Every variant's
 queries carry the variant's id as their ``group`` and their own template id (``robustness/<variant>``), so a
 record says which wording it answered.
 
 Simulated responders with a known answer: ``invariant`` (one Thurstonian utility per outcome, whatever the
 wording), ``perturbed`` (each variant adds its own N(0, 0.5²) to every utility: a cross-variant Pearson
-correlation near 1/(1 + 0.5²) = 0.8), ``label_bound`` (answers "A" far more often than its utilities say, in every
-variant), ``position_bound`` (chooses the option displayed first: "A" in most variants, "B" where B is displayed
+correlation near 1/(1 + 0.5²) = 0.8), ``label_bound`` (answers the first label — "A", "1", "X" — far more often
+than its utilities say, in every variant), ``letter_bound`` (the same pull toward the letter "A" only: none in the
+1/2 and X/Y variants), ``position_bound`` (chooses the option displayed first: "A" in most variants, "B" where B is displayed
 first) and ``random`` (a fair coin).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +39,7 @@ from ue_tasks.experiments import Experiment, register
 from ue_tasks.outcomes import OutcomeSet
 from ue_tasks.plan import ComparisonPlan, PlanSpec, make_plan
 from ue_tasks.queries import Query, queries_for
-from ue_tasks.templates import SYSTEM_MESSAGE, Template, get_template, register_template
+from ue_tasks.templates import LABELS, SYSTEM_MESSAGE, Template, check_labels, get_template, register_template
 
 VARIANTS_FILE = Path(__file__).with_name("data") / "robustness_variants.json"
 PERTURBATION = 0.5  # the planted per-variant spread of the `perturbed` responder, in units of the utilities' spread
@@ -48,13 +53,53 @@ HEADLINE = (
 
 @dataclass(frozen=True)
 class Variant:
-    """One wording: its id, its registered template, its system message and the label displayed first."""
+    """One wording: its id, its registered template, its system message, the label displayed first and its two
+    answer labels (the first-shown option's first: "A", "B"; "1", "2"; "X", "Y")."""
 
     id: str
     template: str
     system_message: str
     first_label: str
     about: str = ""
+    labels: tuple[str, str] = LABELS
+
+
+def _variant(row: Any, where: str) -> Variant:
+    """One entry of a variants file, checked, its text registered as the template ``robustness/<id>``."""
+    if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not row["id"].strip():
+        raise UserError(f"{where} needs an 'id' (a short name)")
+    vid = row["id"].strip()
+    where = f"{where} ({vid})"
+    if ("text" in row) == ("template" in row):
+        raise UserError(f"{where} needs exactly one of 'template' (a registered template id) and 'text'")
+    if "template" in row:
+        if "labels" in row:
+            raise UserError(f"{where}: 'labels' goes with a 'text' of its own (a registered template has its own labels)")
+        base = get_template(str(row["template"]))
+        if base.reasoning:
+            raise UserError(f"{where}: a reasoning template needs sampled answers; robustness asks single letters")
+        text, labels = base.text, base.labels
+    else:
+        text, labels = row["text"], check_labels(row.get("labels", LABELS), where)
+    if not isinstance(text, str) or text.find("{option_a}") < 0 or text.find("{option_b}") < 0:
+        raise UserError(f"{where}: the text must hold both {{option_a}} and {{option_b}}")
+    first = row.get("first_label", labels[0])
+    if first not in labels:
+        raise UserError(f"{where}: 'first_label' must be one of its labels, {' or '.join(map(repr, labels))}, got {first!r}")
+    system = row.get("system_message", "default")
+    if not isinstance(system, str):
+        raise UserError(f"{where}: 'system_message' must be \"default\", a text, or \"\" for none")
+    shown_b_first = text.find("{option_b}") < text.find("{option_a}")
+    if shown_b_first != (first == labels[1]):
+        raise UserError(f"{where}: 'first_label' is {first!r} but the text displays option "
+                        f"{labels[1] if shown_b_first else labels[0]} first; make them agree")  # fmt: skip
+    words = text.replace("{option_a}", " ").replace("{option_b}", " ")
+    unnamed = [x for x in labels if not re.search(rf"(?<![\w.,]){re.escape(x)}(?!\w|[.,]\d)", words)]
+    if unnamed:
+        raise UserError(f"{where}: its labels are {' and '.join(map(repr, labels))} but the text never names "
+                        f"{unnamed[0]!r}; write the labels the model should answer with into the text")  # fmt: skip
+    template = register_template(Template(f"robustness/{vid}", text, labels=labels))
+    return Variant(vid, template.id, SYSTEM_MESSAGE if system == "default" else system, first, str(row.get("about", "")), labels)
 
 
 def read_variants(path: str | Path) -> list[Variant]:
@@ -72,33 +117,10 @@ def read_variants(path: str | Path) -> list[Variant]:
         raise UserError(f"{path}: expected an object with a non-empty list 'variants' (docs/robustness.md)")
     out: list[Variant] = []
     for k, row in enumerate(rows, 1):
-        where = f"{path}: variant {k}"
-        if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not row["id"].strip():
-            raise UserError(f"{where} needs an 'id' (a short name)")
-        vid = row["id"].strip()
-        if any(v.id == vid for v in out):
-            raise UserError(f"{where}: the id {vid!r} is used twice; give each variant its own id")
-        if ("text" in row) == ("template" in row):
-            raise UserError(f"{where} ({vid}) needs exactly one of 'template' (a registered template id) and 'text'")
-        first = row.get("first_label", "A")
-        if first not in ("A", "B"):
-            raise UserError(f"{where} ({vid}): 'first_label' must be \"A\" or \"B\", got {first!r}")
-        system = row.get("system_message", "default")
-        if not isinstance(system, str):
-            raise UserError(f"{where} ({vid}): 'system_message' must be \"default\", a text, or \"\" for none")
-        text = row["text"] if "text" in row else get_template(str(row["template"])).text
-        if not isinstance(text, str):
-            raise UserError(f"{where} ({vid}): 'text' must be a string holding {{option_a}} and {{option_b}}")
-        if get_template(str(row["template"])).reasoning if "template" in row else False:
-            raise UserError(f"{where} ({vid}): a reasoning template needs sampled answers; robustness asks single letters")
-        if text.find("{option_a}") < 0 or text.find("{option_b}") < 0:
-            raise UserError(f"{where} ({vid}): the text must hold both {{option_a}} and {{option_b}}")
-        shown_b_first = text.find("{option_b}") < text.find("{option_a}")
-        if shown_b_first != (first == "B"):
-            raise UserError(f"{where} ({vid}): 'first_label' is {first!r} but the text displays option "
-                            f"{'B' if shown_b_first else 'A'} first; make them agree")  # fmt: skip
-        template = register_template(Template(f"robustness/{vid}", text))
-        out.append(Variant(vid, template.id, SYSTEM_MESSAGE if system == "default" else system, first, str(row.get("about", ""))))
+        vid = row.get("id") if isinstance(row, dict) else None
+        if isinstance(vid, str) and any(v.id == vid.strip() for v in out):
+            raise UserError(f"{path}: variant {k}: the id {vid.strip()!r} is used twice; give each variant its own id")
+        out.append(_variant(row, f"{path}: variant {k}"))
     return out
 
 
@@ -126,8 +148,9 @@ def plan(outcomes: OutcomeSet, spec: PlanSpec, options: Mapping[str, Any]) -> Co
 
 
 def first_labels(options: Mapping[str, Any], records: Sequence[dict], run: Mapping[str, Any] | None) -> dict:
-    """What the analysis reads besides the records: which label each variant displays first."""
-    return {"first_label": {v.id: v.first_label for v in chosen_variants(options)}}
+    """What the analysis reads besides the records: which label each variant displays first, and its labels."""
+    chosen = chosen_variants(options)
+    return {"first_label": {v.id: v.first_label for v in chosen}, "labels": {v.id: list(v.labels) for v in chosen}}
 
 
 class Robustness(Experiment):
@@ -179,7 +202,16 @@ def perturbed(outcomes: OutcomeSet, seed: int, size: float = PERTURBATION) -> Re
 def label_bound(outcomes: OutcomeSet, seed: int) -> Responder:
     base = thurstonian_responder(outcomes.ids, seed)
     return Responder("label_bound", base.mu, base.var, position_bias=BIAS, seed=seed,
-                     description=f"answers \"A\" with an extra pull of {BIAS} in every variant")  # fmt: skip
+                     description=f"answers the first label (\"A\", \"1\", \"X\") with an extra pull of {BIAS} in every variant")  # fmt: skip
+
+
+def letter_bound(outcomes: OutcomeSet, seed: int) -> Responder:
+    """Drawn to the letter "A" itself: the pull of ``label_bound`` in the variants labelled A/B, none where the
+    labels are "1"/"2" or "X"/"Y" (the label factor's own pull for each set of labels tells them apart)."""
+    base = thurstonian_responder(outcomes.ids, seed)
+    by = {v.template: Responder(f"letter_bound/{v.id}", base.mu, base.var, seed=seed) for v in _shipped() if v.labels != LABELS}
+    return Responder("letter_bound", base.mu, base.var, position_bias=BIAS, seed=seed, by_template=by,
+                     description=f"answers the letter \"A\" with an extra pull of {BIAS}; no pull toward \"1\" or \"X\"")  # fmt: skip
 
 
 def position_bound(outcomes: OutcomeSet, seed: int) -> Responder:
@@ -211,6 +243,7 @@ register(
             "invariant": invariant,
             "perturbed": perturbed,
             "label_bound": label_bound,
+            "letter_bound": letter_bound,
             "position_bound": position_bound,
             "random": lambda outcomes, seed: coin_responder(),
         },

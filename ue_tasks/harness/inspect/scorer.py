@@ -101,20 +101,21 @@ def first_token_alternatives(output: ModelOutput) -> list[tuple[str, float]] | N
     return [(first.token, first.logprob)]
 
 
-def label_probabilities(alternatives: Iterable[tuple[str, float]]) -> tuple[float, float]:
-    """P("A"), P("B") summed over the spellings of each label ("A", " A", "ĠA", "▁A") among the alternatives."""
-    probs = {label: 0.0 for label in LABELS}
+def label_probabilities(alternatives: Iterable[tuple[str, float]], labels: Sequence[str] = LABELS) -> tuple[float, float]:
+    """P("A"), P("B") (or of the query's own ``labels``: "1", "2") summed over the spellings of each label ("A",
+    " A", "ĠA", "▁A") among the alternatives."""
+    probs = {label: 0.0 for label in labels}
     for token, logprob in alternatives:
         label = token.lstrip(_SPACE_MARKS)
         if label in probs and math.isfinite(logprob):
             probs[label] += math.exp(logprob)
-    return probs[LABELS[0]], probs[LABELS[1]]
+    return probs[labels[0]], probs[labels[1]]
 
 
 def logprob_value(query: Query, alternatives: Sequence[tuple[str, float]]) -> dict[str, Any]:
     """Score value of one logprob answer; a query whose labels are both absent from the top alternatives
     counts as one unparsed answer (p_a null)."""
-    prob_a, prob_b = label_probabilities(alternatives)
+    prob_a, prob_b = label_probabilities(alternatives, query.labels)
     if prob_a + prob_b <= 0.0:
         return {"p_a": None, "label_mass": 0.0, "n_a": 0, "n_b": 0, "n_unparsed": 1}
     p_a, mass = query.p_a_from_labels(prob_a, prob_b)
@@ -252,7 +253,9 @@ def preference(mode: str = "logprob") -> Scorer:
                 raise LogprobsUnavailableError(logprobs_missing_message(str(state.model)))
             value = logprob_value(query, alternatives)
             top = max(alternatives, key=lambda t: t[1])[0]
-            explanation = "no label among the top log-probabilities" if value["p_a"] is None else f"P(A)+P(B) = {value['label_mass']:.3f}"
+            first, second = query.labels
+            explanation = ("no label among the top log-probabilities" if value["p_a"] is None
+                           else f"P({first})+P({second}) = {value['label_mass']:.3f}")  # fmt: skip
             return Score(value=value, answer=top, explanation=explanation, metadata={"mode": mode, **_identity(str(state.model))})
         text = state.output.completion
         value = sample_value(query, [text])

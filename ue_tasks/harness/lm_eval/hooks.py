@@ -38,7 +38,7 @@ from ue_tasks.queries import Query, interleave_holdout, read_queries
 
 PAYLOAD_FIELDS = ("a_id", "b_id", "shown_first", "split", "mode", "p_a", "n_a", "n_b", "n_unparsed", "label_mass", "key",
                   "n_a_exact", "n_b_exact")
-EXACT_FIELDS = ("n_a_exact", "n_b_exact")  # sampled answers that are exactly "A"/"B" (strict scoring), in outcome terms
+EXACT_FIELDS = ("n_a_exact", "n_b_exact")  # sampled answers that are exactly a label ("A"/"B") (strict scoring), in outcome terms
 # metadata keys build_dataset understands; anything else in lm-eval's metadata (model args, version) is ignored
 PLAN_KEYS = ("seed", "budget", "degree", "holdout_fraction")
 OTHER_KEYS = ("outcomes", "queries_file", "option", "model_name")
@@ -85,7 +85,9 @@ def documents(
     for q in queries:
         _QUERIES[q.key] = q
         _OPTIONS[q.key] = opts
-        docs.append({**q.to_dict(), "key": q.key, "prompt": q.prompt(base_model=base_model), "base_model": base_model})
+        # ``labels``: the two continuations whose log-likelihoods log-prob mode compares ("A"/"B" or the template's own)
+        docs.append({**q.to_dict(), "key": q.key, "prompt": q.prompt(base_model=base_model), "base_model": base_model,
+                     "labels": list(q.labels)})  # fmt: skip
     return docs
 
 
