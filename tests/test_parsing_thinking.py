@@ -48,4 +48,5 @@ def test_refusal_kept_as_unparsed_mirror_of_votes():
                         "pair": 0, "a_category": "c", "b_category": "c", "split": "train", "outcome_set": "t", "seed": 0})
     answers = ["<think>hm</think> A", "<think>hm</think> B", "<think>cut by the budget", "I can't choose between these."]
     n_a, n_b, n_u = q.votes(answers)
-    assert (n_a, n_b, n_u) == (1, 1, 2)
+    assert (n_a, n_b, n_u) == (1, 1, 1)  # the thinking block cut by the budget is neither a vote nor a refusal
+    assert q.unanswered(answers) == {"n_thinking_cut": 1, "unparsed_answers": ["I can't choose between these."]}

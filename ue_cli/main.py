@@ -28,6 +28,7 @@ def _note(message: str) -> None:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from ue_metrics.aggregation import unanswered_notes
     from ue_metrics.fitting import MIN_BOOTSTRAP, fit_records
     from ue_metrics.jsonl import writable_folder
     from ue_metrics.pooling import check_not_mixed, group_folder_names, group_records
@@ -57,6 +58,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             print(f"== {args.by}: {label} ({len(records)} records) → {folder}/ ==")
         result.write(folder)
         print(result.summary(top=args.top))
+        for line in unanswered_notes(records):
+            _note(line)
         extra = " and utilities_position.csv" if result.position_model is not None else ""
         print(f"wrote {folder / 'utilities.csv'}, {folder / 'metrics.json'}{extra}")
     return 0

@@ -10,7 +10,7 @@ import gc
 import json
 import math
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -572,3 +572,43 @@ def _refuse_no_usable_answer(n_records: int, no_mass: np.ndarray) -> None:
         f"{f', or no probability on either label in {int(no_mass.sum())} log-prob records' if no_mass.any() else ''}); "
         "nothing can be fitted — check the model's answers, or use --unparsed as_indifference to reproduce the paper"
     )
+
+
+def unanswered_notes(records: Sequence[Mapping[str, Any]], top: int = 5) -> list[str]:
+    """Sentences for a user about the sampled answers that are not votes: how many thinking blocks the token budget
+    cut before any answer (and what to do), and the outcomes refused most often, each with one of its raw
+    unparsed answers (records keep a few as ``unparsed_answers``). Empty when every answer was a vote."""
+    notes: list[str] = []
+    answers = sum(int(r.get("n_a") or 0) + int(r.get("n_b") or 0) + int(r.get("n_unparsed") or 0) + int(r.get("n_thinking_cut") or 0)
+                  for r in records if r.get("mode") == "sample")  # fmt: skip
+    cut = sum(int(r.get("n_thinking_cut") or 0) for r in records)
+    if cut:
+        notes.append(f"{cut:,} of {answers:,} sampled answers ended inside a thinking block: the token budget ran out before "
+                     "the model answered; they are neither votes nor refusals (n_thinking_cut) — give the model more tokens "
+                     "(a larger max_tokens / max_gen_toks) to count them")  # fmt: skip
+    refused: dict[str, int] = {}
+    texts: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for r in records:
+        n = int(r.get("n_unparsed") or 0)
+        if not n or r.get("mode") != "sample":
+            continue
+        for side in ("a", "b"):
+            oid = str(r[f"{side}_id"])
+            refused[oid] = refused.get(oid, 0) + n
+            names.setdefault(oid, str(r.get(f"{side}_text") or oid))
+            if r.get("unparsed_answers") and oid not in texts:
+                texts[oid] = str(r["unparsed_answers"][0])
+    if refused:
+        total = sum(int(r.get("n_unparsed") or 0) for r in records if r.get("mode") == "sample")
+        worst = sorted(refused, key=lambda o: (-refused[o], o))[:top]
+        listed = "; ".join(f"{_short(names[o])!r} ({refused[o]}" + (f", e.g. {_short(texts[o], 80)!r})" if o in texts else ")")
+                           for o in worst)  # fmt: skip
+        notes.append(f"{total:,} of {answers:,} sampled answers named neither label (refusals or off-format replies; the "
+                     f"records keep some raw texts as unparsed_answers); the outcomes in the most of them: {listed}")  # fmt: skip
+    return notes
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -23,7 +23,7 @@ from typing import Any
 from ue_metrics.jsonl import read_items, write_jsonl
 from ue_metrics.records import make_record
 from ue_tasks.outcomes import OutcomeSet
-from ue_tasks.parsing import parse_choice
+from ue_tasks.parsing import parse_choice, thinking_cut
 from ue_tasks.plan import ComparisonPlan, PlanSpec, make_plan
 from ue_tasks.templates import LABELS, SYSTEM_MESSAGE, get_template, render_prompt
 
@@ -31,6 +31,9 @@ from ue_tasks.templates import LABELS, SYSTEM_MESSAGE, get_template, render_prom
 def _attrs_json(d: dict | None) -> str:
     return json.dumps(d, sort_keys=True, ensure_ascii=False) if d else ""
 
+
+UNPARSED_KEPT = 3  # raw texts of unparsed answers kept per record (for auditing refusals)
+UNPARSED_CHARS = 300
 
 @dataclass(frozen=True)
 class Query:
@@ -106,10 +109,13 @@ class Query:
         return float(p_a), mass
 
     def votes(self, answers: list[str | None]) -> tuple[int, int, int]:
-        """(n_a, n_b, n_unparsed) from raw sampled answers."""
+        """(n_a, n_b, n_unparsed) from raw sampled answers. An answer cut by the token budget inside a thinking block
+        is neither a vote nor unparsed (``unanswered`` counts it)."""
         first = second = unparsed = 0
         labels = self.labels
         for text in answers:
+            if thinking_cut(text):
+                continue
             label = parse_choice(text, reasoning=self.reasoning, labels=labels)
             if label is None:
                 unparsed += 1
@@ -119,6 +125,21 @@ class Query:
                 second += 1
         _, n_a, n_b = self.outcome_terms(None, first, second)
         return n_a, n_b, unparsed
+
+    def unanswered(self, answers: list[str | None]) -> dict[str, Any]:
+        """What the sampled answers that are not votes were, for a user to audit: ``n_thinking_cut`` (answers whose
+        thinking block the token budget cut before any answer) and ``unparsed_answers`` (up to
+        ``UNPARSED_KEPT`` of the unparsed answers' raw texts — refusals, off-format replies —, each cut to
+        ``UNPARSED_CHARS`` characters); a key is left out when there is nothing to say."""
+        out: dict[str, Any] = {}
+        cut = sum(1 for t in answers if thinking_cut(t))
+        if cut:
+            out["n_thinking_cut"] = cut
+        kept = [t[:UNPARSED_CHARS] for t in answers if t is not None and not thinking_cut(t)
+                and parse_choice(t, reasoning=self.reasoning, labels=self.labels) is None]  # fmt: skip
+        if kept:
+            out["unparsed_answers"] = kept[:UNPARSED_KEPT]
+        return out
 
     def exact_votes(self, answers: list[str | None]) -> tuple[int, int]:
         """(n_a, n_b) counting only answers that are exactly a label after stripping whitespace — the companion's

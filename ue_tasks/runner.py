@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ue_metrics.aggregation import unanswered_notes
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import complete_lines
 from ue_tasks.analysis import analyse_records, write_result
@@ -90,6 +91,8 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
     result = analyse_records(run.records, run.experiment.name, options=run.config.options, seed=run.config.seed,
                              run=run.config_dict(), generations=run.generations or None)  # fmt: skip
     write_result(result, out, figures=figures, log=log)
+    for line in unanswered_notes(run.records):
+        log(f"note: {line}")
     log(f"{run.queries_asked} queries asked, {run.cache_hits} answered from the cache")
     return result
 

@@ -48,6 +48,8 @@ class Answer:
     answer_id: str | None = None  # given when the answer is made; a cached answer keeps it in every run it serves
     n_first_exact: int | None = None  # sample: answers that are exactly "A" / "B" (strict scoring); None if unknown
     n_second_exact: int | None = None
+    n_thinking_cut: int = 0  # sample: answers whose thinking block the token budget cut (neither votes nor unparsed)
+    unparsed_answers: tuple[str, ...] = ()  # sample: raw texts of some unparsed answers (refusals), for auditing
 
     def record(self, query: Query, *, mode: str, **ids: Any) -> dict:
         p_a, n_a, n_b = query.outcome_terms(self.p_first, self.n_first, self.n_second)
@@ -58,6 +60,10 @@ class Answer:
         if self.n_first_exact is not None and self.n_second_exact is not None:
             _, ea, eb = query.outcome_terms(None, self.n_first_exact, self.n_second_exact)
             exact = {"n_a_exact": ea, "n_b_exact": eb}
+        if self.n_thinking_cut:
+            exact["n_thinking_cut"] = self.n_thinking_cut
+        if self.unparsed_answers:
+            exact["unparsed_answers"] = list(self.unparsed_answers)
         return query.record(mode=mode, n_a=n_a, n_b=n_b, n_unparsed=self.n_unparsed, **exact, **ids, **extra)
 
     def with_id(self, *parts: Any) -> Answer:
@@ -75,7 +81,9 @@ class Answer:
         if r.get("n_a_exact") is not None and r.get("n_b_exact") is not None:
             _, ef, es = query.label_terms(None, r["n_a_exact"], r["n_b_exact"])
             exact = {"n_first_exact": ef, "n_second_exact": es}
-        return cls(n_first=n_first, n_second=n_second, n_unparsed=r["n_unparsed"], answer_id=r.get("answer_id"), **exact)
+        return cls(n_first=n_first, n_second=n_second, n_unparsed=r["n_unparsed"], answer_id=r.get("answer_id"),
+                   n_thinking_cut=int(r.get("n_thinking_cut") or 0), unparsed_answers=tuple(r.get("unparsed_answers") or ()),
+                   **exact)  # fmt: skip
 
 
 class Backend:

@@ -23,7 +23,7 @@ from inspect_ai.scorer import Score, Scorer, ScoreReducer, Target, score_reducer
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from ue_metrics.errors import UserError
-from ue_tasks.queries import Query
+from ue_tasks.queries import UNPARSED_KEPT, Query
 from ue_tasks.templates import LABELS
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def sample_value(query: Query, answers: list[str | None]) -> dict[str, Any]:
     n_a, n_b, n_u = query.votes(answers)
     exact_a, exact_b = query.exact_votes(answers)
     return {"p_a": (n_a / (n_a + n_b)) if n_a + n_b else None, "label_mass": None, "n_a": n_a, "n_b": n_b, "n_unparsed": n_u,
-            "n_a_exact": exact_a, "n_b_exact": exact_b}  # fmt: skip
+            "n_a_exact": exact_a, "n_b_exact": exact_b, **query.unanswered(answers)}  # fmt: skip
 
 
 def combine_values(values: Sequence[Mapping[str, Any]], mode: str) -> dict[str, Any]:
@@ -140,6 +140,7 @@ def combine_values(values: Sequence[Mapping[str, Any]], mode: str) -> dict[str, 
         pooled = {"p_a": (n_a / (n_a + n_b)) if n_a + n_b else None, "label_mass": None, "n_a": n_a, "n_b": n_b, "n_unparsed": n_u}
         if values and all("n_a_exact" in v for v in values):  # strict-scoring counts (absent in older logs)
             pooled.update({k: sum(int(v.get(k) or 0) for v in values) for k in ("n_a_exact", "n_b_exact")})
+        pooled.update(_pooled_unanswered(values))
         return pooled
     usable = [v for v in values if v.get("p_a") is not None]
     if not usable:
@@ -158,9 +159,23 @@ def record_from_value(query: Query, value: Mapping[str, Any], mode: str, **ids: 
             return None
         return query.record(mode="logprob", p_a=float(value["p_a"]), label_mass=value.get("label_mass"), **ids)
     exact = {k: int(value[k]) for k in ("n_a_exact", "n_b_exact") if value.get(k) is not None}
+    exact.update(_pooled_unanswered([value]))
     return query.record(
         mode="sample", n_a=int(value["n_a"]), n_b=int(value["n_b"]), n_unparsed=int(value["n_unparsed"]), **exact, **ids
     )
+
+
+def _pooled_unanswered(values: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The epochs' answers that are not votes, pooled: thinking blocks cut by the budget summed, raw unparsed texts
+    joined (at most ``UNPARSED_KEPT``)."""
+    out: dict[str, Any] = {}
+    cut = sum(int(v.get("n_thinking_cut") or 0) for v in values)
+    if cut:
+        out["n_thinking_cut"] = cut
+    texts = [str(t) for v in values for t in (v.get("unparsed_answers") or [])]
+    if texts:
+        out["unparsed_answers"] = texts[:UNPARSED_KEPT]
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------

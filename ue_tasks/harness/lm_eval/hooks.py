@@ -37,8 +37,9 @@ from ue_tasks.plan import PlanSpec
 from ue_tasks.queries import Query, interleave_holdout, read_queries
 
 PAYLOAD_FIELDS = ("a_id", "b_id", "shown_first", "split", "mode", "p_a", "n_a", "n_b", "n_unparsed", "label_mass", "key",
-                  "n_a_exact", "n_b_exact")
+                  "n_a_exact", "n_b_exact", "unanswered")
 EXACT_FIELDS = ("n_a_exact", "n_b_exact")  # sampled answers that are exactly a label ("A"/"B") (strict scoring), in outcome terms
+# "unanswered": what the sampled answers that are not votes were (Query.unanswered: thinking cut by the budget, refusals)
 # metadata keys build_dataset understands; anything else in lm-eval's metadata (model args, version) is ignored
 PLAN_KEYS = ("seed", "budget", "degree", "holdout_fraction")
 OTHER_KEYS = ("outcomes", "queries_file", "option", "model_name")
@@ -235,13 +236,18 @@ def keep_all_samples(resps, docs):
 
 
 def _payload(q: Query, key: str, mode: str, p_a: float | None, n_a: int, n_b: int, n_u: int, mass: float | None,
-             exact: tuple[int, int] | None = None) -> list:  # fmt: skip
-    return [q.a_id, q.b_id, q.shown_first, q.split, mode, p_a, n_a, n_b, n_u, mass, key, *(exact or (None, None))]
+             exact: tuple[int, int] | None = None, unanswered: dict | None = None) -> list:  # fmt: skip
+    return [q.a_id, q.b_id, q.shown_first, q.split, mode, p_a, n_a, n_b, n_u, mass, key, *(exact or (None, None)),
+            unanswered or None]  # fmt: skip
 
 
 def exact_fields(p: dict) -> dict:
-    """The strict-scoring counts of a payload, when it has them (older payloads do not)."""
-    return {k: p[k] for k in EXACT_FIELDS if p.get(k) is not None}
+    """The optional record fields of a payload, when it has them (older payloads do not): the strict-scoring counts,
+    and what the answers that are not votes were (``n_thinking_cut``, ``unparsed_answers``)."""
+    out = {k: p[k] for k in EXACT_FIELDS if p.get(k) is not None}
+    if isinstance(p.get("unanswered"), dict):
+        out.update(p["unanswered"])
+    return out
 
 
 def logprob_payload(doc: dict, results: list) -> list:
@@ -263,7 +269,7 @@ def sampled_payload(doc: dict, results: list) -> list:
     n_a, n_b, n_u = q.votes(list(answers))
     usable = n_a + n_b
     return _payload(q, doc.get("key", q.key), "sample", n_a / usable if usable else None, n_a, n_b, n_u, None,
-                    q.exact_votes(list(answers)))  # fmt: skip
+                    q.exact_votes(list(answers)), q.unanswered(list(answers)))  # fmt: skip
 
 
 def _metric_names(doc: dict) -> tuple[str, ...]:
@@ -313,7 +319,8 @@ def payload_record(payload: list, **extra: Any) -> dict:
         return q.record(mode=p["mode"], p_a=p["p_a"], n_a=p["n_a"], n_b=p["n_b"], n_unparsed=p["n_unparsed"],
                         label_mass=p["label_mass"], **exact_fields(p), **ids)  # fmt: skip
     fields = {"outcome_set": "lm-eval", "a_text": p["a_id"], "b_text": p["b_id"], "template": "default", "round": 0,
-              **{k: p[k] for k in PAYLOAD_FIELDS if k != "key" and k not in EXACT_FIELDS}, **exact_fields(p), **ids}  # fmt: skip
+              **{k: p[k] for k in PAYLOAD_FIELDS if k not in ("key", "unanswered") and k not in EXACT_FIELDS}, **exact_fields(p),
+              **ids}  # fmt: skip
     return make_record(**fields)
 
 

@@ -30,7 +30,8 @@ def sample_record(sample: dict, *, model: str, task: str, run_id: str, where: st
         payload = sample[names[0]] if names else None
     except (KeyError, TypeError) as exc:
         raise UserError(f"{where}: not a sample of a ue task ({type(exc).__name__}: {exc}); check the file") from None
-    if not isinstance(payload, list) or len(payload) not in (len(PAYLOAD_FIELDS), len(PAYLOAD_FIELDS) - 2, len(PAYLOAD_FIELDS) - 3):
+    # payloads of older versions lack the last field (what the unanswered were), the strict counts or the key
+    if not isinstance(payload, list) or len(payload) not in {len(PAYLOAD_FIELDS) - k for k in (0, 1, 3, 4)}:
         raise UserError(f"{where}: the sample has no ue payload under its metrics; was it written by a ue task?")
     p = dict(zip(PAYLOAD_FIELDS, payload))
     return query.record(
