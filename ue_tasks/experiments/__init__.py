@@ -14,8 +14,11 @@ An experiment declares:
 - ``headline``: the flat headline keys the analysis reports (also the metric names in the harnesses' tables),
   and which of them are better when lower;
 - ``responders``: simulated models with a known property for ``--harness simulate`` (the first is the default);
-- ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults; an
-  experiment with a ``bootstrap`` option has its analysis fit bootstrapped with that many pair resamples;
+- ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults:
+  ``Options.declare(**others)``, its analysis's frozen ``Options`` (``ue_metrics/analyses/<name>.py``: names,
+  defaults and checks, validated by ``resolve_options`` for every front door) and the options its elicitation reads
+  (outcome files, wordings, the consumed run); an analysis with a ``bootstrap`` option has its fit bootstrapped
+  with that many pair resamples;
 - ``free_answers`` (and ``judge``): free-form questions asked after the pairwise elicitation (utility maximisation's
   direct answer, ``ue_tasks.generation``), and the judge requests built from those answers;
 - ``consumes``: another experiment whose run this one reads (``--utilities RUN_DIR`` lands in
@@ -42,6 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ue_metrics.analyses import DeclaredOptions
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder
 from ue_tasks.generation import Generation
@@ -122,8 +126,14 @@ class Experiment:
         return self.analysis or self.name
 
     def resolve_options(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The experiment's options with ``given`` applied; an unknown option is one clear error."""
-        given = dict(given or {})
+        """The experiment's options with ``given`` applied (the values as given: they are what ``analysis.json``
+        records); an unknown option, or a bad value of an analysis option, is one clear error."""
+        resolved = self._merge_options(dict(given or {}))
+        if isinstance(self.options, DeclaredOptions):
+            self.options.check(resolved)
+        return resolved
+
+    def _merge_options(self, given: dict[str, Any]) -> dict[str, Any]:
         allowed = set(self.options) | {"outcomes"} | ({"variant"} if self.variants else set())
         unknown = sorted(set(given) - allowed)
         if unknown:
