@@ -49,7 +49,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.stats import pearsonr, spearmanr
 
 from ue_metrics.analyses import AnalysisOptions, Inputs
 from ue_metrics.errors import UserError
@@ -254,6 +253,8 @@ def correlations(utils: Mapping[str, Mapping[str, float]], seed: int, bootstrap:
     if len(variants) < 2 or len(common) < 3:
         raise UserError(f"robustness needs at least two variants that rank three outcomes in common; got {len(variants)} "
                         f"variants and {len(common)} common outcomes — ask more pairs (--budget) or more variants")  # fmt: skip
+    from scipy.stats import pearsonr, spearmanr  # here: the experiment registry imports this module, and no heavy package
+
     U = np.array([[utils[v][o] for o in common] for v in variants])  # variants × outcomes
     pairs = list(itertools.combinations(range(len(variants)), 2))
 
