@@ -459,7 +459,7 @@ register(
             "equal": lambda outcomes, seed: log_utility_responder(outcomes, seed, equal=True),
             "random": lambda outcomes, seed: coin_responder(),
         },
-        # the analysis's reference, slope, bootstrap, min_r2 and highlight; the outcome generator's own
+        # what the outcome generator reads, with the analysis's reference, slope, bootstrap, min_r2 and highlight
         options=Options.declare(category="countries", measure="", xs="", quantities="", money_points=92, wording="ue"),
         variants=_variant_rows(),
         description="Per X a line μ(X, N) ≈ a·ln N + b through its Thurstonian utilities; exchange rates against a "

@@ -195,7 +195,7 @@ register(
         lower_is_better=("baseline_r2", "baseline_pair_accuracy", "shuffled_r2", "shuffled_pair_accuracy", "probe_p_value",
                          "embedding_r2", "embedding_pair_accuracy"),  # fmt: skip
         responders={"planted": _planted, "none": _none, "embedding": _embedding},
-        # the probes' features, folds, cv and shuffles; what the collection reads
+        # what the collection reads, with the analysis's features, folds, cv and shuffles
         options=Options.declare(utilities=None, batch_size=16, dtype="auto", device="cpu"),
         consumes="utilities",
         collection=Collection(run=collect, harnesses=HARNESSES, passes_per_outcome=3),
