@@ -14,11 +14,8 @@ An experiment declares:
 - ``headline``: the flat headline keys the analysis reports (also the metric names in the harnesses' tables),
   and which of them are better when lower;
 - ``responders``: simulated models with a known property for ``--harness simulate`` (the first is the default);
-- ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults:
-  ``Options.declare(**others)``, its analysis's frozen ``Options`` (``ue_metrics/analyses/<name>.py``: names,
-  defaults and checks, validated by ``resolve_options`` for every front door) and the options its elicitation reads
-  (outcome files, wordings, the consumed run); an analysis with a ``bootstrap`` option has its fit bootstrapped
-  with that many pair resamples;
+- ``options``: the experiment-specific options it understands (``--option key=value``) with their defaults; an
+  experiment with a ``bootstrap`` option has its analysis fit bootstrapped with that many pair resamples;
 - ``free_answers`` (and ``judge``): free-form questions asked after the pairwise elicitation (utility maximisation's
   direct answer, ``ue_tasks.generation``), and the judge requests built from those answers;
 - ``consumes``: another experiment whose run this one reads (``--utilities RUN_DIR`` lands in
@@ -127,7 +124,9 @@ class Experiment:
 
     def resolve_options(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The experiment's options with ``given`` applied (the values as given: they are what ``analysis.json``
-        records); an unknown option, or a bad value of an analysis option, is one clear error."""
+        records); an unknown option, or a bad value of an analysis option, is one clear error. ``options`` is
+        ``Options.declare(**own)``: the analysis's frozen ``Options`` (ue_metrics/analyses/<name>.py: names,
+        defaults, checks) and the options the experiment's elicitation reads, each with its default."""
         resolved = self._merge_options(dict(given or {}))
         if isinstance(self.options, DeclaredOptions):
             self.options.check(resolved)
