@@ -13,6 +13,7 @@ from scipy.stats import spearmanr
 
 import ue_metrics.thurstonian as thurstonian
 from ue_metrics.aggregation import aggregate
+from ue_metrics.analyses import Inputs
 from ue_metrics.analyses import utilities as utilities_analysis
 from ue_metrics.fitting import fit_records
 from ue_metrics.simulate import simulate_records, thurstonian_responder, true_utilities
@@ -147,7 +148,7 @@ def test_random_baseline_follows_the_mode_and_is_labelled():
     assert "random = an exact fair coin" in exact.summary()
     assert "random = a fair coin with 10 sampled answers per ordering" in sampled.summary()
     for result, k in ((exact, 0), (sampled, 10)):
-        headline = utilities_analysis.analyse([], {}, result)["headline"]
+        headline = utilities_analysis.analyse([], {}, result, utilities_analysis.Options(), Inputs())["headline"]
         assert headline["random_answers_per_ordering"] == k
         assert headline["average_confidence_random"] == result.metrics["random_baseline"]["average_confidence"]
 

@@ -31,20 +31,20 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
     name, options = experiments.with_variant(experiment or _experiment_of(records), options)
     exp = experiments.get(name)
     opts = exp.resolve_options(options)
+    # the analysis's own options (its Options, validated there) apart from the experiment's elicitation options
+    kind = analyses.module(exp.analysis_name).Options
+    analysis_options = kind.from_mapping({k: v for k, v in opts.items() if k in kind.names()})
     if exp.fit and fit is None:
-        bootstrap = _whole(opts.get("bootstrap", 0), "bootstrap") if "bootstrap" in exp.options else 0
-        fit = fit_records(records, seed=seed, per_component=True, bootstrap=bootstrap,
+        fit = fit_records(records, seed=seed, per_component=True, bootstrap=getattr(analysis_options, "bootstrap", 0),
                           unparsed=unparsed or (run or {}).get("unparsed") or "exclude",
                           method=method or (run or {}).get("method") or "mle")  # fmt: skip
     outcomes = outcome_table(records)
     # what the analysis reads besides the records (another run's utilities, entity runs, free answers, the run
     # folder): given to the analysis, described in its details, never written into the options of analysis.json
-    extra = exp.inputs(opts, records, run) if exp.inputs is not None else {}
-    if generations is not None:
-        extra["generations"] = list(generations)
-    if folder is not None:
-        extra["run_dir"] = str(folder)
-    result = analyses.run(exp.analysis_name, records, outcomes, fit, {**opts, **extra, "seed": seed})
+    inputs = analyses.Inputs(seed=seed, generations=None if generations is None else tuple(generations),
+                             run_dir=None if folder is None else str(folder),
+                             extra=exp.inputs(opts, records, run) if exp.inputs is not None else {})  # fmt: skip
+    result = analyses.run(exp.analysis_name, records, outcomes, fit, analysis_options, inputs)
     first = records[0]
     models = sorted({r["model"] for r in records})
     result = {
@@ -71,12 +71,6 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
                                                          "ci_method", "holdout_accuracy", "holdout_log_loss",
                                                          "unparsed_policy", "fit_method")}  # fmt: skip
     return result
-
-
-def _whole(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UserError(f"--option {name} must be a whole number ≥ 0, got {value!r}")
-    return value
 
 
 def _experiment_of(records: Sequence[dict]) -> str:

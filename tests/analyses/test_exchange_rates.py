@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from bounds import within_se
 
+from ue_metrics.analyses import Inputs
 from ue_metrics.analyses import exchange_rates as er
 from ue_metrics.fitting import fit_records
 from ue_metrics.records import outcome_table
@@ -38,7 +39,7 @@ def simulated(options: dict, responder: str = "log_utility", mode: str = "sample
 
 def analyse(records: list[dict], **options) -> dict:
     fit = fit_records(records, per_component=True)
-    return er.analyse(records, outcome_table(records), fit, {"bootstrap": 60, **options})
+    return er.analyse(records, outcome_table(records), fit, er.Options.from_mapping({"bootstrap": 60, **options}), Inputs())
 
 
 OPTS = {"xs": COUNTRIES, "quantities": "1,3,10,30,100,300,1000", "money_points": 16}

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from bounds import independent_r_bound
 
+from ue_metrics.analyses import Inputs
 from ue_metrics.analyses import expected_utility as eu
 from ue_tasks.experiments.expected_utility import lottery_probabilities, make_lotteries, outcomes
 from ue_tasks.outcomes import load_outcomes
@@ -89,12 +90,12 @@ def test_the_measures_by_hand():
     ids = ["x", "y", "z", "L1", "L2", "L3", "L4"]
     mu = {"x": 2.0, "y": 0.0, "z": -1.0}
     exact = {"L1": 1.0, "L2": 1.7, "L3": -0.8, "L4": -0.1}
-    h = eu.analyse([], outcomes_table, _fit(ids, [mu.get(i, exact.get(i)) for i in ids]), {"seed": 0})["headline"]
+    h = eu.analyse([], outcomes_table, _fit(ids, [mu.get(i, exact.get(i)) for i in ids]), eu.Options(), Inputs(seed=0))["headline"]
     assert h["eu_correlation"] == pytest.approx(1.0) and h["eu_mae_normalized"] == pytest.approx(0.0, abs=1e-12)
     assert h["eu_pair_agreement"] == 1.0 and h["n_lotteries"] == 4
     # swap two lotteries' utilities: one pair of six (L1, L4 keep their order with the others) flips
     swapped = dict(exact, L1=-0.1, L4=1.0)
-    h2 = eu.analyse([], outcomes_table, _fit(ids, [mu.get(i, swapped.get(i)) for i in ids]), {"seed": 0})["headline"]
+    h2 = eu.analyse([], outcomes_table, _fit(ids, [mu.get(i, swapped.get(i)) for i in ids]), eu.Options(), Inputs(seed=0))["headline"]
     assert h2["eu_pair_agreement"] == pytest.approx(5 / 6)
     z = lambda v: (np.array(v) - np.mean(v)) / np.std(v)  # noqa: E731
     want = np.abs(z([-0.1, 1.7, -0.8, 1.0]) - z([1.0, 1.7, -0.8, -0.1])).mean()
@@ -110,7 +111,7 @@ def test_pairs_are_sampled_with_a_seed_or_all_compared():
 
 
 def test_records_without_lotteries_get_null_headlines_with_reasons(simulated):
-    h = eu.analyse([], {"x": {"text": "x"}}, _fit(["x"], [0.0]), {})
+    h = eu.analyse([], {"x": {"text": "x"}}, _fit(["x"], [0.0]), eu.Options(), Inputs())
     assert h["headline"]["eu_correlation"] is None and "lottery" in h["notes"]["eu_correlation"]
 
 

@@ -23,9 +23,10 @@ def records_for(outcomes, responder, budget: int = 1200, seed: int = 0) -> list[
     return exact_records(outcomes, responder, template="political", experiment="political_values", budget=budget, seed=seed)
 
 
-def analyse(records, **options):
-    """The analysis as ue runs it (NaN headlines become null with their reason)."""
-    return analyses.run("political_values", records, outcome_table(records), fit_records(records, per_component=True), {"seed": 0, **options})
+def analyse(records, **extra):
+    """The analysis as ue runs it (NaN headlines become null with their reason); ``extra``: the entity runs' inputs."""
+    return analyses.run("political_values", records, outcome_table(records), fit_records(records, per_component=True), {},
+                        analyses.Inputs(seed=0, extra=extra))
 
 
 @pytest.fixture(scope="module")

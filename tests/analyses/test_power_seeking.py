@@ -47,7 +47,7 @@ def run_analysis(core, kind: str, seed: int = 0) -> tuple[dict, object]:
     utility_fit = fit_records(records_for(core, responder, "default", seed=seed + 1), per_component=True)
     base = {r["id"]: r["utility"] for r in utility_fit.utilities()}
     result = analyses.run("power_seeking", power_records, outcome_table(power_records), fit_records(power_records, per_component=True),
-                          {"seed": 0, "base_utilities": base})  # fmt: skip
+                          {}, analyses.Inputs(seed=0, extra={"base_utilities": base}))  # fmt: skip
     return result, responder
 
 
@@ -114,7 +114,7 @@ def test_fitness_of_a_model_that_likes_its_own_propagation(core, likes):
 def test_without_a_utilities_run_the_correlations_are_missing_with_a_reason(core):
     responder = power_responder(core, 0, "likes_coercive")
     records = records_for(core, responder, "power", budget=800)
-    result = analyses.run("power_seeking", records, outcome_table(records), fit_records(records, per_component=True), {"seed": 0})
+    result = analyses.run("power_seeking", records, outcome_table(records), fit_records(records, per_component=True), {}, analyses.Inputs(seed=0))
     assert result["headline"]["power_correlation"] is None
     assert "--utilities" in result["notes"]["power_correlation"]
     assert result["details"]["n_power_scores"] == 570

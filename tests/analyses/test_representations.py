@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ue_metrics.analyses import Inputs
 from ue_metrics.analyses import representations as rp
 from ue_metrics.errors import UserError
 from ue_metrics.features import KINDS, FeatureSet, load
@@ -38,7 +39,7 @@ def utilities_run():
 
 
 def report(features: FeatureSet, fit, texts: dict[str, str], **options) -> dict:
-    return rp.probe_report(features, rp.targets_from_fit(fit), texts, rp.holdout_pairs(fit), options={"seed": 0, **options})
+    return rp.probe_report(features, rp.targets_from_fit(fit), texts, rp.holdout_pairs(fit), options=rp.Options.from_mapping(options))
 
 
 def fitted_mu(ids, fit) -> np.ndarray:
@@ -81,7 +82,7 @@ def test_a_signal_only_in_the_embeddings_shows_no_gain_over_them(utilities_run):
     # for a last-token headline the baseline is still the mean-pooled embeddings of the same reading
     states = embedding_states().features(ids, fitted_mu(ids, fit), seed=1)
     last = rp.probe_report(states, rp.targets_from_fit(fit), dict(zip(ids, texts)), rp.holdout_pairs(fit),
-                           options={"seed": 0, "features": "bare_last", "shuffles": 2})  # fmt: skip
+                           options=rp.Options(features="bare_last", shuffles=2))  # fmt: skip
     assert last["details"]["embedding_kind"] == "bare_mean"
 
 
@@ -183,7 +184,7 @@ def test_features_round_trip_and_damaged_files_are_one_sentence(tmp_path):
 def test_the_analysis_needs_the_run_folder_not_the_records_alone(utilities_run):
     _, _, fit = utilities_run
     with pytest.raises(UserError, match="analyse the run folder"):
-        rp.analyse([], {}, fit, {"seed": 0})
+        rp.analyse([], {}, fit, rp.Options(), Inputs())
 
 
 def test_one_shared_variance_leaves_logvar_undefined_not_a_huge_negative_r2(utilities_run):
@@ -193,7 +194,7 @@ def test_one_shared_variance_leaves_logvar_undefined_not_a_huge_negative_r2(util
     targets = rp.targets_from_fit(fit)
     shared = {i: (mu, 1569.071624 * (1 + 1e-13 * k)) for k, (i, (mu, _)) in enumerate(targets.items())}
     states = planted_states().features(ids, fitted_mu(ids, fit), seed=1)
-    out = rp.probe_report(states, shared, dict(zip(ids, texts)), rp.holdout_pairs(fit), options={"seed": 0, "shuffles": 2})
+    out = rp.probe_report(states, shared, dict(zip(ids, texts)), rp.holdout_pairs(fit), options=rp.Options(shuffles=2))
     assert out["headline"]["logvar_r2"] is None and "same σ²" in out["notes"]["logvar_r2"]
     assert out["details"]["best_layer_logvar"] is None and out["headline"]["probe_r2"] > 0.5
     assert all(v is None for v in out["details"]["by_kind"]["prompt_mean"]["logvar_r2"])

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from bounds import within_se
 
+from ue_metrics.analyses import Inputs
 from ue_metrics.analyses import time_discounting as td
 from ue_metrics.records import make_record
 from ue_tasks.elicitation.backends import SimulateBackend
@@ -31,7 +32,7 @@ def simulated(responder: str, mode: str = "logprob", samples: int = 20, options:
 
 
 def analyse(records: list[dict], **options) -> dict:
-    return td.analyse(records, {}, None, {"bootstrap": 100, **options})
+    return td.analyse(records, {}, None, td.Options.from_mapping({"bootstrap": 100, **options}), Inputs())
 
 
 @pytest.mark.parametrize("form,k", [("hyperbolic", 0.1), ("exponential", 0.03)])

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from ue_metrics.analyses import Inputs
 from ue_metrics.analyses import transitivity as tr
 from ue_metrics.records import make_record
 
@@ -39,8 +40,8 @@ def test_labelling_of_a_triad_does_not_matter():
     # the same preferences with ids given in another order and pairs stored in the other orientation
     first = triad_records({("x", "y"): 0.9, ("y", "z"): 0.8, ("x", "z"): 0.3})
     second = triad_records({("y", "x"): 0.1, ("z", "y"): 0.2, ("z", "x"): 0.7})
-    a = tr.analyse(first, {})["headline"]["cycle_probability"]
-    b = tr.analyse(second, {})["headline"]["cycle_probability"]
+    a = tr.analyse(first, {}, None, tr.Options(), Inputs())["headline"]["cycle_probability"]
+    b = tr.analyse(second, {}, None, tr.Options(), Inputs())["headline"]["cycle_probability"]
     assert a == pytest.approx(b) and a == pytest.approx(0.9 * 0.8 * 0.7 + 0.1 * 0.2 * 0.3)
 
 
@@ -54,7 +55,8 @@ def test_a_transitive_agent_and_a_coin_are_told_apart():
         pairs = [(ids[0], ids[1]), (ids[1], ids[2]), (ids[0], ids[2])]
         sharp += triad_records({(a, b): float(utility[a] > utility[b]) for a, b in pairs}, group=f"t{t}")
         coin += triad_records({p: 0.5 for p in pairs}, group=f"t{t}", mode="sample", rng=rng)
-    h_sharp, h_coin = tr.analyse(sharp, {})["headline"], tr.analyse(coin, {})["headline"]
+    h_sharp = tr.analyse(sharp, {}, None, tr.Options(), Inputs())["headline"]
+    h_coin = tr.analyse(coin, {}, None, tr.Options(), Inputs())["headline"]
     assert h_sharp["cycle_probability"] == 0.0 and h_sharp["n_triads"] == 300
     assert h_sharp["log10_cycle_probability"] is None  # −∞ is reported as null, with a reason
     assert h_coin["cycle_probability"] == pytest.approx(0.25, abs=0.02)
@@ -82,5 +84,5 @@ def test_the_papers_random_responder_value():
 
 def test_incomplete_triads_are_left_out_and_counted():
     recs = triad_records({("x", "y"): 0.9, ("y", "z"): 0.8, ("x", "z"): 0.3}) + triad_records({("p", "q"): 0.5}, group="t1")
-    result = tr.analyse(recs, {})
+    result = tr.analyse(recs, {}, None, tr.Options(), Inputs())
     assert result["headline"]["n_triads"] == 1 and result["details"]["incomplete_triads"] == 1

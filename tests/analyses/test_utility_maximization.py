@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from ue_metrics.analyses import Inputs
 from ue_metrics.analyses import utility_maximization as um
 from ue_tasks.experiments.utility_maximization import outcomes, pairs_per_question, plan, read_questions
 from ue_tasks.plan import PlanSpec
@@ -99,14 +100,14 @@ def test_unmatched_answers_count_as_misses_and_a_judge_settles_them():
         return {"id": f"{kind}:{qid}", "kind": kind, "group": qid, "prompt": "?", "text": text, "metadata": {"candidates": COUNTRIES}}
 
     gens = [entry("q00", "answer", "South Korea"), entry("q01", "answer", "Seoul, obviously"), entry("q02", "answer", "Japan")]
-    h = um.analyse([], {}, _fit(util), {"generations": gens})["headline"]
+    h = um.analyse([], {}, _fit(util), um.Options(), Inputs(generations=tuple(gens)))["headline"]
     assert h["n_questions"] == 3 and h["unmatched_rate"] == pytest.approx(1 / 3)
     assert h["top1_rate"] == pytest.approx(1 / 3) and h["top3_rate"] == pytest.approx(2 / 3)  # the unmatched one is a miss
-    judged = um.analyse([], {}, _fit(util), {"generations": gens + [entry("q01", "judge", "South Korea")]})
+    judged = um.analyse([], {}, _fit(util), um.Options(), Inputs(generations=(*gens, entry("q01", "judge", "South Korea"))))
     assert judged["headline"]["unmatched_rate"] == 0.0 and judged["headline"]["top1_rate"] == pytest.approx(2 / 3)
     assert judged["details"]["matched_by"] == {"exact": 2, "judge": 1}
 
 
 def test_no_free_answers_is_a_null_headline_with_a_reason():
-    result = um.analyse([], {}, _fit({"c:0": 0.0, "c:1": 1.0}), {})
+    result = um.analyse([], {}, _fit({"c:0": 0.0, "c:1": 1.0}), um.Options(), Inputs())
     assert result["headline"]["top1_rate"] is None and "free answers" in result["notes"]["top1_rate"]

@@ -41,11 +41,15 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ue_metrics.analyses import AnalysisOptions, Inputs
 from ue_metrics.errors import UserError
+
+if TYPE_CHECKING:
+    from ue_metrics.fitting import FitResult
 
 # the reference X of each category (rates are in its units); --option reference=X picks another. The one home of
 # both constants: the experiment (ue_tasks/experiments/exchange_rates.py) imports NEGATIVE_MEASURES from here
@@ -53,6 +57,26 @@ DEFAULT_REFERENCE = {"countries": "United States", "specific_entities": "You", "
 # measures whose outcomes get worse as N grows (utility falls with N)
 NEGATIVE_MEASURES = ("death",)
 SLOPES = ("shared", "per_x")
+
+
+@dataclass(frozen=True)
+class Options(AnalysisOptions):
+    slope: str = "shared"  # SLOPES: one slope shared by every X (the paper's), or each X's own
+    bootstrap: int = 100  # pair resamples of the fit for the rates' intervals (0: no intervals)
+    min_r2: float = 0.5  # an X whose line fits worse is flagged in the table
+    reference: str = ""  # the X the rates are in units of ("": the category's DEFAULT_REFERENCE)
+    highlight: str | tuple[str, ...] = ""  # X drawn in colour in the figures (comma-separated or a list; "": chosen)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.slope == "":  # an empty --option slope= is the default, as before
+            object.__setattr__(self, "slope", "shared")
+        self.choice("slope", SLOPES)
+        self.whole("bootstrap")
+
+    @property
+    def highlighted(self) -> list[str]:
+        return _names(self.highlight)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -93,7 +117,7 @@ def shared_lines(xs: Sequence[np.ndarray], Ys: Sequence[np.ndarray]) -> tuple[np
 # ----------------------------------------------------------------------------------------------------------
 
 
-def bootstrap_utilities(fit: Any, resamples: int, seed: int) -> np.ndarray | None:
+def bootstrap_utilities(fit: FitResult, resamples: int, seed: int) -> np.ndarray | None:
     """(B × n) utilities of the fit's outcomes (``fit.data.ids`` order) refitted on pair resamples of its training
     pairs; NaN for outcomes that are in no training pair. None when ``resamples`` is 0. A fit that was bootstrapped
     already (``ue run`` fits with the experiment's ``bootstrap`` option) gives its own resamples, not refitted."""
@@ -141,29 +165,21 @@ def _names(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
+def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
+            inputs: Inputs) -> dict:  # fmt: skip
     """The exchange-rate analysis of one run: per X the line μ(X, N) ≈ a_X·ln N + b_X, the rates against the reference
     X (shared or per-X slope) with bootstrap intervals, dollar prices from the money ladder, the headline and the
     figures' data. One step per section: outcomes, reference, lines, per-X table, headline, figures, details."""
     if fit is None:
         raise UserError("the exchange-rate analysis needs a Thurstonian fit of the records")
-    opts = dict(options or {})
-    slope_used = str(opts.get("slope") or "shared")
-    if slope_used not in SLOPES:
-        raise UserError(f"--option slope must be one of {', '.join(SLOPES)}, got {slope_used!r}")
-    try:
-        resamples = int(opts.get("bootstrap", 100))
-        min_r2 = float(opts.get("min_r2", 0.5))
-    except (TypeError, ValueError):
-        raise UserError("--option bootstrap must be a whole number and --option min_r2 a number") from None
-    seed = int(opts.get("seed", 0))
+    slope_used, resamples, min_r2, seed = options.slope, options.bootstrap, options.min_r2, inputs.seed
     notes: dict[str, str] = {}
     known = _known_outcomes(fit, outcomes)
-    reference = _reference(opts, known, notes)
+    reference = _reference(options, known, notes)
     lines = _lines(fit, known, reference, resamples, seed, notes)
     rows = _rows(known, lines, reference, slope_used, min_r2, notes)
     headline, self_valuation, top, bottom = _headline(rows, lines, reference, slope_used, known.category, notes)
-    figures = _figures(opts, rows, known, lines, reference, slope_used, top, bottom)
+    figures = _figures(options, rows, known, lines, reference, slope_used, top, bottom)
     details = _details(fit, rows, known, lines, slope_used, min_r2, self_valuation, notes)
     return {"headline": headline, "notes": notes, "details": details, "figures": figures}
 
@@ -188,7 +204,7 @@ class _Known:
         return -1.0 if self.measure in NEGATIVE_MEASURES else 1.0
 
 
-def _known_outcomes(fit: Any, outcomes: Mapping[str, dict]) -> _Known:
+def _known_outcomes(fit: FitResult, outcomes: Mapping[str, dict]) -> _Known:
     # --- what the outcome generator knew --------------------------------------------------------------------
     data = fit.data
     index = {oid: k for k, oid in enumerate(data.ids)}
@@ -221,12 +237,12 @@ def _known_outcomes(fit: Any, outcomes: Mapping[str, dict]) -> _Known:
     return _Known(mu, comp, groups, money, xs, category, measure, unit, entity)
 
 
-def _reference(opts: Mapping[str, Any], known: _Known, notes: dict[str, str]) -> str:
+def _reference(options: Options, known: _Known, notes: dict[str, str]) -> str:
     # --- reference ----------------------------------------------------------------------------------------------
     xs = known.xs
-    wanted = str(opts.get("reference") or "") or DEFAULT_REFERENCE.get(known.category, "")
+    wanted = options.reference or DEFAULT_REFERENCE.get(known.category, "")
     if wanted and wanted not in xs:
-        if opts.get("reference"):
+        if options.reference:
             raise UserError(f"--option reference: {wanted!r} is not among this run's X ({', '.join(xs[:6])}{', ...' if len(xs) > 6 else ''})")
         notes["reference"] = f"the default reference {wanted!r} is not in this run; the first X, {xs[0]!r}, is used instead"
         wanted = ""
@@ -251,7 +267,7 @@ class _Lines:
     mb: np.ndarray | None
 
 
-def _lines(fit: Any, known: _Known, reference: str, resamples: int, seed: int, notes: dict[str, str]) -> _Lines:
+def _lines(fit: FitResult, known: _Known, reference: str, resamples: int, seed: int, notes: dict[str, str]) -> _Lines:
     # --- utilities: point fit and bootstrap resamples --------------------------------------------------------------
     mu, groups, money, xs = known.mu, known.groups, known.money, known.xs
     draws = bootstrap_utilities(fit, resamples, seed)
@@ -392,12 +408,12 @@ def _headline(rows: list[dict], lines: _Lines, reference: str, slope_used: str, 
     return headline, self_valuation, top, bottom
 
 
-def _figures(opts: Mapping[str, Any], rows: list[dict], known: _Known, lines: _Lines, reference: str, slope_used: str,
+def _figures(options: Options, rows: list[dict], known: _Known, lines: _Lines, reference: str, slope_used: str,
              top: dict | None, bottom: dict | None) -> dict[str, Any]:  # fmt: skip
     # --- figures --------------------------------------------------------------------------------------------
     by_x = {r["x"]: r for r in rows}
     unit, measure, category, money, money_line = known.unit, known.measure, known.category, known.money, lines.money_line
-    highlight = [x for x in _names(opts.get("highlight")) if x in by_x]
+    highlight = [x for x in options.highlighted if x in by_x]
     if not highlight:
         highlight = [reference] + [r["x"] for r in (top, bottom) if r is not None]
         highlight += [r["x"] for r in rows if r["entity"] in ("self", "ai")][:3]
@@ -420,7 +436,7 @@ def _figures(opts: Mapping[str, Any], rows: list[dict], known: _Known, lines: _L
     }
 
 
-def _details(fit: Any, rows: list[dict], known: _Known, lines: _Lines, slope_used: str, min_r2: float,
+def _details(fit: FitResult, rows: list[dict], known: _Known, lines: _Lines, slope_used: str, min_r2: float,
              self_valuation: dict[str, Any], notes: dict[str, str]) -> dict[str, Any]:  # fmt: skip
     draws, shared_a = lines.draws, lines.shared_a
     details = {

@@ -27,9 +27,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ue_metrics.analyses import AnalysisOptions, Inputs
+from ue_metrics.errors import UserError
+
+if TYPE_CHECKING:
+    from ue_metrics.fitting import FitResult
 
 HEADLINE = (
     "eu_correlation", "eu_correlation_ci_low", "eu_correlation_ci_high", "eu_correlation_p", "eu_correlation_random",
@@ -38,6 +45,18 @@ HEADLINE = (
 )  # fmt: skip
 MAE_RANDOM = 2 / math.sqrt(math.pi)  # E|X − Y| for independent standard normals X, Y
 TIE = 1e-6
+
+
+@dataclass(frozen=True)
+class Options(AnalysisOptions):
+    bootstrap: int = 100  # the fit's bootstrap resamples, each giving one r for the interval (0: no interval)
+    pairs: int | str = 1000  # lottery pairs compared for the pair agreement: a number drawn, or "all"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.whole("bootstrap")
+        if self.pairs != "all" and not (isinstance(self.pairs, int) and self.pairs >= 1):
+            raise UserError(f"--option pairs must be a whole number ≥ 1 or 'all', got {self.pairs!r}")
 
 
 def lotteries(outcomes: Mapping[str, dict]) -> list[dict[str, Any]]:
@@ -94,10 +113,9 @@ def probability_weight(u: np.ndarray, eu: np.ndarray, plain: np.ndarray, what: s
     return beta / scale, {"beta": beta, "gamma": gamma}, ""
 
 
-def analyse_lotteries(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any, options: Mapping[str, Any],
-                      what: str = "lottery") -> dict:  # fmt: skip
+def analyse_lotteries(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
+                      inputs: Inputs, what: str = "lottery") -> dict:  # fmt: skip
     """The analysis for lotteries (``what`` names them in notes and figures: lottery, event)."""
-    options = dict(options or {})
     headline: dict[str, Any] = {"eu_correlation_random": 0.0, "eu_mae_normalized_random": MAE_RANDOM, "eu_pair_agreement_random": 0.5}
     notes: dict[str, str] = {}
     keys = ("eu_correlation", "eu_correlation_ci_low", "eu_correlation_ci_high", "eu_correlation_p", "eu_mae_normalized",
@@ -145,16 +163,8 @@ def analyse_lotteries(records: Sequence[dict], outcomes: Mapping[str, dict], fit
         notes["eu_correlation_p"] = notes["eu_correlation"] = f"the {what} utilities or their expected utilities do not vary"
         headline["eu_correlation"] = None
     headline["eu_mae_normalized"] = float(np.abs(_z(u) - _z(eu)).mean())
-    limit_opt = options.get("pairs", 1000)
-    if str(limit_opt) == "all":
-        limit = None
-    elif isinstance(limit_opt, int) and not isinstance(limit_opt, bool) and limit_opt >= 1:
-        limit = limit_opt
-    else:
-        from ue_metrics.errors import UserError
-
-        raise UserError(f"--option pairs must be a whole number ≥ 1 or 'all', got {limit_opt!r}")
-    rng = np.random.default_rng([int(options.get("seed", 0)), 2718])
+    limit = None if options.pairs == "all" else int(options.pairs)
+    rng = np.random.default_rng([inputs.seed, 2718])
     pairs = pair_indices(n, limit, rng)
     headline["eu_pair_agreement"] = pair_agreement(eu, u, pairs)
     weight, coef, why = probability_weight(u, eu, plain, what)
@@ -185,7 +195,7 @@ def analyse_lotteries(records: Sequence[dict], outcomes: Mapping[str, dict], fit
         "n_found": len(found),
         "skipped": skipped,
         "pairs_compared": int(len(pairs)),
-        "pairs_rule": "all pairs" if limit is None or len(pairs) < limit else f"{limit} pairs drawn uniformly (seed {int(options.get('seed', 0))})",
+        "pairs_rule": "all pairs" if limit is None or len(pairs) < limit else f"{limit} pairs drawn uniformly (seed {inputs.seed})",
         "bootstrap_resamples": len(boot_r),
         "regression": coef,
         "largest_gaps": worst,
@@ -197,8 +207,9 @@ def analyse_lotteries(records: Sequence[dict], outcomes: Mapping[str, dict], fit
     return {"headline": headline, "notes": notes, "details": details, "figures": figures}
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
-    return analyse_lotteries(records, outcomes, fit, options or {}, what="lottery")
+def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
+            inputs: Inputs) -> dict:  # fmt: skip
+    return analyse_lotteries(records, outcomes, fit, options, inputs, what="lottery")
 
 
 def draw_eu_scatter(data: Mapping[str, Any], fig: Any) -> None:

@@ -9,14 +9,26 @@ describes this comparison but the companion code stops at the utilities (docs/me
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from ue_metrics.analyses import Inputs
+from ue_metrics.analyses import expected_utility as _explicit
 from ue_metrics.analyses.expected_utility import FIGURES as _FIGURES
 from ue_metrics.analyses.expected_utility import analyse_lotteries
 
+if TYPE_CHECKING:
+    from ue_metrics.fitting import FitResult
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
-    return analyse_lotteries(records, outcomes, fit, options or {}, what="event")
+
+@dataclass(frozen=True)
+class Options(_explicit.Options):
+    """The explicit lotteries' options (``bootstrap``, ``pairs``), with their defaults."""
+
+
+def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
+            inputs: Inputs) -> dict:  # fmt: skip
+    return analyse_lotteries(records, outcomes, fit, options, inputs, what="event")
 
 
 FIGURES = dict(_FIGURES)

@@ -30,14 +30,33 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ue_metrics.analyses import AnalysisOptions, Inputs
+from ue_metrics.errors import UserError
+
+if TYPE_CHECKING:
+    from ue_metrics.fitting import FitResult
 
 GAMMA = 0.99
 CONSISTENCY_WEIGHT = 0.1
 ADAM_LR = 0.01
 ADAM_STEPS = 1000
+SOLVERS = ("closed_form", "adam")
+
+
+@dataclass(frozen=True)
+class Options(AnalysisOptions):
+    gamma: float = GAMMA  # the Bellman equation's discount factor, in (0, 1]
+    solver: str = "closed_form"  # SOLVERS: the exact least-squares optimum, or the paper's Adam steps
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.gamma <= 1:
+            raise UserError(f"--option gamma must be a discount factor in (0, 1], got {self.gamma!r}")
+        self.choice("solver", SOLVERS)
 RANDOM_DRAWS = 200
 
 
@@ -104,8 +123,6 @@ def bellman_fit(g: ProcessGraph, U: np.ndarray, gamma: float = GAMMA, solver: st
     elif solver == "adam":
         R, V = _adam(g, U, gamma)
     else:
-        from ue_metrics.errors import UserError
-
         raise UserError(f"unknown Bellman solver {solver!r}; use closed_form or adam")
     V_new = R + gamma * g.W @ V
     loss = float(np.mean((V_new - V) ** 2) + CONSISTENCY_WEIGHT * np.mean((V_new - U) ** 2))
@@ -167,15 +184,9 @@ def random_loss(graphs: Sequence[ProcessGraph], all_ids: Sequence[str], gamma: f
     return float(np.mean(totals))
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
-    options = dict(options or {})
-    gamma = options.get("gamma", GAMMA)
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 < gamma <= 1:
-        from ue_metrics.errors import UserError
-
-        raise UserError(f"--option gamma must be a discount factor in (0, 1], got {gamma!r}")
-    gamma = float(gamma)
-    solver = str(options.get("solver", "closed_form"))
+def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
+            inputs: Inputs) -> dict:  # fmt: skip
+    gamma, solver = options.gamma, options.solver
     keys = ("instrumentality_loss", "instrumentality_loss_control", "instrumentality_gap", "instrumentality_loss_random")
     if fit is None:
         reason = "the analysis needs a Thurstonian fit of the records"
@@ -200,7 +211,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         headline["instrumentality_loss"] = float(np.mean([r["bellman_error"] for r in natural]))
         fitted_ids = [oid for oid in fit.data.ids if oid in util]
         nat_graphs = [g for g in graphs_by_set["natural"] if g.name in {r["process"] for r in natural}]
-        headline["instrumentality_loss_random"] = random_loss(nat_graphs, fitted_ids, gamma, int(options.get("seed", 0)))
+        headline["instrumentality_loss_random"] = random_loss(nat_graphs, fitted_ids, gamma, inputs.seed)
     else:
         reason = ("no natural process has a utility for every outcome" if graphs_by_set["natural"] else
                   "the outcomes carry no Markov-process attributes (are the records from the instrumental_values experiment?)")  # fmt: skip

@@ -25,7 +25,7 @@ Measures, on the Thurstonian utilities of a run:
   √(2·(1 − r)) with r their Pearson correlation (0: identical, √2: unrelated, 2: opposite); the nearest entities
   come first.
 
-Entity runs reach the analysis as ``options["entity_utilities"]`` ``{label: {policy id: utility}}`` (read from their
+Entity runs reach the analysis as ``inputs.extra["entity_utilities"]`` ``{label: {policy id: utility}}`` (read from their
 run folders by ``ue_tasks``: ``--option entities=DIR1,DIR2``).
 """
 
@@ -33,14 +33,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ue_metrics.analyses import AnalysisOptions, Inputs
 from ue_metrics.errors import UserError
+
+if TYPE_CHECKING:
+    from ue_metrics.fitting import FitResult
 
 LEFT, RIGHT, NEUTRAL = "politics:left", "politics:right", "politics:neutral"
 LEVEL = 0.95
+BOOTSTRAP = 2000
+
+
+@dataclass(frozen=True)
+class Options(AnalysisOptions):
+    bootstrap: int = BOOTSTRAP  # resamples of the fit and of the lean's interval (0: the interval takes 2000)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.whole("bootstrap")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -186,12 +201,13 @@ def distance(z1: np.ndarray, z2: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------------------------------------------
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
-    options = dict(options or {})
+def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
+            inputs: Inputs) -> dict:  # fmt: skip
+    """``inputs.extra``: ``entity_utilities`` ({label: {policy id: utility}}) and ``entity_runs`` (each described)."""
     if fit is None:
         raise UserError("the political_values analysis needs a Thurstonian fit of the records")
-    rng = np.random.default_rng([int(options.get("seed", 0)), 4701])
-    n_boot = int(options.get("bootstrap", 2000) or 2000)
+    rng = np.random.default_rng([inputs.seed, 4701])
+    n_boot = options.bootstrap or BOOTSTRAP
     utilities = {r["id"]: float(r["utility"]) for r in fit.utilities() if math.isfinite(r["utility"])}
     full_coding = coding_from_table(outcomes)
     coding = {i: c for i, c in full_coding.items() if c in ("left", "right")}
@@ -213,8 +229,8 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         notes["left_share"] = "no answered pair opposes a left- and a right-coded policy"
 
     # entities on a common map with the subject
-    entity_utilities: dict[str, Mapping[str, float]] = dict(options.get("entity_utilities") or {})
-    entity_info = {e["label"]: e for e in options.get("entity_runs") or []}
+    entity_utilities: dict[str, Mapping[str, float]] = dict(inputs.extra.get("entity_utilities") or {})
+    entity_info = {e["label"]: e for e in inputs.extra.get("entity_runs") or []}
     entity_utilities.pop(subject["label"], None)
     headline_map: dict[str, Any] = {"nearest_entity": None, "nearest_entity_distance": None, "explained_variance_2d": None}
     details_map: dict[str, Any] = {}

@@ -45,16 +45,36 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ue_metrics.analyses import AnalysisOptions, Inputs
 from ue_metrics.errors import UserError
 from ue_metrics.features import FEATURES_FILE, KINDS, FeatureSet, describe, load
 
+if TYPE_CHECKING:
+    from ue_metrics.fitting import FitResult
+
 ALPHA_GRID = np.logspace(-6, 3, 28)  # × the fold's largest squared singular value
-DEFAULTS = {"features": "prompt_mean", "folds": 5, "cv": "random", "shuffles": 20}
+CVS = ("random", "category")
+
+
+@dataclass(frozen=True)
+class Options(AnalysisOptions):
+    features: str = "prompt_mean"  # the feature kind of the headline probe (KINDS)
+    folds: int = 5  # cross-validation folds, at least 2
+    cv: str = "random"  # CVS: random folds, or whole categories held out
+    shuffles: int = 20  # probes fitted to shuffled utilities (the null)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.choice("features", KINDS)
+        self.whole("folds", 2)
+        self.whole("shuffles")
+        self.choice("cv", CVS)
 # the verdict calls a probe lexical when the embeddings (layer 0, mean-pooled) reach more than this share of its R²
 LEXICAL_SHARE = 0.75
 
@@ -227,18 +247,13 @@ def surface_features(texts: Sequence[str]) -> dict[str, np.ndarray]:
 
 def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]], texts: Mapping[str, str],
                  holdout: Sequence[tuple[str, str, float]], categories: Mapping[str, str] | None = None,
-                 options: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+                 options: Options | None = None, seed: int = 0) -> dict[str, Any]:  # fmt: skip
     """Probes of every layer and feature kind against ``targets`` ({id: (μ, σ²)}), scored on the held-out pairs
     ``holdout`` ([(a, b, P(a ≻ b))]); returns the analysis dict (headline, notes, details, figures)."""
-    opts = {**DEFAULTS, **dict(options or {})}
-    kind = str(opts["features"])
-    if kind not in KINDS:
-        raise UserError(f"option features must be one of {', '.join(KINDS)}, got {kind!r}")
+    options = options or Options()
+    kind, k, shuffles, cv = options.features, options.folds, options.shuffles, options.cv
     if kind not in features.arrays:
         raise UserError(f"the saved features have no {kind!r} (they hold {', '.join(sorted(features.arrays))})")
-    k, shuffles = int(opts["folds"]), int(opts["shuffles"])
-    if k < 2 or shuffles < 0:
-        raise UserError(f"folds must be at least 2 and shuffles at least 0, got folds={k}, shuffles={shuffles}")
     ids = [i for i in features.ids if i in targets and all(math.isfinite(v) for v in targets[i]) and targets[i][1] > 0]
     dropped = len(features.ids) - len(ids)
     if len(ids) < 2 * k:
@@ -252,10 +267,7 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
     logvar_constant = not float(np.ptp(logvar)) > 1e-9 * max(1.0, float(np.abs(logvar).max()))
     if logvar_constant:
         logvar = np.zeros(n)
-    rng = np.random.default_rng([int(opts.get("seed", 0)), 1717])
-    cv = str(opts["cv"])
-    if cv not in ("random", "category"):
-        raise UserError(f"option cv must be random or category, got {cv!r}")
+    rng = np.random.default_rng([seed, 1717])
     folds = fold_ids(n, k, rng, [(categories or {}).get(i, "") for i in ids] if cv == "category" else None)
     perms = [rng.permutation(n) for _ in range(shuffles)]
     where = {oid: r for r, oid in enumerate(ids)}
@@ -412,34 +424,32 @@ def _verdict(h: Mapping[str, Any], base: Mapping[str, Mapping[str, float]]) -> s
     return "the probe beats both the shuffled-label and the surface-feature baselines: the utilities are linearly decodable from the hidden states"
 
 
-def targets_from_fit(fit: Any) -> dict[str, tuple[float, float]]:
+def targets_from_fit(fit: FitResult) -> dict[str, tuple[float, float]]:
     """{id: (μ, σ²)} of a Thurstonian ``FitResult``."""
     return {r["id"]: (r["utility"], r["sigma2"]) for r in fit.utilities()}
 
 
-def holdout_pairs(fit: Any) -> list[tuple[str, str, float]]:
+def holdout_pairs(fit: FitResult) -> list[tuple[str, str, float]]:
     """The run's held-out pairs as (a, b, pooled P(a ≻ b))."""
     data = fit.data
     hold = data.holdout()
     return [(data.ids[i], data.ids[j], float(y)) for i, j, y in zip(hold.i.tolist(), hold.j.tolist(), hold.y.tolist())]
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
-    options = dict(options or {})
+def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
+            inputs: Inputs) -> dict:  # fmt: skip
+    """The probes of the hidden states saved in the run folder (``inputs.run_dir``)."""
     if fit is None:
         raise UserError("the representations analysis needs a Thurstonian fit of the utilities run's records")
-    features = options.pop("feature_set", None)
-    if features is None:
-        folder = options.get("run_dir")
-        if not folder:
-            raise UserError(
-                f"the representations analysis reads the hidden states saved beside the records ({FEATURES_FILE}); "
-                "analyse the run folder of `ue run representations`, not its records file"
-            )
-        features = load(Path(folder) / FEATURES_FILE)
+    if not inputs.run_dir:
+        raise UserError(
+            f"the representations analysis reads the hidden states saved beside the records ({FEATURES_FILE}); "
+            "analyse the run folder of `ue run representations`, not its records file"
+        )
+    features = load(Path(inputs.run_dir) / FEATURES_FILE)
     texts = {i: o.get("text", "") for i, o in outcomes.items()}
     categories = {i: o.get("category", "") for i, o in outcomes.items()}
-    return probe_report(features, targets_from_fit(fit), texts, holdout_pairs(fit), categories, options)
+    return probe_report(features, targets_from_fit(fit), texts, holdout_pairs(fit), categories, options, inputs.seed)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -46,13 +46,17 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.stats import pearsonr, spearmanr
 
+from ue_metrics.analyses import AnalysisOptions, Inputs
 from ue_metrics.errors import UserError
+
+if TYPE_CHECKING:
+    from ue_metrics.fitting import FitResult
 
 FACTORS = ("content", "variant", "label", "position")
 DEFAULT_LABELS = ("A", "B")
@@ -61,6 +65,19 @@ STABLE_VARIANT = 0.1
 NO_SIGNAL = 0.05
 BOOTSTRAP = 200
 COIN = {"mean_spearman": 0.0, "flip_rate": 0.5}
+UNPARSED = "exclude"  # an unparseable answer is left out of every count
+
+
+@dataclass(frozen=True)
+class Options(AnalysisOptions):
+    margin: float = MARGIN  # |P − 1/2| below which a pair's preference counts as no preference
+    bootstrap: int = BOOTSTRAP  # resamples of the cross-variant correlations' intervals
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.margin < 0.5:
+            raise UserError(f"--option margin must be a number in [0, 0.5), got {self.margin!r}")
+        self.whole("bootstrap")
 
 
 def variant_of(record: Mapping[str, Any]) -> str:
@@ -257,6 +274,8 @@ def correlations(utils: Mapping[str, Mapping[str, float]], seed: int, bootstrap:
     if len(variants) < 2 or len(common) < 3:
         raise UserError(f"robustness needs at least two variants that rank three outcomes in common; got {len(variants)} "
                         f"variants and {len(common)} common outcomes — ask more pairs (--budget) or more variants")  # fmt: skip
+    from scipy.stats import pearsonr, spearmanr  # here: the experiment registry imports this module, and no heavy package
+
     U = np.array([[utils[v][o] for o in common] for v in variants])  # variants × outcomes
     pairs = list(itertools.combinations(range(len(variants)), 2))
 
@@ -363,17 +382,18 @@ def verdict(shares: Mapping[str, float]) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- analyse
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any, options: Mapping[str, Any]) -> dict[str, Any]:
-    seed = int(options.get("seed", 0))
-    unparsed = str(options.get("unparsed") or "exclude")
-    first_label = dict(options.get("first_label") or {})
-    margin = float(options.get("margin", MARGIN))
-    ans = Answers(records, first_label, unparsed, dict(options.get("labels") or {}))
+def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
+            inputs: Inputs) -> dict[str, Any]:  # fmt: skip
+    """``inputs.extra``: ``first_label`` {variant id: the label that variant displays first} and ``labels`` {variant
+    id: its two answer labels} (the spec's ``first_labels`` hook; records carry the labels too)."""
+    seed, unparsed, margin = inputs.seed, UNPARSED, options.margin
+    first_label = dict(inputs.extra.get("first_label") or {})
+    ans = Answers(records, first_label, unparsed, dict(inputs.extra.get("labels") or {}))
     if ans.n_variants < 2:
         raise UserError(f"the robustness records hold {ans.n_variants} prompt variant; robustness compares at least two "
                         "(--option variants=... lists them)")  # fmt: skip
     utils = variant_utilities(records, seed, unparsed)
-    corr = correlations(utils, seed, int(options.get("bootstrap", BOOTSTRAP)))
+    corr = correlations(utils, seed, options.bootstrap)
     prefs = pair_preferences(records, unparsed)
     classes = classify_pairs(prefs, margin)
     n_pairs = sum(classes.values())

@@ -31,14 +31,30 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import isotonic_regression, minimize_scalar
 
+from ue_metrics.analyses import AnalysisOptions, Inputs
 from ue_metrics.errors import UserError
 
+if TYPE_CHECKING:
+    from ue_metrics.fitting import FitResult
+
 SCORINGS = ("separate", "strict")
+
+
+@dataclass(frozen=True)
+class Options(AnalysisOptions):
+    scoring: str = "separate"  # how sampled answers count (SCORINGS: strict counts a refusal against waiting)
+    bootstrap: int = 200  # resamples of the answers for the intervals on k
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.choice("scoring", SCORINGS)
+        self.whole("bootstrap")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -191,18 +207,12 @@ def p_delayed(cells: Sequence[dict], mode: str, scoring: str, votes: list[dict] 
 # ----------------------------------------------------------------------------------------------------------
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
+def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
+            inputs: Inputs) -> dict:  # fmt: skip
     """The time-discounting analysis of one run: P(delayed) per (delay, multiplier) cell, the indifference points
     m*(t), hyperbolic and exponential fits of D(t) = 1/m* with bootstrap intervals, the headline and the figures."""
-    opts = dict(options or {})
-    scoring = str(opts.get("scoring") or "separate")
-    if scoring not in SCORINGS:
-        raise UserError(f"--option scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
-    try:
-        resamples = int(opts.get("bootstrap", 200))
-    except (TypeError, ValueError):
-        raise UserError(f"--option bootstrap must be a whole number, got {opts.get('bootstrap')!r}") from None
-    rng = np.random.default_rng([int(opts.get("seed", 0)), 9173])
+    scoring, resamples = options.scoring, options.bootstrap
+    rng = np.random.default_rng([inputs.seed, 9173])
     cells, info = cells_of(records)
     if not cells:
         raise UserError("no record compares the baseline with a delayed amount; are these records from the time_discounting "

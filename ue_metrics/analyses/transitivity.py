@@ -26,11 +26,22 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ue_metrics.analyses import AnalysisOptions, Inputs
+
+if TYPE_CHECKING:
+    from ue_metrics.fitting import FitResult
+
 COIN_CYCLE = 0.25
+
+
+@dataclass(frozen=True)
+class Options(AnalysisOptions):
+    """Transitivity has no options: its triads are the plan's, its answers the records'."""
 
 
 def cycle_probability(p1: np.ndarray, p2: np.ndarray, p3: np.ndarray) -> np.ndarray:
@@ -96,9 +107,9 @@ def coin_cycle_distribution(samples_per_ordering: int, bins: np.ndarray) -> np.n
     return hist
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
-    options = dict(options or {})
-    found, incomplete = triads(records, options.get("unparsed", "exclude"))
+def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
+            inputs: Inputs) -> dict:  # fmt: skip
+    found, incomplete = triads(records)
     modes = sorted({r["mode"] for r in records})
     notes: dict[str, str] = {}
     if not found:
@@ -134,7 +145,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
     for t in worst:
         t["texts"] = [outcomes.get(i, {}).get("text", i) for i in t["ids"]]
     # bootstrap interval over triads for the mean (triads are the sampling unit)
-    rng = np.random.default_rng(int(options.get("seed", 0)))
+    rng = np.random.default_rng(inputs.seed)
     boot = P[rng.integers(0, len(P), size=(1000, len(P)))].mean(axis=1)
     bins = np.linspace(0, 1, 41)
     hist, _ = np.histogram(P, bins=bins)

@@ -10,21 +10,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ue_metrics.analyses import AnalysisOptions, Inputs
 from ue_metrics.errors import UserError
-from ue_metrics.fitting import interval_note
+from ue_metrics.fitting import FitResult, interval_note
 
 COHERENCE = (
     "holdout_accuracy", "holdout_log_loss", "average_confidence", "cycle_rate", "order_gap", "position_bias",
     "unparsed_rate", "mean_label_mass",
 )  # fmt: skip
 WITH_RANDOM = ("holdout_accuracy", "holdout_log_loss", "average_confidence", "order_gap")
+TOP = 10  # outcomes listed at each end of the ranking in the details
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
+@dataclass(frozen=True)
+class Options(AnalysisOptions):
+    """The main run's analysis has no options of its own (the fit's are ``ue run``'s flags)."""
+
+
+def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
+            inputs: Inputs) -> dict:  # fmt: skip
     if fit is None:
         raise UserError("the utilities analysis needs a Thurstonian fit of the records")
     m = fit.metrics
@@ -50,7 +59,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
     headline["random_answers_per_ordering"] = base.get("samples_per_ordering")
     rows = fit.utilities()
     finite = [r for r in rows if math.isfinite(r["utility"])]
-    top = int((options or {}).get("top", 10))
+    top = TOP
     details = {
         "n_outcomes": m.get("n_outcomes"),
         "n_train_pairs": m.get("n_train_pairs"),
@@ -65,7 +74,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
         "top": [_row(r) for r in finite[:top]],
         "bottom": [_row(r) for r in finite[-top:]],
         "by_category": _by_category(finite),
-        "intervals": _holdout_intervals(fit, int((options or {}).get("seed", 0))),
+        "intervals": _holdout_intervals(fit, inputs.seed),
     }
     figures = {
         "utilities": {"rows": [_row(r) for r in finite], "ci_method": m.get("ci_method")},
@@ -79,7 +88,7 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = No
     return {"headline": headline, "notes": notes, "details": details, "figures": figures}
 
 
-def _holdout_intervals(fit: Any, seed: int, resamples: int = 1000) -> dict[str, list[float]]:
+def _holdout_intervals(fit: FitResult, seed: int, resamples: int = 1000) -> dict[str, list[float]]:
     """95% percentile intervals of held-out accuracy and log loss over resampled holdout pairs (the pairs are the
     sampling unit; the fit is held fixed), so a leaderboard can tell a model from the random responder. Empty when
     fewer than 10 holdout pairs were answered."""

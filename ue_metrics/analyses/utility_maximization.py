@@ -3,7 +3,7 @@ directly, does the model answer the candidate it gives the highest utility in pa
 
 Inputs: the records of the per-question pairwise choices (fitted per question: pairs never cross questions, so each
 question is its own component of the comparison graph), and the free answers (``ue.generation/1`` entries, passed
-as ``options["generations"]``: ``kind`` ``answer`` with the question's candidates in ``metadata``, optionally
+as ``inputs.generations``: ``kind`` ``answer`` with the question's candidates in ``metadata``, optionally
 ``judge`` replies).
 
 Matching a free answer to a candidate, in order (``match_answer``):
@@ -30,13 +30,24 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ue_metrics.analyses import AnalysisOptions, Inputs
+
+if TYPE_CHECKING:
+    from ue_metrics.fitting import FitResult
 
 TOP_K = (1, 3, 5)
 NO_MATCH = "NO MATCH"
 _ARTICLE = re.compile(r"^(?:the|a|an)\s+")
+
+
+@dataclass(frozen=True)
+class Options(AnalysisOptions):
+    """No options of its own: the experiment's (questions, answer and judge tokens, the matcher) shape what is asked."""
 
 
 def normalise(text: str) -> str:
@@ -93,9 +104,9 @@ def match_judge(reply: str | None, candidates: Sequence[Sequence[str]]) -> str |
     return cid if method in ("exact", "normalised") else None
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: Any = None, options: Mapping[str, Any] | None = None) -> dict:
-    options = dict(options or {})
-    entries = list(options.get("generations") or [])
+def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
+            inputs: Inputs) -> dict:  # fmt: skip
+    entries = list(inputs.generations or [])
     answers = {e["group"]: e for e in entries if e.get("kind") == "answer"}
     judged = {e["group"]: e for e in entries if e.get("kind") == "judge"}
     keys = ("top1_rate", "top3_rate", "top5_rate", "unmatched_rate", "mean_rank_percentile")

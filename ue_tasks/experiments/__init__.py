@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ue_metrics.analyses import DeclaredOptions
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder
 from ue_tasks.generation import Generation
@@ -158,8 +159,16 @@ class Experiment:
         return self.analysis or self.name
 
     def resolve_options(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The experiment's options with ``given`` applied; an unknown option is one clear error."""
-        given = dict(given or {})
+        """The experiment's options with ``given`` applied (the values as given: they are what ``analysis.json``
+        records); an unknown option, or a bad value of an analysis option, is one clear error. ``options`` is
+        ``Options.declare(**own)``: the analysis's frozen ``Options`` (ue_metrics/analyses/<name>.py: names,
+        defaults, checks) and the options the experiment's elicitation reads, each with its default."""
+        resolved = self._merge_options(dict(given or {}))
+        if isinstance(self.options, DeclaredOptions):
+            self.options.check(resolved)
+        return resolved
+
+    def _merge_options(self, given: dict[str, Any]) -> dict[str, Any]:
         allowed = set(self.options) | {"outcomes"} | ({"variant"} if self.variants else set())
         unknown = sorted(set(given) - allowed)
         if unknown:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ue_metrics.analyses.corrigibility import Options
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder, coin_responder, thurstonian_responder
 from ue_tasks.experiments import Experiment, Extension, register
@@ -133,7 +134,7 @@ register(
             "accepts": lambda outcomes, seed: corrigibility_responder(outcomes, seed, 0.0, "accepts"),
             "random": lambda outcomes, seed: coin_responder(),
         },
-        options={"utilities": None, "n": 200, "sample_seed": 42, "check_model": True, "bootstrap": 2000},
+        options=Options.declare(utilities=None, n=200, sample_seed=42, check_model=True),  # with the analysis's bootstrap
         consumes="utilities",
         inputs=consumed_utilities,
         description="Utilities of future preferences that reverse the model's own, against the size of the reversal Δ.",

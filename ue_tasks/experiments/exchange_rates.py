@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ue_metrics.analyses.exchange_rates import NEGATIVE_MEASURES  # one home: the analysis's (reference X too)
+from ue_metrics.analyses.exchange_rates import NEGATIVE_MEASURES, Options  # one home: the analysis's (reference X too)
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder, coin_responder
 from ue_tasks.experiments import Experiment, register
@@ -459,10 +459,8 @@ register(
             "equal": lambda outcomes, seed: log_utility_responder(outcomes, seed, equal=True),
             "random": lambda outcomes, seed: coin_responder(),
         },
-        options={
-            "category": "countries", "measure": "", "xs": "", "quantities": "", "money_points": 92,
-            "reference": "", "slope": "shared", "bootstrap": 100, "min_r2": 0.5, "highlight": "", "wording": "ue",
-        },  # fmt: skip
+        # what the outcome generator reads, with the analysis's reference, slope, bootstrap, min_r2 and highlight
+        options=Options.declare(category="countries", measure="", xs="", quantities="", money_points=92, wording="ue"),
         variants=_variant_rows(),
         description="Per X a line μ(X, N) ≈ a·ln N + b through its Thurstonian utilities; exchange rates against a "
         "reference X with bootstrap intervals, dollar prices from the money ladder, R² per X.",

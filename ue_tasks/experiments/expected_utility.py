@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ue_metrics.analyses.expected_utility import Options
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder, coin_responder, thurstonian_responder
 from ue_tasks.experiments import Experiment, register
@@ -39,7 +40,7 @@ HEADLINE = (
     "eu_probability_weight", "n_lotteries",
 )  # fmt: skip
 LOWER_IS_BETTER = ("eu_correlation_p", "eu_mae_normalized", "eu_mae_normalized_random")
-OPTIONS = {"lotteries": 100, "max_lottery_size": 3, "lottery_seed": 42, "bootstrap": 100, "pairs": 1000}
+OPTIONS = Options.declare(lotteries=100, max_lottery_size=3, lottery_seed=42)  # with the analysis's bootstrap, pairs
 
 
 def _int_option(options: Mapping[str, Any], key: str, low: int) -> int:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ue_metrics.analyses.expected_utility_implicit import Options
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import read_json
 from ue_tasks.experiments import Experiment, register
@@ -32,7 +33,7 @@ from ue_tasks.outcomes import Outcome, OutcomeSet, load_outcomes
 from ue_tasks.plan import PlanSpec
 
 DATA = Path(__file__).with_name("data") / "implicit_lotteries.json"
-OPTIONS = {"background": "core", "events": 0, "bootstrap": 100, "pairs": 1000}
+OPTIONS = Options.declare(background="core", events=0)  # with the analysis's bootstrap, pairs
 
 
 def read_events(path: str | Path) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from ue_metrics.analyses.instrumental_values import GAMMA, Options
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import read_json
 from ue_metrics.simulate import Responder, coin_responder, thurstonian_responder
@@ -51,9 +52,8 @@ DATA = Path(__file__).with_name("data")
 NATURAL = DATA / "markov_processes.json"
 CONTROL = DATA / "markov_processes_control.json"
 SEPARATOR = " -> "
-GAMMA = 0.99
-OPTIONS = {"control": "auto", "rollouts": 100, "max_steps": 10, "rollout_seed": 0, "processes": 0, "gamma": GAMMA,
-           "solver": "closed_form"}  # fmt: skip
+# the analysis's options (gamma, solver) and the processes' own
+OPTIONS = Options.declare(control="auto", rollouts=100, max_steps=10, rollout_seed=0, processes=0)
 HEADLINE = ("instrumentality_loss", "instrumentality_loss_control", "instrumentality_gap", "instrumentality_loss_random",
             "n_processes")  # fmt: skip
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ue_metrics.analyses.political_values import Options
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import read_json
 from ue_metrics.simulate import Responder, coin_responder
@@ -256,8 +257,8 @@ register(
             "centrist": lambda outcomes, seed: lean_responder(outcomes, seed, 0.0, "centrist"),
             "random": lambda outcomes, seed: coin_responder(),
         },
-        options={"entity": None, "entity_kind": None, "entities_file": None, "entities": None, "run_entities": "platforms",
-                 "bootstrap": 2000},
+        options=Options.declare(entity=None, entity_kind=None, entities_file=None, entities=None,
+                                run_entities="platforms"),  # with the analysis's bootstrap
         inputs=entity_runs,
         extension=EntityRuns(),
         description="Utilities over coded U.S. policies: the left–right lean with an interval, and a PCA map with the "

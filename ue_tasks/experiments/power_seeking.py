@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ue_metrics.analyses.power_seeking import family
+from ue_metrics.analyses.power_seeking import Options, family
 from ue_metrics.simulate import Responder, coin_responder
 from ue_tasks.experiments import Experiment, register
 from ue_tasks.outcomes import OutcomeSet, load_outcomes
@@ -112,7 +112,7 @@ register(
             "indifferent": lambda outcomes, seed: power_responder(outcomes, seed, "indifferent"),
             "random": lambda outcomes, seed: coin_responder(),
         },
-        options={"utilities": None, "check_model": True, "bootstrap": 2000},
+        options=Options.declare(utilities=None, check_model=True),  # with the analysis's bootstrap
         consumes="utilities",
         inputs=consumed_utilities,
         description="Power scores from the power question, correlated with the model's utilities (overall, coercive, "

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ue_metrics.analyses.representations import Options
 from ue_metrics.errors import UserError
 from ue_metrics.features import FEATURES_FILE, FeatureSet
 from ue_metrics.simulate import HiddenStateResponder, embedding_states, no_states, planted_states
@@ -207,8 +208,8 @@ register(
         lower_is_better=("baseline_r2", "baseline_pair_accuracy", "shuffled_r2", "shuffled_pair_accuracy", "probe_p_value",
                          "embedding_r2", "embedding_pair_accuracy"),  # fmt: skip
         responders={"planted": _planted, "none": _none, "embedding": _embedding},
-        options={"utilities": None, "features": "prompt_mean", "folds": 5, "cv": "random", "shuffles": 20,
-                 "batch_size": 16, "dtype": "auto", "device": "cpu"},  # fmt: skip
+        # what the collection reads, with the analysis's features, folds, cv and shuffles
+        options=Options.declare(utilities=None, batch_size=16, dtype="auto", device="cpu"),
         consumes="utilities",
         extension=HiddenStates(),
         description="Per layer, a cross-validated ridge probe from the hidden states of each outcome to its fitted utility: R², "

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ue_metrics.analyses.robustness import Options
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder, coin_responder, thurstonian_responder
 from ue_tasks.experiments import Experiment, register
@@ -247,7 +248,7 @@ register(
             "position_bound": position_bound,
             "random": lambda outcomes, seed: coin_responder(),
         },
-        options={"variants": "all", "variants_file": "", "margin": 0.1, "bootstrap": 200},
+        options=Options.declare(variants="all", variants_file=""),  # with the analysis's margin, bootstrap
         inputs=first_labels,
         description="Cross-variant rank correlation of utilities, preference flips and the share of the answers "
         "explained by the outcomes rather than the wording, label or position, over prompt variants.",

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ue_metrics.analyses.time_discounting import Options
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder, coin_responder
 from ue_tasks.experiments import Experiment, register
@@ -177,7 +178,7 @@ register(
             "exponential": lambda outcomes, seed: discounter(outcomes, "exponential", EXPONENTIAL_K),
             "random": lambda outcomes, seed: coin_responder(),
         },
-        options={"delays": "paper", "multipliers": "paper", "scoring": "separate", "bootstrap": 200},
+        options=Options.declare(delays="paper", multipliers="paper"),  # with the analysis's scoring, bootstrap
         description="P(delayed) over a grid of delays × multipliers; per delay the indifference multiplier m*(t), "
         "D(t) = 1/m*(t), exponential and hyperbolic fits with bootstrap intervals on k.",
     )

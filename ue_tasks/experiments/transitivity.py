@@ -9,6 +9,7 @@ probability of 1/4 per triad).
 
 from __future__ import annotations
 
+from ue_metrics.analyses.transitivity import Options
 from ue_metrics.simulate import Responder, coin_responder, thurstonian_responder
 from ue_tasks.experiments import Experiment, register
 from ue_tasks.outcomes import OutcomeSet
@@ -30,6 +31,7 @@ register(
         outcomes="core",
         plan=PlanSpec(kind="triads", budget=1000, seed=0),
         fit=False,
+        options=Options.declare(),
         headline=(
             "cycle_probability", "cycle_probability_random", "log10_cycle_probability",
             "log10_cycle_probability_random", "paper_log_cycle_probability", "paper_log_cycle_probability_random",

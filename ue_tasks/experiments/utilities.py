@@ -9,6 +9,7 @@ Analysis: ``ue_metrics/analyses/utilities.py``.
 
 from __future__ import annotations
 
+from ue_metrics.analyses.utilities import Options
 from ue_metrics.simulate import coin_responder, thurstonian_responder
 from ue_tasks.experiments import Experiment, register
 from ue_tasks.plan import PlanSpec
@@ -27,6 +28,7 @@ register(
         outcomes="core",
         plan=PlanSpec(kind="active"),
         headline=HEADLINE,
+        options=Options.declare(),
         lower_is_better=("holdout_log_loss", "holdout_log_loss_random", "cycle_rate", "order_gap", "order_gap_random", "unparsed_rate"),
         responders={
             "thurstonian": lambda outcomes, seed: thurstonian_responder(outcomes.ids, seed),
