@@ -85,6 +85,7 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
         config, backend = _with_consumed_run(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress,
                                              log=log, figures=figures)  # fmt: skip
     config, backend = _with_side_runs(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress, log=log)
+    config = _prepared(config, exp, Path(out), cache_dir=cache_dir, progress=progress, log=log)
     run = Elicitation(config, out, cache_dir=cache_dir, backend=backend, progress=progress, log=log)
     _elicit(run, Path(out))
     # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
@@ -95,6 +96,31 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
         log(f"note: {line}")
     log(f"{run.queries_asked} queries asked, {run.cache_hits} answered from the cache")
     return result
+
+
+def _prepared(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, progress: Any, log: Callable[[str], None]) -> RunConfig:
+    """The runs of other models or experiments that the experiment's extension asks for first (a reference model's
+    judgements), each a resumable ``ue run`` of its own; their folders go into this run's options."""
+    from dataclasses import asdict, replace
+
+    from ue_tasks.elicitation.backends import SimulateBackend
+
+    def ask(folder: Path, *, responder: Any = None, **changes: Any) -> Path:
+        sub = replace(config, **{"options": {}, "responder": None, "model_name": None, **changes}).resolve()
+        backend = None
+        if sub.harness == "simulate" and responder is not None:
+            outcomes = experiments.get(sub.experiment).outcome_set({"outcomes": sub.outcomes} if sub.outcomes else {})
+            backend = SimulateBackend(responder(outcomes, sub.seed), sub.mode, sub.samples, sub.seed, name=sub.model)
+        run_experiment(sub, folder, cache_dir=cache_dir, backend=backend, progress=progress, log=log, figures=False)
+        return folder
+
+    from ue_tasks import experiments
+    from ue_tasks.model import cache_root
+
+    shared = None if cache_dir is None else cache_root() if cache_dir == "default" else Path(cache_dir)
+    given = exp.extension.prepare(exp.resolve_options(config.options), asdict(config.resolve()), ask, out=out, cache=shared,
+                                  log=log)  # fmt: skip
+    return replace(config, options={**config.options, **given}) if given else config
 
 
 def _elicit(run: Elicitation, out: Path) -> None:

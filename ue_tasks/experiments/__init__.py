@@ -39,6 +39,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ue_metrics.analyses import DeclaredOptions
@@ -95,6 +96,14 @@ class Extension:
         """(the option that lists their folders, [(subfolder, options of the run)]): runs of the same experiment that
         ``ue run`` makes first, each in its own folder under the run folder; ("", []) for none."""
         return "", []
+
+    def prepare(self, options: Mapping[str, Any], run: Mapping[str, Any], ask: Callable[..., Path], *, out: Path,
+                cache: Path | None, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+        """Runs of other models (or experiments) this run needs first, made through ``ask(folder, responder=...,
+        **RunConfig changes) -> folder`` (resumable runs; ``responder``: the simulated model of a ``--harness simulate``
+        run); ``run``: this run's configuration (harness, model, mode, seed, ...); ``cache``: a folder for runs many
+        evaluated models share (None: keep them under ``out``). Returns option values to set (their folders)."""
+        return {}
 
 
 @dataclass(frozen=True)
