@@ -381,7 +381,7 @@ def _run_many(args: argparse.Namespace) -> int:
         print(f"wrote {len(specs) - len(result['failed'])} run folders and the leaderboard (leaderboard.csv, .json, .md, "
               f"report.html) in {args.out}")  # fmt: skip
     for name, reason in result["failed"].items():
-        print(f"ue: error: model {name!r} failed: {reason}; rerun the same command to resume it", file=sys.stderr)
+        print(f"ue: error: model {name!r} failed: {reason}; once that is mended, the same command runs it (finished models are skipped)", file=sys.stderr)
     return 2 if result["failed"] else 0
 
 

@@ -273,7 +273,14 @@ def check(base: Any, specs: Sequence[ModelSpec], out: Path | None) -> list[Any]:
     for spec in specs:
         try:
             config = model_config(base, spec)
-            config.resolve()
+            resolved = config.resolve()
+            if resolved.harness == "simulate" and resolved.responder:
+                from ue_tasks import experiments
+
+                responders = experiments.get(resolved.experiment).responders
+                if resolved.responder not in responders:
+                    raise UserError(f"experiment {resolved.experiment!r} has no responder {resolved.responder!r}; use one of "
+                                    f"{', '.join(responders)}")  # fmt: skip
         except UserError as exc:
             raise UserError(f"model {spec.name!r}: {exc}") from None
         configs.append(config)
