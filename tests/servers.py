@@ -229,3 +229,45 @@ class FaultProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class StubChatServer:
+    """A stand-in OpenAI-compatible chat server on 127.0.0.1 for the fast retry tests (test-only, threaded): every
+    ``/v1/chat/completions`` request is answered at once with ``answer`` and a usage report; the real server is
+    ``transformers serve`` (``start_transformers_serve``)."""
+
+    def __init__(self, answer: str = "A"):
+        import http.server
+        import threading
+
+        self.requests = 0
+
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+                stub.requests += 1
+                out = {"id": f"stub-{stub.requests}", "object": "chat.completion", "created": 0, "model": body.get("model", "stub"),
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}  # fmt: skip
+                data = json.dumps(out).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
