@@ -187,24 +187,32 @@ def test_retries_through_a_fault_proxy(served, tmp_path):
         assert _answers(out) == _answers(tmp_path / ("i0" if harness == "inspect" else "l0"))
 
 
-def test_two_models_one_served_one_simulated(served, tmp_path):
-    """`ue run utilities --models FILE`: the served model (through lm-eval) and a simulated responder run at once
-    (two lanes) into OUT/<name>/ and end in one leaderboard."""
+def test_many_models_served_and_simulated(served, tmp_path):
+    """`ue run utilities --models FILE`: the served model through lm-eval and through Inspect (one endpoint: one lane,
+    one after the other) beside a simulated responder (its own lane, at the same time), each into OUT/<name>/, end
+    in one leaderboard; the same command again skips all three."""
+    port = served.base_url.rsplit(":", 1)[1].split("/")[0]
     models = tmp_path / "models.jsonl"
     models.write_text(
-        json.dumps({"name": "smol", "harness": "lm-eval", "model": "local-chat-completions",
+        json.dumps({"name": "smol-lm", "harness": "lm-eval", "model": "local-chat-completions",
                     "model_args": f"model={served.name},base_url={served.base_url}/chat/completions,num_concurrent=1"}) + "\n"
+        + json.dumps({"name": "smol-inspect", "harness": "inspect", "model": f"openai-api/local/{served.name}",
+                      "model_args": {"max_connections": 1}}) + "\n"
         + json.dumps({"name": "coin", "harness": "simulate", "model": "coin", "model_args": "responder=random"}) + "\n")  # fmt: skip
     out = tmp_path / "many"
+    env = {"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": served.base_url}
+    small = ["--samples", "1", *TINY, "--budget", "2"]  # 4 requests a served model: ≤ 90 s in all on busy cores
     t = time.perf_counter()
-    small = ["--samples", "1", *TINY, "--budget", "2"]  # 4 requests: ≤ 90 s on busy cores
-    proc = run_ue("run", "utilities", "--models", str(models), *small, "--out", str(out))
-    print(f"\ntwo models, one served: {time.perf_counter() - t:.1f} s")
-    assert "smol: finished in" in proc.stderr and "coin: finished in" in proc.stderr, proc.stderr[-2000:]
-    assert "lanes (endpoint:127.0.0.1:" in proc.stderr
+    proc = run_ue("run", "utilities", "--models", str(models), *small, "--out", str(out), env=env)
+    print(f"\nthree models, two served by one server: {time.perf_counter() - t:.1f} s")
+    assert f"3 models in 2 lanes (endpoint:127.0.0.1:{port}: 2, simulate:coin: 1)" in proc.stderr, proc.stderr[-2000:]
+    for name in ("smol-lm", "smol-inspect", "coin"):
+        assert f"{name}: finished in" in proc.stderr, proc.stderr[-2000:]
+        assert name in proc.stdout
     board = json.loads((out / "leaderboard.json").read_text())
-    assert sorted(board["inputs"]) == [str(out / "coin"), str(out / "smol")]
-    assert "smol" in proc.stdout and "coin" in proc.stdout
-    assert {r["model"] for r in records(out / "smol")} == {"smol"} and len(records(out / "smol")) == 4
-    again = run_ue("run", "utilities", "--models", str(models), *small, "--out", str(out))
-    assert again.stderr.count("finished earlier with the same configuration — skipped") == 2
+    assert sorted(board["inputs"]) == [str(out / "coin"), str(out / "smol-inspect"), str(out / "smol-lm")]
+    for name, harness in (("smol-lm", "lm-eval"), ("smol-inspect", "inspect")):
+        recs = records(out / name)
+        assert len(recs) == 4 and {r["model"] for r in recs} == {name} and {r["harness"] for r in recs} == {harness}
+    again = run_ue("run", "utilities", "--models", str(models), *small, "--out", str(out), env=env)
+    assert again.stderr.count("finished earlier with the same configuration — skipped") == 3

@@ -776,7 +776,9 @@ def _add_run_command(sub: Any, fmt: Any) -> None:
         epilog="example:\n  ue run transitivity --harness simulate --model sim --out runs/t\n"
         "  ue run transitivity --harness lm-eval --model hf --model-args pretrained=$(ue model path) --budget 50 --out runs/t-smol\n"
         "  ue run utilities --harness inspect --model hf/local --model-args model_path=$(ue model path) --outcomes mini --out runs/u\n"
-        "  ue run representations --model-args pretrained=$(ue model path) --utilities runs/u --out runs/rep",
+        "  ue run representations --model-args pretrained=$(ue model path) --utilities runs/u --out runs/rep\n"
+        "  ue run utilities --harness simulate --model a --model b --model-args responder=thurstonian --model-args responder=random --out runs/many\n"
+        "  ue run utilities --models models.jsonl --mode sample --out runs/many   # docs/served_models.md",
         formatter_class=fmt,
     )
     p.add_argument("experiment", help="experiment name (see `ue experiments`)")
