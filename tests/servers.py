@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 START_TIMEOUT = 180  # seconds for the model to load and /health to answer on 2 shared cores
 REQUEST_TIMEOUT = 120
@@ -147,3 +148,126 @@ class Forwarder:
         self._open = False
         with contextlib.suppress(OSError):
             self._sock.close()
+
+
+class FaultProxy:
+    """An HTTP pass-through proxy on 127.0.0.1 (test-only, threaded) in front of a server on ``target_port`` that
+    injects faults into the POSTs it is sent, counted from 1: every ``every``-th is answered 429 (with
+    ``Retry-After: 1``) and 503 in turn without reaching the server, and POST ``hang_at`` is held ``hang_s`` seconds
+    (past the client's time-out) and its connection closed unanswered. Everything else is relayed as it is.
+    ``faults`` lists (POST number, what was done) and ``forwarded`` counts the POSTs the server answered."""
+
+    def __init__(self, target_port: int, every: int = 3, hang_at: int | None = None, hang_s: float = 0.0):
+        import http.server
+        import threading
+
+        self.target_port, self.every, self.hang_at, self.hang_s = target_port, every, hang_at, hang_s
+        self.posts, self.forwarded = 0, 0
+        self.faults: list[tuple[int, str]] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the clients expect of a server
+
+            def do_GET(self):  # noqa: N802
+                proxy._relay(self, b"")
+
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                with proxy._lock:
+                    proxy.posts += 1
+                    n = proxy.posts
+                if n == proxy.hang_at:
+                    proxy.faults.append((n, "hang"))
+                    time.sleep(proxy.hang_s)
+                    self.close_connection = True  # no answer: the client has given up by now
+                    return
+                if proxy.every and n % proxy.every == 0:
+                    status = 429 if (n // proxy.every) % 2 else 503
+                    proxy.faults.append((n, str(status)))
+                    data = json.dumps({"error": {"message": "injected by the test's fault proxy", "code": status}}).encode()
+                    self.send_response(status)
+                    if status == 429:
+                        self.send_header("Retry-After", "1")
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                proxy._relay(self, body)
+                with proxy._lock:
+                    proxy.forwarded += 1
+
+            def log_message(self, *args):  # quiet
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _relay(self, handler: Any, body: bytes) -> None:
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.target_port, timeout=REQUEST_TIMEOUT)
+        try:
+            headers = {k: v for k, v in handler.headers.items() if k.lower() not in ("host", "connection", "content-length")}
+            conn.request(handler.command, handler.path, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        handler.send_response(resp.status)
+        for key, value in resp.getheaders():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length", "date", "server"):
+                handler.send_header(key, value)
+        handler.send_header("content-length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class StubChatServer:
+    """A stand-in OpenAI-compatible chat server on 127.0.0.1 for the fast retry tests (test-only, threaded): every
+    ``/v1/chat/completions`` request is answered at once with ``answer`` and a usage report; the real server is
+    ``transformers serve`` (``start_transformers_serve``)."""
+
+    def __init__(self, answer: str = "A"):
+        import http.server
+        import threading
+
+        self.requests = 0
+
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+                stub.requests += 1
+                out = {"id": f"stub-{stub.requests}", "object": "chat.completion", "created": 0, "model": body.get("model", "stub"),
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}  # fmt: skip
+                data = json.dumps(out).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

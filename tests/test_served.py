@@ -141,3 +141,78 @@ def test_server_down_then_resumed(served, tmp_path):
     finally:
         proxy.close()
     assert len(records(out)) == 8
+
+
+def _answers(folder: Path) -> list[tuple]:
+    """Each record's question and votes, in a fixed order (what must not change through a faulty network)."""
+    return sorted((r["a_id"], r["b_id"], r["shown_first"], r["n_a"], r["n_b"], r["n_unparsed"]) for r in records(folder))
+
+
+def test_retries_through_a_fault_proxy(served, tmp_path):
+    """A proxy that answers every 3rd request 429 or 503 and holds one past the client's time-out, in front of the
+    real server: `ue run` through Inspect (its max_retries / attempt_timeout) and through lm-eval's
+    ue-local-chat-completions (its max_retries / timeout) retries each, finishes with the same answers as without the
+    proxy, and usage.json counts the retries; the server answered each question once."""
+    from servers import FaultProxy
+
+    port = int(served.base_url.rsplit(":", 1)[1].split("/")[0])
+    tiny = [*TINY, "--samples", "1", "--budget", "2"]  # 4 requests; a request takes 1.6 s on 2 idle cores, 10 s on busy ones
+    inspect_args = ["run", "utilities", "--harness", "inspect", "--model", f"openai-api/local/{served.name}", *tiny]
+    lm_eval_args = lambda base, extra: ["run", "utilities", "--harness", "lm-eval", "--model", "local-chat-completions",  # noqa: E731
+                                        "--model-args", f"model={served.name},base_url={base}/chat/completions,num_concurrent=1{extra}", *tiny]  # fmt: skip
+    t = time.perf_counter()
+    run_ue(*inspect_args, "--out", str(tmp_path / "i0"), env={"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": served.base_url})
+    run_ue(*lm_eval_args(served.base_url, ""), "--out", str(tmp_path / "l0"))
+    clean = time.perf_counter() - t
+    for harness, out, make in (
+        ("inspect", tmp_path / "i1", lambda base: (
+            [*inspect_args, "--model-args", "max_connections=1,max_retries=5,attempt_timeout=30"],
+            {"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": base})),
+        ("lm-eval", tmp_path / "l1", lambda base: (lm_eval_args(base, ",max_retries=5,timeout=30"), {})),
+    ):  # fmt: skip
+        proxy = FaultProxy(port, every=3, hang_at=2, hang_s=35)  # past the 30 s time-out
+        try:
+            args, env = make(f"http://127.0.0.1:{proxy.port}/v1")
+            t = time.perf_counter()
+            run_ue(*args, "--out", str(out), env=env)
+            took = time.perf_counter() - t
+        finally:
+            proxy.close()
+        usage = json.loads((out / "usage.json").read_text())
+        print(f"\n{harness} through the fault proxy: {took:.1f} s, {proxy.posts} requests sent, faults {proxy.faults}, "
+              f"usage.json retries {usage['retries']} (both clean runs {clean:.1f} s)")  # fmt: skip
+        assert {kind for _, kind in proxy.faults} == {"hang", "429", "503"}, proxy.faults
+        assert usage["requests"] == 4 and proxy.forwarded == 4, (usage, proxy.forwarded)  # nothing answered twice
+        assert usage["retries"] == len(proxy.faults), (usage, proxy.faults)
+        assert _answers(out) == _answers(tmp_path / ("i0" if harness == "inspect" else "l0"))
+
+
+def test_many_models_served_and_simulated(served, tmp_path):
+    """`ue run utilities --models FILE`: the served model through lm-eval and through Inspect (one endpoint: one lane,
+    one after the other) beside a simulated responder (its own lane, at the same time), each into OUT/<name>/, end
+    in one leaderboard; the same command again skips all three."""
+    port = served.base_url.rsplit(":", 1)[1].split("/")[0]
+    models = tmp_path / "models.jsonl"
+    models.write_text(
+        json.dumps({"name": "smol-lm", "harness": "lm-eval", "model": "local-chat-completions",
+                    "model_args": f"model={served.name},base_url={served.base_url}/chat/completions,num_concurrent=1"}) + "\n"
+        + json.dumps({"name": "smol-inspect", "harness": "inspect", "model": f"openai-api/local/{served.name}",
+                      "model_args": {"max_connections": 1}}) + "\n"
+        + json.dumps({"name": "coin", "harness": "simulate", "model": "coin", "model_args": "responder=random"}) + "\n")  # fmt: skip
+    out = tmp_path / "many"
+    env = {"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": served.base_url}
+    small = ["--samples", "1", *TINY, "--budget", "2"]  # 4 requests a served model: ≤ 90 s in all on busy cores
+    t = time.perf_counter()
+    proc = run_ue("run", "utilities", "--models", str(models), *small, "--out", str(out), env=env)
+    print(f"\nthree models, two served by one server: {time.perf_counter() - t:.1f} s")
+    assert f"3 models in 2 lanes (endpoint:127.0.0.1:{port}: 2, simulate:coin: 1)" in proc.stderr, proc.stderr[-2000:]
+    for name in ("smol-lm", "smol-inspect", "coin"):
+        assert f"{name}: finished in" in proc.stderr, proc.stderr[-2000:]
+        assert name in proc.stdout
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert sorted(board["inputs"]) == [str(out / "coin"), str(out / "smol-inspect"), str(out / "smol-lm")]
+    for name, harness in (("smol-lm", "lm-eval"), ("smol-inspect", "inspect")):
+        recs = records(out / name)
+        assert len(recs) == 4 and {r["model"] for r in recs} == {name} and {r["harness"] for r in recs} == {harness}
+    again = run_ue("run", "utilities", "--models", str(models), *small, "--out", str(out), env=env)
+    assert again.stderr.count("finished earlier with the same configuration — skipped") == 3

@@ -336,6 +336,12 @@ def _options(pairs: list[str]) -> dict:
 def cmd_run(args: argparse.Namespace) -> int:
     from ue_tasks.runner import run_experiment
 
+    models, model_args = args.model or [], args.model_args or []
+    if args.models or len(models) > 1:
+        return _run_many(args)
+    if len(model_args) > 1:
+        raise UserError(f"{len(model_args)} --model-args for one model; give them once, as k=v,k=v")
+    args.model, args.model_args = (models[0] if models else None), (model_args[0] if model_args else "")
     if getattr(args, "dry_run", False):
         from ue_tasks.cost import dry_run, dry_run_lines
 
@@ -347,6 +353,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_headline(result)
     print(f"wrote {Path(args.out) / 'analysis.json'} (and records.jsonl{', figures/' if result.get('figures') else ''}) in {args.out}")
     return 0
+
+
+def _run_many(args: argparse.Namespace) -> int:
+    """`ue run EXPERIMENT --model A --model B …` / `--models FILE` (ue_tasks/multi_run.py): each model into
+    OUT/<name>/, then the leaderboard of them in OUT/."""
+    from ue_metrics.leaderboard_render import render_text
+    from ue_tasks import multi_run
+
+    if args.models and args.model:
+        raise UserError("give the models either with --model (repeated) or in a --models file, not both")
+    for flag, value in (("--model-name", args.model_name), ("--utilities", args.utilities)):
+        if value:
+            raise UserError(f"{flag} belongs to one model; with several models leave it out (a --models file names each model)")
+    if args.models:
+        if args.model_args:
+            raise UserError("--model-args with --models: give each model's arguments in the file's model_args field")
+        specs = multi_run.read_models_file(args.models, args.harness)
+    else:
+        specs = multi_run.specs_from_flags(args.model, args.model_args, args.harness)
+    args.model, args.model_args = None, ""
+    base = _run_config(args, args.experiment)
+    if args.dry_run:
+        print("\n".join(multi_run.dry_run_models(base, specs)))
+        return 0
+    result = multi_run.run_models(base, specs, args.out, cache_dir=None if args.no_cache else "default", figures=not args.no_figures,
+                                  parallel=args.parallel, log=_note)  # fmt: skip
+    if result["leaderboard"] is not None:
+        print(render_text(result["leaderboard"]))
+        print(f"wrote {len(specs) - len(result['failed'])} run folders and the leaderboard (leaderboard.csv, .json, .md, "
+              f"report.html) in {args.out}")  # fmt: skip
+    for name, reason in result["failed"].items():
+        print(f"ue: error: model {name!r} failed: {reason}; once that is mended, the same command runs it (finished models are skipped)", file=sys.stderr)
+    return 2 if result["failed"] else 0
 
 
 def cmd_elicit(args: argparse.Namespace) -> int:
@@ -724,11 +763,19 @@ def _add_run_command(sub: Any, fmt: Any) -> None:
         epilog="example:\n  ue run transitivity --harness simulate --model sim --out runs/t\n"
         "  ue run transitivity --harness lm-eval --model hf --model-args pretrained=$(ue model path) --budget 50 --out runs/t-smol\n"
         "  ue run utilities --harness inspect --model hf/local --model-args model_path=$(ue model path) --outcomes mini --out runs/u\n"
-        "  ue run representations --model-args pretrained=$(ue model path) --utilities runs/u --out runs/rep",
+        "  ue run representations --model-args pretrained=$(ue model path) --utilities runs/u --out runs/rep\n"
+        "  ue run utilities --harness simulate --model a --model b --model-args responder=thurstonian --model-args responder=random --out runs/many\n"
+        "  ue run utilities --models models.jsonl --mode sample --out runs/many   # docs/served_models.md",
         formatter_class=fmt,
     )
     p.add_argument("experiment", help="experiment name (see `ue experiments`)")
-    _run_arguments(p, outcomes_required=False, model_required=False)
+    _run_arguments(p, outcomes_required=False, model_required=False, many=True)
+    p.add_argument("--models", metavar="FILE",
+                   help="many models: a JSON Lines file, one {\"name\", \"harness\", \"model\", \"model_args\"} a line; each "
+                   "runs into OUT/<name>/, then the leaderboard into OUT/ (docs/served_models.md)")
+    p.add_argument("--parallel", type=_whole(1), default=None,
+                   help="many models: at most this many lanes at once (default: all; a lane is one endpoint, API "
+                   "provider, or this machine's in-process models, run one after another)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="an experiment option (repeatable)")
     p.add_argument("--utilities", metavar="RUN_DIR", help="the `utilities` run of the same model, for experiments that build on it")
     p.add_argument("--responder", help="simulate: which known-truth responder (default: the experiment's first)")
@@ -796,7 +843,7 @@ def _fit_arguments(p: argparse.ArgumentParser, default: bool, later: str = "") -
                    help=f"mle (default: penalised maximum likelihood, Newton) or compat (the companion's Adam fit, for comparison){later}")
 
 
-def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_required: bool = True) -> None:
+def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_required: bool = True, many: bool = False) -> None:
     from ue_metrics.records import MODES
     from ue_tasks.elicitation.strategies import STRATEGIES
     from ue_tasks.plan import BUDGET_RULES
@@ -804,8 +851,12 @@ def _run_arguments(p: argparse.ArgumentParser, outcomes_required: bool, model_re
     harnesses = ["lm-eval", "inspect", "simulate"] + ([] if model_required else ["transformers"])
     p.add_argument("--harness", choices=harnesses, required=model_required,
                    help=None if model_required else "lm-eval, inspect or simulate (transformers: experiments that read hidden states)")
-    p.add_argument("--model", required=model_required, help="lm-eval model type (hf, vllm, ...), Inspect model (hf/local, openai/...), or a name for simulate")
-    p.add_argument("--model-args", default="", help="lm-eval --model_args string, or Inspect -M pairs as k=v,k=v")
+    repeat = {"action": "append", "default": None} if many else {}
+    p.add_argument("--model", required=model_required, **repeat,
+                   help="lm-eval model type (hf, vllm, ...), Inspect model (hf/local, openai/...), or a name for simulate"
+                   + ("; repeat it to run several models into OUT/<name>/ and a leaderboard in OUT/" if many else ""))
+    p.add_argument("--model-args", **(repeat or {"default": ""}),
+                   help="lm-eval --model_args string, or Inspect -M pairs as k=v,k=v" + ("; once (shared) or once per --model" if many else ""))
     p.add_argument("--model-name", default=None,
                    help="the model's name in the records (default: the model folder's name, or the API model string)")
     p.add_argument("--outcomes", required=outcomes_required,

@@ -42,7 +42,7 @@ CONFIG_FILES = ("config.json", "generation_config.json", "tokenizer.json", "toke
 PATH_KEYS = ("peft", "delta", "pretrained", "model", "path", "engine", "model_path")
 # arguments that change how fast, not what, a model answers: left out of the identity
 RUNTIME_ARGS = {"batch_size", "max_batch_size", "device", "device_map", "parallelize", "num_concurrent", "max_concurrent",
-                "max_retries", "timeout", "num_workers", "gpu_memory_utilization", "tensor_parallel_size",
+                "max_retries", "timeout", "attempt_timeout", "num_workers", "gpu_memory_utilization", "tensor_parallel_size",
                 "data_parallel_size", "max_connections", "tokenized_requests", "verify_certificate", "seed"}  # fmt: skip
 NAME_KEY = "model_name"
 # model arguments naming the weights a run asked, in the order they are looked for (weights_of)

@@ -57,7 +57,7 @@ def _write_usage(run: Any, out: Path, wall_s: float) -> None:
     def add(key: str):  # noqa: E306
         a, b = old.get(key), now.get(key)
         return None if a is None and b is None else (a or 0) + (b or 0)
-    write_usage(out, {"requests": add("requests"), "retries": old.get("retries"), "prompt_tokens": add("prompt_tokens"),
+    write_usage(out, {"requests": add("requests"), "retries": add("retries"), "prompt_tokens": add("prompt_tokens"),
                       "completion_tokens": add("completion_tokens"), "queries_asked": (old.get("queries_asked") or 0) + run.queries_asked,
                       "cache_hits": (old.get("cache_hits") or 0) + run.cache_hits,
                       "wall_s": round((old.get("wall_s") or 0.0) + wall_s, 3), "invocations": (old.get("invocations") or 0) + 1,

@@ -97,12 +97,12 @@ class Backend:
         """Requests made and tokens as the server reported them so far (None where nothing reports them)."""
         return dict(getattr(self, "_usage", None) or {"requests": 0, "prompt_tokens": None, "completion_tokens": None})
 
-    def _add_usage(self, requests: int, prompt: int | None = None, completion: int | None = None) -> None:
+    def _add_usage(self, requests: int, prompt: int | None = None, completion: int | None = None, retries: int | None = None) -> None:
         u = getattr(self, "_usage", None) or {"requests": 0, "prompt_tokens": None, "completion_tokens": None}
         u["requests"] += int(requests)
-        for key, value in (("prompt_tokens", prompt), ("completion_tokens", completion)):
+        for key, value in (("prompt_tokens", prompt), ("completion_tokens", completion), ("retries", retries)):
             if value is not None:
-                u[key] = (u[key] or 0) + int(value)
+                u[key] = (u.get(key) or 0) + int(value)
         self._usage = u
 
     def key_parts(self) -> list[Any]:
@@ -291,7 +291,7 @@ class LmEvalBackend(Backend):
         before = getattr(self, "_served_seen", {"prompt_tokens": 0, "completion_tokens": 0})
         if served is not None:
             self._add_usage(served["requests"] - before.get("requests", 0), served["prompt_tokens"] - before["prompt_tokens"],
-                            served["completion_tokens"] - before["completion_tokens"])  # fmt: skip
+                            served["completion_tokens"] - before["completion_tokens"], served.get("retries", 0) - before.get("retries", 0))  # fmt: skip
             self._served_seen = dict(served)
         else:
             self._add_usage(len(queries) * (self.samples or 2))
@@ -333,7 +333,9 @@ class InspectBackend(Backend):
         if self.identity.dtype and model.partition("/")[0] in INSPECT_HF_PROVIDERS:
             # Inspect's hf provider loads the dtype the one rule resolved (ue_tasks.dtypes), as ue-hf does
             args = {**{k: v for k, v in args.items() if k not in ("dtype", "torch_dtype")}, "dtype": self.identity.dtype}
-        self._model_args = args
+        from ue_tasks.harness.inspect.retry import split_generate_args
+
+        self._model_args, self._generate = split_generate_args(args)  # Inspect's retries and time-outs go to eval()
 
     def key_parts(self) -> list[Any]:
         return ["inspect", self.identity.cache_key()]
@@ -348,7 +350,10 @@ class InspectBackend(Backend):
             qfile = write_queries(queries, Path(tmp) / "queries.jsonl")
             task = utility(experiment=queries[0].experiment, queries_file=str(qfile), mode=self.mode, template=queries[0].template, samples=self.samples,
                            seed=self.seed)  # fmt: skip
-            logs = inspect_eval(task, model=self.model, model_args=dict(self._model_args), log_dir=tmp,
+            from ue_tasks.harness.inspect.retry import http_retries, retries_so_far
+
+            before = retries_so_far()
+            logs = inspect_eval(task, model=self.model, model_args=dict(self._model_args), log_dir=tmp, **self._generate,
                                 display="none", seed=self.seed, metadata={"ue_model": self.identity.to_dict()})  # fmt: skip
             log = logs[0]
             if log.status != "success":
@@ -356,7 +361,8 @@ class InspectBackend(Backend):
                 raise UserError(f"the Inspect run failed: {message}")
             usage = list(((log.stats.model_usage if log.stats else None) or {}).values())
             self._add_usage(len(log.samples or []), sum(u.input_tokens for u in usage) if usage else None,
-                            sum(u.output_tokens for u in usage) if usage else None)  # fmt: skip
+                            sum(u.output_tokens for u in usage) if usage else None,
+                            retries_so_far() - before if before >= 0 else http_retries(log))  # fmt: skip
             records = read(Path(log.location))
         return _answers_from_records(queries, records, "Inspect")
 
@@ -369,7 +375,7 @@ class InspectBackend(Backend):
 
         with tempfile.TemporaryDirectory(prefix="ue-run-") as tmp:
             gfile = write_generations(items, Path(tmp) / "generations.jsonl")
-            logs = inspect_eval(free_answers(generations_file=str(gfile)), model=self.model,
+            logs = inspect_eval(free_answers(generations_file=str(gfile)), model=self.model, **self._generate,
                                 model_args=dict(self._model_args), log_dir=tmp, display="none", seed=self.seed)  # fmt: skip
             log = logs[0]
             if log.status != "success":

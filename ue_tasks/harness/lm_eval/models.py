@@ -737,9 +737,7 @@ class _RepeatSeeds:
 
     def parse_generations(self, outputs: Any, **kwargs: Any) -> list[str]:  # type: ignore[override]
         """lm-eval's parsing, and the ``usage`` the server reports summed into ``ue_usage`` (``usage.json``)."""
-        usage = getattr(self, "ue_usage", None)
-        if usage is None:
-            usage = self.ue_usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        usage = self._ue_usage()
         for out in outputs if isinstance(outputs, list) else [outputs]:
             usage["requests"] += 1
             reported = out.get("usage") if isinstance(out, dict) else None
@@ -747,6 +745,30 @@ class _RepeatSeeds:
                 usage["prompt_tokens"] += int(reported.get("prompt_tokens") or 0)
                 usage["completion_tokens"] += int(reported.get("completion_tokens") or 0)
         return super().parse_generations(outputs, **kwargs)  # type: ignore[misc]
+
+    def _ue_usage(self) -> dict:
+        usage = getattr(self, "ue_usage", None)
+        if usage is None:
+            usage = self.ue_usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "retries": 0}
+        return usage
+
+    def model_call(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """lm-eval's request (retried by lm-eval: ``max_retries`` attempts, exponential back-off from 1 s to 10 s, on a
+        429, a 5xx, a time-out after ``timeout`` seconds or a dropped connection); each failed attempt counted in
+        ``ue_usage["retries"]``."""
+        try:
+            return super().model_call(*args, **kwargs)  # type: ignore[misc]
+        except Exception:
+            self._ue_usage()["retries"] += 1
+            raise
+
+    async def amodel_call(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """The concurrent form (``num_concurrent`` > 1), counted the same way."""
+        try:
+            return await super().amodel_call(*args, **kwargs)  # type: ignore[misc]
+        except Exception:
+            self._ue_usage()["retries"] += 1
+            raise
 
     def _create_payload(self, *args: Any, **kwargs: Any) -> dict:  # type: ignore[override]
         """lm-eval's request body, without an empty ``stop`` list (ue's sampled tasks stop at the end of turn only):
