@@ -125,7 +125,8 @@ def test_ue_metrics_and_the_cli_import_no_heavy_package():
 
 # Inside ue_tasks, the floors a module may import from (its own or lower; the most specific prefix names a module's
 # floor). Foundations (outcomes, prompts, plans, model identity, the run folder) < runs another experiment reads <
-# the experiment specs < their analysis < the harnesses < the elicitation engine < what runs a whole command.
+# the experiment specs < their analysis < the harnesses < the elicitation engine < what runs a whole command (runner,
+# leaderboard) < the demo and many-model runs.
 TASK_LAYERS = {
     "ue_tasks": 0,  # the package itself and every foundation module not named below
     "ue_tasks.runs": 1,
@@ -139,6 +140,7 @@ TASK_LAYERS = {
     "ue_tasks.runner": 6,
     "ue_tasks.leaderboard": 6,
     "ue_tasks.demo": 7,
+    "ue_tasks.multi_run": 7,
 }
 
 

@@ -124,10 +124,10 @@ def folder_name(text: str) -> str:
 
 
 def _identity_name(harness: str, model: str, model_args: str) -> str:
-    from ue_tasks.model_identity import _parse_args, from_inspect, from_lm_eval
+    from ue_tasks.model_identity import from_inspect, from_lm_eval, parse_model_args
 
     if harness == "inspect":
-        return from_inspect(model, _parse_args(model_args), fingerprint=False).name
+        return from_inspect(model, parse_model_args(model_args, check=False), fingerprint=False).name
     if harness in ("lm-eval", "transformers"):
         return from_lm_eval(model, model_args, fingerprint=False).name
     return model
@@ -156,11 +156,11 @@ def specs_from_flags(models: Sequence[str], model_args: Sequence[str] | None, ha
 def lane(spec: ModelSpec) -> str:
     """What the model competes for (see the module docstring): ``endpoint:HOST:PORT``, ``api:PROVIDER``, ``local``
     or ``simulate:NAME``."""
-    from ue_tasks.model_identity import _parse_args, inspect_base_url
+    from ue_tasks.model_identity import inspect_base_url, parse_model_args
 
     if spec.harness == "simulate":
         return f"simulate:{spec.name}"
-    args = _parse_args(spec.model_args)
+    args = parse_model_args(spec.model_args, check=False)
     if spec.harness == "inspect":
         provider, _, rest = spec.model.partition("/")
         endpoint = inspect_base_url(spec.model, args)
@@ -181,9 +181,9 @@ def model_config(base: Any, spec: ModelSpec) -> Any:
     if spec.named:
         changes["model_name"] = spec.name
     if spec.harness == "simulate":
-        from ue_tasks.model_identity import _parse_args
+        from ue_tasks.model_identity import parse_model_args
 
-        args = _parse_args(spec.model_args)
+        args = parse_model_args(spec.model_args, check=False)
         unknown = sorted(set(args) - {"responder"})
         if unknown:
             raise UserError(f"model {spec.name!r}: a simulated model takes only responder=NAME as its model arguments, not {unknown[0]!r}")
@@ -345,7 +345,7 @@ def dry_run_models(base: Any, specs: Sequence[ModelSpec]) -> list[str]:
 
 def worker(job_path: str) -> int:
     """One model's run from its job file (the worker process): ``run_experiment``, one sentence on a refusal."""
-    from ue_tasks.active.driver import RunConfig
+    from ue_tasks.elicitation.config import RunConfig
     from ue_tasks.runner import run_experiment
 
     job = json.loads(Path(job_path).read_text(encoding="utf-8"))
