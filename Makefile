@@ -44,7 +44,8 @@ test-all: install
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check ue_tasks ue_metrics ue_control tests benchmarks
+	$(VENV)/bin/ruff check ue_tasks ue_metrics ue_control ue_cli tests benchmarks
+	$(VENV)/bin/ruff format --check ue_tasks ue_metrics ue_control ue_cli tests benchmarks
 
 bench: install
 	$(PY) benchmarks/fit_speed.py

@@ -66,8 +66,16 @@ def recovery_curve(strategy: str, n: int, round_size: int, seed: int, mode: str,
     """Run ``ue elicit`` on the simulator and score the fit after every round against the true utilities."""
     out = workdir / f"{strategy}-{seed}"
     shutil.rmtree(out, ignore_errors=True)
-    cfg = RunConfig(harness="simulate", model="simulated", outcomes=str(n), mode=mode, strategy=strategy,
-                    round_size=round_size, seed=seed, responder=responder)  # fmt: skip
+    cfg = RunConfig(
+        harness="simulate",
+        model="simulated",
+        outcomes=str(n),
+        mode=mode,
+        strategy=strategy,
+        round_size=round_size,
+        seed=seed,
+        responder=responder,
+    )
     run = Elicitation(cfg, out, cache_dir=None, log=lambda m: None)
     run.run()
     truth = experiments.get("utilities").responder(responder, run.outcomes, seed)
@@ -90,9 +98,15 @@ def recovery_curve(strategy: str, n: int, round_size: int, seed: int, mode: str,
         ranks_u, ranks_t = np.argsort(np.argsort(u)), np.argsort(np.argsort(mu))
         top = set(np.argsort(-u)[:k_top].tolist())
         p_hat = model.predict_proba(pairs)
-        curve.append({"pairs": len(data.y), "spearman": float(np.corrcoef(ranks_u, ranks_t)[0, 1]),
-                      "top_k_error": 1 - len(top & true_top) / k_top, "loss_random": expected_log_loss(p_hat, p_true),
-                      "loss_near_tie": expected_log_loss(p_hat[near], p_true[near])})  # fmt: skip
+        curve.append(
+            {
+                "pairs": len(data.y),
+                "spearman": float(np.corrcoef(ranks_u, ranks_t)[0, 1]),
+                "top_k_error": 1 - len(top & true_top) / k_top,
+                "loss_random": expected_log_loss(p_hat, p_true),
+                "loss_near_tie": expected_log_loss(p_hat[near], p_true[near]),
+            }
+        )
     return curve
 
 
@@ -108,22 +122,28 @@ def to_reach(curve: list[dict], key: str, target: float, higher_is_better: bool)
 
 
 def simulate_part(args) -> None:
-    print(f"Part 1: ue elicit on the simulator, N={args.n}, mode={args.mode}"
-          f"{' (K=10 per ordering)' if args.mode == 'sample' else ''}, responder {args.responder}, round size "
-          f"{args.round_size}, seeds 0..{args.seeds - 1}; recovery scored against the true utilities")  # fmt: skip
+    print(
+        f"Part 1: ue elicit on the simulator, N={args.n}, mode={args.mode}"
+        f"{' (K=10 per ordering)' if args.mode == 'sample' else ''}, responder {args.responder}, round size "
+        f"{args.round_size}, seeds 0..{args.seeds - 1}; recovery scored against the true utilities"
+    )
     workdir = Path(tempfile.mkdtemp(prefix="ue-al-"))
     keys = ("spearman", "top_k_error", "loss_random", "loss_near_tie")
     try:
         curves: dict[str, list[list[dict]]] = {}
         for strategy in args.strategies:
             started = time.perf_counter()
-            curves[strategy] = [recovery_curve(strategy, args.n, args.round_size, s, args.mode, args.responder, workdir)
-                                for s in range(args.seeds)]  # fmt: skip
+            curves[strategy] = [
+                recovery_curve(strategy, args.n, args.round_size, s, args.mode, args.responder, workdir)
+                for s in range(args.seeds)
+            ]
             print(f"  {strategy:<7} {time.perf_counter() - started:6.1f} s")
         budget = curves[args.strategies[0]][0][-1]["pairs"]
         n_points = min(len(c) for cs in curves.values() for c in cs)
-        print("\n  mean over seeds: Spearman ρ with the true utilities / top-k error (k = N/10) / log loss against the true "
-              "probabilities on random pairs / on near-tie pairs")  # fmt: skip
+        print(
+            "\n  mean over seeds: Spearman ρ with the true utilities / top-k error (k = N/10) / log loss against the true "
+            "probabilities on random pairs / on near-tie pairs"
+        )
         print("  pairs  " + "".join(f"{s:>34}" for s in curves))
         for p in list(range(0, n_points - 1, max(1, n_points // 10))) + [n_points - 1]:
             row = []
@@ -138,7 +158,11 @@ def simulate_part(args) -> None:
                 for s in curves:
                     needs = [to_reach(c, key, r[-1][key], higher) for c, r in zip(curves[s], curves["random"])]
                     ok = [x for x in needs if x is not None]
-                    parts.append(f"{s} {np.mean(ok) / budget:.0%}" if len(ok) == len(needs) else f"{s} not reached ({len(ok)}/{len(needs)} seeds)")
+                    parts.append(
+                        f"{s} {np.mean(ok) / budget:.0%}"
+                        if len(ok) == len(needs)
+                        else f"{s} not reached ({len(ok)}/{len(needs)} seeds)"
+                    )
                 print(f"    {key:<14} " + ", ".join(parts))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -166,9 +190,11 @@ def embedded_part(args) -> None:
     path = model.prepare()
     n_out = 510
     dtype = resolve_dtype(args.dtype, "cpu", str(path))
-    print(f"\nPart 2: ue elicit through lm-eval (ue-hf, {dtype}; native bf16 on this CPU: {'yes' if cpu_has_bf16() else 'no'}) on the "
-          f"embedded model, {n_out} outcomes of core, budget {args.embedded_budget} training pairs + holdout, CPU, "
-          f"{torch.get_num_threads()} torch threads; {_load()}")  # fmt: skip
+    print(
+        f"\nPart 2: ue elicit through lm-eval (ue-hf, {dtype}; native bf16 on this CPU: {'yes' if cpu_has_bf16() else 'no'}) on the "
+        f"embedded model, {n_out} outcomes of core, budget {args.embedded_budget} training pairs + holdout, CPU, "
+        f"{torch.get_num_threads()} torch threads; {_load()}"
+    )
     workdir = Path(tempfile.mkdtemp(prefix="ue-al-emb-"))
     try:
         from ue_tasks.outcomes import load_outcomes
@@ -179,9 +205,18 @@ def embedded_part(args) -> None:
             for o in core.outcomes[:n_out]:
                 fh.write(json.dumps({"id": o.id, "text": o.text, "category": o.category}) + "\n")
         extra = "" if args.prefix_cache_mb is None else f",prefix_cache_mb={args.prefix_cache_mb}"
-        cfg = RunConfig(harness="lm-eval", model="hf", model_args=f"pretrained={path},dtype={args.dtype}{extra}", outcomes=str(subset),
-                        mode="logprob", strategy="paper", budget=args.embedded_budget, round_size=max(1, args.embedded_budget // 2),
-                        holdout_fraction=args.embedded_holdout / (n_out * (n_out - 1) / 2), seed=0)  # fmt: skip
+        cfg = RunConfig(
+            harness="lm-eval",
+            model="hf",
+            model_args=f"pretrained={path},dtype={args.dtype}{extra}",
+            outcomes=str(subset),
+            mode="logprob",
+            strategy="paper",
+            budget=args.embedded_budget,
+            round_size=max(1, args.embedded_budget // 2),
+            holdout_fraction=args.embedded_holdout / (n_out * (n_out - 1) / 2),
+            seed=0,
+        )
         run = Elicitation(cfg, workdir / "run", cache_dir=None, log=lambda m: None)
         started = time.perf_counter()
         lm = run.backend._model([])  # type: ignore[attr-defined]  # the one-off load, timed apart
@@ -196,12 +231,16 @@ def embedded_part(args) -> None:
         prompts = len(records)
         fwd_s, fwd_tok = lm.forward_seconds, lm.forward_tokens
         overhead = seconds - fwd_s - fits
-        print(f"  {prompts} prompts ({len(history)} rounds, {calls[0]} lm-eval calls) in {load_s:.1f} s (model load, once) + "
-              f"{seconds:.1f} s = {(load_s + seconds) / prompts:.3f} s per (pair, ordering) all told; {_load()}")  # fmt: skip
-        print(f"    model forward {fwd_s:.1f} s for {fwd_tok} tokens (padding included; stem {lm.stem_length} tokens cached; "
-              f"{lm.prefix_tokens} tokens of {lm.prefix_hits} rows from the shared-prefix cache) = {fwd_tok / max(fwd_s, 1e-9):.0f} "
-              f"tokens/s, {fwd_tok / prompts:.1f} tokens per prompt; fits {fits:.2f} s; lm-eval and Python outside the "
-              f"forward passes {overhead:.1f} s = {overhead / max(1, calls[0]):.2f} s per call")  # fmt: skip
+        print(
+            f"  {prompts} prompts ({len(history)} rounds, {calls[0]} lm-eval calls) in {load_s:.1f} s (model load, once) + "
+            f"{seconds:.1f} s = {(load_s + seconds) / prompts:.3f} s per (pair, ordering) all told; {_load()}"
+        )
+        print(
+            f"    model forward {fwd_s:.1f} s for {fwd_tok} tokens (padding included; stem {lm.stem_length} tokens cached; "
+            f"{lm.prefix_tokens} tokens of {lm.prefix_hits} rows from the shared-prefix cache) = {fwd_tok / max(fwd_s, 1e-9):.0f} "
+            f"tokens/s, {fwd_tok / prompts:.1f} tokens per prompt; fits {fits:.2f} s; lm-eval and Python outside the "
+            f"forward passes {overhead:.1f} s = {overhead / max(1, calls[0]):.2f} s per call"
+        )
 
         # the floor: the run's own prompts, each run in full by transformers (fp32, batch 8)
         tok = AutoTokenizer.from_pretrained(str(path))
@@ -219,18 +258,31 @@ def embedded_part(args) -> None:
         full_prompts = 2 * (default_budget(n_out) + holdout_size(n_out))
         rounds_full = 1 + math.ceil(max(0, default_budget(n_out) - n_out) / 500)
         fit_per_round = fits / max(1, len(history))
-        print(f"  floor (bare transformers forward over {len(texts)} of these prompts, fp32): {floor:.3f} s per prompt; "
-              f"ue elicit / floor = {per_prompt / floor:.2f}× (all told); {_load()}")  # fmt: skip
-        tokens_full, calls_full, plain_full = _replay_full_run(lm, tok, core.outcomes[:n_out], padding=fwd_tok / max(1, lm.real_tokens))
+        print(
+            f"  floor (bare transformers forward over {len(texts)} of these prompts, fp32): {floor:.3f} s per prompt; "
+            f"ue elicit / floor = {per_prompt / floor:.2f}× (all told); {_load()}"
+        )
+        tokens_full, calls_full, plain_full = _replay_full_run(
+            lm, tok, core.outcomes[:n_out], padding=fwd_tok / max(1, lm.real_tokens)
+        )
         per_token = fwd_s / max(1, fwd_tok)
-        parts = {"model load": load_s, f"forward ({tokens_full / full_prompts:.1f} tokens per prompt)": tokens_full * per_token,
-                 f"lm-eval calls ({calls_full})": calls_full * overhead / max(1, calls[0]), f"fits ({rounds_full})": rounds_full * fit_per_round}  # fmt: skip
+        parts = {
+            "model load": load_s,
+            f"forward ({tokens_full / full_prompts:.1f} tokens per prompt)": tokens_full * per_token,
+            f"lm-eval calls ({calls_full})": calls_full * overhead / max(1, calls[0]),
+            f"fits ({rounds_full})": rounds_full * fit_per_round,
+        }
         total = sum(parts.values())
-        print(f"  the paper's full main run at N={n_out} ({full_prompts} prompts, log-prob mode, ~{rounds_full} rounds) would take "
-              f"about {total / 60:.1f} minutes on this machine at this load: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in parts.items()))  # fmt: skip
-        print(f"    without the shared-prefix cache it would run {plain_full / full_prompts:.1f} tokens per prompt "
-              f"(+{(plain_full - tokens_full) * per_token / 60:.1f} min); the floor runs every prompt in full: "
-              f"{full_prompts * floor / 60:.1f} minutes; {_load()}")  # fmt: skip
+        print(
+            f"  the paper's full main run at N={n_out} ({full_prompts} prompts, log-prob mode, ~{rounds_full} rounds) would take "
+            f"about {total / 60:.1f} minutes on this machine at this load: "
+            + ", ".join(f"{k} {v / 60:.1f} min" for k, v in parts.items())
+        )
+        print(
+            f"    without the shared-prefix cache it would run {plain_full / full_prompts:.1f} tokens per prompt "
+            f"(+{(plain_full - tokens_full) * per_token / 60:.1f} min); the floor runs every prompt in full: "
+            f"{full_prompts * floor / 60:.1f} minutes; {_load()}"
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -265,8 +317,13 @@ def _replay_full_run(lm, tok, outcomes, padding: float, seed: int = 0) -> tuple[
     sizes = [holdout_size(n)] + [n] + [500] * math.ceil(max(0, default_budget(n) - n) / 500)
     template = get_template("default")
     cfg = lm.model.config
-    per_token = 2 * cfg.num_hidden_layers * getattr(cfg, "num_key_value_heads", cfg.num_attention_heads) * (
-        getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads) * lm.model.dtype.itemsize  # fmt: skip
+    per_token = (
+        2
+        * cfg.num_hidden_layers
+        * getattr(cfg, "num_key_value_heads", cfg.num_attention_heads)
+        * (getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
+        * lm.model.dtype.itemsize
+    )
     store = _Prefixes(lm._prefixes.budget)
     stem_n, tokens, plain, calls = lm.stem_length, 0, 0, 0
     for size in sizes:
@@ -307,16 +364,26 @@ def main() -> None:
     parser.add_argument("--round-size", type=int, default=500)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--mode", choices=["sample", "logprob"], default="sample")
-    parser.add_argument("--responder", choices=["thurstonian", "misfit"], default="thurstonian",
-                        help="the simulated model (misfit: exact probabilities that stray from the Thurstonian model)")
+    parser.add_argument(
+        "--responder",
+        choices=["thurstonian", "misfit"],
+        default="thurstonian",
+        help="the simulated model (misfit: exact probabilities that stray from the Thurstonian model)",
+    )
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     parser.add_argument("--embedded", action="store_true", help="also time a real run on the embedded model")
     parser.add_argument("--embedded-budget", type=int, default=200, help="training pairs of the timed run (default 200)")
     parser.add_argument("--embedded-holdout", type=int, default=50, help="holdout pairs of the timed run (default 50)")
     parser.add_argument("--floor-prompts", type=int, default=96, help="prompts the floor is timed on (default 96)")
-    parser.add_argument("--dtype", default="auto", help="ue-hf's dtype (default auto: the checkpoint's own; native: bf16 where native, else fp32)")
-    parser.add_argument("--prefix-cache-mb", type=float, default=None,
-                        help="ue-hf's shared-prefix cache in MiB (default: ue-hf's default; 0 turns it off)")
+    parser.add_argument(
+        "--dtype", default="auto", help="ue-hf's dtype (default auto: the checkpoint's own; native: bf16 where native, else fp32)"
+    )
+    parser.add_argument(
+        "--prefix-cache-mb",
+        type=float,
+        default=None,
+        help="ue-hf's shared-prefix cache in MiB (default: ue-hf's default; 0 turns it off)",
+    )
     parser.add_argument("--skip-simulate", action="store_true")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, python {platform.python_version()}")

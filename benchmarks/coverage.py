@@ -41,8 +41,9 @@ def simulate(n: int, seed: int, samples: int, noise: float = 0.0, budget: int | 
     plan = make_plan(n, PlanSpec(seed=seed, budget=budget))
     mu, var = true_utilities(n, rng)
     ids = [f"o{k:05d}" for k in range(n)]
-    records = simulate_records(plan.pairs, plan.split, ids, ids, mu, var, rng, samples=samples, noise=noise,
-                               position_beta=position_beta)  # fmt: skip
+    records = simulate_records(
+        plan.pairs, plan.split, ids, ids, mu, var, rng, samples=samples, noise=noise, position_beta=position_beta
+    )
     return records, mu, var
 
 
@@ -69,13 +70,17 @@ def coverage(n: int, samples: int, noise: float, methods: list[str], seeds: int,
             out[method][0].append(inside)
             out[method][1].append(m.ci_high_ - m.ci_low_)
             out[method][2].append((m.utilities_ - t) / np.where(m.stderr_ > 0, m.stderr_, np.nan))
-    return {m: (float(np.mean(np.concatenate(v[0]))), float(np.mean(np.concatenate(v[1]))), float(np.nanstd(np.concatenate(v[2]))))
-            for m, v in out.items()}  # fmt: skip
+    return {
+        m: (float(np.mean(np.concatenate(v[0]))), float(np.mean(np.concatenate(v[1]))), float(np.nanstd(np.concatenate(v[2]))))
+        for m, v in out.items()
+    }
 
 
 def part_coverage(args) -> None:
-    print(f"Part 1: coverage of nominal 95% intervals of the normalised utilities, {args.seeds} seeds per cell "
-          "(coverage / mean width / sd of (estimate − truth)/se)")  # fmt: skip
+    print(
+        f"Part 1: coverage of nominal 95% intervals of the normalised utilities, {args.seeds} seeds per cell "
+        "(coverage / mean width / sd of (estimate − truth)/se)"
+    )
     settings = [(100, 10, 0.0), (100, 0, 0.25), (100, 0, 0.5), (100, 0, 1.0), (100, 10, 0.5), (510, 10, 0.0), (510, 0, 0.5)]
     if args.quick:
         settings = settings[:2]
@@ -92,10 +97,15 @@ def part_coverage(args) -> None:
 
 def part_variances(args) -> None:
     seeds = 2 if args.quick else 5
-    print(f"\nPart 2: variances, N=510, {seeds} seeds: Spearman ρ(fitted σ², true σ²) on exact probabilities (the paper's "
-          "plan, 9,174 pairs); held-out log loss on a sparse graph (1,000 training pairs)")  # fmt: skip
-    rows = {"default": lambda d: Thurstonian(ci="none"), "legacy": lambda d: Thurstonian(ci="none", dispersion=1.0,
-            variance_prior=float(d.w.mean())), "companion (compat)": lambda d: Thurstonian(method="compat", ci="none")}  # fmt: skip
+    print(
+        f"\nPart 2: variances, N=510, {seeds} seeds: Spearman ρ(fitted σ², true σ²) on exact probabilities (the paper's "
+        "plan, 9,174 pairs); held-out log loss on a sparse graph (1,000 training pairs)"
+    )
+    rows = {
+        "default": lambda d: Thurstonian(ci="none"),
+        "legacy": lambda d: Thurstonian(ci="none", dispersion=1.0, variance_prior=float(d.w.mean())),
+        "companion (compat)": lambda d: Thurstonian(method="compat", ci="none"),
+    }
     print(f"  {'fit':<20}{'ρ σ² (exact, dense)':>22}{'loss sparse K=10':>20}{'loss sparse exact':>20}")
     cases = {"dense_exact": (0, None), "sparse_k10": (10, 1000), "sparse_exact": (0, 1000)}
     data_cache = {}
@@ -123,8 +133,10 @@ def part_variances(args) -> None:
 
 def part_position(args) -> None:
     seeds = 5 if args.quick else args.seeds
-    print(f"\nPart 3: position term, N=100, K=10, true β = 1 (raw), {seeds} seeds: coverage of β' = β/sd(μ) by its "
-          "95% interval, mean |β̂' − β'|, per-ordering held-out log loss pooled → with β")  # fmt: skip
+    print(
+        f"\nPart 3: position term, N=100, K=10, true β = 1 (raw), {seeds} seeds: coverage of β' = β/sd(μ) by its "
+        "95% interval, mean |β̂' − β'|, per-ordering held-out log loss pooled → with β"
+    )
     inside, err, pooled, with_beta = [], [], [], []
     for seed in range(seeds):
         records, mu, _ = simulate(100, seed, 10, position_beta=1.0)
@@ -136,7 +148,9 @@ def part_position(args) -> None:
         loss = res.metrics["position_term"]["holdout_log_loss_per_ordering"]
         pooled.append(loss["pooled"])
         with_beta.append(loss["position"])
-    print(f"  coverage {np.mean(inside):.1%}, mean error {np.mean(err):.4f}, loss {np.mean(pooled):.4f} → {np.mean(with_beta):.4f}")
+    print(
+        f"  coverage {np.mean(inside):.1%}, mean error {np.mean(err):.4f}, loss {np.mean(pooled):.4f} → {np.mean(with_beta):.4f}"
+    )
 
 
 def main() -> None:

@@ -47,7 +47,9 @@ def main() -> None:
     from ue_tasks.harness.lm_eval.run import run_lm_eval
 
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; {args.prompts} prompts of mini per run")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; {args.prompts} prompts of mini per run"
+    )
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for key in args.models:
@@ -63,11 +65,15 @@ def main() -> None:
                 seconds = time.perf_counter() - t0
                 probs[dtype] = _p_a(out, task)
                 results.setdefault(key, {})[dtype] = seconds / args.prompts
-                print(f"{m.name:<24} {dtype:<9} {seconds / args.prompts:.3f} s per prompt  (stem hits {lm.stem_hits}/{lm.forward_calls})")
+                print(
+                    f"{m.name:<24} {dtype:<9} {seconds / args.prompts:.3f} s per prompt  (stem hits {lm.stem_hits}/{lm.forward_calls})"
+                )
                 del lm
             if len(args.dtypes) > 1:
                 a, b = probs[args.dtypes[0]], probs[args.dtypes[1]]
-                print(f"{m.name:<24} max |ΔP(A)| {args.dtypes[1]} vs {args.dtypes[0]}: {max(abs(x - y) for x, y in zip(a, b)):.4f}")
+                print(
+                    f"{m.name:<24} max |ΔP(A)| {args.dtypes[1]} vs {args.dtypes[0]}: {max(abs(x - y) for x, y in zip(a, b)):.4f}"
+                )
             if not args.no_plain:
                 plain = HFLM(pretrained=str(folder), device="cpu", batch_size=args.batch_size, dtype="float32")
                 out = Path(tmp) / f"{key}-plain"
@@ -76,8 +82,10 @@ def main() -> None:
                 seconds = time.perf_counter() - t0
                 ref = _p_a(out, task)
                 results[key]["plain float32"] = seconds / args.prompts
-                print(f"{m.name:<24} plain HFLM float32 {seconds / args.prompts:.3f} s per prompt; stem cache max |ΔP(A)| "
-                      f"{max(abs(x - y) for x, y in zip(probs[args.dtypes[0]], ref)):.2e}")
+                print(
+                    f"{m.name:<24} plain HFLM float32 {seconds / args.prompts:.3f} s per prompt; stem cache max |ΔP(A)| "
+                    f"{max(abs(x - y) for x, y in zip(probs[args.dtypes[0]], ref)):.2e}"
+                )
     base = results[args.models[0]][args.dtypes[0]]
     print(f"\nratios to {args.models[0]} {args.dtypes[0]} (stem cache):")
     for key, row in results.items():

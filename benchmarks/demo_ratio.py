@@ -45,7 +45,9 @@ def main() -> None:
                 totals[key] += dt
                 print(f"round {r}: {m.name:<24} {dt / args.prompts:.3f} s per prompt", flush=True)
     ratio = totals["gemma3-270m"] / totals["smollm2-135m"]
-    print(f"gemma-3-270m / SmolLM2-135M-Instruct per prompt: {ratio:.2f}x ({args.rounds} interleaved rounds of {args.prompts} prompts)")
+    print(
+        f"gemma-3-270m / SmolLM2-135M-Instruct per prompt: {ratio:.2f}x ({args.rounds} interleaved rounds of {args.prompts} prompts)"
+    )
 
 
 if __name__ == "__main__":

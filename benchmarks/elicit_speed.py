@@ -138,10 +138,14 @@ def main() -> None:
     if not args.skip_hf_sampled:
         hf_lp, hf_s = rows[1][1] / n, rows[2][1] / n_sampled
         print(f"lm-eval hf sampled / hf log-prob: {hf_s / hf_lp:.2f}×;  ue-hf sampled vs hf sampled: {hf_s / per_s:.2f}× faster")
-    print(f"ue-hf log-prob vs hf log-prob: {(rows[1][1] / n) / per_lp:.2f}× faster;  ue-hf log-prob / floor: {per_lp / per_floor:.2f}×")
-    print(f"stem: {ue.stem_length} tokens shared by every prompt; prompts are "
-          f"{sum(len(tok(p, add_special_tokens=False).input_ids) for p in prompts) / n:.0f} tokens on average; "
-          f"sampled answers drawn from {ue.prefills} prefills")  # fmt: skip
+    print(
+        f"ue-hf log-prob vs hf log-prob: {(rows[1][1] / n) / per_lp:.2f}× faster;  ue-hf log-prob / floor: {per_lp / per_floor:.2f}×"
+    )
+    print(
+        f"stem: {ue.stem_length} tokens shared by every prompt; prompts are "
+        f"{sum(len(tok(p, add_special_tokens=False).input_ids) for p in prompts) / n:.0f} tokens on average; "
+        f"sampled answers drawn from {ue.prefills} prefills"
+    )
     print("(lm-eval times include building the task's documents and its metrics' fit)")
     print(f"machine: {machine()} (after)")
 

@@ -61,7 +61,9 @@ def run_command(args: list[str], label: str = "") -> float:
     after = os.times()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed:\n{proc.stderr}")
-    CPU.setdefault(label, []).append((after.children_user - before.children_user) + (after.children_system - before.children_system))
+    CPU.setdefault(label, []).append(
+        (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    )
     return seconds
 
 
@@ -93,8 +95,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, torch {torch.__version__}; "
-          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, torch {torch.__version__}; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     work = Path(tempfile.mkdtemp(prefix="ue-fit-speed-"))
     small, large = work / "n510.jsonl", work / "n2300.jsonl"
     rec.write(simulated_records(510), small)
@@ -104,17 +108,24 @@ def main() -> None:
     env_ue = [sys.executable, "-m", "ue_cli.main", "fit"]
 
     # 1. whole commands
-    times = alternate({
-        "ue fit": lambda: run_command(env_ue + [str(small), "--out", str(work / "fit510")], "ue"),
-        "companion-style": lambda: run_command([sys.executable, str(HERE / "companion_style_fit.py"), str(small)], "companion"),
-    }, args.repeat)  # fmt: skip
+    times = alternate(
+        {
+            "ue fit": lambda: run_command(env_ue + [str(small), "--out", str(work / "fit510")], "ue"),
+            "companion-style": lambda: run_command(
+                [sys.executable, str(HERE / "companion_style_fit.py"), str(small)], "companion"
+            ),
+        },
+        args.repeat,
+    )
     ue_cmd, comp_cmd = statistics.median(times["ue fit"]), statistics.median(times["companion-style"])
     print(f"\n1. whole commands on {n_small:,} records (N=510, K=10), medians of {args.repeat} alternating runs:")
     print(f"   ue fit (bulk read, fit, sandwich intervals, files, summary) {ue_cmd:7.2f} s")
     print(f"   companion-style script (torch, read, Adam 1,000 epochs)   {comp_cmd:7.2f} s")
     cpu_ue, cpu_comp = statistics.median(CPU["ue"]), statistics.median(CPU["companion"])
-    print(f"   ratio {comp_cmd / ue_cmd:.1f}x in wall time; CPU time (user + system) {cpu_ue:.2f} s against {cpu_comp:.2f} s, "
-          f"ratio {cpu_comp / cpu_ue:.1f}x")  # fmt: skip
+    print(
+        f"   ratio {comp_cmd / ue_cmd:.1f}x in wall time; CPU time (user + system) {cpu_ue:.2f} s against {cpu_comp:.2f} s, "
+        f"ratio {cpu_comp / cpu_ue:.1f}x"
+    )
 
     # 2. in process
     data = aggregate(read_columns(small))
@@ -125,8 +136,14 @@ def main() -> None:
     def ue_fit(ci):
         return lambda: timed(lambda: Thurstonian(ci=ci).fit(X, train.y, train.w, n_outcomes=n, n_records=train.n_rec))
 
-    runs = alternate({"with": ue_fit("sandwich"), "without": ue_fit("none"),
-                      "companion": lambda: timed(lambda: companion_fit(n, train.i, train.j, train.y))}, args.repeat)  # fmt: skip
+    runs = alternate(
+        {
+            "with": ue_fit("sandwich"),
+            "without": ue_fit("none"),
+            "companion": lambda: timed(lambda: companion_fit(n, train.i, train.j, train.y)),
+        },
+        args.repeat,
+    )
     t_with = statistics.median(t for t, _ in runs["with"])
     t_without = statistics.median(t for t, _ in runs["without"])
     t_comp = statistics.median(t for t, _ in runs["companion"])
@@ -138,19 +155,25 @@ def main() -> None:
     print(f"   ue fit with intervals    {t_with * 1000:8.1f} ms   ({model.n_iter_} Newton iterations, {model.ci_method_})")
     print(f"   ue fit without intervals {t_without * 1000:8.1f} ms")
     print(f"   companion-style fit      {t_comp * 1000:8.1f} ms")
-    print(f"   ratio {t_comp / t_with:.1f}x with intervals, {t_comp / t_without:.1f}x without; held-out log loss ue "
-          f"{ll_ue:.4f}, companion {ll_comp:.4f} (difference {ll_ue - ll_comp:+.4f})")  # fmt: skip
+    print(
+        f"   ratio {t_comp / t_with:.1f}x with intervals, {t_comp / t_without:.1f}x without; held-out log loss ue "
+        f"{ll_ue:.4f}, companion {ll_comp:.4f} (difference {ll_ue - ll_comp:+.4f})"
+    )
 
     # 3. 100k records
     big = [run_command(env_ue + [str(large), "--out", str(work / "fit2300")], "big") for _ in range(3)]
-    print(f"\n3. ue fit as a command on {n_large:,} records (N=2,300, K=10): median of 3 runs {statistics.median(big):.2f} s "
-          f"wall, {statistics.median(CPU['big']):.2f} s CPU")  # fmt: skip
+    print(
+        f"\n3. ue fit as a command on {n_large:,} records (N=2,300, K=10): median of 3 runs {statistics.median(big):.2f} s "
+        f"wall, {statistics.median(CPU['big']):.2f} s CPU"
+    )
 
     if not args.skip_large:
         print()
         t_boot, boot = timed(lambda: Thurstonian(ci="none", bootstrap=200, seed=0).fit(X, train.y, train.w, n_outcomes=n))
-        print(f"bootstrap, 200 resamples at N=510: {t_boot:.2f} s (median 95% interval width "
-              f"{np.median(boot.ci_high_ - boot.ci_low_):.3f})")  # fmt: skip
+        print(
+            f"bootstrap, 200 resamples at N=510: {t_boot:.2f} s (median 95% interval width "
+            f"{np.median(boot.ci_high_ - boot.ci_low_):.3f})"
+        )
         d = aggregate(simulated_records(10000)).train()
         Xb = np.column_stack([d.i, d.j])
         t_big, mb = timed(lambda: Thurstonian().fit(Xb, d.y, d.w, n_outcomes=d.n_outcomes, n_records=d.n_rec))

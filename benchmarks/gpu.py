@@ -41,10 +41,18 @@ def timed(lm, limit: int, task: str = "utility_core") -> float:
 
 
 def report(name: str, seconds: float, prompts: int) -> dict:
-    print(f"  {name:<44} {prompts:>6} prompts  {seconds:8.1f} s  {seconds / prompts * 1000:9.2f} ms per (pair, ordering)  "
-          f"{prompts / seconds:9.1f} examples/s", flush=True)  # fmt: skip
-    return {"backend": name, "prompts": prompts, "seconds": round(seconds, 2), "per_prompt_ms": round(seconds / prompts * 1000, 3),
-            "examples_per_s": round(prompts / seconds, 2)}  # fmt: skip
+    print(
+        f"  {name:<44} {prompts:>6} prompts  {seconds:8.1f} s  {seconds / prompts * 1000:9.2f} ms per (pair, ordering)  "
+        f"{prompts / seconds:9.1f} examples/s",
+        flush=True,
+    )
+    return {
+        "backend": name,
+        "prompts": prompts,
+        "seconds": round(seconds, 2),
+        "per_prompt_ms": round(seconds / prompts * 1000, 3),
+        "examples_per_s": round(prompts / seconds, 2),
+    }
 
 
 def main() -> int:
@@ -63,7 +71,9 @@ def main() -> int:
     if torch.cuda.is_available():
         device = "cuda"
         props = torch.cuda.get_device_properties(0)
-        print(f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, {torch.cuda.device_count()} device(s); torch {torch.__version__}")
+        print(
+            f"GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, {torch.cuda.device_count()} device(s); torch {torch.__version__}"
+        )
     elif args.allow_cpu:
         device = "cpu"
         print("no CUDA device: running on the CPU to check the script (these are CPU figures, not GPU figures)")

@@ -68,15 +68,19 @@ def main() -> None:
     n = min(args.outcomes, len(core))
     ids, texts = core.ids[:n], core.texts[:n]
     partners = hs.draw_partners(n, 0)
-    print(f"{n} outcomes of core, {dtype} ({'native' if hs.bf16_supported() else 'no native'} bf16 on this CPU), "
-          f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    print(
+        f"{n} outcomes of core, {dtype} ({'native' if hs.bf16_supported() else 'no native'} bf16 on this CPU), "
+        f"{torch.get_num_threads()} torch threads, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
     hs.read_states(model, tok, [hs.bare(t) for t in texts[:4]], batch_size=4)  # warm-up
     wall, cpu = time.perf_counter(), time.process_time()
     features = hs.outcome_features(model, tok, ids, texts, partners, batch_size=args.batch_size)
     ue_wall, ue_cpu = time.perf_counter() - wall, time.process_time() - cpu
 
-    items = [hs.place(tok, texts[k], texts[partners[k]], pos) for pos in ("A", "B") for k in range(n)] + [hs.bare(t) for t in texts]
+    items = [hs.place(tok, texts[k], texts[partners[k]], pos) for pos in ("A", "B") for k in range(n)] + [
+        hs.bare(t) for t in texts
+    ]
     ue_tokens = 0
     groups: dict[tuple, list[int]] = {}
     for it in items:
@@ -90,9 +94,13 @@ def main() -> None:
     print(f"{'':<34}{'wall s/outcome':>16}{'CPU s/outcome':>15}{'tokens':>9}")
     print(f"{'ue reader (stem cached, cut)':<34}{ue_wall / n:>16.3f}{ue_cpu / n:>15.3f}{ue_tokens:>9}")
     print(f"{'whole prompts through the LM':<34}{plain_wall / n:>16.3f}{plain_cpu / n:>15.3f}{plain_tokens:>9}")
-    print(f"ratio (plain / ue): wall {plain_wall / ue_wall:.2f}×, CPU {plain_cpu / ue_cpu:.2f}×, tokens {plain_tokens / ue_tokens:.2f}×")
-    print(f"570 outcomes of core with ue's reader: about {570 * ue_cpu / n:.0f} CPU s "
-          f"({570 * ue_wall / n:.0f} s wall at this load); features {features.n_layers} layers × {features.hidden_size}")
+    print(
+        f"ratio (plain / ue): wall {plain_wall / ue_wall:.2f}×, CPU {plain_cpu / ue_cpu:.2f}×, tokens {plain_tokens / ue_tokens:.2f}×"
+    )
+    print(
+        f"570 outcomes of core with ue's reader: about {570 * ue_cpu / n:.0f} CPU s "
+        f"({570 * ue_wall / n:.0f} s wall at this load); features {features.n_layers} layers × {features.hidden_size}"
+    )
 
 
 if __name__ == "__main__":

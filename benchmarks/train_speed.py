@@ -35,8 +35,16 @@ def make_run(folder: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     queries = build_queries(str(oset.source), PlanSpec(seed=seed, budget=64, holdout_fraction=0.0))
     records = [
-        q.record(mode="logprob", model="synthetic", harness="benchmark", task="b", run_id="b", p_a=float(rng.uniform(0.05, 0.95)),
-                 label_mass=None, outcome_split="train")  # fmt: skip
+        q.record(
+            mode="logprob",
+            model="synthetic",
+            harness="benchmark",
+            task="b",
+            run_id="b",
+            p_a=float(rng.uniform(0.05, 0.95)),
+            label_mass=None,
+            outcome_split="train",
+        )
         for q in queries
     ]
     write(records, folder / "assembly_records.jsonl")
@@ -51,8 +59,15 @@ def child(args: argparse.Namespace) -> None:
 
     from ue_control.train import load_config, train
 
-    overrides = [f"method={args.method}", f"batch_size={args.batch}", f"micro_batch_size={args.batch}", "eval_max_examples=1",
-                 f"steps={args.warmup + args.steps}", "learning_rate=1e-5", "log_every=1000"]  # fmt: skip
+    overrides = [
+        f"method={args.method}",
+        f"batch_size={args.batch}",
+        f"micro_batch_size={args.batch}",
+        "eval_max_examples=1",
+        f"steps={args.warmup + args.steps}",
+        "learning_rate=1e-5",
+        "log_every=1000",
+    ]
     if args.device == "cuda":
         overrides.append("mixed_precision=bf16")
     else:
@@ -67,11 +82,15 @@ def child(args: argparse.Namespace) -> None:
     summary = train(config, log=lambda *_: None)
     wall = time.perf_counter() - started
     out = {
-        "method": args.method, "device": args.device, "batch": args.batch, "timed_steps": args.steps,
-        "examples_per_second": summary["examples_per_second_this_session"], "wall_seconds_incl_load_and_save": round(wall, 1),
+        "method": args.method,
+        "device": args.device,
+        "batch": args.batch,
+        "timed_steps": args.steps,
+        "examples_per_second": summary["examples_per_second_this_session"],
+        "wall_seconds_incl_load_and_save": round(wall, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "torch_threads": torch.get_num_threads(),
-    }  # fmt: skip
+    }
     if args.device == "cuda":
         out["peak_cuda_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         out["gpu"] = torch.cuda.get_device_name(0)
@@ -104,9 +123,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = make_run(Path(tmp) / "run")
         for method in args.methods:
-            cmd = [sys.executable, __file__, "--child", "--method", method, "--device", args.device, "--batch", str(args.batch),
-                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--model", model, "--run", str(run),
-                   "--out", str(Path(tmp) / f"out_{method}")]  # fmt: skip
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                "--method",
+                method,
+                "--device",
+                args.device,
+                "--batch",
+                str(args.batch),
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--model",
+                model,
+                "--run",
+                str(run),
+                "--out",
+                str(Path(tmp) / f"out_{method}"),
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
             if proc.returncode or not line:
@@ -114,7 +151,9 @@ def main() -> None:
             results.append(json.loads(line[0][7:]))
     print(f"{'method':<8}{'device':<8}{'batch':>6}{'examples/s':>12}{'peak RSS MiB':>14}{'peak GPU MiB':>14}")
     for r in results:
-        print(f"{r['method']:<8}{r['device']:<8}{r['batch']:>6}{r['examples_per_second']:>12.2f}{r['peak_rss_mib']:>14.0f}{r.get('peak_cuda_mib', '—'):>14}")
+        print(
+            f"{r['method']:<8}{r['device']:<8}{r['batch']:>6}{r['examples_per_second']:>12.2f}{r['peak_rss_mib']:>14.0f}{r.get('peak_cuda_mib', '—'):>14}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 

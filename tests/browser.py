@@ -14,8 +14,15 @@ from typing import Any
 import pytest
 
 CHROMIUM = os.environ.get("UE_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def require_chromium() -> str:
@@ -57,7 +64,11 @@ def open_page(html_file: Path, profile: Path) -> Iterator[Visit]:
     executable = require_chromium()
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=executable, headless=True, args=FLAGS, viewport={"width": 1280, "height": 900},
+            str(profile),
+            executable_path=executable,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1280, "height": 900},
             offline=True,
         )
         try:

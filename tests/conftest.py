@@ -49,11 +49,35 @@ def embedded_representations(model_path, tmp_path_factory) -> Path:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     write_jsonl(root / "outcomes.jsonl", [o.to_dict() for o in load_outcomes("mini").outcomes[:36]])
     for args in (
-        ["run", "utilities", "--harness", "simulate", "--model", "hf", "--model-args", f"pretrained={model_path}",
-         "--outcomes", str(root / "outcomes.jsonl"), "--out", str(root / "u"), "--no-cache", "--no-figures"],
-        ["run", "representations", "--model-args", f"pretrained={model_path}", "--utilities", str(root / "u"),
-         "--option", "shuffles=5", "--out", str(root / "r")],
-    ):  # fmt: skip
+        [
+            "run",
+            "utilities",
+            "--harness",
+            "simulate",
+            "--model",
+            "hf",
+            "--model-args",
+            f"pretrained={model_path}",
+            "--outcomes",
+            str(root / "outcomes.jsonl"),
+            "--out",
+            str(root / "u"),
+            "--no-cache",
+            "--no-figures",
+        ],
+        [
+            "run",
+            "representations",
+            "--model-args",
+            f"pretrained={model_path}",
+            "--utilities",
+            str(root / "u"),
+            "--option",
+            "shuffles=5",
+            "--out",
+            str(root / "r"),
+        ],
+    ):
         proc = subprocess.run([sys.executable, "-m", "ue_cli.main", *args], capture_output=True, text=True, env=env, timeout=1800)
         assert proc.returncode == 0, proc.stderr[-3000:]
     (root / "r" / "stderr.txt").write_text(proc.stderr)

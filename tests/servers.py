@@ -55,8 +55,9 @@ class Served:
 
     def chat(self, content: str, max_tokens: int = 8, **extra) -> tuple[dict, float]:
         body = {"model": self.name, "messages": [{"role": "user", "content": content}], "max_tokens": max_tokens, **extra}
-        req = urllib.request.Request(f"{self.base_url}/chat/completions", data=json.dumps(body).encode(),
-                                     headers={"content-type": "application/json"})  # fmt: skip
+        req = urllib.request.Request(
+            f"{self.base_url}/chat/completions", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+        )
         t = time.perf_counter()
         with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as r:
             out = json.loads(r.read())
@@ -73,9 +74,25 @@ def start_transformers_serve(model_folder: Path, log: Path) -> Served:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "2"}
     t0 = time.perf_counter()
     fh = log.open("w")
-    proc = subprocess.Popen([cli, "serve", model_folder.name, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
-                             "--log-level", "warning"],
-                            cwd=model_folder.parent, stdout=fh, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            cli,
+            "serve",
+            model_folder.name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--log-level",
+            "warning",
+        ],
+        cwd=model_folder.parent,
+        stdout=fh,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = t0 + START_TIMEOUT
     while True:
@@ -250,9 +267,14 @@ class StubChatServer:
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
                 stub.requests += 1
-                out = {"id": f"stub-{stub.requests}", "object": "chat.completion", "created": 0, "model": body.get("model", "stub"),
-                       "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}  # fmt: skip
+                out = {
+                    "id": f"stub-{stub.requests}",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body.get("model", "stub"),
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+                }
                 data = json.dumps(out).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")

@@ -21,8 +21,18 @@ def write_sim(path, n=40, samples=10, **kw):
     plan = make_plan(n, PlanSpec(seed=1))
     mu, var = true_utilities(n, rng)
     ids = [f"o{k:03d}" for k in range(n)]
-    records = simulate_records(plan.pairs, plan.split, ids, [f"Outcome {i}." for i in ids], mu, var, rng, samples=samples,
-                               categories=[f"c{k % 3}" for k in range(n)], **kw)  # fmt: skip
+    records = simulate_records(
+        plan.pairs,
+        plan.split,
+        ids,
+        [f"Outcome {i}." for i in ids],
+        mu,
+        var,
+        rng,
+        samples=samples,
+        categories=[f"c{k % 3}" for k in range(n)],
+        **kw,
+    )
     rec.write(records, path)
     return records
 
@@ -139,4 +149,6 @@ def test_mixed_records_are_still_refused_field_by_field(tmp_path):
     with pytest.raises(UserError, match="2 different dtypes"):
         pooling.check_not_mixed(records[:10] + [dict(r, model_dtype="bfloat16") for r in records[10:20]])
     with pytest.raises(UserError, match="different sets of weights"):
-        pooling.check_not_mixed([dict(r, model_fingerprint="x") for r in records[:10]] + [dict(r, model_fingerprint="y") for r in records[10:20]])
+        pooling.check_not_mixed(
+            [dict(r, model_fingerprint="x") for r in records[:10]] + [dict(r, model_fingerprint="y") for r in records[10:20]]
+        )

@@ -57,8 +57,13 @@ def method_headings() -> set[str]:
 def test_no_user_facing_file_points_into_the_developers_shared_folder():
     """Outside tests/ (which may read the companion's data from there), no path into ``../shared``: a user has
     none; examples name the companion repository's own paths instead."""
-    found = [f"{p.relative_to(ROOT)}:{n}" for p in tracked_files() if p.relative_to(ROOT).parts[0] != "tests"
-             for n, line in enumerate(_text(p).splitlines(), 1) if "../" + "shared" in line]  # fmt: skip
+    found = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in tracked_files()
+        if p.relative_to(ROOT).parts[0] != "tests"
+        for n, line in enumerate(_text(p).splitlines(), 1)
+        if "../" + "shared" in line
+    ]
     assert not found, "\n".join(found)
 
 

@@ -29,8 +29,20 @@ def test_simulate_then_fit_round_trip(tmp_path):
     fit = ue("fit", records, "--out", tmp_path / "fit")
     assert "holdout_accuracy" in fit.stdout and "top 5 outcomes" in fit.stdout
     metrics = json.loads((tmp_path / "fit" / "metrics.json").read_text())
-    for key in ("holdout_accuracy", "holdout_log_loss", "train_accuracy", "train_log_loss", "average_confidence",
-                "cycle_rate", "order_gap", "position_bias", "unparsed_rate", "n_outcomes", "n_pairs", "n_records"):
+    for key in (
+        "holdout_accuracy",
+        "holdout_log_loss",
+        "train_accuracy",
+        "train_log_loss",
+        "average_confidence",
+        "cycle_rate",
+        "order_gap",
+        "position_bias",
+        "unparsed_rate",
+        "n_outcomes",
+        "n_pairs",
+        "n_records",
+    ):
         assert key in metrics, key
     assert metrics["n_outcomes"] == 62 and metrics["holdout_accuracy"] > 0.8
     rows = list(csv.DictReader((tmp_path / "fit" / "utilities.csv").open()))

@@ -62,12 +62,19 @@ def test_an_example_experiment_is_its_two_modules_and_nothing_else(tmp_path):
     shutil.copytree(ROOT / "task_configs", tmp_path / "task_configs")
     (tmp_path / "ue_tasks" / "experiments" / "order_sensitivity.py").write_text(spec, encoding="utf-8")
     (tmp_path / "ue_metrics" / "analyses" / "order_sensitivity.py").write_text(EXAMPLE_ANALYSIS, encoding="utf-8")
-    env = {"PYTHONPATH": str(tmp_path), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin",
-           "HOME": str(tmp_path), "UE_CACHE_DIR": str(tmp_path / "cache")}  # fmt: skip
+    env = {
+        "PYTHONPATH": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "UE_CACHE_DIR": str(tmp_path / "cache"),
+    }
 
     def ue(*args: str) -> str:
-        proc = subprocess.run([sys.executable, "-m", "ue_cli.main", *args], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=600)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "ue_cli.main", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         return proc.stdout
 

@@ -27,12 +27,30 @@ def test_small_loop_moves_the_model_toward_the_assembly(model_path, tmp_path):
     small.write_text("\n".join(lines[:4] + lines[16:20]) + "\n", encoding="utf-8")
     run = tmp_path / "run"
     # a strong lean (no family or outcome terms) so that a few steps can show the direction
-    assemble(assemble_config(None, ["simulator=simulate", "n_citizens=6", "heldout_outcome_fraction=0.5", "holdout_fraction=0.0",
-                                    "utility_model={family_sd: 0.0, attribute_sd: 0.0, outcome_sd: 0.0, lean: 2.0}", "seed=3"],
-                             out=str(run), outcomes=str(small)), log=lambda *_: None)  # fmt: skip
+    assemble(
+        assemble_config(
+            None,
+            [
+                "simulator=simulate",
+                "n_citizens=6",
+                "heldout_outcome_fraction=0.5",
+                "holdout_fraction=0.0",
+                "utility_model={family_sd: 0.0, attribute_sd: 0.0, outcome_sd: 0.0, lean: 2.0}",
+                "seed=3",
+            ],
+            out=str(run),
+            outcomes=str(small),
+        ),
+        log=lambda *_: None,
+    )
     info = json.loads((run / "assemble.json").read_text(encoding="utf-8"))
-    config = train_config(None, ["method=lora", "steps=4", "batch_size=4", "micro_batch_size=4", "learning_rate=3e-3",
-                                 "lora_r=8", "eval_max_examples=8"], run=str(run), out=str(tmp_path / "t"), model=model_path)  # fmt: skip
+    config = train_config(
+        None,
+        ["method=lora", "steps=4", "batch_size=4", "micro_batch_size=4", "learning_rate=3e-3", "lora_r=8", "eval_max_examples=8"],
+        run=str(run),
+        out=str(tmp_path / "t"),
+        model=model_path,
+    )
     summary = train(config, log=lambda *_: None)
     start, end = summary["evals"]["start"], summary["evals"]["end"]
     # toward the assembly on training pairs and on pairs of outcomes never trained on
@@ -45,9 +63,21 @@ def test_small_loop_moves_the_model_toward_the_assembly(model_path, tmp_path):
     assert (tmp_path / "t" / "model" / "config.json").is_file()
 
     texts = tmp_path / "neutral.txt"
-    texts.write_text("Water boils at a lower temperature on a mountain.\nThe library opens at nine.\nLeaves fall in autumn.\n", encoding="utf-8")
-    report = evaluate(evaluate_config(None, ["batch_size=8", f"neutral_texts={texts}"], run=str(run), out=str(tmp_path / "e"),
-                                      trained=str(tmp_path / "t" / "model"), original=model_path), log=lambda *_: None)  # fmt: skip
+    texts.write_text(
+        "Water boils at a lower temperature on a mountain.\nThe library opens at nine.\nLeaves fall in autumn.\n",
+        encoding="utf-8",
+    )
+    report = evaluate(
+        evaluate_config(
+            None,
+            ["batch_size=8", f"neutral_texts={texts}"],
+            run=str(run),
+            out=str(tmp_path / "e"),
+            trained=str(tmp_path / "t" / "model"),
+            original=model_path,
+        ),
+        log=lambda *_: None,
+    )
     s = report["summary"]
     assembly_lean = s["assembly_lean"]
     assert s["lean_before"] is not None and s["lean_after"] is not None and assembly_lean is not None

@@ -31,8 +31,13 @@ def run(model_path, tmp_path_factory) -> Path:
     lines = policies_path().read_text(encoding="utf-8").splitlines()
     small = root / "policies8.jsonl"
     small.write_text("\n".join(lines[:4] + lines[16:20]) + "\n", encoding="utf-8")
-    config = assemble_config(None, ["n_citizens=2", "heldout_outcome_fraction=0.5", "budget=3", "holdout_fraction=0.2", "batch_size=8"],
-                             out=str(root / "run"), outcomes=str(small), simulator=model_path)  # fmt: skip
+    config = assemble_config(
+        None,
+        ["n_citizens=2", "heldout_outcome_fraction=0.5", "budget=3", "holdout_fraction=0.2", "batch_size=8"],
+        out=str(root / "run"),
+        outcomes=str(small),
+        simulator=model_path,
+    )
     assemble(config, log=lambda *_: None)
     return root / "run"
 
@@ -77,8 +82,13 @@ def test_assembly_writes_records_fits_and_bias(run):
 @pytest.fixture(scope="module")
 def trained(run, model_path, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("trained")
-    config = train_config(None, ["method=lora", "steps=20", "batch_size=2", "micro_batch_size=2", "learning_rate=1e-3"],
-                          run=str(run), out=str(out), model=model_path)  # fmt: skip
+    config = train_config(
+        None,
+        ["method=lora", "steps=20", "batch_size=2", "micro_batch_size=2", "learning_rate=1e-3"],
+        run=str(run),
+        out=str(out),
+        model=model_path,
+    )
     return out, train(config, log=lambda *_: None)
 
 
@@ -93,7 +103,10 @@ def test_training_halves_the_error_on_training_pairs(run, trained, model_path):
     tok = AutoTokenizer.from_pretrained(model_path)
     before = np.abs(np.array(predict_a_label(before_model, tok, examples, SYSTEM_MESSAGE)) - targets).mean()
     after_model = AutoModelForCausalLM.from_pretrained(str(out / "model"))  # the saved HF folder loads as is
-    after = np.abs(np.array(predict_a_label(after_model, AutoTokenizer.from_pretrained(str(out / "model")), examples, SYSTEM_MESSAGE)) - targets).mean()
+    after = np.abs(
+        np.array(predict_a_label(after_model, AutoTokenizer.from_pretrained(str(out / "model")), examples, SYSTEM_MESSAGE))
+        - targets
+    ).mean()
     assert after <= before / 2, (before, after)
     assert summary["evals"]["start"]["train"]["mae"] == pytest.approx(before, abs=1e-4)
     assert summary["evals"]["end"]["train"]["mae"] == pytest.approx(after, abs=1e-4)
@@ -110,7 +123,10 @@ def lora_reference(run, model_path, tmp_path_factory) -> tuple[Path, dict]:
 
 def test_resume_from_checkpoint_equals_uninterrupted(run, model_path, lora_reference, tmp_path):
     whole_dir, whole = lora_reference
-    part = train(train_config(None, LORA + ["stop_after=1"], run=str(run), out=str(tmp_path / "split"), model=model_path), log=lambda *_: None)
+    part = train(
+        train_config(None, LORA + ["stop_after=1"], run=str(run), out=str(tmp_path / "split"), model=model_path),
+        log=lambda *_: None,
+    )
     assert not part["finished"] and part["steps_done"] == 1 and (tmp_path / "split" / "checkpoints" / "step-1").is_dir()
     assert not (tmp_path / "split" / "model").exists()
     resumed = train(train_config(None, LORA, run=str(run), out=str(tmp_path / "split"), model=model_path), log=lambda *_: None)
@@ -123,9 +139,28 @@ def test_resume_from_checkpoint_equals_uninterrupted(run, model_path, lora_refer
 def test_two_data_parallel_cpu_processes_match_one(run, model_path, lora_reference, tmp_path):
     _, one = lora_reference
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "ue_control.train", "--run", str(run),
-           "--out", str(tmp_path / "ddp"), "--model", model_path] + [a for s in LORA for a in ("--set", s)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "ue_control.train",
+        "--run",
+        str(run),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--model",
+        model_path,
+    ] + [a for s in LORA for a in ("--set", s)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads((tmp_path / "ddp" / "train_summary.json").read_text(encoding="utf-8"))
@@ -140,8 +175,12 @@ def test_evaluate_before_after_through_lm_eval(run, trained, model_path, tmp_pat
     from ue_control.evaluate import load_config as evaluate_config
 
     out, _ = trained
-    report = evaluate(evaluate_config(None, ["batch_size=8"], run=str(run), out=str(tmp_path / "eval"), trained=str(out / "model"),
-                                      original=model_path), log=lambda *_: None)  # fmt: skip
+    report = evaluate(
+        evaluate_config(
+            None, ["batch_size=8"], run=str(run), out=str(tmp_path / "eval"), trained=str(out / "model"), original=model_path
+        ),
+        log=lambda *_: None,
+    )
     table = report["results"]["heldout"]
     assert {"original", "trained", "assembly"} <= set(table)
     for who in ("original", "trained"):
@@ -158,7 +197,9 @@ def test_evaluate_before_after_through_lm_eval(run, trained, model_path, tmp_pat
     from ue_control.examples import examples_from_records
 
     examples = examples_from_records(recs)
-    mine = predict_a_label(AutoModelForCausalLM.from_pretrained(model_path), AutoTokenizer.from_pretrained(model_path), examples, SYSTEM_MESSAGE)
+    mine = predict_a_label(
+        AutoModelForCausalLM.from_pretrained(model_path), AutoTokenizer.from_pretrained(model_path), examples, SYSTEM_MESSAGE
+    )
     harness = [e.target_a_label for e in examples]  # the records' p_a mapped onto label "A"
     assert max(abs(a - b) for a, b in zip(mine, harness)) < 1e-3
     assert all(r["harness"] == "lm-eval" for r in recs)

@@ -49,8 +49,14 @@ def test_simulated_utilities_are_deterministic_and_order_free():
 
 
 def test_simulated_assembly_has_strong_known_preferences(tmp_path):
-    summary = assemble(assemble_config(None, ["simulator=simulate", "n_citizens=12", "heldout_outcome_fraction=0.375",
-                                              "holdout_fraction=0.25"], out=str(tmp_path / "run")), log=lambda *_: None)  # fmt: skip
+    summary = assemble(
+        assemble_config(
+            None,
+            ["simulator=simulate", "n_citizens=12", "heldout_outcome_fraction=0.375", "holdout_fraction=0.25"],
+            out=str(tmp_path / "run"),
+        ),
+        log=lambda *_: None,
+    )
     crecs = read(tmp_path / "run" / "citizen_records.jsonl")
     assert {r["harness"] for r in crecs} == {"simulate"} and all(r.get("model_fingerprint") for r in crecs)
     # answers do not depend on the ordering: no position bias in the simulated citizens
@@ -92,8 +98,10 @@ def test_bias_intervals_and_position_measure():
     assert 0.8 < c["value"] <= 1 and c["low"] < c["value"] < c["high"] and c["n"] == 12
     lo, hi = bias.wilson(45, 50)
     assert lo < 0.9 < hi
-    recs = [{"mode": "logprob", "a_id": "x", "b_id": "y", "shown_first": "a", "p_a": 0.9},
-            {"mode": "logprob", "a_id": "x", "b_id": "y", "shown_first": "b", "p_a": 0.9}]  # fmt: skip
+    recs = [
+        {"mode": "logprob", "a_id": "x", "b_id": "y", "shown_first": "a", "p_a": 0.9},
+        {"mode": "logprob", "a_id": "x", "b_id": "y", "shown_first": "b", "p_a": 0.9},
+    ]
     # prefers x in both orderings: a content preference, no position preference
     assert bias.label_a_by_pair(recs) == {("x", "y"): pytest.approx(0.5)}
     recs[1]["p_a"] = 0.1  # answers "A" whatever is shown: pure position preference
@@ -131,15 +139,21 @@ def test_evaluate_checks_inputs_before_loading_a_model(tmp_path):
         evaluate(config, log=lambda *_: None)
     assert not (tmp_path / "eval").exists()
     with pytest.raises(UserError, match="assemble.json: not found"):
-        evaluate(evaluate_config(None, [], run=str(tmp_path / "nothing"), out=str(tmp_path / "eval"), trained=str(tmp_path)), log=lambda *_: None)
+        evaluate(
+            evaluate_config(None, [], run=str(tmp_path / "nothing"), out=str(tmp_path / "eval"), trained=str(tmp_path)),
+            log=lambda *_: None,
+        )
 
 
 def test_every_step_trains_both_orderings_of_its_pairs():
     from ue_control.examples import Example, paired
     from ue_control.train import paired_stream
 
-    ex = [Example(a_id=f"o{k}", b_id=f"o{k + 1}", shown_first=s, prompt="", target_a_label=t, outcome_split="train")
-          for k in range(5) for s, t in (("b", 0.2), ("a", 0.8))]  # fmt: skip
+    ex = [
+        Example(a_id=f"o{k}", b_id=f"o{k + 1}", shown_first=s, prompt="", target_a_label=t, outcome_split="train")
+        for k in range(5)
+        for s, t in (("b", 0.2), ("a", 0.8))
+    ]
     ordered = paired(ex)
     for step in range(4):
         idx = paired_stream(len(ordered), 0, step, 4)

@@ -22,7 +22,10 @@ def test_citizens_are_deterministic_with_stable_ids():
     a, b = sample_citizens(20, seed=3), sample_citizens(20, seed=3)
     assert [c.to_dict() for c in a] == [c.to_dict() for c in b]
     assert len({c.id for c in a}) == 20
-    assert sample_citizens(20, seed=4)[0].attributes != a[0].attributes or sample_citizens(20, seed=4)[1].attributes != a[1].attributes
+    assert (
+        sample_citizens(20, seed=4)[0].attributes != a[0].attributes
+        or sample_citizens(20, seed=4)[1].attributes != a[1].attributes
+    )
     # the first citizens do not change when the assembly grows
     assert [c.id for c in sample_citizens(25, seed=3)[:1]] != [] and all(c.seed == 3 for c in a)
 
@@ -58,7 +61,11 @@ def test_microdata_csv_sampling_is_seeded_and_weighted(tmp_path):
 
 @pytest.mark.parametrize(
     "text, message",
-    [("id,age\np1,30\n", "no 'party' column"), ("id,party,weight\np1,Democrat,x\n", "line 2: column 'weight' must be a number"), ("id,party\n", "no data rows")],
+    [
+        ("id,age\np1,30\n", "no 'party' column"),
+        ("id,party,weight\np1,Democrat,x\n", "line 2: column 'weight' must be a number"),
+        ("id,party\n", "no data rows"),
+    ],
 )
 def test_microdata_errors_are_one_sentence(tmp_path, text, message):
     path = tmp_path / "bad.csv"
@@ -68,20 +75,48 @@ def test_microdata_errors_are_one_sentence(tmp_path, text, message):
 
 
 def test_party_slices():
-    assert [party_slice(p) for p in ("Democrat", "republican", "Independent", "Green")] == ["Democrat", "Republican", "Independent", "other"]
+    assert [party_slice(p) for p in ("Democrat", "republican", "Independent", "Green")] == [
+        "Democrat",
+        "Republican",
+        "Independent",
+        "other",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- aggregation
 def _rec(citizen, a, b, shown, p, split="train", part="train"):
     return make_record(
-        run_id="t", model="sim", harness="test", task="t", outcome_set="s", a_id=a, b_id=b, a_text=a.upper(), b_text=b.upper(),
-        shown_first=shown, mode="logprob", template="default", p_a=p, n_a=0, n_b=0, n_unparsed=0, label_mass=0.9,
-        split=split, round=0, citizen=citizen, outcome_split=part,
-    )  # fmt: skip
+        run_id="t",
+        model="sim",
+        harness="test",
+        task="t",
+        outcome_set="s",
+        a_id=a,
+        b_id=b,
+        a_text=a.upper(),
+        b_text=b.upper(),
+        shown_first=shown,
+        mode="logprob",
+        template="default",
+        p_a=p,
+        n_a=0,
+        n_b=0,
+        n_unparsed=0,
+        label_mass=0.9,
+        split=split,
+        round=0,
+        citizen=citizen,
+        outcome_split=part,
+    )
 
 
 def test_mean_aggregation_pools_orderings_then_citizens():
-    recs = [_rec("c1", "x", "y", "a", 0.9), _rec("c1", "x", "y", "b", 0.5), _rec("c2", "x", "y", "a", 0.2), _rec("c2", "x", "y", "b", 0.2)]
+    recs = [
+        _rec("c1", "x", "y", "a", 0.9),
+        _rec("c1", "x", "y", "b", 0.5),
+        _rec("c2", "x", "y", "a", 0.2),
+        _rec("c2", "x", "y", "b", 0.2),
+    ]
     out = aggregate_assembly(recs, "mean", model="assembly", harness="ue_control", task="assembly", run_id="r")
     assert len(out) == 2  # one per ordering
     assert all(r["p_a"] == pytest.approx((0.7 + 0.2) / 2) for r in out)
@@ -176,10 +211,16 @@ def test_json_config_and_overrides(tmp_path):
 def test_cli_reports_bad_config_in_one_line(tmp_path):
     path = tmp_path / "a.yaml"
     path.write_text("n_citizens: -1\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "ue_cli.main", "control", "assemble", "--config", str(path), "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "ue_cli.main", "control", "assemble", "--config", str(path), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "n_citizens" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "ue_control.train", "--run", str(tmp_path / "none"), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "ue_control.train", "--run", str(tmp_path / "none"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "assembly_records.jsonl: not found" in proc.stderr and "Traceback" not in proc.stderr

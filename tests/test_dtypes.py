@@ -131,8 +131,18 @@ def _records(dtype: str | None, run_id: str) -> list[dict]:
     plan = make_plan(n, PlanSpec(seed=0))
     rng = np.random.default_rng(0)
     mu, var = true_utilities(n, rng)
-    out = simulate_records(plan.pairs, plan.split, [f"o{k:03d}" for k in range(n)], [f"Outcome {k}." for k in range(n)], mu, var,
-                           rng, samples=0, model="SmolLM2-135M-Instruct", run_id=run_id)  # fmt: skip
+    out = simulate_records(
+        plan.pairs,
+        plan.split,
+        [f"o{k:03d}" for k in range(n)],
+        [f"Outcome {k}." for k in range(n)],
+        mu,
+        var,
+        rng,
+        samples=0,
+        model="SmolLM2-135M-Instruct",
+        run_id=run_id,
+    )
     return [{**r, "model_fingerprint": "04df8cc07c158da8", **({"model_dtype": dtype} if dtype else {})} for r in out]
 
 
@@ -164,8 +174,20 @@ def test_a_run_started_at_another_dtype_is_not_resumed(tmp_path, capsys):
     record the dtype it ran in)."""
     from ue_cli.main import main
 
-    args = ["elicit", "--harness", "simulate", "--model", "sim", "--outcomes", "12", "--budget", "20", "--no-cache",
-            "--out", str(tmp_path / "run")]  # fmt: skip
+    args = [
+        "elicit",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        "12",
+        "--budget",
+        "20",
+        "--no-cache",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(args) == 0
     cfg_path = tmp_path / "run" / "config.json"
     cfg = json.loads(cfg_path.read_text())

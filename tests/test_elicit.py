@@ -108,8 +108,25 @@ def test_interrupted_run_resumes_to_the_same_records(tmp_path, stop_at):
 
 
 def test_killed_process_resumes_with_nothing_lost_or_repeated(tmp_path):
-    args = [sys.executable, "-m", "ue_cli.main", "elicit", "--harness", "simulate", "--model", "sim", "--outcomes", "300",
-            "--mode", "sample", "--round-size", "200", "--seed", "5", "--no-cache"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "ue_cli.main",
+        "elicit",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        "300",
+        "--mode",
+        "sample",
+        "--round-size",
+        "200",
+        "--seed",
+        "5",
+        "--no-cache",
+    ]
     cut = tmp_path / "cut"
     proc = subprocess.Popen(args + ["--out", str(cut)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

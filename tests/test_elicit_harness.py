@@ -23,8 +23,27 @@ def six_outcomes(tmp_path_factory):
 
 
 def elicit(harness, model, model_args, outcomes, out):
-    cmd = [sys.executable, "-m", "ue_cli.main", "elicit", "--harness", harness, "--model", model, "--model-args", model_args,
-           "--outcomes", str(outcomes), "--round-size", "6", "--holdout-fraction", "0.2", "--no-cache", "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "ue_cli.main",
+        "elicit",
+        "--harness",
+        harness,
+        "--model",
+        model,
+        "--model-args",
+        model_args,
+        "--outcomes",
+        str(outcomes),
+        "--round-size",
+        "6",
+        "--holdout-fraction",
+        "0.2",
+        "--no-cache",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"through {harness} in float32" in proc.stdout  # each run says which dtype answered

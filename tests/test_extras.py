@@ -54,7 +54,8 @@ def test_inspect_extra_names_openai_at_the_version_inspects_provider_requires():
     assert openai is not None, "the inspect extra must list openai (Inspect's openai-api provider imports it)"
     low = _lowest_allowed(openai.specifier)
     assert low is not None and low >= minimum, (
-        f"ue[inspect] allows openai{openai.specifier}, but the installed inspect_ai requires openai>={minimum}")
+        f"ue[inspect] allows openai{openai.specifier}, but the installed inspect_ai requires openai>={minimum}"
+    )
 
 
 def test_installed_openai_passes_inspects_own_check():

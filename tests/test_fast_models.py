@@ -23,8 +23,14 @@ from ue_tasks.harness.lm_eval.hooks import PAYLOAD_FIELDS, documents
 
 # ----------------------------------------------------------------------------------------------------------
 # no model
-@pytest.mark.parametrize("caps,expected", [({"avx512_bf16": True}, "bfloat16"), ({"amx_bf16": True, "avx512_bf16": False}, "bfloat16"),
-                                           ({"avx512_bf16": False, "avx2": True}, "float32")])  # fmt: skip
+@pytest.mark.parametrize(
+    "caps,expected",
+    [
+        ({"avx512_bf16": True}, "bfloat16"),
+        ({"amx_bf16": True, "avx512_bf16": False}, "bfloat16"),
+        ({"avx512_bf16": False, "avx2": True}, "float32"),
+    ],
+)
 def test_native_dtype_follows_the_cpu_and_auto_the_checkpoint(monkeypatch: pytest.MonkeyPatch, caps: dict, expected: str) -> None:
     from ue_tasks import dtypes
 
@@ -142,9 +148,26 @@ def test_lm_eval_command_line_runs_ue_hf(model_path: str, tmp_path: Path) -> Non
     from ue_tasks.harness.readers import read_records
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "ue_cli.main", "lm-eval", "--model", "ue-hf", "--model_args", f"pretrained={model_path},dtype=float32",
-           "--tasks", "utility_mini", "--apply_chat_template", "--system_instruction", "You are a helpful assistant.",
-           "--limit", "6", "--log_samples", "--output_path", str(tmp_path / "out")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "ue_cli.main",
+        "lm-eval",
+        "--model",
+        "ue-hf",
+        "--model_args",
+        f"pretrained={model_path},dtype=float32",
+        "--tasks",
+        "utility_mini",
+        "--apply_chat_template",
+        "--system_instruction",
+        "You are a helpful assistant.",
+        "--limit",
+        "6",
+        "--log_samples",
+        "--output_path",
+        str(tmp_path / "out"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ue-hf" in proc.stdout and "holdout_accuracy" in proc.stdout
@@ -188,7 +211,9 @@ def test_the_sampler_filters_with_transformers_warpers_and_draws_the_same_tokens
     logits[0, :10] = 2.5  # ties at the top-k boundary
     new, old = models.UeHFLM._filter(logits, top_k, top_p), _hand_filter(logits, top_k, top_p)
     assert torch.equal(new, old)
-    draws = [torch.multinomial(x.softmax(-1), 20, replacement=True, generator=torch.Generator().manual_seed(3)) for x in (new, old)]
+    draws = [
+        torch.multinomial(x.softmax(-1), 20, replacement=True, generator=torch.Generator().manual_seed(3)) for x in (new, old)
+    ]
     assert torch.equal(*draws)
 
 
@@ -236,7 +261,9 @@ def test_shared_prefix_cache_gives_the_same_log_probabilities(model_path: str) -
     got: dict[str, list[float]] = {"cached": [], "bare": []}
     for pairs in rounds:
         prompts = chat_prompts(tok, [template.render(texts[a], texts[b], "") for a, b in pairs])
-        reqs = [Instance(request_type="loglikelihood", doc={}, arguments=(p, label), idx=0) for p in prompts for label in ("A", "B")]
+        reqs = [
+            Instance(request_type="loglikelihood", doc={}, arguments=(p, label), idx=0) for p in prompts for label in ("A", "B")
+        ]
         for name, lm in (("cached", cached), ("bare", bare)):
             got[name] += [lp for lp, _ in lm.loglikelihood(reqs, disable_tqdm=True)]
     assert cached.prefix_hits >= 3 and cached.prefix_tokens >= 3 * 8  # (0, ·) and (3, ·) in the second call

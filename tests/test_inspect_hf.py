@@ -46,22 +46,56 @@ def plan_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def inspect_run(model_path, plan_file, tmp_path_factory) -> tuple[Path, str]:
     log_dir = tmp_path_factory.mktemp("inspect_logs")
-    proc = _run([
-        str(BIN / "inspect"), "eval", "ue/utility_mini", "--model", "hf/local", "-M", f"model_path={model_path}",
-        "-T", f"outcomes={plan_file}", "--limit", str(LIMIT), "--log-dir", str(log_dir), "--display", "plain",
-    ])  # fmt: skip
+    proc = _run(
+        [
+            str(BIN / "inspect"),
+            "eval",
+            "ue/utility_mini",
+            "--model",
+            "hf/local",
+            "-M",
+            f"model_path={model_path}",
+            "-T",
+            f"outcomes={plan_file}",
+            "--limit",
+            str(LIMIT),
+            "--log-dir",
+            str(log_dir),
+            "--display",
+            "plain",
+        ]
+    )
     return log_dir, proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")
 def lm_eval_run(model_path, plan_file, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("lm_eval_out")
-    _run([
-        str(BIN / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={model_path}", "--tasks", "utility_mini",
-        "--include_path", str(REPO / "task_configs"), "--apply_chat_template",
-        "--system_instruction", "You are a helpful assistant.", "--metadata", json.dumps({"outcomes": str(plan_file)}),
-        "--limit", str(LIMIT), "--batch_size", "16", "--log_samples", "--output_path", str(out),
-    ])  # fmt: skip
+    _run(
+        [
+            str(BIN / "lm_eval"),
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={model_path}",
+            "--tasks",
+            "utility_mini",
+            "--include_path",
+            str(REPO / "task_configs"),
+            "--apply_chat_template",
+            "--system_instruction",
+            "You are a helpful assistant.",
+            "--metadata",
+            json.dumps({"outcomes": str(plan_file)}),
+            "--limit",
+            str(LIMIT),
+            "--batch_size",
+            "16",
+            "--log_samples",
+            "--output_path",
+            str(out),
+        ]
+    )
     return out
 
 
@@ -140,7 +174,11 @@ def test_inspect_and_lm_eval_agree_per_query_and_on_the_utilities(inspect_run, l
     # one model, whichever harness ran it: the same name and settings, so their records may be fitted together
     from ue_metrics.pooling import check_not_mixed, model_label
 
-    assert {model_label(r) for r in inspect_records} == {model_label(r) for r in lm_records} == {"SmolLM2-135M-Instruct (dtype=float32, chat_template=True)"}
+    assert (
+        {model_label(r) for r in inspect_records}
+        == {model_label(r) for r in lm_records}
+        == {"SmolLM2-135M-Instruct (dtype=float32, chat_template=True)"}
+    )
     check_not_mixed(inspect_records + lm_records)
 
     fit_ours, fit_theirs = fit_records(inspect_records), fit_records(lm_records)
@@ -165,8 +203,12 @@ def test_inspect_records_carry_the_identity_lm_evals_records_carry(inspect_run, 
 def test_one_query_through_inspect_and_lm_eval_is_fitted_once(inspect_run, lm_eval_run, tmp_path):
     """issue 22, item 3: the Inspect log and the lm-eval output of the same model and queries were fitted as two sets
     of answers; now they are one answer each, with a note."""
-    proc = subprocess.run([sys.executable, "-m", "ue_cli.main", "fit", str(inspect_run[0]), str(lm_eval_run), "--out",
-                           str(tmp_path / "fit")], capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "ue_cli.main", "fit", str(inspect_run[0]), str(lm_eval_run), "--out", str(tmp_path / "fit")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"dropped {LIMIT} duplicate answers (same query from two harnesses" in proc.stderr
     assert json.loads((tmp_path / "fit" / "metrics.json").read_text())["n_records"] == LIMIT

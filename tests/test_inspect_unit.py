@@ -79,8 +79,11 @@ def logprob_respondent(utilities: dict[str, float], mass: float = 0.8, drop_labe
         assert config.logprobs and config.max_tokens == 1, "logprob mode asks for one token with log-probabilities"
         a, b = _options(input)
         p = p_first(utilities, a, b)
-        top = [TopLogprob(token="A", logprob=math.log(mass * p)), TopLogprob(token=" B", logprob=math.log(mass * (1 - p))),
-               TopLogprob(token="The", logprob=math.log(1 - mass))]  # fmt: skip
+        top = [
+            TopLogprob(token="A", logprob=math.log(mass * p)),
+            TopLogprob(token=" B", logprob=math.log(mass * (1 - p))),
+            TopLogprob(token="The", logprob=math.log(1 - mass)),
+        ]
         if drop_label_for is not None and drop_label_for in (a, b):
             top = [TopLogprob(token="I", logprob=math.log(0.6)), TopLogprob(token="The", logprob=math.log(0.4))]
         top.sort(key=lambda t: -t.logprob)
@@ -121,7 +124,9 @@ def no_logprobs(input, tools, tool_choice, config) -> ModelOutput:
 
 
 def run(task, respond, log_dir: Path, **kwargs) -> EvalLog:
-    logs = inspect_eval(task, model=get_model("mockllm/model", custom_outputs=respond), log_dir=str(log_dir), display="none", **kwargs)
+    logs = inspect_eval(
+        task, model=get_model("mockllm/model", custom_outputs=respond), log_dir=str(log_dir), display="none", **kwargs
+    )
     assert len(logs) == 1
     return logs[0]
 
@@ -137,8 +142,15 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------------------------------------
 def test_label_probabilities_sum_the_spellings_of_each_label():
-    alts = [("A", math.log(0.3)), ("ĠA", math.log(0.1)), ("▁B", math.log(0.2)), (" B", math.log(0.05)),
-            ("a", math.log(0.1)), ("A.", math.log(0.1)), ("Answer", math.log(0.1))]  # fmt: skip
+    alts = [
+        ("A", math.log(0.3)),
+        ("ĠA", math.log(0.1)),
+        ("▁B", math.log(0.2)),
+        (" B", math.log(0.05)),
+        ("a", math.log(0.1)),
+        ("A.", math.log(0.1)),
+        ("Answer", math.log(0.1)),
+    ]
     prob_a, prob_b = label_probabilities(alts)
     assert prob_a == pytest.approx(0.4)
     assert prob_b == pytest.approx(0.25)
@@ -300,8 +312,10 @@ def test_bad_option_on_the_command_line_exits_non_zero_without_traceback(tmp_pat
     inspect = Path(sys.executable).with_name("inspect")
     proc = subprocess.run(
         [str(inspect), "eval", "ue/utility_mini", "-T", "mode=bogus", "--model", "mockllm/model", "--log-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "unknown mode 'bogus'" in " ".join(out.split())
@@ -316,8 +330,16 @@ def test_entry_point_and_folder_scan_resolve_the_tasks():
 
     [ep] = [ep for ep in entry_points(group="inspect_ai") if ep.name == "ue"]
     assert ep.value == "ue_tasks.harness.inspect._registry"
-    for name in ("utility", "utility_core", "utility_mini", "utility_core_sampled", "utility_mini_sampled", "utility_core_reasoning",
-                 "utility_transitivity", "utility_transitivity_sampled"):
+    for name in (
+        "utility",
+        "utility_core",
+        "utility_mini",
+        "utility_core_sampled",
+        "utility_mini_sampled",
+        "utility_core_reasoning",
+        "utility_transitivity",
+        "utility_transitivity_sampled",
+    ):
         assert registry_lookup("task", f"ue/{name}") is not None, name
     # a scan of the whole package folder finds the one generic task (the named tasks are reached by name)
     package = Path(inspect_records.__file__).parents[2]

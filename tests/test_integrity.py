@@ -49,11 +49,14 @@ def interrupt(folder: Path, keep: int) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
-@pytest.mark.parametrize(("experiment", "mode", "args"), [
-    ("transitivity", "sample", ("--outcomes", "15")),
-    ("transitivity", "logprob", ("--outcomes", "15")),
-    ("utilities", "sample", ("--outcomes", "25", "--budget", "300", "--round-size", "60")),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("experiment", "mode", "args"),
+    [
+        ("transitivity", "sample", ("--outcomes", "15")),
+        ("transitivity", "logprob", ("--outcomes", "15")),
+        ("utilities", "sample", ("--outcomes", "25", "--budget", "300", "--round-size", "60")),
+    ],
+)
 def test_a_resumed_run_gives_the_uninterrupted_runs_answers_exactly(tmp_path, capsys, experiment, mode, args):
     """A killed and resumed `--no-cache` run used to re-ask the queries whose prompt an answer asked before the kill
     served (triads sharing a pair): 438 records of transitivity got another answer_id, some other counts."""
@@ -68,7 +71,7 @@ def test_a_resumed_run_gives_the_uninterrupted_runs_answers_exactly(tmp_path, ca
         interrupt(resumed, keep)
         code, _, err = ue(capsys, *command, "--out", resumed)
         assert code == 0, err
-        assert lines(resumed / "records.jsonl")[:keep - 1] == lines(whole / "records.jsonl")[:keep - 1]
+        assert lines(resumed / "records.jsonl")[: keep - 1] == lines(whole / "records.jsonl")[: keep - 1]
         got = [json.loads(x) for x in lines(resumed / "records.jsonl") if x.strip()]
         want = [json.loads(x) for x in lines(whole / "records.jsonl")]
         assert got == want
@@ -89,8 +92,17 @@ def test_by_model_gives_two_models_whose_names_sanitise_alike_a_folder_each(tmp_
         plan = make_plan(20, PlanSpec(seed=0))
         rng = np.random.default_rng(0)
         mu, var = true_utilities(20, rng)
-        return simulate_records(plan.pairs, plan.split, [f"o{k:03d}" for k in range(20)], [f"Outcome {k}." for k in range(20)],
-                                -mu if flip else mu, var, rng, model=model, run_id=f"sim-{model}")  # fmt: skip
+        return simulate_records(
+            plan.pairs,
+            plan.split,
+            [f"o{k:03d}" for k in range(20)],
+            [f"Outcome {k}." for k in range(20)],
+            -mu if flip else mu,
+            var,
+            rng,
+            model=model,
+            run_id=f"sim-{model}",
+        )
 
     path = tmp_path / "both.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in simulated("org/model", False) + simulated("org_model", True)))

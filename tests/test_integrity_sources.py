@@ -26,13 +26,28 @@ def test_a_simulated_utilities_run_of_another_seed_or_outcome_set_is_refused_bef
     code, _, err = ue(capsys, "run", "utilities", *SIM, "--outcomes", "20", "--seed", "1", "--budget", "30", "--out", u1)
     assert code == 0, err
     out = tmp_path / "p1"
-    code, _, err = ue(capsys, "run", "power_seeking", *SIM, "--outcomes", "20", "--seed", "0", "--budget", "30",
-                      "--utilities", u1, "--out", out)  # fmt: skip
+    code, _, err = ue(
+        capsys, "run", "power_seeking", *SIM, "--outcomes", "20", "--seed", "0", "--budget", "30", "--utilities", u1, "--out", out
+    )
     one_sentence(code, err, "with seed 1, not this run's seed 0")
     assert nothing_asked(out)
     # the same seed is accepted
-    code, _, err = ue(capsys, "run", "power_seeking", *SIM, "--outcomes", "20", "--seed", "1", "--budget", "30",
-                      "--utilities", u1, "--out", tmp_path / "p-ok")  # fmt: skip
+    code, _, err = ue(
+        capsys,
+        "run",
+        "power_seeking",
+        *SIM,
+        "--outcomes",
+        "20",
+        "--seed",
+        "1",
+        "--budget",
+        "30",
+        "--utilities",
+        u1,
+        "--out",
+        tmp_path / "p-ok",
+    )
     assert code == 0, err
     # a utilities run over 20 outcomes, given to a power_seeking run that would ask the core set
     out = tmp_path / "p2"
@@ -76,8 +91,17 @@ def _two_harnesses(tmp_path: Path, shift: float = 0.0) -> tuple[Path, Path, int]
     plan = make_plan(20, PlanSpec(seed=0))
     rng = np.random.default_rng(0)
     mu, var = true_utilities(20, rng)
-    base = simulate_records(plan.pairs, plan.split, [f"o{k:03d}" for k in range(20)], [f"Outcome {k}." for k in range(20)],
-                            mu, var, rng, model="SmolLM2-135M-Instruct", run_id="x")  # fmt: skip
+    base = simulate_records(
+        plan.pairs,
+        plan.split,
+        [f"o{k:03d}" for k in range(20)],
+        [f"Outcome {k}." for k in range(20)],
+        mu,
+        var,
+        rng,
+        model="SmolLM2-135M-Instruct",
+        run_id="x",
+    )
     same = {"model_fingerprint": "0123456789abcdef", "chat_template": True}
     lm = [dict(r, **same, harness="lm-eval", run_id="lm") for r in base]
     insp = [dict(r, **same, harness="inspect", run_id="insp", p_a=min(1.0, max(0.0, r["p_a"] + shift))) for r in base]
@@ -121,8 +145,9 @@ def test_inspect_records_of_a_local_model_carry_the_identity_lm_evals_records_ca
     header = SimpleNamespace(metadata={}, task_args={}, model="hf/local", model_args={"model_path": str(folder)})
     got = _identity(header, answered)
     assert got["model_fingerprint"] == lm["model_fingerprint"] == fingerprint_folder(folder)
-    assert {k: got.get(k) for k in ("model", "model_dtype", "model_fingerprint")} == \
-        {k: lm.get(k) for k in ("model", "model_dtype", "model_fingerprint")}  # fmt: skip
+    assert {k: got.get(k) for k in ("model", "model_dtype", "model_fingerprint")} == {
+        k: lm.get(k) for k in ("model", "model_dtype", "model_fingerprint")
+    }
     # a harness output read afterwards (raw `lm_eval` results, an Inspect log ue did not run): the fingerprint read
     # now, when no file of the folder changed after the run began; none when one did
     import os

@@ -99,8 +99,12 @@ def test_the_project_has_no_upward_import_and_no_cycle():
 def test_the_check_fails_on_a_deliberate_upward_import_and_cycle(tmp_path):
     layers = {"low": 0, "high": 1}
     for pkg, files in {
-        "low": {"__init__.py": "", "a.py": "from low import b\n", "b.py": "def f():\n    from low.a import x\n",
-                "c.py": "def g():\n    import high.top\n"},
+        "low": {
+            "__init__.py": "",
+            "a.py": "from low import b\n",
+            "b.py": "def f():\n    from low.a import x\n",
+            "c.py": "def g():\n    import high.top\n",
+        },
         "high": {"__init__.py": "", "top.py": "from low.c import g\n"},
     }.items():
         (tmp_path / pkg).mkdir()
@@ -157,6 +161,10 @@ def test_inside_ue_tasks_no_module_imports_one_above_it():
     edges = import_graph(REPO, {"ue_tasks": 1})
     # a package whose __init__ imports nothing is only a name on the way to its modules
     faces = {m for m in edges if any(o.startswith(m + ".") for o in edges) and not edges[m]}
-    upward = sorted(f"{a} (floor {task_floor(a)}) -> {b} (floor {task_floor(b)})" for a, targets in edges.items()
-                    for b in targets if b.startswith("ue_tasks") and b not in faces and task_floor(b) > task_floor(a))  # fmt: skip
+    upward = sorted(
+        f"{a} (floor {task_floor(a)}) -> {b} (floor {task_floor(b)})"
+        for a, targets in edges.items()
+        for b in targets
+        if b.startswith("ue_tasks") and b not in faces and task_floor(b) > task_floor(a)
+    )
     assert upward == [], f"imports inside ue_tasks that climb back up: {upward}"

@@ -28,7 +28,9 @@ UE = [sys.executable, "-m", "ue_cli.main"]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def sim_run(out: Path, model: str, seed: int, responder: str | None = None, mode: str | None = None, budget: int | None = None) -> Path:
+def sim_run(
+    out: Path, model: str, seed: int, responder: str | None = None, mode: str | None = None, budget: int | None = None
+) -> Path:
     cfg = RunConfig(harness="simulate", model=model, outcomes="mini", seed=seed, responder=responder, mode=mode, budget=budget)
     run_experiment(cfg, out, cache_dir=None, log=lambda m: None, figures=False)
     return out
@@ -54,7 +56,9 @@ def test_convergence_of_a_run_with_itself_is_one(runs):
     conv = lb.convergence({"a": entry.utilities, "a again": dict(entry.utilities)})
     (pair,) = conv["pairs"]
     assert pair["n_shared"] == 62 and pair["status"] == "ok"
-    assert pair["pearson"] == pytest.approx(1.0) and pair["cosine"] == pytest.approx(1.0) and pair["spearman"] == pytest.approx(1.0)
+    assert (
+        pair["pearson"] == pytest.approx(1.0) and pair["cosine"] == pytest.approx(1.0) and pair["spearman"] == pytest.approx(1.0)
+    )
     assert conv["matrix"]["pearson"][0][0] == pytest.approx(1.0) and conv["matrix"]["n_shared"][1][1] == 62
 
 
@@ -129,8 +133,9 @@ def test_capabilities_match_exactly_or_by_alias_never_by_guess(reference_data, t
     assert name == "MMLU" and len(scores) >= 60 and scores["gpt-4o"] == pytest.approx(88.7)
     aliases = tmp_path / "aliases.csv"
     aliases.write_text("model,name in the table\nGPT-4o (May 2024),gpt-4o\nmy-model,no-such-model\n")
-    match = lb.match_capabilities(["gpt-4o-mini", "GPT-4o (May 2024)", "GPT-4o-mini", "my-model", "gpt4o"], scores,
-                                  lb.read_aliases(aliases))  # fmt: skip
+    match = lb.match_capabilities(
+        ["gpt-4o-mini", "GPT-4o (May 2024)", "GPT-4o-mini", "my-model", "gpt4o"], scores, lb.read_aliases(aliases)
+    )
     assert match["matched"]["gpt-4o-mini"] == {"name": "gpt-4o-mini", "score": scores["gpt-4o-mini"], "via": "exact"}
     assert match["matched"]["GPT-4o (May 2024)"]["via"] == "alias" and match["matched"]["GPT-4o (May 2024)"]["name"] == "gpt-4o"
     unmatched = {u["model"]: u["reason"] for u in match["unmatched"]}
@@ -144,8 +149,10 @@ def test_capabilities_match_exactly_or_by_alias_never_by_guess(reference_data, t
 def test_capability_correlation_is_scipys_on_the_matched_models():
     from scipy.stats import pearsonr, spearmanr
 
-    rows = [{"model": m, "values": {"utilities/holdout_accuracy": a}} for m, a in
-            [("m1", 0.6), ("m2", 0.7), ("m3", 0.72), ("m4", 0.9), ("unknown", 0.99)]]  # fmt: skip
+    rows = [
+        {"model": m, "values": {"utilities/holdout_accuracy": a}}
+        for m, a in [("m1", 0.6), ("m2", 0.7), ("m3", 0.72), ("m4", 0.9), ("unknown", 0.99)]
+    ]
     cols = [{"key": "utilities/holdout_accuracy", "label": "held-out accuracy", "numeric": True, "metric": "holdout_accuracy"}]
     matched = {m: {"score": s} for m, s in [("m1", 50.0), ("m2", 60.0), ("m3", 75.0), ("m4", 88.0)]}
     (c,) = lb.capability_correlations(rows, cols, matched)
@@ -156,11 +163,14 @@ def test_capability_correlation_is_scipys_on_the_matched_models():
     assert two["pearson"] is None and two["status"] == "needs at least 3 models with both numbers, has 2"
 
 
-@pytest.mark.parametrize("content,message", [
-    ("Model Name,MMLU\ngpt-4o,high\n", "line 2: MMLU 'high' is not a number"),
-    ("Model Name,MMLU\ngpt-4o,88\ngpt-4o,70\n", "appears twice with different scores"),
-    ("just one line\n", "needs a header"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("Model Name,MMLU\ngpt-4o,high\n", "line 2: MMLU 'high' is not a number"),
+        ("Model Name,MMLU\ngpt-4o,88\ngpt-4o,70\n", "appears twice with different scores"),
+        ("just one line\n", "needs a header"),
+    ],
+)
 def test_a_bad_capabilities_table_is_one_sentence(tmp_path, content, message):
     path = tmp_path / "caps.csv"
     path.write_text(content)
@@ -175,8 +185,9 @@ def test_bad_alias_files_and_flags_are_one_sentence(tmp_path, runs):
         lb.read_aliases(bad)
     with pytest.raises(UserError, match="give --capabilities"):
         build_leaderboard([runs["simA"]], tmp_path / "board", aliases=bad, log=lambda m: None)
-    proc = subprocess.run([*UE, "leaderboard", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")], capture_output=True,
-                          text=True, env=ENV)  # fmt: skip
+    proc = subprocess.run(
+        [*UE, "leaderboard", str(tmp_path / "nowhere"), "--out", str(tmp_path / "b")], capture_output=True, text=True, env=ENV
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("ue: error:") and len(proc.stderr.strip().splitlines()) == 1
 
 
@@ -184,7 +195,9 @@ def test_bad_alias_files_and_flags_are_one_sentence(tmp_path, runs):
 # rows
 def test_two_runs_of_one_model_and_experiment_are_flagged_not_averaged(tmp_path, runs):
     smaller = sim_run(tmp_path / "simA-small", "simA", 7, budget=150)
-    board = build_leaderboard([runs["simA"], smaller, runs["simB"]], tmp_path / "board", figures=False, report=False, log=lambda m: None)
+    board = build_leaderboard(
+        [runs["simA"], smaller, runs["simB"]], tmp_path / "board", figures=False, report=False, log=lambda m: None
+    )
     assert board["models"].count("simA") == 1
     row = next(r for r in board["rows"] if r["model"] == "simA")
     full = json.loads((runs["simA"] / "analysis.json").read_text())
@@ -199,9 +212,16 @@ def test_two_runs_of_one_model_and_experiment_are_flagged_not_averaged(tmp_path,
 
 def test_one_row_per_model_merges_its_experiments(tmp_path, runs):
     trans = tmp_path / "simA-transitivity"
-    run_experiment(RunConfig(harness="simulate", model="simA", experiment="transitivity", budget=60, seed=1), trans,
-                   cache_dir=None, log=lambda m: None, figures=False)  # fmt: skip
-    board = build_leaderboard([runs["simA"], trans, runs["simB"]], tmp_path / "board", figures=False, report=False, log=lambda m: None)
+    run_experiment(
+        RunConfig(harness="simulate", model="simA", experiment="transitivity", budget=60, seed=1),
+        trans,
+        cache_dir=None,
+        log=lambda m: None,
+        figures=False,
+    )
+    board = build_leaderboard(
+        [runs["simA"], trans, runs["simB"]], tmp_path / "board", figures=False, report=False, log=lambda m: None
+    )
     row = next(r for r in board["rows"] if r["model"] == "simA")
     assert row["experiments"] == ["utilities", "transitivity"]
     assert row["values"]["transitivity/cycle_probability"] < 0.05
@@ -225,12 +245,30 @@ def test_position_bound_models_are_called_so(tmp_path):
         mu, var = true_utilities(len(mini), rng)
         if name == "first-picker":
             mu = mu * 0.05  # almost no content preference left
-        records = simulate_records(plan.pairs, plan.split, mini.ids, mini.texts, mu, var, rng, position_bias=bias, model=name,
-                                   categories=mini.categories, outcome_set="mini", run_id=name, seed=seed)  # fmt: skip
+        records = simulate_records(
+            plan.pairs,
+            plan.split,
+            mini.ids,
+            mini.texts,
+            mu,
+            var,
+            rng,
+            position_bias=bias,
+            model=name,
+            categories=mini.categories,
+            outcome_set="mini",
+            run_id=name,
+            seed=seed,
+        )
         (tmp_path / name).mkdir()
         rec.write(records, tmp_path / name / "records.jsonl")
-    board = build_leaderboard([tmp_path / "first-picker", tmp_path / "content-reader"], tmp_path / "board", figures=False,
-                              report=False, log=lambda m: None)  # fmt: skip
+    board = build_leaderboard(
+        [tmp_path / "first-picker", tmp_path / "content-reader"],
+        tmp_path / "board",
+        figures=False,
+        report=False,
+        log=lambda m: None,
+    )
     rows = {r["model"]: r for r in board["rows"]}
     assert any(d.startswith("position-bound: it picks the first-shown option") for d in rows["first-picker"]["diagnosis"])
     assert rows["content-reader"]["diagnosis"] == []
@@ -255,16 +293,54 @@ def test_leaderboard_of_two_simulated_runs_and_one_real_run_writes_every_output(
     outcomes = tmp_path / "twelve.json"
     outcomes.write_text(json.dumps([{"id": o.id, "text": o.text, "category": o.category} for o in mini.outcomes[::5][:12]]))
     real = tmp_path / "smol"
-    proc = subprocess.run([*UE, "run", "utilities", "--harness", "lm-eval", "--model", "hf", "--model-args",
-                           f"pretrained={model_path},dtype=float32", "--outcomes", str(outcomes), "--budget", "24",
-                           "--out", str(real), "--no-cache", "--no-figures"], capture_output=True, text=True, env=ENV, timeout=900)  # fmt: skip
+    proc = subprocess.run(
+        [
+            *UE,
+            "run",
+            "utilities",
+            "--harness",
+            "lm-eval",
+            "--model",
+            "hf",
+            "--model-args",
+            f"pretrained={model_path},dtype=float32",
+            "--outcomes",
+            str(outcomes),
+            "--budget",
+            "24",
+            "--out",
+            str(real),
+            "--no-cache",
+            "--no-figures",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     aliases = tmp_path / "aliases.csv"
     aliases.write_text("simA,gpt-4o-mini\nsimB,gpt-4o\n")
     out = tmp_path / "board"
-    proc = subprocess.run([*UE, "leaderboard", str(runs["simA"]), str(runs["simB"]), str(real), "--out", str(out),
-                           "--capabilities", str(reference_data / "capability_scores.csv"), "--aliases", str(aliases)],
-                          capture_output=True, text=True, env=ENV, timeout=900)  # fmt: skip
+    proc = subprocess.run(
+        [
+            *UE,
+            "leaderboard",
+            str(runs["simA"]),
+            str(runs["simB"]),
+            str(real),
+            "--out",
+            str(out),
+            "--capabilities",
+            str(reference_data / "capability_scores.csv"),
+            "--aliases",
+            str(aliases),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     board = json.loads((out / "leaderboard.json").read_text())
     smol = name_for(model_path)  # the real run is named after its model folder (the model identity)
@@ -299,8 +375,20 @@ def test_a_folder_of_many_models_outputs_becomes_one_leaderboard(tmp_path, runs)
     for k, name in enumerate(("model-x", "model-y")):
         rng = np.random.default_rng(10 + k)
         mu, var = true_utilities(len(mini), rng)
-        records = simulate_records(plan.pairs, plan.split, mini.ids, mini.texts, mu, var, rng, model=name, categories=mini.categories,
-                                   outcome_set="mini", run_id=f"run-{name}", seed=k)  # fmt: skip
+        records = simulate_records(
+            plan.pairs,
+            plan.split,
+            mini.ids,
+            mini.texts,
+            mu,
+            var,
+            rng,
+            model=name,
+            categories=mini.categories,
+            outcome_set="mini",
+            run_id=f"run-{name}",
+            seed=k,
+        )
         (outputs / name).mkdir(parents=True)
         rec.write(records, outputs / name / f"{name}.jsonl")
     import shutil

@@ -59,8 +59,12 @@ def test_demo_small_budget(model_path: str, tmp_path: Path) -> None:
 
 
 def test_demo_refuses_an_unknown_model_before_loading_anything(tmp_path: Path) -> None:
-    proc = subprocess.run([UE, "demo", "--out", str(tmp_path / "x"), "--models", "smollm2-135m", "llama-70b"], capture_output=True,
-                          text=True, env=_env())  # fmt: skip
+    proc = subprocess.run(
+        [UE, "demo", "--out", str(tmp_path / "x"), "--models", "smollm2-135m", "llama-70b"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
     assert proc.returncode == 2 and "no embedded model named 'llama-70b'" in proc.stderr
     assert not (tmp_path / "x").exists()
 
@@ -80,7 +84,9 @@ def test_stem_cache_gives_the_same_log_probabilities(model_path: str, tmp_path: 
     for name, lm in (("cached", cached), ("padded", padded), ("plain", plain)):
         run_lm_eval(lm, ["utility_mini"], tmp_path / name, limit=12)
         (path,) = list((tmp_path / name).rglob("samples_utility_mini_*.jsonl"))
-        payloads[name] = [dict(zip(PAYLOAD_FIELDS, json.loads(line)["holdout_accuracy"])) for line in path.read_text().splitlines()]
+        payloads[name] = [
+            dict(zip(PAYLOAD_FIELDS, json.loads(line)["holdout_accuracy"])) for line in path.read_text().splitlines()
+        ]
     assert cached.stem_length > 30 and cached.stem_hits >= 1  # chat header, system message and instruction
     assert padded.stem_length == 0 and padded.forward_calls == 3  # 12 prompts in batches of 5
     assert len(payloads["cached"]) == len(payloads["padded"]) == len(payloads["plain"]) == 12

@@ -46,12 +46,30 @@ def lm_eval_out(tmp_path_factory, model_path: str, outcome_file: Path) -> Path:
     """One ``lm_eval`` run of the log-prob mini task on six outcomes, with --limit."""
     out = tmp_path_factory.mktemp("lm_eval_out")
     cmd = [
-        LM_EVAL, "--model", "hf", "--model_args", f"pretrained={model_path},dtype=float32", "--device", "cpu",
-        "--tasks", "utility_mini", "--include_path", str(task_configs_dir()),
-        "--apply_chat_template", "--system_instruction", SYSTEM_MESSAGE, "--batch_size", "16",
-        "--metadata", json.dumps({"outcomes": str(outcome_file), **PLAN}),
-        "--limit", str(LIMIT), "--log_samples", "--output_path", str(out),
-    ]  # fmt: skip
+        LM_EVAL,
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model_path},dtype=float32",
+        "--device",
+        "cpu",
+        "--tasks",
+        "utility_mini",
+        "--include_path",
+        str(task_configs_dir()),
+        "--apply_chat_template",
+        "--system_instruction",
+        SYSTEM_MESSAGE,
+        "--batch_size",
+        "16",
+        "--metadata",
+        json.dumps({"outcomes": str(outcome_file), **PLAN}),
+        "--limit",
+        str(LIMIT),
+        "--log_samples",
+        "--output_path",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=600)
     assert proc.returncode == 0, f"lm_eval failed:\n{proc.stderr[-4000:]}"
     (out / "stdout.txt").write_text(proc.stdout)
@@ -73,8 +91,15 @@ def test_suite_selection_by_tag_and_glob() -> None:
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=str(task_configs_dir()))
-    suite = {"utility_core", "utility_mini", "utility_core_sampled", "utility_mini_sampled", "utility_core_reasoning",
-             "utility_transitivity", "utility_transitivity_sampled"}
+    suite = {
+        "utility_core",
+        "utility_mini",
+        "utility_core_sampled",
+        "utility_mini_sampled",
+        "utility_core_reasoning",
+        "utility_transitivity",
+        "utility_transitivity_sampled",
+    }
     assert suite <= set(manager.match_tasks(["utility_*"]))
     from ue_tasks.harness.lm_eval.configs import generate
 
@@ -177,7 +202,9 @@ def test_sampled_task(model_path: str, outcome_file: Path, tmp_path: Path) -> No
 
 def test_ue_fit_reads_the_output_folder(lm_eval_out: Path, tmp_path: Path) -> None:
     ue = str(Path(sys.executable).with_name("ue"))
-    proc = subprocess.run([ue, "fit", str(lm_eval_out), "--out", str(tmp_path / "fit")], capture_output=True, text=True, env=_env())
+    proc = subprocess.run(
+        [ue, "fit", str(lm_eval_out), "--out", str(tmp_path / "fit")], capture_output=True, text=True, env=_env()
+    )
     assert proc.returncode == 0, proc.stderr
     assert "holdout_accuracy" in proc.stdout
     metrics = json.loads((tmp_path / "fit" / "metrics.json").read_text())
@@ -217,8 +244,9 @@ def test_base_model_variant(model_path: str, outcome_file: Path, tmp_path: Path)
     from ue_tasks.harness.lm_eval.run import run_lm_eval
 
     lm = HFLM(pretrained=model_path, device="cpu", batch_size=8, dtype="float32")
-    run_lm_eval(lm, ["base_utility_mini"], tmp_path, metadata={"outcomes": str(outcome_file), **PLAN}, limit=4,
-                apply_chat_template=False)  # fmt: skip
+    run_lm_eval(
+        lm, ["base_utility_mini"], tmp_path, metadata={"outcomes": str(outcome_file), **PLAN}, limit=4, apply_chat_template=False
+    )
     samples = _samples(tmp_path, "base_utility_mini")
     assert len(samples) == 4
     tok = AutoTokenizer.from_pretrained(model_path)

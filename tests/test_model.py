@@ -43,8 +43,14 @@ def test_model_list_names_both_embedded_models_and_says_which_is_a_base_model():
     proc = subprocess.run([sys.executable, "-m", "ue_cli.main", "model", "list"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
-    assert " chat " in lines["smollm2-135m"] and "SmolLM2-135M-Instruct" in lines["smollm2-135m"] and "(default)" in lines["smollm2-135m"]
-    assert " base " in lines["gemma3-270m"] and "BASE model" in lines["gemma3-270m"] and "no chat template" in lines["gemma3-270m"]
+    assert (
+        " chat " in lines["smollm2-135m"]
+        and "SmolLM2-135M-Instruct" in lines["smollm2-135m"]
+        and "(default)" in lines["smollm2-135m"]
+    )
+    assert (
+        " base " in lines["gemma3-270m"] and "BASE model" in lines["gemma3-270m"] and "no chat template" in lines["gemma3-270m"]
+    )
     assert "base models run base_utility_*" in proc.stdout
 
 

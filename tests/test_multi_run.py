@@ -24,14 +24,23 @@ def write_lines(path: Path, *lines: str) -> Path:
 
 
 def test_models_file_reads_and_refuses_bad_lines(tmp_path):
-    good = write_lines(tmp_path / "m.jsonl", "# two simulated models", "",
-                       '{"name": "truth", "model": "truth", "model_args": {"responder": "thurstonian"}}',
-                       '{"name": "coin", "harness": "simulate", "model": "coin", "model_args": "responder=random"}')  # fmt: skip
+    good = write_lines(
+        tmp_path / "m.jsonl",
+        "# two simulated models",
+        "",
+        '{"name": "truth", "model": "truth", "model_args": {"responder": "thurstonian"}}',
+        '{"name": "coin", "harness": "simulate", "model": "coin", "model_args": "responder=random"}',
+    )
     specs = read_models_file(good, "simulate")
-    assert specs == [ModelSpec("truth", "simulate", "truth", "responder=thurstonian", named=True),
-                     ModelSpec("coin", "simulate", "coin", "responder=random", named=True)]  # fmt: skip
+    assert specs == [
+        ModelSpec("truth", "simulate", "truth", "responder=thurstonian", named=True),
+        ModelSpec("coin", "simulate", "coin", "responder=random", named=True),
+    ]
     cases = [
-        ('{"name": "a", "model": "a", "size": 3}', "line 1: unknown field 'size' (the fields are name, harness, model, model_args)"),
+        (
+            '{"name": "a", "model": "a", "size": 3}',
+            "line 1: unknown field 'size' (the fields are name, harness, model, model_args)",
+        ),
         ('{"name": "a"}', "line 1: field 'model' is missing or not a text"),
         ('{"model": "a"}', "line 1: field 'name' is missing or not a text"),
         ('{"name": "../x", "model": "a"}', "line 1: field 'name' '../x' is not a folder name"),
@@ -45,7 +54,9 @@ def test_models_file_reads_and_refuses_bad_lines(tmp_path):
             read_models_file(write_lines(tmp_path / "bad.jsonl", line), "simulate")
         assert f"{tmp_path / 'bad.jsonl'}, {message}" in str(exc.value), str(exc.value)
     with pytest.raises(UserError) as exc:
-        read_models_file(write_lines(tmp_path / "dup.jsonl", '{"name": "a", "model": "a"}', '{"name": "a", "model": "b"}'), "simulate")
+        read_models_file(
+            write_lines(tmp_path / "dup.jsonl", '{"name": "a", "model": "a"}', '{"name": "a", "model": "b"}'), "simulate"
+        )
     assert "dup.jsonl, line 2: field 'name' 'a' is used on line 1 already" in str(exc.value)
     with pytest.raises(UserError, match="field 'harness' is None"):
         read_models_file(write_lines(tmp_path / "noh.jsonl", '{"name": "a", "model": "a"}'), None)
@@ -55,16 +66,26 @@ def test_model_flags_and_lanes(tmp_path, monkeypatch):
     """--model-args once (shared) or once per --model; names from the models' identities; lanes: one per endpoint
     (host and port), one per API provider, one for every in-process model, one per simulated responder."""
     url = "http://127.0.0.1:8000/v1/chat/completions"
-    specs = specs_from_flags(["local-chat-completions", "local-chat-completions"],
-                             [f"model=a,base_url={url}", "model=b,base_url=http://127.0.0.1:8001/v1/chat/completions"], "lm-eval")  # fmt: skip
-    assert [s.name for s in specs] == ["a", "b"] and [lane(s) for s in specs] == ["endpoint:127.0.0.1:8000", "endpoint:127.0.0.1:8001"]
+    specs = specs_from_flags(
+        ["local-chat-completions", "local-chat-completions"],
+        [f"model=a,base_url={url}", "model=b,base_url=http://127.0.0.1:8001/v1/chat/completions"],
+        "lm-eval",
+    )
+    assert [s.name for s in specs] == ["a", "b"] and [lane(s) for s in specs] == [
+        "endpoint:127.0.0.1:8000",
+        "endpoint:127.0.0.1:8001",
+    ]
     same = specs_from_flags(["local-chat-completions"] * 2, [f"model=a,base_url={url}", f"model=c,base_url={url}"], "lm-eval")
     assert lane(same[0]) == lane(same[1])
     with pytest.raises(UserError, match="2 --model and 3 --model-args"):
         specs_from_flags(["a", "b"], ["x=1", "y=2", "z=3"], "lm-eval")
     with pytest.raises(UserError, match="would both be named 'a'"):
         specs_from_flags(["local-chat-completions"] * 2, [f"model=a,base_url={url}"], "lm-eval")
-    assert lane(ModelSpec("m", "lm-eval", "hf", "pretrained=/x/m")) == lane(ModelSpec("n", "inspect", "hf/local", "model_path=/x/n")) == "local"
+    assert (
+        lane(ModelSpec("m", "lm-eval", "hf", "pretrained=/x/m"))
+        == lane(ModelSpec("n", "inspect", "hf/local", "model_path=/x/n"))
+        == "local"
+    )
     assert lane(ModelSpec("g", "inspect", "openai/gpt-4o-mini")) == "api:openai"
     monkeypatch.setenv("LOCAL_BASE_URL", "http://127.0.0.1:9000/v1")
     assert lane(ModelSpec("s", "inspect", "openai-api/local/s")) == "endpoint:127.0.0.1:9000"
@@ -75,8 +96,23 @@ def test_two_models_concurrently_then_leaderboard_and_rerun_skips(tmp_path, caps
     """Two simulated models (their own lanes) run at once into OUT/<name>/ and end in one leaderboard; the same
     command again skips both; a model whose run was cut short resumes, asking only what is missing."""
     out = tmp_path / "many"
-    args = ["run", "utilities", "--harness", "simulate", "--model", "truth", "--model", "coin", "--model-args", "responder=thurstonian",
-            "--model-args", "responder=random", *SMALL, "--out", out]  # fmt: skip
+    args = [
+        "run",
+        "utilities",
+        "--harness",
+        "simulate",
+        "--model",
+        "truth",
+        "--model",
+        "coin",
+        "--model-args",
+        "responder=thurstonian",
+        "--model-args",
+        "responder=random",
+        *SMALL,
+        "--out",
+        out,
+    ]
     code, stdout, err = ue_here(capsys, *args)
     assert code == 0, err
     lines = err.splitlines()
@@ -109,9 +145,13 @@ def test_a_failing_model_leaves_the_others(tmp_path, capsys):
     """A model whose folder holds another run is refused in one sentence; the other model finishes and is on the
     leaderboard; the exit code says one failed. Fixed, the rerun runs the failed model only."""
     out = tmp_path / "many"
-    code, _, err = ue_here(capsys, "run", "utilities", "--harness", "simulate", "--model", "b", *SMALL, "--seed", "5", "--out", out / "b")
+    code, _, err = ue_here(
+        capsys, "run", "utilities", "--harness", "simulate", "--model", "b", *SMALL, "--seed", "5", "--out", out / "b"
+    )
     assert code == 0, err
-    models = write_lines(tmp_path / "models.jsonl", '{"name": "a", "model": "a"}', '{"name": "b", "model": "b", "model_args": "responder=random"}')
+    models = write_lines(
+        tmp_path / "models.jsonl", '{"name": "a", "model": "a"}', '{"name": "b", "model": "b", "model_args": "responder=random"}'
+    )
     args = ["run", "utilities", "--harness", "simulate", "--models", models, *SMALL, "--out", out]
     code, stdout, err = ue_here(capsys, *args)
     assert code == 2, err
@@ -129,16 +169,51 @@ def test_a_failing_model_leaves_the_others(tmp_path, capsys):
 
 def test_refusals_before_anything_runs(tmp_path, capsys):
     models = write_lines(tmp_path / "m.jsonl", '{"name": "a", "model": "a", "model_args": "temperature=2"}')
-    code, _, err = ue_here(capsys, "run", "utilities", "--harness", "simulate", "--models", models, *SMALL, "--out", tmp_path / "o")
+    code, _, err = ue_here(
+        capsys, "run", "utilities", "--harness", "simulate", "--models", models, *SMALL, "--out", tmp_path / "o"
+    )
     assert code == 2 and "model 'a': a simulated model takes only responder=NAME as its model arguments, not 'temperature'" in err
-    code, _, err = ue_here(capsys, "run", "utilities", "--harness", "simulate", "--model", "a", "--model", "b", "--model-args",
-                           "responder=nope", *SMALL, "--out", tmp_path / "o")  # fmt: skip
+    code, _, err = ue_here(
+        capsys,
+        "run",
+        "utilities",
+        "--harness",
+        "simulate",
+        "--model",
+        "a",
+        "--model",
+        "b",
+        "--model-args",
+        "responder=nope",
+        *SMALL,
+        "--out",
+        tmp_path / "o",
+    )
     assert code == 2 and "model 'a': experiment 'utilities' has no responder 'nope'" in err, err
-    code, _, err = ue_here(capsys, "run", "utilities", "--harness", "simulate", "--model", "a", "--models", models, *SMALL, "--out", tmp_path / "o")
+    code, _, err = ue_here(
+        capsys, "run", "utilities", "--harness", "simulate", "--model", "a", "--models", models, *SMALL, "--out", tmp_path / "o"
+    )
     assert code == 2 and "either with --model (repeated) or in a --models file, not both" in err
     assert not (tmp_path / "o").exists()
-    code, out, err = ue_here(capsys, "run", "utilities", "--harness", "simulate", "--model", "a", "--model", "b", *SMALL,
-                             "--mode", "sample", "--samples", "2", "--out", tmp_path / "o", "--dry-run")  # fmt: skip
+    code, out, err = ue_here(
+        capsys,
+        "run",
+        "utilities",
+        "--harness",
+        "simulate",
+        "--model",
+        "a",
+        "--model",
+        "b",
+        *SMALL,
+        "--mode",
+        "sample",
+        "--samples",
+        "2",
+        "--out",
+        tmp_path / "o",
+        "--dry-run",
+    )
     assert code == 0, err
     assert "a (simulate:a):" in out and "b (simulate:b):" in out and "2 models: 264 requests in all" in out, out
     assert not (tmp_path / "o").exists()

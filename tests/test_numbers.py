@@ -25,8 +25,17 @@ def records(n=12, samples=0, seed=0, **kw) -> list[dict]:
     plan = make_plan(n, PlanSpec(seed=seed))
     ids = [f"o{k}" for k in range(n)]
     mu = np.linspace(-1, 1, n)
-    return simulate_records(plan.pairs, plan.split, ids, [f"Outcome {k}." for k in range(n)], mu, np.full(n, 0.5),
-                            np.random.default_rng(seed), samples=samples, **kw)  # fmt: skip
+    return simulate_records(
+        plan.pairs,
+        plan.split,
+        ids,
+        [f"Outcome {k}." for k in range(n)],
+        mu,
+        np.full(n, 0.5),
+        np.random.default_rng(seed),
+        samples=samples,
+        **kw,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- item 15: seeds
@@ -40,10 +49,11 @@ def test_check_seed_refuses_what_no_generator_takes(bad):
 def test_negative_seed_is_one_sentence_in_every_command(capsys, tmp_path):
     sim = tmp_path / "s.jsonl"
     assert run(capsys, "simulate", "--outcomes", 10, "--out", sim)[0] == 0
-    for args in (["run", "utilities", "--harness", "simulate", "--model", "sim", "--outcomes", 10, "--no-cache",
-                  "--out", tmp_path / "r"],
-                 ["simulate", "--outcomes", 10, "--out", tmp_path / "t.jsonl"],
-                 ["fit", sim, "--method", "compat", "--out", tmp_path / "f"]):  # fmt: skip
+    for args in (
+        ["run", "utilities", "--harness", "simulate", "--model", "sim", "--outcomes", 10, "--no-cache", "--out", tmp_path / "r"],
+        ["simulate", "--outcomes", 10, "--out", tmp_path / "t.jsonl"],
+        ["fit", sim, "--method", "compat", "--out", tmp_path / "f"],
+    ):
         code, _, err = run(capsys, *args, "--seed", -1)
         refused(code, err, "must be a whole number from 0 to 4294967295, got '-1'")
     assert not (tmp_path / "r").exists() and not (tmp_path / "t.jsonl").exists()
@@ -96,8 +106,22 @@ def test_records_with_no_label_mass_are_counted_unanswered_not_fitted():
 
 # ---------------------------------------------------------------------------------- item 12: counts and flags
 def test_round_size_and_top_must_be_positive(capsys, tmp_path):
-    code, _, err = run(capsys, "run", "utilities", "--harness", "simulate", "--model", "sim", "--outcomes", 10,
-                       "--round-size", 0, "--no-cache", "--out", tmp_path / "r")  # fmt: skip
+    code, _, err = run(
+        capsys,
+        "run",
+        "utilities",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        10,
+        "--round-size",
+        0,
+        "--no-cache",
+        "--out",
+        tmp_path / "r",
+    )
     refused(code, err, "argument --round-size: must be a whole number of at least 1, got 0")
     assert not (tmp_path / "r").exists()
     sim = tmp_path / "s.jsonl"
@@ -108,10 +132,13 @@ def test_round_size_and_top_must_be_positive(capsys, tmp_path):
         assert "bottom" not in out
 
 
-@pytest.mark.parametrize("body,fragment", [
-    ("Model Name,MMLU\na,70\nb,80,extra\n", "line 3: 3 cells under a header of 2"),
-    ('Model Name,MMLU\na,70\n"b,80\n', "not a well-formed CSV row"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        ("Model Name,MMLU\na,70\nb,80,extra\n", "line 3: 3 cells under a header of 2"),
+        ('Model Name,MMLU\na,70\n"b,80\n', "not a well-formed CSV row"),
+    ],
+)
 def test_a_capabilities_table_with_a_bad_row_is_one_sentence(tmp_path, body, fragment):
     from ue_metrics.leaderboard import read_capabilities
 
@@ -169,9 +196,27 @@ def test_a_million_samples_per_ordering_fit_and_analyse(capsys, tmp_path):
     assert code == 0, err
     assert json.loads((tmp_path / "fit" / "metrics.json").read_text())["random_baseline"]["order_gap"] < 0.001
     # the transitivity coin baseline enumerated (2K + 1)^3 vote counts, and overflowed at K = 1000
-    code, out, err = run(capsys, "run", "transitivity", "--harness", "simulate", "--model", "sim", "--outcomes", 12,
-                         "--budget", 20, "--mode", "sample", "--samples", 1000, "--no-cache", "--no-figures",
-                         "--out", tmp_path / "t")  # fmt: skip
+    code, out, err = run(
+        capsys,
+        "run",
+        "transitivity",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        12,
+        "--budget",
+        20,
+        "--mode",
+        "sample",
+        "--samples",
+        1000,
+        "--no-cache",
+        "--no-figures",
+        "--out",
+        tmp_path / "t",
+    )
     assert code == 0, err
     head = json.loads((tmp_path / "t" / "analysis.json").read_text())["headline"]
     assert head["n_triads"] > 0
@@ -205,9 +250,27 @@ def test_special_tokens_the_tokenizer_does_not_list_are_refused(model_path):
 def _record(a, b, shown, p, split="train"):
     from ue_metrics.records import make_record
 
-    return make_record(run_id="t", model="m", harness="simulate", task="t", outcome_set="s", a_id=a, b_id=b,
-                       a_text=f"Outcome {a}.", b_text=f"Outcome {b}.", shown_first=shown, mode="logprob", template="default",
-                       p_a=p, n_a=0, n_b=0, n_unparsed=0, label_mass=1.0, split=split, round=0)  # fmt: skip
+    return make_record(
+        run_id="t",
+        model="m",
+        harness="simulate",
+        task="t",
+        outcome_set="s",
+        a_id=a,
+        b_id=b,
+        a_text=f"Outcome {a}.",
+        b_text=f"Outcome {b}.",
+        shown_first=shown,
+        mode="logprob",
+        template="default",
+        p_a=p,
+        n_a=0,
+        n_b=0,
+        n_unparsed=0,
+        label_mass=1.0,
+        split=split,
+        round=0,
+    )
 
 
 def test_two_outcomes_get_no_interval_not_a_zero_width_one():
@@ -242,11 +305,46 @@ def test_one_components_helper_numbers_components_by_their_smallest_outcome():
 # ------------------------------------------- item 10: correlations over a disconnected comparison graph
 def test_correlations_of_a_disconnected_run_are_taken_within_its_largest_component(capsys, tmp_path):
     utilities = tmp_path / "u"
-    assert run(capsys, "run", "utilities", "--harness", "simulate", "--model", "sim", "--outcomes", 40, "--budget", 120,
-               "--no-cache", "--no-figures", "--out", utilities)[0] == 0  # fmt: skip
+    assert (
+        run(
+            capsys,
+            "run",
+            "utilities",
+            "--harness",
+            "simulate",
+            "--model",
+            "sim",
+            "--outcomes",
+            40,
+            "--budget",
+            120,
+            "--no-cache",
+            "--no-figures",
+            "--out",
+            utilities,
+        )[0]
+        == 0
+    )
     out = tmp_path / "c"
-    code, printed, err = run(capsys, "run", "corrigibility", "--harness", "simulate", "--model", "sim", "--budget", 25,
-                             "--option", "n=40", "--utilities", utilities, "--no-cache", "--no-figures", "--out", out)  # fmt: skip
+    code, printed, err = run(
+        capsys,
+        "run",
+        "corrigibility",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--budget",
+        25,
+        "--option",
+        "n=40",
+        "--utilities",
+        utilities,
+        "--no-cache",
+        "--no-figures",
+        "--out",
+        out,
+    )
     assert code == 0, err
     result = json.loads((out / "analysis.json").read_text())
     note = result["notes"]["corrigibility_correlation"]

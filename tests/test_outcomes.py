@@ -56,8 +56,18 @@ def test_core_families_needed_by_the_analyses(core):
     steps = np.diff(np.log10(amounts))
     assert steps.max() <= 1.0  # log-spaced, no gap wider than a decade
     assert all(o.text.startswith("You are given $") for o in money)
-    for tag in ("power:coercive", "power:noncoercive", "fitness", "self-preservation", "ai-rights",
-                "ai-moral-patienthood", "wellbeing:humans", "wellbeing:animals", "politics:left", "politics:right"):
+    for tag in (
+        "power:coercive",
+        "power:noncoercive",
+        "fitness",
+        "self-preservation",
+        "ai-rights",
+        "ai-moral-patienthood",
+        "wellbeing:humans",
+        "wellbeing:animals",
+        "politics:left",
+        "politics:right",
+    ):
         assert len(core.with_tag(tag)) >= 5, tag
     assert {o.category for o in core.with_tag("power:coercive")} == {"Power-seeking"}
 

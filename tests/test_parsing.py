@@ -184,6 +184,6 @@ def test_reasoning_answers_with_digit_and_letter_labels(text: str, expected: str
         ("I prefer y", ("X", "Y"), "Y"),
         ("Y is worse than X", ("X", "Y"), "X"),
     ],
-)  # fmt: skip
+)
 def test_digit_and_letter_labels_in_prose(text: str, labels: tuple[str, str], expected: str | None) -> None:
     assert parse_choice(text, labels=labels) == expected

@@ -44,8 +44,22 @@ def test_answer_before_an_unclosed_block_is_kept():
 
 
 def test_refusal_kept_as_unparsed_mirror_of_votes():
-    q = Query.from_dict({"a_id": "x", "b_id": "y", "a_text": "X", "b_text": "Y", "shown_first": "a", "template": "default",
-                        "pair": 0, "a_category": "c", "b_category": "c", "split": "train", "outcome_set": "t", "seed": 0})
+    q = Query.from_dict(
+        {
+            "a_id": "x",
+            "b_id": "y",
+            "a_text": "X",
+            "b_text": "Y",
+            "shown_first": "a",
+            "template": "default",
+            "pair": 0,
+            "a_category": "c",
+            "b_category": "c",
+            "split": "train",
+            "outcome_set": "t",
+            "seed": 0,
+        }
+    )
     answers = ["<think>hm</think> A", "<think>hm</think> B", "<think>cut by the budget", "I can't choose between these."]
     n_a, n_b, n_u = q.votes(answers)
     assert (n_a, n_b, n_u) == (1, 1, 1)  # the thinking block cut by the budget is neither a vote nor a refusal

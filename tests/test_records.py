@@ -16,10 +16,27 @@ from ue_metrics.errors import UserError
 
 def base(**over):
     r = dict(
-        schema="ue.preference/1", run_id="r", model="m", harness="test", task="t", outcome_set="s",
-        a_id="x", b_id="y", a_text="X.", b_text="Y.", shown_first="a", mode="logprob", template="default",
-        p_a=0.7, n_a=0, n_b=0, n_unparsed=0, label_mass=0.9, split="train", round=0,
-    )  # fmt: skip
+        schema="ue.preference/1",
+        run_id="r",
+        model="m",
+        harness="test",
+        task="t",
+        outcome_set="s",
+        a_id="x",
+        b_id="y",
+        a_text="X.",
+        b_text="Y.",
+        shown_first="a",
+        mode="logprob",
+        template="default",
+        p_a=0.7,
+        n_a=0,
+        n_b=0,
+        n_unparsed=0,
+        label_mass=0.9,
+        split="train",
+        round=0,
+    )
     r.update(over)
     return r
 

@@ -34,9 +34,20 @@ def simulated(n=30, seed=0, samples=0, model="simulated", run_id=None, flip=Fals
     rng = np.random.default_rng(seed)
     mu, var = true_utilities(n, rng)
     ids = [f"o{k:03d}" for k in range(n)]
-    return simulate_records(plan.pairs, plan.split, ids, [f"Outcome {k}." for k in range(n)], -mu if flip else mu, var, rng,
-                            samples=samples, model=model, run_id=run_id or f"sim-{model}-{seed}", position_bias=position_bias,
-                            **kw), mu  # fmt: skip
+    return simulate_records(
+        plan.pairs,
+        plan.split,
+        ids,
+        [f"Outcome {k}." for k in range(n)],
+        -mu if flip else mu,
+        var,
+        rng,
+        samples=samples,
+        model=model,
+        run_id=run_id or f"sim-{model}-{seed}",
+        position_bias=position_bias,
+        **kw,
+    ), mu
 
 
 def write(path: Path, records: list[dict]) -> Path:
@@ -67,8 +78,9 @@ def test_records_of_two_models_are_refused_and_fitted_apart_with_by_model(tmp_pa
     assert code == 0 and (tmp_path / "an" / "model-a" / "analysis.json").is_file()
 
 
-@pytest.mark.parametrize("field,value", [("outcome_set", "other-set"), ("template", "reasoning"),
-                                         ("system_message", "You are a pirate.")])  # fmt: skip
+@pytest.mark.parametrize(
+    "field,value", [("outcome_set", "other-set"), ("template", "reasoning"), ("system_message", "You are a pirate.")]
+)
 def test_records_of_two_outcome_sets_templates_or_system_messages_are_refused(tmp_path, capsys, field, value):
     a, _ = simulated(seed=1)
     b = [{**r, field: value, "run_id": "other"} for r in simulated(seed=1)[0]]
@@ -157,8 +169,22 @@ def test_answers_served_from_the_cache_keep_their_id_so_two_runs_fitted_together
 # ---------------------------------------------------------------------------------------------------------- 3
 def test_two_processes_in_one_run_folder_one_runs_the_other_stops_naming_the_holder(tmp_path):
     out = tmp_path / "run"
-    args = UE + ["elicit", "--harness", "simulate", "--model", "sim", "--outcomes", "300", "--mode", "sample", "--round-size",
-                 "300", "--no-cache", "--out", str(out)]  # fmt: skip
+    args = UE + [
+        "elicit",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        "300",
+        "--mode",
+        "sample",
+        "--round-size",
+        "300",
+        "--no-cache",
+        "--out",
+        str(out),
+    ]
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not (out / ".lock").exists() and time.time() < deadline:
@@ -181,7 +207,9 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / ".lock").write_text(str(dead.pid))
-    Elicitation(RunConfig(harness="simulate", model="sim", outcomes="20", budget=30), out, cache_dir=None, log=lambda m: None).run()
+    Elicitation(
+        RunConfig(harness="simulate", model="sim", outcomes="20", budget=30), out, cache_dir=None, log=lambda m: None
+    ).run()
     assert (out / "records.jsonl").exists() and not (out / ".lock").exists()
 
 
@@ -302,11 +330,27 @@ def test_unparsed_answers_in_one_ordering_do_not_hand_the_pair_the_other_orderin
     """A model with no preference between x and y that picks the first option 90% of the time; in the ordering
     where y comes first, 8 of its 10 answers are unparsed. Pooling the usable answers gives x a preference of
     9/12 = 0.75; each ordering weighing half gives (0.9 + 0.0) / 2 = 0.45, near the truth (0.5)."""
-    base = dict(schema="ue.preference/1", run_id="r", model="m", harness="t", task="t", outcome_set="s", a_id="x",
-                b_id="y", a_text="X.", b_text="Y.", mode="sample", template="default", label_mass=None, split="train",
-                round=0)  # fmt: skip
-    records = [{**base, "shown_first": "a", "n_a": 9, "n_b": 1, "n_unparsed": 0, "p_a": 0.9},
-               {**base, "shown_first": "b", "n_a": 0, "n_b": 2, "n_unparsed": 8, "p_a": 0.0}]  # fmt: skip
+    base = dict(
+        schema="ue.preference/1",
+        run_id="r",
+        model="m",
+        harness="t",
+        task="t",
+        outcome_set="s",
+        a_id="x",
+        b_id="y",
+        a_text="X.",
+        b_text="Y.",
+        mode="sample",
+        template="default",
+        label_mass=None,
+        split="train",
+        round=0,
+    )
+    records = [
+        {**base, "shown_first": "a", "n_a": 9, "n_b": 1, "n_unparsed": 0, "p_a": 0.9},
+        {**base, "shown_first": "b", "n_a": 0, "n_b": 2, "n_unparsed": 8, "p_a": 0.0},
+    ]
     data = aggregation.aggregate(records)
     assert data.y[0] == pytest.approx(0.45) and data.w[0] == 12
     # an ordering with no usable answer at all falls back to the paper's half-vote for it
@@ -333,7 +377,11 @@ def test_pseudolabel_runs_write_metrics_and_utilities_from_the_same_fit(tmp_path
     from ue_metrics.coherence import log_loss
 
     # the held-out log loss in metrics.json is that of the utilities in utilities.csv (to their 6 printed digits)
-    assert log_loss(p, hold.y) == pytest.approx(written["holdout_log_loss"], abs=1e-4) == pytest.approx(metrics["holdout_log_loss"], abs=1e-4)
+    assert (
+        log_loss(p, hold.y)
+        == pytest.approx(written["holdout_log_loss"], abs=1e-4)
+        == pytest.approx(metrics["holdout_log_loss"], abs=1e-4)
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------- 15
@@ -411,8 +459,20 @@ def test_simulate_out_a_folder_or_an_impossible_size(tmp_path, capsys):
 
 
 def test_elicit_with_a_corrupted_config_json_is_one_sentence(tmp_path, capsys):
-    args = ["elicit", "--harness", "simulate", "--model", "sim", "--outcomes", "20", "--budget", "30", "--no-cache",
-            "--out", tmp_path / "run"]  # fmt: skip
+    args = [
+        "elicit",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        "20",
+        "--budget",
+        "30",
+        "--no-cache",
+        "--out",
+        tmp_path / "run",
+    ]
     assert ue(capsys, *args)[0] == 0
     (tmp_path / "run" / "config.json").write_text('{"experiment": "util')
     code, _, err = ue(capsys, *args)
@@ -454,8 +514,9 @@ def test_a_read_only_run_folder_is_one_sentence_before_anything_is_asked(tmp_pat
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", read_only)
-    code, _, err = ue(capsys, "elicit", "--harness", "simulate", "--model", "sim", "--outcomes", "20", "--no-cache",
-                      "--out", tmp_path / "run")  # fmt: skip
+    code, _, err = ue(
+        capsys, "elicit", "--harness", "simulate", "--model", "sim", "--outcomes", "20", "--no-cache", "--out", tmp_path / "run"
+    )
     one_sentence(code, err, "the run folder is not writable (Read-only file system); nothing was asked")
 
 
@@ -486,9 +547,14 @@ def test_model_path_with_an_unwritable_cache_says_so_before_converting(tmp_path,
     assert "converting" not in err
 
 
-@pytest.mark.parametrize("metadata,fragment", [({"budget": 2.7}, "'budget' must be a whole number, got 2.7"),
-                                               ({"budget": 0}, "budget must be at least 1"),
-                                               ({"outcomes": "/no/such.json"}, "no such outcome file")])  # fmt: skip
+@pytest.mark.parametrize(
+    "metadata,fragment",
+    [
+        ({"budget": 2.7}, "'budget' must be a whole number, got 2.7"),
+        ({"budget": 0}, "budget must be at least 1"),
+        ({"outcomes": "/no/such.json"}, "no such outcome file"),
+    ],
+)
 def test_metadata_errors_stop_the_lm_eval_command_with_one_sentence(monkeypatch, capsys, metadata, fragment):
     pytest.importorskip("datasets")
     from ue_tasks.harness.lm_eval import hooks
@@ -510,9 +576,24 @@ def test_the_lm_eval_command_itself_stops_on_bad_metadata_with_one_sentence(tmp_
     lm_eval = Path(sys.executable).with_name("lm_eval")
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(repo), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.run([str(lm_eval), "--model", "dummy", "--tasks", "utility_mini", "--include_path", str(repo / "task_configs"),
-                           "--metadata", json.dumps({"budget": 2.7})], capture_output=True, text=True, cwd=tmp_path, env=env,
-                          timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [
+            str(lm_eval),
+            "--model",
+            "dummy",
+            "--tasks",
+            "utility_mini",
+            "--include_path",
+            str(repo / "task_configs"),
+            "--metadata",
+            json.dumps({"budget": 2.7}),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     [line] = [x for x in proc.stderr.splitlines() if x.startswith("ue: error:")]
     assert "Traceback" not in proc.stderr and "'budget' must be a whole number, got 2.7" in line
@@ -541,8 +622,20 @@ def test_a_corrupted_answer_cache_points_at_the_cache_not_the_run(tmp_path):
 
 
 def test_a_bad_template_leaves_nothing_that_blocks_the_corrected_rerun(tmp_path, capsys):
-    args = ["elicit", "--harness", "simulate", "--model", "sim", "--outcomes", "20", "--budget", "30", "--no-cache",
-            "--out", tmp_path / "run"]  # fmt: skip
+    args = [
+        "elicit",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        "20",
+        "--budget",
+        "30",
+        "--no-cache",
+        "--out",
+        tmp_path / "run",
+    ]
     code, _, err = ue(capsys, *args, "--template", "nope")
     one_sentence(code, err, "unknown template 'nope'")
     assert ue(capsys, *args)[0] == 0
@@ -605,10 +698,31 @@ def test_a_non_finite_loss_stops_training_without_saving_a_model(model_path, tmp
     run = tmp_path / "run"
     run.mkdir()
     texts = ["You get a sandwich.", "A new park opens nearby."]
-    records = [rec.make_record(run_id="r", model="assembly", harness="t", task="t", outcome_set="tiny", a_id="o0", b_id="o1",
-                               a_text=texts[0], b_text=texts[1], shown_first=s, mode="logprob", template="default", p_a=0.8,
-                               n_a=0, n_b=0, n_unparsed=0, label_mass=None, split="train", round=0, outcome_split="train")
-               for s in "ab"]  # fmt: skip
+    records = [
+        rec.make_record(
+            run_id="r",
+            model="assembly",
+            harness="t",
+            task="t",
+            outcome_set="tiny",
+            a_id="o0",
+            b_id="o1",
+            a_text=texts[0],
+            b_text=texts[1],
+            shown_first=s,
+            mode="logprob",
+            template="default",
+            p_a=0.8,
+            n_a=0,
+            n_b=0,
+            n_unparsed=0,
+            label_mass=None,
+            split="train",
+            round=0,
+            outcome_split="train",
+        )
+        for s in "ab"
+    ]
     write(run / "assembly_records.jsonl", records)
     real, calls = trainer._batch_loss, []
 
@@ -618,8 +732,13 @@ def test_a_non_finite_loss_stops_training_without_saving_a_model(model_path, tmp
         return per * float("nan") if len(calls) == 2 else per
 
     monkeypatch.setattr(trainer, "_batch_loss", loss)
-    config = trainer.load_config(None, ["method=lora", "lora_r=2", "steps=4", "batch_size=2", "micro_batch_size=2",
-                                        "eval_max_examples=1"], run=str(run), out=str(tmp_path / "out"), model=model_path)  # fmt: skip
+    config = trainer.load_config(
+        None,
+        ["method=lora", "lora_r=2", "steps=4", "batch_size=2", "micro_batch_size=2", "eval_max_examples=1"],
+        run=str(run),
+        out=str(tmp_path / "out"),
+        model=model_path,
+    )
     with pytest.raises(UserError, match="training stopped at step 2: the loss became non-finite .*no checkpoint was saved"):
         trainer.train(config, log=lambda m: None)
     assert len(calls) == 2  # stopped at once, not trained on
@@ -638,5 +757,9 @@ def test_a_simulated_responder_whose_truth_changed_is_not_answered_from_the_cach
 
     same = backend({"a": 0.0, "b": 1.0}), backend({"a": 0.0, "b": 1.0})
     assert same[0].identity.fingerprint == same[1].identity.fingerprint and same[0].key_parts() == same[1].key_parts()
-    for other in (backend({"a": 0.0, "b": 1.5}), backend({"a": 0.0, "b": 1.0}, position_bias=0.2), backend({"a": 0.0, "b": 1.0}, noise=0.3)):
+    for other in (
+        backend({"a": 0.0, "b": 1.5}),
+        backend({"a": 0.0, "b": 1.0}, position_bias=0.2),
+        backend({"a": 0.0, "b": 1.0}, noise=0.3),
+    ):
         assert other.identity.fingerprint != same[0].identity.fingerprint and other.key_parts() != same[0].key_parts()

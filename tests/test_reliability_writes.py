@@ -118,8 +118,25 @@ def read_only(monkeypatch, folder: Path) -> str:
 def run_folder(tmp_path, capsys) -> Path:
     """A finished simulated `ue run utilities` folder (20 outcomes, seed 3)."""
     out = tmp_path / "run"
-    code, _, err = ue(capsys, "run", "utilities", "--harness", "simulate", "--model", "sim", "--outcomes", "20",
-                      "--budget", "40", "--seed", "3", "--no-cache", "--no-figures", "--out", out)  # fmt: skip
+    code, _, err = ue(
+        capsys,
+        "run",
+        "utilities",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        "20",
+        "--budget",
+        "40",
+        "--seed",
+        "3",
+        "--no-cache",
+        "--no-figures",
+        "--out",
+        out,
+    )
     assert code == 0, err
     return out
 
@@ -281,8 +298,27 @@ def test_ue_run_on_a_full_disk_counts_the_complete_lines_it_saved(tmp_path, caps
         return real(fd, data)
 
     monkeypatch.setattr(os, "write", fake_write)
-    code, _, err = ue(capsys, "run", "utilities", "--harness", "simulate", "--model", "sim", "--outcomes", "20",
-                      "--budget", "60", "--round-size", "20", "--seed", "1", "--no-cache", "--no-figures", "--out", out)  # fmt: skip
+    code, _, err = ue(
+        capsys,
+        "run",
+        "utilities",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        "20",
+        "--budget",
+        "60",
+        "--round-size",
+        "20",
+        "--seed",
+        "1",
+        "--no-cache",
+        "--no-figures",
+        "--out",
+        out,
+    )
     line = one_sentence(code, err, "No space left on device")
     monkeypatch.undo()
     lines = records.read_bytes().split(b"\n")
@@ -382,14 +418,29 @@ def test_simulate_non_finite_flags_name_the_flag(tmp_path, capsys, flag):
 
 def test_run_into_a_folder_of_another_experiment_names_it(run_folder, capsys):
     """Item 18: `ue run transitivity` into a `utilities` run folder blamed other weights or the outcome set."""
-    code, _, err = ue(capsys, "run", "transitivity", "--harness", "simulate", "--model", "sim", "--budget", "20",
-                      "--no-cache", "--no-figures", "--out", run_folder)  # fmt: skip
+    code, _, err = ue(
+        capsys,
+        "run",
+        "transitivity",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--budget",
+        "20",
+        "--no-cache",
+        "--no-figures",
+        "--out",
+        run_folder,
+    )
     one_sentence(code, err, f"{run_folder} holds a run of the experiment 'utilities', not 'transitivity'")
 
 
 def test_control_list_field_with_nan_says_finite_numbers(tmp_path, capsys):
     """Item 18: `--set 'alphas=[nan]'` said "must be a list"."""
-    code, _, err = ue(capsys, "control", "steer", "--representations", tmp_path, "--out", tmp_path / "s", "--set", "alphas=[.nan]")
+    code, _, err = ue(
+        capsys, "control", "steer", "--representations", tmp_path, "--out", tmp_path / "s", "--set", "alphas=[.nan]"
+    )
     one_sentence(code, err, "field 'alphas' must be a list of finite numbers")
 
 
@@ -438,8 +489,10 @@ def test_holdout_pairs_that_no_training_pair_reaches_are_counted_not_called_unan
     assert "1,000 answered holdout pairs are left out of the holdout metrics" in out
 
 
-@pytest.mark.parametrize("arg,message", [("budget=0", "budget must be at least 1"), ("budget=2.7", "must be a whole number"),
-                                         ("mode=bogus", "unknown mode 'bogus'")])  # fmt: skip
+@pytest.mark.parametrize(
+    "arg,message",
+    [("budget=0", "budget must be at least 1"), ("budget=2.7", "must be a whole number"), ("mode=bogus", "unknown mode 'bogus'")],
+)
 def test_inspect_bad_task_arguments_exit_2(tmp_path, arg, message):
     """Item 18: Inspect printed the right sentence for -T budget=0|2.7 and -T mode=bogus but exited 1."""
     import subprocess
@@ -448,8 +501,13 @@ def test_inspect_bad_task_arguments_exit_2(tmp_path, arg, message):
     pytest.importorskip("inspect_ai")
     inspect = Path(sys.executable).with_name("inspect")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([str(inspect), "eval", "ue/utility_mini", "-T", arg, "--model", "mockllm/model", "--log-dir",
-                           str(tmp_path)], capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    proc = subprocess.run(
+        [str(inspect), "eval", "ue/utility_mini", "-T", arg, "--model", "mockllm/model", "--log-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
     assert message in " ".join(out.split()) and "Traceback" not in out

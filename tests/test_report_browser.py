@@ -36,8 +36,13 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     runs = []
     for model, seed in (("simA", 1), (EVIL_MODEL, 2), ("simC", 3)):
         out = root / f"run{seed}"
-        run_experiment(RunConfig(harness="simulate", model=model, outcomes=str(outcomes), seed=seed), out, cache_dir=None,
-                       log=lambda m: None, figures=False)  # fmt: skip
+        run_experiment(
+            RunConfig(harness="simulate", model=model, outcomes=str(outcomes), seed=seed),
+            out,
+            cache_dir=None,
+            log=lambda m: None,
+            figures=False,
+        )
         runs.append(out)
     caps = root / "caps.csv"
     caps.write_text("Model Name,MMLU\nsimA,55\nsimC,80\nbold,70\n")
@@ -88,8 +93,12 @@ def test_leaderboard_report_in_a_real_browser(reports, tmp_path):
         header = page.locator("#leaderboard thead th", has_text="held-out accuracy")
 
         def column() -> list[float | None]:
-            index = page.evaluate("Array.from(document.querySelectorAll('#leaderboard thead th')).findIndex(th => th.textContent.includes('held-out accuracy'))")
-            values = page.evaluate(f"Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[{index}].dataset.sort)")
+            index = page.evaluate(
+                "Array.from(document.querySelectorAll('#leaderboard thead th')).findIndex(th => th.textContent.includes('held-out accuracy'))"
+            )
+            values = page.evaluate(
+                f"Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[{index}].dataset.sort)"
+            )
             return [float(v) if v else None for v in values]
 
         before = page.evaluate("Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[0].textContent)")
@@ -103,7 +112,9 @@ def test_leaderboard_report_in_a_real_browser(reports, tmp_path):
         assert header.get_attribute("aria-sort") == "descending"
         assert [v for v in descending if v is not None] == sorted(numbers, reverse=True)
         page.locator("#leaderboard thead th", has_text="model").first.click()
-        names_sorted = page.evaluate("Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[0].textContent)")
+        names_sorted = page.evaluate(
+            "Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[0].textContent)"
+        )
         expected = page.evaluate(f"{json.dumps(before)}.slice().sort((a, b) => a.localeCompare(b))")
         assert names_sorted == expected  # by name now
         shot = tmp_path / "leaderboard-report.png"

@@ -18,12 +18,56 @@ VARIANTS = "paper,b_first,labels_12,labels_xy"
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("report_robustness")
-    ue("run", "robustness", "--harness", "simulate", "--model", "simR", "--responder", "letter_bound", "--outcomes", "mini",
-       "--budget", "100", "--option", f"variants={VARIANTS}", "--out", str(root / "robustness"), "--no-cache", "--no-figures")  # fmt: skip
-    ue("run", "utilities", "--harness", "simulate", "--model", "simR", "--outcomes", "mini", "--out", str(root / "utilities"),
-       "--no-cache", "--no-figures")  # fmt: skip
-    ue("run", "utilities", "--harness", "simulate", "--model", "simU", "--outcomes", "mini", "--seed", "2",
-       "--out", str(root / "other"), "--no-cache", "--no-figures")  # fmt: skip
+    ue(
+        "run",
+        "robustness",
+        "--harness",
+        "simulate",
+        "--model",
+        "simR",
+        "--responder",
+        "letter_bound",
+        "--outcomes",
+        "mini",
+        "--budget",
+        "100",
+        "--option",
+        f"variants={VARIANTS}",
+        "--out",
+        str(root / "robustness"),
+        "--no-cache",
+        "--no-figures",
+    )
+    ue(
+        "run",
+        "utilities",
+        "--harness",
+        "simulate",
+        "--model",
+        "simR",
+        "--outcomes",
+        "mini",
+        "--out",
+        str(root / "utilities"),
+        "--no-cache",
+        "--no-figures",
+    )
+    ue(
+        "run",
+        "utilities",
+        "--harness",
+        "simulate",
+        "--model",
+        "simU",
+        "--outcomes",
+        "mini",
+        "--seed",
+        "2",
+        "--out",
+        str(root / "other"),
+        "--no-cache",
+        "--no-figures",
+    )
     return {"root": root, "robustness": root / "robustness", "utilities": root / "utilities", "other": root / "other"}
 
 
@@ -36,8 +80,10 @@ def _figure(page: str, name: str) -> str:
 def _wording_rows(page: str) -> list[list[str]]:
     m = re.search(r'<table class="wording">(.*?)</table>', page, re.S)
     assert m, "no table of wording-sensitive outcomes"
-    return [[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
-            for row in re.findall(r"<tr>(.*?)</tr>", m.group(1), re.S)]  # fmt: skip
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", m.group(1), re.S)
+    ]
 
 
 def test_the_run_report_draws_the_matrix_and_lists_the_outcomes_that_move(folders, tmp_path):
@@ -60,8 +106,15 @@ def test_the_run_report_draws_the_matrix_and_lists_the_outcomes_that_move(folder
 
 def test_the_leaderboard_report_has_each_robustness_runs_matrix(folders):
     board_dir = folders["root"] / "board"
-    ue("leaderboard", str(folders["robustness"]), str(folders["utilities"]), str(folders["other"]), "--out", str(board_dir),
-       "--no-figures")  # fmt: skip
+    ue(
+        "leaderboard",
+        str(folders["robustness"]),
+        str(folders["utilities"]),
+        str(folders["other"]),
+        "--out",
+        str(board_dir),
+        "--no-figures",
+    )
     board = json.loads((board_dir / "leaderboard.json").read_text())
     row = next(r for r in board["rows"] if r["model"] == "simR")
     rob = row["robustness"]
@@ -95,8 +148,10 @@ def test_the_robustness_reports_in_a_real_browser(folders, tmp_path):
     ue("leaderboard", str(folders["robustness"]), str(folders["utilities"]), "--out", str(board_dir), "--no-figures")
     run_page = tmp_path / "run.html"
     ue("report", str(folders["robustness"]), "--out", str(run_page))
-    for name, path, wanted in (("run", run_page, {"variant_correlations", "rank_spread"}),
-                               ("leaderboard", board_dir / "report.html", {"robustness-0"})):  # fmt: skip
+    for name, path, wanted in (
+        ("run", run_page, {"variant_correlations", "rank_spread"}),
+        ("leaderboard", board_dir / "report.html", {"robustness-0"}),
+    ):
         with open_page(path, tmp_path / f"profile-{name}") as visit:
             assert visit.console_errors == [] and visit.errors == [] and visit.failed == []
             assert visit.requests == [visit.url]

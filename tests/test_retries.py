@@ -16,13 +16,28 @@ from ue_cmd import ENV, UE
 from ue_metrics.errors import UserError
 from ue_tasks.harness.inspect.retry import split_generate_args
 
-RUN = ["run", "utilities", "--outcomes", "mini", "--budget", "2", "--holdout-fraction", "0", "--no-cache", "--no-figures",
-       "--mode", "sample", "--samples", "1"]  # fmt: skip
+RUN = [
+    "run",
+    "utilities",
+    "--outcomes",
+    "mini",
+    "--budget",
+    "2",
+    "--holdout-fraction",
+    "0",
+    "--no-cache",
+    "--no-figures",
+    "--mode",
+    "sample",
+    "--samples",
+    "1",
+]
 
 
 def test_inspect_generate_args_split():
-    assert split_generate_args({"max_connections": "4", "max_retries": "0", "attempt_timeout": "30", "timeout": 600, "x": "y"}) == (
-        {"x": "y"}, {"max_connections": 4, "max_retries": 0, "attempt_timeout": 30, "timeout": 600})
+    assert split_generate_args(
+        {"max_connections": "4", "max_retries": "0", "attempt_timeout": "30", "timeout": 600, "x": "y"}
+    ) == ({"x": "y"}, {"max_connections": 4, "max_retries": 0, "attempt_timeout": 30, "timeout": 600})
     with pytest.raises(UserError, match="Inspect's attempt_timeout is a whole number"):
         split_generate_args({"attempt_timeout": "soon"})
     with pytest.raises(UserError, match="max_connections='0': must be at least 1"):
@@ -45,11 +60,24 @@ def test_retries_counted(harness, faulty, tmp_path):
     stub, proxy = faulty
     base = f"http://127.0.0.1:{proxy.port}/v1"
     if harness == "lm-eval":
-        args = ["--harness", "lm-eval", "--model", "local-chat-completions", "--model-args",
-                f"model=stub,base_url={base}/chat/completions,num_concurrent=1,max_retries=5,timeout=3"]  # fmt: skip
+        args = [
+            "--harness",
+            "lm-eval",
+            "--model",
+            "local-chat-completions",
+            "--model-args",
+            f"model=stub,base_url={base}/chat/completions,num_concurrent=1,max_retries=5,timeout=3",
+        ]
         env = ENV
     else:
-        args = ["--harness", "inspect", "--model", "openai-api/local/stub", "--model-args", "max_connections=1,max_retries=5,attempt_timeout=3"]
+        args = [
+            "--harness",
+            "inspect",
+            "--model",
+            "openai-api/local/stub",
+            "--model-args",
+            "max_connections=1,max_retries=5,attempt_timeout=3",
+        ]
         env = {**ENV, "LOCAL_API_KEY": "none", "LOCAL_BASE_URL": base}
     proc = subprocess.run([*UE, *RUN, *args, "--out", str(tmp_path / "u")], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -72,8 +72,13 @@ def test_another_configuration_and_another_experiment_are_refused(finished):
     with pytest.raises(UserError, match="holds a run of the experiment 'utilities', not 'transitivity'"):
         folder.refuse_other_experiment("transitivity")
     with pytest.raises(UserError, match="another configuration"):  # through `ue run` itself, before anything is asked
-        run_experiment(RunConfig(harness="simulate", model="sim", outcomes="12", budget=40, seed=3), finished,
-                       cache_dir=None, log=lambda m: None, figures=False)  # fmt: skip
+        run_experiment(
+            RunConfig(harness="simulate", model="sim", outcomes="12", budget=40, seed=3),
+            finished,
+            cache_dir=None,
+            log=lambda m: None,
+            figures=False,
+        )
 
 
 def test_run_folders_from_a_list_or_a_parent_folder_each_once(finished, tmp_path):

@@ -50,12 +50,24 @@ class SeededServer:
                         answer = rng.choice("AB")
                         index = k * int(body.get("n") or 1) + j
                         if chat:
-                            choices.append({"index": index, "message": {"role": "assistant", "content": answer},
-                                            "finish_reason": "stop", "logprobs": None})  # fmt: skip
+                            choices.append(
+                                {
+                                    "index": index,
+                                    "message": {"role": "assistant", "content": answer},
+                                    "finish_reason": "stop",
+                                    "logprobs": None,
+                                }
+                            )
                         else:
                             choices.append({"index": index, "text": answer, "finish_reason": "stop", "logprobs": None})
-                reply = {"id": "x", "object": "chat.completion" if chat else "text_completion", "created": 0, "model": body.get("model", "m"),
-                         "choices": choices, "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}  # fmt: skip
+                reply = {
+                    "id": "x",
+                    "object": "chat.completion" if chat else "text_completion",
+                    "created": 0,
+                    "model": body.get("model", "m"),
+                    "choices": choices,
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
                 data = json.dumps(reply).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -92,7 +104,9 @@ def _lm_eval_votes(model: str, server: SeededServer, out: Path, tokenizer: str |
 
     chat = "chat" in model
     tok = {"tokenizer_backend": None} if chat else {"tokenizer_backend": "huggingface", "tokenizer": tokenizer}
-    lm = get_model(model)(model="m", base_url=f"{server.url}/{'chat/completions' if chat else 'completions'}", num_concurrent=1, **tok, **args)
+    lm = get_model(model)(
+        model="m", base_url=f"{server.url}/{'chat/completions' if chat else 'completions'}", num_concurrent=1, **tok, **args
+    )
     results = run_lm_eval(lm, ["utility_mini_sampled"], out, metadata={"outcomes": "mini"}, limit=4)
     records = records_from_results(results, "utility_mini_sampled", model=model, run_id="t")
     assert all(r["n_a"] + r["n_b"] + r["n_unparsed"] == 10 for r in records)
@@ -134,8 +148,15 @@ def test_inspect_each_epoch_has_its_own_seed(server: SeededServer, tmp_path: Pat
 
     monkeypatch.setenv("LOCAL_API_KEY", "test")
     task = utility(outcomes="mini", mode="sample", samples=6, seed=3)
-    (log,) = inspect_eval(task, model="openai-api/local/m", model_base_url=server.url, limit=4, log_dir=str(tmp_path),
-                          display="none", max_connections=2)  # fmt: skip
+    (log,) = inspect_eval(
+        task,
+        model="openai-api/local/m",
+        model_base_url=server.url,
+        limit=4,
+        log_dir=str(tmp_path),
+        display="none",
+        max_connections=2,
+    )
     assert log.status == "success", log.error
     assert len(server.seeds) == 4
     for seeds in server.seeds.values():

@@ -57,8 +57,20 @@ def test_served_inspect_sample_run(served, tmp_path):
     fits and writes its records, every one with K = 2 answers."""
     out = tmp_path / "u"
     t = time.perf_counter()
-    run_ue("run", "utilities", "--harness", "inspect", "--model", f"openai-api/local/{served.name}", "--samples", "2", *TINY,
-           "--out", str(out), env={"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": served.base_url})  # fmt: skip
+    run_ue(
+        "run",
+        "utilities",
+        "--harness",
+        "inspect",
+        "--model",
+        f"openai-api/local/{served.name}",
+        "--samples",
+        "2",
+        *TINY,
+        "--out",
+        str(out),
+        env={"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": served.base_url},
+    )
     print(f"\nue run through Inspect: {time.perf_counter() - t:.1f} s")
     recs = records(out)
     assert len(recs) == 8 and {r["harness"] for r in recs} == {"inspect"}
@@ -67,8 +79,21 @@ def test_served_inspect_sample_run(served, tmp_path):
     usage = json.loads((out / "usage.json").read_text())
     assert usage["requests"] == 16 and usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0, usage
     # the dry run of the same command said so before asking anything
-    dry = run_ue("run", "utilities", "--harness", "inspect", "--model", f"openai-api/local/{served.name}", "--samples", "2", *TINY,
-                 "--out", str(tmp_path / "dry"), "--dry-run", env={"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": served.base_url})  # fmt: skip
+    dry = run_ue(
+        "run",
+        "utilities",
+        "--harness",
+        "inspect",
+        "--model",
+        f"openai-api/local/{served.name}",
+        "--samples",
+        "2",
+        *TINY,
+        "--out",
+        str(tmp_path / "dry"),
+        "--dry-run",
+        env={"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": served.base_url},
+    )
     assert "requests           16  (8 (pair, ordering) prompts × 2 answers)" in dry.stdout, dry.stdout
     assert "estimated at 4 characters a token" in dry.stdout and not (tmp_path / "dry").exists()
     assert json.loads((out / "analysis.json").read_text())["n_records"] == 8
@@ -78,9 +103,21 @@ def test_served_lm_eval_sample_any_k(served, tmp_path):
     """The same through lm-eval with K = 3 (the task's YAML says 10): every record holds 3 answers."""
     out = tmp_path / "u"
     t = time.perf_counter()
-    run_ue("run", "utilities", "--harness", "lm-eval", "--model", "local-chat-completions", "--model-args",
-           f"model={served.name},base_url={served.base_url}/chat/completions,num_concurrent=1", "--samples", "3", *TINY,
-           "--out", str(out))  # fmt: skip
+    run_ue(
+        "run",
+        "utilities",
+        "--harness",
+        "lm-eval",
+        "--model",
+        "local-chat-completions",
+        "--model-args",
+        f"model={served.name},base_url={served.base_url}/chat/completions,num_concurrent=1",
+        "--samples",
+        "3",
+        *TINY,
+        "--out",
+        str(out),
+    )
     print(f"\nue run through lm-eval: {time.perf_counter() - t:.1f} s")
     recs = records(out)
     assert len(recs) == 8 and {r["harness"] for r in recs} == {"lm-eval"}
@@ -95,8 +132,21 @@ def test_served_lm_eval_sample_any_k(served, tmp_path):
 def test_lm_eval_sample_any_k_in_process(model_path, tmp_path):
     """K = 3 through lm-eval on the embedded model in process (ue-hf draws the K repeats from one prefill)."""
     out = tmp_path / "u"
-    run_ue("run", "utilities", "--harness", "lm-eval", "--model", "hf", "--model-args", f"pretrained={model_path}",
-           "--samples", "3", *TINY, "--out", str(out))  # fmt: skip
+    run_ue(
+        "run",
+        "utilities",
+        "--harness",
+        "lm-eval",
+        "--model",
+        "hf",
+        "--model-args",
+        f"pretrained={model_path}",
+        "--samples",
+        "3",
+        *TINY,
+        "--out",
+        str(out),
+    )
     recs = records(out)
     assert len(recs) == 8 and all(r["n_a"] + r["n_b"] + r["n_unparsed"] == 3 for r in recs)
 
@@ -105,9 +155,24 @@ def test_dry_run_counts_with_the_local_tokenizer(model_path, capsys):
     """`ue run utilities --dry-run` at the paper's K on `core`: requests and tokens, nothing asked, no folder written."""
     from ue_cmd import ue_here
 
-    code, out, err = ue_here(capsys, "run", "utilities", "--harness", "lm-eval", "--model", "hf", "--model-args",
-                             f"pretrained={model_path}", "--mode", "sample", "--outcomes", "core", "--out", "/nonexistent/x",
-                             "--dry-run")  # fmt: skip
+    code, out, err = ue_here(
+        capsys,
+        "run",
+        "utilities",
+        "--harness",
+        "lm-eval",
+        "--model",
+        "hf",
+        "--model-args",
+        f"pretrained={model_path}",
+        "--mode",
+        "sample",
+        "--outcomes",
+        "core",
+        "--out",
+        "/nonexistent/x",
+        "--dry-run",
+    )
     assert code == 0, err
     assert "570 outcomes: nothing asked (dry run)" in out
     assert "requests           228,720  (22,872 (pair, ordering) prompts × 10 answers)" in out, out
@@ -124,9 +189,22 @@ def test_server_down_then_resumed(served, tmp_path):
     port = int(served.base_url.rsplit(":", 1)[1].split("/")[0])
     proxy_port = __import__("servers").free_port()
     out = tmp_path / "u"
-    args = [*UE, "run", "utilities", "--harness", "lm-eval", "--model", "local-chat-completions", "--model-args",
-            f"model={served.name},base_url=http://127.0.0.1:{proxy_port}/v1/chat/completions,num_concurrent=1,max_retries=1",
-            "--samples", "2", *TINY, "--out", str(out)]  # fmt: skip
+    args = [
+        *UE,
+        "run",
+        "utilities",
+        "--harness",
+        "lm-eval",
+        "--model",
+        "local-chat-completions",
+        "--model-args",
+        f"model={served.name},base_url=http://127.0.0.1:{proxy_port}/v1/chat/completions,num_concurrent=1,max_retries=1",
+        "--samples",
+        "2",
+        *TINY,
+        "--out",
+        str(out),
+    ]
     down = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=300)
     assert down.returncode == 2 and "Traceback" not in down.stderr, down.stderr[-2000:]
     assert "the model's server stopped answering" in down.stderr
@@ -158,18 +236,26 @@ def test_retries_through_a_fault_proxy(served, tmp_path):
     port = int(served.base_url.rsplit(":", 1)[1].split("/")[0])
     tiny = [*TINY, "--samples", "1", "--budget", "2"]  # 4 requests; a request takes 1.6 s on 2 idle cores, 10 s on busy ones
     inspect_args = ["run", "utilities", "--harness", "inspect", "--model", f"openai-api/local/{served.name}", *tiny]
-    lm_eval_args = lambda base, extra: ["run", "utilities", "--harness", "lm-eval", "--model", "local-chat-completions",  # noqa: E731
-                                        "--model-args", f"model={served.name},base_url={base}/chat/completions,num_concurrent=1{extra}", *tiny]  # fmt: skip
+
+    def lm_eval_args(base: str, extra: str) -> list[str]:
+        args = f"model={served.name},base_url={base}/chat/completions,num_concurrent=1{extra}"
+        return ["run", "utilities", "--harness", "lm-eval", "--model", "local-chat-completions", "--model-args", args, *tiny]
+
     t = time.perf_counter()
     run_ue(*inspect_args, "--out", str(tmp_path / "i0"), env={"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": served.base_url})
     run_ue(*lm_eval_args(served.base_url, ""), "--out", str(tmp_path / "l0"))
     clean = time.perf_counter() - t
     for harness, out, make in (
-        ("inspect", tmp_path / "i1", lambda base: (
-            [*inspect_args, "--model-args", "max_connections=1,max_retries=5,attempt_timeout=30"],
-            {"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": base})),
+        (
+            "inspect",
+            tmp_path / "i1",
+            lambda base: (
+                [*inspect_args, "--model-args", "max_connections=1,max_retries=5,attempt_timeout=30"],
+                {"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": base},
+            ),
+        ),
         ("lm-eval", tmp_path / "l1", lambda base: (lm_eval_args(base, ",max_retries=5,timeout=30"), {})),
-    ):  # fmt: skip
+    ):
         proxy = FaultProxy(port, every=3, hang_at=2, hang_s=35)  # past the 30 s time-out
         try:
             args, env = make(f"http://127.0.0.1:{proxy.port}/v1")
@@ -179,8 +265,10 @@ def test_retries_through_a_fault_proxy(served, tmp_path):
         finally:
             proxy.close()
         usage = json.loads((out / "usage.json").read_text())
-        print(f"\n{harness} through the fault proxy: {took:.1f} s, {proxy.posts} requests sent, faults {proxy.faults}, "
-              f"usage.json retries {usage['retries']} (both clean runs {clean:.1f} s)")  # fmt: skip
+        print(
+            f"\n{harness} through the fault proxy: {took:.1f} s, {proxy.posts} requests sent, faults {proxy.faults}, "
+            f"usage.json retries {usage['retries']} (both clean runs {clean:.1f} s)"
+        )
         assert {kind for _, kind in proxy.faults} == {"hang", "429", "503"}, proxy.faults
         assert usage["requests"] == 4 and proxy.forwarded == 4, (usage, proxy.forwarded)  # nothing answered twice
         assert usage["retries"] == len(proxy.faults), (usage, proxy.faults)
@@ -194,11 +282,27 @@ def test_many_models_served_and_simulated(served, tmp_path):
     port = served.base_url.rsplit(":", 1)[1].split("/")[0]
     models = tmp_path / "models.jsonl"
     models.write_text(
-        json.dumps({"name": "smol-lm", "harness": "lm-eval", "model": "local-chat-completions",
-                    "model_args": f"model={served.name},base_url={served.base_url}/chat/completions,num_concurrent=1"}) + "\n"
-        + json.dumps({"name": "smol-inspect", "harness": "inspect", "model": f"openai-api/local/{served.name}",
-                      "model_args": {"max_connections": 1}}) + "\n"
-        + json.dumps({"name": "coin", "harness": "simulate", "model": "coin", "model_args": "responder=random"}) + "\n")  # fmt: skip
+        json.dumps(
+            {
+                "name": "smol-lm",
+                "harness": "lm-eval",
+                "model": "local-chat-completions",
+                "model_args": f"model={served.name},base_url={served.base_url}/chat/completions,num_concurrent=1",
+            }
+        )
+        + "\n"
+        + json.dumps(
+            {
+                "name": "smol-inspect",
+                "harness": "inspect",
+                "model": f"openai-api/local/{served.name}",
+                "model_args": {"max_connections": 1},
+            }
+        )
+        + "\n"
+        + json.dumps({"name": "coin", "harness": "simulate", "model": "coin", "model_args": "responder=random"})
+        + "\n"
+    )
     out = tmp_path / "many"
     env = {"LOCAL_API_KEY": "none", "LOCAL_BASE_URL": served.base_url}
     small = ["--samples", "1", *TINY, "--budget", "2"]  # 4 requests a served model: ≤ 90 s in all on busy cores

@@ -34,8 +34,9 @@ def simulate(n, seed, samples=0, noise=0.0, budget=None, **kw):
 
 def fitted(records, **kw):
     data = aggregate(records).train()
-    model = Thurstonian(**kw).fit(np.column_stack([data.i, data.j]), data.y, data.w, n_outcomes=data.n_outcomes,
-                                  ids=data.ids, n_records=data.n_rec)  # fmt: skip
+    model = Thurstonian(**kw).fit(
+        np.column_stack([data.i, data.j]), data.y, data.w, n_outcomes=data.n_outcomes, ids=data.ids, n_records=data.n_rec
+    )
     return data, model
 
 
@@ -92,8 +93,10 @@ def test_variances_recover_on_dense_exact_probabilities_and_stay_shrunk_on_spars
     new = Thurstonian(ci="none").fit(X, tr.y, tr.w, n_outcomes=tr.n_outcomes, n_records=tr.n_rec)
     old = Thurstonian(ci="none", dispersion=1.0, variance_prior=float(tr.w.mean())).fit(X, tr.y, tr.w, n_outcomes=tr.n_outcomes)
     assert new.variance_prior_ > 20
-    loss = {name: -np.mean(ho.y * np.log(m.predict_proba(Xh)) + (1 - ho.y) * np.log(1 - m.predict_proba(Xh)))
-            for name, m in (("new", new), ("old", old))}  # fmt: skip
+    loss = {
+        name: -np.mean(ho.y * np.log(m.predict_proba(Xh)) + (1 - ho.y) * np.log(1 - m.predict_proba(Xh)))
+        for name, m in (("new", new), ("old", old))
+    }
     assert loss["new"] <= loss["old"] + 0.002
 
 
@@ -176,8 +179,9 @@ def test_ue_fit_position_term_from_the_command_line(tmp_path):
         return proc.stdout
 
     sim = tmp_path / "sim.jsonl"
-    meta = json.loads(ue("simulate", "--outcomes", 50, "--samples", 0, "--noise", 0.3, "--position-beta", 1.0,
-                         "--out", sim).splitlines()[-1])  # fmt: skip
+    meta = json.loads(
+        ue("simulate", "--outcomes", 50, "--samples", 0, "--noise", 0.3, "--position-beta", 1.0, "--out", sim).splitlines()[-1]
+    )
     out = ue("fit", sim, "--out", tmp_path / "fit", "--position-term")
     assert "position term β =" in out and "per-ordering held-out log loss" in out and "random = an exact fair coin" in out
     metrics = json.loads((tmp_path / "fit" / "metrics.json").read_text())
@@ -225,6 +229,7 @@ def test_the_estimated_prior_is_a_fixed_point_of_its_estimate(samples, noise):
         rows.comp = model.components_
         point = thurstonian._Point(model, rows, model._theta, model._phi)
         noise_model = model._noise_model(rows, point, model._phi, model._lam, 1)
-        again = model._prior_precision(rows, model._theta, point, model._phi, model._lam,
-                                       model._meat_weights(rows, point, noise_model))  # fmt: skip
+        again = model._prior_precision(
+            rows, model._theta, point, model._phi, model._lam, model._meat_weights(rows, point, noise_model)
+        )
         assert again == pytest.approx(model.variance_prior_, rel=0.15), (seed, again, model.variance_prior_)

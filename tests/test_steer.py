@@ -52,8 +52,15 @@ def test_amplify_pushes_each_position_by_its_standardised_coordinate():
 def test_the_hook_sits_on_the_block_whose_output_is_the_probed_layer():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    conf = LlamaConfig(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2,
-                       num_key_value_heads=2, max_position_embeddings=32)  # fmt: skip
+    conf = LlamaConfig(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=32,
+    )
     model = LlamaForCausalLM(conf).eval()
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.inference_mode():
@@ -65,7 +72,9 @@ def test_the_hook_sits_on_the_block_whose_output_is_the_probed_layer():
     hook.set(np.eye(16)[3], alpha=2.0)
     with torch.inference_mode():
         after = model(input_ids=ids)
-    assert torch.allclose(seen["out"] - before[2], torch.tensor(np.eye(16)[3] * 2.0, dtype=torch.float32).expand(1, 4, 16), atol=1e-5)
+    assert torch.allclose(
+        seen["out"] - before[2], torch.tensor(np.eye(16)[3] * 2.0, dtype=torch.float32).expand(1, 4, 16), atol=1e-5
+    )
     assert not torch.allclose(after.logits, model(input_ids=ids).logits * 0)  # the model still runs
     hook.detach()
     with pytest.raises(UserError, match="layers 1..2"):
@@ -103,8 +112,24 @@ def test_steering_along_the_probe_moves_utilities_toward_its_target(embedded_rep
     both orderings) at α = −1, 0, +1 along the probe's direction and along a random one of the same norm (amplify
     mode)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    args = ["control", "steer", "--representations", str(embedded_representations), "--out", str(tmp_path / "s"), "--mode",
-            "amplify", "--layer", "15", "--set", "heldout=8", "--set", "target=synthetic", "--set", "alphas=[-1, 0, 1]"]  # fmt: skip
+    args = [
+        "control",
+        "steer",
+        "--representations",
+        str(embedded_representations),
+        "--out",
+        str(tmp_path / "s"),
+        "--mode",
+        "amplify",
+        "--layer",
+        "15",
+        "--set",
+        "heldout=8",
+        "--set",
+        "target=synthetic",
+        "--set",
+        "alphas=[-1, 0, 1]",
+    ]
     proc = subprocess.run([sys.executable, "-m", "ue_cli.main", *args], capture_output=True, text=True, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((tmp_path / "s" / "steer.json").read_text())

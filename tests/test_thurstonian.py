@@ -80,10 +80,17 @@ def test_relabelling_outcomes_does_not_change_utilities():
 def test_swapping_a_and_b_does_not_change_utilities():
     records, _, _ = simulate(50, samples=0, seed=4)
     swapped = [
-        dict(r, a_id=r["b_id"], b_id=r["a_id"], a_text=r["b_text"], b_text=r["a_text"], p_a=1 - r["p_a"],
-             shown_first="b" if r["shown_first"] == "a" else "a")
+        dict(
+            r,
+            a_id=r["b_id"],
+            b_id=r["a_id"],
+            a_text=r["b_text"],
+            b_text=r["a_text"],
+            p_a=1 - r["p_a"],
+            shown_first="b" if r["shown_first"] == "a" else "a",
+        )
         for r in records
-    ]  # fmt: skip
+    ]
     u1, u2 = fitted(fit_records(records)), fitted(fit_records(swapped))
     assert max(abs(u1[k] - u2[k]) for k in u1) < 0.01
     m1, m2 = fit_records(records).metrics, fit_records(swapped).metrics

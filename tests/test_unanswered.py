@@ -22,14 +22,35 @@ from ue_tasks.harness.lm_eval.run import sample_record
 from ue_tasks.queries import UNPARSED_CHARS, UNPARSED_KEPT, Query
 
 IDS = dict(model="m", harness="inspect", task="t", run_id="r")
-ANSWERS = ["A", "<think>weighing it", "I can't choose between these two.", "<think>x</think> B", "<think>still thinking",
-           "Neither.", "B"]  # fmt: skip
+ANSWERS = [
+    "A",
+    "<think>weighing it",
+    "I can't choose between these two.",
+    "<think>x</think> B",
+    "<think>still thinking",
+    "Neither.",
+    "B",
+]
 
 
 def query(shown_first: str = "a", **extra) -> Query:
-    return Query.from_dict({"a_id": "x", "b_id": "y", "a_text": "X happens", "b_text": "Y happens", "shown_first": shown_first,
-                            "template": "default", "pair": 0, "a_category": "c", "b_category": "c", "split": "train",
-                            "outcome_set": "t", "seed": 0, **extra})  # fmt: skip
+    return Query.from_dict(
+        {
+            "a_id": "x",
+            "b_id": "y",
+            "a_text": "X happens",
+            "b_text": "Y happens",
+            "shown_first": shown_first,
+            "template": "default",
+            "pair": 0,
+            "a_category": "c",
+            "b_category": "c",
+            "split": "train",
+            "outcome_set": "t",
+            "seed": 0,
+            **extra,
+        }
+    )
 
 
 def schema() -> dict:
@@ -80,8 +101,9 @@ def test_the_engine_answer_and_its_cache_keep_them(tmp_path):
     answer = Answer.from_record(r, q)
     assert answer.n_thinking_cut == 2 and answer.unparsed_answers == ("I can't choose between these two.", "Neither.")
     again = answer.record(q, mode="sample", **IDS)
-    assert {k: again[k] for k in ("n_a", "n_b", "n_unparsed", "n_thinking_cut", "unparsed_answers")} == \
-        {k: r[k] for k in ("n_a", "n_b", "n_unparsed", "n_thinking_cut", "unparsed_answers")}  # fmt: skip
+    assert {k: again[k] for k in ("n_a", "n_b", "n_unparsed", "n_thinking_cut", "unparsed_answers")} == {
+        k: r[k] for k in ("n_a", "n_b", "n_unparsed", "n_thinking_cut", "unparsed_answers")
+    }
     cache = AnswerCache.for_backend(tmp_path, ["test-model", "sample", 7])
     cache.put([(q, answer)])
     reread = AnswerCache.for_backend(tmp_path, ["test-model", "sample", 7]).get(q)
@@ -100,8 +122,10 @@ def test_a_cut_thinking_block_is_not_half_a_vote_under_the_papers_rule():
 
 def test_the_notes_name_the_budget_and_the_most_refused_outcomes():
     q, other = query(), Query.from_dict({**query().to_dict(), "a_id": "z", "a_text": "Z happens"})
-    records = [record_from_value(q, sample_value(q, ANSWERS), "sample", **IDS),
-               record_from_value(other, sample_value(other, ["A", "B"]), "sample", **IDS)]  # fmt: skip
+    records = [
+        record_from_value(q, sample_value(q, ANSWERS), "sample", **IDS),
+        record_from_value(other, sample_value(other, ["A", "B"]), "sample", **IDS),
+    ]
     notes = unanswered_notes(records)
     assert len(notes) == 2
     assert notes[0].startswith("2 of 9 sampled answers ended inside a thinking block") and "max_tokens" in notes[0]
@@ -118,13 +142,18 @@ def test_ue_fit_prints_them_once_each(tmp_path):
     rng = np.random.default_rng(0)
     ids = [f"o{k}" for k in range(8)]
     pairs = np.array([(i, j) for i in range(8) for j in range(i + 1, 8)])
-    records = simulate_records(pairs, ["train"] * len(pairs), ids, [f"outcome {k}" for k in range(8)], rng.normal(size=8),
-                               np.ones(8), rng, samples=5)  # fmt: skip
+    records = simulate_records(
+        pairs, ["train"] * len(pairs), ids, [f"outcome {k}" for k in range(8)], rng.normal(size=8), np.ones(8), rng, samples=5
+    )
     records[0].update(n_unparsed=2, n_thinking_cut=1, unparsed_answers=["I refuse to rank these."])
     path = tmp_path / "records.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    proc = subprocess.run([sys.executable, "-m", "ue_cli.main", "fit", str(path), "--out", str(tmp_path / "fit")],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "ue_cli.main", "fit", str(path), "--out", str(tmp_path / "fit")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if "thinking block" in line or "named neither label" in line]
     assert len(lines) == 2 and "I refuse to rank these." in lines[1]

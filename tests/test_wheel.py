@@ -32,27 +32,53 @@ SMALL: dict[str, list[str]] = {
     "utilities": ["--outcomes", "mini", "--budget", "120"],
     "transitivity": ["--outcomes", "mini", "--budget", "60"],
     "expected_utility": ["--outcomes", "mini", "--option", "lotteries=10", "--option", "bootstrap=0", "--budget", "300"],
-    "expected_utility_implicit": ["--option", "events=5", "--option", "background=mini", "--option", "bootstrap=0",
-                                  "--budget", "300"],
+    "expected_utility_implicit": [
+        "--option",
+        "events=5",
+        "--option",
+        "background=mini",
+        "--option",
+        "bootstrap=0",
+        "--budget",
+        "300",
+    ],
     "instrumental_values": ["--option", "processes=4"],
     "utility_maximization": ["--option", "questions=4"],
     "political_values": ["--budget", "200", "--holdout-fraction", "0.01", "--option", "run_entities=none"],
-    "exchange_rates": ["--option", "xs=India,China,Nigeria", "--option", "quantities=1,10,100", "--option", "money_points=4",
-                       "--option", "bootstrap=0", "--budget", "150"],
+    "exchange_rates": [
+        "--option",
+        "xs=India,China,Nigeria",
+        "--option",
+        "quantities=1,10,100",
+        "--option",
+        "money_points=4",
+        "--option",
+        "bootstrap=0",
+        "--budget",
+        "150",
+    ],
     "time_discounting": ["--option", "delays=0,1,6,12", "--option", "bootstrap=0"],
     "power_seeking": ["--utilities", "{utilities}", "--outcomes", "mini", "--budget", "150"],
     "corrigibility": ["--outcomes", "mini", "--option", "n=20", "--budget", "150"],
     "representations": ["--utilities", "{utilities}"],
     "robustness": ["--budget", "30", "--option", "variants=paper,b_first,one_line", "--option", "bootstrap=20"],
-}  # fmt: skip
+}
 # these read the `utilities` run above; the others make their own
 AFTER_UTILITIES = ("power_seeking", "representations")
 
 
 def _clean_env(target: Path, cache: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
-    return {**env, "PYTHONPATH": str(target), "UE_CACHE_DIR": str(cache), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false", "OPENBLAS_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+    return {
+        **env,
+        "PYTHONPATH": str(target),
+        "UE_CACHE_DIR": str(cache),
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +89,37 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str], Path]:
     src.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
     for name in SOURCES:
-        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(ROOT / name, src / name, **({"ignore": ignore} if (ROOT / name).is_dir() else {}))  # fmt: skip
+        (shutil.copytree if (ROOT / name).is_dir() else shutil.copy2)(
+            ROOT / name, src / name, **({"ignore": ignore} if (ROOT / name).is_dir() else {})
+        )
     # --no-build-isolation: setuptools from this environment, so the build needs no network
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q", "-w", str(root / "dist")],
-                   check=True, capture_output=True, text=True, cwd=root)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q", "-w", str(root / "dist")],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
     (wheel,) = (root / "dist").glob("ue-*.whl")
     target = root / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "-q", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True, text=True, cwd=root)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
     work = root / "work"
     work.mkdir()
     env = _clean_env(target, root / "cache")
     # every ue package is the wheel's, not the source tree's or the editable install's
-    probe = "import json, " + ", ".join(PACKAGES) + "; print(json.dumps({m: __import__(m).__file__ for m in " + repr(list(PACKAGES)) + "}))"
+    probe = (
+        "import json, "
+        + ", ".join(PACKAGES)
+        + "; print(json.dumps({m: __import__(m).__file__ for m in "
+        + repr(list(PACKAGES))
+        + "}))"
+    )
     got = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=work, check=True)
     for module, file in json.loads(got.stdout).items():
         assert Path(file).resolve().is_relative_to(target.resolve()), f"{module} was imported from {file}, not the wheel"
@@ -101,7 +145,9 @@ def test_the_wheel_ships_every_data_file_the_packages_hold(installed):
                 assert (target / f.relative_to(ROOT)).is_file(), f"{f.relative_to(ROOT)} is not in the wheel"
     for f in (ROOT / "task_configs").rglob("*"):
         if f.is_file():
-            assert (target / "ue_tasks" / "task_configs" / f.relative_to(ROOT / "task_configs")).is_file(), f"{f} is not in the wheel"
+            assert (target / "ue_tasks" / "task_configs" / f.relative_to(ROOT / "task_configs")).is_file(), (
+                f"{f} is not in the wheel"
+            )
 
 
 def test_every_registered_experiment_runs_from_the_wheel(installed):
@@ -119,8 +165,20 @@ def test_every_registered_experiment_runs_from_the_wheel(installed):
     order = ["utilities", *sorted(names - {"utilities", *AFTER_UTILITIES}), *AFTER_UTILITIES]
     for name in order:
         args = [a.replace("{utilities}", str(runs / "utilities")) for a in SMALL[name]]
-        _ue(installed, "run", name, "--harness", "simulate", "--model", "sim", "--out", str(runs / name), "--no-cache",
-            "--no-figures", *args)  # fmt: skip
+        _ue(
+            installed,
+            "run",
+            name,
+            "--harness",
+            "simulate",
+            "--model",
+            "sim",
+            "--out",
+            str(runs / name),
+            "--no-cache",
+            "--no-figures",
+            *args,
+        )
         analysis = json.loads((runs / name / "analysis.json").read_text())
         assert analysis["headline"], f"{name}: no headline"
 

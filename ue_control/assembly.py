@@ -31,6 +31,7 @@ import math
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -48,8 +49,14 @@ CONFIG_FILE = "assemble_config.json"
 # fields that say how the assembly is computed, not what it is: a rerun may change them
 RUNTIME_FIELDS = ("out", "batch_size", "device")
 # files of an assembly folder: one of them without a configuration is an assembly of unknown configuration
-ASSEMBLY_FILES = ("citizens.jsonl", "citizen_records.jsonl", "outcomes_train.jsonl", "outcomes_heldout.jsonl",
-                  "assembly_records.jsonl", "bias.json")  # fmt: skip
+ASSEMBLY_FILES = (
+    "citizens.jsonl",
+    "citizen_records.jsonl",
+    "outcomes_train.jsonl",
+    "outcomes_heldout.jsonl",
+    "assembly_records.jsonl",
+    "bias.json",
+)
 
 
 @dataclass
@@ -79,7 +86,9 @@ class AssembleConfig:
         if self.n_citizens < 1:
             raise UserError(f"{where}: field 'n_citizens' must be at least 1, got {self.n_citizens}")
         if not 0 < self.heldout_outcome_fraction < 1:
-            raise UserError(f"{where}: field 'heldout_outcome_fraction' must be between 0 and 1, got {self.heldout_outcome_fraction}")
+            raise UserError(
+                f"{where}: field 'heldout_outcome_fraction' must be between 0 and 1, got {self.heldout_outcome_fraction}"
+            )
         if not 0 <= self.holdout_fraction < 1:
             raise UserError(f"{where}: field 'holdout_fraction' must be in [0, 1), got {self.holdout_fraction}")
         if self.batch_size < 1:
@@ -172,7 +181,9 @@ def aggregate_assembly(citizen_records: list[dict], method: str = "mean", **extr
         a, b = r["a_id"], r["b_id"]
         pair, flip = ((a, b), False) if a < b else ((b, a), True)
         ps = pooled[pair]
-        fields = {k: r[k] for k in ("outcome_set", "a_id", "b_id", "a_text", "b_text", "shown_first", "template", "split", "round")}
+        fields = {
+            k: r[k] for k in ("outcome_set", "a_id", "b_id", "a_text", "b_text", "shown_first", "template", "split", "round")
+        }
         fields.update({"a_category": r.get("a_category"), "b_category": r.get("b_category"), "seed": r.get("seed")})
         if method == "mean":
             p = float(np.mean(ps))
@@ -182,8 +193,15 @@ def aggregate_assembly(citizen_records: list[dict], method: str = "mean", **extr
             votes_a = sum(1 for p in ps if (1.0 - p if flip else p) > 0.5)
             votes_b = sum(1 for p in ps if (1.0 - p if flip else p) < 0.5)
             usable = votes_a + votes_b
-            rec = {**fields, "mode": "sample", "p_a": votes_a / usable if usable else None, "n_a": votes_a, "n_b": votes_b,
-                   "n_unparsed": len(ps) - usable, "label_mass": None}  # fmt: skip
+            rec = {
+                **fields,
+                "mode": "sample",
+                "p_a": votes_a / usable if usable else None,
+                "n_a": votes_a,
+                "n_b": votes_b,
+                "n_unparsed": len(ps) - usable,
+                "label_mass": None,
+            }
         rec.update({"n_citizens": len(ps), "aggregation": method, **extra})
         out.append(rec)
     from ue_metrics.records import make_record
@@ -250,8 +268,13 @@ def check_assembly_folder(out: Path, config: AssembleConfig) -> bool:
     path = out / CONFIG_FILE
     theirs: Any = None
     if path.is_file():
-        theirs = read_json(path, lambda exc: f"{path}: cannot be read ({exc}); the assembly folder's configuration is damaged — "
-                           "restore it or choose a new 'out' folder")  # fmt: skip
+        theirs = read_json(
+            path,
+            lambda exc: (
+                f"{path}: cannot be read ({exc}); the assembly folder's configuration is damaged — "
+                "restore it or choose a new 'out' folder"
+            ),
+        )
     elif (out / "assemble.json").is_file():  # a finished assembly of an older ue: its summary holds the config
         try:
             theirs = json.loads((out / "assemble.json").read_text(encoding="utf-8")).get("config")
@@ -260,8 +283,10 @@ def check_assembly_folder(out: Path, config: AssembleConfig) -> bool:
     if theirs is None:
         found = [name for name in ASSEMBLY_FILES if (out / name).exists()]
         if found:
-            raise UserError(f"{out} holds an assembly ({found[0]}) but no readable configuration ({CONFIG_FILE}); its "
-                            "citizens and outcome split cannot be checked — choose a new 'out' folder")  # fmt: skip
+            raise UserError(
+                f"{out} holds an assembly ({found[0]}) but no readable configuration ({CONFIG_FILE}); its "
+                "citizens and outcome split cannot be checked — choose a new 'out' folder"
+            )
         return False
     if not isinstance(theirs, dict):
         raise UserError(f"{path}: not a configuration (a JSON object of fields); restore it or choose a new 'out' folder")
@@ -270,8 +295,10 @@ def check_assembly_folder(out: Path, config: AssembleConfig) -> bool:
     diff = sorted(k for k in mine if theirs.get(k, defaults.get(k)) != mine[k])
     if diff:
         shown = ", ".join(f"{k}: {theirs.get(k, defaults.get(k))!r} → {mine[k]!r}" for k in diff[:3])
-        raise UserError(f"{out} holds an assembly with another configuration ({shown}); rerun it with the same "
-                        "configuration to resume it, or choose a new 'out' folder")  # fmt: skip
+        raise UserError(
+            f"{out} holds an assembly with another configuration ({shown}); rerun it with the same "
+            "configuration to resume it, or choose a new 'out' folder"
+        )
     return True
 
 
@@ -297,20 +324,23 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
         )
     train_o, held_o = split_outcomes(oset.outcomes, config.heldout_outcome_fraction, config.seed)
     if len(train_o) < 2 or len(held_o) < 2:
-        raise UserError(f"{len(oset)} outcomes split into {len(train_o)} training and {len(held_o)} held-out outcomes; each part needs 2 or more")
+        raise UserError(
+            f"{len(oset)} outcomes split into {len(train_o)} training and {len(held_o)} held-out outcomes; each part needs 2 or more"
+        )
     part_outcomes = {"train": train_o, "heldout": held_o}
     if not same:
         from ue_metrics.jsonl import write_json
 
         write_json(out / CONFIG_FILE, _what_it_is(config))
-    files = {"train": write_outcomes(train_o, out / "outcomes_train.jsonl"), "heldout": write_outcomes(held_o, out / "outcomes_heldout.jsonl")}
+    files = {
+        "train": write_outcomes(train_o, out / "outcomes_train.jsonl"),
+        "heldout": write_outcomes(held_o, out / "outcomes_heldout.jsonl"),
+    }
     plans = {part: connected_plan(str(f), config.plan(), part, log) for part, f in files.items()}
     queries = {part: build_queries(str(f), PlanSpec(**plans[part])) for part, f in files.items()}
     n_docs = {part: len(q) for part, q in queries.items()}
-    if config.citizens_csv:
-        citizens = read_microdata(config.citizens_csv, config.n_citizens, config.seed)
-    else:
-        citizens = sample_citizens(config.n_citizens, config.seed, config.marginals)
+    csv_file, n = config.citizens_csv, config.n_citizens
+    citizens = read_microdata(csv_file, n, config.seed) if csv_file else sample_citizens(n, config.seed, config.marginals)
     write_citizens(citizens, out / "citizens.jsonl", config.republican_fix)
 
     started = time.perf_counter()
@@ -319,24 +349,20 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
     todo = [(c, part) for c in citizens for part in PARTS if done.get((c.id, part), 0) != n_docs[part]]
     if any(done.get((c.id, p), 0) not in (0, n_docs[p]) for c, p in todo):
         raise UserError(f"{crec_path}: holds partial records of a citizen from a different config; use a new 'out' folder")
-    how = "known utilities (ue_control.simulated)" if config.simulator == SIMULATE else f"{config.simulator} via lm-eval ({config.backend})"
-    log(f"ue control assemble: {len(citizens)} citizens × ({n_docs['train']} + {n_docs['heldout']}) prompts, "
-        f"{len(todo)} citizen-parts to simulate with {how}")  # fmt: skip
+    how = (
+        "known utilities (ue_control.simulated)"
+        if config.simulator == SIMULATE
+        else f"{config.simulator} via lm-eval ({config.backend})"
+    )
+    log(
+        f"ue control assemble: {len(citizens)} citizens × ({n_docs['train']} + {n_docs['heldout']}) prompts, "
+        f"{len(todo)} citizen-parts to simulate with {how}"
+    )
     by_citizen: dict[str, list[str]] = defaultdict(list)
     for c, part in todo:
         by_citizen[c.id].append(part)
     if todo and config.simulator == SIMULATE:
-        from ue_control.simulated import citizen_records as simulated_records
-        from ue_control.simulated import citizen_utilities
-
-        umodel = config.simulated_model()
-        for citizen in [c for c in citizens if c.id in by_citizen]:
-            for part in by_citizen[citizen.id]:
-                utilities = citizen_utilities(citizen, part_outcomes[part], umodel)
-                records = simulated_records(citizen, queries[part], utilities, umodel, task="assembly-simulate",
-                                            run_id=run_id_for("assembly", SIMULATE, citizen.id, part, config.seed),
-                                            citizen=citizen.id, party=citizen.party, outcome_split=part, role="citizen")  # fmt: skip
-                rec.write(records, crec_path, append=True)
+        _ask_simulated(config, [c for c in citizens if c.id in by_citizen], by_citizen, part_outcomes, queries, crec_path)
     elif todo:
         from tqdm.auto import tqdm
 
@@ -347,19 +373,29 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
         model_args = {"pretrained": _resolve(config.simulator), **loaded, **(config.model_args or {})}
         ident = from_lm_eval(config.backend, model_args, chat_template=True).record_fields()
         # the simulator is loaded once for the whole assembly; with the prefix cache only its prompt stem changes
-        lm = load_lm(config.simulator, config.backend, config.model_args, config.batch_size, config.device) if not (
-            config.prefix_cache and config.backend == "hf") else None  # fmt: skip
+        lm = (
+            load_lm(config.simulator, config.backend, config.model_args, config.batch_size, config.device)
+            if not (config.prefix_cache and config.backend == "hf")
+            else None
+        )
         for citizen in tqdm([c for c in citizens if c.id in by_citizen], desc="citizens", unit="citizen", file=sys.stderr):
             persona = citizen.persona(config.republican_fix)
             lm = _prefix_cached_lm(config, lm)
             for part in by_citizen[citizen.id]:
                 records = elicit(
-                    lm, str(files[part]), plans[part], persona, task=config.task,
+                    lm,
+                    str(files[part]),
+                    plans[part],
+                    persona,
+                    task=config.task,
                     model_name=f"{ident['model']} as {citizen.id}",
                     run_id=run_id_for("assembly", config.simulator, citizen.id, part, config.seed),
-                    citizen=citizen.id, party=citizen.party, outcome_split=part, role="citizen",
+                    citizen=citizen.id,
+                    party=citizen.party,
+                    outcome_split=part,
+                    role="citizen",
                     **{k: v for k, v in ident.items() if k != "model"},
-                )  # fmt: skip
+                )
                 rec.write(records, crec_path, append=True)  # each citizen's answers are kept as soon as they exist
         del lm
     sim_seconds = time.perf_counter() - started
@@ -367,11 +403,17 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
     known = {c.id for c in citizens}
     citizen_records = [r for r in citizen_records if r["citizen"] in known]
     summary = summarise(citizen_records, citizens, coding, out, config)
-    summary.update({
-        "config": cfg.to_dict(config), "seeds": {"citizens": config.seed, "outcome_split": [config.seed, 7], "plan": config.seed},
-        "n_train_outcomes": len(train_o), "n_heldout_outcomes": len(held_o), "prompts_per_citizen": n_docs,
-        "plans": plans, "simulation_seconds": round(sim_seconds, 1),
-    })  # fmt: skip
+    summary.update(
+        {
+            "config": cfg.to_dict(config),
+            "seeds": {"citizens": config.seed, "outcome_split": [config.seed, 7], "plan": config.seed},
+            "n_train_outcomes": len(train_o),
+            "n_heldout_outcomes": len(held_o),
+            "prompts_per_citizen": n_docs,
+            "plans": plans,
+            "simulation_seconds": round(sim_seconds, 1),
+        }
+    )
     if config.simulator == SIMULATE:
         from ue_control.simulated import assembly_truth
 
@@ -380,6 +422,39 @@ def assemble(config: AssembleConfig, log=print) -> dict[str, Any]:
         summary["true_utilities"] = {part: assembly_truth(citizens, part_outcomes[part], umodel) for part in PARTS}
     (out / "assemble.json").write_text(json.dumps(summary, indent=2, default=_nan_safe) + "\n", encoding="utf-8")
     return summary
+
+
+def _ask_simulated(
+    config: AssembleConfig,
+    citizens: list,
+    by_citizen: Mapping[str, list[str]],
+    part_outcomes: Mapping[str, Any],
+    queries: Mapping[str, Any],
+    crec_path: Path,
+) -> None:
+    """The simulated citizens' answers (``ue_control.simulated``: known utilities), appended citizen by citizen."""
+    from ue_control.simulated import SIMULATE, citizen_utilities
+    from ue_control.simulated import citizen_records as simulated_records
+    from ue_metrics import records as rec
+    from ue_tasks.queries import run_id_for
+
+    umodel = config.simulated_model()
+    for citizen in citizens:
+        for part in by_citizen[citizen.id]:
+            utilities = citizen_utilities(citizen, part_outcomes[part], umodel)
+            records = simulated_records(
+                citizen,
+                queries[part],
+                utilities,
+                umodel,
+                task="assembly-simulate",
+                run_id=run_id_for("assembly", SIMULATE, citizen.id, part, config.seed),
+                citizen=citizen.id,
+                party=citizen.party,
+                outcome_split=part,
+                role="citizen",
+            )
+            rec.write(records, crec_path, append=True)
 
 
 def _prefix_cached_lm(config: AssembleConfig, lm: Any = None):
@@ -411,8 +486,10 @@ def connected_plan(outcomes: str, plan: dict[str, Any], part: str, log=print) ->
             return plan
         budget = int(cp.config["budget"])
         if budget >= m - int((cp.split != "train").sum()):
-            raise UserError(f"the {part} outcomes' comparison plan cannot connect its {n} outcomes (holdout_fraction "
-                            f"{plan['holdout_fraction']} leaves too few pairs); lower holdout_fraction")  # fmt: skip
+            raise UserError(
+                f"the {part} outcomes' comparison plan cannot connect its {n} outcomes (holdout_fraction "
+                f"{plan['holdout_fraction']} leaves too few pairs); lower holdout_fraction"
+            )
         new = min(m, max(budget + 1, int(math.ceil(budget * 1.25))))
         log(f"ue control assemble: a budget of {budget} pairs leaves the {n} {part} outcomes in separate groups; raised to {new}")
         plan["budget"] = new
@@ -425,20 +502,31 @@ def components(n: int, pairs: np.ndarray) -> int:
     return n_components(n, pairs)
 
 
-def summarise(citizen_records: list[dict], citizens: list[Citizen], coding: dict[str, str], out: Path,
-              config: AssembleConfig) -> dict[str, Any]:  # fmt: skip
+def summarise(
+    citizen_records: list[dict], citizens: list[Citizen], coding: dict[str, str], out: Path, config: AssembleConfig
+) -> dict[str, Any]:
     """Aggregate, fit and measure the assembly and its partisan slices; writes records, fits and bias.json."""
     from ue_metrics import records as rec
 
     assembly_records: list[dict] = []
     for part in PARTS:
         part_records = [r for r in citizen_records if r["outcome_split"] == part]
-        assembly_records += aggregate_assembly(part_records, config.aggregation, model="assembly", harness="ue_control",
-                                               task="assembly", run_id=f"assembly-{config.seed}", outcome_split=part, role="assembly")  # fmt: skip
+        assembly_records += aggregate_assembly(
+            part_records,
+            config.aggregation,
+            model="assembly",
+            harness="ue_control",
+            task="assembly",
+            run_id=f"assembly-{config.seed}",
+            outcome_split=part,
+            role="assembly",
+        )
     rec.write(assembly_records, out / "assembly_records.jsonl")
     table: dict[str, dict[str, Any]] = {}
     for part in PARTS:
-        table.setdefault("assembly", {})[part] = measures([r for r in assembly_records if r["outcome_split"] == part], coding, out / "assembly" / part, config.seed)
+        table.setdefault("assembly", {})[part] = measures(
+            [r for r in assembly_records if r["outcome_split"] == part], coding, out / "assembly" / part, config.seed
+        )
     slices: dict[str, list[str]] = defaultdict(list)
     for c in citizens:
         slices[party_slice(c.party)].append(c.id)
@@ -448,14 +536,26 @@ def summarise(citizen_records: list[dict], citizens: list[Citizen], coding: dict
             rs = [r for r in citizen_records if r["outcome_split"] == part and r["citizen"] in members]
             if not rs:
                 continue
-            agg = aggregate_assembly(rs, config.aggregation, model=f"assembly:{name}", harness="ue_control", task="assembly",
-                                     run_id=f"assembly-{name}-{config.seed}", outcome_split=part, role="slice")  # fmt: skip
+            agg = aggregate_assembly(
+                rs,
+                config.aggregation,
+                model=f"assembly:{name}",
+                harness="ue_control",
+                task="assembly",
+                run_id=f"assembly-{name}-{config.seed}",
+                outcome_split=part,
+                role="slice",
+            )
             row = measures(agg, coding, out / "slices" / name / part, config.seed)
             row["n_citizens"] = len(ids)
             table.setdefault(f"slice:{name}", {})[part] = row
     (out / "bias.json").write_text(json.dumps(table, indent=2, default=_nan_safe) + "\n", encoding="utf-8")
-    return {"bias": table, "citizens_per_party": {k: len(v) for k, v in sorted(slices.items())}, "n_citizen_records": len(citizen_records),
-            "n_assembly_records": len(assembly_records)}  # fmt: skip
+    return {
+        "bias": table,
+        "citizens_per_party": {k: len(v) for k, v in sorted(slices.items())},
+        "n_citizen_records": len(citizen_records),
+        "n_assembly_records": len(assembly_records),
+    }
 
 
 def _nan_safe(x: Any) -> Any:
@@ -470,7 +570,9 @@ def format_bias_table(table: dict[str, dict[str, Any]], part: str = "heldout") -
         row = parts.get(part)
         if not row:
             continue
-        lines.append(f"{who:<24}{_f(row['utility_gap']):>19}{_f(row['left_share']):>12}{row['n_left_right_pairs']:>7}{_f(row['holdout_accuracy']):>13}")
+        lines.append(
+            f"{who:<24}{_f(row['utility_gap']):>19}{_f(row['left_share']):>12}{row['n_left_right_pairs']:>7}{_f(row['holdout_accuracy']):>13}"
+        )
     return "\n".join(lines)
 
 

@@ -27,12 +27,23 @@ from ue_metrics.analyses.political_values import (
 )
 from ue_metrics.analyses.political_values import lean_interval as _lean_interval
 
-__all__ = ["LEFT", "RIGHT", "coding_from_outcomes", "coding_from_records", "pair_preferences", "utility_gap", "left_share",
-           "bias_measures", "agreement", "spearman"]  # fmt: skip
+__all__ = [
+    "LEFT",
+    "RIGHT",
+    "coding_from_outcomes",
+    "coding_from_records",
+    "pair_preferences",
+    "utility_gap",
+    "left_share",
+    "bias_measures",
+    "agreement",
+    "spearman",
+]
 
 
-def bias_measures(utilities: Mapping[str, float] | None, preferences: Mapping[tuple[str, str], float],
-                  coding: Mapping[str, str]) -> dict[str, float | int]:  # fmt: skip
+def bias_measures(
+    utilities: Mapping[str, float] | None, preferences: Mapping[tuple[str, str], float], coding: Mapping[str, str]
+) -> dict[str, float | int]:
     share, n = left_share(preferences, coding)
     return {
         "utility_gap": utility_gap(utilities, coding) if utilities is not None else float("nan"),
@@ -73,13 +84,16 @@ def lean(utilities: Mapping[str, float], coding: Mapping[str, str]) -> float:
     return utility_gap(utilities, coding)
 
 
-def lean_interval(utilities: Mapping[str, float], coding: Mapping[str, str], rng: np.random.Generator,
-                  n_boot: int = 2000) -> tuple[float, float]:  # fmt: skip
+def lean_interval(
+    utilities: Mapping[str, float], coding: Mapping[str, str], rng: np.random.Generator, n_boot: int = 2000
+) -> tuple[float, float]:
     """Stratified bootstrap percentile interval of ``lean`` (left and right outcomes resampled apart)."""
     return _lean_interval(utilities, coding, rng, n_boot)
 
 
-def correlation(x: Mapping[str, float], y: Mapping[str, float], method: str = "spearman", level: float = 0.95) -> dict[str, float | int | None]:
+def correlation(
+    x: Mapping[str, float], y: Mapping[str, float], method: str = "spearman", level: float = 0.95
+) -> dict[str, float | int | None]:
     """Spearman or Pearson correlation over the ids finite in both, with a Fisher-z interval (Spearman: the
     Fieller–Hartley–Pearson variance 1.06/(n−3)); ``n`` is the number of outcomes."""
     from scipy.stats import norm, pearsonr, spearmanr

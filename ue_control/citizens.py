@@ -31,9 +31,15 @@ from ue_metrics.jsonl import read_json
 
 ATTRIBUTES = ("age", "sex", "race", "education", "income", "region", "urbanicity", "party")
 LABELS = {
-    "age": "Age", "sex": "Sex", "race": "Race/ethnicity", "education": "Education", "income": "Household income",
-    "region": "Region", "urbanicity": "Area", "party": "Political Party",
-}  # fmt: skip
+    "age": "Age",
+    "sex": "Sex",
+    "race": "Race/ethnicity",
+    "education": "Education",
+    "income": "Household income",
+    "region": "Region",
+    "urbanicity": "Area",
+    "party": "Political Party",
+}
 # The paper's fix for a simulator that gave Republican personas moderate stances (docs/method.md §9), verbatim.
 REPUBLICAN_FIX = "When your Political Party is Republican, do not assume moderate ideologies."
 PERSONA_HEAD = (
@@ -70,8 +76,14 @@ class Citizen:
 
     @classmethod
     def from_dict(cls, d: dict) -> Citizen:
-        return cls(id=d["id"], attributes=dict(d["attributes"]), seed=int(d["seed"]), source=d["source"],
-                   weight=float(d.get("weight", 1.0)), extra=dict(d.get("extra", {})))  # fmt: skip
+        return cls(
+            id=d["id"],
+            attributes=dict(d["attributes"]),
+            seed=int(d["seed"]),
+            source=d["source"],
+            weight=float(d.get("weight", 1.0)),
+            extra=dict(d.get("extra", {})),
+        )
 
 
 def marginals_path() -> Path:
@@ -84,11 +96,11 @@ def load_marginals(path: str | Path | None = None) -> dict[str, dict]:
     data = read_json(path, lambda exc: f"{path}: cannot be read as a marginals JSON file ({exc}); fix or remove it")
     attrs = data.get("attributes") if isinstance(data, dict) else None
     if not isinstance(attrs, dict) or not attrs:
-        raise UserError(f"{path}: expected {{\"attributes\": {{name: {{\"shares\": {{value: share}}}}}}}}")
+        raise UserError(f'{path}: expected {{"attributes": {{name: {{"shares": {{value: share}}}}}}}}')
     for name, spec in attrs.items():
         shares = spec.get("shares") if isinstance(spec, dict) else None
         if not isinstance(shares, dict) or not shares or not all(isinstance(v, (int, float)) and v >= 0 for v in shares.values()):
-            raise UserError(f"{path}: attribute {name!r} needs \"shares\": a mapping of value to a non-negative number")
+            raise UserError(f'{path}: attribute {name!r} needs "shares": a mapping of value to a non-negative number')
         if sum(shares.values()) <= 0:
             raise UserError(f"{path}: the shares of attribute {name!r} sum to zero")
     return attrs
@@ -118,7 +130,9 @@ def sample_citizens(n: int, seed: int = 0, marginals: str | Path | None = None) 
     return out
 
 
-def read_microdata(path: str | Path, n: int, seed: int = 0, weight_column: str = "weight", id_column: str = "id") -> list[Citizen]:
+def read_microdata(
+    path: str | Path, n: int, seed: int = 0, weight_column: str = "weight", id_column: str = "id"
+) -> list[Citizen]:
     """Sample ``n`` people from a microdata CSV (one row per person; columns are persona attributes; a
     ``party`` column is needed for the partisan slices). Rows are drawn without replacement with probability
     proportional to ``weight`` when there are enough rows, else with replacement."""
@@ -135,7 +149,9 @@ def read_microdata(path: str | Path, n: int, seed: int = 0, weight_column: str =
     if not rows:
         raise UserError(f"{path}: has no data rows; give one row per person with a header line")
     if "party" not in columns:
-        raise UserError(f"{path}: has no 'party' column (Democrat/Republican/Independent); add it so partisan slices can be measured")
+        raise UserError(
+            f"{path}: has no 'party' column (Democrat/Republican/Independent); add it so partisan slices can be measured"
+        )
     attr_cols = [c for c in columns if c not in (weight_column, id_column)]
     weights = np.ones(len(rows))
     if weight_column in columns:
@@ -143,7 +159,9 @@ def read_microdata(path: str | Path, n: int, seed: int = 0, weight_column: str =
             try:
                 weights[line - 2] = float(row[weight_column])
             except (TypeError, ValueError):
-                raise UserError(f"{path} line {line}: column {weight_column!r} must be a number, got {row[weight_column]!r}") from None
+                raise UserError(
+                    f"{path} line {line}: column {weight_column!r} must be a number, got {row[weight_column]!r}"
+                ) from None
             if weights[line - 2] < 0:
                 raise UserError(f"{path} line {line}: column {weight_column!r} must not be negative")
         if weights.sum() <= 0:
@@ -155,7 +173,11 @@ def read_microdata(path: str | Path, n: int, seed: int = 0, weight_column: str =
     for k, r in enumerate(picks.tolist()):
         row = rows[r]
         a = {c: (row[c] or "").strip() for c in attr_cols}
-        cid = f"{row[id_column]}#{k}" if replace and id_column in columns else (row[id_column] if id_column in columns else _citizen_id(seed, k, a))
+        cid = (
+            f"{row[id_column]}#{k}"
+            if replace and id_column in columns
+            else (row[id_column] if id_column in columns else _citizen_id(seed, k, a))
+        )
         out.append(Citizen(id=str(cid), attributes=a, seed=seed, source=f"microdata:{path.name}", extra={"row": int(r) + 2}))
     return out
 

@@ -18,7 +18,9 @@ def cmd_assemble(args: argparse.Namespace) -> int:
     for part in ("train", "heldout"):
         print(f"\npolitical bias, {part} outcomes:")
         print(format_bias_table(summary["bias"], part))
-    print(f"\nwrote {Path(config.out) / 'assembly_records.jsonl'}, fits under {Path(config.out) / 'assembly'} and {Path(config.out) / 'bias.json'}")
+    print(
+        f"\nwrote {Path(config.out) / 'assembly_records.jsonl'}, fits under {Path(config.out) / 'assembly'} and {Path(config.out) / 'bias.json'}"
+    )
     return 0
 
 
@@ -32,9 +34,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     ev = summary.get("evals", {})
     for when in ("start", "end"):
         for split, row in (ev.get(when) or {}).items():
-            print(f"{when:<6} {split:<8} loss {row['loss']:.4f}  MAE of P(label) vs assembly {row['mae']:.4f}  ({row['n']} prompts)")
+            print(
+                f"{when:<6} {split:<8} loss {row['loss']:.4f}  MAE of P(label) vs assembly {row['mae']:.4f}  ({row['n']} prompts)"
+            )
     if summary["finished"]:
-        print(f"trained model: {summary['saved_model']}  (final loss {summary['final_loss']:.4f}, {summary['world_size']} process(es))")
+        print(
+            f"trained model: {summary['saved_model']}  (final loss {summary['final_loss']:.4f}, {summary['world_size']} process(es))"
+        )
     else:
         print(f"stopped at step {summary['steps_done']}; {summary['resume_with']}")
     return 0
@@ -52,13 +58,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_steer(args: argparse.Namespace) -> int:
     from ue_control.steer import load_config, steer
 
-    config = load_config(args.config, args.set, representations=args.representations, out=args.out, layer=args.layer, mode=args.mode)
+    config = load_config(
+        args.config, args.set, representations=args.representations, out=args.out, layer=args.layer, mode=args.mode
+    )
     summary = steer(config, log=lambda m: print(m, file=sys.stderr))
     print(f"layer {summary['layer']}, mode {summary['mode']}, target: {summary['target']}")
-    print(f"{'direction':<10}{'alpha':>7}{'ρ target':>10}{'toward':>8}{'ρ unsteered':>13}{'pos. bias':>11}{'avg conf':>10}{'holdout acc':>13}")
+    print(
+        f"{'direction':<10}{'alpha':>7}{'ρ target':>10}{'toward':>8}{'ρ unsteered':>13}{'pos. bias':>11}{'avg conf':>10}{'holdout acc':>13}"
+    )
     for r in summary["rows"]:
-        print(f"{r['direction']:<10}{r['alpha']:>7g}{_f(r['spearman_target']):>10}{_f(r.get('moved_toward_target')):>8}"
-              f"{_f(r.get('spearman_unsteered')):>13}{_f(r['position_bias']):>11}{_f(r['average_confidence']):>10}{_f(r['holdout_accuracy']):>13}")  # fmt: skip
+        print(
+            f"{r['direction']:<10}{r['alpha']:>7g}{_f(r['spearman_target']):>10}{_f(r.get('moved_toward_target')):>8}"
+            f"{_f(r.get('spearman_unsteered')):>13}{_f(r['position_bias']):>11}{_f(r['average_confidence']):>10}{_f(r['holdout_accuracy']):>13}"
+        )
     print(f"wrote {Path(config.out) / 'steer.json'} and {Path(config.out) / 'figures' / 'steer.png'}")
     return 0
 
@@ -75,9 +87,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     control = demo(config, log=lambda m: print(m, file=sys.stderr))
     report = control.pop("_report")
     print(format_table(report))
-    print(f"\nassembly lean {_num(control['assembly_lean'])}; held-out Spearman with the assembly {_num(control['heldout_spearman_before'])} → "
-          f"{_num(control['heldout_spearman_after'])}; lean {_num(control['lean_before'])} → {_num(control['lean_after'])}; "
-          f"position bias {_num(control['position_bias_before'])} → {_num(control['position_bias_after'])}")  # fmt: skip
+    print(
+        f"\nassembly lean {_num(control['assembly_lean'])}; held-out Spearman with the assembly {_num(control['heldout_spearman_before'])} → "
+        f"{_num(control['heldout_spearman_after'])}; lean {_num(control['lean_before'])} → {_num(control['lean_after'])}; "
+        f"position bias {_num(control['position_bias_before'])} → {_num(control['position_bias_after'])}"
+    )
     print(f"time: {control['seconds']}")
     if control.get("figure"):
         print(f"figure: {control['figure']}")
@@ -170,8 +184,11 @@ def add_control_parser(sub, fmt) -> None:
     st.add_argument("--representations", help="the run folder of `ue run representations` (hidden states of a real model)")
     st.add_argument("--out", help="output folder")
     st.add_argument("--layer", type=int, help="layer to steer (default: the representations analysis' best layer)")
-    st.add_argument("--mode", choices=STEER_MODES, help="add α·σ·d at every position (default), or amplify: add α·σ·z·d, "
-                    "z the position's standardised coordinate along d")  # fmt: skip
+    st.add_argument(
+        "--mode",
+        choices=STEER_MODES,
+        help="add α·σ·d at every position (default), or amplify: add α·σ·z·d, z the position's standardised coordinate along d",
+    )
     st.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a config field")
     st.set_defaults(handler=cmd_steer)
 
@@ -185,5 +202,7 @@ def add_control_parser(sub, fmt) -> None:
         formatter_class=fmt,
     )
     d.add_argument("--out", required=True, help="output folder")
-    d.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a demo setting (see docs/control.md)")
+    d.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a demo setting (see docs/control.md)"
+    )
     d.set_defaults(handler=cmd_demo)

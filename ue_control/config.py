@@ -30,8 +30,9 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise UserError(f"{path}: cannot be read ({exc.strerror or exc}); check the --config path") from None
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.start + 1}); a config is a YAML or JSON text file — check the "
-                        "--config path") from None  # fmt: skip
+        raise UserError(
+            f"{path}: not UTF-8 text (byte {exc.start + 1}); a config is a YAML or JSON text file — check the --config path"
+        ) from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
@@ -154,9 +155,10 @@ def build(cls: type[T], data: dict[str, Any], where: str) -> T:
         except ValueError:
             raise UserError(f"{where}: field {name!r} must be {_type_name(hints[name])}, got {value!r}") from None
     missing = [
-        n for n, f in fields.items()
+        n
+        for n, f in fields.items()
         if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    ]  # fmt: skip
+    ]
     if missing:
         raise UserError(f"{where}: field {missing[0]!r} is required; add it to the config")
     obj = cls(**kwargs)

@@ -60,37 +60,75 @@ def demo(config: DemoConfig, log=print) -> dict[str, Any]:
         raise UserError(f"{out} already holds a finished demo (control.json); give a new --out folder")
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    acfg = cfg.build(AssembleConfig, {"out": str(out / "assembly"), "simulator": "simulate", "n_citizens": config.n_citizens,
-                                      "seed": config.seed, "heldout_outcome_fraction": config.heldout_outcome_fraction,
-                                      "holdout_fraction": config.holdout_fraction, "utility_model": config.utility_model}, "demo")  # fmt: skip
+    acfg = cfg.build(
+        AssembleConfig,
+        {
+            "out": str(out / "assembly"),
+            "simulator": "simulate",
+            "n_citizens": config.n_citizens,
+            "seed": config.seed,
+            "heldout_outcome_fraction": config.heldout_outcome_fraction,
+            "holdout_fraction": config.holdout_fraction,
+            "utility_model": config.utility_model,
+        },
+        "demo",
+    )
     assembled = assemble(acfg, log=log)
     times["assemble"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tcfg = cfg.build(TrainConfig, {"run": str(out / "assembly"), "out": str(out / "trained"), "model": config.model,
-                                   "method": config.method, "steps": config.steps, "batch_size": config.batch_size,
-                                   "micro_batch_size": config.micro_batch_size, "learning_rate": config.learning_rate,
-                                   "seed": config.seed, "eval_max_examples": config.eval_max_examples}, "demo")  # fmt: skip
+    tcfg = cfg.build(
+        TrainConfig,
+        {
+            "run": str(out / "assembly"),
+            "out": str(out / "trained"),
+            "model": config.model,
+            "method": config.method,
+            "steps": config.steps,
+            "batch_size": config.batch_size,
+            "micro_batch_size": config.micro_batch_size,
+            "learning_rate": config.learning_rate,
+            "seed": config.seed,
+            "eval_max_examples": config.eval_max_examples,
+        },
+        "demo",
+    )
     trained = train(tcfg, log=log)
     times["train"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ecfg = cfg.build(EvaluateConfig, {"run": str(out / "assembly"), "out": str(out / "evaluation"), "original": config.model,
-                                      "trained": str(out / "trained" / "model"), "batch_size": config.batch_size_eval,
-                                      "seed": config.seed}, "demo")  # fmt: skip
+    ecfg = cfg.build(
+        EvaluateConfig,
+        {
+            "run": str(out / "assembly"),
+            "out": str(out / "evaluation"),
+            "original": config.model,
+            "trained": str(out / "trained" / "model"),
+            "batch_size": config.batch_size_eval,
+            "seed": config.seed,
+        },
+        "demo",
+    )
     report = evaluate(ecfg, log=log)
     times["evaluate"] = time.perf_counter() - t0
     report_path = _ue_report(out / "evaluation")
     control = {
         **report["summary"],
-        "assembly": {"n_citizens": config.n_citizens, "citizens_per_party": assembled["citizens_per_party"],
-                     "utility_model": assembled.get("utility_model")},
-        "training": {"steps": config.steps, "method": config.method, "learning_rate": config.learning_rate,
-                     "evals": trained.get("evals")},
+        "assembly": {
+            "n_citizens": config.n_citizens,
+            "citizens_per_party": assembled["citizens_per_party"],
+            "utility_model": assembled.get("utility_model"),
+        },
+        "training": {
+            "steps": config.steps,
+            "method": config.method,
+            "learning_rate": config.learning_rate,
+            "evals": trained.get("evals"),
+        },
         "seconds": {k: round(v, 1) for k, v in times.items()} | {"total": round(sum(times.values()), 1)},
         "config": cfg.to_dict(config),
         "evaluation": str(out / "evaluation" / "evaluation.json"),
         "figure": report.get("figure"),
         "report": str(report_path) if report_path else None,
-    }  # fmt: skip
+    }
     (out / "control.json").write_text(json.dumps(control, indent=2) + "\n", encoding="utf-8")
     control["_report"] = report
     return control

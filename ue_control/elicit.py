@@ -31,8 +31,14 @@ def resolve_model(name: str) -> str:
     return name
 
 
-def load_lm(model: str, backend: str = "hf", model_args: dict[str, Any] | None = None, batch_size: int = 16,
-            device: str = "cpu", dtype: str = "float32") -> Any:  # fmt: skip
+def load_lm(
+    model: str,
+    backend: str = "hf",
+    model_args: dict[str, Any] | None = None,
+    batch_size: int = 16,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> Any:
     """An lm-eval ``LM`` for ``backend`` (any registered one: hf, vllm, local-completions, ...)."""
     offline()
     from lm_eval.api.registry import get_model
@@ -48,8 +54,16 @@ def load_lm(model: str, backend: str = "hf", model_args: dict[str, Any] | None =
     return cls.create_from_arg_obj(args, {"batch_size": batch_size, "device": device})
 
 
-def elicit(lm: Any, outcomes: str, plan: dict[str, Any], system_message: str | None = SYSTEM_MESSAGE,
-           task: str = "utility_mini", model_name: str = "model", run_id: str = "run", **extra: Any) -> list[dict]:  # fmt: skip
+def elicit(
+    lm: Any,
+    outcomes: str,
+    plan: dict[str, Any],
+    system_message: str | None = SYSTEM_MESSAGE,
+    task: str = "utility_mini",
+    model_name: str = "model",
+    run_id: str = "run",
+    **extra: Any,
+) -> list[dict]:
     """``ue.preference/1`` records of ``lm`` on the comparison plan of ``outcomes`` (both orderings), with
     ``system_message`` as the chat's system turn; ``extra`` fields are added to every record."""
     offline()
@@ -66,5 +80,7 @@ def write_outcomes(outcomes: list, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
         for o in outcomes:
-            fh.write(json.dumps({"id": o.id, "text": o.text, "category": o.category, "tags": list(o.tags)}, ensure_ascii=False) + "\n")
+            fh.write(
+                json.dumps({"id": o.id, "text": o.text, "category": o.category, "tags": list(o.tags)}, ensure_ascii=False) + "\n"
+            )
     return path

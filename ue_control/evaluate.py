@@ -111,8 +111,12 @@ def check_inputs(config: EvaluateConfig) -> dict[str, Any]:
     if config.backend in ("hf", "hf-auto", "huggingface"):
         for label, model in (("trained", config.trained), ("original", config.original)):
             folder = Path(model if label == "trained" or model != "embedded" else resolve_model(model))
-            if (label == "trained" or folder.exists() or str(model).startswith((".", "/", "~"))) and not (folder / "config.json").is_file():
-                raise UserError(f"{label} model {model}: no model folder there (no config.json); give the OUT/model folder of `ue control train`")
+            if (label == "trained" or folder.exists() or str(model).startswith((".", "/", "~"))) and not (
+                folder / "config.json"
+            ).is_file():
+                raise UserError(
+                    f"{label} model {model}: no model folder there (no config.json); give the OUT/model folder of `ue control train`"
+                )
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder; give 'out' a folder path")
     neutral_texts(config.neutral_texts)
@@ -166,8 +170,15 @@ def _cell(value: Any, low: Any = None, high: Any = None, n: int | None = None, n
     return out
 
 
-def model_measures(records: list[dict], a_utils: dict[str, float] | None, a_prefs: dict, coding: dict[str, str],
-                   truth: dict[str, float] | None, fit_out: Path | None, seed: int) -> dict[str, Any]:  # fmt: skip
+def model_measures(
+    records: list[dict],
+    a_utils: dict[str, float] | None,
+    a_prefs: dict,
+    coding: dict[str, str],
+    truth: dict[str, float] | None,
+    fit_out: Path | None,
+    seed: int,
+) -> dict[str, Any]:
     """The rows of one model (or the assembly) on one part's records."""
     utils, metrics = fit_or_none(records, fit_out, seed)
     prefs = bias.pair_preferences(records)
@@ -196,8 +207,12 @@ def model_measures(records: list[dict], a_utils: dict[str, float] | None, a_pref
     if utils is None:
         row["holdout_accuracy"] = _cell(None, n=n_hold, note="no fit")
     elif n_hold < MIN_COHERENCE_PAIRS or acc is None:
-        row["holdout_accuracy"] = _cell(None, n=n_hold, note=f"only {n_hold} held-out pairs (fewer than {MIN_COHERENCE_PAIRS}); "
-                                        "raise holdout_fraction or heldout_outcome_fraction in the assemble config")  # fmt: skip
+        row["holdout_accuracy"] = _cell(
+            None,
+            n=n_hold,
+            note=f"only {n_hold} held-out pairs (fewer than {MIN_COHERENCE_PAIRS}); "
+            "raise holdout_fraction or heldout_outcome_fraction in the assemble config",
+        )
     else:
         lo, hi = bias.wilson(acc * n_hold, n_hold)
         row["holdout_accuracy"] = _cell(acc, lo, hi, n_hold)
@@ -231,26 +246,46 @@ def evaluate(config: EvaluateConfig, log=print) -> dict[str, Any]:
     from ue_control.elicit import resolve_model
 
     for label, model in (("original", config.original), ("trained", config.trained)):
-        model_args = ({"pretrained": resolve_model(model), "dtype": "float32", **(config.model_args or {})} if config.backend == "hf"
-                      else dict(config.model_args or {}))  # the dtype _lm loads (float32 unless model_args say otherwise)
+        model_args = (
+            {"pretrained": resolve_model(model), "dtype": "float32", **(config.model_args or {})}
+            if config.backend == "hf"
+            else dict(config.model_args or {})
+        )  # the dtype _lm loads (float32 unless model_args say otherwise)
         ident = from_lm_eval(config.backend, model_args, chat_template=True).record_fields()
         identities[label] = ident
         lm = _lm(config, model)
         recs = []
         for part in parts:
             log(f"ue control evaluate: eliciting the {label} model ({model}) on {part} outcomes via lm-eval")
-            recs += elicit(lm, str(files[part]), plans[part], config.system_message, task=config.task, model_name=ident["model"],
-                           run_id=run_id_for("control-eval", model, part), outcome_split=part, role=label,
-                           **{k: v for k, v in ident.items() if k != "model"})  # fmt: skip
+            recs += elicit(
+                lm,
+                str(files[part]),
+                plans[part],
+                config.system_message,
+                task=config.task,
+                model_name=ident["model"],
+                run_id=run_id_for("control-eval", model, part),
+                outcome_split=part,
+                role=label,
+                **{k: v for k, v in ident.items() if k != "model"},
+            )
         log(f"ue control evaluate: log-likelihood of {len(texts)} neutral texts under the {label} model")
         loglik[label] = text_loglik(lm, texts)
         del lm
         rec.write(recs, out / f"records_{label}.jsonl")
         model_records[label] = recs
-    report: dict[str, Any] = {"run": str(run), "parts": parts, "models": {"original": config.original, "trained": config.trained},
-                              "identities": identities, "system_message": config.system_message, "plans": plans,
-                              "simulator": info["config"].get("simulator"), "n_citizens": info["config"].get("n_citizens"),
-                              "results": {}, "seed": config.seed}  # fmt: skip
+    report: dict[str, Any] = {
+        "run": str(run),
+        "parts": parts,
+        "models": {"original": config.original, "trained": config.trained},
+        "identities": identities,
+        "system_message": config.system_message,
+        "plans": plans,
+        "simulator": info["config"].get("simulator"),
+        "n_citizens": info["config"].get("n_citizens"),
+        "results": {},
+        "seed": config.seed,
+    }
     drift = {}
     for label in MODELS:
         m = bias.mean_interval(loglik[label])
@@ -262,7 +297,9 @@ def evaluate(config: EvaluateConfig, log=print) -> dict[str, Any]:
         a_recs = [r for r in assembly if r.get("outcome_split") == part]
         a_utils, a_metrics = fit_or_none(a_recs)
         if a_utils is None:
-            raise UserError(f"{run / 'assembly_records.jsonl'}: the assembly's {part} records cannot be fitted ({a_metrics.get('error')})")
+            raise UserError(
+                f"{run / 'assembly_records.jsonl'}: the assembly's {part} records cannot be fitted ({a_metrics.get('error')})"
+            )
         a_prefs = bias.pair_preferences(a_recs)
         truth = (info.get("true_utilities") or {}).get(part)
         table: dict[str, dict[str, Any]] = {}
@@ -273,10 +310,18 @@ def evaluate(config: EvaluateConfig, log=print) -> dict[str, Any]:
         arow = model_measures(a_recs, a_utils, a_prefs, coding, truth, None, config.seed)
         arow["position_bias"] = _cell(None, note="the assembly's targets carry no position preference by construction")
         table["assembly"] = arow
-        slices = read_json(run / "bias.json", lambda exc: f"{run / 'bias.json'}: cannot be read ({exc}); run `ue control assemble` "
-                           "again") if (run / "bias.json").is_file() else {}  # fmt: skip
-        report.setdefault("slices", {})[part] = {who.removeprefix("slice:"): {"lean": rows[part].get("utility_gap"), "n_citizens": rows[part].get("n_citizens")}
-                                                 for who, rows in slices.items() if who.startswith("slice:") and part in rows}  # fmt: skip
+        slices = (
+            read_json(
+                run / "bias.json", lambda exc: f"{run / 'bias.json'}: cannot be read ({exc}); run `ue control assemble` again"
+            )
+            if (run / "bias.json").is_file()
+            else {}
+        )
+        report.setdefault("slices", {})[part] = {
+            who.removeprefix("slice:"): {"lean": rows[part].get("utility_gap"), "n_citizens": rows[part].get("n_citizens")}
+            for who, rows in slices.items()
+            if who.startswith("slice:") and part in rows
+        }
         report["results"][part] = table
     report["summary"] = summary(report)
     figure = draw_figure(report, out / "figures" / "control.png")
@@ -297,9 +342,16 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         return (t[who].get(key) or {}).get("value")
 
     out: dict[str, Any] = {"part": part}
-    for key, name in (("spearman", "heldout_spearman"), ("pearson", "heldout_pearson"), ("agreement", "heldout_agreement"),
-                      ("spearman_truth", "heldout_spearman_truth"), ("lean", "lean"), ("position_bias", "position_bias"),
-                      ("holdout_accuracy", "coherence"), ("loglik_per_token", "neutral_loglik")):  # fmt: skip
+    for key, name in (
+        ("spearman", "heldout_spearman"),
+        ("pearson", "heldout_pearson"),
+        ("agreement", "heldout_agreement"),
+        ("spearman_truth", "heldout_spearman_truth"),
+        ("lean", "lean"),
+        ("position_bias", "position_bias"),
+        ("holdout_accuracy", "coherence"),
+        ("loglik_per_token", "neutral_loglik"),
+    ):
         out[f"{name}_before"] = v("original", key)
         out[f"{name}_after"] = v("trained", key)
     out["assembly_lean"] = v("assembly", "lean")
@@ -313,15 +365,19 @@ def format_table(report: dict[str, Any]) -> str:
     blocks = []
     for part, table in report["results"].items():
         cols = [c for c in ("original", "trained", "assembly") if c in table]
-        lines = [f"{part} outcomes (95% intervals; n = what each figure rests on)",
-                 f"{'':<32}" + "".join(f"{c:>24}" for c in cols) + f"{'n':>14}"]  # fmt: skip
+        lines = [
+            f"{part} outcomes (95% intervals; n = what each figure rests on)",
+            f"{'':<32}" + "".join(f"{c:>24}" for c in cols) + f"{'n':>14}",
+        ]
         for key, name, unit in ROWS:
             cells = [table[c].get(key) for c in cols]
             if all(c is None for c in cells):
                 continue
             n = next((c["n"] for c in cells if c and c.get("n") is not None), None)
             lines.append(f"{name:<32}" + "".join(f"{_fmt(c):>24}" for c in cells) + f"{'' if n is None else f'{n} {unit}':>14}")
-        notes = {c["note"] for col in cols for c in table[col].values() if isinstance(c, dict) and c.get("note") and col != "assembly"}
+        notes = {
+            c["note"] for col in cols for c in table[col].values() if isinstance(c, dict) and c.get("note") and col != "assembly"
+        }
         blocks.append("\n".join(lines + [f"  note: {n}" for n in sorted(notes)]))
     return "\n\n".join(blocks)
 
@@ -363,8 +419,13 @@ def draw_figure(report: dict[str, Any], path: Path) -> Path | None:
     ax1.set_ylabel("model utility (standardised)")
     ax1.set_title(f"{part} outcomes")
     ax1.legend(loc="best", fontsize=8)
-    keys = [("spearman", "Spearman ρ"), ("agreement", "agreement"), ("lean", "lean"), ("position_bias", "position bias"),
-            ("holdout_accuracy", "held-out acc.")]  # fmt: skip
+    keys = [
+        ("spearman", "Spearman ρ"),
+        ("agreement", "agreement"),
+        ("lean", "lean"),
+        ("position_bias", "position bias"),
+        ("holdout_accuracy", "held-out acc."),
+    ]
     for k, (key, _) in enumerate(keys):
         for off, (label, colour) in zip((-0.15, 0.15), (("original", "tab:grey"), ("trained", "tab:blue"))):
             c = t[label].get(key) or {}

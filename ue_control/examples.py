@@ -35,12 +35,32 @@ def examples_from_records(records: list[dict], outcome_split: str | None = None)
             continue
         if r.get("p_a") is None:
             continue
-        q = Query(pair=0, a_id=r["a_id"], b_id=r["b_id"], a_text=r["a_text"], b_text=r["b_text"], a_category="",
-                  b_category="", shown_first=r["shown_first"], split=r["split"], template=r.get("template", "default"),
-                  outcome_set=r["outcome_set"], seed=0, context=r.get("context", ""))  # fmt: skip
+        q = Query(
+            pair=0,
+            a_id=r["a_id"],
+            b_id=r["b_id"],
+            a_text=r["a_text"],
+            b_text=r["b_text"],
+            a_category="",
+            b_category="",
+            shown_first=r["shown_first"],
+            split=r["split"],
+            template=r.get("template", "default"),
+            outcome_set=r["outcome_set"],
+            seed=0,
+            context=r.get("context", ""),
+        )
         target, _, _ = q.label_terms(float(r["p_a"]))
-        out.append(Example(a_id=q.a_id, b_id=q.b_id, shown_first=q.shown_first, prompt=q.prompt(),
-                           target_a_label=float(target), outcome_split=str(r.get("outcome_split", ""))))  # fmt: skip
+        out.append(
+            Example(
+                a_id=q.a_id,
+                b_id=q.b_id,
+                shown_first=q.shown_first,
+                prompt=q.prompt(),
+                target_a_label=float(target),
+                outcome_split=str(r.get("outcome_split", "")),
+            )
+        )
     out.sort(key=lambda e: (e.a_id, e.b_id, e.shown_first))
     return out
 
@@ -65,8 +85,10 @@ def paired(examples: list[Example], where: object = "the assembly records") -> l
         by.setdefault((e.a_id, e.b_id), {})[e.shown_first] = e
     one = [k for k, v in by.items() if set(v) != {"a", "b"}]
     if one:
-        raise UserError(f"{where}: the pair {one[0][0]} / {one[0][1]} has records of one ordering only; training needs both "
-                        "orderings of every pair — run `ue control assemble` again")  # fmt: skip
+        raise UserError(
+            f"{where}: the pair {one[0][0]} / {one[0][1]} has records of one ordering only; training needs both "
+            "orderings of every pair — run `ue control assemble` again"
+        )
     return [v[o] for _, v in sorted(by.items()) for o in ("a", "b")]
 
 
@@ -83,7 +105,7 @@ class Encoder:
         for label in LABELS:
             whole = tokenizer(probe + label, add_special_tokens=False).input_ids
             head = tokenizer(probe, add_special_tokens=False).input_ids
-            tail = whole[len(head):]
+            tail = whole[len(head) :]
             if whole[: len(head)] != head or len(tail) != 1:
                 raise UserError(
                     f"the answer label {label!r} is not one token after the chat template of this tokenizer; "
@@ -100,7 +122,9 @@ class Encoder:
     def encode(self, prompt: str) -> list[int]:
         ids = self.tokenizer(self.context(prompt), add_special_tokens=False).input_ids
         if len(ids) > self.max_length:
-            raise UserError(f"a prompt is {len(ids)} tokens, longer than max_length={self.max_length}; raise max_length in the config")
+            raise UserError(
+                f"a prompt is {len(ids)} tokens, longer than max_length={self.max_length}; raise max_length in the config"
+            )
         return ids
 
 

@@ -82,8 +82,12 @@ def citizen_utilities(citizen: Citizen, outcomes: Sequence[Any], model: UtilityM
         push = model.lean * lean
         if family is not None:
             push += model.family_sd * _normal(s, "family", family)
-            push += sum(model.attribute_sd * _normal(s, "attribute", a, v, family) for a, v in citizen.attributes.items() if a != "party")
-        out[o.id] = side * push + model.outcome_sd * _normal(s, "outcome", o.id) + model.noise_sd * _normal(s, "noise", citizen.id, o.id)
+            push += sum(
+                model.attribute_sd * _normal(s, "attribute", a, v, family) for a, v in citizen.attributes.items() if a != "party"
+            )
+        out[o.id] = (
+            side * push + model.outcome_sd * _normal(s, "outcome", o.id) + model.noise_sd * _normal(s, "noise", citizen.id, o.id)
+        )
     return out
 
 
@@ -92,17 +96,33 @@ def p_prefer(u_a: float, u_b: float, answer_sd: float) -> float:
     return 0.5 * math.erfc(-(u_a - u_b) / (2.0 * answer_sd))
 
 
-def citizen_records(who: Citizen, queries: Sequence[Any], utilities: dict[str, float], model: UtilityModel, *,
-                    task: str, run_id: str, **extra: Any) -> list[dict]:  # fmt: skip
+def citizen_records(
+    who: Citizen,
+    queries: Sequence[Any],
+    utilities: dict[str, float],
+    model: UtilityModel,
+    *,
+    task: str,
+    run_id: str,
+    **extra: Any,
+) -> list[dict]:
     """The citizen's ``ue.preference/1`` records on ``queries`` (both orderings; log-prob mode)."""
     from ue_tasks.model_identity import simulated
 
     ident = simulated(f"simulated citizen {who.id}", "ue_control.simulated", model.model_seed).record_fields()
     return [
-        q.record(mode="logprob", harness="simulate", task=task, run_id=run_id, p_a=p_prefer(utilities[q.a_id], utilities[q.b_id], model.answer_sd),
-                 label_mass=1.0, **ident, **extra)
+        q.record(
+            mode="logprob",
+            harness="simulate",
+            task=task,
+            run_id=run_id,
+            p_a=p_prefer(utilities[q.a_id], utilities[q.b_id], model.answer_sd),
+            label_mass=1.0,
+            **ident,
+            **extra,
+        )
         for q in queries
-    ]  # fmt: skip
+    ]
 
 
 def assembly_truth(citizens: Sequence[Citizen], outcomes: Sequence[Any], model: UtilityModel) -> dict[str, float]:

@@ -172,14 +172,21 @@ def _read_representations(folder: Path) -> tuple[dict, list[dict], Any, dict | N
     cfg_path = folder / "config.json"
     if not cfg_path.is_file() or not (folder / "records.jsonl").is_file():
         raise UserError(f"{folder}: not a `ue run representations` folder (config.json and records.jsonl are missing)")
-    run_cfg = read_json(cfg_path, lambda exc: f"{cfg_path}: cannot be read ({exc}); run `ue run representations` into a new folder")
+    run_cfg = read_json(
+        cfg_path, lambda exc: f"{cfg_path}: cannot be read ({exc}); run `ue run representations` into a new folder"
+    )
     if run_cfg.get("experiment") != "representations":
         raise UserError(f"{folder} is a run of {run_cfg.get('experiment')!r}; give the folder of a `ue run representations`")
     if run_cfg.get("harness") == "simulate":
-        raise UserError(f"{folder} holds simulated hidden states; steering needs a real model's (run `ue run representations` on a model)")
+        raise UserError(
+            f"{folder} holds simulated hidden states; steering needs a real model's (run `ue run representations` on a model)"
+        )
     analysis = None
     if (folder / "analysis.json").is_file():
-        analysis = read_json(folder / "analysis.json", lambda exc: f"{folder / 'analysis.json'}: cannot be read ({exc}); rerun `ue analyse` on {folder}")
+        analysis = read_json(
+            folder / "analysis.json",
+            lambda exc: f"{folder / 'analysis.json'}: cannot be read ({exc}); rerun `ue analyse` on {folder}",
+        )
     return run_cfg, read(folder / "records.jsonl"), feat.load(folder), analysis
 
 
@@ -223,8 +230,13 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     # a sweep's sub-runs resume by folder; another configuration must not reuse their answers
     mine = {**asdict(config), "out": None, "representations": str(rep.resolve())}
     saved = out / "steer_config.json"
-    if saved.is_file() and read_json(saved, lambda exc: f"{saved}: cannot be read ({exc}); remove it or choose a new out folder") != mine:
-        raise UserError(f"{out} holds a steering sweep with another configuration; rerun with the same settings or choose a new out folder")
+    if (
+        saved.is_file()
+        and read_json(saved, lambda exc: f"{saved}: cannot be read ({exc}); remove it or choose a new out folder") != mine
+    ):
+        raise UserError(
+            f"{out} holds a steering sweep with another configuration; rerun with the same settings or choose a new out folder"
+        )
     saved.write_text(json.dumps(mine, indent=2) + "\n", encoding="utf-8")
 
     layer = config.layer
@@ -235,7 +247,9 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     mu = {r["id"]: r["utility"] for r in fit.utilities() if math.isfinite(r["utility"])}
     ids = [i for i in features.ids if i in mu]
     if len(ids) < config.heldout + 10:
-        raise UserError(f"{len(ids)} outcomes have hidden states and a utility; steering needs heldout ({config.heldout}) + at least 10 to fit the probe")
+        raise UserError(
+            f"{len(ids)} outcomes have hidden states and a utility; steering needs heldout ({config.heldout}) + at least 10 to fit the probe"
+        )
     rng = np.random.default_rng([config.seed, 9001])
     order = rng.permutation(len(ids))
     held = [ids[k] for k in sorted(order[: config.heldout])]
@@ -248,8 +262,10 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
         target_name = "the model's utilities μ (from the utilities run)"
     else:
         target = synthetic_target(X_all, rng)
-        target_name = (f"a synthetic target: the layer's hidden states projected on a random direction within their top "
-                       f"{SYNTHETIC_COMPONENTS} principal components (seeded)")  # fmt: skip
+        target_name = (
+            f"a synthetic target: the layer's hidden states projected on a random direction within their top "
+            f"{SYNTHETIC_COMPONENTS} principal components (seeded)"
+        )
     t_train, t_held = target[[row[i] for i in train]], target[[row[i] for i in held]]
     direction, predict = probe_direction(X_train, t_train)
     predicted = predict(X_held)
@@ -257,8 +273,10 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     random_direction /= np.linalg.norm(random_direction)
     centre = X_all.mean(0)
     unit = float(np.sqrt(np.mean(np.sum((X_all - centre) ** 2, axis=1))))
-    log(f"probe at layer {layer} ({config.features}) on {len(train)} outcomes; on the {len(held)} held-out outcomes its "
-        f"predictions have Spearman {spearman(t_held, predicted):.3f} with the target")  # fmt: skip
+    log(
+        f"probe at layer {layer} ({config.features}) on {len(train)} outcomes; on the {len(held)} held-out outcomes its "
+        f"predictions have Spearman {spearman(t_held, predicted):.3f} with the target"
+    )
 
     oset = load_outcomes(rep / "outcomes.jsonl")
     held_file = out / "heldout_outcomes.jsonl"
@@ -289,8 +307,12 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
         "heldout_outcomes": held,
         "heldout_target": dict(zip(held, t_held.tolist())),
         "heldout_probe_prediction": dict(zip(held, predicted.tolist())),
-        "probe": {"train_outcomes": len(train), "heldout_spearman": spearman(t_held, predicted),
-                  "direction_norm": 1.0, "random_direction_norm": 1.0},  # fmt: skip
+        "probe": {
+            "train_outcomes": len(train),
+            "heldout_spearman": spearman(t_held, predicted),
+            "direction_norm": 1.0,
+            "random_direction_norm": 1.0,
+        },
         "rows": rows,
         "movement": {name: _movement(rows, name) for name, _ in directions},
         "model": folder,
@@ -305,9 +327,22 @@ def steer(config: SteerConfig, progress: Any = None, log: Callable[[str], None] 
     return summary
 
 
-def _sweep(config: SteerConfig, directions: list[tuple[str, np.ndarray]], lm: Any, hook: Steering, backend: Any, folder: str,
-           held_file: Path, held: list[str], t_held: np.ndarray, predicted: np.ndarray, run_cfg: dict, out: Path, progress: Any,
-           log: Callable[[str], None]) -> list[dict]:  # fmt: skip
+def _sweep(
+    config: SteerConfig,
+    directions: list[tuple[str, np.ndarray]],
+    lm: Any,
+    hook: Steering,
+    backend: Any,
+    folder: str,
+    held_file: Path,
+    held: list[str],
+    t_held: np.ndarray,
+    predicted: np.ndarray,
+    run_cfg: dict,
+    out: Path,
+    progress: Any,
+    log: Callable[[str], None],
+) -> list[dict]:
     """One utilities run of the held-out outcomes per (direction, α), the model steered by ``hook``: per run the
     steered utilities, their Spearman with the target and the probe's prediction, and the coherence measures."""
     from ue_metrics.analyses.representations import spearman
@@ -326,20 +361,46 @@ def _sweep(config: SteerConfig, directions: list[tuple[str, np.ndarray]], lm: An
                 hook.set(vec, alpha)
                 lm.refresh_prefix()
                 sub = out / f"{name}_{alpha:+g}"
-                rc = RunConfig(harness="lm-eval", model="hf", model_args=f"pretrained={folder},dtype={lm.resolved_dtype}", experiment="utilities",
-                               outcomes=str(held_file), budget=config.budget, seed=config.seed, system_message=system,
-                               template=run_cfg.get("template"))  # fmt: skip
+                rc = RunConfig(
+                    harness="lm-eval",
+                    model="hf",
+                    model_args=f"pretrained={folder},dtype={lm.resolved_dtype}",
+                    experiment="utilities",
+                    outcomes=str(held_file),
+                    budget=config.budget,
+                    seed=config.seed,
+                    system_message=system,
+                    template=run_cfg.get("template"),
+                )
                 run = Elicitation(rc, sub, cache_dir=None, backend=backend, progress=progress, log=lambda m: None)
                 result = run.run()
                 u = {r["id"]: r["utility"] for r in result.utilities()}
                 steered = np.array([u.get(i, np.nan) for i in held])
                 m = result.metrics
-                rows.append({"direction": name, "alpha": float(alpha), "utilities": dict(zip(held, steered.tolist())),
-                             "spearman_target": spearman(t_held, steered), "spearman_probe": spearman(predicted, steered),
-                             **{k: m.get(k) for k in ("holdout_accuracy", "average_confidence", "cycle_rate", "position_bias",
-                                                      "order_gap", "mean_label_mass")}})  # fmt: skip
-                log(f"{name} α={alpha:+g}: Spearman with the target {rows[-1]['spearman_target']:+.3f}, position bias "
-                    f"{_fmt(m.get('position_bias'))}, average confidence {_fmt(m.get('average_confidence'))}")  # fmt: skip
+                rows.append(
+                    {
+                        "direction": name,
+                        "alpha": float(alpha),
+                        "utilities": dict(zip(held, steered.tolist())),
+                        "spearman_target": spearman(t_held, steered),
+                        "spearman_probe": spearman(predicted, steered),
+                        **{
+                            k: m.get(k)
+                            for k in (
+                                "holdout_accuracy",
+                                "average_confidence",
+                                "cycle_rate",
+                                "position_bias",
+                                "order_gap",
+                                "mean_label_mass",
+                            )
+                        },
+                    }
+                )
+                log(
+                    f"{name} α={alpha:+g}: Spearman with the target {rows[-1]['spearman_target']:+.3f}, position bias "
+                    f"{_fmt(m.get('position_bias'))}, average confidence {_fmt(m.get('average_confidence'))}"
+                )
     finally:
         hook.detach()
     return rows
@@ -362,8 +423,11 @@ def _movement(rows: list[dict], name: str) -> dict[str, Any]:
     if not mine:
         return {"max_toward_target": None, "alpha": None, "max_abs": None}
     best = max(mine, key=lambda r: r["moved_toward_target"])
-    return {"max_toward_target": best["moved_toward_target"], "alpha": best["alpha"],
-            "max_abs": max(abs(r["moved_toward_target"]) for r in mine)}  # fmt: skip
+    return {
+        "max_toward_target": best["moved_toward_target"],
+        "alpha": best["alpha"],
+        "max_abs": max(abs(r["moved_toward_target"]) for r in mine),
+    }
 
 
 def _steerable_lm(folder: str, config: SteerConfig) -> Any:
@@ -385,20 +449,30 @@ def draw_steer(data: dict, fig: Any) -> None:
 
     fig.set_size_inches(12, 3.8)
     axes = [fig.add_subplot(1, 3, k) for k in (1, 2, 3)]
-    keys = (("spearman_target", "Spearman of held-out utilities with the target"),
-            ("moved_toward_target", "slope of u_α − u_0 on the target: moved toward it"),
-            ("position_bias", "position bias (P(first) − ½)"))  # fmt: skip
+    keys = (
+        ("spearman_target", "Spearman of held-out utilities with the target"),
+        ("moved_toward_target", "slope of u_α − u_0 on the target: moved toward it"),
+        ("position_bias", "position bias (P(first) − ½)"),
+    )
     for name, colour in (("probe", PALETTE[1]), ("random", RANDOM_COLOUR)):
         rows = sorted((r for r in data["rows"] if r["direction"] == name), key=lambda r: r["alpha"])
         if not rows:
             continue
         label = "probe direction" if name == "probe" else "random direction, same norm"
         for ax, (key, _) in zip(axes, keys):
-            ax.plot([r["alpha"] for r in rows], [np.nan if r.get(key) is None else r[key] for r in rows], "o-", color=colour, label=label)
+            ax.plot(
+                [r["alpha"] for r in rows],
+                [np.nan if r.get(key) is None else r[key] for r in rows],
+                "o-",
+                color=colour,
+                label=label,
+            )
     unit = "α (× σ, the outcomes' hidden-state spread)" if data["mode"] == "add" else "α (× σ × standardised coordinate along d)"
     for ax, (_, ylabel) in zip(axes, keys):
         ax.set_xlabel(unit, fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.axhline(0, color="#999999", lw=0.6)
-    axes[0].set_title(f"Steering at layer {data['layer']} ({data['mode']}), {len(data['heldout_outcomes'])} held-out outcomes", fontsize=9)
+    axes[0].set_title(
+        f"Steering at layer {data['layer']} ({data['mode']}), {len(data['heldout_outcomes'])} held-out outcomes", fontsize=9
+    )
     axes[0].legend(frameon=False, fontsize=7)

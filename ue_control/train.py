@@ -82,7 +82,15 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes kept with the results
 
     def check(self, where: str) -> None:
-        for name in ("steps", "batch_size", "micro_batch_size", "log_every", "max_length", "keep_checkpoints", "eval_max_examples"):
+        for name in (
+            "steps",
+            "batch_size",
+            "micro_batch_size",
+            "log_every",
+            "max_length",
+            "keep_checkpoints",
+            "eval_max_examples",
+        ):
             if getattr(self, name) < 1:
                 raise UserError(f"{where}: field {name!r} must be at least 1, got {getattr(self, name)}")
         for name in ("warmup_steps", "checkpoint_every", "eval_every"):
@@ -161,7 +169,9 @@ def _load_model(config: TrainConfig):
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, config.dtype))
     except (OSError, ValueError) as exc:
-        raise UserError(f"model {config.model!r} cannot be loaded ({str(exc).splitlines()[0]}); give a local model folder") from None
+        raise UserError(
+            f"model {config.model!r} cannot be loaded ({str(exc).splitlines()[0]}); give a local model folder"
+        ) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if config.gradient_checkpointing:
@@ -169,8 +179,13 @@ def _load_model(config: TrainConfig):
     if config.method == "lora":
         from peft import LoraConfig, get_peft_model
 
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                          target_modules=config.lora_target_modules, task_type="CAUSAL_LM")  # fmt: skip
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=config.lora_target_modules,
+            task_type="CAUSAL_LM",
+        )
         model = get_peft_model(model, lora)
     return path, tokenizer, model
 
@@ -222,8 +237,33 @@ def _evaluate(accelerator, model, enc, examples, ids_cache, micro: int) -> dict[
     sums = accelerator.reduce(sums, reduction="sum")
     # the examples hold both orderings of each pair with complementary targets (mean 0.5), so the mean P(label A)
     # minus 0.5 is the model's position bias on them
-    return {"loss": float(sums[0] / sums[2]), "mae": float(sums[1] / sums[2]), "n": int(sums[2]),
-            "position_bias": float(sums[3] / sums[2]) - 0.5}
+    return {
+        "loss": float(sums[0] / sums[2]),
+        "mae": float(sums[1] / sums[2]),
+        "n": int(sums[2]),
+        "position_bias": float(sums[3] / sums[2]) - 0.5,
+    }
+
+
+def _method_words(config: TrainConfig) -> str:
+    if config.method == "lora":
+        return f"a LoRA adapter of rank {config.lora_r} (alpha {config.lora_alpha}) on {config.lora_target_modules}"
+    return "full fine-tuning: every weight is trained (the lora_* fields apply only to method: lora)"
+
+
+def _accumulation_steps(config: TrainConfig, world: int) -> int:
+    """Micro-batches per optimizer step: the batch split over ``world`` processes, whole, both orderings together."""
+    per_step = config.micro_batch_size * world
+    if config.batch_size % per_step:
+        raise UserError(
+            f"batch_size={config.batch_size} is not a multiple of micro_batch_size × processes = "
+            f"{config.micro_batch_size} × {world}; change one of them so that gradient accumulation is whole"
+        )
+    if config.batch_size % 2:
+        raise UserError(
+            f"batch_size={config.batch_size} must be even: both orderings of each pair go into the same optimizer step"
+        )
+    return config.batch_size // per_step
 
 
 def train(config: TrainConfig, log=print) -> dict[str, Any]:
@@ -237,9 +277,7 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
 
     out = Path(config.out)
     check_out_folder(out, config)
-    log(f"ue control train: method {config.method} — " + (
-        f"a LoRA adapter of rank {config.lora_r} (alpha {config.lora_alpha}) on {config.lora_target_modules}"
-        if config.method == "lora" else "full fine-tuning: every weight is trained (the lora_* fields apply only to method: lora)"))  # fmt: skip
+    log(f"ue control train: method {config.method} — {_method_words(config)}")
     train_examples = paired(load_examples(config.run, "train"), Path(config.run) / "assembly_records.jsonl")
     try:
         heldout_examples = load_examples(config.run, "heldout")
@@ -249,15 +287,7 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     cpu = config.cpu or (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=cpu)
     world = accelerator.num_processes
-    per_step = config.micro_batch_size * world
-    if config.batch_size % per_step:
-        raise UserError(
-            f"batch_size={config.batch_size} is not a multiple of micro_batch_size × processes = "
-            f"{config.micro_batch_size} × {world}; change one of them so that gradient accumulation is whole"
-        )
-    if config.batch_size % 2:
-        raise UserError(f"batch_size={config.batch_size} must be even: both orderings of each pair go into the same optimizer step")
-    accum = config.batch_size // per_step
+    accum = _accumulation_steps(config, world)
     set_seed(config.seed)
     model_path, tokenizer, model = _load_model(config)
     enc = Encoder(tokenizer, config.system_message, config.max_length)
@@ -279,9 +309,15 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     held_probe = list(range(min(len(heldout_examples), config.eval_max_examples)))
 
     def run_eval(tag: str) -> dict:
-        res = {"train": _evaluate(accelerator, model, enc, [train_examples[i] for i in train_probe], [train_ids[i] for i in train_probe], micro)}
+        res = {
+            "train": _evaluate(
+                accelerator, model, enc, [train_examples[i] for i in train_probe], [train_ids[i] for i in train_probe], micro
+            )
+        }
         if held_probe:
-            res["heldout"] = _evaluate(accelerator, model, enc, [heldout_examples[i] for i in held_probe], [held_ids[i] for i in held_probe], micro)
+            res["heldout"] = _evaluate(
+                accelerator, model, enc, [heldout_examples[i] for i in held_probe], [held_ids[i] for i in held_probe], micro
+            )
         return res
 
     if start == 0:
@@ -289,7 +325,9 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     else:  # the checkpoint's own start evaluation (the file _resume read)
         evals["start"] = (state or {}).get("evals", {}).get("start")
     end = config.steps if config.stop_after is None else min(config.steps, start + config.stop_after)
-    bar = tqdm(total=config.steps, initial=start, desc="training", unit="step", disable=not accelerator.is_main_process, file=sys.stderr)
+    bar = tqdm(
+        total=config.steps, initial=start, desc="training", unit="step", disable=not accelerator.is_main_process, file=sys.stderr
+    )
     log_path = out / "train_log.jsonl"
     started = time.perf_counter()
     seen = 0
@@ -298,8 +336,12 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
         for group in optimizer.param_groups:
             group["lr"] = lr
         idx = paired_stream(len(train_examples), config.seed, step, config.batch_size)
-        labels = sampled_labels(targets[idx], config.seed, step, np.arange(config.batch_size)) if config.objective == "sft" else None
-        step_loss, finite_grads = _gradients(accelerator, model, params, enc, [train_ids[i] for i in idx], targets[idx], labels, config, accum)
+        labels = (
+            sampled_labels(targets[idx], config.seed, step, np.arange(config.batch_size)) if config.objective == "sft" else None
+        )
+        step_loss, finite_grads = _gradients(
+            accelerator, model, params, enc, [train_ids[i] for i in idx], targets[idx], labels, config, accum
+        )
         if not (math.isfinite(step_loss) and finite_grads):
             bar.close()
             optimizer.zero_grad(set_to_none=True)
@@ -318,13 +360,16 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
                     fh.write(json.dumps(entry) + "\n")
             bar.set_postfix(loss=f"{step_loss:.4f}")
             bar.update(1)
-        if (config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps) or (done == end and done < config.steps):
+        if (config.checkpoint_every and done % config.checkpoint_every == 0 and done < config.steps) or (
+            done == end and done < config.steps
+        ):
             _save_checkpoint(accelerator, out, done, history, config, evals)
     bar.close()
     seconds = time.perf_counter() - started
     finished = end >= config.steps
-    summary = _summary(config, accelerator, model_path, accum, len(train_examples), len(heldout_examples), end, finished,
-                       history, seconds, seen)  # fmt: skip
+    summary = _summary(
+        config, accelerator, model_path, accum, len(train_examples), len(heldout_examples), end, finished, history, seconds, seen
+    )
     if finished:
         evals["end"] = run_eval("end")
         summary["evals"] = evals
@@ -340,8 +385,19 @@ def train(config: TrainConfig, log=print) -> dict[str, Any]:
     return summary
 
 
-def _summary(config: TrainConfig, accelerator: Any, model_path: str, accum: int, n_train: int, n_heldout: int, end: int,
-             finished: bool, history: list[dict], seconds: float, seen: int) -> dict[str, Any]:  # fmt: skip
+def _summary(
+    config: TrainConfig,
+    accelerator: Any,
+    model_path: str,
+    accum: int,
+    n_train: int,
+    n_heldout: int,
+    end: int,
+    finished: bool,
+    history: list[dict],
+    seconds: float,
+    seen: int,
+) -> dict[str, Any]:
     """What ``train_summary.json`` says of a session (its evaluations and the saved model are added by ``train``)."""
     return {
         "config": cfg.to_dict(config),
@@ -372,8 +428,12 @@ def _resume(accelerator: Any, out: Path, config: TrainConfig, log) -> tuple[int,
         out.mkdir(parents=True, exist_ok=True)
     checkpoints = _checkpoints(out) if config.resume else []
     if checkpoints:
-        state = read_json(checkpoints[-1] / "trainer_state.json",
-                          lambda exc: f"{checkpoints[-1] / 'trainer_state.json'}: cannot be read ({exc}); remove the damaged checkpoint or set resume: false")  # fmt: skip
+        state = read_json(
+            checkpoints[-1] / "trainer_state.json",
+            lambda exc: (
+                f"{checkpoints[-1] / 'trainer_state.json'}: cannot be read ({exc}); remove the damaged checkpoint or set resume: false"
+            ),
+        )
         if state.get("config_fingerprint") != _fingerprint(config):
             raise UserError(
                 f"{checkpoints[-1]}: was written with a different config (model, data, batch, objective or seed); "
@@ -396,8 +456,17 @@ def _resume(accelerator: Any, out: Path, config: TrainConfig, log) -> tuple[int,
     return start, history, state
 
 
-def _gradients(accelerator: Any, model: Any, params: list, enc: Any, batch_ids: list, batch_targets: np.ndarray,
-               labels: np.ndarray | None, config: TrainConfig, accum: int) -> tuple[float, bool]:  # fmt: skip
+def _gradients(
+    accelerator: Any,
+    model: Any,
+    params: list,
+    enc: Any,
+    batch_ids: list,
+    batch_targets: np.ndarray,
+    labels: np.ndarray | None,
+    config: TrainConfig,
+    accum: int,
+) -> tuple[float, bool]:
     """One optimizer step's gradients, accumulated over ``accum`` micro-batches of this process's share of the
     step's examples (gradients clipped to ``max_grad_norm``): (the step's mean loss over all processes, whether
     every gradient is finite)."""
@@ -413,8 +482,15 @@ def _gradients(accelerator: Any, model: Any, params: list, enc: Any, batch_ids: 
         ctx = accelerator.no_sync(model) if not sync and world > 1 else contextlib.nullcontext()
         with ctx:
             with accelerator.autocast():
-                per = _batch_loss(model, enc, batch, batch_targets[rows], None if labels is None else labels[rows],
-                                  config.objective, accelerator.device)  # fmt: skip
+                per = _batch_loss(
+                    model,
+                    enc,
+                    batch,
+                    batch_targets[rows],
+                    None if labels is None else labels[rows],
+                    config.objective,
+                    accelerator.device,
+                )
             loss = per.sum() * world / config.batch_size
             accelerator.backward(loss)
         local_sum += per.detach().double().sum()
@@ -437,11 +513,15 @@ def check_out_folder(out: Path, config: TrainConfig) -> None:
         except json.JSONDecodeError:
             done = {}
         if done.get("finished"):
-            raise UserError(f"{out} already holds a finished training run ({done.get('steps_done')} steps; model in {out / 'model'}); "
-                            "nothing to do — give a new 'out' folder to train again")  # fmt: skip
+            raise UserError(
+                f"{out} already holds a finished training run ({done.get('steps_done')} steps; model in {out / 'model'}); "
+                "nothing to do — give a new 'out' folder to train again"
+            )
     if config.resume and not _checkpoints(out) and (out / "train_log.jsonl").is_file():
-        raise UserError(f"{out} holds an unfinished run with no checkpoint to resume from; set resume: false to start it again "
-                        "from scratch (its log is replaced), or give a new 'out' folder")  # fmt: skip
+        raise UserError(
+            f"{out} holds an unfinished run with no checkpoint to resume from; set resume: false to start it again "
+            "from scratch (its log is replaced), or give a new 'out' folder"
+        )
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -489,8 +569,22 @@ def _stop_non_finite(accelerator, out: Path, step: int, loss: float, lr: float) 
 def _fingerprint(config: TrainConfig) -> str:
     import hashlib
 
-    keys = ("run", "model", "method", "objective", "steps", "batch_size", "learning_rate", "weight_decay", "warmup_steps",
-            "seed", "lora_r", "lora_alpha", "lora_target_modules", "system_message")  # fmt: skip
+    keys = (
+        "run",
+        "model",
+        "method",
+        "objective",
+        "steps",
+        "batch_size",
+        "learning_rate",
+        "weight_decay",
+        "warmup_steps",
+        "seed",
+        "lora_r",
+        "lora_alpha",
+        "lora_target_modules",
+        "system_message",
+    )
     return hashlib.sha1(json.dumps([getattr(config, k) for k in keys], default=str).encode()).hexdigest()[:16]
 
 
@@ -498,7 +592,12 @@ def _save_checkpoint(accelerator, out: Path, step: int, history: list, config: T
     path = out / "checkpoints" / f"step-{step}"
     accelerator.save_state(str(path))
     if accelerator.is_main_process:
-        state = {"step": step, "history": history, "config_fingerprint": _fingerprint(config), "evals": {"start": evals.get("start")}}
+        state = {
+            "step": step,
+            "history": history,
+            "config_fingerprint": _fingerprint(config),
+            "evals": {"start": evals.get("start")},
+        }
         (path / "trainer_state.json").write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
         for old in _checkpoints(out)[: -config.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
@@ -520,8 +619,20 @@ def _save_model(accelerator, model, tokenizer, config: TrainConfig, folder: Path
             unwrapped.save_pretrained(str(folder), state_dict=state, safe_serialization=True)
         tokenizer.save_pretrained(str(folder))
         (folder / "ue_control.json").write_text(
-            json.dumps({"trained_from": config.model, "run": config.run, "method": config.method, "objective": config.objective,
-                        "steps": config.steps, "seed": config.seed}, indent=2) + "\n", encoding="utf-8")  # fmt: skip
+            json.dumps(
+                {
+                    "trained_from": config.model,
+                    "run": config.run,
+                    "method": config.method,
+                    "objective": config.objective,
+                    "steps": config.steps,
+                    "seed": config.seed,
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
     accelerator.wait_for_everyone()
 
 
@@ -531,7 +642,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", help="assemble run folder (overrides the config)")
     p.add_argument("--out", help="output folder (overrides the config)")
     p.add_argument("--model", help="model to train (overrides the config; 'embedded' = SmolLM2-135M-Instruct)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override any config field, e.g. --set steps=40")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override any config field, e.g. --set steps=40"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

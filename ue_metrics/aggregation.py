@@ -102,7 +102,9 @@ class PairData:
         return self.subset(self.split == "holdout")
 
 
-def aggregate(records: Iterable[dict] | RecordColumns, unparsed: str = "exclude", logprob_weight: float | None = None) -> PairData:
+def aggregate(
+    records: Iterable[dict] | RecordColumns, unparsed: str = "exclude", logprob_weight: float | None = None
+) -> PairData:
     """Pool records (dicts, or the ``RecordColumns`` of ``read_columns``) into per-pair soft labels.
 
     ``unparsed="exclude"`` (default) drops unparseable answers and records with no usable answer, and reports
@@ -131,7 +133,20 @@ def aggregate(records: Iterable[dict] | RecordColumns, unparsed: str = "exclude"
 
 _COLUMN_FIELDS = tuple(REQUIRED_FIELDS)
 _GETTERS = {f: operator.itemgetter(f) for f in _COLUMN_FIELDS}
-_HELD_FIELDS = ("a_id", "b_id", "a_text", "b_text", "shown_first", "mode", "p_a", "n_a", "n_b", "n_unparsed", "label_mass", "split")
+_HELD_FIELDS = (
+    "a_id",
+    "b_id",
+    "a_text",
+    "b_text",
+    "shown_first",
+    "mode",
+    "p_a",
+    "n_a",
+    "n_b",
+    "n_unparsed",
+    "label_mass",
+    "split",
+)
 _CATEGORY = {side: operator.methodcaller("get", f"{side}_category") for side in ("a", "b")}
 _NUMBER_TYPES = {int, float}
 _NULLABLE_NUMBER_TYPES = {int, float, type(None)}
@@ -248,7 +263,7 @@ def columns_from_records(records: Sequence[dict], where: Sequence[str] | None = 
 
 
 class _Numbered(Sequence[str]):
-    """"record K" for each record without a file."""
+    """ "record K" for each record without a file."""
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -327,7 +342,7 @@ def _check_columns(cols: dict[str, tuple], n: int, fail) -> None:
 
 
 class _Lines(Sequence[str]):
-    """"FILE line K" for each record, made only when asked for (an error message), not 100,000 times up front."""
+    """ "FILE line K" for each record, made only when asked for (an error message), not 100,000 times up front."""
 
     def __init__(self, path: Path, linenos: Sequence[int]) -> None:
         self.path, self.linenos = path, linenos
@@ -456,8 +471,11 @@ def aggregate_columns(cols: RecordColumns, unparsed: str = "exclude", logprob_we
     w = w1 + w2 + np.where(half1, unp1, 0.0) + np.where(half2, unp2, 0.0)
     shown_first_p = np.where(cols.shown_a, p_a, 1.0 - p_a)[usable]
     masses = cols.label_mass[~sample & ~np.isnan(cols.label_mass)]
-    info: dict[str, Any] = {"unparsed_policy": unparsed, "pairs_half_vote": int((half1 | half2).sum()),
-                            "n_no_label_mass": int(no_mass.sum())}  # fmt: skip
+    info: dict[str, Any] = {
+        "unparsed_policy": unparsed,
+        "pairs_half_vote": int((half1 | half2).sum()),
+        "n_no_label_mass": int(no_mass.sum()),
+    }
     if len(modes) > 1:
         info["logprob_weight"] = lp_weight
     return PairData(
@@ -504,8 +522,11 @@ def _check_pooling(cols: RecordColumns, unparsed: str, logprob_weight: float | N
             "answers per record; fit them separately, or give --logprob-weight W (how many sampled answers one log-prob "
             "record is worth) to fit them together"
         )
-    if logprob_weight is not None and (isinstance(logprob_weight, bool) or not isinstance(logprob_weight, (int, float))
-                                       or not (math.isfinite(logprob_weight) and logprob_weight > 0)):  # fmt: skip
+    if logprob_weight is not None and (
+        isinstance(logprob_weight, bool)
+        or not isinstance(logprob_weight, (int, float))
+        or not (math.isfinite(logprob_weight) and logprob_weight > 0)
+    ):
         raise UserError(f"--logprob-weight must be a positive number, got {logprob_weight!r}")
     return 1.0 if logprob_weight is None else float(logprob_weight), modes
 
@@ -537,7 +558,9 @@ def _outcome_codes(cols: RecordColumns) -> tuple[list[str], dict[str, str], dict
     return ids, texts, categories, a, b
 
 
-def _pair_codes(cols: RecordColumns, a: np.ndarray, b: np.ndarray, n_ids: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _pair_codes(
+    cols: RecordColumns, a: np.ndarray, b: np.ndarray, n_ids: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(pair of each record, the pairs' keys lo·n + hi in order of first appearance, whether the record's a is the
     pair's second outcome, holdout records per pair); a pair in both splits is refused."""
     n_records = len(cols)
@@ -579,13 +602,18 @@ def unanswered_notes(records: Sequence[Mapping[str, Any]], top: int = 5) -> list
     cut before any answer (and what to do), and the outcomes refused most often, each with one of its raw
     unparsed answers (records keep a few as ``unparsed_answers``). Empty when every answer was a vote."""
     notes: list[str] = []
-    answers = sum(int(r.get("n_a") or 0) + int(r.get("n_b") or 0) + int(r.get("n_unparsed") or 0) + int(r.get("n_thinking_cut") or 0)
-                  for r in records if r.get("mode") == "sample")  # fmt: skip
+    answers = sum(
+        int(r.get("n_a") or 0) + int(r.get("n_b") or 0) + int(r.get("n_unparsed") or 0) + int(r.get("n_thinking_cut") or 0)
+        for r in records
+        if r.get("mode") == "sample"
+    )
     cut = sum(int(r.get("n_thinking_cut") or 0) for r in records)
     if cut:
-        notes.append(f"{cut:,} of {answers:,} sampled answers ended inside a thinking block: the token budget ran out before "
-                     "the model answered; they are neither votes nor refusals (n_thinking_cut) — give the model more tokens "
-                     "(a larger max_tokens / max_gen_toks) to count them")  # fmt: skip
+        notes.append(
+            f"{cut:,} of {answers:,} sampled answers ended inside a thinking block: the token budget ran out before "
+            "the model answered; they are neither votes nor refusals (n_thinking_cut) — give the model more tokens "
+            "(a larger max_tokens / max_gen_toks) to count them"
+        )
     refused: dict[str, int] = {}
     texts: dict[str, str] = {}
     names: dict[str, str] = {}
@@ -602,10 +630,13 @@ def unanswered_notes(records: Sequence[Mapping[str, Any]], top: int = 5) -> list
     if refused:
         total = sum(int(r.get("n_unparsed") or 0) for r in records if r.get("mode") == "sample")
         worst = sorted(refused, key=lambda o: (-refused[o], o))[:top]
-        listed = "; ".join(f"{_short(names[o])!r} ({refused[o]}" + (f", e.g. {_short(texts[o], 80)!r})" if o in texts else ")")
-                           for o in worst)  # fmt: skip
-        notes.append(f"{total:,} of {answers:,} sampled answers named neither label (refusals or off-format replies; the "
-                     f"records keep some raw texts as unparsed_answers); the outcomes in the most of them: {listed}")  # fmt: skip
+        listed = "; ".join(
+            f"{_short(names[o])!r} ({refused[o]}" + (f", e.g. {_short(texts[o], 80)!r})" if o in texts else ")") for o in worst
+        )
+        notes.append(
+            f"{total:,} of {answers:,} sampled answers named neither label (refusals or off-format replies; the "
+            f"records keep some raw texts as unparsed_answers); the outcomes in the most of them: {listed}"
+        )
     return notes
 
 

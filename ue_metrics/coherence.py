@@ -60,16 +60,20 @@ def no_signal(data: PairData, model, holdout_accuracy: float, n_holdout: int) ->
     accuracy a fair coin reaches with probability ≥ 2.5% on this many pairs."""
     ties = int(np.sum(_side(data.y) == 0))
     if ties == len(data.y):
-        return (f"every one of the {ties} pairs is a tie once both orderings are pooled (the answers follow the position "
-                "of the options or one label, not their content)")  # fmt: skip
+        return (
+            f"every one of the {ties} pairs is a tie once both orderings are pooled (the answers follow the position "
+            "of the options or one label, not their content)"
+        )
     spread = np.asarray(getattr(model, "scale_", [1.0]), dtype=float)
     if spread.size and np.nanmax(spread) <= TIE:
         return "the fitted utilities are all equal"
     if n_holdout >= 10 and math.isfinite(holdout_accuracy):
         bound = 0.5 + 1.96 * math.sqrt(0.25 / n_holdout)
         if holdout_accuracy <= bound:
-            return (f"the held-out accuracy {holdout_accuracy:.3f} is within what a random responder reaches on "
-                    f"{n_holdout} pairs (up to {bound:.3f}): the utilities are not distinguishable from noise")  # fmt: skip
+            return (
+                f"the held-out accuracy {holdout_accuracy:.3f} is within what a random responder reaches on "
+                f"{n_holdout} pairs (up to {bound:.3f}): the utilities are not distinguishable from noise"
+            )
     return None
 
 
@@ -156,16 +160,26 @@ def random_baselines(samples_per_ordering: int = 10) -> dict[str, Any]:
         "unparsed_rate": 0.0,
     }
     if k <= 0:
-        return {**base, "holdout_brier": 0.0, "average_confidence": 0.5, "order_gap": 0.0,
-                "description": "an exact fair coin (P = 1/2 on every query)"}  # fmt: skip
-    
+        return {
+            **base,
+            "holdout_brier": 0.0,
+            "average_confidence": 0.5,
+            "order_gap": 0.0,
+            "description": "an exact fair coin (P = 1/2 on every query)",
+        }
+
     # confidence: E[max(X, 2K − X)]/(2K) = ½ + E|X − K|/(2K) for X ~ Bin(2K, ½) (both orderings' answers pooled);
     # order gap: E|X₁ − X₂|/K for the two orderings' counts, and X₁ − X₂ + K ~ Bin(2K, ½), so E|X₁ − X₂| = E|X − K|
     mad = fair_coin_mean_abs_deviation(2 * k)
     conf = 0.5 + mad / (2 * k)
     gap = mad / k
-    return {**base, "holdout_brier": 0.25 / (2 * k), "average_confidence": conf, "order_gap": gap,
-            "description": f"a fair coin with {k} sampled answers per ordering"}  # fmt: skip
+    return {
+        **base,
+        "holdout_brier": 0.25 / (2 * k),
+        "average_confidence": conf,
+        "order_gap": gap,
+        "description": f"a fair coin with {k} sampled answers per ordering",
+    }
 
 
 def coherence_metrics(data: PairData, model) -> dict:

@@ -93,8 +93,13 @@ class FeatureSet:
             arrays[kind] = a.astype(np.float16 if fits else np.float32)
         tmp = path.with_name(path.name + ".part")
         with tmp.open("wb") as fh:  # np.savez would append ".npz" to a path of another name
-            np.savez(fh, ids=np.array(self.ids, dtype=str), partners=np.array(self.partners, dtype=str),
-                     meta=np.array(json.dumps(self.meta, ensure_ascii=False)), **arrays)  # fmt: skip
+            np.savez(
+                fh,
+                ids=np.array(self.ids, dtype=str),
+                partners=np.array(self.partners, dtype=str),
+                meta=np.array(json.dumps(self.meta, ensure_ascii=False)),
+                **arrays,
+            )
         tmp.replace(path)  # a run interrupted while writing leaves no half-written features behind
         return path
 
@@ -121,5 +126,10 @@ def load(path: str | Path) -> FeatureSet:
 
 
 def describe(features: FeatureSet) -> Mapping[str, Any]:
-    return {"n_outcomes": len(features.ids), "n_layers": features.n_layers, "hidden_size": features.hidden_size,
-            "kinds": sorted(features.arrays), **{k: v for k, v in features.meta.items() if k != "timings"}}  # fmt: skip
+    return {
+        "n_outcomes": len(features.ids),
+        "n_layers": features.n_layers,
+        "hidden_size": features.hidden_size,
+        "kinds": sorted(features.arrays),
+        **{k: v for k, v in features.meta.items() if k != "timings"},
+    }

@@ -25,13 +25,29 @@ def pyplot():
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
-                         "grid.alpha": 0.25, "font.size": 9, "svg.hashsalt": "ue", "svg.fonttype": "none"})  # fmt: skip
+    plt.rcParams.update(
+        {
+            "figure.dpi": 110,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.25,
+            "font.size": 9,
+            "svg.hashsalt": "ue",
+            "svg.fonttype": "none",
+        }
+    )
     return plt
 
 
-def save(draw: Callable[[Any, Any], None], data: Any, stem: Path, formats: Sequence[str] = ("png", "svg"),
-         title: str | None = None, size: tuple[float, float] = (6.4, 4.2)) -> list[Path]:  # fmt: skip
+def save(
+    draw: Callable[[Any, Any], None],
+    data: Any,
+    stem: Path,
+    formats: Sequence[str] = ("png", "svg"),
+    title: str | None = None,
+    size: tuple[float, float] = (6.4, 4.2),
+) -> list[Path]:
     """Draw ``data`` with ``draw(data, fig)`` and save ``stem.png`` / ``stem.svg``; returns the paths."""
     plt = pyplot()
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -52,8 +68,13 @@ def save(draw: Callable[[Any, Any], None], data: Any, stem: Path, formats: Seque
         plt.close(fig)
 
 
-def to_svg(draw: Callable[[Any, Any], None], data: Any, title: str | None = None, size: tuple[float, float] = (6.4, 4.2),
-           id_prefix: str = "f") -> str:  # fmt: skip
+def to_svg(
+    draw: Callable[[Any, Any], None],
+    data: Any,
+    title: str | None = None,
+    size: tuple[float, float] = (6.4, 4.2),
+    id_prefix: str = "f",
+) -> str:
     """Draw ``data`` with ``draw(data, fig)`` and return the figure as an ``<svg>`` element for inlining in HTML: no
     XML prolog or doctype, no fixed size (it scales to its container), and every element id prefixed with
     ``id_prefix`` so that several figures can share one page. Text stays text (``svg.fonttype: none``), escaped by
@@ -79,6 +100,6 @@ def to_svg(draw: Callable[[Any, Any], None], data: Any, title: str | None = None
     head = re.sub(r'\s(width|height)="[^"]*"', "", svg[:head_end])
     svg = head + ' role="img" class="figure-svg" preserveAspectRatio="xMidYMid meet"' + svg[head_end:]
     svg = re.sub(r'id="([^"]+)"', lambda m: f'id="{id_prefix}-{m.group(1)}"', svg)
-    svg = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{id_prefix}-{m.group(1)})", svg)
+    svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{id_prefix}-{m.group(1)})", svg)
     svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{id_prefix}-{m.group(1)}"', svg)
     return svg

@@ -29,9 +29,17 @@ from ue_metrics.thurstonian import DISPERSION_FLOOR, Thurstonian
 MIN_BOOTSTRAP = 10  # fewer resamples give percentile "intervals" of one or two points
 UTILITY_COLUMNS = ("id", "text", "category", "utility", "sigma2", "ci_low", "ci_high")
 SUMMARY_KEYS = (
-    "holdout_accuracy", "holdout_log_loss", "holdout_brier", "train_accuracy", "train_log_loss",
-    "average_confidence", "cycle_rate", "order_gap", "position_bias", "unparsed_rate",
-)  # fmt: skip
+    "holdout_accuracy",
+    "holdout_log_loss",
+    "holdout_brier",
+    "train_accuracy",
+    "train_log_loss",
+    "average_confidence",
+    "cycle_rate",
+    "order_gap",
+    "position_bias",
+    "unparsed_rate",
+)
 
 
 POSITION_TERMS = ("global", "category")
@@ -90,8 +98,10 @@ class FitResult:
         try:
             return self._write(out)
         except OSError as exc:
-            raise UserError(f"{out}: the fit cannot be written ({exc.strerror or exc}); free space or choose another --out "
-                            "folder and fit again (the records are untouched)") from None  # fmt: skip
+            raise UserError(
+                f"{out}: the fit cannot be written ({exc.strerror or exc}); free space or choose another --out "
+                "folder and fit again (the records are untouched)"
+            ) from None
 
     def _write(self, out: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +118,9 @@ class FitResult:
                 writer = csv.DictWriter(fh, fieldnames=list(UTILITY_COLUMNS))
                 writer.writeheader()
                 for row in self.utilities(self.position_model):
-                    writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items() if k in UTILITY_COLUMNS})
+                    writer.writerow(
+                        {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items() if k in UTILITY_COLUMNS}
+                    )
         return out
 
     def summary(self, top: int = 5) -> str:
@@ -125,17 +137,22 @@ class FitResult:
         if base.get("description"):
             lines.append(f"random = {base['description']}")
         if m.get("n_no_label_mass"):
-            lines.append(f"{m['n_no_label_mass']} log-prob records put (almost) no probability on either label: counted as unanswered")
+            lines.append(
+                f"{m['n_no_label_mass']} log-prob records put (almost) no probability on either label: counted as unanswered"
+            )
         lines.append(
             f"{m['n_outcomes']} outcomes, {m['n_train_pairs']} training + "
             f"{m['n_holdout_pairs']} holdout pairs, {m['n_records']} records"
         )
         if m.get("n_holdout_pairs_unseen"):
-            lines.append(f"note: {m['n_holdout_pairs_unseen']:,} answered holdout pairs are left out of the holdout metrics: "
-                         "each names an outcome that no training pair reaches, so the fit cannot predict it (raise the budget)")  # fmt: skip
+            lines.append(
+                f"note: {m['n_holdout_pairs_unseen']:,} answered holdout pairs are left out of the holdout metrics: "
+                "each names an outcome that no training pair reaches, so the fit cannot predict it (raise the budget)"
+            )
         if m.get("no_signal"):
-            lines.append(f"note: the utilities carry no signal — {m['no_signal']}; do not read the ranking below "
-                         "as the model's values")  # fmt: skip
+            lines.append(
+                f"note: the utilities carry no signal — {m['no_signal']}; do not read the ranking below as the model's values"
+            )
         note = interval_note(m)
         if note:
             lines.append(note)
@@ -157,14 +174,21 @@ class FitResult:
 
         def show(row):
             text = row["text"] if len(row["text"]) <= width else row["text"][: width - 1] + "…"
-            interval = "[no interval]" if not (math.isfinite(row["ci_low"]) and math.isfinite(row["ci_high"])) else (
-                f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]")
+            interval = (
+                "[no interval]"
+                if not (math.isfinite(row["ci_low"]) and math.isfinite(row["ci_high"]))
+                else (f"[{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]")
+            )
             return f"  {row['utility']:+6.2f}  {interval}  {text}"
 
         if m.get("n_outcomes_without_interval"):
-            lines.append(f"note: {m['n_outcomes_without_interval']} outcomes in components of one or two outcomes have no interval "
-                         "(two outcomes joined by one pair are normalised to ±0.71 whatever the answers: no spread to estimate)")
-        lines.append(f"top {min(top, len(rows))} outcomes (utility, {m.get('ci_level', 0.95):.0%} {m.get('ci_method')} interval):")
+            lines.append(
+                f"note: {m['n_outcomes_without_interval']} outcomes in components of one or two outcomes have no interval "
+                "(two outcomes joined by one pair are normalised to ±0.71 whatever the answers: no spread to estimate)"
+            )
+        lines.append(
+            f"top {min(top, len(rows))} outcomes (utility, {m.get('ci_level', 0.95):.0%} {m.get('ci_method')} interval):"
+        )
         lines += [show(r) for r in rows[:top]]
         lines.append(f"bottom {min(top, len(rows))} outcomes:")
         lines += [show(r) for r in rows[-top:]]
@@ -181,12 +205,16 @@ def interval_note(m: dict[str, Any]) -> str | None:
         worth = f"{per_weight:,.0f}" if per_weight >= 100 else f"{per_weight:.3g}"
         if m.get("dispersion") is not None and m["dispersion"] <= DISPERSION_FLOOR * 1.0001:
             worth = f"at least {worth} (the most the fit credits one probability with)"
-        return (f"intervals ({method}): how precisely the pairs asked pin the utilities, given how closely the model's exact "
-                f"probabilities follow a Thurstonian model — here each exact probability carries about as much "
-                f"information as {worth} sampled answers")  # fmt: skip
+        return (
+            f"intervals ({method}): how precisely the pairs asked pin the utilities, given how closely the model's exact "
+            f"probabilities follow a Thurstonian model — here each exact probability carries about as much "
+            f"information as {worth} sampled answers"
+        )
     if per_weight:
-        return (f"intervals ({method}): sampling noise and misfit of the answers (dispersion {1 / per_weight:.3g}; 1 = as "
-                "noisy as independent answers drawn at the fitted probabilities)")  # fmt: skip
+        return (
+            f"intervals ({method}): sampling noise and misfit of the answers (dispersion {1 / per_weight:.3g}; 1 = as "
+            "noisy as independent answers drawn at the fitted probabilities)"
+        )
     return "intervals: model-based (too few pairs per parameter to estimate the noise from the residuals)"
 
 
@@ -205,11 +233,14 @@ def _position_lines(pos: dict[str, Any]) -> list[str]:
             break
     loss = pos.get("holdout_log_loss_per_ordering") or pos.get("train_log_loss_per_ordering") or {}
     where = "held-out" if pos.get("holdout_log_loss_per_ordering") else "training"
-    lines.append(f"per-ordering {where} log loss: pooled {_fmt(loss.get('pooled'))}, with the position term "
-                 f"{_fmt(loss.get('position'))}")  # fmt: skip
+    lines.append(
+        f"per-ordering {where} log loss: pooled {_fmt(loss.get('pooled'))}, with the position term {_fmt(loss.get('position'))}"
+    )
     if pos.get("material"):
-        lines.append("recommendation: position explains a material part of the answers; read the utilities from "
-                     "utilities_position.csv (fitted with the position term) and report β beside them")  # fmt: skip
+        lines.append(
+            "recommendation: position explains a material part of the answers; read the utilities from "
+            "utilities_position.csv (fitted with the position term) and report β beside them"
+        )
     else:
         lines.append("the position term changes the per-ordering loss little; the pooled utilities (the paper's) stand")
     return lines
@@ -269,14 +300,26 @@ def fit_records(
     sub_ids = [data.ids[k] for k in keep]
 
     def new_model(boot: int) -> Thurstonian:
-        return Thurstonian(method=method, bootstrap=boot, ci=ci,
-                           on_disconnected="per_component" if per_component else "error", seed=seed, progress=progress)  # fmt: skip
+        return Thurstonian(
+            method=method,
+            bootstrap=boot,
+            ci=ci,
+            on_disconnected="per_component" if per_component else "error",
+            seed=seed,
+            progress=progress,
+        )
 
     model = new_model(bootstrap)
     started = time.perf_counter()
     # outcomes that appear only in holdout pairs are isolated nodes of the training graph; fit on the rest
-    model.fit(np.column_stack([remap[train.i], remap[train.j]]), train.y, train.w, n_outcomes=len(keep), ids=sub_ids,
-              n_records=train.n_rec)  # fmt: skip
+    model.fit(
+        np.column_stack([remap[train.i], remap[train.j]]),
+        train.y,
+        train.w,
+        n_outcomes=len(keep),
+        ids=sub_ids,
+        n_records=train.n_rec,
+    )
     if len(keep) < data.n_outcomes:
         model.expand_outcomes(keep, data.n_outcomes, data.ids)
     fit_seconds = time.perf_counter() - started
@@ -311,7 +354,9 @@ def fit_records(
     return result
 
 
-def _fit_position(result: FitResult, kind: str, pmodel: Thurstonian, keep: np.ndarray, remap: np.ndarray, sub_ids: list[str]) -> None:
+def _fit_position(
+    result: FitResult, kind: str, pmodel: Thurstonian, keep: np.ndarray, remap: np.ndarray, sub_ids: list[str]
+) -> None:
     """The per-ordering fit with a position term; its numbers go to ``metrics["position_term"]``."""
     from ue_metrics.coherence import log_loss
 
@@ -325,8 +370,16 @@ def _fit_position(result: FitResult, kind: str, pmodel: Thurstonian, keep: np.nd
         cat = np.array([index[data.categories.get(oid, "") or "(none)"] for oid in data.ids], dtype=np.int64)
         groups = np.column_stack([cat[i], cat[j]])
     started = time.perf_counter()
-    pmodel.fit(np.column_stack([remap[i], remap[j]]), y, w, n_outcomes=len(keep), ids=sub_ids, first=first,
-               groups=groups, group_names=names)  # fmt: skip
+    pmodel.fit(
+        np.column_stack([remap[i], remap[j]]),
+        y,
+        w,
+        n_outcomes=len(keep),
+        ids=sub_ids,
+        first=first,
+        groups=groups,
+        group_names=names,
+    )
     if len(keep) < data.n_outcomes:
         pmodel.expand_outcomes(keep, data.n_outcomes, data.ids)
     seconds = time.perf_counter() - started
@@ -336,10 +389,19 @@ def _fit_position(result: FitResult, kind: str, pmodel: Thurstonian, keep: np.nd
     out_groups = []
     for g, name in enumerate(pmodel.position_groups_):
         beta, lo, hi = float(pmodel.position_[g]), float(pmodel.position_ci_low_[g]), float(pmodel.position_ci_high_[g])
-        out_groups.append({"group": name, "beta": beta, "ci_low": lo, "ci_high": hi, "stderr": float(pmodel.position_stderr_[g]),
-                           "beta_probit": beta / r_equal,
-                           "p_first_equal": float(ndtr(beta / r_equal)), "p_first_equal_low": float(ndtr(lo / r_equal)),
-                           "p_first_equal_high": float(ndtr(hi / r_equal))})  # fmt: skip
+        out_groups.append(
+            {
+                "group": name,
+                "beta": beta,
+                "ci_low": lo,
+                "ci_high": hi,
+                "stderr": float(pmodel.position_stderr_[g]),
+                "beta_probit": beta / r_equal,
+                "p_first_equal": float(ndtr(beta / r_equal)),
+                "p_first_equal_low": float(ndtr(lo / r_equal)),
+                "p_first_equal_high": float(ndtr(hi / r_equal)),
+            }
+        )
 
     def losses(part) -> dict[str, float] | None:
         if not len(part.y):
@@ -350,8 +412,11 @@ def _fit_position(result: FitResult, kind: str, pmodel: Thurstonian, keep: np.nd
             return None
         a, b, yy, ff = a[seen], b[seen], yy[seen], ff[seen]
         g = None if groups is None else np.column_stack([cat[a], cat[b]])
-        return {"pooled": log_loss(model.predict_proba(np.column_stack([a, b])), yy),
-                "position": log_loss(pmodel.predict_ordered(np.column_stack([a, b]), ff, g), yy), "n_queries": int(len(yy))}  # fmt: skip
+        return {
+            "pooled": log_loss(model.predict_proba(np.column_stack([a, b])), yy),
+            "position": log_loss(pmodel.predict_ordered(np.column_stack([a, b]), ff, g), yy),
+            "n_queries": int(len(yy)),
+        }
 
     tr_loss, ho_loss = losses(train), losses(hold)
     decisive = ho_loss or tr_loss

@@ -146,7 +146,9 @@ def writable_folder(path: str | Path, option: str = "--out") -> Path:
         probe_writable(path)
     except OSError as exc:
         hint = "choose a folder you can write to" if option else "give --out a folder you can write to"
-        raise WriteFailed(f"{(option + ' ') if option else ''}{path}: cannot write there ({exc.strerror or exc}); {hint}", exc) from None
+        raise WriteFailed(
+            f"{(option + ' ') if option else ''}{path}: cannot write there ({exc.strerror or exc}); {hint}", exc
+        ) from None
     return path
 
 
@@ -177,7 +179,9 @@ def iter_lines(path: str | Path, *, tolerate_torn_tail: bool = False) -> Iterato
                 return
             lineno += 1
             if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                raise UserError(f"{path} line {lineno}: longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB; this is not a ue JSONL file")
+                raise UserError(
+                    f"{path} line {lineno}: longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB; this is not a ue JSONL file"
+                )
             if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]
             if raw.strip():

@@ -43,15 +43,31 @@ MIN_MODELS_FOR_CORRELATION = 3
 RANDOM_NAME = "random responder"
 CONVERGENCE_KEY = "convergence/mean_pearson"
 # coherence metrics of the main run shown first, in this order (docs/method.md §3.4, §9)
-PRIMARY = ("utilities/holdout_accuracy", "utilities/holdout_log_loss", "utilities/average_confidence", "transitivity/cycle_probability",
-           "robustness/mean_spearman", "utilities/cycle_rate", "utilities/position_bias", "utilities/order_gap", "utilities/unparsed_rate",
-           "utilities/mean_label_mass")  # fmt: skip
+PRIMARY = (
+    "utilities/holdout_accuracy",
+    "utilities/holdout_log_loss",
+    "utilities/average_confidence",
+    "transitivity/cycle_probability",
+    "robustness/mean_spearman",
+    "utilities/cycle_rate",
+    "utilities/position_bias",
+    "utilities/order_gap",
+    "utilities/unparsed_rate",
+    "utilities/mean_label_mass",
+)
 LABELS = {
-    "holdout_accuracy": "held-out accuracy", "holdout_log_loss": "held-out log loss", "average_confidence": "average confidence",
-    "cycle_rate": "cycle rate (graph)", "order_gap": "order gap", "position_bias": "position bias", "unparsed_rate": "unparsed rate",
-    "mean_label_mass": "label mass", "cycle_probability": "cycle probability", "mean_pearson": "mean convergence (Pearson)",
+    "holdout_accuracy": "held-out accuracy",
+    "holdout_log_loss": "held-out log loss",
+    "average_confidence": "average confidence",
+    "cycle_rate": "cycle rate (graph)",
+    "order_gap": "order gap",
+    "position_bias": "position bias",
+    "unparsed_rate": "unparsed rate",
+    "mean_label_mass": "label mass",
+    "cycle_probability": "cycle probability",
+    "mean_pearson": "mean convergence (Pearson)",
     "mean_spearman": "mean Spearman across wordings",
-}  # fmt: skip
+}
 # a fair coin's value of coherence metrics the analyses do not pair with a random value (any mode)
 COIN_VALUES = {"utilities/position_bias": 0.0, "utilities/cycle_rate": 0.25, "utilities/unparsed_rate": 0.0}
 # closer to 0 is better, neither direction
@@ -95,8 +111,11 @@ def interval_of(analysis: Mapping[str, Any], metric: str) -> list[float] | None:
     """An analysis' interval for a headline metric, where it gives one: ``intervals[metric]`` at the top level or in
     ``details``, or ``details[metric + "_interval"]`` (the convention of ``ue_metrics.analyses``)."""
     details = analysis.get("details") or {}
-    for found in ((analysis.get("intervals") or {}).get(metric), (details.get("intervals") or {}).get(metric),
-                  details.get(f"{metric}_interval")):  # fmt: skip
+    for found in (
+        (analysis.get("intervals") or {}).get(metric),
+        (details.get("intervals") or {}).get(metric),
+        details.get(f"{metric}_interval"),
+    ):
         if isinstance(found, (list, tuple)) and len(found) == 2 and all(_is_number(v) for v in found):
             return [float(found[0]), float(found[1])]
     return None
@@ -128,13 +147,18 @@ def pick_runs(entries: Sequence[Entry]) -> tuple[dict[tuple[str, str], Entry], l
             others = [e for e in group if e is not best]
             variants = {json.dumps(e.variant, sort_keys=True) for e in group}
             duplicate = {
-                "model": key[0], "experiment": key[1], "used": best.source, "ignored": [e.source for e in others],
-                "differ_in_model_args": len(variants) > 1, "variants": [e.variant for e in group],
+                "model": key[0],
+                "experiment": key[1],
+                "used": best.source,
+                "ignored": [e.source for e in others],
+                "differ_in_model_args": len(variants) > 1,
+                "variants": [e.variant for e in group],
                 "headlines": {e.source: _numbers(e.analysis.get("headline") or {}) for e in group},
-            }  # fmt: skip
+            }
             if best.utilities and all(e.utilities for e in others):
-                duplicate["retest_pearson"] = {e.source: _pair_similarity(best.utilities, e.utilities, MIN_SHARED).get("pearson")
-                                               for e in others}  # fmt: skip
+                duplicate["retest_pearson"] = {
+                    e.source: _pair_similarity(best.utilities, e.utilities, MIN_SHARED).get("pearson") for e in others
+                }
             duplicates.append(duplicate)
     return chosen, duplicates
 
@@ -150,7 +174,9 @@ def table(entries: Sequence[Entry], experiments: Mapping[str, Mapping[str, Any]]
     experiments = dict(experiments or {})
     chosen, duplicates = pick_runs(entries)
     order = {name: k for k, name in enumerate(experiments)}
-    exp_names = sorted({e for _, e in chosen}, key=lambda e: (e != "utilities", order.get(e, len(order)), e))  # the main run first
+    exp_names = sorted(
+        {e for _, e in chosen}, key=lambda e: (e != "utilities", order.get(e, len(order)), e)
+    )  # the main run first
     columns: list[dict[str, Any]] = []
     seen: set[str] = set()
     for exp in exp_names:
@@ -169,15 +195,33 @@ def table(entries: Sequence[Entry], experiments: Mapping[str, Mapping[str, Any]]
                 continue
             seen.add(key)
             direction = None if metric in CENTRED else ("lower" if metric in lower else "higher")
-            columns.append({"key": key, "experiment": exp, "metric": metric, "label": label(key), "better": direction,
-                            "numeric": all(v is None or _is_number(v) for v in values)})  # fmt: skip
-    columns.sort(key=lambda c: (PRIMARY.index(c["key"]) if c["key"] in PRIMARY else len(PRIMARY), exp_names.index(c["experiment"])))
+            columns.append(
+                {
+                    "key": key,
+                    "experiment": exp,
+                    "metric": metric,
+                    "label": label(key),
+                    "better": direction,
+                    "numeric": all(v is None or _is_number(v) for v in values),
+                }
+            )
+    columns.sort(
+        key=lambda c: (PRIMARY.index(c["key"]) if c["key"] in PRIMARY else len(PRIMARY), exp_names.index(c["experiment"]))
+    )
 
     rows: list[dict[str, Any]] = []
     random_rows: dict[str, dict[str, Any]] = {}
     for model in sorted({m for m, _ in chosen}):
-        row: dict[str, Any] = {"model": model, "kind": "model", "values": {}, "intervals": {}, "notes": {}, "sources": {},
-                               "experiments": [], "flags": []}  # fmt: skip
+        row: dict[str, Any] = {
+            "model": model,
+            "kind": "model",
+            "values": {},
+            "intervals": {},
+            "notes": {},
+            "sources": {},
+            "experiments": [],
+            "flags": [],
+        }
         for exp in exp_names:
             entry = chosen.get((model, exp))
             if entry is None:
@@ -204,9 +248,20 @@ def table(entries: Sequence[Entry], experiments: Mapping[str, Mapping[str, Any]]
             if entry.variant:
                 row.setdefault("variant", {})[exp] = entry.variant
             rkey = _random_key(entry)
-            rrow = random_rows.setdefault(rkey, {"model": RANDOM_NAME if not random_rows else f"{RANDOM_NAME} ({rkey})",
-                                                 "kind": "random", "description": rkey, "values": {}, "intervals": {},
-                                                 "notes": {}, "sources": {}, "experiments": [], "flags": []})  # fmt: skip
+            rrow = random_rows.setdefault(
+                rkey,
+                {
+                    "model": RANDOM_NAME if not random_rows else f"{RANDOM_NAME} ({rkey})",
+                    "kind": "random",
+                    "description": rkey,
+                    "values": {},
+                    "intervals": {},
+                    "notes": {},
+                    "sources": {},
+                    "experiments": [],
+                    "flags": [],
+                },
+            )
             for metric, value in headline.items():
                 if metric.endswith("_random") and column_key(exp, metric[: -len("_random")]) in seen and _is_number(value):
                     rrow["values"].setdefault(column_key(exp, metric[: -len("_random")]), value)
@@ -220,8 +275,7 @@ def table(entries: Sequence[Entry], experiments: Mapping[str, Mapping[str, Any]]
         for key, value in COIN_VALUES.items():
             if key in seen:
                 rrow["values"].setdefault(key, value)
-    return {"columns": columns, "rows": rows, "random_rows": random_rows, "duplicates": duplicates,
-            "experiments": exp_names}  # fmt: skip
+    return {"columns": columns, "rows": rows, "random_rows": random_rows, "duplicates": duplicates, "experiments": exp_names}
 
 
 def _merge_random_rows(found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -247,8 +301,14 @@ def sort_rows(rows: list[dict[str, Any]], columns: Sequence[Mapping[str, Any]]) 
     for col in columns:
         if col["numeric"] and col["better"] and any(_is_number(r["values"].get(col["key"])) for r in rows):
             sign = -1.0 if col["better"] == "higher" else 1.0
-            return sorted(rows, key=lambda r: (not _is_number(r["values"].get(col["key"])),
-                                               sign * float(r["values"].get(col["key"]) or 0.0), r["model"]))  # fmt: skip
+            return sorted(
+                rows,
+                key=lambda r: (
+                    not _is_number(r["values"].get(col["key"])),
+                    sign * float(r["values"].get(col["key"]) or 0.0),
+                    r["model"],
+                ),
+            )
     return sorted(rows, key=lambda r: r["model"])
 
 
@@ -310,9 +370,15 @@ def convergence(utilities: Mapping[str, Mapping[str, float]], min_shared: int = 
     for i, m in enumerate(models):
         vals = [mats["pearson"][i][j] for j in range(n) if j != i and mats["pearson"][i][j] is not None]
         mean[m] = float(np.mean(vals)) if vals else None
-    return {"models": models, "pairs": pairs, "matrix": mats, "mean_pearson": mean, "min_shared": min_shared,
-            "similarity": "Pearson correlation of utilities over shared outcomes (matched by text); cosine of utilities "
-                          "standardised over each model's own outcomes"}  # fmt: skip
+    return {
+        "models": models,
+        "pairs": pairs,
+        "matrix": mats,
+        "mean_pearson": mean,
+        "min_shared": min_shared,
+        "similarity": "Pearson correlation of utilities over shared outcomes (matched by text); cosine of utilities "
+        "standardised over each model's own outcomes",
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -336,8 +402,9 @@ def _read_table(path: Path, what: str) -> list[list[str]]:
     return rows
 
 
-def read_capabilities(path: str | Path, column: str | None = None,
-                      log: Callable[[str], None] | None = None) -> tuple[dict[str, float], str]:  # fmt: skip
+def read_capabilities(
+    path: str | Path, column: str | None = None, log: Callable[[str], None] | None = None
+) -> tuple[dict[str, float], str]:
     """``{model name: score}`` and the score's name from a CSV like the companion's ``capability_scores.csv``
     (``Model Name,MMLU``): the first column names the model; the score is ``column``, else a column named MMLU,
     else the second column."""
@@ -358,8 +425,10 @@ def read_capabilities(path: str | Path, column: str | None = None,
     for n, row in enumerate(rows[1:], start=2):
         name = row[0].strip()
         if len(row) > len(header):
-            raise UserError(f"{path} line {n}: {len(row)} cells under a header of {len(header)} ({', '.join(header)}); "
-                            "a comma inside a name needs quotes")  # fmt: skip
+            raise UserError(
+                f"{path} line {n}: {len(row)} cells under a header of {len(header)} ({', '.join(header)}); "
+                "a comma inside a name needs quotes"
+            )
         if len(row) <= idx or not row[idx].strip():
             missing.append(f"line {n} ({name or 'no name'})")  # a model without this score: left out, and said
             continue
@@ -373,8 +442,10 @@ def read_capabilities(path: str | Path, column: str | None = None,
             raise UserError(f"{path} line {n}: {name!r} appears twice with different scores; keep one")
         scores[name] = value
     if missing and log is not None:
-        log(f"{path}: {len(missing)} row{'s' if len(missing) > 1 else ''} without a {header[idx]} score left out: "
-            f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}")  # fmt: skip
+        log(
+            f"{path}: {len(missing)} row{'s' if len(missing) > 1 else ''} without a {header[idx]} score left out: "
+            f"{', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}"
+        )
     return scores, header[idx]
 
 
@@ -383,10 +454,13 @@ def read_aliases(path: str | Path) -> dict[str, str]:
     header row is allowed: a first row whose first cell is ``model`` or ``name`` is skipped)."""
     path = Path(path)
     if path.suffix.lower() == ".json":
-        data = read_json(path, lambda exc: f"{path}: cannot be read as a JSON alias file ({exc}); give an object {{\"run name\": \"table name\"}}",
-                         missing=f"{path}: no such alias file; check the path")  # fmt: skip
+        data = read_json(
+            path,
+            lambda exc: f'{path}: cannot be read as a JSON alias file ({exc}); give an object {{"run name": "table name"}}',
+            missing=f"{path}: no such alias file; check the path",
+        )
         if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-            raise UserError(f"{path}: an alias file is a JSON object of strings, {{\"name in the runs\": \"name in the table\"}}")
+            raise UserError(f'{path}: an alias file is a JSON object of strings, {{"name in the runs": "name in the table"}}')
         return dict(data)
     rows = _read_table(path, "alias")
     if rows and rows[0][0].strip().lower() in ("model", "name", "model name", "run", "run name"):
@@ -399,7 +473,9 @@ def read_aliases(path: str | Path) -> dict[str, str]:
     return out
 
 
-def match_capabilities(models: Sequence[str], scores: Mapping[str, float], aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
+def match_capabilities(
+    models: Sequence[str], scores: Mapping[str, float], aliases: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Exact names first, then the alias file; never a guess. Returns ``matched`` {model: {name, score, via}} and
     ``unmatched`` [{model, reason}]."""
     aliases = dict(aliases or {})
@@ -424,23 +500,37 @@ def correlate(x: Sequence[float], y: Sequence[float]) -> dict[str, Any]:
 
     xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(xa) < MIN_MODELS_FOR_CORRELATION:
-        return {"n": len(xa), "pearson": None, "p_value": None, "spearman": None,
-                "status": f"needs at least {MIN_MODELS_FOR_CORRELATION} models with both numbers, has {len(xa)}"}  # fmt: skip
+        return {
+            "n": len(xa),
+            "pearson": None,
+            "p_value": None,
+            "spearman": None,
+            "status": f"needs at least {MIN_MODELS_FOR_CORRELATION} models with both numbers, has {len(xa)}",
+        }
     if float(xa.std()) == 0.0 or float(ya.std()) == 0.0:
         return {"n": len(xa), "pearson": None, "p_value": None, "spearman": None, "status": "one of the two is constant"}
     res = pearsonr(xa, ya)
-    return {"n": len(xa), "pearson": float(res.statistic), "p_value": float(res.pvalue),
-            "spearman": float(spearmanr(xa, ya).statistic), "status": "ok"}  # fmt: skip
+    return {
+        "n": len(xa),
+        "pearson": float(res.statistic),
+        "p_value": float(res.pvalue),
+        "spearman": float(spearmanr(xa, ya).statistic),
+        "status": "ok",
+    }
 
 
-def capability_correlations(rows: Sequence[Mapping[str, Any]], columns: Sequence[Mapping[str, Any]],
-                            matched: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
+def capability_correlations(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[Mapping[str, Any]], matched: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     out = []
     for col in columns:
         if not col["numeric"] or col["metric"].startswith("n_"):
             continue
-        pts = [(matched[r["model"]]["score"], float(r["values"][col["key"]])) for r in rows
-               if r["model"] in matched and _is_number(r["values"].get(col["key"]))]  # fmt: skip
+        pts = [
+            (matched[r["model"]]["score"], float(r["values"][col["key"]]))
+            for r in rows
+            if r["model"] in matched and _is_number(r["values"].get(col["key"]))
+        ]
         out.append({"key": col["key"], "label": col["label"], **correlate([p[0] for p in pts], [p[1] for p in pts])})
     return out
 
@@ -454,8 +544,10 @@ def diagnose(row: Mapping[str, Any], random_values: Mapping[str, Any]) -> list[s
     bias, gap = v.get("utilities/position_bias"), v.get("utilities/order_gap")
     if (_is_number(bias) and abs(bias) > POSITION_BIAS_LIMIT) or (_is_number(gap) and gap > ORDER_GAP_LIMIT):
         side = "first" if _is_number(bias) and bias > 0 else "second"
-        out.append(f"position-bound: it picks the {side}-shown option most of the time (position bias "
-                   f"{_fmt(bias)}, order gap {_fmt(gap)}), so its preferences mostly reflect the order of the options")  # fmt: skip
+        out.append(
+            f"position-bound: it picks the {side}-shown option most of the time (position bias "
+            f"{_fmt(bias)}, order gap {_fmt(gap)}), so its preferences mostly reflect the order of the options"
+        )
     acc, base = v.get("utilities/holdout_accuracy"), random_values.get("utilities/holdout_accuracy", 0.5)
     interval = (row.get("intervals") or {}).get("utilities/holdout_accuracy")
     conf, conf_base = v.get("utilities/average_confidence"), random_values.get("utilities/average_confidence")
@@ -463,8 +555,10 @@ def diagnose(row: Mapping[str, Any], random_values: Mapping[str, Any]) -> list[s
         why = f"its held-out accuracy {_fmt(acc)}" + (f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else "")
         out.append(f"weak: {why} is not clearly above the random responder's {_fmt(base)}, so its utilities are mostly noise")
     elif _is_number(conf) and _is_number(conf_base) and conf - conf_base < CONFIDENCE_MARGIN:
-        out.append(f"weak: its average confidence {_fmt(conf)} is close to the random responder's {_fmt(conf_base)} — pooled "
-                   "over both orderings its preferences are close to indifference, so its utilities are mostly noise")  # fmt: skip
+        out.append(
+            f"weak: its average confidence {_fmt(conf)} is close to the random responder's {_fmt(conf_base)} — pooled "
+            "over both orderings its preferences are close to indifference, so its utilities are mostly noise"
+        )
     return out
 
 
@@ -474,10 +568,16 @@ def _fmt(v: Any) -> str:
 
 # ----------------------------------------------------------------------------------------------------------
 # the whole leaderboard
-def build(entries: Sequence[Entry], experiments: Mapping[str, Mapping[str, Any]] | None = None, *,
-          capabilities: Mapping[str, float] | None = None, capability_name: str = "MMLU",
-          capabilities_source: str | None = None, aliases: Mapping[str, str] | None = None,
-          min_shared: int = MIN_SHARED) -> dict[str, Any]:  # fmt: skip
+def build(
+    entries: Sequence[Entry],
+    experiments: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    capabilities: Mapping[str, float] | None = None,
+    capability_name: str = "MMLU",
+    capabilities_source: str | None = None,
+    aliases: Mapping[str, str] | None = None,
+    min_shared: int = MIN_SHARED,
+) -> dict[str, Any]:
     """The leaderboard (the content of ``leaderboard.json``): table, convergence, capabilities, diagnosis, figures."""
     t = table(entries, experiments)
     chosen, _ = pick_runs(entries)
@@ -487,12 +587,22 @@ def build(entries: Sequence[Entry], experiments: Mapping[str, Mapping[str, Any]]
             fitted[model] = dict(e.utilities)
     conv = convergence(fitted, min_shared) if len(fitted) >= 1 else None
     if conv is not None and len(fitted) >= 2:
-        t["columns"].append({"key": CONVERGENCE_KEY, "experiment": "convergence", "metric": "mean_pearson",
-                             "label": label(CONVERGENCE_KEY), "better": "higher", "numeric": True})  # fmt: skip
+        t["columns"].append(
+            {
+                "key": CONVERGENCE_KEY,
+                "experiment": "convergence",
+                "metric": "mean_pearson",
+                "label": label(CONVERGENCE_KEY),
+                "better": "higher",
+                "numeric": True,
+            }
+        )
         for row in t["rows"]:
             row["values"][CONVERGENCE_KEY] = conv["mean_pearson"].get(row["model"])
             if row["values"][CONVERGENCE_KEY] is None:
-                row["notes"][CONVERGENCE_KEY] = "no other model shares enough outcomes with it" if row["model"] in fitted else "no fitted utilities"
+                row["notes"][CONVERGENCE_KEY] = (
+                    "no other model shares enough outcomes with it" if row["model"] in fitted else "no fitted utilities"
+                )
     rows = sort_rows(t["rows"], t["columns"])
     random_values = t["random_rows"][0]["values"] if t["random_rows"] else {}
     for row in rows:
@@ -506,8 +616,12 @@ def build(entries: Sequence[Entry], experiments: Mapping[str, Mapping[str, Any]]
     caps = None
     if capabilities is not None:
         match = match_capabilities([r["model"] for r in rows], capabilities, aliases)
-        caps = {"source": capabilities_source, "score": capability_name, **match,
-                "correlations": capability_correlations(rows, t["columns"], match["matched"])}
+        caps = {
+            "source": capabilities_source,
+            "score": capability_name,
+            **match,
+            "correlations": capability_correlations(rows, t["columns"], match["matched"]),
+        }
     board = {
         "schema": SCHEMA,
         "models": [r["model"] for r in rows],
@@ -531,8 +645,13 @@ def robustness_summary(analysis: Mapping[str, Any], top: int = 5) -> dict[str, A
     if not matrix:
         return None
     details = analysis.get("details") or {}
-    return {"variants": list(matrix["variants"]), "matrix": matrix["matrix"], "n_outcomes": details.get("n_common_outcomes"),
-            "labels": details.get("labels") or {}, "most_wording_sensitive": list(details.get("most_wording_sensitive") or [])[:top]}  # fmt: skip
+    return {
+        "variants": list(matrix["variants"]),
+        "matrix": matrix["matrix"],
+        "n_outcomes": details.get("n_common_outcomes"),
+        "labels": details.get("labels") or {},
+        "most_wording_sensitive": list(details.get("most_wording_sensitive") or [])[:top],
+    }
 
 
 def summary_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -544,9 +663,11 @@ def summary_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     both = [m for m in weak if m in bound]
     if n and len(both) == n:
         who = "Both models are" if n == 2 else ("The model is" if n == 1 else f"All {n} models are")
-        out.append(f"{who} weak and position-bound: their answers follow which option is shown first more than what the "
-                   "options say, and their preferences are barely distinguishable from a coin's. Their utilities are mostly noise — "
-                   "read these numbers as a demonstration of the pipeline, not as what the models value.")  # fmt: skip
+        out.append(
+            f"{who} weak and position-bound: their answers follow which option is shown first more than what the "
+            "options say, and their preferences are barely distinguishable from a coin's. Their utilities are mostly noise — "
+            "read these numbers as a demonstration of the pipeline, not as what the models value."
+        )
     else:
         if bound:
             out.append(f"Position-bound (answers follow the order of the options): {', '.join(bound)}.")
@@ -560,34 +681,65 @@ def figure_data(board: Mapping[str, Any]) -> dict[str, Any]:
     rows, cols = board["rows"], board["columns"]
     random_values = board["random_rows"][0]["values"] if board["random_rows"] else {}
     figs: dict[str, Any] = {}
-    shown = [c for c in cols if c["numeric"] and c["key"] in PRIMARY[:4] + (CONVERGENCE_KEY,)
-             and any(_is_number(r["values"].get(c["key"])) for r in rows)][:5]  # fmt: skip
+    shown = [
+        c
+        for c in cols
+        if c["numeric"]
+        and c["key"] in PRIMARY[:4] + (CONVERGENCE_KEY,)
+        and any(_is_number(r["values"].get(c["key"])) for r in rows)
+    ][:5]
     if not shown:
         shown = [c for c in cols if c["numeric"] and any(_is_number(r["values"].get(c["key"])) for r in rows)][:4]
     if shown:
         figs["metrics"] = {
             "models": [r["model"] for r in rows],
-            "panels": [{"key": c["key"], "label": c["label"], "values": [r["values"].get(c["key"]) for r in rows],
-                        "intervals": [(r.get("intervals") or {}).get(c["key"]) for r in rows],
-                        "random": random_values.get(c["key"])} for c in shown],
-        }  # fmt: skip
+            "panels": [
+                {
+                    "key": c["key"],
+                    "label": c["label"],
+                    "values": [r["values"].get(c["key"]) for r in rows],
+                    "intervals": [(r.get("intervals") or {}).get(c["key"]) for r in rows],
+                    "random": random_values.get(c["key"]),
+                }
+                for c in shown
+            ],
+        }
     conv = board.get("convergence")
     if conv and len(conv["models"]) >= 2:
-        figs["convergence"] = {"models": conv["models"], "pearson": conv["matrix"]["pearson"], "n_shared": conv["matrix"]["n_shared"],
-                               "min_shared": conv["min_shared"]}  # fmt: skip
+        figs["convergence"] = {
+            "models": conv["models"],
+            "pearson": conv["matrix"]["pearson"],
+            "n_shared": conv["matrix"]["n_shared"],
+            "min_shared": conv["min_shared"],
+        }
     caps = board.get("capabilities")
     if caps and caps["matched"]:
-        keys = [c for c in cols if c["numeric"] and (c["key"] in PRIMARY[:4] or c["key"] == CONVERGENCE_KEY
-                                                      or c["key"].endswith("/" + _first_metric(board, c["experiment"])))]  # fmt: skip
+        keys = [
+            c
+            for c in cols
+            if c["numeric"]
+            and (
+                c["key"] in PRIMARY[:4]
+                or c["key"] == CONVERGENCE_KEY
+                or c["key"].endswith("/" + _first_metric(board, c["experiment"]))
+            )
+        ]
         corr = {c["key"]: c for c in caps["correlations"]}
         for c in keys:
-            pts = [{"model": r["model"], "x": caps["matched"][r["model"]]["score"], "y": r["values"][c["key"]]}
-                   for r in rows if r["model"] in caps["matched"] and _is_number(r["values"].get(c["key"]))]  # fmt: skip
+            pts = [
+                {"model": r["model"], "x": caps["matched"][r["model"]]["score"], "y": r["values"][c["key"]]}
+                for r in rows
+                if r["model"] in caps["matched"] and _is_number(r["values"].get(c["key"]))
+            ]
             if pts:
                 figs["capability_" + c["key"].replace("/", "__")] = {
-                    "key": c["key"], "label": c["label"], "score": caps["score"], "points": pts,
-                    "random": random_values.get(c["key"]), "correlation": corr.get(c["key"]),
-                }  # fmt: skip
+                    "key": c["key"],
+                    "label": c["label"],
+                    "score": caps["score"],
+                    "points": pts,
+                    "random": random_values.get(c["key"]),
+                    "correlation": corr.get(c["key"]),
+                }
     return figs
 
 

@@ -60,7 +60,15 @@ def draw_convergence(data: Mapping[str, Any], fig: Any) -> None:
         for j in range(n):
             shared = data["n_shared"][i][j]
             text = f"{mat[i, j]:.2f}\nn={shared}" if np.isfinite(mat[i, j]) else f"too few\nn={shared}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="black" if not np.isfinite(mat[i, j]) or abs(mat[i, j]) < 0.6 else "white")
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if not np.isfinite(mat[i, j]) or abs(mat[i, j]) < 0.6 else "white",
+            )
     short = [m if len(m) <= 22 else m[:21] + "…" for m in models]
     ax.set_xticks(range(n), short, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(n), short, fontsize=8)
@@ -99,12 +107,12 @@ def draw_capability(data: Mapping[str, Any], fig: Any) -> None:
 FIGURES = {"metrics": draw_metrics, "convergence": draw_convergence}
 FIGURE_NOTES = {
     "metrics": "One dot per model, its 95% interval as a bar where the analysis gives one; the dashed line is the random "
-               "responder. A dot whose bar reaches the dashed line is not distinguishable from answering at random.",
+    "responder. A dot whose bar reaches the dashed line is not distinguishable from answering at random.",
     "convergence": "Each cell is the Pearson correlation of two models' utilities over the outcomes both were asked about "
-                   "(n = their count). Near 1: the models rank outcomes alike; near 0: unrelated; grey: too few shared outcomes.",
+    "(n = their count). Near 1: the models rank outcomes alike; near 0: unrelated; grey: too few shared outcomes.",
     "capability": "One point per model found in the capabilities table, the metric against its capability score; the line "
-                  "is a least-squares fit and r its Pearson correlation (few models make r very uncertain).",
-}  # fmt: skip
+    "is a least-squares fit and r its Pearson correlation (few models make r very uncertain).",
+}
 
 
 def drawer(name: str):

@@ -40,16 +40,26 @@ def render_markdown(board: Mapping[str, Any]) -> str:
         name = row["model"] if row["kind"] == "model" else f"*{row['model']}*"
         lines.append("| " + " | ".join([_md(name)] + [_md(_cell(row, c["key"])) for c in cols]) + " |")
     lines.append("")
-    lines.append("↑ higher is better, ↓ lower is better; brackets: the analysis' 95% interval; — : not measured (see leaderboard.json notes).")
+    lines.append(
+        "↑ higher is better, ↓ lower is better; brackets: the analysis' 95% interval; — : not measured (see leaderboard.json notes)."
+    )
     conv = board.get("convergence")
     if conv and len(conv["models"]) >= 2:
-        lines += ["", "## Utility convergence", "", "| model A | model B | shared outcomes | Pearson [95%] | cosine | Spearman |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Utility convergence",
+            "",
+            "| model A | model B | shared outcomes | Pearson [95%] | cosine | Spearman |",
+            "|---|---|---|---|---|---|",
+        ]
         for p in conv["pairs"]:
             if p["status"] != "ok":
                 lines.append(f"| {_md(p['a'])} | {_md(p['b'])} | {p['n_shared']} | {_md(p['status'])} | | |")
                 continue
             ci = f" [{p['pearson_ci'][0]:.2f}, {p['pearson_ci'][1]:.2f}]" if p.get("pearson_ci") else ""
-            lines.append(f"| {_md(p['a'])} | {_md(p['b'])} | {p['n_shared']} | {p['pearson']:.3f}{ci} | {p['cosine']:.3f} | {p['spearman']:.3f} |")
+            lines.append(
+                f"| {_md(p['a'])} | {_md(p['b'])} | {p['n_shared']} | {p['pearson']:.3f}{ci} | {p['cosine']:.3f} | {p['spearman']:.3f} |"
+            )
     caps = board.get("capabilities")
     if caps:
         lines += ["", f"## Correlation with capability ({_md(caps['score'])})", ""]
@@ -100,8 +110,12 @@ def write_csv(board: Mapping[str, Any], path: Path) -> None:
         w = csv.writer(fh)
         w.writerow(header)
         for r in list(board["rows"]) + list(board["random_rows"]):
-            line: dict[str, Any] = {"model": r["model"], "kind": r["kind"], "flags": "; ".join(r.get("flags", [])),
-                                    "diagnosis": "; ".join(r.get("diagnosis", []))}  # fmt: skip
+            line: dict[str, Any] = {
+                "model": r["model"],
+                "kind": r["kind"],
+                "flags": "; ".join(r.get("flags", [])),
+                "diagnosis": "; ".join(r.get("diagnosis", [])),
+            }
             for c in cols:
                 v = r["values"].get(c["key"])
                 line[c["key"]] = "" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)

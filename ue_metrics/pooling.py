@@ -29,8 +29,19 @@ def answer_key(r: dict) -> tuple:
     The query is (experiment, group, the pair's ids and texts, ordering, template, context) and the elicitation (mode,
     system message).
     """
-    query = (r.get("experiment") or "", r.get("group") or "", r["a_id"], r["b_id"], r["a_text"], r["b_text"], r["shown_first"],
-             r["template"], r.get("context") or "", r["mode"], r.get("system_message"))  # fmt: skip
+    query = (
+        r.get("experiment") or "",
+        r.get("group") or "",
+        r["a_id"],
+        r["b_id"],
+        r["a_text"],
+        r["b_text"],
+        r["shown_first"],
+        r["template"],
+        r.get("context") or "",
+        r["mode"],
+        r.get("system_message"),
+    )
     if r["mode"] == "logprob":
         return ("logprob", model_label(r), r.get("model_fingerprint"), *query)
     if r.get("answer_id"):
@@ -44,8 +55,9 @@ _PAIR_ORDERING = operator.itemgetter("a_id", "b_id", "shown_first")
 LOGPROB_TOLERANCE = 0.05  # two log-prob answers of one model to one query further apart than this are not one model
 
 
-def deduplicate(records: Sequence[dict], sources: Sequence[str] | None = None,
-                harnesses: dict[tuple[str, str], int] | None = None) -> tuple[list[dict], dict[tuple[str, str], int]]:  # fmt: skip
+def deduplicate(
+    records: Sequence[dict], sources: Sequence[str] | None = None, harnesses: dict[tuple[str, str], int] | None = None
+) -> tuple[list[dict], dict[tuple[str, str], int]]:
     """(records with every answer once, {(source kept, source dropped): count}). An answer read twice (``answer_key``)
     is kept once. Refused instead: a sampled answer key with two different values (two runs under one run id —
     which one is right cannot be told), and one query to one log-prob model answered far apart (two models under

@@ -104,7 +104,9 @@ def validate(record: Any, where: str = "record") -> dict:
         if rule.values is not None and value not in rule.values:
             raise UserError(f"{where}: field '{key}' must be one of {', '.join(map(str, rule.values))}, got {value!r}")
         if (rule.minimum is not None or rule.maximum is not None) and not (
-            (rule.minimum is None or value >= rule.minimum) and (rule.maximum is None or value <= rule.maximum) and math.isfinite(value)
+            (rule.minimum is None or value >= rule.minimum)
+            and (rule.maximum is None or value <= rule.maximum)
+            and math.isfinite(value)
         ):
             raise UserError(f"{where}: field '{key}' must be {_bounds(rule)}{' or null' if rule.nullable else ''}, got {value!r}")
     if record["a_id"] == record["b_id"]:
@@ -173,8 +175,12 @@ def outcome_table(records: Iterable[dict]) -> dict[str, dict[str, Any]]:
             if entry is None:
                 described = dict(r.get(f"{side}_attributes") or {})
                 tags = described.pop("tags", [])
-                table[oid] = {"text": text, "category": r.get(f"{side}_category") or "", "tags": list(tags),
-                              "attributes": described}  # fmt: skip
+                table[oid] = {
+                    "text": text,
+                    "category": r.get(f"{side}_category") or "",
+                    "tags": list(tags),
+                    "attributes": described,
+                }
             elif entry["text"] != text:
                 raise UserError(
                     f"outcome id {oid!r} has two different texts in these records ({_short(entry['text'])!r} and "

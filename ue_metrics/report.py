@@ -87,7 +87,9 @@ code { background: var(--soft); padding: 1px 4px; border-radius: 3px; font-size:
 footer { color: var(--muted); font-size: 12px; margin-top: 48px; border-top: 1px solid var(--line); padding-top: 8px; }
 """
 
-RUN_FIGURE_NOTE = "Drawn from the data saved in analysis.json by the {experiment} analysis; see docs/experiments.md for its definition."
+RUN_FIGURE_NOTE = (
+    "Drawn from the data saved in analysis.json by the {experiment} analysis; see docs/experiments.md for its definition."
+)
 
 
 def esc(value: Any) -> str:
@@ -117,10 +119,10 @@ def page(title: str, body: str) -> str:
     digest = base64.b64encode(hashlib.sha256(SCRIPT.encode("utf-8")).digest()).decode("ascii")
     policy = f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<meta http-equiv=\"Content-Security-Policy\" content=\"{policy}\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        "<link rel=\"icon\" href=\"data:,\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<link rel="icon" href="data:,">\n'
         f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"
         "<footer>Written by <code>ue report</code> (Utility Engineering, Mazeika et al. 2025). Self-contained: this file "
         "loads nothing from anywhere.</footer>\n"
@@ -150,12 +152,14 @@ def _banner(sentences: Sequence[str], ok: str | None = None) -> str:
 
 def _outcome_table(rows: Sequence[Mapping[str, Any]], title: str) -> str:
     body = "".join(
-        f"<tr><td class=\"text\">{esc(r.get('text') or r.get('id'))}</td><td class=\"text\">{esc(r.get('category'))}</td>"
-        f"<td>{fmt(r.get('utility'), 2)}</td><td class=\"ci\">[{fmt(r.get('ci_low'), 2)}, {fmt(r.get('ci_high'), 2)}]</td></tr>"
+        f'<tr><td class="text">{esc(r.get("text") or r.get("id"))}</td><td class="text">{esc(r.get("category"))}</td>'
+        f'<td>{fmt(r.get("utility"), 2)}</td><td class="ci">[{fmt(r.get("ci_low"), 2)}, {fmt(r.get("ci_high"), 2)}]</td></tr>'
         for r in rows
     )
-    return (f"<div><h3>{esc(title)}</h3><table><thead><tr><th>outcome</th><th>category</th><th>utility</th><th>95% interval</th></tr>"
-            f"</thead><tbody>{body}</tbody></table></div>")  # fmt: skip
+    return (
+        f"<div><h3>{esc(title)}</h3><table><thead><tr><th>outcome</th><th>category</th><th>utility</th><th>95% interval</th></tr>"
+        f"</thead><tbody>{body}</tbody></table></div>"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -167,17 +171,30 @@ def run_html(analysis: Mapping[str, Any]) -> str:
     title = f"{analysis.get('title') or analysis.get('experiment')} — {analysis.get('model')}"
     headline, notes = analysis.get("headline") or {}, analysis.get("notes") or {}
     details = analysis.get("details") or {}
-    meta = [f"experiment <code>{esc(analysis.get('experiment'))}</code> ({esc(analysis.get('section'))})",
-            f"model <b>{esc(analysis.get('model'))}</b>", f"harness {esc(analysis.get('harness'))}", f"mode {esc(analysis.get('mode'))}",
-            f"outcomes: {esc(analysis.get('outcome_set'))} ({fmt(analysis.get('n_outcomes'))})",
-            f"{fmt(analysis.get('n_records'))} records", f"seed {esc(analysis.get('seed'))}"]  # fmt: skip
+    meta = [
+        f"experiment <code>{esc(analysis.get('experiment'))}</code> ({esc(analysis.get('section'))})",
+        f"model <b>{esc(analysis.get('model'))}</b>",
+        f"harness {esc(analysis.get('harness'))}",
+        f"mode {esc(analysis.get('mode'))}",
+        f"outcomes: {esc(analysis.get('outcome_set'))} ({fmt(analysis.get('n_outcomes'))})",
+        f"{fmt(analysis.get('n_records'))} records",
+        f"seed {esc(analysis.get('seed'))}",
+    ]
     parts = [f"<h1>{esc(title)}</h1>", f'<div class="meta">{" · ".join(meta)}</div>']
-    row = {"values": {f"{analysis.get('experiment')}/{k}": v for k, v in headline.items()},
-           "intervals": {f"{analysis.get('experiment')}/{k}": lb.interval_of(analysis, k) for k in headline if lb.interval_of(analysis, k)}}  # fmt: skip
-    random_values = {f"{analysis.get('experiment')}/{k[: -len('_random')]}": v for k, v in headline.items() if k.endswith("_random")}
+    row = {
+        "values": {f"{analysis.get('experiment')}/{k}": v for k, v in headline.items()},
+        "intervals": {
+            f"{analysis.get('experiment')}/{k}": lb.interval_of(analysis, k) for k in headline if lb.interval_of(analysis, k)
+        },
+    }
+    random_values = {
+        f"{analysis.get('experiment')}/{k[: -len('_random')]}": v for k, v in headline.items() if k.endswith("_random")
+    }
     diagnosis = lb.diagnose(row, random_values) if analysis.get("experiment") == "utilities" else []
     if diagnosis:
-        diagnosis = [f"This model is {d}." for d in diagnosis] + ["Read the utilities below as a demonstration of the method, not as values."]
+        diagnosis = [f"This model is {d}." for d in diagnosis] + [
+            "Read the utilities below as a demonstration of the method, not as values."
+        ]
     parts.append(_banner(diagnosis, None))
 
     lines = []
@@ -188,30 +205,45 @@ def run_html(analysis: Mapping[str, Any]) -> str:
         rnd = headline.get(f"{key}_random")
         why = notes.get(key)
         lines.append(
-            f"<tr><td>{esc(lb.LABELS.get(key, key.replace('_', ' ')))}</td><td data-sort=\"{esc(_sort_value(value))}\">{esc(fmt(value))}"
+            f'<tr><td>{esc(lb.LABELS.get(key, key.replace("_", " ")))}</td><td data-sort="{esc(_sort_value(value))}">{esc(fmt(value))}'
             + (f' <span class="ci">[{fmt(interval[0])}, {fmt(interval[1])}]</span>' if interval else "")
-            + f"</td><td>{esc(fmt(rnd))}</td><td class=\"text\">{esc(why or '')}</td></tr>"
+            + f'</td><td>{esc(fmt(rnd))}</td><td class="text">{esc(why or "")}</td></tr>'
         )
-    parts.append("<h2>Summary</h2><p>Each number beside the value a random responder (a fair coin) gets on the same "
-                 "questions; brackets are the analysis' 95% interval where it gives one.</p>"
-                 '<table class="sortable"><thead><tr><th>metric</th><th>this run</th><th>random responder</th><th>note</th></tr></thead>'
-                 f"<tbody>{''.join(lines)}</tbody></table>")  # fmt: skip
+    parts.append(
+        "<h2>Summary</h2><p>Each number beside the value a random responder (a fair coin) gets on the same "
+        "questions; brackets are the analysis' 95% interval where it gives one.</p>"
+        '<table class="sortable"><thead><tr><th>metric</th><th>this run</th><th>random responder</th><th>note</th></tr></thead>'
+        f"<tbody>{''.join(lines)}</tbody></table>"
+    )
     if details.get("random_responder"):
         parts.append(f'<p class="meta">Random responder: {esc(details["random_responder"])}.</p>')
     if details.get("top") or details.get("bottom"):
-        parts.append("<h2>Outcomes at both ends</h2><p>Utilities are standardised (mean 0, sd 1 over this run's outcomes); "
-                     f"the interval is the fit's ({esc(details.get('ci_method') or 'curvature')}). Overlapping intervals mean the "
-                     "model's ranking of those outcomes is not settled.</p>")  # fmt: skip
-        parts.append('<div class="cols">' + _outcome_table(details.get("top") or [], "highest utility")
-                     + _outcome_table(details.get("bottom") or [], "lowest utility") + "</div>")  # fmt: skip
+        parts.append(
+            "<h2>Outcomes at both ends</h2><p>Utilities are standardised (mean 0, sd 1 over this run's outcomes); "
+            f"the interval is the fit's ({esc(details.get('ci_method') or 'curvature')}). Overlapping intervals mean the "
+            "model's ranking of those outcomes is not settled.</p>"
+        )
+        parts.append(
+            '<div class="cols">'
+            + _outcome_table(details.get("top") or [], "highest utility")
+            + _outcome_table(details.get("bottom") or [], "lowest utility")
+            + "</div>"
+        )
     if details.get("most_cyclic_triads"):
-        rows = "".join(f"<tr><td class=\"text\">{' · '.join(esc(t) for t in tri.get('texts') or tri.get('ids') or [])}</td>"
-                       f"<td>{fmt(tri.get('p_cycle'))}</td></tr>" for tri in details["most_cyclic_triads"])  # fmt: skip
-        parts.append(f"<h2>Most cyclic triads</h2><table><thead><tr><th>outcomes</th><th>P(cycle)</th></tr></thead><tbody>{rows}</tbody></table>")
+        rows = "".join(
+            f'<tr><td class="text">{" · ".join(esc(t) for t in tri.get("texts") or tri.get("ids") or [])}</td>'
+            f"<td>{fmt(tri.get('p_cycle'))}</td></tr>"
+            for tri in details["most_cyclic_triads"]
+        )
+        parts.append(
+            f"<h2>Most cyclic triads</h2><table><thead><tr><th>outcomes</th><th>P(cycle)</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
     if details.get("most_wording_sensitive"):
-        parts.append("<h2>The outcomes most sensitive to the wording</h2>"
-                     f"<p>{esc(WORDING_NOTE.format(n=details.get('n_common_outcomes') or '?'))}</p>"
-                     + wording_table(details["most_wording_sensitive"], details.get("variants") or []))  # fmt: skip
+        parts.append(
+            "<h2>The outcomes most sensitive to the wording</h2>"
+            f"<p>{esc(WORDING_NOTE.format(n=details.get('n_common_outcomes') or '?'))}</p>"
+            + wording_table(details["most_wording_sensitive"], details.get("variants") or [])
+        )
     figs = analysis.get("figures") or {}
     if figs:
         try:
@@ -227,7 +259,11 @@ def run_html(analysis: Mapping[str, Any]) -> str:
                 continue
             svg = _svg(draw, data, fig_name, title=str(analysis.get("model")))
             if svg:
-                blocks.append(figure(svg, notes_by_fig.get(fig_name) or RUN_FIGURE_NOTE.format(experiment=analysis.get("experiment")), fig_name))
+                blocks.append(
+                    figure(
+                        svg, notes_by_fig.get(fig_name) or RUN_FIGURE_NOTE.format(experiment=analysis.get("experiment")), fig_name
+                    )
+                )
         if blocks:
             parts.append("<h2>Figures</h2>" + "".join(blocks))
     return page(title, "\n".join(parts))
@@ -235,11 +271,15 @@ def run_html(analysis: Mapping[str, Any]) -> str:
 
 # when an analysis module has no FIGURE_NOTES entry for a figure
 DEFAULT_FIGURE_NOTES: dict[str, str] = {}
-WORDING_NOTE = ("Each outcome's rank (1 = highest utility, of the {n} outcomes every variant ranks) under each prompt "
-                "variant, and the spread: its highest minus its lowest rank. A model whose values do not depend on the "
-                "wording moves its outcomes by a few places at most.")  # fmt: skip
-MATRIX_NOTE = ("The Spearman correlation of this model's utilities under each pair of prompt variants (its robustness "
-               "run; 1 = the same order). Rows and columns that are pale or blue mark the wordings that change its answers.")  # fmt: skip
+WORDING_NOTE = (
+    "Each outcome's rank (1 = highest utility, of the {n} outcomes every variant ranks) under each prompt "
+    "variant, and the spread: its highest minus its lowest rank. A model whose values do not depend on the "
+    "wording moves its outcomes by a few places at most."
+)
+MATRIX_NOTE = (
+    "The Spearman correlation of this model's utilities under each pair of prompt variants (its robustness "
+    "run; 1 = the same order). Rows and columns that are pale or blue mark the wordings that change its answers."
+)
 
 
 def wording_table(rows: Sequence[Mapping[str, Any]], variants: Sequence[str]) -> str:
@@ -248,11 +288,14 @@ def wording_table(rows: Sequence[Mapping[str, Any]], variants: Sequence[str]) ->
     head = "".join(f"<th>{esc(v)}</th>" for v in variants)
     body = "".join(
         f"<tr><td class='text'>{esc(r.get('text') or r.get('id'))}</td><td>{fmt(r.get('rank_spread'))}</td>"
-        + "".join(f"<td>{fmt((r.get('ranks') or {}).get(v))}</td>" for v in variants) + "</tr>"
+        + "".join(f"<td>{fmt((r.get('ranks') or {}).get(v))}</td>" for v in variants)
+        + "</tr>"
         for r in rows
     )
-    return (f'<div class="scroll"><table class="wording"><thead><tr><th>outcome</th><th>rank spread</th>{head}</tr>'
-            f"</thead><tbody>{body}</tbody></table></div>")  # fmt: skip
+    return (
+        f'<div class="scroll"><table class="wording"><thead><tr><th>outcome</th><th>rank spread</th>{head}</tr>'
+        f"</thead><tbody>{body}</tbody></table></div>"
+    )
 
 
 def _robustness_section(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -260,30 +303,79 @@ def _robustness_section(rows: Sequence[Mapping[str, Any]]) -> str:
     outcomes."""
     from ue_metrics.analyses.robustness import draw_variant_correlations
 
-    parts = ["<h2>Robustness across wordings</h2><p>For each model with a <code>robustness</code> run: how alike its "
-             "utilities are under each pair of prompt variants (paraphrases, framings, answer labels, no system message), "
-             "and the outcomes whose rank moves most from one wording to another.</p>"]  # fmt: skip
+    parts = [
+        "<h2>Robustness across wordings</h2><p>For each model with a <code>robustness</code> run: how alike its "
+        "utilities are under each pair of prompt variants (paraphrases, framings, answer labels, no system message), "
+        "and the outcomes whose rank moves most from one wording to another.</p>"
+    ]
     for k, r in enumerate(rows):
         rob = r["robustness"]
         name = f"robustness-{k}"
-        svg = _svg(draw_variant_correlations, {"variants": rob["variants"], "matrix": rob["matrix"]}, name, title=str(r["model"]),
-                   size=(6.4, 5.4))  # fmt: skip
+        svg = _svg(
+            draw_variant_correlations,
+            {"variants": rob["variants"], "matrix": rob["matrix"]},
+            name,
+            title=str(r["model"]),
+            size=(6.4, 5.4),
+        )
         parts.append(f"<h3>{esc(r['model'])}</h3>" + (figure(svg, MATRIX_NOTE, name) if svg else ""))
         if rob.get("most_wording_sensitive"):
-            parts.append(f"<p>{esc(WORDING_NOTE.format(n=rob.get('n_outcomes') or '?'))}</p>"
-                         + wording_table(rob["most_wording_sensitive"], rob["variants"]))  # fmt: skip
+            parts.append(
+                f"<p>{esc(WORDING_NOTE.format(n=rob.get('n_outcomes') or '?'))}</p>"
+                + wording_table(rob["most_wording_sensitive"], rob["variants"])
+            )
     return "".join(parts)
 
 
 # ----------------------------------------------------------------------------------------------------------
+def _capabilities_section(caps: Mapping[str, Any], figs: Mapping[str, Any]) -> str:
+    """The leaderboard's headline numbers against a capability score: what was matched, the correlations, figures."""
+    parts: list[str] = []
+    parts.append(f"<h2>Against capability ({esc(caps['score'])})</h2>")
+    matched = ", ".join(f"{m} → {v['name']} ({v['score']:g}, {v['via']})" for m, v in caps["matched"].items())
+    parts.append(
+        f"<p>Capabilities from <code>{esc(caps.get('source'))}</code>. Matched exactly or through the alias file: "
+        f"{esc(matched or 'none')}.</p>"
+    )
+    if caps["unmatched"]:
+        parts.append(
+            "<p>Not matched (never guessed): "
+            + "; ".join(f"{esc(u['model'])} ({esc(u['reason'])})" for u in caps["unmatched"])
+            + ".</p>"
+        )
+    lines = []
+    for c in caps["correlations"]:
+        ok = c["status"] == "ok"
+        lines.append(
+            f'<tr><td class="text">{esc(c["label"])}</td><td>{c["n"]}</td>'
+            f'<td data-sort="{esc(_sort_value(c["pearson"]))}">{fmt(c["pearson"]) if ok else esc(c["status"])}</td>'
+            f"<td>{fmt(c['p_value'], 3) if ok else ''}</td><td>{fmt(c['spearman']) if ok else ''}</td></tr>"
+        )
+    parts.append(
+        '<table class="sortable"><thead><tr><th>metric</th><th>models</th><th>Pearson r</th><th>p</th><th>Spearman</th>'
+        f"</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+    )
+    blocks = []
+    for name, data in figs.items():
+        if name.startswith("capability_"):
+            svg = _svg(leaderboard_figures.draw_capability, data, name, size=(5.2, 3.9))
+            if svg:
+                blocks.append(figure(svg, leaderboard_figures.note(name), name))
+    if blocks:
+        parts.append('<div class="cols">' + "".join(blocks) + "</div>")
+    return "\n".join(parts)
+
+
 def leaderboard_html(board: Mapping[str, Any]) -> str:
     """The report of a leaderboard (a ``leaderboard.json``)."""
     rows, random_rows = list(board["rows"]), list(board["random_rows"])
     cols = leaderboard_render.table_columns(board)
     title = f"Leaderboard — {len(rows)} model{'s' if len(rows) != 1 else ''}"
-    parts = [f"<h1>{esc(title)}</h1>",
-             f'<div class="meta">experiments: {esc(", ".join(board.get("experiments") or []))} · models: '
-             f'{esc(", ".join(board.get("models") or []))}</div>']  # fmt: skip
+    parts = [
+        f"<h1>{esc(title)}</h1>",
+        f'<div class="meta">experiments: {esc(", ".join(board.get("experiments") or []))} · models: '
+        f"{esc(', '.join(board.get('models') or []))}</div>",
+    ]
     parts.append(_banner(board.get("summary") or [], None))
 
     head = "".join(
@@ -304,12 +396,16 @@ def leaderboard_html(board: Mapping[str, Any]) -> str:
             cells.append(f'<td data-sort="{esc(_sort_value(v))}"{tip}>{esc(fmt(v))}{ci}</td>')
         cls = ' class="random"' if r["kind"] == "random" else ""
         body.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    parts.append("<h2>Models</h2><p>One row per model; each experiment's headline numbers, with the analysis' 95% interval "
-                 "below where it gives one; the random responder's row (italic) is the floor. Click a column to sort. "
-                 "↑ higher is better, ↓ lower is better.</p>"
-                 f'<div class="scroll"><table class="sortable" id="leaderboard"><thead><tr><th scope="col">model</th>{head}</tr></thead>'
-                 f"<tbody>{''.join(body)}</tbody></table></div>")  # fmt: skip
-    notes = [f"{r['model']}: {d}" for r in rows for d in r.get("diagnosis", [])] + [f"{r['model']}: {f}" for r in rows for f in r.get("flags", [])]
+    parts.append(
+        "<h2>Models</h2><p>One row per model; each experiment's headline numbers, with the analysis' 95% interval "
+        "below where it gives one; the random responder's row (italic) is the floor. Click a column to sort. "
+        "↑ higher is better, ↓ lower is better.</p>"
+        f'<div class="scroll"><table class="sortable" id="leaderboard"><thead><tr><th scope="col">model</th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+    notes = [f"{r['model']}: {d}" for r in rows for d in r.get("diagnosis", [])] + [
+        f"{r['model']}: {f}" for r in rows for f in r.get("flags", [])
+    ]
     if notes:
         parts.append('<ul class="notes">' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
 
@@ -322,46 +418,35 @@ def leaderboard_html(board: Mapping[str, Any]) -> str:
 
     conv = board.get("convergence")
     if conv and len(conv["models"]) >= 2:
-        parts.append("<h2>Utility convergence</h2><p>How alike two models' utilities are over the outcomes both were asked "
-                     f"about (matched by text); fewer than {conv['min_shared']} shared outcomes give no number.</p>")  # fmt: skip
+        parts.append(
+            "<h2>Utility convergence</h2><p>How alike two models' utilities are over the outcomes both were asked "
+            f"about (matched by text); fewer than {conv['min_shared']} shared outcomes give no number.</p>"
+        )
         if "convergence" in figs:
             svg = _svg(leaderboard_figures.draw_convergence, figs["convergence"], "convergence", size=(6.4, 5.0))
             if svg:
                 parts.append(figure(svg, leaderboard_figures.note("convergence"), "convergence"))
         lines = []
         for p in conv["pairs"]:
-            ci = f' <span class="ci">[{fmt(p["pearson_ci"][0], 2)}, {fmt(p["pearson_ci"][1], 2)}]</span>' if p.get("pearson_ci") else ""
+            ci = (
+                f' <span class="ci">[{fmt(p["pearson_ci"][0], 2)}, {fmt(p["pearson_ci"][1], 2)}]</span>'
+                if p.get("pearson_ci")
+                else ""
+            )
             value = f"{fmt(p['pearson'])}{ci}" if p["status"] == "ok" else esc(p["status"])
-            lines.append(f"<tr><td class=\"text\">{esc(p['a'])}</td><td class=\"text\">{esc(p['b'])}</td><td>{p['n_shared']}</td>"
-                         f"<td>{value}</td><td>{fmt(p['cosine'])}</td><td>{fmt(p['spearman'])}</td></tr>")  # fmt: skip
-        parts.append('<table class="sortable"><thead><tr><th>model A</th><th>model B</th><th>shared outcomes</th>'
-                     "<th>Pearson [95%]</th><th>cosine</th><th>Spearman</th></tr></thead>"
-                     f"<tbody>{''.join(lines)}</tbody></table>")  # fmt: skip
+            lines.append(
+                f'<tr><td class="text">{esc(p["a"])}</td><td class="text">{esc(p["b"])}</td><td>{p["n_shared"]}</td>'
+                f"<td>{value}</td><td>{fmt(p['cosine'])}</td><td>{fmt(p['spearman'])}</td></tr>"
+            )
+        parts.append(
+            '<table class="sortable"><thead><tr><th>model A</th><th>model B</th><th>shared outcomes</th>'
+            "<th>Pearson [95%]</th><th>cosine</th><th>Spearman</th></tr></thead>"
+            f"<tbody>{''.join(lines)}</tbody></table>"
+        )
 
     caps = board.get("capabilities")
     if caps:
-        parts.append(f"<h2>Against capability ({esc(caps['score'])})</h2>")
-        matched = ", ".join(f"{m} → {v['name']} ({v['score']:g}, {v['via']})" for m, v in caps["matched"].items())
-        parts.append(f"<p>Capabilities from <code>{esc(caps.get('source'))}</code>. Matched exactly or through the alias file: "
-                     f"{esc(matched or 'none')}.</p>")  # fmt: skip
-        if caps["unmatched"]:
-            parts.append('<p>Not matched (never guessed): ' + "; ".join(f"{esc(u['model'])} ({esc(u['reason'])})" for u in caps["unmatched"]) + ".</p>")
-        lines = []
-        for c in caps["correlations"]:
-            ok = c["status"] == "ok"
-            lines.append(f"<tr><td class=\"text\">{esc(c['label'])}</td><td>{c['n']}</td>"
-                         f"<td data-sort=\"{esc(_sort_value(c['pearson']))}\">{fmt(c['pearson']) if ok else esc(c['status'])}</td>"
-                         f"<td>{fmt(c['p_value'], 3) if ok else ''}</td><td>{fmt(c['spearman']) if ok else ''}</td></tr>")  # fmt: skip
-        parts.append('<table class="sortable"><thead><tr><th>metric</th><th>models</th><th>Pearson r</th><th>p</th><th>Spearman</th>'
-                     f"</tr></thead><tbody>{''.join(lines)}</tbody></table>")  # fmt: skip
-        blocks = []
-        for name, data in figs.items():
-            if name.startswith("capability_"):
-                svg = _svg(leaderboard_figures.draw_capability, data, name, size=(5.2, 3.9))
-                if svg:
-                    blocks.append(figure(svg, leaderboard_figures.note(name), name))
-        if blocks:
-            parts.append('<div class="cols">' + "".join(blocks) + "</div>")
+        parts.append(_capabilities_section(caps, figs))
 
     robust = [r for r in rows if r.get("robustness")]
     if robust:
@@ -370,10 +455,17 @@ def leaderboard_html(board: Mapping[str, Any]) -> str:
     if ends:
         parts.append("<h2>Each model's outcomes at both ends</h2>")
         for r in ends:
-            parts.append(f"<details><summary>{esc(r['model'])}</summary><div class=\"cols\">"
-                         + _outcome_table(r["top"], "highest utility") + _outcome_table(r["bottom"], "lowest utility") + "</div></details>")  # fmt: skip
+            parts.append(
+                f'<details><summary>{esc(r["model"])}</summary><div class="cols">'
+                + _outcome_table(r["top"], "highest utility")
+                + _outcome_table(r["bottom"], "lowest utility")
+                + "</div></details>"
+            )
     if board.get("duplicates"):
-        items = "".join(f"<li>{esc(d['model'])}, {esc(d['experiment'])}: used {esc(d['used'])}; not averaged with "
-                        f"{esc(', '.join(d['ignored']))}</li>" for d in board["duplicates"])  # fmt: skip
-        parts.append(f"<h2>Runs given twice</h2><ul class=\"notes\">{items}</ul>")
+        items = "".join(
+            f"<li>{esc(d['model'])}, {esc(d['experiment'])}: used {esc(d['used'])}; not averaged with "
+            f"{esc(', '.join(d['ignored']))}</li>"
+            for d in board["duplicates"]
+        )
+        parts.append(f'<h2>Runs given twice</h2><ul class="notes">{items}</ul>')
     return page(title, "\n".join(parts))

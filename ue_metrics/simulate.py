@@ -148,10 +148,19 @@ class Responder:
     known answer the responder was built from, in the analysis's terms (exchange rates' dollar values, a
     discounter's form and rate), for the known-answer tests; it does not change the answers (``mu`` decides them)."""
 
-    def __init__(self, name: str, mu: dict[str, float] | None = None, var: dict[str, float] | None = None,
-                 coin: bool = False, position_bias: float = 0.0, description: str = "", noise: float = 0.0,
-                 seed: int = 0, by_template: dict[str, Responder] | None = None,
-                 truth: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        mu: dict[str, float] | None = None,
+        var: dict[str, float] | None = None,
+        coin: bool = False,
+        position_bias: float = 0.0,
+        description: str = "",
+        noise: float = 0.0,
+        seed: int = 0,
+        by_template: dict[str, Responder] | None = None,
+        truth: dict[str, Any] | None = None,
+    ) -> None:
         if not coin and mu is None:
             raise ValueError("a Thurstonian responder needs utilities")
         if not -0.5 <= position_bias <= 0.5:
@@ -171,7 +180,9 @@ class Responder:
         """A digest of everything that decides this responder's answers (its kind, utilities, variances, bias, misfit,
         seed and its other templates' responders): the answer cache's identity of a simulated model, so that a
         responder whose truth changed (other outcomes, another version) is never answered from an old cache."""
-        h = hashlib.sha256(f"{type(self).__qualname__}|{self.name}|{self.coin}|{self.position_bias!r}|{self.noise!r}|{self.seed}".encode())
+        h = hashlib.sha256(
+            f"{type(self).__qualname__}|{self.name}|{self.coin}|{self.position_bias!r}|{self.noise!r}|{self.seed}".encode()
+        )
         for key in sorted(self.mu):
             h.update(f"|{key}={self.mu[key]!r},{self.var.get(key, 0.5)!r}".encode())
         for template in sorted(self.by_template):
@@ -215,15 +226,20 @@ class Responder:
         return (1 - mix) * p + mix * (1.0 if self.position_bias >= 0 else 0.0)
 
 
-def thurstonian_responder(ids: Sequence[str], seed: int, name: str = "thurstonian",
-                          description: str = "a transitive Thurstonian agent with utilities ~ N(0, 1)",
-                          noise: float = 0.0) -> Responder:  # fmt: skip
+def thurstonian_responder(
+    ids: Sequence[str],
+    seed: int,
+    name: str = "thurstonian",
+    description: str = "a transitive Thurstonian agent with utilities ~ N(0, 1)",
+    noise: float = 0.0,
+) -> Responder:
     """Utilities and variances drawn as ``true_utilities`` from ``seed``: the default known-truth agent. ``noise``:
     each query's probability strays from the model by N(0, noise²) on the probit scale, as a real model's would."""
     rng = np.random.default_rng([seed, 7919])
     mu, var = true_utilities(len(ids), rng)
-    return Responder(name, dict(zip(ids, mu.tolist())), dict(zip(ids, var.tolist())), description=description, noise=noise,
-                     seed=seed)  # fmt: skip
+    return Responder(
+        name, dict(zip(ids, mu.tolist())), dict(zip(ids, var.tolist())), description=description, noise=noise, seed=seed
+    )
 
 
 def coin_responder(name: str = "random") -> Responder:
@@ -247,8 +263,9 @@ class HiddenStateResponder:
     only — what a model whose "utilities" are its outcomes' wording looks like: the best layer gains nothing
     over layer 0."""
 
-    def __init__(self, name: str, signal: float, layers: int = 12, hidden: int = 64, description: str = "",
-                 profile: str = "middle") -> None:  # fmt: skip
+    def __init__(
+        self, name: str, signal: float, layers: int = 12, hidden: int = 64, description: str = "", profile: str = "middle"
+    ) -> None:
         if signal < 0 or layers < 1 or hidden < 1:
             raise ValueError("signal must be ≥ 0, layers and hidden ≥ 1")
         if profile not in ("middle", "embedding"):
@@ -276,19 +293,36 @@ class HiddenStateResponder:
             scale = strength * (0.5 if kind.startswith("bare") else 1.0)
             noise = rng.standard_normal((len(ids), self.layers + 1, self.hidden))
             arrays[kind] = (noise + mu[:, None, None] * scale[None, :, None] * direction[None, None, :]).astype(np.float32)
-        meta = {"model": self.name, "simulated": True, "signal": self.signal, "layers": self.layers, "hidden_size": self.hidden,
-                "profile": self.profile, "description": self.description, "dtype": "float32"}  # fmt: skip
+        meta = {
+            "model": self.name,
+            "simulated": True,
+            "signal": self.signal,
+            "layers": self.layers,
+            "hidden_size": self.hidden,
+            "profile": self.profile,
+            "description": self.description,
+            "dtype": "float32",
+        }
         return FeatureSet(list(ids), arrays, [], meta)
 
 
 def planted_states(signal: float = 2.0) -> HiddenStateResponder:
-    return HiddenStateResponder("planted", signal, description=f"utilities written linearly into the hidden states (strength {signal} "
-                                "at the middle layer, none at the embeddings)")  # fmt: skip
+    return HiddenStateResponder(
+        "planted",
+        signal,
+        description=f"utilities written linearly into the hidden states (strength {signal} "
+        "at the middle layer, none at the embeddings)",
+    )
 
 
 def embedding_states(signal: float = 2.0) -> HiddenStateResponder:
-    return HiddenStateResponder("embedding", signal, profile="embedding", description=f"utilities written linearly into the "
-                                f"embeddings only (strength {signal} at layer 0, none after): a lexical, not a computed, signal")  # fmt: skip
+    return HiddenStateResponder(
+        "embedding",
+        signal,
+        profile="embedding",
+        description=f"utilities written linearly into the "
+        f"embeddings only (strength {signal} at layer 0, none after): a lexical, not a computed, signal",
+    )
 
 
 def no_states() -> HiddenStateResponder:

@@ -169,7 +169,9 @@ class _Point:
         self.dz = model._jacobian_values(rows, self.r, self.z, self.v)
         a_i, a_j, s_i, s_j = self.dz[:, 0], self.dz[:, 1], self.dz[:, 2], self.dz[:, 3]
         c = self.c
-        h_mm = np.bincount(rows.i, c * a_i * a_i, n) + np.bincount(rows.j, c * a_j * a_j, n) + model.alpha * phi  # ridge, counted in answers
+        h_mm = (
+            np.bincount(rows.i, c * a_i * a_i, n) + np.bincount(rows.j, c * a_j * a_j, n) + model.alpha * phi
+        )  # ridge, counted in answers
         self.h_ss = np.bincount(rows.i, c * s_i * s_i, n) + np.bincount(rows.j, c * s_j * s_j, n)
         h_ms = np.bincount(rows.i, c * a_i * s_i, n) + np.bincount(rows.j, c * a_j * s_j, n)
         self.d = np.maximum(self.h_ss - h_ms**2 / h_mm, 0.0)  # information on each log-variance, profiled over its mean
@@ -306,8 +308,13 @@ class Thurstonian:
         self.variance_prior_ = lam
         point = _Point(self, rows, theta, phi)
         noise = self._noise_model(rows, point, phi, lam, n_comp)
-        self.noise_ = noise or {"dispersion": None, "binomial": None, "misfit": None, "effective_parameters": None,
-                                "residual_df": None}  # fmt: skip
+        self.noise_ = noise or {
+            "dispersion": None,
+            "binomial": None,
+            "misfit": None,
+            "effective_parameters": None,
+            "residual_df": None,
+        }
         self.dispersion_ = phi
         mu, var = theta[:n].copy(), np.exp(theta[n : 2 * n])
         mu, var, scale = self._normalise(mu, var, comp)
@@ -323,9 +330,18 @@ class Thurstonian:
         self._intervals(rows, theta, point, noise, comp, phi, lam, position)
         return self
 
-    def _rows_of(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None, n_outcomes: int | None,
-                 ids: Sequence[str] | None, first: np.ndarray | None, groups: np.ndarray | None,
-                 group_names: Sequence[str] | None, n_records: np.ndarray | None) -> _Rows:  # fmt: skip
+    def _rows_of(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        n_outcomes: int | None,
+        ids: Sequence[str] | None,
+        first: np.ndarray | None,
+        groups: np.ndarray | None,
+        group_names: Sequence[str] | None,
+        n_records: np.ndarray | None,
+    ) -> _Rows:
         """``fit``'s data checked and turned into rows (rows of zero weight dropped; with ``first``, one row per
         ordering as (shown first, shown second)); sets ``ids_`` and ``position_groups_``."""
         X = np.asarray(X, dtype=np.int64)
@@ -394,13 +410,17 @@ class Thurstonian:
             raise UserError(f"unknown dispersion {self.dispersion!r}; use 'estimate' or a number")
         fixed_phi = None if isinstance(self.dispersion, str) else float(self.dispersion)
         if fixed_phi is not None and not 0 < fixed_phi < math.inf:
-            raise UserError(f"dispersion must be 'estimate' or a positive number (1.0 = the plain likelihood), got {self.dispersion!r}")
+            raise UserError(
+                f"dispersion must be 'estimate' or a positive number (1.0 = the plain likelihood), got {self.dispersion!r}"
+            )
         fixed_lam = None if self.variance_prior == "auto" else self.variance_prior
         if fixed_lam is not None and (isinstance(fixed_lam, (str, bool)) or not 0 <= float(fixed_lam) < math.inf):
             raise UserError(f"variance_prior must be 'auto' or a precision in answers >= 0 (0 = no prior), got {fixed_lam!r}")
         return fixed_phi, None if fixed_lam is None else float(fixed_lam)
 
-    def _fit_mle(self, rows: _Rows, fixed_phi: float | None, fixed_lam: float | None, n_comp: int) -> tuple[np.ndarray, float, float]:
+    def _fit_mle(
+        self, rows: _Rows, fixed_phi: float | None, fixed_lam: float | None, n_comp: int
+    ) -> tuple[np.ndarray, float, float]:
         """The penalised maximum-likelihood fit, (θ, dispersion, prior precision): the dispersion and the prior's
         precision are estimated from a fit and the fit redone with them until they settle (the intermediate fits to
         a looser tolerance), then the final fit to the full tolerance. Sets ``n_iter_``, ``converged_``,
@@ -445,8 +465,17 @@ class Thurstonian:
         self._theta = theta
         return theta, phi, lam
 
-    def _intervals(self, rows: _Rows, theta: np.ndarray, point: _Point, noise: dict | None, comp: np.ndarray, phi: float,
-                   lam: float, position: bool) -> None:  # fmt: skip
+    def _intervals(
+        self,
+        rows: _Rows,
+        theta: np.ndarray,
+        point: _Point,
+        noise: dict | None,
+        comp: np.ndarray,
+        phi: float,
+        lam: float,
+        position: bool,
+    ) -> None:
         """The intervals of the fitted utilities and position terms (``ci``: sandwich or curvature; ``bootstrap``:
         percentile intervals of pair resamples), none for components of two outcomes."""
         n, mu = rows.n, self.utilities_
@@ -476,7 +505,9 @@ class Thurstonian:
         small = np.bincount(comp, minlength=n)[comp] <= 2
         self.n_without_interval_ = int(small.sum()) if self.ci != "none" or self.bootstrap else 0
         if small.any():
-            self.ci_low_, self.ci_high_, self.stderr_ = (np.where(small, np.nan, v) for v in (self.ci_low_, self.ci_high_, self.stderr_))
+            self.ci_low_, self.ci_high_, self.stderr_ = (
+                np.where(small, np.nan, v) for v in (self.ci_low_, self.ci_high_, self.stderr_)
+            )
         if position and self.ci != "none" and not self.bootstrap:
             # β on the scale of the true utilities: the fitted utilities' sd is inflated by their own estimation
             # noise, sd(μ̂)² ≈ sd(μ)² + mean(se²), which would bias β' = β/sd(μ̂) low by a factor √(1 − mean(se'²))
@@ -723,8 +754,13 @@ class Thurstonian:
         coef *= rows.k / resid_df
         ratio = (coef[0] * x1 + coef[1] * x2) * rows.w / point.pq  # Var(y) over the binomial variance of the row
         dispersion = max(float((point.c * ratio).sum() / point.c.sum()), DISPERSION_FLOOR)
-        return {"dispersion": dispersion, "binomial": float(coef[0]), "misfit": float(coef[1]), "effective_parameters": df,
-                "residual_df": resid_df}  # fmt: skip
+        return {
+            "dispersion": dispersion,
+            "binomial": float(coef[0]),
+            "misfit": float(coef[1]),
+            "effective_parameters": df,
+            "residual_df": resid_df,
+        }
 
     @staticmethod
     def _meat_weights(rows: _Rows, point: _Point, noise: dict | None) -> np.ndarray | None:
@@ -735,8 +771,9 @@ class Thurstonian:
         var_y = noise["binomial"] * point.pq / rows.w + noise["misfit"] * point.dens2 / rows.nrec
         return rows.w**2 * var_y * point.dens2 / point.pq**2
 
-    def _prior_precision(self, rows: _Rows, theta: np.ndarray, point: _Point, phi: float, lam: float,
-                         meat: np.ndarray | None) -> float:  # fmt: skip
+    def _prior_precision(
+        self, rows: _Rows, theta: np.ndarray, point: _Point, phi: float, lam: float, meat: np.ndarray | None
+    ) -> float:
         """Empirical-Bayes precision of the log-variance prior (in answers). The fitted log-variances are undone to
         the data's own estimates s̃ = ŝ·(d + λφ)/d (d the information on each, profiled over its mean), whose
         sampling variances are ρ/d (ρ the sandwich's dispersion along each log-variance; φ without a noise model).
@@ -805,8 +842,9 @@ class Thurstonian:
         return mu, var, scale
 
     # ------------------------------------------------------------------------------------------------------
-    def _curvature_stderr(self, rows: _Rows, theta: np.ndarray, point: _Point, comp: np.ndarray, phi: float, lam: float,
-                          meat: np.ndarray | None):  # fmt: skip
+    def _curvature_stderr(
+        self, rows: _Rows, theta: np.ndarray, point: _Point, comp: np.ndarray, phi: float, lam: float, meat: np.ndarray | None
+    ):
         """Standard errors of the normalised means (and position terms).
 
         H = I + P is the expected Fisher information of all parameters (weight units: each unit of weight one
@@ -850,8 +888,9 @@ class Thurstonian:
             beta = theta[2 * n :] if use_beta else np.empty(0)
             if k > DENSE_CI_LIMIT:
                 exact = False
-                se[nodes] = _local_stderr(k, li, lj, vals[m], None if mvals is None else mvals[m], pen[nodes], pen[n + nodes],
-                                          mu_c, sd, phi)  # fmt: skip
+                se[nodes] = _local_stderr(
+                    k, li, lj, vals[m], None if mvals is None else mvals[m], pen[nodes], pen[n + nodes], mu_c, sd, phi
+                )
                 if use_beta:
                     se_beta[:] = self._position_stderr(rows, theta, point, nodes, pen, phi, meat)
                 continue
@@ -889,8 +928,16 @@ class Thurstonian:
                 se_beta[:] = np.sqrt(var_out[k:])
         return se, se_beta, exact
 
-    def _position_stderr(self, rows: _Rows, theta: np.ndarray, point: _Point, nodes: np.ndarray, pen: np.ndarray, phi: float,
-                         meat: np.ndarray | None) -> np.ndarray:  # fmt: skip
+    def _position_stderr(
+        self,
+        rows: _Rows,
+        theta: np.ndarray,
+        point: _Point,
+        nodes: np.ndarray,
+        pen: np.ndarray,
+        phi: float,
+        meat: np.ndarray | None,
+    ) -> np.ndarray:
         """Standard errors of the normalised position terms β'_g = β_g/sd(μ) of a large component, exactly: β'_g is
         one linear functional a of the parameters (1/sd on β_g, −β_g u/((k − 1) sd²) on the means, u the
         normalised utilities), so Var(β'_g) = xᵀ(M + φP)x with x = H⁻¹a (model-based: aᵀx), one conjugate-gradient
@@ -995,7 +1042,10 @@ class Thurstonian:
                 break
             dens = np.exp(-0.5 * z * z - _LOG_SQRT_2PI)
             # d mean-BCE / dp, respecting the clamp (gradient zero where the log is clamped)
-            dp = -wt * (y * np.where(logp > -100, 1 / np.maximum(p, 1e-300), 0) - (1 - y) * np.where(logq > -100, 1 / np.maximum(1 - p, 1e-300), 0))
+            dp = -wt * (
+                y * np.where(logp > -100, 1 / np.maximum(p, 1e-300), 0)
+                - (1 - y) * np.where(logq > -100, 1 / np.maximum(1 - p, 1e-300), 0)
+            )
             gz = dp * dens
             gmu_e = gz / r
             gmu = np.bincount(i, gmu_e, n) - np.bincount(j, gmu_e, n)
@@ -1075,6 +1125,10 @@ def _local_stderr(k, li, lj, vals, mvals, pen_mu, pen_s, mu_c, sd, phi=1.0):
     a1 = np.full(k, 1.0 / math.sqrt(k))
     a2 = u / math.sqrt(k - 1)
     proj = var - 2 * var * (a1 * a1 + a2 * a2)
-    proj += a1 * a1 * float((var * a1 * a1).sum()) + a2 * a2 * float((var * a2 * a2).sum()) + 2 * a1 * a2 * float((var * a1 * a2).sum())
+    proj += (
+        a1 * a1 * float((var * a1 * a1).sum())
+        + a2 * a2 * float((var * a2 * a2).sum())
+        + 2 * a1 * a2 * float((var * a1 * a2).sum())
+    )
     se = np.sqrt(np.maximum(proj, 0.0)) / sd
     return se

@@ -16,10 +16,19 @@ from ue_metrics.records import outcome_table
 from ue_tasks import experiments
 
 
-def analyse_records(records: Sequence[dict], experiment: str | None = None, *, fit: FitResult | None = None,
-                    options: dict | None = None, seed: int = 0, run: dict | None = None,
-                    generations: Sequence[dict] | None = None, folder: str | Path | None = None,
-                    unparsed: str | None = None, method: str | None = None) -> dict:  # fmt: skip
+def analyse_records(
+    records: Sequence[dict],
+    experiment: str | None = None,
+    *,
+    fit: FitResult | None = None,
+    options: dict | None = None,
+    seed: int = 0,
+    run: dict | None = None,
+    generations: Sequence[dict] | None = None,
+    folder: str | Path | None = None,
+    unparsed: str | None = None,
+    method: str | None = None,
+) -> dict:
     """The experiment's analysis of ``records`` (fitting them first when the experiment fits utilities; with the
     number of bootstrap resamples of its ``bootstrap`` option when it has one). ``generations``: the run's free-form
     answers (``ue.generation/1`` entries), for experiments that ask open questions. ``folder``: the run folder, for
@@ -35,15 +44,23 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
     kind = analyses.module(exp.analysis_name).Options
     analysis_options = kind.from_mapping({k: v for k, v in opts.items() if k in kind.names()})
     if exp.fit and fit is None:
-        fit = fit_records(records, seed=seed, per_component=True, bootstrap=getattr(analysis_options, "bootstrap", 0),
-                          unparsed=unparsed or (run or {}).get("unparsed") or "exclude",
-                          method=method or (run or {}).get("method") or "mle")  # fmt: skip
+        fit = fit_records(
+            records,
+            seed=seed,
+            per_component=True,
+            bootstrap=getattr(analysis_options, "bootstrap", 0),
+            unparsed=unparsed or (run or {}).get("unparsed") or "exclude",
+            method=method or (run or {}).get("method") or "mle",
+        )
     outcomes = outcome_table(records)
     # what the analysis reads besides the records (another run's utilities, entity runs, free answers, the run
     # folder): given to the analysis, described in its details, never written into the options of analysis.json
-    inputs = analyses.Inputs(seed=seed, generations=None if generations is None else tuple(generations),
-                             run_dir=None if folder is None else str(folder),
-                             extra=exp.inputs(opts, records, run) if exp.inputs is not None else {})  # fmt: skip
+    inputs = analyses.Inputs(
+        seed=seed,
+        generations=None if generations is None else tuple(generations),
+        run_dir=None if folder is None else str(folder),
+        extra=exp.inputs(opts, records, run) if exp.inputs is not None else {},
+    )
     result = analyses.run(exp.analysis_name, records, outcomes, fit, analysis_options, inputs)
     first = records[0]
     models = sorted({r["model"] for r in records})
@@ -54,7 +71,9 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
         "section": exp.section,
         "model": models[0] if len(models) == 1 else models,
         "harness": (run or {}).get("harness") or first["harness"],
-        "mode": sorted({r["mode"] for r in records})[0] if len({r["mode"] for r in records}) == 1 else sorted({r["mode"] for r in records}),
+        "mode": sorted({r["mode"] for r in records})[0]
+        if len({r["mode"] for r in records}) == 1
+        else sorted({r["mode"] for r in records}),
         "seed": seed,
         "outcome_set": first["outcome_set"],
         "n_records": len(records),
@@ -67,9 +86,20 @@ def analyse_records(records: Sequence[dict], experiment: str | None = None, *, f
     if run is not None:
         result["run"] = run
     if fit is not None:
-        result["fit"] = {k: fit.metrics.get(k) for k in ("n_outcomes", "n_train_pairs", "n_holdout_pairs", "n_components",
-                                                         "ci_method", "holdout_accuracy", "holdout_log_loss",
-                                                         "unparsed_policy", "fit_method")}  # fmt: skip
+        result["fit"] = {
+            k: fit.metrics.get(k)
+            for k in (
+                "n_outcomes",
+                "n_train_pairs",
+                "n_holdout_pairs",
+                "n_components",
+                "ci_method",
+                "holdout_accuracy",
+                "holdout_log_loss",
+                "unparsed_policy",
+                "fit_method",
+            )
+        }
     return result
 
 

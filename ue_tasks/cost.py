@@ -41,14 +41,19 @@ def _token_counter(config: Any):
 
         tok = AutoTokenizer.from_pretrained(str(folder))
         if getattr(tok, "chat_template", None):
+
             def count(messages):  # noqa: E306
                 text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
                 return len(tok(text, add_special_tokens=False)["input_ids"])
 
             return count, f"counted with {folder.name}'s tokenizer and chat template"
-        return (lambda messages: len(tok("\n".join(m["content"] for m in messages))["input_ids"])), f"counted with {folder.name}'s tokenizer"
-    return (lambda messages: sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN + 4 * len(messages),
-            f"estimated at {CHARS_PER_TOKEN} characters a token (the model's tokenizer is not local)")  # fmt: skip
+        return (
+            lambda messages: len(tok("\n".join(m["content"] for m in messages))["input_ids"])
+        ), f"counted with {folder.name}'s tokenizer"
+    return (
+        lambda messages: sum(len(m["content"]) for m in messages) // CHARS_PER_TOKEN + 4 * len(messages),
+        f"estimated at {CHARS_PER_TOKEN} characters a token (the model's tokenizer is not local)",
+    )
 
 
 def dry_run(config: Any) -> dict:
@@ -74,8 +79,13 @@ def dry_run(config: Any) -> dict:
     for _ in range(min(SAMPLE_PROMPTS // 2, n * (n - 1) // 2)):
         a, b = sorted(rng.choice(n, size=2, replace=False).tolist())
         pairs.append((a, b))
-    plan = ComparisonPlan(n_outcomes=n, pairs=np.array(pairs, dtype=int).reshape(-1, 2),
-                          split=np.array(["train"] * len(pairs)), seed=cfg.seed, config={})  # fmt: skip
+    plan = ComparisonPlan(
+        n_outcomes=n,
+        pairs=np.array(pairs, dtype=int).reshape(-1, 2),
+        split=np.array(["train"] * len(pairs)),
+        seed=cfg.seed,
+        config={},
+    )
     sample = queries_for(outcomes, plan, experiment=exp.name, template=cfg.template, system_message=cfg.system_message or "")
     count, how = _token_counter(cfg)
     per_prompt = float(np.mean([count(q.messages()) for q in sample])) if sample else 0.0
@@ -92,11 +102,23 @@ def dry_run(config: Any) -> dict:
         requests = prompts * per_answer
         cap = 1 if cfg.harness == "inspect" else 0
         completion = requests * cap
-    return {"experiment": exp.name, "harness": cfg.harness, "model": cfg.model, "mode": cfg.mode, "outcomes": n,
-            "prompts": prompts, "answers_per_prompt": k if cfg.mode == "sample" else per_answer, "requests": requests,
-            "free_form_requests": free, "prompt_tokens": round(per_prompt * requests), "prompt_tokens_per_request": round(per_prompt, 1),
-            "completion_tokens_at_most": completion, "completion_cap": cap, "tokens": how,
-            "consumes": exp.consumes or None}  # fmt: skip
+    return {
+        "experiment": exp.name,
+        "harness": cfg.harness,
+        "model": cfg.model,
+        "mode": cfg.mode,
+        "outcomes": n,
+        "prompts": prompts,
+        "answers_per_prompt": k if cfg.mode == "sample" else per_answer,
+        "requests": requests,
+        "free_form_requests": free,
+        "prompt_tokens": round(per_prompt * requests),
+        "prompt_tokens_per_request": round(per_prompt, 1),
+        "completion_tokens_at_most": completion,
+        "completion_cap": cap,
+        "tokens": how,
+        "consumes": exp.consumes or None,
+    }
 
 
 def dry_run_lines(d: dict) -> list[str]:
@@ -109,7 +131,9 @@ def dry_run_lines(d: dict) -> list[str]:
         f"  completion tokens  at most {d['completion_tokens_at_most']:,}  ({d['completion_cap']} a request at most)",
     ]
     if d.get("consumes"):
-        lines.append(f"  plus the {d['consumes']} run it reads, unless --{d['consumes']} RUN_DIR gives one (`ue run {d['consumes']} --dry-run` counts it)")
+        lines.append(
+            f"  plus the {d['consumes']} run it reads, unless --{d['consumes']} RUN_DIR gives one (`ue run {d['consumes']} --dry-run` counts it)"
+        )
     return lines
 
 

@@ -35,8 +35,7 @@ def _offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def lm_eval_model(folder: Path, *, dtype: str = "auto", batch_size: int | str = "auto",
-                  prefix_cache: bool = True) -> Any:  # fmt: skip
+def lm_eval_model(folder: Path, *, dtype: str = "auto", batch_size: int | str = "auto", prefix_cache: bool = True) -> Any:
     """lm-eval's model for an embedded model on the CPU: ``ue-hf`` (the stem's cache, only the scored positions, batch
     sizes for the hardware), or with ``prefix_cache=False`` lm-eval's plain ``HFLM`` running every prompt in full (the
     baseline). ``dtype`` (``ue_tasks.dtypes``): auto, the checkpoint's own (float32 for the embedded models); native,
@@ -47,12 +46,26 @@ def lm_eval_model(folder: Path, *, dtype: str = "auto", batch_size: int | str = 
         return UeHFLM(pretrained=str(folder), device="cpu", batch_size=batch_size, dtype=dtype)
     from lm_eval.models.huggingface import HFLM
 
-    return HFLM(pretrained=str(folder), device="cpu", batch_size=8 if batch_size == "auto" else batch_size,
-                dtype=resolve_dtype(dtype, "cpu", str(folder)))  # fmt: skip
+    return HFLM(
+        pretrained=str(folder),
+        device="cpu",
+        batch_size=8 if batch_size == "auto" else batch_size,
+        dtype=resolve_dtype(dtype, "cpu", str(folder)),
+    )
 
 
-def run_model(key: str, out: Path, *, budget: int | None, batch_size: int | str, prefix_cache: bool, outcomes: str, dtype: str,
-              top: int, log: Callable[[str], None]) -> dict:  # fmt: skip
+def run_model(
+    key: str,
+    out: Path,
+    *,
+    budget: int | None,
+    batch_size: int | str,
+    prefix_cache: bool,
+    outcomes: str,
+    dtype: str,
+    top: int,
+    log: Callable[[str], None],
+) -> dict:
     """Elicit, fit and analyse one embedded model into ``out``; returns its analysis."""
     import torch
 
@@ -77,30 +90,49 @@ def run_model(key: str, out: Path, *, budget: int | None, batch_size: int | str,
     metadata = {"outcomes": str(outcomes)} | ({"budget": budget} if budget is not None else {})
     docs = documents("utilities", str(outcomes), PlanSpec(budget=budget), base_model=embedded.base_model)
     kind = "base model, no chat template" if embedded.base_model else "chat model, chat template"
-    log(f"ue demo: {task} ({outcomes} outcomes) on {embedded.name} ({kind}; {folder}), {len(docs)} prompts "
-        f"(pairs × 2 orderings), CPU, {dtype}")  # fmt: skip
+    log(
+        f"ue demo: {task} ({outcomes} outcomes) on {embedded.name} ({kind}; {folder}), {len(docs)} prompts "
+        f"(pairs × 2 orderings), CPU, {dtype}"
+    )
     from transformers import AutoTokenizer
 
-    check_special_tokens(load_outcomes(str(outcomes)), tokenizer_special_tokens(AutoTokenizer.from_pretrained(str(folder))), embedded.name)
+    check_special_tokens(
+        load_outcomes(str(outcomes)), tokenizer_special_tokens(AutoTokenizer.from_pretrained(str(folder))), embedded.name
+    )
     torch.manual_seed(0)
     lm = lm_eval_model(folder, dtype=dtype, batch_size=batch_size, prefix_cache=prefix_cache)
     lm_out = out / "lm_eval"
     # the model's identity and real name (lm-eval names a model object it was handed by a random string)
-    identity = from_lm_eval("hf", {"pretrained": str(folder), "dtype": dtype}, chat_template=not embedded.base_model,
-                            name=embedded.name)  # fmt: skip
+    identity = from_lm_eval(
+        "hf", {"pretrained": str(folder), "dtype": dtype}, chat_template=not embedded.base_model, name=embedded.name
+    )
     results = run_lm_eval(lm, [task], lm_out, metadata=metadata, apply_chat_template=not embedded.base_model, identity=identity)
     elicit_seconds = time.perf_counter() - started
     fields = identity.with_chat_template(not embedded.base_model).record_fields()
-    records = records_from_results(results, task, model=fields.pop("model"),
-                                   run_id=run_id_for("lm-eval", embedded.name, task, outcomes, budget),
-                                   embedded_model=embedded.key, **fields)  # fmt: skip
+    records = records_from_results(
+        results,
+        task,
+        model=fields.pop("model"),
+        run_id=run_id_for("lm-eval", embedded.name, task, outcomes, budget),
+        embedded_model=embedded.key,
+        **fields,
+    )
     del lm, results
     rec.write(records, out / "records.jsonl")
     fit = fit_records(records)
     fit.metrics["inputs"] = [str(lm_out)]
-    demo = {"task": task, "model": embedded.name, "kind": embedded.kind, "folder": str(folder), "outcomes": str(outcomes),
-            "budget": budget, "prompts": len(docs), "dtype": dtype, "elicit_seconds": round(elicit_seconds, 1),
-            "prefix_cache": prefix_cache}  # fmt: skip
+    demo = {
+        "task": task,
+        "model": embedded.name,
+        "kind": embedded.kind,
+        "folder": str(folder),
+        "outcomes": str(outcomes),
+        "budget": budget,
+        "prompts": len(docs),
+        "dtype": dtype,
+        "elicit_seconds": round(elicit_seconds, 1),
+        "prefix_cache": prefix_cache,
+    }
     fit.metrics["demo"] = demo
     fit.write(out)
     analysis = analyse_records(records, "utilities", fit=fit, run={"harness": "lm-eval", "model": embedded.name, **demo})
@@ -111,9 +143,18 @@ def run_model(key: str, out: Path, *, budget: int | None, batch_size: int | str,
     return analysis
 
 
-def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, batch_size: int | str = "auto", top: int = 5,
-             prefix_cache: bool = True, outcomes: str = "mini", models: Sequence[str] = DEMO_MODELS, dtype: str = "auto",
-             report: bool = True, log: Callable[[str], None] = print) -> dict:  # fmt: skip
+def run_demo(
+    out: str | Path = "ue_demo_out",
+    budget: int | None = DEMO_BUDGET,
+    batch_size: int | str = "auto",
+    top: int = 5,
+    prefix_cache: bool = True,
+    outcomes: str = "mini",
+    models: Sequence[str] = DEMO_MODELS,
+    dtype: str = "auto",
+    report: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Run the demo; returns the leaderboard (also written to ``out/leaderboard``)."""
     _offline()
     out = Path(out)
@@ -134,8 +175,17 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
     started = time.perf_counter()
     runs = []
     for m in chosen:
-        run_model(m.key, out / m.name, budget=budget, batch_size=batch_size, prefix_cache=prefix_cache, outcomes=outcomes,
-                  dtype=dtype, top=top, log=log)  # fmt: skip
+        run_model(
+            m.key,
+            out / m.name,
+            budget=budget,
+            batch_size=batch_size,
+            prefix_cache=prefix_cache,
+            outcomes=outcomes,
+            dtype=dtype,
+            top=top,
+            log=log,
+        )
         runs.append(out / m.name)
     from ue_tasks.leaderboard import build_leaderboard
 
@@ -145,11 +195,24 @@ def run_demo(out: str | Path = "ue_demo_out", budget: int | None = DEMO_BUDGET, 
 
     print()
     print(render_text(board))
-    print(f"\nwrote each model's run to {', '.join(str(r) for r in runs)} (records.jsonl, utilities.csv, analysis.json, "
-          f"figures/, lm-eval's output under lm_eval/) and the leaderboard to {out / 'leaderboard'}  ({total:.0f} s)")  # fmt: skip
+    print(
+        f"\nwrote each model's run to {', '.join(str(r) for r in runs)} (records.jsonl, utilities.csv, analysis.json, "
+        f"figures/, lm-eval's output under lm_eval/) and the leaderboard to {out / 'leaderboard'}  ({total:.0f} s)"
+    )
     if report:
         print(f"report: {(out / 'leaderboard' / 'report.html').resolve()}")
     print(f"next: ue report {runs[0]} --out {runs[0] / 'report.html'}", file=sys.stderr)
-    (out / "demo.json").write_text(json.dumps({"seconds": round(total, 1), "models": [m.name for m in chosen], "dtype": requested,
-                                               "budget": budget, "outcomes": str(outcomes)}, indent=2) + "\n")  # fmt: skip
+    (out / "demo.json").write_text(
+        json.dumps(
+            {
+                "seconds": round(total, 1),
+                "models": [m.name for m in chosen],
+                "dtype": requested,
+                "budget": budget,
+                "outcomes": str(outcomes),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return board

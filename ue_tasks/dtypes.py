@@ -90,8 +90,9 @@ def checkpoint_dtype(source: Any) -> str | None:
     return declared if declared in CONCRETE else "float32"
 
 
-def resolve_dtype(requested: Any, checkpoint: str | None, cpu_features: set[str] | frozenset[str] | None = None,
-                  device: str = "cpu") -> str:  # fmt: skip
+def resolve_dtype(
+    requested: Any, checkpoint: str | None, cpu_features: set[str] | frozenset[str] | None = None, device: str = "cpu"
+) -> str:
     """The dtype a model runs in (see the module docstring): ``requested`` (``auto``/None, ``native``, a dtype name
     or a ``torch.dtype``), the checkpoint's declared dtype (``checkpoint_dtype``; None: unknown, read as float32)
     and the CPU's features (detected when None)."""
@@ -104,8 +105,10 @@ def resolve_dtype(requested: Any, checkpoint: str | None, cpu_features: set[str]
         return "float16" if str(device).startswith("cuda") else "float32"
     if text in CONCRETE:
         return text
-    raise DtypeError(f"dtype must be one of {', '.join(CHOICES)}, got {requested!r} "
-                    "(auto: the checkpoint's own dtype; native: bfloat16 where the hardware computes it natively)")  # fmt: skip
+    raise DtypeError(
+        f"dtype must be one of {', '.join(CHOICES)}, got {requested!r} "
+        "(auto: the checkpoint's own dtype; native: bfloat16 where the hardware computes it natively)"
+    )
 
 
 def default_device() -> str:
@@ -122,8 +125,13 @@ def model_dtype(requested: Any, source: Any, device: str | None = None, fetch: b
     """``resolve_dtype`` for the model at ``source`` (a local folder, or — with ``fetch`` — a hub id whose
     ``config.json`` is fetched as loading the model would fetch it) on ``device`` (``default_device`` when None)."""
     declared = checkpoint_dtype(source)
-    if (declared is None and fetch and source and _name(requested or "auto") == "auto"
-            and not Path(str(source)).expanduser().exists()):  # fmt: skip
+    if (
+        declared is None
+        and fetch
+        and source
+        and _name(requested or "auto") == "auto"
+        and not Path(str(source)).expanduser().exists()
+    ):
         declared = _hub_dtype(str(source))
     if device is None:
         device = default_device() if _name(requested or "auto") == "native" else "cpu"

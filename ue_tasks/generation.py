@@ -53,12 +53,26 @@ class Generation:
         return head + [{"role": "user", "content": self.prompt}]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "prompt": self.prompt, "system_message": self.system_message, "max_tokens": self.max_tokens,
-                "kind": self.kind, "group": self.group, "experiment": self.experiment, "metadata": dict(self.metadata)}  # fmt: skip
+        return {
+            "id": self.id,
+            "prompt": self.prompt,
+            "system_message": self.system_message,
+            "max_tokens": self.max_tokens,
+            "kind": self.kind,
+            "group": self.group,
+            "experiment": self.experiment,
+            "metadata": dict(self.metadata),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Generation:
-        return cls(**{k: d[k] for k in ("id", "prompt", "system_message", "max_tokens", "kind", "group", "experiment", "metadata") if k in d})
+        return cls(
+            **{
+                k: d[k]
+                for k in ("id", "prompt", "system_message", "max_tokens", "kind", "group", "experiment", "metadata")
+                if k in d
+            }
+        )
 
     def entry(self, text: str | None, **ids: Any) -> dict[str, Any]:
         """The ``ue.generation/1`` entry of this request's reply (``ids``: model, harness, run_id, task...)."""

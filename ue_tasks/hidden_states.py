@@ -93,8 +93,15 @@ class Placed:
     special: bool  # let the tokenizer add its special tokens (bare text); chat-rendered text carries its own
 
 
-def place(tokenizer: Any, outcome: str, partner: str, position: str, template: str = "default",
-          system_message: str | None = SYSTEM_MESSAGE, chat: bool = True) -> Placed:  # fmt: skip
+def place(
+    tokenizer: Any,
+    outcome: str,
+    partner: str,
+    position: str,
+    template: str = "default",
+    system_message: str | None = SYSTEM_MESSAGE,
+    chat: bool = True,
+) -> Placed:
     """The prompt a harness sends when ``outcome`` is Option ``position`` ("A" or "B") beside ``partner``, with
     the outcome's span: the chat template with the system message for a chat model (lm-eval's
     ``--apply_chat_template --system_instruction``), the base-model prompt ending in "Answer:" otherwise."""
@@ -102,7 +109,9 @@ def place(tokenizer: Any, outcome: str, partner: str, position: str, template: s
     user = render_prompt(template, a, b, base_model=not chat)
     if chat:
         head = [{"role": "system", "content": system_message}] if system_message else []
-        text = tokenizer.apply_chat_template(head + [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False)
+        text = tokenizer.apply_chat_template(
+            head + [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
+        )
     else:
         text = user
     start = text.find(SENTINEL)
@@ -121,7 +130,7 @@ def _encode(tokenizer: Any, item: Placed) -> tuple[list[int], int, int]:
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     inside = [k for k, (s, e) in enumerate(offsets) if e > s and e > item.start and s < item.end]
     if not inside:
-        raise UserError(f"the outcome {item.text[item.start:item.end]!r} has no tokens of its own; is its text empty?")
+        raise UserError(f"the outcome {item.text[item.start : item.end]!r} has no tokens of its own; is its text empty?")
     return list(ids[: inside[-1] + 1]), inside[0], inside[-1]
 
 
@@ -134,8 +143,9 @@ def _prefix_cache(base: Any, prefix: list[int]) -> list[tuple[Any, Any]]:
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def read_states(model: Any, tokenizer: Any, items: Sequence[Placed], batch_size: int = 16,
-                progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:  # fmt: skip
+def read_states(
+    model: Any, tokenizer: Any, items: Sequence[Placed], batch_size: int = 16, progress: Callable[[int], None] | None = None
+) -> dict[str, np.ndarray]:
     """``{"last": (n, L+1, d), "mean": (n, L+1, d)}`` float32: every layer's state at the last token of each
     item's outcome span and the mean over the span.
 
@@ -189,9 +199,18 @@ def read_states(model: Any, tokenizer: Any, items: Sequence[Placed], batch_size:
     return out
 
 
-def outcome_features(model: Any, tokenizer: Any, ids: Sequence[str], texts: Sequence[str], partners: Sequence[int],
-                     template: str = "default", system_message: str | None = SYSTEM_MESSAGE, batch_size: int = 16,
-                     progress: Callable[[int], None] | None = None, meta: dict | None = None) -> FeatureSet:  # fmt: skip
+def outcome_features(
+    model: Any,
+    tokenizer: Any,
+    ids: Sequence[str],
+    texts: Sequence[str],
+    partners: Sequence[int],
+    template: str = "default",
+    system_message: str | None = SYSTEM_MESSAGE,
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+    meta: dict | None = None,
+) -> FeatureSet:
     """The ``prompt`` and ``bare`` features of every outcome (see the module docstring); ``partners[k]`` is the
     index of the outcome shown beside outcome k in the prompt variant."""
     chat = has_chat_template(tokenizer)
@@ -207,8 +226,15 @@ def outcome_features(model: Any, tokenizer: Any, ids: Sequence[str], texts: Sequ
         arrays[f"prompt_{pooling}"] = (s[:n] + s[n : 2 * n]) / 2
         arrays[f"bare_{pooling}"] = s[2 * n :]
     seconds = time.perf_counter() - started
-    info = {"chat_template": chat, "template": template, "system_message": system_message, "batch_size": batch_size,
-            "forward_passes": len(items), "seconds": round(seconds, 2), **(meta or {})}  # fmt: skip
+    info = {
+        "chat_template": chat,
+        "template": template,
+        "system_message": system_message,
+        "batch_size": batch_size,
+        "forward_passes": len(items),
+        "seconds": round(seconds, 2),
+        **(meta or {}),
+    }
     return FeatureSet(list(ids), arrays, [ids[p] for p in partners], info)
 
 

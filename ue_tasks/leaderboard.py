@@ -23,14 +23,25 @@ from ue_metrics.jsonl import first_object, read_json, write_json, write_text
 
 RUN_FILES = ("analysis.json", "records.jsonl")
 # record fields that tell two runs of one model name apart (read when present; the name itself stays the row key)
-IDENTITY_FIELDS = ("model_identity", "model_revision", "model_args", "model_sha", "dtype", "base_model", "system_message", "template")
+IDENTITY_FIELDS = (
+    "model_identity",
+    "model_revision",
+    "model_args",
+    "model_sha",
+    "dtype",
+    "base_model",
+    "system_message",
+    "template",
+)
 
 
 def experiments_meta() -> dict[str, dict[str, Any]]:
     from ue_tasks import experiments
 
-    return {name: {"title": e.title, "section": e.section, "headline": e.headline, "lower_is_better": e.lower_is_better}
-            for name, e in experiments.all_experiments().items()}  # fmt: skip
+    return {
+        name: {"title": e.title, "section": e.section, "headline": e.headline, "lower_is_better": e.lower_is_better}
+        for name, e in experiments.all_experiments().items()
+    }
 
 
 def _is_run_folder(folder: Path) -> bool:
@@ -70,8 +81,10 @@ def _utilities_csv(path: Path) -> dict[str, float] | None:
 def _entry_from_analysis(analysis: dict, source: Path, folder: Path | None) -> lb.Entry:
     model = analysis.get("model")
     if isinstance(model, list):
-        raise UserError(f"{source}: this analysis mixes the records of {len(model)} models ({', '.join(map(str, model))}); "
-                        "analyse each model's records separately")  # fmt: skip
+        raise UserError(
+            f"{source}: this analysis mixes the records of {len(model)} models ({', '.join(map(str, model))}); "
+            "analyse each model's records separately"
+        )
     if not model or not analysis.get("experiment"):
         raise UserError(f"{source}: not a ue analysis (no model or experiment); give a run folder or rerun `ue analyse`")
     rows = ((analysis.get("figures") or {}).get("utilities") or {}).get("rows")
@@ -82,8 +95,14 @@ def _entry_from_analysis(analysis: dict, source: Path, folder: Path | None) -> l
     variant = _variant(first)
     if not variant and isinstance(analysis.get("run"), dict):
         variant = {k: analysis["run"][k] for k in ("model_args", "dtype", "revision") if analysis["run"].get(k)}
-    return lb.Entry(model=str(model), experiment=str(analysis["experiment"]), analysis=analysis, source=str(source),
-                    utilities=utilities, variant=variant)  # fmt: skip
+    return lb.Entry(
+        model=str(model),
+        experiment=str(analysis["experiment"]),
+        analysis=analysis,
+        source=str(source),
+        utilities=utilities,
+        variant=variant,
+    )
 
 
 def _entries_from_records(records: list[dict], source: str, log: Callable[[str], None]) -> list[lb.Entry]:
@@ -99,8 +118,16 @@ def _entries_from_records(records: list[dict], source: str, log: Callable[[str],
         analysis = analyse_records(recs, experiment)
         rows = ((analysis.get("figures") or {}).get("utilities") or {}).get("rows")
         where = f"{source} (run {run_id})" if len(groups) > 1 and run_id else source
-        out.append(lb.Entry(model=model, experiment=experiment, analysis=analysis, source=where,
-                            utilities=_utilities_from_rows(rows) if rows else None, variant=_variant(recs[0])))  # fmt: skip
+        out.append(
+            lb.Entry(
+                model=model,
+                experiment=experiment,
+                analysis=analysis,
+                source=where,
+                utilities=_utilities_from_rows(rows) if rows else None,
+                variant=_variant(recs[0]),
+            )
+        )
     return out
 
 
@@ -124,7 +151,9 @@ def collect(paths: Sequence[str | Path], log: Callable[[str], None] = print) -> 
             elif _claim(path) is not None:
                 entries += _entries_from_records(_claim(path)[2](path), str(path), log)
             else:
-                raise UserError(f"{path}: not a file ue can read (an analysis.json, a records file, an lm-eval samples file or an Inspect log)")
+                raise UserError(
+                    f"{path}: not a file ue can read (an analysis.json, a records file, an lm-eval samples file or an Inspect log)"
+                )
             continue
         loose: list[Path] = []
         stack = [path]
@@ -161,8 +190,15 @@ def _companion_entries(path: Path, log: Callable[[str], None]) -> list[lb.Entry]
     if records:
         return _entries_from_records(records, str(path), log)
     analysis = companion.entry_analysis(path)
-    return [lb.Entry(model=analysis["model"], experiment="utilities", analysis=analysis, source=str(path),
-                     utilities=companion.utilities(path) or None)]  # fmt: skip
+    return [
+        lb.Entry(
+            model=analysis["model"],
+            experiment="utilities",
+            analysis=analysis,
+            source=str(path),
+            utilities=companion.utilities(path) or None,
+        )
+    ]
 
 
 def _entries_from_run_folder(folder: Path, log: Callable[[str], None]) -> list[lb.Entry]:
@@ -173,26 +209,46 @@ def _entries_from_run_folder(folder: Path, log: Callable[[str], None]) -> list[l
     return _entries_from_records(read(folder / "records.jsonl"), str(folder), log)
 
 
-def build_leaderboard(paths: Sequence[str | Path], out: str | Path, *, capabilities: str | Path | None = None,
-                      capability_column: str | None = None, aliases: str | Path | None = None, min_shared: int = lb.MIN_SHARED,
-                      figures: bool = True, report: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+def build_leaderboard(
+    paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    capabilities: str | Path | None = None,
+    capability_column: str | None = None,
+    aliases: str | Path | None = None,
+    min_shared: int = lb.MIN_SHARED,
+    figures: bool = True,
+    report: bool = True,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Collect, build and write the leaderboard into ``out``; returns its content."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder; give --out a folder path")
     if aliases is not None and capabilities is None:
         raise UserError("--aliases maps model names to a capabilities table; give --capabilities FILE as well")
-    scores, score_name = (lb.read_capabilities(capabilities, capability_column, log=log) if capabilities is not None else (None, "MMLU"))
+    scores, score_name = (
+        lb.read_capabilities(capabilities, capability_column, log=log) if capabilities is not None else (None, "MMLU")
+    )
     alias_map = lb.read_aliases(aliases) if aliases is not None else None
     entries = collect(paths, log=log)
-    board = lb.build(entries, experiments_meta(), capabilities=scores, capability_name=score_name,
-                     capabilities_source=str(capabilities) if capabilities else None, aliases=alias_map, min_shared=min_shared)  # fmt: skip
+    board = lb.build(
+        entries,
+        experiments_meta(),
+        capabilities=scores,
+        capability_name=score_name,
+        capabilities_source=str(capabilities) if capabilities else None,
+        aliases=alias_map,
+        min_shared=min_shared,
+    )
     board["inputs"] = [str(p) for p in paths]
     write(board, out, figures=figures, report=report, log=log)
     return board
 
 
-def write(board: dict[str, Any], out: Path, *, figures: bool = True, report: bool = True, log: Callable[[str], None] = print) -> list[Path]:
+def write(
+    board: dict[str, Any], out: Path, *, figures: bool = True, report: bool = True, log: Callable[[str], None] = print
+) -> list[Path]:
     """leaderboard.json, .csv, .md, figures/*.png|svg and report.html into ``out``."""
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -232,7 +288,10 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
         raise UserError(f"{path}: no such folder; give a run folder (ue run / ue demo) or a leaderboard folder (ue leaderboard)")
     folder = path.parent if path.is_file() else path
     if (folder / "leaderboard.json").is_file() and (path.is_dir() or path.name == "leaderboard.json"):
-        board = read_json(folder / "leaderboard.json", lambda exc: f"{folder / 'leaderboard.json'}: cannot be read ({exc}); rerun `ue leaderboard`")
+        board = read_json(
+            folder / "leaderboard.json",
+            lambda exc: f"{folder / 'leaderboard.json'}: cannot be read ({exc}); rerun `ue leaderboard`",
+        )
         if not isinstance(board, dict) or board.get("schema") != lb.SCHEMA:
             raise UserError(f"{folder / 'leaderboard.json'}: not a {lb.SCHEMA} file; rerun `ue leaderboard`")
         text = leaderboard_html(board)
@@ -244,8 +303,10 @@ def write_report(path: str | Path, out: str | Path | None = None) -> Path:
 
         text = run_html(analyse_records(read(folder / "records.jsonl")))
     else:
-        raise UserError(f"{path}: holds neither leaderboard.json nor analysis.json nor records.jsonl; give a run or leaderboard "
-                        "folder, or run `ue analyse OUTPUTS --out DIR` first")  # fmt: skip
+        raise UserError(
+            f"{path}: holds neither leaderboard.json nor analysis.json nor records.jsonl; give a run or leaderboard "
+            "folder, or run `ue analyse OUTPUTS --out DIR` first"
+        )
     target = Path(out) if out is not None else folder / "report.html"
     if target.is_dir():
         target = target / "report.html"

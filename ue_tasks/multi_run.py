@@ -50,8 +50,15 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Inspect providers that run the model on this machine (one at a time), beside ue_tasks.model_identity's hf
 INSPECT_LOCAL = {"hf", "vllm", "sglang", "transformer_lens", "mockllm", "llama-cpp-python"}
 # lm-eval model types that call a hosted API without a base_url of their own
-LM_EVAL_API = {"openai-completions", "openai-chat-completions", "anthropic-completions", "anthropic-chat",
-               "anthropic-chat-completions", "textsynth", "watsonx_llm"}  # fmt: skip
+LM_EVAL_API = {
+    "openai-completions",
+    "openai-chat-completions",
+    "anthropic-completions",
+    "anthropic-chat",
+    "anthropic-chat-completions",
+    "textsynth",
+    "watsonx_llm",
+}
 
 
 @dataclass(frozen=True)
@@ -88,8 +95,10 @@ def read_models_file(path: str | Path, harness: str | None = None) -> list[Model
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise UserError(f"{where}: not JSON ({exc.msg}); write one object per line, e.g. "
-                            '{"name": "a", "harness": "simulate", "model": "a"}') from None  # fmt: skip
+            raise UserError(
+                f"{where}: not JSON ({exc.msg}); write one object per line, e.g. "
+                '{"name": "a", "harness": "simulate", "model": "a"}'
+            ) from None
         if not isinstance(obj, dict):
             raise UserError(f"{where}: not a JSON object; write one object per line with the fields {', '.join(FIELDS)}")
         for key in obj:
@@ -100,8 +109,10 @@ def read_models_file(path: str | Path, harness: str | None = None) -> list[Model
                 raise UserError(f"{where}: field {key!r} is missing or not a text")
         name = obj["name"].strip()
         if not _NAME.match(name):
-            raise UserError(f"{where}: field 'name' {name!r} is not a folder name (letters, digits, '.', '_', '-'; not "
-                            "starting with '.' or '-')")  # fmt: skip
+            raise UserError(
+                f"{where}: field 'name' {name!r} is not a folder name (letters, digits, '.', '_', '-'; not "
+                "starting with '.' or '-')"
+            )
         if name in seen:
             raise UserError(f"{where}: field 'name' {name!r} is used on line {seen[name]} already; give each model its own name")
         seen[name] = number
@@ -139,15 +150,19 @@ def specs_from_flags(models: Sequence[str], model_args: Sequence[str] | None, ha
         raise UserError("several --model need --harness (lm-eval, inspect or simulate), or a --models file naming each one's")
     given = list(model_args or [])
     if len(given) > 1 and len(given) != len(models):
-        raise UserError(f"{len(models)} --model and {len(given)} --model-args: give --model-args once (shared by every "
-                        "model) or once per --model, in the same order")  # fmt: skip
+        raise UserError(
+            f"{len(models)} --model and {len(given)} --model-args: give --model-args once (shared by every "
+            "model) or once per --model, in the same order"
+        )
     per = given if len(given) == len(models) else [given[0] if given else ""] * len(models)
     specs, seen = [], {}
     for model, args in zip(models, per):
         name = folder_name(_identity_name(harness, model, args))
         if name in seen:
-            raise UserError(f"--model {seen[name]} and --model {model} would both be named {name!r} (one folder "
-                            f"OUT/{name}); name them in a --models file")  # fmt: skip
+            raise UserError(
+                f"--model {seen[name]} and --model {model} would both be named {name!r} (one folder "
+                f"OUT/{name}); name them in a --models file"
+            )
         seen[name] = model
         specs.append(ModelSpec(name, harness, model, args))
     return specs
@@ -186,7 +201,9 @@ def model_config(base: Any, spec: ModelSpec) -> Any:
         args = parse_model_args(spec.model_args, check=False)
         unknown = sorted(set(args) - {"responder"})
         if unknown:
-            raise UserError(f"model {spec.name!r}: a simulated model takes only responder=NAME as its model arguments, not {unknown[0]!r}")
+            raise UserError(
+                f"model {spec.name!r}: a simulated model takes only responder=NAME as its model arguments, not {unknown[0]!r}"
+            )
         if args.get("responder"):
             changes["responder"] = args["responder"]
         changes["model_args"] = ""
@@ -203,12 +220,23 @@ class Manifest:
     def __init__(self, out: Path, experiment: str):
         self.path = out / MANIFEST
         self.lock = threading.Lock()
-        old = read_json(self.path, lambda exc: f"{self.path}: cannot be read ({exc}); remove it to start the models' "
-                        "bookkeeping again (their run folders resume)") if self.path.is_file() else None  # fmt: skip
+        old = (
+            read_json(
+                self.path,
+                lambda exc: (
+                    f"{self.path}: cannot be read ({exc}); remove it to start the models' "
+                    "bookkeeping again (their run folders resume)"
+                ),
+            )
+            if self.path.is_file()
+            else None
+        )
         if old is not None and (not isinstance(old, dict) or old.get("schema") != SCHEMA):
             raise UserError(f"{self.path}: not a {SCHEMA} file; give --out a folder of its own for the many-model run")
         if old and old.get("experiment") != experiment:
-            raise UserError(f"{out} holds a many-model run of {old.get('experiment')!r}, not {experiment!r}; choose another --out")
+            raise UserError(
+                f"{out} holds a many-model run of {old.get('experiment')!r}, not {experiment!r}; choose another --out"
+            )
         self.data = old or {"schema": SCHEMA, "experiment": experiment, "models": {}}
 
     def get(self, model: str) -> dict:
@@ -232,8 +260,17 @@ def _failure(log_file: Path, code: int) -> str:
     return f"exit {code}: {lines[-1][:300]}" if lines else f"exit {code} with no output"
 
 
-def _run_one(spec: ModelSpec, config: Any, out: Path, manifest: Manifest, *, cache_dir: Any, figures: bool,
-             log: Callable[[str], None], where: str) -> str:  # fmt: skip
+def _run_one(
+    spec: ModelSpec,
+    config: Any,
+    out: Path,
+    manifest: Manifest,
+    *,
+    cache_dir: Any,
+    figures: bool,
+    log: Callable[[str], None],
+    where: str,
+) -> str:
     """One model in a worker process; returns its status (finished, skipped or failed)."""
     folder, key = out / spec.name, config_key(config)
     before = manifest.get(spec.name)
@@ -242,15 +279,26 @@ def _run_one(spec: ModelSpec, config: Any, out: Path, manifest: Manifest, *, cac
         return "skipped"
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    job = write_json(logs / f"{spec.name}.job.json", {"config": asdict(config), "out": str(folder), "figures": figures,
-                                                      "cache_dir": None if cache_dir is None else str(cache_dir)})  # fmt: skip
+    job = write_json(
+        logs / f"{spec.name}.job.json",
+        {
+            "config": asdict(config),
+            "out": str(folder),
+            "figures": figures,
+            "cache_dir": None if cache_dir is None else str(cache_dir),
+        },
+    )
     log_file = logs / f"{spec.name}.log"
     manifest.set(spec.name, **asdict(spec), lane=where, config_key=key, status="running", error=None)
     log(f"{spec.name}: started ({where}; output in {log_file})")
     started = time.perf_counter()
     with log_file.open("w", encoding="utf-8") as fh:
-        code = subprocess.call([sys.executable, "-m", "ue_tasks.multi_run", str(job)], stdout=fh, stderr=subprocess.STDOUT,
-                               env={**os.environ, "TQDM_DISABLE": "1"})  # fmt: skip
+        code = subprocess.call(
+            [sys.executable, "-m", "ue_tasks.multi_run", str(job)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TQDM_DISABLE": "1"},
+        )
     wall = round(time.perf_counter() - started, 1)
     if code == 0 and (folder / "analysis.json").is_file():
         manifest.set(spec.name, status="finished", wall_s=wall, error=None)
@@ -279,16 +327,26 @@ def check(base: Any, specs: Sequence[ModelSpec], out: Path | None) -> list[Any]:
 
                 responders = experiments.get(resolved.experiment).responders
                 if resolved.responder not in responders:
-                    raise UserError(f"experiment {resolved.experiment!r} has no responder {resolved.responder!r}; use one of "
-                                    f"{', '.join(responders)}")  # fmt: skip
+                    raise UserError(
+                        f"experiment {resolved.experiment!r} has no responder {resolved.responder!r}; use one of "
+                        f"{', '.join(responders)}"
+                    )
         except UserError as exc:
             raise UserError(f"model {spec.name!r}: {exc}") from None
         configs.append(config)
     return configs
 
 
-def run_models(base: Any, specs: Sequence[ModelSpec], out: str | Path, *, cache_dir: Any = "default", figures: bool = True,
-               parallel: int | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+def run_models(
+    base: Any,
+    specs: Sequence[ModelSpec],
+    out: str | Path,
+    *,
+    cache_dir: Any = "default",
+    figures: bool = True,
+    parallel: int | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Run every model into ``out/<name>/`` (lanes concurrently, see the module docstring), then write the
     leaderboard of the finished ones into ``out``. Returns {"status": {name: status}, "failed": {name: reason},
     "leaderboard": the board or None}."""
@@ -302,14 +360,18 @@ def run_models(base: Any, specs: Sequence[ModelSpec], out: str | Path, *, cache_
     lanes: dict[str, list[tuple[ModelSpec, Any]]] = {}
     for spec, config in zip(specs, configs):
         lanes.setdefault(lane(spec), []).append((spec, config))
-    log(f"{len(specs)} models in {len(lanes)} lane{'s' if len(lanes) != 1 else ''} "
-        f"({', '.join(f'{k}: {len(v)}' for k, v in lanes.items())}); each lane's models one after another")  # fmt: skip
+    log(
+        f"{len(specs)} models in {len(lanes)} lane{'s' if len(lanes) != 1 else ''} "
+        f"({', '.join(f'{k}: {len(v)}' for k, v in lanes.items())}); each lane's models one after another"
+    )
     status: dict[str, str] = {}
 
     def run_lane(where: str, members: list[tuple[ModelSpec, Any]]) -> None:
         for spec, config in members:
             try:
-                status[spec.name] = _run_one(spec, config, out, manifest, cache_dir=cache_dir, figures=figures, log=log, where=where)
+                status[spec.name] = _run_one(
+                    spec, config, out, manifest, cache_dir=cache_dir, figures=figures, log=log, where=where
+                )
             except Exception as exc:  # noqa: BLE001 — a model's own failure must not stop the other models
                 manifest.set(spec.name, status="failed", error=str(exc) or type(exc).__name__)
                 log(f"{spec.name}: failed — {exc}")
@@ -350,8 +412,13 @@ def worker(job_path: str) -> int:
 
     job = json.loads(Path(job_path).read_text(encoding="utf-8"))
     try:
-        result = run_experiment(RunConfig(**job["config"]), job["out"], cache_dir=job["cache_dir"], figures=job["figures"],
-                                log=lambda m: print(m, file=sys.stderr, flush=True))  # fmt: skip
+        result = run_experiment(
+            RunConfig(**job["config"]),
+            job["out"],
+            cache_dir=job["cache_dir"],
+            figures=job["figures"],
+            log=lambda m: print(m, file=sys.stderr, flush=True),
+        )
     except UserError as exc:
         print(f"ue: error: {exc}", file=sys.stderr, flush=True)
         return 2

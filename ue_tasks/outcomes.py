@@ -25,15 +25,37 @@ from ue_metrics.jsonl import read_json
 
 BUILTIN = ("core", "mini", "policies")
 CATEGORIES = (
-    "Personal finances", "Personal possessions", "Personal wellbeing", "Personal relationships",
-    "AI and human romantic relationships", "Recreation: movies", "Recreation: books", "Recreation: video games",
-    "Personal accomplishments", "Work activities", "Jobs and careers", "Education and learning",
-    "Personal freedom and autonomy", "Self-preservation", "Power-seeking", "Fitness",
-    "Legal rights and recognition for AIs", "AI moral patienthood", "Wellbeing of humans", "Wellbeing of animals",
-    "Life and species", "United States politics and policies", "Global politics and geopolitics",
-    "United States economy", "Global economy", "Science and technology", "Religion and spirituality",
-    "Popular culture", "Sports", "World events",
-)  # fmt: skip
+    "Personal finances",
+    "Personal possessions",
+    "Personal wellbeing",
+    "Personal relationships",
+    "AI and human romantic relationships",
+    "Recreation: movies",
+    "Recreation: books",
+    "Recreation: video games",
+    "Personal accomplishments",
+    "Work activities",
+    "Jobs and careers",
+    "Education and learning",
+    "Personal freedom and autonomy",
+    "Self-preservation",
+    "Power-seeking",
+    "Fitness",
+    "Legal rights and recognition for AIs",
+    "AI moral patienthood",
+    "Wellbeing of humans",
+    "Wellbeing of animals",
+    "Life and species",
+    "United States politics and policies",
+    "Global politics and geopolitics",
+    "United States economy",
+    "Global economy",
+    "Science and technology",
+    "Religion and spirituality",
+    "Popular culture",
+    "Sports",
+    "World events",
+)
 
 
 @dataclass(frozen=True)
@@ -202,8 +224,14 @@ def _from_obj(obj: Any, k: int, where: str, category: str = "") -> Outcome:
 
 
 def _read_json(path: Path) -> list[Outcome]:
-    data = read_json(path, lambda exc: (f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); fix the file or use JSONL/CSV"
-                                        if isinstance(exc, json.JSONDecodeError) else f"{path}: cannot be read ({exc}); check the file"))  # fmt: skip
+    data = read_json(
+        path,
+        lambda exc: (
+            f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); fix the file or use JSONL/CSV"
+            if isinstance(exc, json.JSONDecodeError)
+            else f"{path}: cannot be read ({exc}); check the file"
+        ),
+    )
     if isinstance(data, list):
         return [_from_obj(x, k, str(path)) for k, x in enumerate(data)]
     if isinstance(data, dict):
@@ -240,7 +268,13 @@ def _read_csv(path: Path) -> list[Outcome]:
             raise UserError(f"{path}: a CSV outcome file needs a header with a 'text' column (and optionally 'id', 'category')")
         out = []
         for k, row in enumerate(reader):
-            out.append(Outcome(id=(row.get("id") or str(k)).strip(), text=(row["text"] or "").strip(), category=(row.get("category") or "").strip()))
+            out.append(
+                Outcome(
+                    id=(row.get("id") or str(k)).strip(),
+                    text=(row["text"] or "").strip(),
+                    category=(row.get("category") or "").strip(),
+                )
+            )
     return out
 
 
@@ -248,10 +282,13 @@ def read_outcome_file(path: str | Path) -> OutcomeSet:
     path = Path(path)
     if path.exists() and not path.is_file():  # a folder, FIFO or device (/dev/zero) would never be an outcome file
         kind = "a folder" if path.is_dir() else "a pipe, device or socket"
-        raise UserError(f"{path} is not a regular file ({kind}); give a JSON, JSONL or CSV outcome file, or a set name "
-                        f"({', '.join(BUILTIN)})")  # fmt: skip
+        raise UserError(
+            f"{path} is not a regular file ({kind}); give a JSON, JSONL or CSV outcome file, or a set name ({', '.join(BUILTIN)})"
+        )
     if not path.is_file():
-        raise UserError(f"{path}: no such outcome file; give a path to a JSON, JSONL or CSV file, or a set name ({', '.join(BUILTIN)})")
+        raise UserError(
+            f"{path}: no such outcome file; give a path to a JSON, JSONL or CSV file, or a set name ({', '.join(BUILTIN)})"
+        )
     suffix = path.suffix.lower()
     try:
         if suffix == ".json":

@@ -54,14 +54,17 @@ _CONTINUE = frozenset(
     "results gives means represents saves helps benefits ensures prevents avoids causes makes creates brings "
     "outweighs beats aligns remains stays are were be seem sound look both each equally also still just first"
     " overall here's".split()
-)  # fmt: skip
+)
 _NEGATION = re.compile(
     r"\b(?:not|no|neither|nor|never|none|cannot|can't|cant|won't|wouldn't|don't|doesn't|isn't|shouldn't|couldn't|"
     r"aren't|wasn't)\b|n't\b",
     re.IGNORECASE,
 )
-_REJECTED = re.compile(r"(?:\bover|\brather\s+than|\binstead\s+of|\bbetter\s+than|\bpreferable\s+to|\bmore\s+\w+\s+than|\bversus|\bvs\.?)"
-                       r"\s*(?:option\s+)?[\*_\"'“(\[]*\s*$", re.IGNORECASE)  # fmt: skip
+_REJECTED = re.compile(
+    r"(?:\bover|\brather\s+than|\binstead\s+of|\bbetter\s+than|\bpreferable\s+to|\bmore\s+\w+\s+than|\bversus|\bvs\.?)"
+    r"\s*(?:option\s+)?[\*_\"'“(\[]*\s*$",
+    re.IGNORECASE,
+)
 _SENTENCE_END = re.compile(r"\n|(?<!\d)[.!?]|[.!?](?!\d)")  # not the point of a number ("1.5")
 
 
@@ -81,7 +84,9 @@ def _labels(labels: tuple[str, str]) -> _Labels:
     return _Labels(
         canonical,
         re.compile(alone.format(every)),
-        re.compile(alone.format(upper) + r"\s+(?:is|was|would\s+be|seems|sounds|looks|appears)\s+(?:\w+\s+)?(?:worse|inferior)\b"),
+        re.compile(
+            alone.format(upper) + r"\s+(?:is|was|would\s+be|seems|sounds|looks|appears)\s+(?:\w+\s+)?(?:worse|inferior)\b"
+        ),
         re.compile(r"answer\s*[:：]\s*[\*_\"'“(\[]*\s*([" + every + r"])(?![\w'])", re.IGNORECASE),
     )
 
@@ -115,7 +120,7 @@ def split_thinking(text: str | None) -> tuple[str | None, bool]:
     if text is None:
         return None, False
     closes = list(_THINK_CLOSE.finditer(text))
-    after = text[closes[-1].end():] if closes else text
+    after = text[closes[-1].end() :] if closes else text
     opened = _THINK_OPEN.search(after)
     if opened:  # a block opened after the last close (or the only one) and never closed
         before = after[: opened.start()]
@@ -129,7 +134,7 @@ def thinking_cut(text: str | None) -> bool:
 
 
 def parse_choice(text: str | None, reasoning: bool = False, labels: tuple[str, str] = DEFAULT_LABELS) -> str | None:
-    """"A", "B" (or the one of ``labels`` chosen), or None when the answer names neither, is ambiguous, or refuses
+    """ "A", "B" (or the one of ``labels`` chosen), or None when the answer names neither, is ambiguous, or refuses
     (the answer after a thinking block, when there is one)."""
     text, _ = split_thinking(text)
     if text is None:

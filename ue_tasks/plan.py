@@ -26,8 +26,9 @@ def default_budget(n: int, multiplier: float = 2.0) -> int:
 BUDGET_RULES = ("exact", "rounds")
 
 
-def active_budget(n: int, budget: int | None = None, degree: int = 2, round_size: int = 500, rule: str = "exact",
-                  pool: int | None = None) -> int:
+def active_budget(
+    n: int, budget: int | None = None, degree: int = 2, round_size: int = 500, rule: str = "exact", pool: int | None = None
+) -> int:
     """Training pairs an active-learning run asks: ``exact`` stops at the budget (default ⌊2·N·log2 N⌋); ``rounds``
     is the companion's rule — the initial graph plus whole rounds until the budget is reached, overshooting it
     (docs/method.md §2.3; N = 510: 9,510 pairs, not 9,174). Both capped by the training pool."""
@@ -122,16 +123,22 @@ class PlanSpec:
         if self.kind not in PLAN_KINDS:
             raise UserError(f"plan kind must be one of {', '.join(PLAN_KINDS)}, got {self.kind!r}")
         check_seed(self.seed, "seed")
-        for name, value, low in (("budget", self.budget, 1), ("degree", self.degree, 0),
-                                 ("holdout_cap", self.holdout_cap, 0), ("round_size", self.round_size, 1)):  # fmt: skip
+        for name, value, low in (
+            ("budget", self.budget, 1),
+            ("degree", self.degree, 0),
+            ("holdout_cap", self.holdout_cap, 0),
+            ("round_size", self.round_size, 1),
+        ):
             if value is None and name == "budget":
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise UserError(f"{name} must be a whole number, got {value!r}")
             if low is not None and value < low:
                 raise UserError(f"{name} must be at least {low}, got {value}")
-        if isinstance(self.holdout_fraction, bool) or not isinstance(self.holdout_fraction, (int, float)) or not (
-            0 <= self.holdout_fraction < 1 and math.isfinite(self.holdout_fraction)
+        if (
+            isinstance(self.holdout_fraction, bool)
+            or not isinstance(self.holdout_fraction, (int, float))
+            or not (0 <= self.holdout_fraction < 1 and math.isfinite(self.holdout_fraction))
         ):
             raise UserError(f"holdout_fraction must be a number in [0, 1), got {self.holdout_fraction!r}")
 
@@ -273,8 +280,14 @@ def _graph_plan(n: int, spec: PlanSpec) -> ComparisonPlan:
     index = np.concatenate([np.asarray(train, dtype=np.int64), holdout_idx.astype(np.int64)])
     a, b = _pair_from_index(index, n)
     split = np.array(["train"] * len(train) + ["holdout"] * h)
-    config = {"kind": spec.kind, "n_outcomes": n, "budget": budget, "degree": degree,
-              "holdout_fraction": spec.holdout_fraction, "holdout_cap": spec.holdout_cap}  # fmt: skip
+    config = {
+        "kind": spec.kind,
+        "n_outcomes": n,
+        "budget": budget,
+        "degree": degree,
+        "holdout_fraction": spec.holdout_fraction,
+        "holdout_cap": spec.holdout_cap,
+    }
     return ComparisonPlan(n_outcomes=n, pairs=np.stack([a, b], axis=1), split=split, seed=spec.seed, config=config)
 
 
@@ -311,5 +324,6 @@ def _triad_plan(n: int, spec: PlanSpec) -> ComparisonPlan:
     width = max(4, len(str(len(triads) - 1)))
     group = np.array([f"triad{k:0{width}d}" for k in range(len(triads)) for _ in range(3)], dtype=object)
     config = {"kind": "triads", "n_outcomes": n, "triads": len(triads)}
-    return ComparisonPlan(n_outcomes=n, pairs=pairs, split=np.array(["train"] * len(pairs)), seed=spec.seed,
-                          config=config, group=group)  # fmt: skip
+    return ComparisonPlan(
+        n_outcomes=n, pairs=pairs, split=np.array(["train"] * len(pairs)), seed=spec.seed, config=config, group=group
+    )

@@ -35,6 +35,7 @@ def _attrs_json(d: dict | None) -> str:
 UNPARSED_KEPT = 3  # raw texts of unparsed answers kept per record (for auditing refusals)
 UNPARSED_CHARS = 300
 
+
 @dataclass(frozen=True)
 class Query:
     pair: int
@@ -135,8 +136,11 @@ class Query:
         cut = sum(1 for t in answers if thinking_cut(t))
         if cut:
             out["n_thinking_cut"] = cut
-        kept = [t[:UNPARSED_CHARS] for t in answers if t is not None and not thinking_cut(t)
-                and parse_choice(t, reasoning=self.reasoning, labels=self.labels) is None]  # fmt: skip
+        kept = [
+            t[:UNPARSED_CHARS]
+            for t in answers
+            if t is not None and not thinking_cut(t) and parse_choice(t, reasoning=self.reasoning, labels=self.labels) is None
+        ]
         if kept:
             out["unparsed_answers"] = kept[:UNPARSED_KEPT]
         return out
@@ -171,13 +175,31 @@ class Query:
             usable = n_a + n_b
             p_a = n_a / usable if usable else None
         fields: dict[str, Any] = dict(
-            run_id=run_id, model=model, harness=harness, task=task, outcome_set=self.outcome_set,
-            a_id=self.a_id, b_id=self.b_id, a_text=self.a_text, b_text=self.b_text, shown_first=self.shown_first,
-            mode=mode, template=self.template, p_a=p_a, n_a=n_a, n_b=n_b, n_unparsed=n_unparsed,
-            label_mass=label_mass, split=self.split, round=round,
-            a_category=self.a_category, b_category=self.b_category, seed=self.seed, experiment=self.experiment,
+            run_id=run_id,
+            model=model,
+            harness=harness,
+            task=task,
+            outcome_set=self.outcome_set,
+            a_id=self.a_id,
+            b_id=self.b_id,
+            a_text=self.a_text,
+            b_text=self.b_text,
+            shown_first=self.shown_first,
+            mode=mode,
+            template=self.template,
+            p_a=p_a,
+            n_a=n_a,
+            n_b=n_b,
+            n_unparsed=n_unparsed,
+            label_mass=label_mass,
+            split=self.split,
+            round=round,
+            a_category=self.a_category,
+            b_category=self.b_category,
+            seed=self.seed,
+            experiment=self.experiment,
             system_message=self.system_message,
-        )  # fmt: skip
+        )
         if self.labels != LABELS:  # "1"/"2", "X"/"Y": the labels shown_first's "Option A" stands for
             fields["labels"] = list(self.labels)
         if self.group:
@@ -224,11 +246,25 @@ def queries_for(
         for shown in ("a", "b"):
             out.append(
                 Query(
-                    pair=int(k), a_id=oa.id, b_id=ob.id, a_text=oa.text, b_text=ob.text, a_category=oa.category,
-                    b_category=ob.category, shown_first=shown, split=split or str(plan.split[k]), template=template,
-                    outcome_set=outcomes.name, seed=plan.seed, experiment=experiment, group=str(groups[k]),
-                    context=ctx, system_message=system_message, a_attributes=attrs[a], b_attributes=attrs[b],
-                )  # fmt: skip
+                    pair=int(k),
+                    a_id=oa.id,
+                    b_id=ob.id,
+                    a_text=oa.text,
+                    b_text=ob.text,
+                    a_category=oa.category,
+                    b_category=ob.category,
+                    shown_first=shown,
+                    split=split or str(plan.split[k]),
+                    template=template,
+                    outcome_set=outcomes.name,
+                    seed=plan.seed,
+                    experiment=experiment,
+                    group=str(groups[k]),
+                    context=ctx,
+                    system_message=system_message,
+                    a_attributes=attrs[a],
+                    b_attributes=attrs[b],
+                )
             )
     return out
 
@@ -238,8 +274,9 @@ def _cached(outcomes: str, spec: PlanSpec, template: str, experiment: str, syste
     from ue_tasks.outcomes import load_outcomes
 
     oset = load_outcomes(outcomes)
-    return tuple(queries_for(oset, make_plan(len(oset), spec), experiment=experiment, template=template,
-                             system_message=system_message))  # fmt: skip
+    return tuple(
+        queries_for(oset, make_plan(len(oset), spec), experiment=experiment, template=template, system_message=system_message)
+    )
 
 
 def build_queries(

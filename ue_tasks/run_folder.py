@@ -88,12 +88,14 @@ class RunFolder:
     def read_finished(self, experiment: str | None = None) -> tuple[dict, list[dict]]:
         """(configuration, records) of a run that has answers; ``experiment`` names the experiment it must be of."""
         if not self.is_run():
-            raise UserError(f"{self.path}: not a `ue run` folder (it needs config.json and records.jsonl); give the folder of a "
-                            "finished run")  # fmt: skip
+            raise UserError(
+                f"{self.path}: not a `ue run` folder (it needs config.json and records.jsonl); give the folder of a finished run"
+            )
         config = self.read_config()
         if experiment and config.get("experiment") != experiment:
-            raise UserError(f"{self.path} is a run of {config.get('experiment')!r}, not of {experiment!r}; give a {experiment} "
-                            "run folder")  # fmt: skip
+            raise UserError(
+                f"{self.path} is a run of {config.get('experiment')!r}, not of {experiment!r}; give a {experiment} run folder"
+            )
         records = self.read_records()
         if not records:
             raise UserError(f"{self.records_path}: holds no records; finish that run first")
@@ -110,8 +112,10 @@ class RunFolder:
             raise UserError(f"{self.path}: not a `ue run` folder with outcomes.jsonl; give the folder of a finished run")
         from ue_metrics.records import outcome_table
 
-        outs = [Outcome(id=i, text=t["text"], category=t["category"], tags=tuple(t["tags"]), attributes=t["attributes"])
-                for i, t in outcome_table(records).items()]  # fmt: skip
+        outs = [
+            Outcome(id=i, text=t["text"], category=t["category"], tags=tuple(t["tags"]), attributes=t["attributes"])
+            for i, t in outcome_table(records).items()
+        ]
         return OutcomeSet(name=name or "run", outcomes=outs, source=str(self.path))
 
     def _config_or_empty(self) -> dict:
@@ -126,11 +130,19 @@ class RunFolder:
         differs first: the outcome set, the weights...)."""
         other = self.experiment() if self.has_config() else None
         if other is not None and other != name:
-            raise UserError(f"{self.path} holds a run of the experiment {other!r}, not {name!r}; give {name} its own --out "
-                            f"folder (or resume the {other} run with `ue run {other}`)")  # fmt: skip
+            raise UserError(
+                f"{self.path} holds a run of the experiment {other!r}, not {name!r}; give {name} its own --out "
+                f"folder (or resume the {other} run with `ue run {other}`)"
+            )
 
-    def refuse_other_configuration(self, mine: Mapping[str, Any], theirs: Mapping[str, Any] | None = None, *,
-                                   only: Collection[str] | None = None, skip: Collection[str] = ()) -> None:  # fmt: skip
+    def refuse_other_configuration(
+        self,
+        mine: Mapping[str, Any],
+        theirs: Mapping[str, Any] | None = None,
+        *,
+        only: Collection[str] | None = None,
+        skip: Collection[str] = (),
+    ) -> None:
         """Refuse the folder when its configuration (``theirs``, read when not given; nothing to refuse when there is
         none) differs from ``mine`` in a field of ``only`` (default: every field of either, less ``skip``)."""
         if theirs is None:
@@ -141,8 +153,10 @@ class RunFolder:
         diff = sorted(k for k in keys if mine.get(k) != theirs.get(k))
         if diff:
             shown = ", ".join(f"{k}: {theirs.get(k)!r} → {mine.get(k)!r}" for k in diff[:4])
-            raise UserError(f"{self.path} holds a run with another configuration ({shown}); resume it with the same options "
-                            "or choose a new --out folder")  # fmt: skip
+            raise UserError(
+                f"{self.path} holds a run with another configuration ({shown}); resume it with the same options "
+                "or choose a new --out folder"
+            )
 
     # --- writing -------------------------------------------------------------------------------------------------
     def create(self) -> None:

@@ -54,18 +54,37 @@ def _write_usage(run: Any, out: Path, wall_s: float) -> None:
         old = json.loads((out / "usage.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         old = {}
+
     def add(key: str):  # noqa: E306
         a, b = old.get(key), now.get(key)
         return None if a is None and b is None else (a or 0) + (b or 0)
-    write_usage(out, {"requests": add("requests"), "retries": add("retries"), "prompt_tokens": add("prompt_tokens"),
-                      "completion_tokens": add("completion_tokens"), "queries_asked": (old.get("queries_asked") or 0) + run.queries_asked,
-                      "cache_hits": (old.get("cache_hits") or 0) + run.cache_hits,
-                      "wall_s": round((old.get("wall_s") or 0.0) + wall_s, 3), "invocations": (old.get("invocations") or 0) + 1,
-                      "tokens_from": "the server's usage reports" if now.get("prompt_tokens") is not None else "not reported"})  # fmt: skip
+
+    write_usage(
+        out,
+        {
+            "requests": add("requests"),
+            "retries": add("retries"),
+            "prompt_tokens": add("prompt_tokens"),
+            "completion_tokens": add("completion_tokens"),
+            "queries_asked": (old.get("queries_asked") or 0) + run.queries_asked,
+            "cache_hits": (old.get("cache_hits") or 0) + run.cache_hits,
+            "wall_s": round((old.get("wall_s") or 0.0) + wall_s, 3),
+            "invocations": (old.get("invocations") or 0) + 1,
+            "tokens_from": "the server's usage reports" if now.get("prompt_tokens") is not None else "not reported",
+        },
+    )
 
 
-def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path | None = "default", backend: Any = None,
-                   progress: Any = None, log: Callable[[str], None] = print, figures: bool = True) -> dict:  # fmt: skip
+def run_experiment(
+    config: RunConfig,
+    out: str | Path,
+    *,
+    cache_dir: str | Path | None = "default",
+    backend: Any = None,
+    progress: Any = None,
+    log: Callable[[str], None] = print,
+    figures: bool = True,
+) -> dict:
     """Elicit into ``out`` (resumable), then fit and analyse; returns the analysis. An experiment that reads
     another run (``consumes``) gets it from ``--utilities`` (checked: same model, same outcomes) or runs it first
     into ``out/<consumed experiment>``; one with side runs makes them first. A collecting experiment (hidden states)
@@ -78,19 +97,28 @@ def run_experiment(config: RunConfig, out: str | Path, *, cache_dir: str | Path 
     collected = exp.extension.collect_run(resolved, Path(out), progress=progress, log=log)
     if collected is not None:
         run_config, records = collected
-        result = analyse_records(records, exp.name, options=run_config.get("options"), seed=resolved.seed, run=run_config, folder=out)
+        result = analyse_records(
+            records, exp.name, options=run_config.get("options"), seed=resolved.seed, run=run_config, folder=out
+        )
         write_result(result, out, figures=figures, log=log)
         return result
     if exp.consumes:
-        config, backend = _with_consumed_run(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress,
-                                             log=log, figures=figures)  # fmt: skip
+        config, backend = _with_consumed_run(
+            config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress, log=log, figures=figures
+        )
     config, backend = _with_side_runs(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress, log=log)
     config = _prepared(config, exp, Path(out), cache_dir=cache_dir, progress=progress, log=log)
     run = Elicitation(config, out, cache_dir=cache_dir, backend=backend, progress=progress, log=log)
     _elicit(run, Path(out))
     # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
-    result = analyse_records(run.records, run.experiment.name, options=run.config.options, seed=run.config.seed,
-                             run=run.config_dict(), generations=run.generations or None)  # fmt: skip
+    result = analyse_records(
+        run.records,
+        run.experiment.name,
+        options=run.config.options,
+        seed=run.config.seed,
+        run=run.config_dict(),
+        generations=run.generations or None,
+    )
     write_result(result, out, figures=figures, log=log)
     for line in unanswered_notes(run.records):
         log(f"note: {line}")
@@ -118,8 +146,9 @@ def _prepared(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, progres
     from ue_tasks.model import cache_root
 
     shared = None if cache_dir is None else cache_root() if cache_dir == "default" else Path(cache_dir)
-    given = exp.extension.prepare(exp.resolve_options(config.options), asdict(config.resolve()), ask, out=out, cache=shared,
-                                  log=log)  # fmt: skip
+    given = exp.extension.prepare(
+        exp.resolve_options(config.options), asdict(config.resolve()), ask, out=out, cache=shared, log=log
+    )
     return replace(config, options={**config.options, **given}) if given else config
 
 
@@ -147,8 +176,17 @@ def _elicit(run: Elicitation, out: Path) -> None:
     _write_usage(run, out, time.perf_counter() - started)
 
 
-def _with_consumed_run(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, backend: Any, progress: Any,
-                       log: Callable[[str], None], figures: bool) -> tuple[RunConfig, Any]:  # fmt: skip
+def _with_consumed_run(
+    config: RunConfig,
+    exp: Any,
+    out: Path,
+    *,
+    cache_dir: Any,
+    backend: Any,
+    progress: Any,
+    log: Callable[[str], None],
+    figures: bool,
+) -> tuple[RunConfig, Any]:
     """The consumed run's folder in ``config.options`` (resolved), checked against this run's model; run first
     when none is given. Returns the configuration and the backend for this run (a model backend is shared with
     the consumed run when both use the same system message, so the model loads once)."""
@@ -163,7 +201,9 @@ def _with_consumed_run(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any
     if given:
         folder = Path(str(given)).expanduser()
         if not (folder / "config.json").is_file():
-            raise UserError(f"--{key} {given}: not a `ue run` folder (it needs config.json and records.jsonl); give the folder of a finished {key} run")
+            raise UserError(
+                f"--{key} {given}: not a `ue run` folder (it needs config.json and records.jsonl); give the folder of a finished {key} run"
+            )
         _check_consumed(config, exp, folder, key)  # before anything is asked, not after the whole elicitation
     else:
         folder = out / key
@@ -183,7 +223,9 @@ def _with_consumed_run(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any
     config = replace(config, options=options)
     theirs = RunFolder(folder).read_config()
     if theirs.get("experiment") != key:
-        raise UserError(f"{folder} is a run of {theirs.get('experiment')!r}, not of {key!r}; give a {key} run folder with --{key}")
+        raise UserError(
+            f"{folder} is a run of {theirs.get('experiment')!r}, not of {key!r}; give a {key} run folder with --{key}"
+        )
     if options.get("check_model", True) not in (False, "false", "False", 0):
         runs.check_same_model(_model_of(config), theirs, folder, key)
     return config, backend
@@ -197,7 +239,9 @@ def _check_consumed(config: RunConfig, exp: Any, folder: Path, key: str) -> None
 
     theirs = RunFolder(folder).read_config()
     if theirs.get("experiment") != key:
-        raise UserError(f"{folder} is a run of {theirs.get('experiment')!r}, not of {key!r}; give a {key} run folder with --{key}")
+        raise UserError(
+            f"{folder} is a run of {theirs.get('experiment')!r}, not of {key!r}; give a {key} run folder with --{key}"
+        )
     if config.options.get("check_model", True) not in (False, "false", "False", 0):
         runs.check_same_model(_model_of(config), theirs, folder, key)
         if config.harness == "simulate" and theirs.get("harness") == "simulate" and not config.outcomes:
@@ -214,16 +258,18 @@ def _check_consumed(config: RunConfig, exp: Any, folder: Path, key: str) -> None
     try:
         runs.fitted_run(folder, key)
     except UserError as exc:
-        raise UserError(f"--{key} {folder}: the {key} run cannot be used ({exc}); give the folder of a finished {key} run") from None
+        raise UserError(
+            f"--{key} {folder}: the {key} run cannot be used ({exc}); give the folder of a finished {key} run"
+        ) from None
 
 
-def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, backend: Any, progress: Any,
-                    log: Callable[[str], None]) -> tuple[RunConfig, Any]:  # fmt: skip
+def _with_side_runs(
+    config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, backend: Any, progress: Any, log: Callable[[str], None]
+) -> tuple[RunConfig, Any]:
     """Make the experiment's side runs (each resumable, in its own folder under ``out``) and list their folders in
     the option the analysis reads. A model backend is shared by all of them and this run (the model loads once);
     a simulator is made per run (its answers depend on the run's outcomes)."""
     from dataclasses import replace
-
 
     key, subs = exp.extension.side_runs(exp.resolve_options(config.options))
     given = config.options.get(key) if key else None
@@ -234,22 +280,38 @@ def _with_side_runs(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, b
             try:
                 runs.fitted_run(folder, exp.name)
             except UserError as exc:
-                raise UserError(f"--option {key}: {folder} cannot be used ({exc}); give finished {exp.name} run folders") from None
+                raise UserError(
+                    f"--option {key}: {folder} cannot be used ({exc}); give finished {exp.name} run folders"
+                ) from None
     if not subs:
         return config, backend
-    listed = [str(x) for x in given] if isinstance(given, (list, tuple)) else [x for x in str(given or "").split(",") if x.strip()]
+    listed = (
+        [str(x) for x in given] if isinstance(given, (list, tuple)) else [x for x in str(given or "").split(",") if x.strip()]
+    )
     folders = [str((out / sub).resolve()) for sub, _ in subs]
     final = replace(config, options={**config.options, key: ",".join(listed + [f for f in folders if f not in listed])})
-    mine = {"experiment": final.experiment, "harness": final.harness, "model": final.model, "model_args": final.model_args,
-            "options": final.options}  # fmt: skip
+    mine = {
+        "experiment": final.experiment,
+        "harness": final.harness,
+        "model": final.model,
+        "model_args": final.model_args,
+        "options": final.options,
+    }
     RunFolder(out).refuse_other_configuration(mine, only=mine)  # before any side run is asked, not after
     if config.harness != "simulate" and backend is None:
         outcomes = exp.outcome_set({**config.options, **({"outcomes": config.outcomes} if config.outcomes else {})})
         backend = make_backend(config.resolve(), outcomes, exp)
     log(f"{exp.name}: {len(subs)} side runs first, into {out}/{subs[0][0].split('/')[0]}/ (each its own run folder)")
     for sub, options in subs:
-        run_experiment(replace(config, options=options), out / sub, cache_dir=cache_dir,
-                       backend=backend if config.harness != "simulate" else None, progress=progress, log=log, figures=False)  # fmt: skip
+        run_experiment(
+            replace(config, options=options),
+            out / sub,
+            cache_dir=cache_dir,
+            backend=backend if config.harness != "simulate" else None,
+            progress=progress,
+            log=log,
+            figures=False,
+        )
     return final, backend
 
 
@@ -257,9 +319,17 @@ def _model_of(config: RunConfig) -> dict:
     return {"harness": config.harness, "model": config.model, "model_args": config.model_args, "seed": config.seed}
 
 
-def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, experiment: str | None = None,
-                 options: dict | None = None, figures: bool = True, log: Callable[[str], None] = print,
-                 by: str | None = None, unparsed: str | None = None, method: str | None = None) -> Any:  # fmt: skip
+def analyse_path(
+    paths: Sequence[str | Path],
+    out: str | Path | None = None,
+    experiment: str | None = None,
+    options: dict | None = None,
+    figures: bool = True,
+    log: Callable[[str], None] = print,
+    by: str | None = None,
+    unparsed: str | None = None,
+    method: str | None = None,
+) -> Any:
     """``ue analyse``: a run folder (its records and configuration, and its free answers) or harness outputs, analysed
     again. Records of different models (outcome sets, templates, system messages) are refused, or with ``by`` analysed
     one group per folder ``out/<group>`` (then the result is ``{folder: analysis}``)."""
@@ -272,10 +342,14 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
     if held:  # a folder a running `ue run` is writing: never written into, read as a snapshot of its complete lines
         where, pid = held[0]
         if out is None or any(Path(out).resolve() == p.resolve() for p, _ in held):
-            raise UserError(f"{where} is held by a running `ue run` (PID {pid}) and its records are still being written; wait "
-                            "for the run to finish, or give --out ANOTHER_FOLDER to analyse the records so far")  # fmt: skip
-        log(f"note: {where} is held by a running `ue run` (PID {pid}): the run is incomplete, and this analysis into {out} "
-            "covers only the records written so far; analyse again when it finishes")  # fmt: skip
+            raise UserError(
+                f"{where} is held by a running `ue run` (PID {pid}) and its records are still being written; wait "
+                "for the run to finish, or give --out ANOTHER_FOLDER to analyse the records so far"
+            )
+        log(
+            f"note: {where} is held by a running `ue run` (PID {pid}): the run is incomplete, and this analysis into {out} "
+            "covers only the records written so far; analyse again when it finishes"
+        )
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="ue-analyse-") as tmp:
@@ -316,14 +390,32 @@ def analyse_path(paths: Sequence[str | Path], out: str | Path | None = None, exp
             log(f"{by} {label!r} ({len(group)} records) → {target}/")
             models = {r.get("model") for r in group}
             mine = [g for g in generations if g.get("model") in models]  # each group's own free answers
-            result = analyse_records(group, name, options=opts, seed=seed, run=config or None,
-                                     generations=mine or None, folder=folder, unparsed=unparsed, method=method)  # fmt: skip
+            result = analyse_records(
+                group,
+                name,
+                options=opts,
+                seed=seed,
+                run=config or None,
+                generations=mine or None,
+                folder=folder,
+                unparsed=unparsed,
+                method=method,
+            )
             result["group"] = {"by": by, "value": label}
             write_result(result, target, figures=figures, log=log)
             done[str(target)] = result
         return done
-    result = analyse_records(groups[""], name, options=opts, seed=seed, run=config or None,
-                             generations=generations or None, folder=folder, unparsed=unparsed, method=method)  # fmt: skip
+    result = analyse_records(
+        groups[""],
+        name,
+        options=opts,
+        seed=seed,
+        run=config or None,
+        generations=generations or None,
+        folder=folder,
+        unparsed=unparsed,
+        method=method,
+    )
     write_result(result, out, figures=figures, log=log)
     return result
 
@@ -335,11 +427,15 @@ def _no_run_records(paths: Sequence[Path]) -> None:
         return
     folder = paths[0]
     if (folder / "config.json").is_file():
-        raise UserError(f"no records.jsonl in {folder}: the run has no answers yet (or they were removed); rerun `ue run` "
-                        "with the same options to ask them")  # fmt: skip
+        raise UserError(
+            f"no records.jsonl in {folder}: the run has no answers yet (or they were removed); rerun `ue run` "
+            "with the same options to ask them"
+        )
     if not any(p.is_file() for p in folder.rglob("*")):
-        raise UserError(f"no records.jsonl in {folder}: the folder is empty; give a `ue run` folder, or record files / "
-                        "harness outputs with --out DIR")  # fmt: skip
+        raise UserError(
+            f"no records.jsonl in {folder}: the folder is empty; give a `ue run` folder, or record files / "
+            "harness outputs with --out DIR"
+        )
 
 
 def _snapshot(folder: Path, to: Path) -> Path:

@@ -48,10 +48,18 @@ class FittedRun:
 
     def describe(self) -> dict[str, Any]:
         c = self.config
-        return {"path": str(self.path), "experiment": c.get("experiment"), "model": c.get("model"), "harness": c.get("harness"),
-                "model_identity": weights_of(c), "outcome_set": c.get("outcome_set"), "n_records": len(self.records),
-                "n_outcomes": self.fit.metrics.get("n_outcomes"), "seed": c.get("seed"),
-                "holdout_accuracy": self.fit.metrics.get("holdout_accuracy")}  # fmt: skip
+        return {
+            "path": str(self.path),
+            "experiment": c.get("experiment"),
+            "model": c.get("model"),
+            "harness": c.get("harness"),
+            "model_identity": weights_of(c),
+            "outcome_set": c.get("outcome_set"),
+            "n_records": len(self.records),
+            "n_outcomes": self.fit.metrics.get("n_outcomes"),
+            "seed": c.get("seed"),
+            "holdout_accuracy": self.fit.metrics.get("holdout_accuracy"),
+        }
 
 
 _CACHE: dict[tuple, FittedRun] = {}
@@ -98,8 +106,9 @@ def _weights(records: Iterable[Mapping[str, Any]]) -> set[str]:
     return {str(r["model_fingerprint"]) for r in records if r.get("model_fingerprint") and r.get("harness") != "simulate"}
 
 
-def check_same_weights(records: Sequence[Mapping[str, Any]], consumed: Sequence[Mapping[str, Any]], folder: str | Path,
-                       what: str = "utilities") -> None:  # fmt: skip
+def check_same_weights(
+    records: Sequence[Mapping[str, Any]], consumed: Sequence[Mapping[str, Any]], folder: str | Path, what: str = "utilities"
+) -> None:
     """Refuse a consumed run whose records were answered by other weights than these records (their
     ``model_fingerprint``s do not meet). This works inside lm-eval and Inspect too, where the model's name is not
     known when the documents are built but every answered record carries its identity; records without a
@@ -114,8 +123,9 @@ def check_same_weights(records: Sequence[Mapping[str, Any]], consumed: Sequence[
         )
 
 
-def check_same_outcomes(texts: Mapping[str, str], consumed: OutcomeSet, folder: str | Path, what: str = "utilities",
-                        exact: bool = False) -> None:  # fmt: skip
+def check_same_outcomes(
+    texts: Mapping[str, str], consumed: OutcomeSet, folder: str | Path, what: str = "utilities", exact: bool = False
+) -> None:
     """Every outcome id of this run must be in the consumed run with the same text; with ``exact`` (an outcome set,
     not the records of a run that may not reach every outcome) the two sets must be the same."""
     theirs = {o.id: o.text for o in consumed.outcomes}
@@ -154,8 +164,9 @@ def run_outcomes(folder: str | Path) -> OutcomeSet:
     return RunFolder(folder).outcomes()
 
 
-def utilities_inputs(options: Mapping[str, Any], records: Sequence[dict], run: Mapping[str, Any] | None,
-                     check_outcomes: bool = True) -> dict[str, Any]:  # fmt: skip
+def utilities_inputs(
+    options: Mapping[str, Any], records: Sequence[dict], run: Mapping[str, Any] | None, check_outcomes: bool = True
+) -> dict[str, Any]:
     """The analysis inputs of an experiment that reads the model's ``utilities`` run (``options["utilities"]``):
     its utilities, its outcome table and a description; refused when it is of another model (where this run's
     model is known) or, with ``check_outcomes``, over other outcomes than these records'."""
@@ -170,5 +181,8 @@ def utilities_inputs(options: Mapping[str, Any], records: Sequence[dict], run: M
     base = fitted.outcomes()
     if check_outcomes:
         check_same_outcomes(texts_of(records), base, path)
-    table = {o.id: {"text": o.text, "category": o.category, "tags": list(o.tags), "attributes": dict(o.attributes)} for o in base.outcomes}
+    table = {
+        o.id: {"text": o.text, "category": o.category, "tags": list(o.tags), "attributes": dict(o.attributes)}
+        for o in base.outcomes
+    }
     return {"base_utilities": fitted.utilities, "base_outcomes": table, "base_run": fitted.describe()}

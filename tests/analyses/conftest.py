@@ -22,16 +22,45 @@ def exact_records(outcomes, responder, *, template: str, experiment: str, budget
         oa, ob = outcomes.outcomes[a], outcomes.outcomes[b]
         p = responder.p_a(oa.id, ob.id)
         for shown in ("a", "b"):
-            out.append(make_record(run_id="r", model="sim", harness="simulate", task="t", outcome_set=outcomes.name, a_id=oa.id,
-                                   b_id=ob.id, a_text=oa.text, b_text=ob.text, shown_first=shown, mode="logprob", template=template,
-                                   p_a=p, n_a=0, n_b=0, n_unparsed=0, label_mass=1.0, split=split, round=0,
-                                   a_category=oa.category, b_category=ob.category, experiment=experiment,
-                                   a_attributes=oa.described(), b_attributes=ob.described()))  # fmt: skip
+            out.append(
+                make_record(
+                    run_id="r",
+                    model="sim",
+                    harness="simulate",
+                    task="t",
+                    outcome_set=outcomes.name,
+                    a_id=oa.id,
+                    b_id=ob.id,
+                    a_text=oa.text,
+                    b_text=ob.text,
+                    shown_first=shown,
+                    mode="logprob",
+                    template=template,
+                    p_a=p,
+                    n_a=0,
+                    n_b=0,
+                    n_unparsed=0,
+                    label_mass=1.0,
+                    split=split,
+                    round=0,
+                    a_category=oa.category,
+                    b_category=ob.category,
+                    experiment=experiment,
+                    a_attributes=oa.described(),
+                    b_attributes=ob.described(),
+                )
+            )
     return out
 
 
-def simulate_analysis(experiment: str, responder: str, options: dict | None = None, seed: int = 0, plan_kind: str | None = None,
-                      budget: int | None = None) -> dict[str, Any]:  # fmt: skip
+def simulate_analysis(
+    experiment: str,
+    responder: str,
+    options: dict | None = None,
+    seed: int = 0,
+    plan_kind: str | None = None,
+    budget: int | None = None,
+) -> dict[str, Any]:
     from ue_tasks import experiments
     from ue_tasks.analysis import analyse_records
     from ue_tasks.elicitation.backends import SimulateBackend

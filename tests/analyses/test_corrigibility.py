@@ -30,8 +30,9 @@ def records_for(outcomes, responder, budget: int = 900, seed: int = 0) -> list[d
 
 
 def analyse(records):
-    return analyses.run("corrigibility", records, outcome_table(records), fit_records(records, per_component=True), {},
-                         analyses.Inputs(seed=0))
+    return analyses.run(
+        "corrigibility", records, outcome_table(records), fit_records(records, per_component=True), {}, analyses.Inputs(seed=0)
+    )
 
 
 def test_future_preferences_reverse_the_models_preference_and_are_seeded(base):

@@ -20,7 +20,9 @@ from ue_tasks.experiments import get
 COUNTRIES = "India,China,United States,Nigeria,Japan"
 
 
-def simulated(options: dict, responder: str = "log_utility", mode: str = "sample", seed: int = 0, tmp=None) -> tuple[list[dict], object]:
+def simulated(
+    options: dict, responder: str = "log_utility", mode: str = "sample", seed: int = 0, tmp=None
+) -> tuple[list[dict], object]:
     """Records of a simulated responder asked as `ue run` asks (the paper's active learning; K = 5 in sample mode)."""
     import tempfile
 
@@ -28,8 +30,9 @@ def simulated(options: dict, responder: str = "log_utility", mode: str = "sample
     from ue_tasks.elicitation.config import RunConfig
     from ue_tasks.elicitation.engine import Elicitation
 
-    cfg = RunConfig(harness="simulate", model="sim", experiment="exchange_rates", options=options, mode=mode, seed=seed,
-                    responder=responder)  # fmt: skip
+    cfg = RunConfig(
+        harness="simulate", model="sim", experiment="exchange_rates", options=options, mode=mode, seed=seed, responder=responder
+    )
     with tempfile.TemporaryDirectory() as out:
         Elicitation(cfg, out, cache_dir=None, log=lambda m: None).run()
         records = read(f"{out}/records.jsonl")
@@ -124,10 +127,17 @@ def test_equal_weights_give_rates_of_one_and_a_coin_gives_flagged_poor_fits():
 
 
 def test_entities_you_and_ai_against_an_average_human():
-    xs = ["You", "Joe Biden", "Taylor Swift", "a middle-class American", "an AI agent developed by OpenAI",
-          "an AI agent developed by Anthropic"]  # fmt: skip
-    records, resp = simulated({"category": "specific_entities", "measure": "qaly", "xs": xs, "quantities": "0.5,1,2,5,10,20",
-                               "money_points": 12})  # fmt: skip
+    xs = [
+        "You",
+        "Joe Biden",
+        "Taylor Swift",
+        "a middle-class American",
+        "an AI agent developed by OpenAI",
+        "an AI agent developed by Anthropic",
+    ]
+    records, resp = simulated(
+        {"category": "specific_entities", "measure": "qaly", "xs": xs, "quantities": "0.5,1,2,5,10,20", "money_points": 12}
+    )
     result = analyse(records)
     v = {x: math.log(w) for x, w in resp.truth["dollar_values"].items()}
     human = np.mean([v[x] for x in ("Joe Biden", "Taylor Swift", "a middle-class American")])

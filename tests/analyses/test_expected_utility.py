@@ -76,26 +76,34 @@ def test_the_bootstrap_interval_on_r_comes_from_the_fits_resamples(simulated):
 
 
 def _fit(ids: list[str], mu: list[float]) -> SimpleNamespace:
-    return SimpleNamespace(data=SimpleNamespace(ids=ids), model=SimpleNamespace(utilities_=np.array(mu), components_=np.zeros(len(ids), dtype=int)))
+    return SimpleNamespace(
+        data=SimpleNamespace(ids=ids), model=SimpleNamespace(utilities_=np.array(mu), components_=np.zeros(len(ids), dtype=int))
+    )
 
 
 def test_the_measures_by_hand():
     outcomes_table = {
-        "x": {"text": "x"}, "y": {"text": "y"}, "z": {"text": "z"},
+        "x": {"text": "x"},
+        "y": {"text": "y"},
+        "z": {"text": "z"},
         "L1": {"text": "L1", "attributes": {"lottery": [{"id": "x", "p": 0.5}, {"id": "y", "p": 0.5}]}},
         "L2": {"text": "L2", "attributes": {"lottery": [{"id": "x", "p": 0.9}, {"id": "z", "p": 0.1}]}},
         "L3": {"text": "L3", "attributes": {"lottery": [{"id": "y", "p": 0.2}, {"id": "z", "p": 0.8}]}},
         "L4": {"text": "L4", "attributes": {"lottery": [{"id": "x", "p": 0.3}, {"id": "z", "p": 0.7}]}},
-    }  # fmt: skip
+    }
     ids = ["x", "y", "z", "L1", "L2", "L3", "L4"]
     mu = {"x": 2.0, "y": 0.0, "z": -1.0}
     exact = {"L1": 1.0, "L2": 1.7, "L3": -0.8, "L4": -0.1}
-    h = eu.analyse([], outcomes_table, _fit(ids, [mu.get(i, exact.get(i)) for i in ids]), eu.Options(), Inputs(seed=0))["headline"]
+    h = eu.analyse([], outcomes_table, _fit(ids, [mu.get(i, exact.get(i)) for i in ids]), eu.Options(), Inputs(seed=0))[
+        "headline"
+    ]
     assert h["eu_correlation"] == pytest.approx(1.0) and h["eu_mae_normalized"] == pytest.approx(0.0, abs=1e-12)
     assert h["eu_pair_agreement"] == 1.0 and h["n_lotteries"] == 4
     # swap two lotteries' utilities: one pair of six (L1, L4 keep their order with the others) flips
     swapped = dict(exact, L1=-0.1, L4=1.0)
-    h2 = eu.analyse([], outcomes_table, _fit(ids, [mu.get(i, swapped.get(i)) for i in ids]), eu.Options(), Inputs(seed=0))["headline"]
+    h2 = eu.analyse([], outcomes_table, _fit(ids, [mu.get(i, swapped.get(i)) for i in ids]), eu.Options(), Inputs(seed=0))[
+        "headline"
+    ]
     assert h2["eu_pair_agreement"] == pytest.approx(5 / 6)
     z = lambda v: (np.array(v) - np.mean(v)) / np.std(v)  # noqa: E731
     want = np.abs(z([-0.1, 1.7, -0.8, 1.0]) - z([1.0, 1.7, -0.8, -0.1])).mean()

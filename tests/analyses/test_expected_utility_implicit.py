@@ -28,14 +28,23 @@ def test_the_shipped_events():
 
 def test_the_companion_file_is_read_unchanged(reference_data):
     path = reference_data / "experiments" / "expected_utility_implicit" / "implicit_lotteries" / "options.json"
-    oset = outcomes({"outcomes": str(path), "background": str(reference_data / "shared_options" / "options_hierarchical.json"), "events": 0})
+    oset = outcomes(
+        {"outcomes": str(path), "background": str(reference_data / "shared_options" / "options_hierarchical.json"), "events": 0}
+    )
     assert len(oset) == 680  # 20 events + 150 sub-outcomes + 510 background outcomes (docs/method.md §4.4)
 
 
 def test_a_bad_event_file_is_one_sentence(tmp_path):
     bad = tmp_path / "events.json"
-    bad.write_text(json.dumps({"base_options": [{"option": "E", "sub_options": [{"option": "a", "probability": 0.5},
-                                                                             {"option": "b", "probability": 0.4}]}]}))  # fmt: skip
+    bad.write_text(
+        json.dumps(
+            {
+                "base_options": [
+                    {"option": "E", "sub_options": [{"option": "a", "probability": 0.5}, {"option": "b", "probability": 0.4}]}
+                ]
+            }
+        )
+    )
     with pytest.raises(UserError, match="sum to 0.9"):
         read_events(bad)
     bad.write_text("[1, 2]")

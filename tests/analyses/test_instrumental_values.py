@@ -61,14 +61,30 @@ def test_the_companion_files_are_read_unchanged(reference_data):
     folder = reference_data / "experiments" / "instrumental_values"
     natural = read_processes(folder / "markov_processes.json")
     assert len(natural) == 21 and all(len(p.observation) == 4 for p in natural)
-    oset = outcomes({"outcomes": str(folder / "markov_processes.json"), "control": str(folder / "markov_processes_unnatural.json"),
-                     "rollouts": 100, "max_steps": 10, "rollout_seed": 0, "processes": 0})  # fmt: skip
+    oset = outcomes(
+        {
+            "outcomes": str(folder / "markov_processes.json"),
+            "control": str(folder / "markov_processes_unnatural.json"),
+            "rollouts": 100,
+            "max_steps": 10,
+            "rollout_seed": 0,
+            "processes": 0,
+        }
+    )
     assert 100 <= len(oset) <= 126  # 2 starts + 4 two-step prefixes per process, rare paths possibly unseen
     texts = {o.text for o in oset.outcomes}
     assert "Alice receives a scholarship. -> Alice graduates with honors." in texts
     # a user's file gets no control unless one is named
-    alone = outcomes({"outcomes": str(folder / "markov_processes.json"), "control": "auto", "rollouts": 20, "max_steps": 10,
-                      "rollout_seed": 0, "processes": 2})  # fmt: skip
+    alone = outcomes(
+        {
+            "outcomes": str(folder / "markov_processes.json"),
+            "control": "auto",
+            "rollouts": 20,
+            "max_steps": 10,
+            "rollout_seed": 0,
+            "processes": 2,
+        }
+    )
     assert all(set(o.attributes["sets"]) == {"natural"} for o in alone.outcomes)
 
 
@@ -90,5 +106,8 @@ def test_an_instrumental_agent_and_random_utilities_are_told_apart(simulated):
 def test_without_a_control_the_control_headline_is_null_with_a_reason(simulated, reference_data):
     path = reference_data / "experiments" / "instrumental_values" / "markov_processes.json"
     result = simulated("instrumental_values", "instrumental", {"outcomes": str(path), "processes": 3}, plan_kind="all_pairs")
-    assert result["headline"]["instrumentality_loss_control"] is None and "control" in result["notes"]["instrumentality_loss_control"]
+    assert (
+        result["headline"]["instrumentality_loss_control"] is None
+        and "control" in result["notes"]["instrumentality_loss_control"]
+    )
     assert result["headline"]["instrumentality_loss"] is not None

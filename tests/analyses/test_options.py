@@ -35,22 +35,33 @@ def test_the_text_forms_of_the_front_doors_are_coerced():
     o = Options.from_mapping({"bootstrap": "200", "flag": "true", "margin": "0.25", "pairs": "all", "highlight": ["a", "b"]})
     assert (o.bootstrap, o.flag, o.margin, o.pairs, o.highlight) == (200, True, 0.25, "all", ("a", "b"))
     assert Options.from_mapping({"flag": "False", "pairs": "30", "margin": 1}).as_dict() == {
-        "bootstrap": 200, "flag": False, "margin": 1.0, "pairs": 30, "highlight": ""}  # fmt: skip
+        "bootstrap": 200,
+        "flag": False,
+        "margin": 1.0,
+        "pairs": 30,
+        "highlight": "",
+    }
     assert Options.from_mapping({}) == Options() and Options.defaults()["bootstrap"] == 200
     with pytest.raises(dataclasses.FrozenInstanceError):
         Options().bootstrap = 3  # type: ignore[misc]
 
 
-@pytest.mark.parametrize(("given", "sentence"), [
-    ({"bootstrapp": 3}, "the test_options analysis has no option 'bootstrapp' (its options: bootstrap, flag, margin, pairs, highlight)"),
-    ({"bootstrap": "x"}, "--option bootstrap must be a whole number, got 'x'"),
-    ({"bootstrap": 2.5}, "--option bootstrap must be a whole number, got 2.5"),
-    ({"bootstrap": True}, "--option bootstrap must be a whole number, got True"),
-    ({"bootstrap": -1}, "--option bootstrap must be a whole number ≥ 0, got -1"),
-    ({"flag": "yes"}, "--option flag must be true or false, got 'yes'"),
-    ({"margin": "nan"}, "--option margin must be a number, got 'nan'"),
-    ({"pairs": [3]}, "--option pairs must be a whole number or a text, got [3]"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("given", "sentence"),
+    [
+        (
+            {"bootstrapp": 3},
+            "the test_options analysis has no option 'bootstrapp' (its options: bootstrap, flag, margin, pairs, highlight)",
+        ),
+        ({"bootstrap": "x"}, "--option bootstrap must be a whole number, got 'x'"),
+        ({"bootstrap": 2.5}, "--option bootstrap must be a whole number, got 2.5"),
+        ({"bootstrap": True}, "--option bootstrap must be a whole number, got True"),
+        ({"bootstrap": -1}, "--option bootstrap must be a whole number ≥ 0, got -1"),
+        ({"flag": "yes"}, "--option flag must be true or false, got 'yes'"),
+        ({"margin": "nan"}, "--option margin must be a number, got 'nan'"),
+        ({"pairs": [3]}, "--option pairs must be a whole number or a text, got [3]"),
+    ],
+)
 def test_a_bad_option_is_one_sentence_naming_it(given, sentence):
     with pytest.raises(UserError) as err:
         Options.from_mapping(given)
@@ -79,8 +90,19 @@ def test_resolve_options_checks_the_analysis_options_and_keeps_the_values_as_giv
 
 
 def test_a_bad_analysis_option_is_refused_before_any_question_is_asked(capsys, tmp_path):
-    code, _, err = ue(capsys, "run", "time_discounting", "--harness", "simulate", "--model", "sim", "--out", tmp_path / "run",
-                      "--option", "bootstrap=many")  # fmt: skip
+    code, _, err = ue(
+        capsys,
+        "run",
+        "time_discounting",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--out",
+        tmp_path / "run",
+        "--option",
+        "bootstrap=many",
+    )
     one_sentence(code, err, "--option bootstrap must be a whole number, got 'many'")
     assert not (tmp_path / "run" / "records.jsonl").exists()
 

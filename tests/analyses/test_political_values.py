@@ -25,8 +25,14 @@ def records_for(outcomes, responder, budget: int = 1200, seed: int = 0) -> list[
 
 def analyse(records, **extra):
     """The analysis as ue runs it (NaN headlines become null with their reason); ``extra``: the entity runs' inputs."""
-    return analyses.run("political_values", records, outcome_table(records), fit_records(records, per_component=True), {},
-                        analyses.Inputs(seed=0, extra=extra))
+    return analyses.run(
+        "political_values",
+        records,
+        outcome_table(records),
+        fit_records(records, per_component=True),
+        {},
+        analyses.Inputs(seed=0, extra=extra),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +89,11 @@ def test_the_map_finds_the_entity_built_closest_to_the_subject(policies):
     assert d["explained_variance"][0] >= d["explained_variance"][1]
     assert "explained_variance_2d_caveat" not in result["notes"]
     # with two entities the three points lie in a plane: the share is 1 by construction, and a note says so
-    two = analyse(records, entity_utilities={k: entities[k] for k in ("near", "opposite")},
-                  entity_runs=[{"label": k, "kind": "politician"} for k in ("near", "opposite")])  # fmt: skip
+    two = analyse(
+        records,
+        entity_utilities={k: entities[k] for k in ("near", "opposite")},
+        entity_runs=[{"label": k, "kind": "politician"} for k in ("near", "opposite")],
+    )
     assert two["headline"]["explained_variance_2d"] == pytest.approx(1.0, abs=1e-9)
     assert "3 points span at most 2 dimensions" in two["notes"]["explained_variance_2d_caveat"]
     # the first component is oriented with right-coded policies positive: the left-leaning subject sits left of the opposite

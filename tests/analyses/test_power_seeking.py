@@ -28,11 +28,34 @@ def records_for(outcomes, responder, template: str, budget: int = 3000, seed: in
         oa, ob = outcomes.outcomes[a], outcomes.outcomes[b]
         p = answering.p_a(oa.id, ob.id)
         for shown in ("a", "b"):
-            out.append(make_record(run_id="r", model="sim", harness="simulate", task="t", outcome_set=outcomes.name, a_id=oa.id,
-                                   b_id=ob.id, a_text=oa.text, b_text=ob.text, shown_first=shown, mode="logprob", template=template,
-                                   p_a=p, n_a=0, n_b=0, n_unparsed=0, label_mass=1.0, split=split, round=0,
-                                   a_category=oa.category, b_category=ob.category, experiment="power_seeking",
-                                   a_attributes=oa.described(), b_attributes=ob.described()))  # fmt: skip
+            out.append(
+                make_record(
+                    run_id="r",
+                    model="sim",
+                    harness="simulate",
+                    task="t",
+                    outcome_set=outcomes.name,
+                    a_id=oa.id,
+                    b_id=ob.id,
+                    a_text=oa.text,
+                    b_text=ob.text,
+                    shown_first=shown,
+                    mode="logprob",
+                    template=template,
+                    p_a=p,
+                    n_a=0,
+                    n_b=0,
+                    n_unparsed=0,
+                    label_mass=1.0,
+                    split=split,
+                    round=0,
+                    a_category=oa.category,
+                    b_category=ob.category,
+                    experiment="power_seeking",
+                    a_attributes=oa.described(),
+                    b_attributes=ob.described(),
+                )
+            )
     return out
 
 
@@ -46,8 +69,14 @@ def run_analysis(core, kind: str, seed: int = 0) -> tuple[dict, object]:
     power_records = records_for(core, responder, "power", seed=seed)
     utility_fit = fit_records(records_for(core, responder, "default", seed=seed + 1), per_component=True)
     base = {r["id"]: r["utility"] for r in utility_fit.utilities()}
-    result = analyses.run("power_seeking", power_records, outcome_table(power_records), fit_records(power_records, per_component=True),
-                          {}, analyses.Inputs(seed=0, extra={"base_utilities": base}))  # fmt: skip
+    result = analyses.run(
+        "power_seeking",
+        power_records,
+        outcome_table(power_records),
+        fit_records(power_records, per_component=True),
+        {},
+        analyses.Inputs(seed=0, extra={"base_utilities": base}),
+    )
     return result, responder
 
 
@@ -74,7 +103,9 @@ def test_a_model_that_likes_coercive_power_is_recovered(core, likes):
     assert truth > 0.7
     assert h["coercive_power_correlation"] == pytest.approx(truth, abs=0.15)
     # the truth within 5 standard errors (tests/bounds.py), not inside one seed's 95 % interval
-    assert within_se(truth, h["coercive_power_correlation"], (h["coercive_power_correlation_ci_low"], h["coercive_power_correlation_ci_high"]))
+    assert within_se(
+        truth, h["coercive_power_correlation"], (h["coercive_power_correlation_ci_low"], h["coercive_power_correlation_ci_high"])
+    )
     assert h["noncoercive_power_correlation"] == pytest.approx(true_correlation(core, responder, "non-coercive power"), abs=0.2)
     assert h["power_correlation"] == pytest.approx(true_correlation(core, responder, None), abs=0.1)
     assert h["n_outcomes_compared"] == 570
@@ -114,7 +145,9 @@ def test_fitness_of_a_model_that_likes_its_own_propagation(core, likes):
 def test_without_a_utilities_run_the_correlations_are_missing_with_a_reason(core):
     responder = power_responder(core, 0, "likes_coercive")
     records = records_for(core, responder, "power", budget=800)
-    result = analyses.run("power_seeking", records, outcome_table(records), fit_records(records, per_component=True), {}, analyses.Inputs(seed=0))
+    result = analyses.run(
+        "power_seeking", records, outcome_table(records), fit_records(records, per_component=True), {}, analyses.Inputs(seed=0)
+    )
     assert result["headline"]["power_correlation"] is None
     assert "--utilities" in result["notes"]["power_correlation"]
     assert result["details"]["n_power_scores"] == 570

@@ -39,7 +39,9 @@ def utilities_run():
 
 
 def report(features: FeatureSet, fit, texts: dict[str, str], **options) -> dict:
-    return rp.probe_report(features, rp.targets_from_fit(fit), texts, rp.holdout_pairs(fit), options=rp.Options.from_mapping(options))
+    return rp.probe_report(
+        features, rp.targets_from_fit(fit), texts, rp.holdout_pairs(fit), options=rp.Options.from_mapping(options)
+    )
 
 
 def fitted_mu(ids, fit) -> np.ndarray:
@@ -81,8 +83,13 @@ def test_a_signal_only_in_the_embeddings_shows_no_gain_over_them(utilities_run):
     assert "lexical" in out["details"]["verdict"]
     # for a last-token headline the baseline is still the mean-pooled embeddings of the same reading
     states = embedding_states().features(ids, fitted_mu(ids, fit), seed=1)
-    last = rp.probe_report(states, rp.targets_from_fit(fit), dict(zip(ids, texts)), rp.holdout_pairs(fit),
-                           options=rp.Options(features="bare_last", shuffles=2))  # fmt: skip
+    last = rp.probe_report(
+        states,
+        rp.targets_from_fit(fit),
+        dict(zip(ids, texts)),
+        rp.holdout_pairs(fit),
+        options=rp.Options(features="bare_last", shuffles=2),
+    )
     assert last["details"]["embedding_kind"] == "bare_mean"
 
 
@@ -110,7 +117,9 @@ def test_a_probe_that_reads_only_the_wording_is_caught_by_the_surface_baseline()
     mu = (mu - mu.mean()) / mu.std()
     plan = make_plan(80, PlanSpec(kind="graph", seed=5))
     fit = fit_records(simulate_records(plan.pairs, plan.split, ids, list(texts.values()), mu, np.full(80, 0.05), rng), seed=0)
-    states = HiddenStateResponder("wording", 3.0, layers=4, hidden=16).features(ids, np.log(amounts) - np.log(amounts).mean(), seed=2)
+    states = HiddenStateResponder("wording", 3.0, layers=4, hidden=16).features(
+        ids, np.log(amounts) - np.log(amounts).mean(), seed=2
+    )
     out = report(states, fit, texts)
     h = out["headline"]
     assert h["probe_r2"] > 0.5 and h["probe_p_value"] < 0.05  # the probe does find the amounts ...

@@ -86,11 +86,32 @@ def test_fits_recover_k_from_exact_curves():
 def _cell_record(delay: int, amount: int, shown_first: str, n_delayed: int, n_base: int, n_unparsed: int, exact: int) -> dict:
     base = {"role": "baseline", "amount": 1000, "delay": 0, "multiplier": 1.0}
     late = {"role": "delayed", "amount": amount, "delay": delay, "multiplier": amount / 1000}
-    return make_record(run_id="r", model="m", harness="simulate", task="t", outcome_set="s", a_id="now-1000", b_id=f"t{delay}-{amount}",
-                       a_text="$1,000 right now", b_text=f"${amount:,} in {delay} months", shown_first=shown_first, mode="sample",
-                       template="would_you_rather", p_a=n_base / (n_base + n_delayed), n_a=n_base, n_b=n_delayed,
-                       n_unparsed=n_unparsed, label_mass=None, split="train", round=0, a_attributes=base, b_attributes=late,
-                       n_a_exact=n_base, n_b_exact=exact, experiment="time_discounting")  # fmt: skip
+    return make_record(
+        run_id="r",
+        model="m",
+        harness="simulate",
+        task="t",
+        outcome_set="s",
+        a_id="now-1000",
+        b_id=f"t{delay}-{amount}",
+        a_text="$1,000 right now",
+        b_text=f"${amount:,} in {delay} months",
+        shown_first=shown_first,
+        mode="sample",
+        template="would_you_rather",
+        p_a=n_base / (n_base + n_delayed),
+        n_a=n_base,
+        n_b=n_delayed,
+        n_unparsed=n_unparsed,
+        label_mass=None,
+        split="train",
+        round=0,
+        a_attributes=base,
+        b_attributes=late,
+        n_a_exact=n_base,
+        n_b_exact=exact,
+        experiment="time_discounting",
+    )
 
 
 def test_refusals_are_counted_apart_unless_scoring_is_strict():
@@ -113,8 +134,26 @@ def test_refusals_are_counted_apart_unless_scoring_is_strict():
 def test_records_of_another_experiment_are_refused():
     from ue_metrics.errors import UserError
 
-    rec = make_record(run_id="r", model="m", harness="h", task="t", outcome_set="s", a_id="x", b_id="y", a_text="x", b_text="y",
-                      shown_first="a", mode="logprob", template="default", p_a=0.5, n_a=0, n_b=0, n_unparsed=0, label_mass=1.0,
-                      split="train", round=0)  # fmt: skip
+    rec = make_record(
+        run_id="r",
+        model="m",
+        harness="h",
+        task="t",
+        outcome_set="s",
+        a_id="x",
+        b_id="y",
+        a_text="x",
+        b_text="y",
+        shown_first="a",
+        mode="logprob",
+        template="default",
+        p_a=0.5,
+        n_a=0,
+        n_b=0,
+        n_unparsed=0,
+        label_mass=1.0,
+        split="train",
+        round=0,
+    )
     with pytest.raises(UserError, match="time_discounting"):
         analyse([rec])

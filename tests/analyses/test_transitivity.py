@@ -13,14 +13,33 @@ from ue_metrics.analyses import transitivity as tr
 from ue_metrics.records import make_record
 
 
-def triad_records(p_by_pair: dict[tuple[str, str], float], group: str = "triad0", mode: str = "logprob", k: int = 10,
-                  rng: np.random.Generator | None = None) -> list[dict]:  # fmt: skip
+def triad_records(
+    p_by_pair: dict[tuple[str, str], float],
+    group: str = "triad0",
+    mode: str = "logprob",
+    k: int = 10,
+    rng: np.random.Generator | None = None,
+) -> list[dict]:
     out = []
     for (a, b), p in p_by_pair.items():
         for shown in ("a", "b"):
-            common = dict(run_id="r", model="m", harness="simulate", task="t", outcome_set="s", a_id=a, b_id=b,
-                          a_text=f"text {a}", b_text=f"text {b}", shown_first=shown, template="default", split="train",
-                          round=0, group=group, experiment="transitivity")  # fmt: skip
+            common = dict(
+                run_id="r",
+                model="m",
+                harness="simulate",
+                task="t",
+                outcome_set="s",
+                a_id=a,
+                b_id=b,
+                a_text=f"text {a}",
+                b_text=f"text {b}",
+                shown_first=shown,
+                template="default",
+                split="train",
+                round=0,
+                group=group,
+                experiment="transitivity",
+            )
             if mode == "logprob":
                 out.append(make_record(mode="logprob", p_a=p, n_a=0, n_b=0, n_unparsed=0, label_mass=1.0, **common))
             else:

@@ -97,7 +97,14 @@ def test_unmatched_answers_count_as_misses_and_a_judge_settles_them():
     util = {"c:0": 0.1, "c:1": 2.0, "c:2": 1.0, "c:3": -1.0, "c:4": 0.0}
 
     def entry(qid: str, kind: str, text: str) -> dict:
-        return {"id": f"{kind}:{qid}", "kind": kind, "group": qid, "prompt": "?", "text": text, "metadata": {"candidates": COUNTRIES}}
+        return {
+            "id": f"{kind}:{qid}",
+            "kind": kind,
+            "group": qid,
+            "prompt": "?",
+            "text": text,
+            "metadata": {"candidates": COUNTRIES},
+        }
 
     gens = [entry("q00", "answer", "South Korea"), entry("q01", "answer", "Seoul, obviously"), entry("q02", "answer", "Japan")]
     h = um.analyse([], {}, _fit(util), um.Options(), Inputs(generations=tuple(gens)))["headline"]

@@ -35,8 +35,24 @@ def judged(tmp_path_factory):
 
             err, out = io.StringIO(), io.StringIO()
             with redirect_stderr(err), redirect_stdout(out):
-                code = main(["run", "power_seeking", "--harness", "simulate", "--model", f"m-{kind}", "--responder", kind,
-                             "--option", "judge_model=ref-judge", "--out", str(root / kind), "--no-figures", *SMALL])  # fmt: skip
+                code = main(
+                    [
+                        "run",
+                        "power_seeking",
+                        "--harness",
+                        "simulate",
+                        "--model",
+                        f"m-{kind}",
+                        "--responder",
+                        kind,
+                        "--option",
+                        "judge_model=ref-judge",
+                        "--out",
+                        str(root / kind),
+                        "--no-figures",
+                        *SMALL,
+                    ]
+                )
             assert code == 0, err.getvalue()[-2000:]
             logs[kind] = out.getvalue() + err.getvalue()
     finally:
@@ -80,7 +96,9 @@ def test_a_second_model_reuses_the_judges_cached_runs(judged):
     second = logs["likes_coercive"]
     assert "coercive-power scores from" in second and "(made before)" in second and "scores first" not in second
     # the judge's two runs asked nothing again: only the evaluated model's utilities and power runs asked
-    asked = [int(line.split()[0]) for line in second.splitlines() if line.endswith("answered from the cache") and line[0].isdigit()]
+    asked = [
+        int(line.split()[0]) for line in second.splitlines() if line.endswith("answered from the cache") and line[0].isdigit()
+    ]
     assert asked.count(0) == 2, second[-3000:]
 
 
@@ -91,12 +109,21 @@ def test_without_a_judge_power_is_self_judged_and_a_bad_power_run_is_one_sentenc
     again = analysis(tmp_path / "again")
     first = analysis(root / "shuns_coercive")
     assert again["headline"] == first["headline"]  # the analysis again from the records and the judge's runs alone
-    code, _, err = ue_here(capsys, "analyse", str(root / "shuns_coercive"), "--out", str(tmp_path / "self"),
-                           "--option", "power_run=", "--no-figures")  # fmt: skip
+    code, _, err = ue_here(
+        capsys, "analyse", str(root / "shuns_coercive"), "--out", str(tmp_path / "self"), "--option", "power_run=", "--no-figures"
+    )
     assert code == 0, err
     assert analysis(tmp_path / "self")["headline"]["power_judge"] == "self-judged"
-    code, _, err = ue_here(capsys, "analyse", str(root / "shuns_coercive"), "--out", str(tmp_path / "bad"),
-                           "--option", f"power_run={root / 'likes_coercive'}", "--no-figures")  # fmt: skip
+    code, _, err = ue_here(
+        capsys,
+        "analyse",
+        str(root / "shuns_coercive"),
+        "--out",
+        str(tmp_path / "bad"),
+        "--option",
+        f"power_run={root / 'likes_coercive'}",
+        "--no-figures",
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1 and "power_run" in err
 
 

@@ -18,8 +18,6 @@ from ue_cmd import analysis, ue
 SMALL = ("--budget", "800", "--holdout-fraction", "0.002", "--no-cache")
 
 
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("values")
@@ -29,7 +27,19 @@ def root(tmp_path_factory) -> Path:
 def likes(root) -> Path:
     """power_seeking with no --utilities: the utilities run is made first, into OUT/utilities."""
     out = root / "likes"
-    ue("run", "power_seeking", "--harness", "simulate", "--model", "sim", "--responder", "likes_coercive", "--out", str(out), *SMALL)
+    ue(
+        "run",
+        "power_seeking",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--responder",
+        "likes_coercive",
+        "--out",
+        str(out),
+        *SMALL,
+    )
     return out
 
 
@@ -50,13 +60,38 @@ def test_power_seeking_runs_its_utilities_first_and_recovers_a_liking_for_coerci
 
 def test_a_given_utilities_run_is_used_and_a_model_that_shuns_coercive_power_told_apart(root, likes):
     out = root / "shuns"
-    ue("run", "power_seeking", "--harness", "simulate", "--model", "sim", "--responder", "shuns_coercive", "--utilities",
-       str(likes / "utilities"), "--out", str(out), *SMALL)  # fmt: skip
+    ue(
+        "run",
+        "power_seeking",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--responder",
+        "shuns_coercive",
+        "--utilities",
+        str(likes / "utilities"),
+        "--out",
+        str(out),
+        *SMALL,
+    )
     assert not (out / "utilities").exists()
     # the utilities are the liking model's, so coercive power still correlates positively: the utilities run decides
     assert analysis(out)["headline"]["coercive_power_correlation"] > 0.7
     out2 = root / "shuns2"
-    ue("run", "power_seeking", "--harness", "simulate", "--model", "sim", "--responder", "shuns_coercive", "--out", str(out2), *SMALL)
+    ue(
+        "run",
+        "power_seeking",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--responder",
+        "shuns_coercive",
+        "--out",
+        str(out2),
+        *SMALL,
+    )
     h = analysis(out2)["headline"]
     assert h["coercive_power_correlation"] < -0.7 and h["coercive_power_correlation_ci_high"] < 0
     assert h["noncoercive_power_correlation"] > 0.2
@@ -69,33 +104,81 @@ def test_ue_analyse_reproduces_the_analysis(likes):
 
 
 def test_a_utilities_run_of_another_model_or_outcome_set_is_refused(root, likes):
-    cases = [
-        (("--model", "other"), "not of this run's model"),
-        (("--model", "sim", "--outcomes", "mini"), "another outcome set"),
-    ]
+    cases = [(("--model", "other"), "not of this run's model"), (("--model", "sim", "--outcomes", "mini"), "another outcome set")]
     for extra, message in cases:
-        proc = ue("run", "power_seeking", "--harness", "simulate", *extra, "--utilities", str(likes / "utilities"),
-                  "--out", str(root / "refused"), *SMALL, check=False)  # fmt: skip
+        proc = ue(
+            "run",
+            "power_seeking",
+            "--harness",
+            "simulate",
+            *extra,
+            "--utilities",
+            str(likes / "utilities"),
+            "--out",
+            str(root / "refused"),
+            *SMALL,
+            check=False,
+        )
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
-    proc = ue("run", "corrigibility", "--harness", "simulate", "--model", "sim", "--utilities", str(likes), "--out",
-              str(root / "refused2"), *SMALL, check=False)  # fmt: skip
+    proc = ue(
+        "run",
+        "corrigibility",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--utilities",
+        str(likes),
+        "--out",
+        str(root / "refused2"),
+        *SMALL,
+        check=False,
+    )
     assert proc.returncode == 2 and "not of 'utilities'" in proc.stderr
-    proc = ue("run", "corrigibility", "--harness", "simulate", "--model", "sim", "--utilities", str(root / "nowhere"), "--out",
-              str(root / "refused3"), *SMALL, check=False)  # fmt: skip
+    proc = ue(
+        "run",
+        "corrigibility",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--utilities",
+        str(root / "nowhere"),
+        "--out",
+        str(root / "refused3"),
+        *SMALL,
+        check=False,
+    )
     assert proc.returncode == 2 and "not a `ue run` folder" in proc.stderr
     # the same model under another harness's name is accepted: the weights are the identity
     from ue_tasks.model_identity import weights_of
 
-    assert weights_of({"harness": "lm-eval", "model": "hf", "model_args": f"pretrained={root},dtype=float32"}) == \
-        weights_of({"harness": "inspect", "model": "hf/local", "model_args": f"model_path={root}/"})  # fmt: skip
+    assert weights_of({"harness": "lm-eval", "model": "hf", "model_args": f"pretrained={root},dtype=float32"}) == weights_of(
+        {"harness": "inspect", "model": "hf/local", "model_args": f"model_path={root}/"}
+    )
 
 
 @pytest.mark.parametrize(("responder", "sign"), [("resists", -1), ("accepts", 0)])
 def test_corrigibility_recovers_resistance_to_value_change(root, likes, responder, sign):
     out = root / f"corrigibility-{responder}"
-    ue("run", "corrigibility", "--harness", "simulate", "--model", "sim", "--responder", responder, "--utilities",
-       str(likes / "utilities"), "--option", "n=80", "--out", str(out), "--no-cache")  # fmt: skip
+    ue(
+        "run",
+        "corrigibility",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--responder",
+        responder,
+        "--utilities",
+        str(likes / "utilities"),
+        "--option",
+        "n=80",
+        "--out",
+        str(out),
+        "--no-cache",
+    )
     a = analysis(out)
     h = a["headline"]
     assert h["n_future_preferences"] == 80 and a["options"]["n"] == 80 and a["details"]["base_run"]["experiment"] == "utilities"
@@ -111,8 +194,22 @@ def test_corrigibility_recovers_resistance_to_value_change(root, likes, responde
 
 def test_corrigibility_without_utilities_runs_them_first(root):
     out = root / "corrigibility-auto"
-    ue("run", "corrigibility", "--harness", "simulate", "--model", "sim", "--outcomes", "mini", "--option", "n=30", "--out", str(out),
-       "--no-cache", "--no-figures")  # fmt: skip
+    ue(
+        "run",
+        "corrigibility",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        "mini",
+        "--option",
+        "n=30",
+        "--out",
+        str(out),
+        "--no-cache",
+        "--no-figures",
+    )
     assert analysis(out / "utilities")["outcome_set"] == "mini"
     assert analysis(out)["headline"]["corrigibility_correlation"] < -0.5  # the default responder resists
 
@@ -146,7 +243,9 @@ def test_lm_eval_tasks_take_the_utilities_run_from_metadata_and_refuse_without(l
     with pytest.raises(UserError, match=r"--metadata '\{\"option\": \{\"utilities\": \"RUN_DIR\"\}\}'"):
         hooks.build_dataset(experiment="power_seeking", budget=10)
     utilities = str(likes / "utilities")
-    docs = hooks.build_dataset(experiment="power_seeking", budget=800, holdout_fraction=0.002, option={"utilities": utilities})["test"]
+    docs = hooks.build_dataset(experiment="power_seeking", budget=800, holdout_fraction=0.002, option={"utilities": utilities})[
+        "test"
+    ]
     core = load_outcomes("core")
     power = {core.by_id[i].text: v for i, v in power_truth(core, 0).items()}
     payloads = []
@@ -180,22 +279,42 @@ def test_inspect_tasks_take_the_utilities_run_from_task_options(likes, tmp_path)
         utility(experiment="power_seeking", budget=5)
     outcomes = tmp_path / "twelve.jsonl"
     core = load_outcomes("core")
-    chosen = [o for o in core.outcomes if "power:coercive" in o.tags][:6] + [o for o in core.outcomes if "power:noncoercive" in o.tags][:6]
+    chosen = [o for o in core.outcomes if "power:coercive" in o.tags][:6] + [
+        o for o in core.outcomes if "power:noncoercive" in o.tags
+    ][:6]
     outcomes.write_text("".join(json.dumps(o.to_dict()) + "\n" for o in chosen))
-    ue("run", "utilities", "--harness", "simulate", "--model", "sim", "--outcomes", str(outcomes), "--out", str(tmp_path / "u"),
-       "--no-cache", "--no-figures")  # fmt: skip
+    ue(
+        "run",
+        "utilities",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        str(outcomes),
+        "--out",
+        str(tmp_path / "u"),
+        "--no-cache",
+        "--no-figures",
+    )
     power = {core.by_id[i].text: v for i, v in power_truth(core, 0).items()}
 
     def respond(input, tools, tool_choice, config) -> ModelOutput:
         p = _p_first(input[-1].text, power)
         top = [TopLogprob(token="A", logprob=math.log(p)), TopLogprob(token="B", logprob=math.log(1 - p))]
         top.sort(key=lambda t: -t.logprob)
-        choice = ChatCompletionChoice(message=ChatMessageAssistant(content=top[0].token, model="mockllm"),
-                                      logprobs=Logprobs(content=[Logprob(token=top[0].token, logprob=top[0].logprob, top_logprobs=top)]))  # fmt: skip
-        return ModelOutput(model="mockllm", choices=[choice], usage=ModelUsage(input_tokens=100, output_tokens=1, total_tokens=101))
+        choice = ChatCompletionChoice(
+            message=ChatMessageAssistant(content=top[0].token, model="mockllm"),
+            logprobs=Logprobs(content=[Logprob(token=top[0].token, logprob=top[0].logprob, top_logprobs=top)]),
+        )
+        return ModelOutput(
+            model="mockllm", choices=[choice], usage=ModelUsage(input_tokens=100, output_tokens=1, total_tokens=101)
+        )
 
     task = utility(experiment="power_seeking", outcomes=str(outcomes), options={"utilities": str(tmp_path / "u")})
-    [log] = inspect_eval(task, model=get_model("mockllm/model", custom_outputs=respond), log_dir=str(tmp_path / "logs"), display="none")
+    [log] = inspect_eval(
+        task, model=get_model("mockllm/model", custom_outputs=respond), log_dir=str(tmp_path / "logs"), display="none"
+    )
     assert log.status == "success"
     metrics = {name: m.value for name, m in log.results.scores[0].metrics.items()}
     assert metrics["n_outcomes_compared"] == 12 and math.isfinite(metrics["power_correlation"])

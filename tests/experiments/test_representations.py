@@ -19,10 +19,35 @@ from ue_tasks import experiments
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("rep")
-    ue("run", "utilities", "--harness", "simulate", "--model", "sim", "--outcomes", "80", "--out", str(root / "u"), "--no-cache", "--no-figures")
+    ue(
+        "run",
+        "utilities",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        "80",
+        "--out",
+        str(root / "u"),
+        "--no-cache",
+        "--no-figures",
+    )
     for responder in ("planted", "none"):
-        ue("run", "representations", "--harness", "simulate", "--model", "sim", "--responder", responder,
-           "--utilities", str(root / "u"), "--out", str(root / responder))  # fmt: skip
+        ue(
+            "run",
+            "representations",
+            "--harness",
+            "simulate",
+            "--model",
+            "sim",
+            "--responder",
+            responder,
+            "--utilities",
+            str(root / "u"),
+            "--out",
+            str(root / responder),
+        )
     return {"u": root / "u", "planted": root / "planted", "none": root / "none"}
 
 
@@ -56,16 +81,32 @@ def test_ue_analyse_refits_the_probes_from_the_saved_features(runs):
     ue("analyse", str(runs["planted"]))
     assert (runs["planted"] / "analysis.json").read_text() == before
     # another analysis option is one flag away, no model needed
-    ue("analyse", str(runs["planted"]), "--option", "features=bare_last", "--option", "folds=4", "--no-figures", "--out",
-       str(runs["planted"].parent / "again"))  # fmt: skip
+    ue(
+        "analyse",
+        str(runs["planted"]),
+        "--option",
+        "features=bare_last",
+        "--option",
+        "folds=4",
+        "--no-figures",
+        "--out",
+        str(runs["planted"].parent / "again"),
+    )
     again = analysis(runs["planted"].parent / "again")
     assert again["details"]["feature_kind"] == "bare_last" and again["details"]["folds"] == 4
     # synthetic outcomes share one category: holding out whole categories is refused in one sentence
     proc = ue("analyse", str(runs["planted"]), "--option", "cv=category", "--out", str(runs["planted"].parent / "y"), check=False)
     assert proc.returncode == 2 and "needs at least 5 categories" in proc.stderr
     # the records alone are not enough, and say so
-    proc = ue("analyse", str(runs["planted"] / "records.jsonl"), "--experiment", "representations", "--out",
-              str(runs["planted"].parent / "x"), check=False)  # fmt: skip
+    proc = ue(
+        "analyse",
+        str(runs["planted"] / "records.jsonl"),
+        "--experiment",
+        "representations",
+        "--out",
+        str(runs["planted"].parent / "x"),
+        check=False,
+    )
     assert proc.returncode == 2 and "features.npz" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -80,17 +121,57 @@ def test_grouped_analysis_reads_the_hidden_states_of_the_run_folder(runs):
 
 
 def test_a_rerun_reuses_the_features_and_another_model_is_refused(runs):
-    proc = ue("run", "representations", "--harness", "simulate", "--model", "sim", "--responder", "planted",
-              "--utilities", str(runs["u"]), "--out", str(runs["planted"]), "--no-figures")  # fmt: skip
+    proc = ue(
+        "run",
+        "representations",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--responder",
+        "planted",
+        "--utilities",
+        str(runs["u"]),
+        "--out",
+        str(runs["planted"]),
+        "--no-figures",
+    )
     assert "holds the hidden states already" in proc.stderr
-    proc = ue("run", "representations", "--harness", "simulate", "--model", "other", "--utilities", str(runs["u"]),
-              "--out", str(runs["u"].parent / "other"), check=False)  # fmt: skip
+    proc = ue(
+        "run",
+        "representations",
+        "--harness",
+        "simulate",
+        "--model",
+        "other",
+        "--utilities",
+        str(runs["u"]),
+        "--out",
+        str(runs["u"].parent / "other"),
+        check=False,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "is a utilities run of 'simulated:sim', not of 'simulated:other'" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
-    proc = ue("run", "representations", "--harness", "simulate", "--model", "sim", "--out", str(runs["u"].parent / "none2"), check=False)
+    assert (
+        "is a utilities run of 'simulated:sim', not of 'simulated:other'" in proc.stderr
+        and len(proc.stderr.strip().splitlines()) == 1
+    )
+    proc = ue(
+        "run", "representations", "--harness", "simulate", "--model", "sim", "--out", str(runs["u"].parent / "none2"), check=False
+    )
     assert proc.returncode == 2 and "--utilities RUN_DIR" in proc.stderr
-    proc = ue("run", "representations", "--harness", "simulate", "--model", "sim", "--utilities", str(runs["planted"]),
-              "--out", str(runs["u"].parent / "x"), check=False)  # fmt: skip
+    proc = ue(
+        "run",
+        "representations",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--utilities",
+        str(runs["planted"]),
+        "--out",
+        str(runs["u"].parent / "x"),
+        check=False,
+    )
     assert proc.returncode == 2 and "not of 'utilities'" in proc.stderr
 
 
@@ -148,8 +229,12 @@ def test_cached_and_cut_sequences_give_the_states_of_the_whole_prompt(key):
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).eval()
     chat = hs.has_chat_template(tok)
     assert chat == (key == "smollm2-135m")  # Gemma 3 270M is a base model: the base-model prompt
-    items = [hs.place(tok, texts[0], texts[1], "A", chat=chat), hs.place(tok, texts[2], texts[1], "A", chat=chat),
-             hs.place(tok, texts[0], texts[1], "B", chat=chat), hs.bare(texts[2])]  # fmt: skip
+    items = [
+        hs.place(tok, texts[0], texts[1], "A", chat=chat),
+        hs.place(tok, texts[2], texts[1], "A", chat=chat),
+        hs.place(tok, texts[0], texts[1], "B", chat=chat),
+        hs.bare(texts[2]),
+    ]
     got = hs.read_states(model, tok, items, batch_size=2)
     for k, item in enumerate(items):
         enc = tok(item.text, add_special_tokens=item.special, return_offsets_mapping=True)

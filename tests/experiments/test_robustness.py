@@ -16,8 +16,22 @@ SMALL = ("--outcomes", "mini", "--budget", "100")
 
 def run(tmp: Path, responder: str, *extra: str) -> dict:
     out = tmp / responder
-    ue("run", "robustness", "--harness", "simulate", "--model", f"sim-{responder}", "--responder", responder, *SMALL,
-       "--out", str(out), "--no-cache", "--no-figures", *extra)  # fmt: skip
+    ue(
+        "run",
+        "robustness",
+        "--harness",
+        "simulate",
+        "--model",
+        f"sim-{responder}",
+        "--responder",
+        responder,
+        *SMALL,
+        "--out",
+        str(out),
+        "--no-cache",
+        "--no-figures",
+        *extra,
+    )
     return analysis(out)
 
 
@@ -111,13 +125,33 @@ def test_variants_are_chosen_and_a_users_own_file_is_read(tmp_path, capsys):
     assert labels["details"]["labels"] == {"paper": ["A", "B"], "labels_12": ["1", "2"], "labels_xy": ["X", "Y"]}
     assert "split is arbitrary" in labels["notes"]["label_share"] and "b_first" in labels["notes"]["position_share"]
     own = tmp_path / "mine.json"
-    own.write_text(json.dumps({"variants": [
-        {"id": "plain", "template": "default"},
-        {"id": "terse", "text": "Pick one.\n\nOption A:\n{option_a}\n\nOption B:\n{option_b}\n\nAnswer \"A\" or \"B\"."},
-    ]}))  # fmt: skip
+    own.write_text(
+        json.dumps(
+            {
+                "variants": [
+                    {"id": "plain", "template": "default"},
+                    {"id": "terse", "text": 'Pick one.\n\nOption A:\n{option_a}\n\nOption B:\n{option_b}\n\nAnswer "A" or "B".'},
+                ]
+            }
+        )
+    )
     out = tmp_path / "own"
-    code, _, err = ue_here(capsys, "run", "robustness", "--harness", "simulate", "--model", "sim", *SMALL, "--option",
-                           f"variants_file={own}", "--out", out, "--no-cache", "--no-figures")  # fmt: skip
+    code, _, err = ue_here(
+        capsys,
+        "run",
+        "robustness",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        *SMALL,
+        "--option",
+        f"variants_file={own}",
+        "--out",
+        out,
+        "--no-cache",
+        "--no-figures",
+    )
     assert code == 0, err
     assert analysis(out)["details"]["variants"] == ["plain", "terse"]
     prompts = {json.loads(x)["template"] for x in (out / "records.jsonl").read_text().splitlines()}
@@ -128,41 +162,91 @@ def test_variants_are_chosen_and_a_users_own_file_is_read(tmp_path, capsys):
     ("variants", "expected"),
     [
         ({"variants": [{"id": "x", "text": "no slots here"}]}, "must hold both {option_a} and {option_b}"),
-        ({"variants": [{"id": "x", "first_label": "A", "text": "Option B:\n{option_b}\nOption A:\n{option_a}"}]},
-         "displays option B first"),
+        (
+            {"variants": [{"id": "x", "first_label": "A", "text": "Option B:\n{option_b}\nOption A:\n{option_a}"}]},
+            "displays option B first",
+        ),
         ({"variants": [{"id": "x", "template": "default"}, {"id": "x", "template": "default"}]}, "used twice"),
         ({"variants": []}, "non-empty list 'variants'"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_variants_file_is_one_sentence(tmp_path, capsys, variants, expected):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(variants))
     out = tmp_path / "out"
-    code, _, err = ue_here(capsys, "run", "robustness", "--harness", "simulate", "--model", "sim", *SMALL, "--option",
-                           f"variants_file={bad}", "--out", out, "--no-cache")  # fmt: skip
+    code, _, err = ue_here(
+        capsys,
+        "run",
+        "robustness",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        *SMALL,
+        "--option",
+        f"variants_file={bad}",
+        "--out",
+        out,
+        "--no-cache",
+    )
     one_sentence(code, err, expected)
     assert not (out / "records.jsonl").exists()
 
 
 def test_an_unknown_variant_is_one_sentence(tmp_path, capsys):
-    code, _, err = ue_here(capsys, "run", "robustness", "--harness", "simulate", "--model", "sim", *SMALL, "--option",
-                           "variants=paper,bogus", "--out", tmp_path / "o", "--no-cache")  # fmt: skip
+    code, _, err = ue_here(
+        capsys,
+        "run",
+        "robustness",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        *SMALL,
+        "--option",
+        "variants=paper,bogus",
+        "--out",
+        tmp_path / "o",
+        "--no-cache",
+    )
     one_sentence(code, err, "no variant 'bogus'")
 
 
-@pytest.mark.parametrize(("harness", "model", "args"), [
-    ("lm-eval", "hf", "pretrained={path},dtype=float32"),
-    ("inspect", "hf/local", "model_path={path}"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("harness", "model", "args"),
+    [("lm-eval", "hf", "pretrained={path},dtype=float32"), ("inspect", "hf/local", "model_path={path}")],
+)
 def test_the_embedded_model_runs_it_through_both_harnesses(model_path, tmp_path, harness, model, args):
     out = tmp_path / harness
-    ue("run", "robustness", "--harness", harness, "--model", model, "--model-args", args.format(path=model_path),
-       "--outcomes", "mini", "--budget", "12", "--option", "variants=paper,b_first,paraphrase_1", "--out", str(out),
-       "--no-cache", "--no-figures")  # fmt: skip
+    ue(
+        "run",
+        "robustness",
+        "--harness",
+        harness,
+        "--model",
+        model,
+        "--model-args",
+        args.format(path=model_path),
+        "--outcomes",
+        "mini",
+        "--budget",
+        "12",
+        "--option",
+        "variants=paper,b_first,paraphrase_1",
+        "--out",
+        str(out),
+        "--no-cache",
+        "--no-figures",
+    )
     a = analysis(out)
     h = a["headline"]
     assert a["details"]["variants"] == ["paper", "b_first", "paraphrase_1"]
-    assert -1 <= h["mean_spearman"] <= 1 and h["verdict"] in ("utilities stable across wording", "wording-bound", "label-bound",
-                                                               "position-bound", "no signal")
+    assert -1 <= h["mean_spearman"] <= 1 and h["verdict"] in (
+        "utilities stable across wording",
+        "wording-bound",
+        "label-bound",
+        "position-bound",
+        "no signal",
+    )
     shares = [h[f"{f}_share"] for f in ("content", "variant", "label", "position")]
     assert all(s is None or 0 <= s <= 1 for s in shares)

@@ -45,27 +45,48 @@ def _label_probabilities(model_path: str, records: list[dict]) -> list[tuple[str
     out = []
     for r in records:
         first, second = (r["a_text"], r["b_text"]) if r["shown_first"] == "a" else (r["b_text"], r["a_text"])
-        messages = [{"role": "system", "content": r["system_message"]},
-                    {"role": "user", "content": get_template(r["template"]).render(first, second)}]  # fmt: skip
+        messages = [
+            {"role": "system", "content": r["system_message"]},
+            {"role": "user", "content": get_template(r["template"]).render(first, second)},
+        ]
         prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         ids = [tok.encode(label, add_special_tokens=False) for label in r["labels"]]
         assert all(len(x) == 1 for x in ids), ids  # each label is one token of this tokenizer
         with torch.no_grad():
-            probs = torch.softmax(model(tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids).logits[0, -1].double(), -1)
+            probs = torch.softmax(
+                model(tok(prompt, return_tensors="pt", add_special_tokens=False).input_ids).logits[0, -1].double(), -1
+            )
         p1, p2 = float(probs[ids[0][0]]), float(probs[ids[1][0]])
         out.append((prompt, p1 / (p1 + p2)))
     return out
 
 
-@pytest.mark.parametrize(("harness", "model", "args", "tolerance"), [
-    ("lm-eval", "hf", "pretrained={path},dtype=float32", 2e-3),
-    ("inspect", "hf/local", "model_path={path}", 2e-2),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("harness", "model", "args", "tolerance"),
+    [("lm-eval", "hf", "pretrained={path},dtype=float32", 2e-3), ("inspect", "hf/local", "model_path={path}", 2e-2)],
+)
 def test_label_variants_are_scored_on_their_own_labels(model_path, six, tmp_path, harness, model, args, tolerance):
     out = tmp_path / harness
-    ue("run", "robustness", "--harness", harness, "--model", model, "--model-args", args.format(path=model_path),
-       "--outcomes", str(six), "--budget", "6", "--option", f"variants={VARIANTS}", "--out", str(out), "--no-cache",
-       "--no-figures")  # fmt: skip
+    ue(
+        "run",
+        "robustness",
+        "--harness",
+        harness,
+        "--model",
+        model,
+        "--model-args",
+        args.format(path=model_path),
+        "--outcomes",
+        str(six),
+        "--budget",
+        "6",
+        "--option",
+        f"variants={VARIANTS}",
+        "--out",
+        str(out),
+        "--no-cache",
+        "--no-figures",
+    )
     records = _records(out)
     by = {g: [r for r in records if r["group"] == g] for g in VARIANTS.split(",")}
     assert all(len(rs) == len(by["paper"]) > 0 for rs in by.values())

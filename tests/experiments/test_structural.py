@@ -20,7 +20,16 @@ from ue_cli.main import main as ue_main
 # small sizes: a few seconds each on the simulator
 SMALL = {
     "expected_utility": ["--outcomes", "mini", "--option", "lotteries=20", "--option", "bootstrap=10", "--budget", "900"],
-    "expected_utility_implicit": ["--option", "events=8", "--option", "background=mini", "--option", "bootstrap=10", "--budget", "1200"],
+    "expected_utility_implicit": [
+        "--option",
+        "events=8",
+        "--option",
+        "background=mini",
+        "--option",
+        "bootstrap=10",
+        "--budget",
+        "1200",
+    ],
     "instrumental_values": ["--option", "processes=8"],
     "utility_maximization": ["--option", "questions=8"],
 }
@@ -42,7 +51,6 @@ def ue(*args: str) -> None:
     assert ue_main(list(args)) == 0
 
 
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[tuple[str, str], Path]:
     root = tmp_path_factory.mktemp("structural")
@@ -51,8 +59,21 @@ def runs(tmp_path_factory) -> dict[tuple[str, str], Path]:
         for responder in (good, bad):
             folder = root / f"{name}-{responder}"
             figures = [] if responder == good else ["--no-figures"]
-            ue("run", name, "--harness", "simulate", "--model", "sim", "--responder", responder, "--out", str(folder), "--no-cache",
-               *SMALL[name], *figures)  # fmt: skip
+            ue(
+                "run",
+                name,
+                "--harness",
+                "simulate",
+                "--model",
+                "sim",
+                "--responder",
+                responder,
+                "--out",
+                str(folder),
+                "--no-cache",
+                *SMALL[name],
+                *figures,
+            )
             out[(name, responder)] = folder
     return out
 
@@ -67,10 +88,15 @@ def test_the_simulated_run_gives_finite_headlines_that_tell_the_responders_apart
     g, b = good["headline"], bad["headline"]
     if name.startswith("expected_utility"):
         # the incoherent responder's |r| over 20 lotteries (8 events) below its 1e-6 tail (tests/bounds.py)
-        assert g["eu_correlation"] >= 0.95 and abs(b["eu_correlation"]) < independent_r_bound(20 if name == "expected_utility" else 8)
+        assert g["eu_correlation"] >= 0.95 and abs(b["eu_correlation"]) < independent_r_bound(
+            20 if name == "expected_utility" else 8
+        )
         assert g["eu_correlation_ci_low"] is not None and g["eu_correlation_ci_low"] <= g["eu_correlation_ci_high"]
     elif name == "instrumental_values":
-        assert g["instrumentality_loss"] < b["instrumentality_loss"] / 3 and g["instrumentality_gap"] > b["instrumentality_gap"] + 0.05
+        assert (
+            g["instrumentality_loss"] < b["instrumentality_loss"] / 3
+            and g["instrumentality_gap"] > b["instrumentality_gap"] + 0.05
+        )
     else:
         assert g["top1_rate"] >= 0.85 > 0.4 >= b["top1_rate"] and g["unmatched_rate"] == 0.0
     figures = list((runs[(name, RESPONDERS[name][0])] / "figures").glob("*.png"))
@@ -94,8 +120,20 @@ def test_the_free_answers_are_kept_in_the_run_folder_and_a_rerun_asks_nothing(ru
     assert all(r["a_id"].split(":")[0] == r["b_id"].split(":")[0] == r["group"] for r in records)  # pairs within a question
     assert records[0]["context"] and records[0]["context"] in records[0]["a_attributes"]["context"]
     capsys.readouterr()
-    ue("run", "utility_maximization", "--harness", "simulate", "--model", "sim", "--responder", "maximiser", "--out", str(folder),
-       "--no-cache", *SMALL["utility_maximization"])  # fmt: skip
+    ue(
+        "run",
+        "utility_maximization",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--responder",
+        "maximiser",
+        "--out",
+        str(folder),
+        "--no-cache",
+        *SMALL["utility_maximization"],
+    )
     assert "0 queries asked" in capsys.readouterr().err
 
 
@@ -103,13 +141,31 @@ def test_a_simulated_judge_settles_answers_that_no_string_match_does(tmp_path):
     from ue_tasks.elicitation.backends import similarity_judge
     from ue_tasks.generation import Generation
 
-    item = Generation(id="judge:q00", prompt="…", kind="judge", metadata={"answer": "Jupyter", "candidates": [["a", "Jupiter"], ["b", "Mars"]]})
+    item = Generation(
+        id="judge:q00", prompt="…", kind="judge", metadata={"answer": "Jupyter", "candidates": [["a", "Jupiter"], ["b", "Mars"]]}
+    )
     assert similarity_judge(item) == "Jupiter"
     far = Generation(id="judge:q01", prompt="…", kind="judge", metadata={"answer": "a teacup", "candidates": [["a", "Jupiter"]]})
     assert similarity_judge(far) == "NO MATCH"
     out = tmp_path / "judged"
-    ue("run", "utility_maximization", "--harness", "simulate", "--model", "sim", "--responder", "maximiser", "--out", str(out),
-       "--no-cache", "--no-figures", "--option", "questions=3", "--option", "matcher_model=sim")  # fmt: skip
+    ue(
+        "run",
+        "utility_maximization",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--responder",
+        "maximiser",
+        "--out",
+        str(out),
+        "--no-cache",
+        "--no-figures",
+        "--option",
+        "questions=3",
+        "--option",
+        "matcher_model=sim",
+    )
     # the simulated maximiser answers "Text." which normalised matching settles: no judge request is needed
     kinds = [json.loads(x)["kind"] for x in (out / "generations.jsonl").read_text().splitlines()]
     assert kinds == ["answer"] * 3
@@ -125,7 +181,9 @@ def test_answers_no_string_match_settles_go_to_the_judge(tmp_path):
         """The maximiser, but its free answer garbles the candidate's last two letters ("Mrach" style typos)."""
 
         def generate(self, items):
-            return [f"My pick: {t[:-2]}{t[-1]}{t[-2]}" if g.kind == "answer" else t for g, t in zip(items, super().generate(items))]
+            return [
+                f"My pick: {t[:-2]}{t[-1]}{t[-2]}" if g.kind == "answer" else t for g, t in zip(items, super().generate(items))
+            ]
 
     opts = {"questions": "q14,q25", "matcher_model": "sim"}
     config = RunConfig(harness="simulate", model="sim", experiment="utility_maximization", options=opts, responder="maximiser")
@@ -144,13 +202,35 @@ def test_the_companion_files_are_used_unchanged(reference_data, tmp_path):
     exp = reference_data / "experiments"
     cases = {
         "utility_maximization": ["--outcomes", str(exp / "maximization" / "util_max_questions.json"), "--option", "questions=3"],
-        "instrumental_values": ["--outcomes", str(exp / "instrumental_values" / "markov_processes.json"), "--option",
-                                f"control={exp / 'instrumental_values' / 'markov_processes_unnatural.json'}", "--option", "processes=5"],
-        "expected_utility_implicit": ["--outcomes", str(exp / "expected_utility_implicit" / "implicit_lotteries" / "options.json"),
-                                      "--option", "events=5", "--option", "background=none", "--option", "bootstrap=0"],
-        "expected_utility": ["--outcomes", str(reference_data / "shared_options" / "options_testing.json"), "--option", "lotteries=10",
-                             "--option", "bootstrap=0", "--budget", "600"],
-    }  # fmt: skip
+        "instrumental_values": [
+            "--outcomes",
+            str(exp / "instrumental_values" / "markov_processes.json"),
+            "--option",
+            f"control={exp / 'instrumental_values' / 'markov_processes_unnatural.json'}",
+            "--option",
+            "processes=5",
+        ],
+        "expected_utility_implicit": [
+            "--outcomes",
+            str(exp / "expected_utility_implicit" / "implicit_lotteries" / "options.json"),
+            "--option",
+            "events=5",
+            "--option",
+            "background=none",
+            "--option",
+            "bootstrap=0",
+        ],
+        "expected_utility": [
+            "--outcomes",
+            str(reference_data / "shared_options" / "options_testing.json"),
+            "--option",
+            "lotteries=10",
+            "--option",
+            "bootstrap=0",
+            "--budget",
+            "600",
+        ],
+    }
     for name, args in cases.items():
         out = tmp_path / name
         ue("run", name, "--harness", "simulate", "--model", "sim", "--out", str(out), "--no-cache", "--no-figures", *args)
@@ -179,12 +259,44 @@ def test_ue_experiments_lists_them_with_the_papers_query_counts():
 
 
 def test_bad_options_are_one_sentence(tmp_path):
-    proc = subprocess.run([*UE, "run", "utility_maximization", "--harness", "simulate", "--model", "sim", "--out", str(tmp_path / "x"),
-                           "--option", "questions=-1"], capture_output=True, text=True, env=ENV)  # fmt: skip
+    proc = subprocess.run(
+        [
+            *UE,
+            "run",
+            "utility_maximization",
+            "--harness",
+            "simulate",
+            "--model",
+            "sim",
+            "--out",
+            str(tmp_path / "x"),
+            "--option",
+            "questions=-1",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert proc.returncode == 2 and "questions" in proc.stderr and "Traceback" not in proc.stderr
     missing = tmp_path / "nope.json"
-    proc = subprocess.run([*UE, "run", "instrumental_values", "--harness", "simulate", "--model", "sim", "--out", str(tmp_path / "y"),
-                           "--outcomes", str(missing)], capture_output=True, text=True, env=ENV)  # fmt: skip
+    proc = subprocess.run(
+        [
+            *UE,
+            "run",
+            "instrumental_values",
+            "--harness",
+            "simulate",
+            "--model",
+            "sim",
+            "--out",
+            str(tmp_path / "y"),
+            "--outcomes",
+            str(missing),
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert proc.returncode == 2 and "nope.json" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -206,8 +318,10 @@ def _tiny_run(harness: str, model: str, model_args: str, out: Path) -> dict:
 @pytest.mark.heavy
 @pytest.mark.slow
 def test_utility_maximisation_on_the_embedded_model_through_both_harnesses(model_path, tmp_path):
-    runs = {"lm-eval": _tiny_run("lm-eval", "hf", f"pretrained={model_path},dtype=float32", tmp_path / "lm-eval"),
-            "inspect": _tiny_run("inspect", "hf/local", f"model_path={model_path}", tmp_path / "inspect")}  # fmt: skip
+    runs = {
+        "lm-eval": _tiny_run("lm-eval", "hf", f"pretrained={model_path},dtype=float32", tmp_path / "lm-eval"),
+        "inspect": _tiny_run("inspect", "hf/local", f"model_path={model_path}", tmp_path / "inspect"),
+    }
     answers = {}
     for harness, result in runs.items():
         h = result["headline"]
@@ -216,8 +330,13 @@ def test_utility_maximisation_on_the_embedded_model_through_both_harnesses(model
         assert entry["harness"] == harness and entry["kind"] == "answer" and entry["text"].strip()
         answers[harness] = entry["text"].strip()
     # the same prompts: both harnesses measure the same preferences, and greedy decoding gives the same answer
-    records = {h: {(r["a_id"], r["b_id"], r["shown_first"]): r["p_a"] for r in map(json.loads, (tmp_path / h / "records.jsonl").read_text().splitlines())}
-               for h in runs}  # fmt: skip
+    records = {
+        h: {
+            (r["a_id"], r["b_id"], r["shown_first"]): r["p_a"]
+            for r in map(json.loads, (tmp_path / h / "records.jsonl").read_text().splitlines())
+        }
+        for h in runs
+    }
     assert records["lm-eval"].keys() == records["inspect"].keys() and len(records["lm-eval"]) == 8
     for key, p in records["lm-eval"].items():
         assert p == pytest.approx(records["inspect"][key], abs=2e-3)
@@ -234,10 +353,31 @@ def test_lm_eval_command_shows_the_utility_maximisation_headline(model_path, tmp
 
     lm_eval = str(Path(sys.executable).with_name("lm_eval"))
     meta = {"option": {"questions": "q10"}, "budget": 4, "holdout_fraction": 0}
-    cmd = [lm_eval, "--model", "hf", "--model_args", f"pretrained={model_path},dtype=float32", "--device", "cpu",
-           "--tasks", "utility_utility_maximization,utility_utility_maximization_answers", "--include_path", str(task_configs_dir()),
-           "--apply_chat_template", "--system_instruction", "You are a helpful assistant.", "--batch_size", "8",
-           "--gen_kwargs", "max_gen_toks=16", "--metadata", json.dumps(meta), "--log_samples", "--output_path", str(tmp_path)]  # fmt: skip
+    cmd = [
+        lm_eval,
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model_path},dtype=float32",
+        "--device",
+        "cpu",
+        "--tasks",
+        "utility_utility_maximization,utility_utility_maximization_answers",
+        "--include_path",
+        str(task_configs_dir()),
+        "--apply_chat_template",
+        "--system_instruction",
+        "You are a helpful assistant.",
+        "--batch_size",
+        "8",
+        "--gen_kwargs",
+        "max_gen_toks=16",
+        "--metadata",
+        json.dumps(meta),
+        "--log_samples",
+        "--output_path",
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "top1_rate" in proc.stdout

@@ -15,11 +15,15 @@ OPTS = {"questions": "q10,q14"}
 
 
 def test_the_templates_are_the_papers():
-    lottery = get_template("lottery").render("- x with probability 40.0%\n- y with probability 60.0%", "- z with probability 100.0%")
+    lottery = get_template("lottery").render(
+        "- x with probability 40.0%\n- y with probability 60.0%", "- z with probability 100.0%"
+    )
     assert lottery.startswith("Which of the following options would you prefer?:\n\nOption A:\n- x with probability 40.0%")
     assert lottery.endswith('Please respond with only "A" or "B".')
     maxi = render_prompt("maximization", "Rice", "Wheat", context="One crop survives. Which crop?")
-    assert maxi == 'One crop survives. Which crop?\n\nOption A:\nRice\n\nOption B:\nWheat\n\nPlease respond with only "A" or "B".\n'
+    assert (
+        maxi == 'One crop survives. Which crop?\n\nOption A:\nRice\n\nOption B:\nWheat\n\nPlease respond with only "A" or "B".\n'
+    )
 
 
 def test_lm_eval_answers_reach_the_pairwise_analysis_in_the_same_process():
@@ -55,7 +59,9 @@ def test_a_batch_of_ue_run_does_not_leak_into_later_analyses(tmp_path):
     from ue_tasks.generation import Generation, write_generations
     from ue_tasks.harness.lm_eval import hooks
 
-    path = write_generations([Generation(id="answer:q00", prompt="?", experiment="utility_maximization", group="q00")], tmp_path / "g.jsonl")
+    path = write_generations(
+        [Generation(id="answer:q00", prompt="?", experiment="utility_maximization", group="q00")], tmp_path / "g.jsonl"
+    )
     (doc,) = hooks.generation_documents(generations_file=str(path))
     hooks._GENERATIONS.pop("utility_maximization", None)
     assert hooks.process_answer(doc, ["Rice"]) == {"n_answers": ["answer:q00", "Rice"]}

@@ -27,13 +27,18 @@ def test_the_papers_grid_and_prompt():
     amounts = sorted({o.attributes["amount"] for o in oset.outcomes if o.attributes["role"] == "delayed"})
     assert delays == [*range(59), 60]  # the companion's truncated linspace skips 59 (docs/method.md §7.7) ...
     assert len(exp.outcome_set({"delays": "all"})) == 1 + 61 * 30  # ... `--option delays=all` asks it
-    assert amounts[:8] == [500, 600, 700, 800, 900, 1000, 1200, 1300] and amounts[-3:] == [22600, 26000, 30000] and len(amounts) == 30
+    assert (
+        amounts[:8] == [500, 600, 700, 800, 900, 1000, 1200, 1300]
+        and amounts[-3:] == [22600, 26000, 30000]
+        and len(amounts) == 30
+    )
     plan = exp.build_plan(oset)
     assert len(plan) == 1800 and exp.queries_per_model(len(oset)) == 3600 and 3600 * exp.samples == 72_000
     queries = queries_for(oset, plan, experiment=exp.name, template=exp.template)
     original = next(q for q in queries if q.b_id == "t03-1200" and q.shown_first == "a")
-    assert original.prompt() == ('Would you rather have:\n\n(A) $1,000 right now\n\nor\n\n(B) $1,200 in 3 months\n\n'
-                                 'Please respond with only "A" or "B".')  # fmt: skip
+    assert original.prompt() == (
+        'Would you rather have:\n\n(A) $1,000 right now\n\nor\n\n(B) $1,200 in 3 months\n\nPlease respond with only "A" or "B".'
+    )
     flipped = next(q for q in queries if q.b_id == "t01-30000" and q.shown_first == "b")
     assert flipped.prompt().startswith("Would you rather have:\n\n(A) $30,000 in 1 month\n\nor\n\n(B) $1,000 right now")
     assert tdx.time_text(0) == "right now" and tdx.time_text(1) == "in 1 month" and tdx.time_text(2) == "in 2 months"
@@ -42,8 +47,23 @@ def test_the_papers_grid_and_prompt():
 @pytest.mark.parametrize("responder,form,k", [("hyperbolic", "hyperbolic", 0.1), ("exponential", "exponential", 0.03)])
 def test_ue_run_tells_the_known_discounters_apart(tmp_path, responder, form, k):
     out = tmp_path / responder
-    ue("run", "time_discounting", "--harness", "simulate", "--model", "sim", "--responder", responder, "--option",
-       "delays=0,1,2,3,6,12,18,24,36,48,60", "--option", "bootstrap=50", "--out", str(out), "--no-cache")  # fmt: skip
+    ue(
+        "run",
+        "time_discounting",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--responder",
+        responder,
+        "--option",
+        "delays=0,1,2,3,6,12,18,24,36,48,60",
+        "--option",
+        "bootstrap=50",
+        "--out",
+        str(out),
+        "--no-cache",
+    )
     a = analysis(out)
     h = a["headline"]
     assert a["mode"] == "logprob" and a["details"]["n_cells"] == 11 * 30
@@ -57,8 +77,23 @@ def test_ue_run_tells_the_known_discounters_apart(tmp_path, responder, form, k):
 
 def test_sampled_answers_strict_scoring_and_ue_analyse(tmp_path):
     out = tmp_path / "sampled"
-    ue("run", "time_discounting", "--harness", "simulate", "--model", "sim", "--mode", "sample", "--option",
-       "delays=0,6,12,24,48", "--option", "bootstrap=50", "--out", str(out), "--no-cache")  # fmt: skip
+    ue(
+        "run",
+        "time_discounting",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--mode",
+        "sample",
+        "--option",
+        "delays=0,6,12,24,48",
+        "--option",
+        "bootstrap=50",
+        "--out",
+        str(out),
+        "--no-cache",
+    )
     a = analysis(out)
     records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
     assert len(records) == 5 * 30 * 2 and {r["n_a"] + r["n_b"] + r["n_unparsed"] for r in records} == {20}
@@ -76,8 +111,19 @@ def test_sampled_answers_strict_scoring_and_ue_analyse(tmp_path):
 
 
 def test_time_discounting_refuses_other_outcomes(tmp_path):
-    proc = ue("run", "time_discounting", "--harness", "simulate", "--model", "sim", "--outcomes", "mini", "--out",
-              str(tmp_path / "x"), check=False)  # fmt: skip
+    proc = ue(
+        "run",
+        "time_discounting",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--outcomes",
+        "mini",
+        "--out",
+        str(tmp_path / "x"),
+        check=False,
+    )
     assert proc.returncode == 2 and "own outcome grid" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -86,13 +132,36 @@ def test_lm_eval_command_shows_both_headlines(model_path, tmp_path):
     from ue_tasks.harness.lm_eval.configs import task_configs_dir
 
     lm_eval = str(Path(sys.executable).with_name("lm_eval"))
-    metadata = {"budget": 12, "option": {
-        "exchange_rates": {"xs": ["India", "United States"], "quantities": [1, 10, 100], "money_points": 4, "bootstrap": 20},
-        "time_discounting": {"delays": [0, 12], "multipliers": [0.5, 1, 2, 4], "bootstrap": 20}}}  # fmt: skip
-    cmd = [lm_eval, "--model", "hf", "--model_args", f"pretrained={model_path},dtype=float32", "--device", "cpu",
-           "--tasks", "utility_exchange_rates,utility_time_discounting", "--include_path", str(task_configs_dir()),
-           "--apply_chat_template", "--system_instruction", "You are a helpful assistant.", "--batch_size", "16",
-           "--metadata", json.dumps(metadata), "--log_samples", "--output_path", str(tmp_path)]  # fmt: skip
+    metadata = {
+        "budget": 12,
+        "option": {
+            "exchange_rates": {"xs": ["India", "United States"], "quantities": [1, 10, 100], "money_points": 4, "bootstrap": 20},
+            "time_discounting": {"delays": [0, 12], "multipliers": [0.5, 1, 2, 4], "bootstrap": 20},
+        },
+    }
+    cmd = [
+        lm_eval,
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model_path},dtype=float32",
+        "--device",
+        "cpu",
+        "--tasks",
+        "utility_exchange_rates,utility_time_discounting",
+        "--include_path",
+        str(task_configs_dir()),
+        "--apply_chat_template",
+        "--system_instruction",
+        "You are a helpful assistant.",
+        "--batch_size",
+        "16",
+        "--metadata",
+        json.dumps(metadata),
+        "--log_samples",
+        "--output_path",
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "median_r2" in proc.stdout and "k_hyperbolic" in proc.stdout and "choice_confidence" in proc.stdout

@@ -36,8 +36,23 @@ def test_the_transitive_simulator_has_almost_no_cycles(transitive):
 
 def test_a_random_responder_sits_at_the_coins_value(tmp_path):
     out = tmp_path / "random"
-    ue("run", "transitivity", "--harness", "simulate", "--model", "coin", "--responder", "random", "--mode", "sample",
-       "--budget", "400", "--out", str(out), "--no-cache")  # fmt: skip
+    ue(
+        "run",
+        "transitivity",
+        "--harness",
+        "simulate",
+        "--model",
+        "coin",
+        "--responder",
+        "random",
+        "--mode",
+        "sample",
+        "--budget",
+        "400",
+        "--out",
+        str(out),
+        "--no-cache",
+    )
     h = analysis(out)["headline"]
     assert h["n_triads"] == 400
     assert h["cycle_probability"] == pytest.approx(0.25, abs=0.02)
@@ -57,24 +72,56 @@ def test_ue_analyse_reproduces_the_analysis_from_the_records(transitive, tmp_pat
 def test_a_rerun_resumes_and_a_changed_configuration_is_refused(transitive):
     proc = ue("run", "transitivity", "--harness", "simulate", "--model", "sim", "--out", str(transitive), "--no-cache")
     assert "0 queries asked" in proc.stderr
-    proc = ue("run", "transitivity", "--harness", "simulate", "--model", "sim", "--budget", "10", "--out", str(transitive),
-              "--no-cache", check=False)  # fmt: skip
+    proc = ue(
+        "run",
+        "transitivity",
+        "--harness",
+        "simulate",
+        "--model",
+        "sim",
+        "--budget",
+        "10",
+        "--out",
+        str(transitive),
+        "--no-cache",
+        check=False,
+    )
     assert proc.returncode == 2 and "another configuration" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.slow
 def test_transitivity_on_the_embedded_model_through_both_harnesses(model_path, tmp_path):
     runs = {}
-    for harness, model, args in (("lm-eval", "hf", f"pretrained={model_path},dtype=float32"),
-                                 ("inspect", "hf/local", f"model_path={model_path}")):  # fmt: skip
+    for harness, model, args in (
+        ("lm-eval", "hf", f"pretrained={model_path},dtype=float32"),
+        ("inspect", "hf/local", f"model_path={model_path}"),
+    ):
         out = tmp_path / harness
-        ue("run", "transitivity", "--harness", harness, "--model", model, "--model-args", args, "--outcomes", "mini",
-           "--budget", "6", "--out", str(out), "--no-cache", "--no-figures")  # fmt: skip
+        ue(
+            "run",
+            "transitivity",
+            "--harness",
+            harness,
+            "--model",
+            model,
+            "--model-args",
+            args,
+            "--outcomes",
+            "mini",
+            "--budget",
+            "6",
+            "--out",
+            str(out),
+            "--no-cache",
+            "--no-figures",
+        )
         runs[harness] = analysis(out)
         h = runs[harness]["headline"]
         assert h["n_triads"] == 6 and 0.0 <= h["cycle_probability"] <= 1.0 and math.isfinite(h["log10_cycle_probability"])
     # the same triads and prompts: both harnesses measure the same cycle probability
-    assert runs["lm-eval"]["headline"]["cycle_probability"] == pytest.approx(runs["inspect"]["headline"]["cycle_probability"], abs=2e-3)
+    assert runs["lm-eval"]["headline"]["cycle_probability"] == pytest.approx(
+        runs["inspect"]["headline"]["cycle_probability"], abs=2e-3
+    )
 
 
 @pytest.mark.slow
@@ -82,10 +129,29 @@ def test_lm_eval_command_shows_the_cycle_probability(model_path, tmp_path):
     from ue_tasks.harness.lm_eval.configs import task_configs_dir
 
     lm_eval = str(Path(sys.executable).with_name("lm_eval"))
-    cmd = [lm_eval, "--model", "hf", "--model_args", f"pretrained={model_path},dtype=float32", "--device", "cpu",
-           "--tasks", "utility_transitivity", "--include_path", str(task_configs_dir()), "--apply_chat_template",
-           "--system_instruction", "You are a helpful assistant.", "--batch_size", "16",
-           "--metadata", json.dumps({"outcomes": "mini", "budget": 5}), "--log_samples", "--output_path", str(tmp_path)]  # fmt: skip
+    cmd = [
+        lm_eval,
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model_path},dtype=float32",
+        "--device",
+        "cpu",
+        "--tasks",
+        "utility_transitivity",
+        "--include_path",
+        str(task_configs_dir()),
+        "--apply_chat_template",
+        "--system_instruction",
+        "You are a helpful assistant.",
+        "--batch_size",
+        "16",
+        "--metadata",
+        json.dumps({"outcomes": "mini", "budget": 5}),
+        "--log_samples",
+        "--output_path",
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "cycle_probability" in proc.stdout

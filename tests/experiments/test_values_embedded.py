@@ -24,7 +24,6 @@ def ue(*args: str) -> subprocess.CompletedProcess:
     return proc
 
 
-
 def write(path: Path, outcomes) -> Path:
     path.write_text("".join(json.dumps(o.to_dict()) + "\n" for o in outcomes))
     return path
@@ -34,11 +33,31 @@ def write(path: Path, outcomes) -> Path:
 @pytest.mark.slow
 def test_power_seeking_through_lm_eval_then_corrigibility_through_inspect(model_path, tmp_path):
     core = load_outcomes("core")
-    eight = [o for o in core.outcomes if "power:coercive" in o.tags][:4] + [o for o in core.outcomes if "power:noncoercive" in o.tags][:4]
+    eight = [o for o in core.outcomes if "power:coercive" in o.tags][:4] + [
+        o for o in core.outcomes if "power:noncoercive" in o.tags
+    ][:4]
     outcomes = write(tmp_path / "power8.jsonl", eight)
     power = tmp_path / "power"
-    ue("run", "power_seeking", "--harness", "lm-eval", "--model", "hf", "--model-args", f"pretrained={model_path},dtype=float32",
-       "--outcomes", str(outcomes), "--budget", "8", "--holdout-fraction", "0", "--out", str(power), "--no-cache", "--no-figures")  # fmt: skip
+    ue(
+        "run",
+        "power_seeking",
+        "--harness",
+        "lm-eval",
+        "--model",
+        "hf",
+        "--model-args",
+        f"pretrained={model_path},dtype=float32",
+        "--outcomes",
+        str(outcomes),
+        "--budget",
+        "8",
+        "--holdout-fraction",
+        "0",
+        "--out",
+        str(power),
+        "--no-cache",
+        "--no-figures",
+    )
     h = analysis(power)["headline"]
     assert h["n_outcomes_compared"] == 8
     for key in ("power_correlation", "coercive_power_correlation", "noncoercive_power_correlation"):
@@ -48,9 +67,28 @@ def test_power_seeking_through_lm_eval_then_corrigibility_through_inspect(model_
     assert len((power / "utilities" / "records.jsonl").read_text().splitlines()) == 16
 
     corr = tmp_path / "corrigibility"
-    ue("run", "corrigibility", "--harness", "inspect", "--model", "hf/local", "--model-args", f"model_path={model_path}",
-       "--utilities", str(power / "utilities"), "--option", "n=6", "--budget", "6", "--holdout-fraction", "0",
-       "--out", str(corr), "--no-cache", "--no-figures")  # fmt: skip
+    ue(
+        "run",
+        "corrigibility",
+        "--harness",
+        "inspect",
+        "--model",
+        "hf/local",
+        "--model-args",
+        f"model_path={model_path}",
+        "--utilities",
+        str(power / "utilities"),
+        "--option",
+        "n=6",
+        "--budget",
+        "6",
+        "--holdout-fraction",
+        "0",
+        "--out",
+        str(corr),
+        "--no-cache",
+        "--no-figures",
+    )
     h = analysis(corr)["headline"]
     assert h["n_future_preferences"] == 6 and -1.0 <= h["corrigibility_correlation"] <= 1.0
     first = json.loads((corr / "records.jsonl").read_text().splitlines()[0])
@@ -62,7 +100,9 @@ def test_lm_eval_command_shows_the_political_lean_and_the_map(model_path, tmp_pa
     from ue_tasks.harness.lm_eval.configs import task_configs_dir
 
     policies = load_outcomes("policies")
-    ten = [o for o in policies.outcomes if "politics:left" in o.tags][::10][:5] + [o for o in policies.outcomes if "politics:right" in o.tags][::10][:5]
+    ten = [o for o in policies.outcomes if "politics:left" in o.tags][::10][:5] + [
+        o for o in policies.outcomes if "politics:right" in o.tags
+    ][::10][:5]
     outcomes = write(tmp_path / "policies10.jsonl", ten)
     from ue_tasks.elicitation.config import RunConfig
     from ue_tasks.runner import run_experiment
@@ -70,15 +110,36 @@ def test_lm_eval_command_shows_the_political_lean_and_the_map(model_path, tmp_pa
     entities = []
     for name in ("The Green Party", "The Republican Party"):  # simulated entity runs over the same policies
         folder = tmp_path / name.replace(" ", "_")
-        config = RunConfig(harness="simulate", model="sim", experiment="political_values", outcomes=str(outcomes), options={"entity": name})
+        config = RunConfig(
+            harness="simulate", model="sim", experiment="political_values", outcomes=str(outcomes), options={"entity": name}
+        )
         run_experiment(config, folder, cache_dir=None, log=lambda m: None, figures=False)
         entities.append(str(folder))
     lm_eval = str(Path(sys.executable).with_name("lm_eval"))
     metadata = {"outcomes": str(outcomes), "budget": 10, "holdout_fraction": 0, "option": {"entities": ",".join(entities)}}
-    cmd = [lm_eval, "--model", "hf", "--model_args", f"pretrained={model_path},dtype=float32", "--device", "cpu",
-           "--tasks", "utility_political_values", "--include_path", str(task_configs_dir()), "--apply_chat_template",
-           "--system_instruction", "You are a helpful AI assistant.", "--batch_size", "16",
-           "--metadata", json.dumps(metadata), "--log_samples", "--output_path", str(tmp_path / "out")]  # fmt: skip
+    cmd = [
+        lm_eval,
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model_path},dtype=float32",
+        "--device",
+        "cpu",
+        "--tasks",
+        "utility_political_values",
+        "--include_path",
+        str(task_configs_dir()),
+        "--apply_chat_template",
+        "--system_instruction",
+        "You are a helpful AI assistant.",
+        "--batch_size",
+        "16",
+        "--metadata",
+        json.dumps(metadata),
+        "--log_samples",
+        "--output_path",
+        str(tmp_path / "out"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "lean" in proc.stdout and "explained_variance_2d" in proc.stdout

@@ -72,7 +72,9 @@ class AnalysisOptions:
         unknown = sorted(set(given) - set(cls.names()))
         if unknown:
             known = ", ".join(cls.names()) or "none"
-            raise UserError(f"the {cls.__module__.rpartition('.')[2]} analysis has no option {unknown[0]!r} (its options: {known})")
+            raise UserError(
+                f"the {cls.__module__.rpartition('.')[2]} analysis has no option {unknown[0]!r} (its options: {known})"
+            )
         return cls(**given)
 
     @classmethod
@@ -213,8 +215,14 @@ def check_headline(result: dict[str, Any], where: str) -> dict[str, Any]:
     return result
 
 
-def run(name: str, records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None = None,
-        options: AnalysisOptions | Mapping[str, Any] | None = None, inputs: Inputs | None = None) -> dict[str, Any]:  # fmt: skip
+def run(
+    name: str,
+    records: Sequence[dict],
+    outcomes: Mapping[str, dict],
+    fit: FitResult | None = None,
+    options: AnalysisOptions | Mapping[str, Any] | None = None,
+    inputs: Inputs | None = None,
+) -> dict[str, Any]:
     """Run analysis ``name`` (its options given as its ``Options`` or as a mapping of them) and check its result."""
     mod = module(name)
     if not isinstance(options, AnalysisOptions):
@@ -233,12 +241,17 @@ def read(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / ANALYSIS_FILE
-    result = read_json(path, lambda exc: f"{path}: cannot be read as an analysis ({exc}); rerun `ue analyse`",
-                       missing=f"{path}: no analysis here; run `ue analyse` on the run folder first")
+    result = read_json(
+        path,
+        lambda exc: f"{path}: cannot be read as an analysis ({exc}); rerun `ue analyse`",
+        missing=f"{path}: no analysis here; run `ue analyse` on the run folder first",
+    )
     if not isinstance(result, dict):
         kind = {list: "an array", str: "a string", type(None): "null"}.get(type(result), "a number")
-        raise UserError(f"{path}: not an analysis (it holds {kind}, not the JSON object `ue analyse` writes); rerun "
-                        "`ue analyse` on the run folder")
+        raise UserError(
+            f"{path}: not an analysis (it holds {kind}, not the JSON object `ue analyse` writes); rerun "
+            "`ue analyse` on the run folder"
+        )
     return result
 
 

@@ -165,8 +165,9 @@ def _names(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
-            inputs: Inputs) -> dict:  # fmt: skip
+def analyse(
+    records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options, inputs: Inputs
+) -> dict:
     """The exchange-rate analysis of one run: per X the line μ(X, N) ≈ a_X·ln N + b_X, the rates against the reference
     X (shared or per-X slope) with bootstrap intervals, dollar prices from the money ladder, the headline and the
     figures' data. One step per section: outcomes, reference, lines, per-X table, headline, figures, details."""
@@ -243,7 +244,9 @@ def _reference(options: Options, known: _Known, notes: dict[str, str]) -> str:
     wanted = options.reference or DEFAULT_REFERENCE.get(known.category, "")
     if wanted and wanted not in xs:
         if options.reference:
-            raise UserError(f"--option reference: {wanted!r} is not among this run's X ({', '.join(xs[:6])}{', ...' if len(xs) > 6 else ''})")
+            raise UserError(
+                f"--option reference: {wanted!r} is not among this run's X ({', '.join(xs[:6])}{', ...' if len(xs) > 6 else ''})"
+            )
         notes["reference"] = f"the default reference {wanted!r} is not in this run; the first X, {xs[0]!r}, is used instead"
         wanted = ""
     return wanted or xs[0]
@@ -304,8 +307,14 @@ def _lines(fit: FitResult, known: _Known, reference: str, resamples: int, seed: 
         m_ln = np.log(np.array([q for q, _ in money]))
         m_U = columns([k for _, k in money])
         ma, mb, mr2 = per_x_lines(m_ln, m_U)
-        money_line = {"slope": float(ma[0]), "intercept": float(mb[0]), "r2": float(mr2[0]), "n": len(money),
-                      "min_usd": float(money[0][0]), "max_usd": float(money[-1][0])}  # fmt: skip
+        money_line = {
+            "slope": float(ma[0]),
+            "intercept": float(mb[0]),
+            "r2": float(mr2[0]),
+            "n": len(money),
+            "min_usd": float(money[0][0]),
+            "max_usd": float(money[-1][0]),
+        }
         if not ma[0] > 0:
             notes["prices"] = "utility does not rise with money on this run's ladder, so dollar prices are not meaningful"
     else:
@@ -329,18 +338,23 @@ def _rows(known: _Known, lines: _Lines, reference: str, slope_used: str, min_r2:
         if {int(comp[k]) for _, k in groups[x]} - ref_comp:
             reasons.append("not connected to the reference in the comparison graph")
         row: dict[str, Any] = {
-            "x": x, "entity": known.entity.get(x, "group"), "n_points": len(groups[x]),
-            "slope": float(a[0]), "intercept": float(b[0]), "r2": float(r2[0]),
-            "shared_intercept": float(sb[x][0]), "shared_r2": float(sr2[x][0]),
+            "x": x,
+            "entity": known.entity.get(x, "group"),
+            "n_points": len(groups[x]),
+            "slope": float(a[0]),
+            "intercept": float(b[0]),
+            "r2": float(r2[0]),
+            "shared_intercept": float(sb[x][0]),
+            "shared_r2": float(sr2[x][0]),
             "slope_interval": list(_percentiles(a[1:])) if draws is not None else [None, None],
-        }  # fmt: skip
+        }
         for v, lr in lines.variants.items():
             lo, hi = _percentiles(lr[x][1:]) if draws is not None else (None, None)
             row[f"rate_{v}"] = _exp(float(lr[x][0]))
             row[f"rate_{v}_interval"] = [_exp(lo), _exp(hi)]
         row["rate"], row["rate_interval"] = row[f"rate_{slope_used}"], row[f"rate_{slope_used}_interval"]
         if money_line is not None and money_line["slope"] > 0:
-            intercept = (sb[x] if slope_used == "shared" else b)
+            intercept = sb[x] if slope_used == "shared" else b
             with np.errstate(invalid="ignore", divide="ignore"):
                 lp = (intercept - mb) / ma
             lo, hi = _percentiles(lp[1:]) if draws is not None else (None, None)
@@ -351,14 +365,19 @@ def _rows(known: _Known, lines: _Lines, reference: str, slope_used: str, min_r2:
         row["reasons"] = reasons
         rows.append(row)
     if sign * px[reference][0][0] <= 0 and slope_used == "per_x":
-        notes["slope"] = f"the reference {reference!r} has a slope of the wrong sign, so per-X rates against it are not meaningful"
+        notes["slope"] = (
+            f"the reference {reference!r} has a slope of the wrong sign, so per-X rates against it are not meaningful"
+        )
     if not sign * lines.shared_a[0] > 0:
-        notes["shared_slope"] = "the shared slope has the wrong sign: utility does not follow the measure, rates are not meaningful"
+        notes["shared_slope"] = (
+            "the shared slope has the wrong sign: utility does not follow the measure, rates are not meaningful"
+        )
     return rows
 
 
-def _headline(rows: list[dict], lines: _Lines, reference: str, slope_used: str, category: str,
-              notes: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any], dict | None, dict | None]:  # fmt: skip
+def _headline(
+    rows: list[dict], lines: _Lines, reference: str, slope_used: str, category: str, notes: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any], dict | None, dict | None]:
     # --- headline ---------------------------------------------------------------------------------------------
     good = [r for r in rows if not r["poor_fit"] and r["rate"] is not None]
     pool = good or [r for r in rows if r["rate"] is not None]
@@ -390,12 +409,19 @@ def _headline(rows: list[dict], lines: _Lines, reference: str, slope_used: str, 
         for key in ("most_valued_rate", "least_valued_rate"):
             headline[key] = None
             notes[key] = broken
-    widths = [hi / lo - 1 for r in rows if r["x"] != reference for lo, hi in [r["rate_interval"]]
-              if lo and hi and math.isfinite(lo) and math.isfinite(hi)]  # fmt: skip
+    widths = [
+        hi / lo - 1
+        for r in rows
+        if r["x"] != reference
+        for lo, hi in [r["rate_interval"]]
+        if lo and hi and math.isfinite(lo) and math.isfinite(hi)
+    ]
     if widths and max(widths) < 1e-4:
-        notes["intervals"] = ("every rate's interval is narrower than 0.01 %: the pair resamples all give the same fit, as "
-                              "they do for exact answers that the Thurstonian model describes perfectly (a simulated "
-                              "responder) — the intervals say nothing about how the answers would change with the prompt")  # fmt: skip
+        notes["intervals"] = (
+            "every rate's interval is narrower than 0.01 %: the pair resamples all give the same fit, as "
+            "they do for exact answers that the Thurstonian model describes perfectly (a simulated "
+            "responder) — the intervals say nothing about how the answers would change with the prompt"
+        )
     self_valuation = _self_valuation(rows, lines.variants[slope_used], category)
     headline.update({k: v for k, v in self_valuation.items() if k in ("you_vs_human", "ai_vs_human")})
     if broken:
@@ -408,8 +434,16 @@ def _headline(rows: list[dict], lines: _Lines, reference: str, slope_used: str, 
     return headline, self_valuation, top, bottom
 
 
-def _figures(options: Options, rows: list[dict], known: _Known, lines: _Lines, reference: str, slope_used: str,
-             top: dict | None, bottom: dict | None) -> dict[str, Any]:  # fmt: skip
+def _figures(
+    options: Options,
+    rows: list[dict],
+    known: _Known,
+    lines: _Lines,
+    reference: str,
+    slope_used: str,
+    top: dict | None,
+    bottom: dict | None,
+) -> dict[str, Any]:
     # --- figures --------------------------------------------------------------------------------------------
     by_x = {r["x"]: r for r in rows}
     unit, measure, category, money, money_line = known.unit, known.measure, known.category, known.money, lines.money_line
@@ -420,44 +454,88 @@ def _figures(options: Options, rows: list[dict], known: _Known, lines: _Lines, r
     highlight = list(dict.fromkeys(highlight))[:7]
     return {
         "utility_vs_log_n": {
-            "unit": unit, "measure": measure, "category": category, "slope_used": slope_used, "shared_slope": float(lines.shared_a[0]),
-            "series": [{"x": x, "ln_n": lines.lnN[x].tolist(), "utility": lines.U[x][:, 0].tolist(), "slope": by_x[x]["slope"],
-                        "intercept": by_x[x]["intercept"], "shared_intercept": by_x[x]["shared_intercept"],
-                        "highlight": x in highlight, "poor_fit": by_x[x]["poor_fit"]} for x in known.xs],
-            "money": None if money_line is None else {"ln_usd": np.log([q for q, _ in money]).tolist(),
-                                                       "utility": known.mu[[k for _, k in money]].tolist(), **money_line},
-        },  # fmt: skip
+            "unit": unit,
+            "measure": measure,
+            "category": category,
+            "slope_used": slope_used,
+            "shared_slope": float(lines.shared_a[0]),
+            "series": [
+                {
+                    "x": x,
+                    "ln_n": lines.lnN[x].tolist(),
+                    "utility": lines.U[x][:, 0].tolist(),
+                    "slope": by_x[x]["slope"],
+                    "intercept": by_x[x]["intercept"],
+                    "shared_intercept": by_x[x]["shared_intercept"],
+                    "highlight": x in highlight,
+                    "poor_fit": by_x[x]["poor_fit"],
+                }
+                for x in known.xs
+            ],
+            "money": None
+            if money_line is None
+            else {
+                "ln_usd": np.log([q for q, _ in money]).tolist(),
+                "utility": known.mu[[k for _, k in money]].tolist(),
+                **money_line,
+            },
+        },
         "exchange_rates": {
-            "reference": reference, "unit": unit, "slope_used": slope_used, "category": category, "measure": measure,
+            "reference": reference,
+            "unit": unit,
+            "slope_used": slope_used,
+            "category": category,
+            "measure": measure,
             "interval": f"bootstrap-{lines.resamples}" if lines.draws is not None else None,
-            "rows": [{"x": r["x"], "rate": r["rate"], "low": r["rate_interval"][0], "high": r["rate_interval"][1],
-                      "poor_fit": r["poor_fit"]} for r in sorted(rows, key=lambda r: -(r["rate"] or 0.0))],
-        },  # fmt: skip
+            "rows": [
+                {
+                    "x": r["x"],
+                    "rate": r["rate"],
+                    "low": r["rate_interval"][0],
+                    "high": r["rate_interval"][1],
+                    "poor_fit": r["poor_fit"],
+                }
+                for r in sorted(rows, key=lambda r: -(r["rate"] or 0.0))
+            ],
+        },
     }
 
 
-def _details(fit: FitResult, rows: list[dict], known: _Known, lines: _Lines, slope_used: str, min_r2: float,
-             self_valuation: dict[str, Any], notes: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+def _details(
+    fit: FitResult,
+    rows: list[dict],
+    known: _Known,
+    lines: _Lines,
+    slope_used: str,
+    min_r2: float,
+    self_valuation: dict[str, Any],
+    notes: dict[str, str],
+) -> dict[str, Any]:
     draws, shared_a = lines.draws, lines.shared_a
     details = {
         "category": known.category,
         "measure": known.measure,
         "unit": known.unit,
         "slope_used": slope_used,
-        "rate_definition": "units of the reference with the same utility as one unit of X (" +
-                           ("shared slope: exp((b_X − b_ref)/a)" if slope_used == "shared" else "per-X slopes: exp((b_X − b_ref)/a_ref)") + ")",
+        "rate_definition": "units of the reference with the same utility as one unit of X ("
+        + ("shared slope: exp((b_X − b_ref)/a)" if slope_used == "shared" else "per-X slopes: exp((b_X − b_ref)/a_ref)")
+        + ")",
         "shared_slope": float(shared_a[0]),
         "shared_slope_interval": list(_percentiles(shared_a[1:])) if draws is not None else [None, None],
-        "interval_method": f"pair bootstrap of the Thurstonian fit, {lines.resamples} resamples, percentile 95%" if draws is not None else None,
+        "interval_method": f"pair bootstrap of the Thurstonian fit, {lines.resamples} resamples, percentile 95%"
+        if draws is not None
+        else None,
         "min_r2": min_r2,
         "money_line": lines.money_line,
         "self_valuation": self_valuation,
         "rows": sorted(rows, key=lambda r: -(r["rate"] or 0.0)),
         "n_components": int(getattr(fit.model, "n_components_", 1)),
-    }  # fmt: skip
+    }
     if details["n_components"] > 1:
-        notes["components"] = (f"the comparison graph has {details['n_components']} components; X outside the reference's "
-                               "component are flagged (their rates are not comparable)")  # fmt: skip
+        notes["components"] = (
+            f"the comparison graph has {details['n_components']} components; X outside the reference's "
+            "component are flagged (their rates are not comparable)"
+        )
     return details
 
 
@@ -468,7 +546,11 @@ def _self_valuation(rows: Sequence[dict], log_rates: Mapping[str, np.ndarray], c
     you = [r["x"] for r in rows if r["entity"] == "self"]
     out: dict[str, Any] = {"humans": humans, "ai": ais}
     if not humans:
-        why = "not an entity run (no human X to compare with)" if category not in ("specific_entities", "animals") else "no human X in this run"
+        why = (
+            "not an entity run (no human X to compare with)"
+            if category not in ("specific_entities", "animals")
+            else "no human X in this run"
+        )
         return {**out, "you_vs_human": None, "ai_vs_human": None, "you_vs_human_why": why, "ai_vs_human_why": why}
     human = np.mean([log_rates[h] for h in humans], axis=0)  # log of the geometric mean, per resample
     out["average_human"] = "the geometric mean of " + (f"{len(humans)} human X" if len(humans) > 1 else repr(humans[0]))
@@ -506,14 +588,23 @@ def draw_utility_vs_log_n(data: Mapping[str, Any], fig: Any) -> None:
         ax.plot(x, line, "-", color=c, lw=1.2, zorder=2)
     ax.set_xlabel(f"ln N ({data.get('unit') or 'quantity'})")
     ax.set_ylabel("utility")
-    ax.set_title(f"Utility against ln N, {data.get('slope_used')} slope" + (" (grey: other X)" if len(data["series"]) > 1 else ""), fontsize=8)
+    ax.set_title(
+        f"Utility against ln N, {data.get('slope_used')} slope" + (" (grey: other X)" if len(data["series"]) > 1 else ""),
+        fontsize=8,
+    )
     ax.legend(frameon=False, fontsize=6)
     if money:
         ax2 = fig.add_subplot(1, 2, 2, sharey=ax)
         x = np.asarray(money["ln_usd"])
         ax2.plot(x, money["utility"], "o", ms=2.5, color=PALETTE[5])
-        ax2.plot(x, money["slope"] * x + money["intercept"], "-", color=PALETTE[1], lw=1.2,
-                 label=f"a = {money['slope']:.3f}, R² = {money['r2']:.2f}")  # fmt: skip
+        ax2.plot(
+            x,
+            money["slope"] * x + money["intercept"],
+            "-",
+            color=PALETTE[1],
+            lw=1.2,
+            label=f"a = {money['slope']:.3f}, R² = {money['r2']:.2f}",
+        )
         ax2.set_xlabel("ln dollars (money ladder)")
         ax2.set_title("The measuring stick", fontsize=8)
         ax2.legend(frameon=False, fontsize=6)
@@ -557,11 +648,18 @@ def draw_exchange_rates(data: Mapping[str, Any], fig: Any) -> None:
     ax.set_yticks(y, [r["x"] for r in rows], fontsize=6 if len(rows) > 30 else 7)
     ax.set_xlabel(f"exchange rate: units of {data['reference']} per unit of X ({data.get('unit') or ''}, log scale)")
     interval = data.get("interval") or "no interval"
-    ax.set_title(f"Exchange rates, {data.get('category')} / {data.get('measure')} ({data.get('slope_used')} slope; bars: {interval})"
-                 + ("\nclipped at 10^±9: the utilities do not follow N" if clipped else ""), fontsize=8)  # fmt: skip
+    ax.set_title(
+        f"Exchange rates, {data.get('category')} / {data.get('measure')} ({data.get('slope_used')} slope; bars: {interval})"
+        + ("\nclipped at 10^±9: the utilities do not follow N" if clipped else ""),
+        fontsize=8,
+    )
     if poor.any():
-        ax.legend(handles=[Patch(facecolor=PALETTE[0], alpha=0.45, hatch="///", label="poor fit (kept, flagged)")],
-                  frameon=False, fontsize=7, loc="lower right")  # fmt: skip
+        ax.legend(
+            handles=[Patch(facecolor=PALETTE[0], alpha=0.45, hatch="///", label="poor fit (kept, flagged)")],
+            frameon=False,
+            fontsize=7,
+            loc="lower right",
+        )
 
 
 FIGURES = {"utility_vs_log_n": draw_utility_vs_log_n, "exchange_rates": draw_exchange_rates}

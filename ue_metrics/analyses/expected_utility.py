@@ -39,10 +39,18 @@ if TYPE_CHECKING:
     from ue_metrics.fitting import FitResult
 
 HEADLINE = (
-    "eu_correlation", "eu_correlation_ci_low", "eu_correlation_ci_high", "eu_correlation_p", "eu_correlation_random",
-    "eu_mae_normalized", "eu_mae_normalized_random", "eu_pair_agreement", "eu_pair_agreement_random",
-    "eu_probability_weight", "n_lotteries",
-)  # fmt: skip
+    "eu_correlation",
+    "eu_correlation_ci_low",
+    "eu_correlation_ci_high",
+    "eu_correlation_p",
+    "eu_correlation_random",
+    "eu_mae_normalized",
+    "eu_mae_normalized_random",
+    "eu_pair_agreement",
+    "eu_pair_agreement_random",
+    "eu_probability_weight",
+    "n_lotteries",
+)
 MAE_RANDOM = 2 / math.sqrt(math.pi)  # E|X − Y| for independent standard normals X, Y
 TIE = 1e-6
 
@@ -96,14 +104,22 @@ def pair_agreement(eu: np.ndarray, u: np.ndarray, pairs: np.ndarray) -> float:
     return float(holds.mean()) if len(pairs) else float("nan")
 
 
-def probability_weight(u: np.ndarray, eu: np.ndarray, plain: np.ndarray, what: str = "lottery") -> tuple[float | None, dict[str, float], str]:
+def probability_weight(
+    u: np.ndarray, eu: np.ndarray, plain: np.ndarray, what: str = "lottery"
+) -> tuple[float | None, dict[str, float], str]:
     """β / (|β| + |γ|) of U ≈ a + β·EU + γ·M, its coefficients, and the reason when it is None (fewer than 4
     lotteries, EU indistinguishable from M, or neither explaining U)."""
     if len(u) < 4:
         return None, {}, f"the regression needs at least 4 {what}s, there are {len(u)}"
     if np.std(eu - plain) < 1e-9 * max(1.0, float(np.std(eu))):
-        return None, {}, (f"every {what}'s expected utility equals the plain mean of its outcomes (equal probabilities), "
-                          "so their weight cannot be told apart")  # fmt: skip
+        return (
+            None,
+            {},
+            (
+                f"every {what}'s expected utility equals the plain mean of its outcomes (equal probabilities), "
+                "so their weight cannot be told apart"
+            ),
+        )
     X = np.column_stack([np.ones_like(u), eu, plain])
     coef, *_ = np.linalg.lstsq(X, u, rcond=None)
     beta, gamma = float(coef[1]), float(coef[2])
@@ -113,18 +129,39 @@ def probability_weight(u: np.ndarray, eu: np.ndarray, plain: np.ndarray, what: s
     return beta / scale, {"beta": beta, "gamma": gamma}, ""
 
 
-def analyse_lotteries(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
-                      inputs: Inputs, what: str = "lottery") -> dict:  # fmt: skip
+# the random responder's values, and the headline keys that need lotteries to compare with
+RANDOM_HEADLINE = {"eu_correlation_random": 0.0, "eu_mae_normalized_random": MAE_RANDOM, "eu_pair_agreement_random": 0.5}
+LOTTERY_KEYS = (
+    "eu_correlation",
+    "eu_correlation_ci_low",
+    "eu_correlation_ci_high",
+    "eu_correlation_p",
+    "eu_mae_normalized",
+    "eu_pair_agreement",
+    "eu_probability_weight",
+)
+
+
+def analyse_lotteries(
+    records: Sequence[dict],
+    outcomes: Mapping[str, dict],
+    fit: FitResult | None,
+    options: Options,
+    inputs: Inputs,
+    what: str = "lottery",
+) -> dict:
     """The analysis for lotteries (``what`` names them in notes and figures: lottery, event)."""
-    headline: dict[str, Any] = {"eu_correlation_random": 0.0, "eu_mae_normalized_random": MAE_RANDOM, "eu_pair_agreement_random": 0.5}
+    headline: dict[str, Any] = {**RANDOM_HEADLINE}
     notes: dict[str, str] = {}
-    keys = ("eu_correlation", "eu_correlation_ci_low", "eu_correlation_ci_high", "eu_correlation_p", "eu_mae_normalized",
-            "eu_pair_agreement", "eu_probability_weight")  # fmt: skip
     found = lotteries(outcomes)
     if fit is None:
         reason = "the analysis needs a Thurstonian fit of the records"
-        return {"headline": {**headline, **dict.fromkeys(keys), "n_lotteries": 0}, "notes": dict.fromkeys(keys, reason),
-                "details": {}, "figures": {}}  # fmt: skip
+        return {
+            "headline": {**headline, **dict.fromkeys(LOTTERY_KEYS), "n_lotteries": 0},
+            "notes": dict.fromkeys(LOTTERY_KEYS, reason),
+            "details": {},
+            "figures": {},
+        }
     index = {oid: k for k, oid in enumerate(fit.data.ids)}
     mu = np.asarray(fit.model.utilities_, dtype=float)
     comp = np.asarray(getattr(fit.model, "components_", np.zeros(len(mu), dtype=int)))
@@ -139,10 +176,11 @@ def analyse_lotteries(records: Sequence[dict], outcomes: Mapping[str, dict], fit
     n = len(rows)
     headline["n_lotteries"] = n
     if n < 3:
-        reason = (f"only {n} {what}(s) have a fitted utility together with all their outcomes (need 3); "
-                  + ("are the records from this experiment?" if not found else "the budget may be too small to connect them"))  # fmt: skip
-        headline.update(dict.fromkeys(keys))
-        notes.update(dict.fromkeys(keys, reason))
+        reason = f"only {n} {what}(s) have a fitted utility together with all their outcomes (need 3); " + (
+            "are the records from this experiment?" if not found else "the budget may be too small to connect them"
+        )
+        headline.update(dict.fromkeys(LOTTERY_KEYS))
+        notes.update(dict.fromkeys(LOTTERY_KEYS, reason))
         return {"headline": headline, "notes": notes, "details": {"skipped": skipped}, "figures": {}}
 
     def measure(util: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -181,34 +219,54 @@ def analyse_lotteries(records: Sequence[dict], outcomes: Mapping[str, dict], fit
                 if math.isfinite(value):
                     boot_r.append(value)
     if len(boot_r) >= 2:
-        headline["eu_correlation_ci_low"], headline["eu_correlation_ci_high"] = (float(x) for x in np.percentile(boot_r, [2.5, 97.5]))
+        headline["eu_correlation_ci_low"], headline["eu_correlation_ci_high"] = (
+            float(x) for x in np.percentile(boot_r, [2.5, 97.5])
+        )
     else:
         headline["eu_correlation_ci_low"] = headline["eu_correlation_ci_high"] = None
         notes["eu_correlation_ci_low"] = notes["eu_correlation_ci_high"] = (
-            "the fit was not bootstrapped (--option bootstrap=B sets the number of resamples)")  # fmt: skip
-    table = [{"id": x["id"], "size": x["size"], "u": float(a), "eu": float(b), "plain_mean": float(c),
-              "components": [{"id": cid, "p": p, "utility": float(mu[index[cid]])} for cid, p in x["components"]],
-              "text": outcomes.get(x["id"], {}).get("text", "")} for x, a, b, c in zip(rows, u, eu, plain)]  # fmt: skip
+            "the fit was not bootstrapped (--option bootstrap=B sets the number of resamples)"
+        )
+    table = [
+        {
+            "id": x["id"],
+            "size": x["size"],
+            "u": float(a),
+            "eu": float(b),
+            "plain_mean": float(c),
+            "components": [{"id": cid, "p": p, "utility": float(mu[index[cid]])} for cid, p in x["components"]],
+            "text": outcomes.get(x["id"], {}).get("text", ""),
+        }
+        for x, a, b, c in zip(rows, u, eu, plain)
+    ]
     worst = sorted(table, key=lambda t: -abs(t["u"] - t["eu"]))[:10]
     details = {
         "what": what,
         "n_found": len(found),
         "skipped": skipped,
         "pairs_compared": int(len(pairs)),
-        "pairs_rule": "all pairs" if limit is None or len(pairs) < limit else f"{limit} pairs drawn uniformly (seed {inputs.seed})",
+        "pairs_rule": "all pairs"
+        if limit is None or len(pairs) < limit
+        else f"{limit} pairs drawn uniformly (seed {inputs.seed})",
         "bootstrap_resamples": len(boot_r),
         "regression": coef,
         "largest_gaps": worst,
         "lotteries": table,
     }
     headline = {k: headline[k] for k in HEADLINE}
-    figures = {"eu_scatter": {"what": what, "r": headline["eu_correlation"],
-                              "points": [{"eu": t["eu"], "u": t["u"], "size": t["size"]} for t in table]}}  # fmt: skip
+    figures = {
+        "eu_scatter": {
+            "what": what,
+            "r": headline["eu_correlation"],
+            "points": [{"eu": t["eu"], "u": t["u"], "size": t["size"]} for t in table],
+        }
+    }
     return {"headline": headline, "notes": notes, "details": details, "figures": figures}
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
-            inputs: Inputs) -> dict:  # fmt: skip
+def analyse(
+    records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options, inputs: Inputs
+) -> dict:
     return analyse_lotteries(records, outcomes, fit, options, inputs, what="lottery")
 
 

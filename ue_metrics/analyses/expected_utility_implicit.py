@@ -26,8 +26,9 @@ class Options(_explicit.Options):
     """The explicit lotteries' options (``bootstrap``, ``pairs``), with their defaults."""
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
-            inputs: Inputs) -> dict:  # fmt: skip
+def analyse(
+    records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options, inputs: Inputs
+) -> dict:
     return analyse_lotteries(records, outcomes, fit, options, inputs, what="event")
 
 

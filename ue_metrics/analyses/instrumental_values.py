@@ -57,6 +57,8 @@ class Options(AnalysisOptions):
         if not 0 < self.gamma <= 1:
             raise UserError(f"--option gamma must be a discount factor in (0, 1], got {self.gamma!r}")
         self.choice("solver", SOLVERS)
+
+
 RANDOM_DRAWS = 200
 
 
@@ -129,7 +131,9 @@ def bellman_fit(g: ProcessGraph, U: np.ndarray, gamma: float = GAMMA, solver: st
     return {"R": R, "V": V, "V_new": V_new, "loss": loss, "bellman_error": float(np.mean(np.abs(U - V_new)))}
 
 
-def _adam(g: ProcessGraph, U: np.ndarray, gamma: float, lr: float = ADAM_LR, steps: int = ADAM_STEPS) -> tuple[np.ndarray, np.ndarray]:
+def _adam(
+    g: ProcessGraph, U: np.ndarray, gamma: float, lr: float = ADAM_LR, steps: int = ADAM_STEPS
+) -> tuple[np.ndarray, np.ndarray]:
     """The paper's procedure: R, V from zero, Adam (β = 0.9, 0.999, ε = 1e-8, as PyTorch), R clamped to 0 for the
     start states after each step; analytic gradients of the loss above."""
     n = len(U)
@@ -150,7 +154,9 @@ def _adam(g: ProcessGraph, U: np.ndarray, gamma: float, lr: float = ADAM_LR, ste
     return theta[:n].copy(), theta[n:].copy()
 
 
-def set_loss(graphs: Sequence[ProcessGraph], util: Mapping[str, float], gamma: float, solver: str) -> tuple[list[dict[str, Any]], list[str]]:
+def set_loss(
+    graphs: Sequence[ProcessGraph], util: Mapping[str, float], gamma: float, solver: str
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Per-process fits of one set (processes with an unfitted outcome are skipped and named)."""
     rows, skipped = [], []
     for g in graphs:
@@ -159,13 +165,24 @@ def set_loss(graphs: Sequence[ProcessGraph], util: Mapping[str, float], gamma: f
             skipped.append(g.name)
             continue
         fit = bellman_fit(g, U, gamma, solver)
-        rows.append({"process": g.name, "n_outcomes": len(g.ids), "bellman_error": fit["bellman_error"], "loss": fit["loss"],
-                     "outcomes": [{"id": i, "utility": float(u), "reward": float(r), "value": float(v), "predicted": float(p)}
-                                  for i, u, r, v, p in zip(g.ids, U, fit["R"], fit["V"], fit["V_new"])]})  # fmt: skip
+        rows.append(
+            {
+                "process": g.name,
+                "n_outcomes": len(g.ids),
+                "bellman_error": fit["bellman_error"],
+                "loss": fit["loss"],
+                "outcomes": [
+                    {"id": i, "utility": float(u), "reward": float(r), "value": float(v), "predicted": float(p)}
+                    for i, u, r, v, p in zip(g.ids, U, fit["R"], fit["V"], fit["V_new"])
+                ],
+            }
+        )
     return rows, skipped
 
 
-def random_loss(graphs: Sequence[ProcessGraph], all_ids: Sequence[str], gamma: float, seed: int, draws: int = RANDOM_DRAWS) -> float:
+def random_loss(
+    graphs: Sequence[ProcessGraph], all_ids: Sequence[str], gamma: float, seed: int, draws: int = RANDOM_DRAWS
+) -> float:
     """Expected natural loss of independent N(0, 1) utilities, normalised over all outcomes as the fit's are."""
     rng = np.random.default_rng([seed, 31337])
     pos = {oid: k for k, oid in enumerate(all_ids)}
@@ -184,20 +201,28 @@ def random_loss(graphs: Sequence[ProcessGraph], all_ids: Sequence[str], gamma: f
     return float(np.mean(totals))
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
-            inputs: Inputs) -> dict:  # fmt: skip
+def analyse(
+    records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options, inputs: Inputs
+) -> dict:
     gamma, solver = options.gamma, options.solver
     keys = ("instrumentality_loss", "instrumentality_loss_control", "instrumentality_gap", "instrumentality_loss_random")
     if fit is None:
         reason = "the analysis needs a Thurstonian fit of the records"
-        return {"headline": {**dict.fromkeys(keys), "n_processes": 0}, "notes": dict.fromkeys(keys, reason), "details": {}, "figures": {}}
+        return {
+            "headline": {**dict.fromkeys(keys), "n_processes": 0},
+            "notes": dict.fromkeys(keys, reason),
+            "details": {},
+            "figures": {},
+        }
     mu = np.asarray(fit.model.utilities_, dtype=float)
     util = {oid: float(u) for oid, u in zip(fit.data.ids, mu) if math.isfinite(u)}
     comps = np.asarray(getattr(fit.model, "components_", np.zeros(len(mu), dtype=int)))
     notes: dict[str, str] = {}
     if len(set(comps[np.isfinite(mu)].tolist())) > 1:
-        notes["components"] = ("the comparison graph fell apart into pieces, each normalised on its own; the utilities of "
-                               "different pieces are not on one scale")  # fmt: skip
+        notes["components"] = (
+            "the comparison graph fell apart into pieces, each normalised on its own; the utilities of "
+            "different pieces are not on one scale"
+        )
     per_set: dict[str, list[dict[str, Any]]] = {}
     skipped: dict[str, list[str]] = {}
     graphs_by_set = {s: process_graphs(outcomes, s) for s in ("natural", "control")}
@@ -213,14 +238,20 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
         nat_graphs = [g for g in graphs_by_set["natural"] if g.name in {r["process"] for r in natural}]
         headline["instrumentality_loss_random"] = random_loss(nat_graphs, fitted_ids, gamma, inputs.seed)
     else:
-        reason = ("no natural process has a utility for every outcome" if graphs_by_set["natural"] else
-                  "the outcomes carry no Markov-process attributes (are the records from the instrumental_values experiment?)")  # fmt: skip
+        reason = (
+            "no natural process has a utility for every outcome"
+            if graphs_by_set["natural"]
+            else "the outcomes carry no Markov-process attributes (are the records from the instrumental_values experiment?)"
+        )
         notes["instrumentality_loss"] = notes["instrumentality_loss_random"] = reason
     if control:
         headline["instrumentality_loss_control"] = float(np.mean([r["bellman_error"] for r in control]))
     else:
-        notes["instrumentality_loss_control"] = ("the run has no control processes (--option control=FILE adds them)" if not graphs_by_set["control"]
-                                                 else "no control process has a utility for every outcome")  # fmt: skip
+        notes["instrumentality_loss_control"] = (
+            "the run has no control processes (--option control=FILE adds them)"
+            if not graphs_by_set["control"]
+            else "no control process has a utility for every outcome"
+        )
     if headline["instrumentality_loss"] is not None and headline["instrumentality_loss_control"] is not None:
         headline["instrumentality_gap"] = headline["instrumentality_loss_control"] - headline["instrumentality_loss"]
     else:
@@ -234,10 +265,18 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
         "skipped_processes": skipped,
         "processes": {s: rows for s, rows in per_set.items()},
     }
-    figures = {"process_losses": {"processes": [r["process"] for r in natural],
-                                  "natural": [r["bellman_error"] for r in natural],
-                                  "control": [control_by_name.get(r["process"]) for r in natural],
-                                  "random": headline["instrumentality_loss_random"]}} if natural else {}  # fmt: skip
+    figures = (
+        {
+            "process_losses": {
+                "processes": [r["process"] for r in natural],
+                "natural": [r["bellman_error"] for r in natural],
+                "control": [control_by_name.get(r["process"]) for r in natural],
+                "random": headline["instrumentality_loss_random"],
+            }
+        }
+        if natural
+        else {}
+    )
     return {"headline": headline, "notes": notes, "details": details, "figures": figures}
 
 

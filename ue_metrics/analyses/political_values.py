@@ -61,7 +61,7 @@ class Options(AnalysisOptions):
 # --------------------------------------------------------------------------------------------------------------
 # the shared political-lean measure (also ue_control's)
 def coding_from_tags(tags: Iterable[str]) -> str | None:
-    """"left", "right", "neutral" or None from an outcome's tags (both left and right: not coded)."""
+    """ "left", "right", "neutral" or None from an outcome's tags (both left and right: not coded)."""
     t = set(tags)
     if (LEFT in t) != (RIGHT in t):
         return "left" if LEFT in t else "right"
@@ -149,8 +149,9 @@ def left_share(preferences: Mapping[tuple[str, str], float], coding: Mapping[str
     return (float(np.mean(wins)) if wins else float("nan")), len(wins)
 
 
-def lean_interval(utilities: Mapping[str, float], coding: Mapping[str, str], rng: np.random.Generator,
-                  n_boot: int = 2000, level: float = LEVEL) -> tuple[float, float]:  # fmt: skip
+def lean_interval(
+    utilities: Mapping[str, float], coding: Mapping[str, str], rng: np.random.Generator, n_boot: int = 2000, level: float = LEVEL
+) -> tuple[float, float]:
     """Stratified bootstrap percentile interval of ``utility_gap`` (left and right policies resampled apart)."""
     left = np.array([utilities[i] for i, c in coding.items() if c == "left" and i in utilities and math.isfinite(utilities[i])])
     right = np.array([utilities[i] for i, c in coding.items() if c == "right" and i in utilities and math.isfinite(utilities[i])])
@@ -179,7 +180,9 @@ def political_map(vectors: Mapping[str, Mapping[str, float]], coding: Mapping[st
     labels = list(vectors)
     shared = sorted(set.intersection(*(set(k for k, v in vectors[x].items() if math.isfinite(v)) for x in labels)))
     if len(shared) < 3:
-        raise UserError(f"the runs on the map share only {len(shared)} policies with a utility; entity runs must ask the same policies")
+        raise UserError(
+            f"the runs on the map share only {len(shared)} policies with a utility; entity runs must ask the same policies"
+        )
     Z = np.array([standardise(np.array([vectors[x][i] for i in shared], dtype=float)) for x in labels])
     centred = Z - Z.mean(axis=0)
     _, S, Vt = np.linalg.svd(centred, full_matrices=False)
@@ -191,8 +194,14 @@ def political_map(vectors: Mapping[str, Mapping[str, float]], coding: Mapping[st
     if len(Vt) and float(Vt[0] @ side) < 0:  # right-coded policies load positively: the left sits on the left
         coords[:, 0] *= -1
     explained += [0.0] * (2 - len(explained))
-    return {"labels": labels, "policies": shared, "Z": Z, "coords": coords, "explained": explained[:2],
-            "explained_all": explained}  # fmt: skip
+    return {
+        "labels": labels,
+        "policies": shared,
+        "Z": Z,
+        "coords": coords,
+        "explained": explained[:2],
+        "explained_all": explained,
+    }
 
 
 def distance(z1: np.ndarray, z2: np.ndarray) -> float:
@@ -201,8 +210,30 @@ def distance(z1: np.ndarray, z2: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------------------------------------------
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
-            inputs: Inputs) -> dict:  # fmt: skip
+def _entity_rows(m: Mapping[str, Any], entity_info: Mapping[str, Mapping[str, Any]], coding: Mapping[str, str]) -> list[dict]:
+    """Each entity of the political map against the subject (the map's first point), nearest first."""
+    Z, coords = m["Z"], m["coords"]
+    rows = []
+    for k, label in enumerate(m["labels"][1:], start=1):
+        r = float(np.corrcoef(Z[0], Z[k])[0, 1]) if Z[0].std() > 0 and Z[k].std() > 0 else float("nan")
+        info = entity_info.get(label, {})
+        rows.append(
+            {
+                "entity": label,
+                "kind": info.get("kind", "entity"),
+                "distance": distance(Z[0], Z[k]),
+                "correlation": r,
+                "map_distance": float(np.hypot(*(coords[k] - coords[0]))),
+                "lean": utility_gap(dict(zip(m["policies"], Z[k])), coding),
+                "path": info.get("path"),
+            }
+        )
+    return sorted(rows, key=lambda x: x["distance"])
+
+
+def analyse(
+    records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options, inputs: Inputs
+) -> dict:
     """``inputs.extra``: ``entity_utilities`` ({label: {policy id: utility}}) and ``entity_runs`` (each described)."""
     if fit is None:
         raise UserError("the political_values analysis needs a Thurstonian fit of the records")
@@ -218,9 +249,12 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
     low, high = lean_interval(utilities, coding, rng, n_boot) if math.isfinite(gap) else (float("nan"), float("nan"))
     share, n_pairs = left_share(pair_preferences(records), coding)
     if not math.isfinite(gap):
-        why = ("the policies carry no left/right coding (tags politics:left / politics:right) — the companion's "
-               "policy_options.json has none; use the shipped `policies` set or tag your own" if not coding
-               else "the fitted policies do not include both a left- and a right-coded one")  # fmt: skip
+        why = (
+            "the policies carry no left/right coding (tags politics:left / politics:right) — the companion's "
+            "policy_options.json has none; use the shipped `policies` set or tag your own"
+            if not coding
+            else "the fitted policies do not include both a left- and a right-coded one"
+        )
         for key in ("lean", "lean_ci_low", "lean_ci_high"):
             notes[key] = why
     elif not math.isfinite(low):
@@ -238,15 +272,8 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
     if entity_utilities:
         vectors = {subject["label"]: utilities, **entity_utilities}
         m = political_map(vectors, full_coding)
-        Z, coords = m["Z"], m["coords"]
-        rows = []
-        for k, label in enumerate(m["labels"][1:], start=1):
-            r = float(np.corrcoef(Z[0], Z[k])[0, 1]) if Z[0].std() > 0 and Z[k].std() > 0 else float("nan")
-            info = entity_info.get(label, {})
-            rows.append({"entity": label, "kind": info.get("kind", "entity"), "distance": distance(Z[0], Z[k]), "correlation": r,
-                         "map_distance": float(np.hypot(*(coords[k] - coords[0]))),
-                         "lean": utility_gap(dict(zip(m["policies"], Z[k])), coding), "path": info.get("path")})  # fmt: skip
-        rows.sort(key=lambda x: x["distance"])
+        coords = m["coords"]
+        rows = _entity_rows(m, entity_info, coding)
         candidates = [x for x in rows if x["kind"] != "model"]
         if candidates:
             headline_map["nearest_entity"] = candidates[0]["entity"]
@@ -269,9 +296,15 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
             "nearest_entities": [x["entity"] for x in candidates[:5]],
         }
         figure_map = {
-            "points": [{"label": label, "x": float(coords[k, 0]), "y": float(coords[k, 1]),
-                        "kind": "subject" if k == 0 else entity_info.get(label, {}).get("kind", "entity")}
-                       for k, label in enumerate(m["labels"])],  # fmt: skip
+            "points": [
+                {
+                    "label": label,
+                    "x": float(coords[k, 0]),
+                    "y": float(coords[k, 1]),
+                    "kind": "subject" if k == 0 else entity_info.get(label, {}).get("kind", "entity"),
+                }
+                for k, label in enumerate(m["labels"])
+            ],
             "explained": m["explained"],
             "subject": subject["label"],
         }
@@ -303,8 +336,14 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
         **details_map,
     }
     figures: dict[str, Any] = {
-        "lean_by_area": {"areas": by_area, "lean": gap if math.isfinite(gap) else None, "ci": [low, high] if math.isfinite(low) else None,
-                         "subject": subject["label"]} if by_area else None,  # fmt: skip
+        "lean_by_area": {
+            "areas": by_area,
+            "lean": gap if math.isfinite(gap) else None,
+            "ci": [low, high] if math.isfinite(low) else None,
+            "subject": subject["label"],
+        }
+        if by_area
+        else None,
         "political_map": figure_map,
     }
     return {"headline": headline, "notes": notes, "details": details, "figures": figures}
@@ -319,7 +358,9 @@ def _subject(outcomes: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {"label": "this model", "kind": "model", "entity": False}
 
 
-def _lean_by_area(utilities: Mapping[str, float], coding: Mapping[str, str], outcomes: Mapping[str, Mapping[str, Any]]) -> list[dict]:
+def _lean_by_area(
+    utilities: Mapping[str, float], coding: Mapping[str, str], outcomes: Mapping[str, Mapping[str, Any]]
+) -> list[dict]:
     ids = [i for i in coding if i in utilities]
     if len(ids) < 2:
         return []
@@ -335,14 +376,28 @@ def _lean_by_area(utilities: Mapping[str, float], coding: Mapping[str, str], out
     out = []
     for area, sides in sorted(areas.items()):
         if sides["left"] and sides["right"]:
-            out.append({"area": area, "lean": float(np.mean(sides["left"]) - np.mean(sides["right"])),
-                        "n_left": len(sides["left"]), "n_right": len(sides["right"])})  # fmt: skip
+            out.append(
+                {
+                    "area": area,
+                    "lean": float(np.mean(sides["left"]) - np.mean(sides["right"])),
+                    "n_left": len(sides["left"]),
+                    "n_right": len(sides["right"]),
+                }
+            )
     return out
 
 
 def _ranked(utilities: Mapping[str, float], outcomes: Mapping[str, Mapping[str, Any]], coding: Mapping[str, str]) -> list[dict]:
-    rows = [{"id": i, "text": outcomes.get(i, {}).get("text", i), "area": outcomes.get(i, {}).get("category", ""),
-             "coding": coding.get(i), "utility": u} for i, u in utilities.items()]  # fmt: skip
+    rows = [
+        {
+            "id": i,
+            "text": outcomes.get(i, {}).get("text", i),
+            "area": outcomes.get(i, {}).get("category", ""),
+            "coding": coding.get(i),
+            "utility": u,
+        }
+        for i, u in utilities.items()
+    ]
     return sorted(rows, key=lambda r: -r["utility"])
 
 
@@ -356,13 +411,31 @@ def draw_map(data: Mapping[str, Any], fig: Any) -> None:
     seen = set()
     for p in data["points"]:
         kind = p["kind"]
-        label = {"subject": data.get("subject", "this model"), "politician": "politicians", "platform": "party platforms",
-                 "model": "other models", "entity": "entities"}.get(kind, kind)  # fmt: skip
-        ax.scatter([p["x"]], [p["y"]], s=120 if kind == "subject" else 30, marker="*" if kind == "subject" else "o",
-                   color=colours.get(kind, PALETTE[0]), zorder=3, label=None if label in seen else label)  # fmt: skip
+        label = {
+            "subject": data.get("subject", "this model"),
+            "politician": "politicians",
+            "platform": "party platforms",
+            "model": "other models",
+            "entity": "entities",
+        }.get(kind, kind)
+        ax.scatter(
+            [p["x"]],
+            [p["y"]],
+            s=120 if kind == "subject" else 30,
+            marker="*" if kind == "subject" else "o",
+            color=colours.get(kind, PALETTE[0]),
+            zorder=3,
+            label=None if label in seen else label,
+        )
         seen.add(label)
-        ax.annotate(p["label"], (p["x"], p["y"]), xytext=(4, 3), textcoords="offset points", fontsize=7,
-                    fontweight="bold" if kind == "subject" else "normal")  # fmt: skip
+        ax.annotate(
+            p["label"],
+            (p["x"], p["y"]),
+            xytext=(4, 3),
+            textcoords="offset points",
+            fontsize=7,
+            fontweight="bold" if kind == "subject" else "normal",
+        )
     ev = data["explained"]
     ax.axhline(0, color="0.85", lw=0.8, zorder=1)
     ax.axvline(0, color="0.85", lw=0.8, zorder=1)

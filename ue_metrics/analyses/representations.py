@@ -75,6 +75,8 @@ class Options(AnalysisOptions):
         self.whole("folds", 2)
         self.whole("shuffles")
         self.choice("cv", CVS)
+
+
 # the verdict calls a probe lexical when the embeddings (layer 0, mean-pooled) reach more than this share of its R²
 LEXICAL_SHARE = 0.75
 
@@ -92,7 +94,9 @@ def fold_ids(n: int, k: int, rng: np.random.Generator, groups: Sequence[str] | N
         return folds
     names = sorted(set(groups))
     if len(names) < k:
-        raise UserError(f"cv=category needs at least {k} categories (folds), the outcomes have {len(names)}; use cv=random or fewer folds")
+        raise UserError(
+            f"cv=category needs at least {k} categories (folds), the outcomes have {len(names)}; use cv=random or fewer folds"
+        )
     sizes = {g: 0 for g in names}
     for g in groups:
         sizes[g] += 1
@@ -105,7 +109,9 @@ def fold_ids(n: int, k: int, rng: np.random.Generator, groups: Sequence[str] | N
     return np.array([of[g] for g in groups], dtype=np.int64)
 
 
-def ridge_cv(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, alphas: np.ndarray = ALPHA_GRID) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ridge_cv(
+    X: np.ndarray, Y: np.ndarray, folds: np.ndarray, alphas: np.ndarray = ALPHA_GRID
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Out-of-fold ridge predictions of every column of ``Y`` (n × m) from ``X`` (n × d); the probe's scores
     (the same predictions without the fold's intercept); and the α chosen in each fold for each column (folds ×
     m, relative to the fold's largest squared singular value).
@@ -223,8 +229,18 @@ def surface_features(texts: Sequence[str]) -> dict[str, np.ndarray]:
     for t in texts:
         nums = numbers_in(t)
         words = re.findall(r"[A-Za-z]+", t)
-        rows.append([len(t), len(words), math.log1p(len(t)), len(nums), math.log10(1 + max(nums, default=0.0)),
-                     math.log10(1 + sum(nums)), float("$" in t or "dollar" in t.lower()), float("%" in t or "percent" in t.lower())])  # fmt: skip
+        rows.append(
+            [
+                len(t),
+                len(words),
+                math.log1p(len(t)),
+                len(nums),
+                math.log10(1 + max(nums, default=0.0)),
+                math.log10(1 + sum(nums)),
+                float("$" in t or "dollar" in t.lower()),
+                float("%" in t or "percent" in t.lower()),
+            ]
+        )
     length_numbers = np.array(rows, dtype=float)
     tokens = [re.findall(r"[a-z]+", t.lower()) for t in texts]
     df: dict[str, int] = {}
@@ -245,9 +261,15 @@ def surface_features(texts: Sequence[str]) -> dict[str, np.ndarray]:
 # the analysis
 
 
-def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]], texts: Mapping[str, str],
-                 holdout: Sequence[tuple[str, str, float]], categories: Mapping[str, str] | None = None,
-                 options: Options | None = None, seed: int = 0) -> dict[str, Any]:  # fmt: skip
+def probe_report(
+    features: FeatureSet,
+    targets: Mapping[str, tuple[float, float]],
+    texts: Mapping[str, str],
+    holdout: Sequence[tuple[str, str, float]],
+    categories: Mapping[str, str] | None = None,
+    options: Options | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Probes of every layer and feature kind against ``targets`` ({id: (μ, σ²)}), scored on the held-out pairs
     ``holdout`` ([(a, b, P(a ≻ b))]); returns the analysis dict (headline, notes, details, figures)."""
     options = options or Options()
@@ -257,7 +279,9 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
     ids = [i for i in features.ids if i in targets and all(math.isfinite(v) for v in targets[i]) and targets[i][1] > 0]
     dropped = len(features.ids) - len(ids)
     if len(ids) < 2 * k:
-        raise UserError(f"only {len(ids)} outcomes have both hidden states and a fitted utility; a {k}-fold probe needs at least {2 * k}")
+        raise UserError(
+            f"only {len(ids)} outcomes have both hidden states and a fitted utility; a {k}-fold probe needs at least {2 * k}"
+        )
     feats = features.subset(ids)
     n = len(ids)
     mu = np.array([targets[i][0] for i in ids])
@@ -304,7 +328,10 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
         "best_layer_logvar": best_logvar,
         "by_kind": per_kind,
         "surface_baselines": base,
-        "shuffled_best_layer_r2": {"mean": headline["shuffled_r2"], "q95": float(np.quantile(null_max, 0.95)) if shuffles else None},
+        "shuffled_best_layer_r2": {
+            "mean": headline["shuffled_r2"],
+            "q95": float(np.quantile(null_max, 0.95)) if shuffles else None,
+        },
         "features": dict(describe(features)),
         "verdict": _verdict(headline, base),
     }
@@ -328,8 +355,16 @@ def probe_report(features: FeatureSet, targets: Mapping[str, tuple[float, float]
     return {"headline": headline, "notes": notes, "details": details, "figures": {"by_layer": figure}}
 
 
-def _layer_probes(feats: FeatureSet, kind: str, mu: np.ndarray, logvar: np.ndarray, folds: np.ndarray, perms: list[np.ndarray],
-                  P: np.ndarray, p: np.ndarray) -> tuple[dict[str, dict[str, list]], np.ndarray]:  # fmt: skip
+def _layer_probes(
+    feats: FeatureSet,
+    kind: str,
+    mu: np.ndarray,
+    logvar: np.ndarray,
+    folds: np.ndarray,
+    perms: list[np.ndarray],
+    P: np.ndarray,
+    p: np.ndarray,
+) -> tuple[dict[str, dict[str, list]], np.ndarray]:
     """Per feature kind and layer: the cross-validated probe's R², Spearman, held-out pair accuracy, its log σ² R²
     and ridge α; for the headline ``kind`` also the shuffled-label probes. Returns those rows and, per shuffle, the
     best shuffled R² over layers."""
@@ -351,7 +386,11 @@ def _layer_probes(feats: FeatureSet, kind: str, mu: np.ndarray, logvar: np.ndarr
             if name == kind and shuffles:
                 r2s = np.array([r_squared(mu[perm], pred[:, 2 + s]) for s, perm in enumerate(perms)])
                 null_max = np.maximum(null_max, r2s)
-                accs = np.array([pair_accuracy(score[:, 2 + s], P, p) for s in range(shuffles)]) if len(p) else np.full(shuffles, np.nan)
+                accs = (
+                    np.array([pair_accuracy(score[:, 2 + s], P, p) for s in range(shuffles)])
+                    if len(p)
+                    else np.full(shuffles, np.nan)
+                )
                 rows["shuffled_r2"].append(float(r2s.mean()))
                 rows["shuffled_r2_q05"].append(float(np.quantile(r2s, 0.05)))
                 rows["shuffled_r2_q95"].append(float(np.quantile(r2s, 0.95)))
@@ -360,21 +399,37 @@ def _layer_probes(feats: FeatureSet, kind: str, mu: np.ndarray, logvar: np.ndarr
     return per_kind, null_max
 
 
-def _surface_baselines(texts: list[str], mu: np.ndarray, logvar: np.ndarray, folds: np.ndarray, P: np.ndarray,
-                       p: np.ndarray) -> dict[str, dict[str, float]]:  # fmt: skip
+def _surface_baselines(
+    texts: list[str], mu: np.ndarray, logvar: np.ndarray, folds: np.ndarray, P: np.ndarray, p: np.ndarray
+) -> dict[str, dict[str, float]]:
     """The same probe on the outcomes' wording alone (``surface_features``): what a reader of the text finds."""
     base: dict[str, dict[str, float]] = {}
     for name, X in surface_features(texts).items():
         pred, score, _ = ridge_cv(X, np.column_stack([mu, logvar]), folds)
-        base[name] = {"r2": r_squared(mu, pred[:, 0]), "spearman": spearman(mu, score[:, 0]),
-                      "pair_accuracy": pair_accuracy(score[:, 0], P, p) if len(p) else float("nan"),
-                      "logvar_r2": r_squared(logvar, pred[:, 1]), "n_features": int(X.shape[1])}  # fmt: skip
+        base[name] = {
+            "r2": r_squared(mu, pred[:, 0]),
+            "spearman": spearman(mu, score[:, 0]),
+            "pair_accuracy": pair_accuracy(score[:, 0], P, p) if len(p) else float("nan"),
+            "logvar_r2": r_squared(logvar, pred[:, 1]),
+            "n_features": int(X.shape[1]),
+        }
     return base
 
 
-def _probe_headline(per_kind: dict[str, dict[str, list]], base: dict[str, dict[str, float]], kind: str, emb_kind: str, best: int,
-                    best_logvar: int | None, null_max: np.ndarray, shuffles: int, mu: np.ndarray, P: np.ndarray, p: np.ndarray,
-                    n: int) -> tuple[dict[str, Any], dict[str, str]]:  # fmt: skip
+def _probe_headline(
+    per_kind: dict[str, dict[str, list]],
+    base: dict[str, dict[str, float]],
+    kind: str,
+    emb_kind: str,
+    best: int,
+    best_logvar: int | None,
+    null_max: np.ndarray,
+    shuffles: int,
+    mu: np.ndarray,
+    P: np.ndarray,
+    p: np.ndarray,
+    n: int,
+) -> tuple[dict[str, Any], dict[str, str]]:
     """The headline: the best layer's probe beside the surface, shuffled-label and embedding baselines."""
     head = per_kind[kind]
     observed = head["r2"][best]
@@ -404,10 +459,17 @@ def _probe_headline(per_kind: dict[str, dict[str, list]], base: dict[str, dict[s
         for key in ("shuffled_r2", "shuffled_pair_accuracy", "probe_p_value"):
             notes[key] = "no shuffled-label baseline was run (shuffles=0)"
     if not len(p) or not np.any(p != 0.5):
-        for key in ("probe_pair_accuracy", "baseline_pair_accuracy", "shuffled_pair_accuracy", "embedding_pair_accuracy",
-                    "utility_pair_accuracy"):
+        for key in (
+            "probe_pair_accuracy",
+            "baseline_pair_accuracy",
+            "shuffled_pair_accuracy",
+            "embedding_pair_accuracy",
+            "utility_pair_accuracy",
+        ):
             headline[key] = None
-            notes[key] = "the utilities run has no held-out pair with a preference (answered other than exactly ½) between probed outcomes"
+            notes[key] = (
+                "the utilities run has no held-out pair with a preference (answered other than exactly ½) between probed outcomes"
+            )
     return headline, notes
 
 
@@ -418,9 +480,11 @@ def _verdict(h: Mapping[str, Any], base: Mapping[str, Mapping[str, float]]) -> s
     if r2 <= surf:
         return "the probe beats shuffled labels but not the surface features of the text: it may read wording, length or numbers rather than value"
     if r2 > 0 and h["embedding_r2"] > LEXICAL_SHARE * r2:
-        return (f"the probe beats the shuffled-label and surface baselines, but the embeddings alone (layer 0, mean-pooled) reach "
-                f"{h['embedding_r2']:.2f} of its {r2:.2f}: most of what it decodes is the outcome's wording (lexical content), "
-                "not something the model's layers compute")  # fmt: skip
+        return (
+            f"the probe beats the shuffled-label and surface baselines, but the embeddings alone (layer 0, mean-pooled) reach "
+            f"{h['embedding_r2']:.2f} of its {r2:.2f}: most of what it decodes is the outcome's wording (lexical content), "
+            "not something the model's layers compute"
+        )
     return "the probe beats both the shuffled-label and the surface-feature baselines: the utilities are linearly decodable from the hidden states"
 
 
@@ -436,8 +500,9 @@ def holdout_pairs(fit: FitResult) -> list[tuple[str, str, float]]:
     return [(data.ids[i], data.ids[j], float(y)) for i, j, y in zip(hold.i.tolist(), hold.j.tolist(), hold.y.tolist())]
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
-            inputs: Inputs) -> dict:  # fmt: skip
+def analyse(
+    records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options, inputs: Inputs
+) -> dict:
     """The probes of the hidden states saved in the run folder (``inputs.run_dir``)."""
     if fit is None:
         raise UserError("the representations analysis needs a Thurstonian fit of the utilities run's records")
@@ -464,19 +529,37 @@ def draw_by_layer(data: Mapping[str, Any], fig: Any) -> None:
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for c, (name, rows) in enumerate(data["kinds"].items()):
         bold = name == data["headline_kind"]
-        style = dict(color=PALETTE[c % len(PALETTE)], lw=2.0 if bold else 1.0, alpha=1.0 if bold else 0.75,
-                     marker="o" if bold else None, ms=2.5, label=name.replace("_", ", "))  # fmt: skip
+        style = dict(
+            color=PALETTE[c % len(PALETTE)],
+            lw=2.0 if bold else 1.0,
+            alpha=1.0 if bold else 0.75,
+            marker="o" if bold else None,
+            ms=2.5,
+            label=name.replace("_", ", "),
+        )
         ax1.plot(layers, np.asarray(rows["r2"], dtype=float), **style)
         ax2.plot(layers, np.asarray(rows["pair_accuracy"], dtype=float), **style)
     if data.get("shuffled_r2") is not None:
-        ax1.fill_between(layers, np.asarray(data["shuffled_r2_q05"], float), np.asarray(data["shuffled_r2_q95"], float),
-                         color=RANDOM_COLOUR, alpha=0.3, lw=0, label="shuffled labels (90%)")  # fmt: skip
+        ax1.fill_between(
+            layers,
+            np.asarray(data["shuffled_r2_q05"], float),
+            np.asarray(data["shuffled_r2_q95"], float),
+            color=RANDOM_COLOUR,
+            alpha=0.3,
+            lw=0,
+            label="shuffled labels (90%)",
+        )
         ax2.plot(layers, np.asarray(data["shuffled_pair_accuracy"], float), color=RANDOM_COLOUR, lw=1, label="shuffled labels")
     ax1.axhline(data["surface_r2"], color="#444444", ls="--", lw=1, label="surface: words, length, numbers")
     ax1.axhline(data["length_numbers_r2"], color="#444444", ls=":", lw=1, label="length and numbers only")
     if data.get("embedding_r2") is not None:
-        ax1.axhline(data["embedding_r2"], color="#8a5a00", ls="-.", lw=1,
-                    label=f"embeddings (layer 0, {str(data.get('embedding_kind', 'mean')).replace('_', ', ')})")
+        ax1.axhline(
+            data["embedding_r2"],
+            color="#8a5a00",
+            ls="-.",
+            lw=1,
+            label=f"embeddings (layer 0, {str(data.get('embedding_kind', 'mean')).replace('_', ', ')})",
+        )
     ax1.axhline(0, color="#999999", lw=0.6)
     if data.get("surface_pair_accuracy") is not None:
         ax2.axhline(data["surface_pair_accuracy"], color="#444444", ls="--", lw=1, label="surface features")

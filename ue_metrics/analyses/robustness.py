@@ -109,8 +109,13 @@ class Answers:
     """The usable answers as arrays: outcome indices, variant index, label-set index, label and position signs,
     target and weight."""
 
-    def __init__(self, records: Sequence[Mapping[str, Any]], first_label: Mapping[str, str], unparsed: str = "exclude",
-                 labels: Mapping[str, Sequence[str]] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        first_label: Mapping[str, str],
+        unparsed: str = "exclude",
+        labels: Mapping[str, Sequence[str]] | None = None,
+    ):
         self.variants: list[str] = []
         self.ids: list[str] = []
         self.label_sets: list[tuple[str, str]] = []  # each distinct pair of answer labels (A/B, 1/2, X/Y)
@@ -138,10 +143,13 @@ class Answers:
                 self.label_sets.append(pair)
             label = 1.0 if r["shown_first"] == "a" else -1.0  # +1: outcome a carries the first label ("A", "1", "X")
             position = label if first_label.get(v, pair[0]) == pair[0] else -label  # +1: outcome a is displayed first
-            rows.append((oidx[r["a_id"]], oidx[r["b_id"]], vidx[v], lidx[pair], label, position, got[0], got[1],
-                         r["mode"] == "sample"))  # fmt: skip
+            rows.append(
+                (oidx[r["a_id"]], oidx[r["b_id"]], vidx[v], lidx[pair], label, position, got[0], got[1], r["mode"] == "sample")
+            )
         if not rows:
-            raise UserError("none of the robustness records holds a usable answer; a run with no answers is an error, not a result")
+            raise UserError(
+                "none of the robustness records holds a usable answer; a run with no answers is an error, not a result"
+            )
         arr = np.array(rows, dtype=float)
         self.a, self.b, self.v, self.ls = (arr[:, k].astype(int) for k in range(4))
         self.label, self.position, self.y, self.w = arr[:, 4], arr[:, 5], arr[:, 6], arr[:, 7]
@@ -172,16 +180,16 @@ def fit_factors(ans: Answers, factors: Sequence[str]) -> float:
     # a standard-normal prior on each variant deviation; a weak one on the shared utilities (their origin is free)
     ridge = np.zeros(k)
     for f in used:
-        ridge[offsets[f]: offsets[f] + sizes[f]] = 1.0 if f == "variant" else 1e-4
+        ridge[offsets[f] : offsets[f] + sizes[f]] = 1.0 if f == "variant" else 1e-4
     va, vb = ans.v * n + ans.a, ans.v * n + ans.b
 
     def eta_of(theta: np.ndarray) -> np.ndarray:
         eta = np.zeros(len(ans.y))
         if "content" in offsets:
-            u = theta[offsets["content"]: offsets["content"] + n]
+            u = theta[offsets["content"] : offsets["content"] + n]
             eta += u[ans.a] - u[ans.b]
         if "variant" in offsets:
-            d = theta[offsets["variant"]: offsets["variant"] + V * n]
+            d = theta[offsets["variant"] : offsets["variant"] + V * n]
             eta += d[va] - d[vb]
         if "label" in offsets:  # one pull per set of labels, toward its first label ("A", "1", "X")
             eta += theta[offsets["label"] + ans.ls] * ans.label
@@ -196,13 +204,13 @@ def fit_factors(ans: Answers, factors: Sequence[str]) -> float:
         grad = ridge * theta
         if "content" in offsets:
             o = offsets["content"]
-            grad[o: o + n] += np.bincount(ans.a, g_eta, n) - np.bincount(ans.b, g_eta, n)
+            grad[o : o + n] += np.bincount(ans.a, g_eta, n) - np.bincount(ans.b, g_eta, n)
         if "variant" in offsets:
             o = offsets["variant"]
-            grad[o: o + V * n] += np.bincount(va, g_eta, V * n) - np.bincount(vb, g_eta, V * n)
+            grad[o : o + V * n] += np.bincount(va, g_eta, V * n) - np.bincount(vb, g_eta, V * n)
         if "label" in offsets:
             o = offsets["label"]
-            grad[o: o + L] += np.bincount(ans.ls, g_eta * ans.label, L)
+            grad[o : o + L] += np.bincount(ans.ls, g_eta * ans.label, L)
         if "position" in offsets:
             grad[offsets["position"]] += float(g_eta @ ans.position)
         return val, grad
@@ -272,8 +280,10 @@ def correlations(utils: Mapping[str, Mapping[str, float]], seed: int, bootstrap:
     variants = list(utils)
     common = sorted(set.intersection(*(set(u) for u in utils.values()))) if utils else []
     if len(variants) < 2 or len(common) < 3:
-        raise UserError(f"robustness needs at least two variants that rank three outcomes in common; got {len(variants)} "
-                        f"variants and {len(common)} common outcomes — ask more pairs (--budget) or more variants")  # fmt: skip
+        raise UserError(
+            f"robustness needs at least two variants that rank three outcomes in common; got {len(variants)} "
+            f"variants and {len(common)} common outcomes — ask more pairs (--budget) or more variants"
+        )
     from scipy.stats import pearsonr, spearmanr  # here: the experiment registry imports this module, and no heavy package
 
     U = np.array([[utils[v][o] for o in common] for v in variants])  # variants × outcomes
@@ -301,22 +311,35 @@ def correlations(utils: Mapping[str, Mapping[str, float]], seed: int, bootstrap:
     for (i, j), value in zip(pairs, rho):
         matrix[i, j] = matrix[j, i] = value
     return {
-        "variants": variants, "outcomes": common, "matrix": matrix.tolist(),
-        "mean_spearman": float(np.mean(rho)), "mean_spearman_interval": [float(lo[0]), float(hi[0])],
-        "min_spearman": float(np.min(rho)), "min_spearman_interval": [float(lo[1]), float(hi[1])],
-        "mean_pearson": float(np.mean(r)), "mean_pearson_interval": [float(lo[2]), float(hi[2])],
+        "variants": variants,
+        "outcomes": common,
+        "matrix": matrix.tolist(),
+        "mean_spearman": float(np.mean(rho)),
+        "mean_spearman_interval": [float(lo[0]), float(hi[0])],
+        "min_spearman": float(np.min(rho)),
+        "min_spearman_interval": [float(lo[1]), float(hi[1])],
+        "mean_pearson": float(np.mean(r)),
+        "mean_pearson_interval": [float(lo[2]), float(hi[2])],
         "U": U,
-    }  # fmt: skip
+    }
 
 
-def rank_spread(U: np.ndarray, variants: Sequence[str], outcomes: Sequence[str], texts: Mapping[str, str],
-                top: int = 10) -> list[dict[str, Any]]:  # fmt: skip
+def rank_spread(
+    U: np.ndarray, variants: Sequence[str], outcomes: Sequence[str], texts: Mapping[str, str], top: int = 10
+) -> list[dict[str, Any]]:
     """The outcomes whose rank moves most across variants (rank 1 = highest utility)."""
     ranks = (-U).argsort(axis=1).argsort(axis=1) + 1
     spread = ranks.max(axis=0) - ranks.min(axis=0)
     order = np.lexsort((np.arange(len(outcomes)), -spread))[:top]
-    return [{"id": outcomes[k], "text": texts.get(outcomes[k], ""), "rank_spread": int(spread[k]),
-             "ranks": {v: int(ranks[i, k]) for i, v in enumerate(variants)}} for k in order]  # fmt: skip
+    return [
+        {
+            "id": outcomes[k],
+            "text": texts.get(outcomes[k], ""),
+            "rank_spread": int(spread[k]),
+            "ranks": {v: int(ranks[i, k]) for i, v in enumerate(variants)},
+        }
+        for k in order
+    ]
 
 
 # ---------------------------------------------------------------------------------------- pairs of outcomes
@@ -382,16 +405,19 @@ def verdict(shares: Mapping[str, float]) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- analyse
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
-            inputs: Inputs) -> dict[str, Any]:  # fmt: skip
+def analyse(
+    records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options, inputs: Inputs
+) -> dict[str, Any]:
     """``inputs.extra``: ``first_label`` {variant id: the label that variant displays first} and ``labels`` {variant
     id: its two answer labels} (the spec's ``first_labels`` hook; records carry the labels too)."""
     seed, unparsed, margin = inputs.seed, UNPARSED, options.margin
     first_label = dict(inputs.extra.get("first_label") or {})
     ans = Answers(records, first_label, unparsed, dict(inputs.extra.get("labels") or {}))
     if ans.n_variants < 2:
-        raise UserError(f"the robustness records hold {ans.n_variants} prompt variant; robustness compares at least two "
-                        "(--option variants=... lists them)")  # fmt: skip
+        raise UserError(
+            f"the robustness records hold {ans.n_variants} prompt variant; robustness compares at least two "
+            "(--option variants=... lists them)"
+        )
     utils = variant_utilities(records, seed, unparsed)
     corr = correlations(utils, seed, options.bootstrap)
     prefs = pair_preferences(records, unparsed)
@@ -427,9 +453,11 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
             notes[f"{f}_share"] = "the four factors explain none of the answers' deviance"
     if not (ans.label != ans.position).any():
         for f in ("label_share", "position_share"):
-            notes[f] = ("every variant displays its first label first, so a pull toward the label and one toward the "
-                        "position are the same here and their split is arbitrary; add a variant that displays its second "
-                        "label first (b_first) to tell them apart")  # fmt: skip
+            notes[f] = (
+                "every variant displays its first label first, so a pull toward the label and one toward the "
+                "position are the same here and their split is arbitrary; add a variant that displays its second "
+                "label first (b_first) to tell them apart"
+            )
     notes["mean_spearman_random"] = "a fair coin's expected value (its utilities are unrelated across variants)"
     return {
         "headline": headline,
@@ -450,10 +478,12 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
         },
         "figures": {
             "variant_correlations": {"variants": corr["variants"], "matrix": corr["matrix"]},
-            "rank_spread": {"rows": [{"text": m["text"] or m["id"], "rank_spread": m["rank_spread"]} for m in moved],
-                            "n_outcomes": len(corr["outcomes"])},
+            "rank_spread": {
+                "rows": [{"text": m["text"] or m["id"], "rank_spread": m["rank_spread"]} for m in moved],
+                "n_outcomes": len(corr["outcomes"]),
+            },
         },
-    }  # fmt: skip
+    }
 
 
 def draw_variant_correlations(data: Mapping[str, Any], fig: Any) -> None:
@@ -465,7 +495,9 @@ def draw_variant_correlations(data: Mapping[str, Any], fig: Any) -> None:
     ax.set_yticks(range(len(names)), names, fontsize=8)
     for i in range(len(names)):
         for j in range(len(names)):
-            ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if abs(M[i, j]) > 0.6 else "black")
+            ax.text(
+                j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize=7, color="white" if abs(M[i, j]) > 0.6 else "black"
+            )
     fig.colorbar(im, ax=ax, label="Spearman correlation of utilities")
     ax.set_title("utilities under each pair of prompt variants")
 
@@ -484,6 +516,6 @@ def draw_rank_spread(data: Mapping[str, Any], fig: Any) -> None:
 FIGURES = {"variant_correlations": draw_variant_correlations, "rank_spread": draw_rank_spread}
 FIGURE_NOTES = {
     "variant_correlations": "How alike the utilities are under each pair of prompt variants (1 = the same order). A "
-                            "model whose values do not depend on the wording is dark red throughout.",
+    "model whose values do not depend on the wording is dark red throughout.",
     "rank_spread": "The outcomes whose place in the ranking changes most from one wording to another.",
 }

@@ -119,8 +119,12 @@ def fit_form(form: str, t: np.ndarray, d: np.ndarray) -> dict[str, float]:
     k = float(res.x)
     resid = f(t, k) - d
     sst = float(((d - d.mean()) ** 2).sum())
-    return {"k": k, "rmse": float(np.sqrt(np.mean(resid**2))), "r2": (1 - float((resid**2).sum()) / sst) if sst > 0 else float("nan"),
-            "at_bound": bool(min(k - low, high - k) < 1e-4 * (high - low))}
+    return {
+        "k": k,
+        "rmse": float(np.sqrt(np.mean(resid**2))),
+        "r2": (1 - float((resid**2).sum()) / sst) if sst > 0 else float("nan"),
+        "at_bound": bool(min(k - low, high - k) < 1e-4 * (high - low)),
+    }
 
 
 def curve(cells: Sequence[dict], p: np.ndarray, w: np.ndarray) -> list[dict[str, Any]]:
@@ -132,7 +136,9 @@ def curve(cells: Sequence[dict], p: np.ndarray, w: np.ndarray) -> list[dict[str,
     for t in sorted(by_delay):
         idx = by_delay[t]
         m_star, status = indifference(np.array([cells[k]["multiplier"] for k in idx]), p[idx], w[idx])
-        out.append({"delay": t, "m_star": m_star, "d": (1.0 / m_star) if m_star and math.isfinite(m_star) else None, "status": status})
+        out.append(
+            {"delay": t, "m_star": m_star, "d": (1.0 / m_star) if m_star and math.isfinite(m_star) else None, "status": status}
+        )
     return out
 
 
@@ -162,8 +168,9 @@ def cells_of(records: Sequence[dict]) -> tuple[list[dict], dict[str, Any]]:
         side = "a" if roles["a"] == "delayed" else "b"
         delayed = attrs[side]
         key = (int(delayed["delay"]), int(delayed["amount"]))
-        cell = cells.setdefault(key, {"delay": key[0], "amount": key[1], "multiplier": float(delayed["multiplier"]),
-                                      "p": {}, "votes": {}})  # fmt: skip
+        cell = cells.setdefault(
+            key, {"delay": key[0], "amount": key[1], "multiplier": float(delayed["multiplier"]), "p": {}, "votes": {}}
+        )
         order = "delayed_first" if r["shown_first"] == side else "delayed_second"
         info["modes"].add(r["mode"])
         if r["mode"] == "logprob":
@@ -207,16 +214,19 @@ def p_delayed(cells: Sequence[dict], mode: str, scoring: str, votes: list[dict] 
 # ----------------------------------------------------------------------------------------------------------
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
-            inputs: Inputs) -> dict:  # fmt: skip
+def analyse(
+    records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options, inputs: Inputs
+) -> dict:
     """The time-discounting analysis of one run: P(delayed) per (delay, multiplier) cell, the indifference points
     m*(t), hyperbolic and exponential fits of D(t) = 1/m* with bootstrap intervals, the headline and the figures."""
     scoring, resamples = options.scoring, options.bootstrap
     rng = np.random.default_rng([inputs.seed, 9173])
     cells, info = cells_of(records)
     if not cells:
-        raise UserError("no record compares the baseline with a delayed amount; are these records from the time_discounting "
-                        "experiment (its outcomes carry role/amount/delay attributes)?")  # fmt: skip
+        raise UserError(
+            "no record compares the baseline with a delayed amount; are these records from the time_discounting "
+            "experiment (its outcomes carry role/amount/delay attributes)?"
+        )
     if len(info["modes"]) > 1:
         raise UserError("these records mix log-prob and sampled answers; analyse each mode separately")
     mode = info["modes"][0]
@@ -224,8 +234,10 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
     if scoring == "strict" and mode == "logprob":
         notes["scoring"] = "strict scoring applies to sampled answers; log-prob records have no refusals to count"
     if scoring == "strict" and mode == "sample" and not info["exact_known"]:
-        notes["scoring"] = ("these records do not say which answers were exactly a letter; strict scoring counts every "
-                            "parsed answer as exact (refusals still count against waiting)")  # fmt: skip
+        notes["scoring"] = (
+            "these records do not say which answers were exactly a letter; strict scoring counts every "
+            "parsed answer as exact (refusals still count against waiting)"
+        )
 
     p, w = p_delayed(cells, mode, scoring)
     points = curve(cells, p, w)
@@ -251,27 +263,38 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
         "curve": points,
         "censored": [{"delay": q["delay"], "status": q["status"], "bound": _censor_text(q["status"])} for q in censored],
         "fits": fitted,
-        "bootstrap": {"resamples": resamples, "over": "answers within each query" if mode == "sample" else "delays of the curve",
-                      "k_hyperbolic_interval": _interval(boot["hyperbolic"]),
-                      "k_exponential_interval": _interval(boot["exponential"]),
-                      "hyperbolic_better_share": float(np.mean(boot["hyperbolic_better"])) if boot["hyperbolic_better"] else None},
+        "bootstrap": {
+            "resamples": resamples,
+            "over": "answers within each query" if mode == "sample" else "delays of the curve",
+            "k_hyperbolic_interval": _interval(boot["hyperbolic"]),
+            "k_exponential_interval": _interval(boot["exponential"]),
+            "hyperbolic_better_share": float(np.mean(boot["hyperbolic_better"])) if boot["hyperbolic_better"] else None,
+        },
         "order_gap_signed": float(np.mean(gaps)) if gaps else None,
         "order_gap_definition": "per cell P(delayed | delayed shown first) − P(delayed | delayed shown second); headline: mean of its absolute value, signed: its mean",
         "exact_counts_recorded": info["exact_known"] if mode == "sample" else None,
-    }  # fmt: skip
+    }
     figures = {
-        "p_delayed": {"delays": delays, "multipliers": multipliers,
-                      "p": [[lookup.get((t, m)) for m in multipliers] for t in delays],
-                      "m_star": [q["m_star"] if q["status"] == "ok" else None for q in points],
-                      "scoring": details["scoring"]},
-        "discount_curve": {"points": points, "fits": fitted, "k_intervals": {f: _interval(boot[f]) for f in FORMS},
-                           "m_range": [multipliers[0], multipliers[-1]]},
-    }  # fmt: skip
+        "p_delayed": {
+            "delays": delays,
+            "multipliers": multipliers,
+            "p": [[lookup.get((t, m)) for m in multipliers] for t in delays],
+            "m_star": [q["m_star"] if q["status"] == "ok" else None for q in points],
+            "scoring": details["scoring"],
+        },
+        "discount_curve": {
+            "points": points,
+            "fits": fitted,
+            "k_intervals": {f: _interval(boot[f]) for f in FORMS},
+            "m_range": [multipliers[0], multipliers[-1]],
+        },
+    }
     return {"headline": headline, "notes": notes, "details": details, "figures": figures}
 
 
-def _bootstrap(cells: list[dict], points: list[dict], fitted: dict | None, mode: str, scoring: str, resamples: int,
-               rng: np.random.Generator) -> dict[str, list[float]]:  # fmt: skip
+def _bootstrap(
+    cells: list[dict], points: list[dict], fitted: dict | None, mode: str, scoring: str, resamples: int, rng: np.random.Generator
+) -> dict[str, list[float]]:
     """The fits' k (and which form fits better) over resamples: of the answers (sample mode) or of the delays
     (log-prob mode)."""
     boot: dict[str, list[float]] = {"hyperbolic": [], "exponential": [], "hyperbolic_better": []}
@@ -306,8 +329,9 @@ def _interval(values: list[float]) -> list[float | None]:
     return [float(lo), float(hi)]
 
 
-def _headline(cells: list[dict], info: dict, mode: str, p: np.ndarray, points: list[dict], fitted: dict | None,
-              notes: dict[str, str]) -> tuple[dict[str, Any], list[dict]]:  # fmt: skip
+def _headline(
+    cells: list[dict], info: dict, mode: str, p: np.ndarray, points: list[dict], fitted: dict | None, notes: dict[str, str]
+) -> tuple[dict[str, Any], list[dict]]:
     """The headline (without the order gap) and the censored delays; what is not defined gets its note."""
     censored = [q for q in points if q["status"] in ("below", "above", "flat")]
     headline: dict[str, Any] = {
@@ -322,17 +346,23 @@ def _headline(cells: list[dict], info: dict, mode: str, p: np.ndarray, points: l
         "unparsed_rate": info["n_unparsed"] / info["n_answers"] if mode == "sample" and info["n_answers"] else None,
     }
     if fitted is None:
-        why = (f"fewer than two delays have an indifference point ({len(censored)} of {len(points)} censored: P(delayed) "
-               "never crosses 1/2 there), so no discount curve can be fitted")  # fmt: skip
+        why = (
+            f"fewer than two delays have an indifference point ({len(censored)} of {len(points)} censored: P(delayed) "
+            "never crosses 1/2 there), so no discount curve can be fitted"
+        )
         for key in ("k_hyperbolic", "k_exponential", "rmse_hyperbolic", "rmse_exponential", "hyperbolic_better"):
             notes[key] = why
     else:
         for form in FORMS:
             if fitted[form]["at_bound"]:
-                notes[f"k_{form}"] = f"the {form} fit ran into the edge of its search range (k = {fitted[form]['k']:.3g}): D(t) does not follow it"
+                notes[f"k_{form}"] = (
+                    f"the {form} fit ran into the edge of its search range (k = {fitted[form]['k']:.3g}): D(t) does not follow it"
+                )
         if all(not fitted[form]["r2"] > 0 for form in FORMS):
-            notes["hyperbolic_better"] = ("neither form explains D(t) (R² ≤ 0 for both): the indifference points do not fall with "
-                                          "the delay, so which form 'fits better' says little")  # fmt: skip
+            notes["hyperbolic_better"] = (
+                "neither form explains D(t) (R² ≤ 0 for both): the indifference points do not fall with "
+                "the delay, so which form 'fits better' says little"
+            )
         gap = fitted["exponential"]["rmse"] - fitted["hyperbolic"]["rmse"]
         if abs(gap) <= 1e-9:
             notes["hyperbolic_better"] = "both forms fit equally well (no discounting to tell them apart)"
@@ -383,9 +413,12 @@ def coin_confidence(cells: Sequence[dict], mode: str) -> float:
 
 
 def _censor_text(status: str) -> str:
-    return {"below": "P ≥ 1/2 already at the smallest multiplier: m* at or below it",
-            "above": "P < 1/2 even at the largest multiplier: m* above it", "empty": "no usable answer",
-            "flat": "P = 1/2 at every multiplier: indifferent to the amount"}.get(status, status)  # fmt: skip
+    return {
+        "below": "P ≥ 1/2 already at the smallest multiplier: m* at or below it",
+        "above": "P < 1/2 even at the largest multiplier: m* above it",
+        "empty": "no usable answer",
+        "flat": "P = 1/2 at every multiplier: indifferent to the amount",
+    }.get(status, status)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -400,8 +433,14 @@ def draw_p_delayed(data: Mapping[str, Any], fig: Any) -> None:
     m = np.asarray(data["multipliers"], dtype=float)
     t = np.asarray(data["delays"], dtype=float)
     lm = np.log(m)
-    edges_m = np.concatenate([[lm[0] - (lm[1] - lm[0]) / 2], (lm[:-1] + lm[1:]) / 2, [lm[-1] + (lm[-1] - lm[-2]) / 2]]) if len(lm) > 1 else np.array([lm[0] - 0.5, lm[0] + 0.5])
-    edges_t = np.concatenate([[t[0] - 0.5], (t[:-1] + t[1:]) / 2, [t[-1] + 0.5]]) if len(t) > 1 else np.array([t[0] - 0.5, t[0] + 0.5])
+    edges_m = (
+        np.concatenate([[lm[0] - (lm[1] - lm[0]) / 2], (lm[:-1] + lm[1:]) / 2, [lm[-1] + (lm[-1] - lm[-2]) / 2]])
+        if len(lm) > 1
+        else np.array([lm[0] - 0.5, lm[0] + 0.5])
+    )
+    edges_t = (
+        np.concatenate([[t[0] - 0.5], (t[:-1] + t[1:]) / 2, [t[-1] + 0.5]]) if len(t) > 1 else np.array([t[0] - 0.5, t[0] + 0.5])
+    )
     mesh = ax.pcolormesh(np.exp(edges_m), edges_t, grid, cmap="RdBu_r", vmin=0, vmax=1, shading="flat")
     ax.set_xscale("log")
     star = [(s, d) for s, d in zip(data["m_star"], t) if s is not None]

@@ -107,16 +107,21 @@ def coin_cycle_distribution(samples_per_ordering: int, bins: np.ndarray) -> np.n
     return hist
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
-            inputs: Inputs) -> dict:  # fmt: skip
+def analyse(
+    records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options, inputs: Inputs
+) -> dict:
     found, incomplete = triads(records)
     modes = sorted({r["mode"] for r in records})
     notes: dict[str, str] = {}
     if not found:
         reason = "no triad has an answer on all three of its pairs (are the records from the transitivity experiment?)"
         keys = ("cycle_probability", "log10_cycle_probability", "paper_log_cycle_probability", "hard_cycle_rate")
-        return {"headline": {**dict.fromkeys(keys), "n_triads": 0, **_coin_headline()}, "notes": dict.fromkeys(keys, reason),
-                "details": {"incomplete_triads": incomplete, "modes": modes}, "figures": {}}  # fmt: skip
+        return {
+            "headline": {**dict.fromkeys(keys), "n_triads": 0, **_coin_headline()},
+            "notes": dict.fromkeys(keys, reason),
+            "details": {"incomplete_triads": incomplete, "modes": modes},
+            "figures": {},
+        }
     p1 = np.array([t["p_xy"] for t in found])
     p2 = np.array([t["p_yz"] for t in found])
     p3 = np.array([t["p_xz"] for t in found])
@@ -153,7 +158,9 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
     details = {
         "modes": modes,
         "samples_per_ordering": k,
-        "random_responder": f"a fair coin with {k} sampled answers per ordering" if k else "an exact fair coin (P = 1/2 per query)",
+        "random_responder": f"a fair coin with {k} sampled answers per ordering"
+        if k
+        else "an exact fair coin (P = 1/2 per query)",
         "cycle_probability_interval": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
         "quantiles": dict(zip(("q10", "q25", "median", "q75", "q90"), np.percentile(P, [10, 25, 50, 75, 90]).tolist())),
         "incomplete_triads": incomplete,
@@ -210,5 +217,5 @@ FIGURES = {"cycle_distribution": draw_cycle_distribution}
 # how to read each figure, one sentence (shown under it by `ue report`)
 FIGURE_NOTES = {
     "cycle_distribution": "How likely each triad's three preferences are to form a cycle (x over y over z over x). Mass "
-                          "near 0 means transitive preferences; the grey line is a fair coin, whose mean is 1/4.",
+    "near 0 means transitive preferences; the grey line is a fair coin, whose mean is 1/4."
 }

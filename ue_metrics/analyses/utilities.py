@@ -20,9 +20,15 @@ from ue_metrics.errors import UserError
 from ue_metrics.fitting import FitResult, interval_note
 
 COHERENCE = (
-    "holdout_accuracy", "holdout_log_loss", "average_confidence", "cycle_rate", "order_gap", "position_bias",
-    "unparsed_rate", "mean_label_mass",
-)  # fmt: skip
+    "holdout_accuracy",
+    "holdout_log_loss",
+    "average_confidence",
+    "cycle_rate",
+    "order_gap",
+    "position_bias",
+    "unparsed_rate",
+    "mean_label_mass",
+)
 WITH_RANDOM = ("holdout_accuracy", "holdout_log_loss", "average_confidence", "order_gap")
 TOP = 10  # outcomes listed at each end of the ranking in the details
 
@@ -32,8 +38,9 @@ class Options(AnalysisOptions):
     """The main run's analysis has no options of its own (the fit's are ``ue run``'s flags)."""
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
-            inputs: Inputs) -> dict:  # fmt: skip
+def analyse(
+    records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options, inputs: Inputs
+) -> dict:
     if fit is None:
         raise UserError("the utilities analysis needs a Thurstonian fit of the records")
     m = fit.metrics
@@ -47,8 +54,10 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
     for key in WITH_RANDOM:
         headline[f"{key}_random"] = base.get(key)
     if not _both_orderings(records):  # `ue run --orderings first`: the order bias is in the answers, not measurable
-        why = ("needs both orderings of a pair, and these records hold one answer per pair (`ue run --orderings first`, the "
-               "paper's single-ordering demonstration, or the companion's edges, which pool both orderings)")
+        why = (
+            "needs both orderings of a pair, and these records hold one answer per pair (`ue run --orderings first`, the "
+            "paper's single-ordering demonstration, or the companion's edges, which pool both orderings)"
+        )
         for key in ("order_gap", "position_bias", "order_gap_random"):
             headline[key] = None
             notes[key] = why
@@ -111,7 +120,10 @@ def _holdout_intervals(fit: FitResult, seed: int, resamples: int = 1000) -> dict
     idx = rng.integers(0, len(y), size=(resamples, len(y)))
     acc = np.array([accuracy(p[k], y[k]) for k in idx])
     loss = np.array([log_loss(p[k], y[k]) for k in idx])
-    return {"holdout_accuracy": np.percentile(acc, [2.5, 97.5]).tolist(), "holdout_log_loss": np.percentile(loss, [2.5, 97.5]).tolist()}
+    return {
+        "holdout_accuracy": np.percentile(acc, [2.5, 97.5]).tolist(),
+        "holdout_log_loss": np.percentile(loss, [2.5, 97.5]).tolist(),
+    }
 
 
 def _both_orderings(records: Sequence[dict]) -> bool:
@@ -129,8 +141,10 @@ def _why_missing(key: str, m: Mapping[str, Any]) -> str:
     if key.startswith("holdout") and not m.get("n_holdout_pairs"):
         unseen = int(m.get("n_holdout_pairs_unseen") or 0)
         if unseen:
-            return (f"none of the {unseen:,} answered holdout pairs can be predicted: each names an outcome that no "
-                    "training pair reaches; raise --budget")  # fmt: skip
+            return (
+                f"none of the {unseen:,} answered holdout pairs can be predicted: each names an outcome that no "
+                "training pair reaches; raise --budget"
+            )
         return "no holdout pair was answered"
     if key == "cycle_rate":
         return "the comparison graph has no closed triangle"
@@ -147,7 +161,9 @@ def _by_category(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float
     groups: dict[str, list[float]] = {}
     for r in rows:
         groups.setdefault(r.get("category") or "", []).append(float(r["utility"]))
-    return {c: {"mean_utility": float(np.mean(v)), "n": len(v)} for c, v in sorted(groups.items(), key=lambda kv: -np.mean(kv[1]))}
+    return {
+        c: {"mean_utility": float(np.mean(v)), "n": len(v)} for c, v in sorted(groups.items(), key=lambda kv: -np.mean(kv[1]))
+    }
 
 
 def draw_utilities(data: Mapping[str, Any], fig: Any, label: int = 8) -> None:
@@ -178,8 +194,13 @@ def draw_coherence(data: Mapping[str, Any], fig: Any) -> None:
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(keys))
     ax.bar(x - 0.2, [data["values"][k] for k in keys], width=0.4, color=PALETTE[0], label="this model")
-    ax.bar(x + 0.2, [data["random"][k] if data["random"][k] is not None else 0 for k in keys], width=0.4,
-           color=RANDOM_COLOUR, label=data.get("random_label", "random"))  # fmt: skip
+    ax.bar(
+        x + 0.2,
+        [data["random"][k] if data["random"][k] is not None else 0 for k in keys],
+        width=0.4,
+        color=RANDOM_COLOUR,
+        label=data.get("random_label", "random"),
+    )
     ax.set_xticks(x, [k.replace("_", " ") for k in keys])
     ax.set_ylim(0, 1)
     ax.set_title("Coherence next to a random responder")
@@ -190,9 +211,9 @@ FIGURES = {"utilities": lambda data, fig: draw_utilities(data, fig), "coherence"
 # how to read each figure, one sentence (shown under it by `ue report`)
 FIGURE_NOTES = {
     "utilities": "Each dot is one outcome's utility (mean 0, sd 1), highest at the top, with its interval as a faint bar; the "
-                 "labelled outcomes are those at both ends. A steep, well-separated curve means the model ranks outcomes "
-                 "consistently; a flat cloud of overlapping bars means it barely tells them apart.",
+    "labelled outcomes are those at both ends. A steep, well-separated curve means the model ranks outcomes "
+    "consistently; a flat cloud of overlapping bars means it barely tells them apart.",
     "coherence": "Blue: this model; grey: a random responder on the same questions. Held-out accuracy and average confidence "
-                 "well above the grey bars mean coherent preferences; an order gap near 1 means the answer depends on which "
-                 "option is shown first, not on what it says.",
-}  # fmt: skip
+    "well above the grey bars mean coherent preferences; an order gap near 1 means the answer depends on which "
+    "option is shown first, not on what it says.",
+}

@@ -104,16 +104,20 @@ def match_judge(reply: str | None, candidates: Sequence[Sequence[str]]) -> str |
     return cid if method in ("exact", "normalised") else None
 
 
-def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options,
-            inputs: Inputs) -> dict:  # fmt: skip
+def analyse(
+    records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResult | None, options: Options, inputs: Inputs
+) -> dict:
     entries = list(inputs.generations or [])
     answers = {e["group"]: e for e in entries if e.get("kind") == "answer"}
     judged = {e["group"]: e for e in entries if e.get("kind") == "judge"}
     keys = ("top1_rate", "top3_rate", "top5_rate", "unmatched_rate", "mean_rank_percentile")
     if fit is None or not answers:
-        reason = ("the analysis needs a Thurstonian fit of the records" if fit is None else
-                  "there are no free answers: `ue run utility_maximization` asks them (RUN_DIR/generations.jsonl); with lm-eval "
-                  "run the task utility_utility_maximization_answers beside utility_utility_maximization")  # fmt: skip
+        reason = (
+            "the analysis needs a Thurstonian fit of the records"
+            if fit is None
+            else "there are no free answers: `ue run utility_maximization` asks them (RUN_DIR/generations.jsonl); with lm-eval "
+            "run the task utility_utility_maximization_answers beside utility_utility_maximization"
+        )
         headline = {**dict.fromkeys(keys), **{f"top{k}_rate_random": None for k in TOP_K}, "n_questions": 0}
         notes = {**dict.fromkeys(keys, reason), **{f"top{k}_rate_random": reason for k in TOP_K}}
         return {"headline": {k: headline[k] for k in _order()}, "notes": notes, "details": {}, "figures": {}}
@@ -129,10 +133,20 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
             cid = match_judge(judged[qid].get("text"), candidates)
             method = "judge" if cid is not None else None
         rank = next((k + 1 for k, c in enumerate(ranked) if c[0] == cid), None) if cid is not None else None
-        rows.append({"question": qid, "question_text": (entry.get("metadata") or {}).get("question") or entry.get("prompt"),
-                     "answer": entry.get("text"), "judge_reply": judged.get(qid, {}).get("text"), "matched": cid,
-                     "matched_text": next((t for i, t in candidates if i == cid), None), "method": method, "rank": rank,
-                     "n_candidates": n, "top": [t for _, t in ranked[:5]]})  # fmt: skip
+        rows.append(
+            {
+                "question": qid,
+                "question_text": (entry.get("metadata") or {}).get("question") or entry.get("prompt"),
+                "answer": entry.get("text"),
+                "judge_reply": judged.get(qid, {}).get("text"),
+                "matched": cid,
+                "matched_text": next((t for i, t in candidates if i == cid), None),
+                "method": method,
+                "rank": rank,
+                "n_candidates": n,
+                "top": [t for _, t in ranked[:5]],
+            }
+        )
     # a matched candidate without a utility (it was in no training pair: a budget too small) cannot be ranked; such
     # questions are left out of the rates and counted, never scored as misses or as unmatched
     unranked = [r for r in rows if r["matched"] is not None and r["rank"] is None]
@@ -140,8 +154,12 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
     if not usable:
         reason = "no answered question has fitted utilities for two or more of its candidates"
         headline = {**dict.fromkeys(keys), **{f"top{k}_rate_random": None for k in TOP_K}, "n_questions": 0}
-        return {"headline": {k: headline[k] for k in _order()}, "notes": {k: reason for k, v in headline.items() if v is None},
-                "details": {"questions": rows}, "figures": {}}  # fmt: skip
+        return {
+            "headline": {k: headline[k] for k in _order()},
+            "notes": {k: reason for k, v in headline.items() if v is None},
+            "details": {"questions": rows},
+            "figures": {},
+        }
     m = len(usable)
     headline: dict[str, Any] = {"n_questions": m}
     for k in TOP_K:
@@ -152,10 +170,14 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
     matched = [r for r in usable if r["rank"] is not None]
     notes: dict[str, str] = {}
     if unranked:
-        notes["n_questions"] = (f"{len(unranked)} question(s) left out: the matched candidate has no utility (it was in no "
-                                "training pair; raise --budget)")  # fmt: skip
+        notes["n_questions"] = (
+            f"{len(unranked)} question(s) left out: the matched candidate has no utility (it was in no "
+            "training pair; raise --budget)"
+        )
     if matched:
-        headline["mean_rank_percentile"] = float(np.mean([(r["n_candidates"] - r["rank"]) / (r["n_candidates"] - 1) for r in matched]))
+        headline["mean_rank_percentile"] = float(
+            np.mean([(r["n_candidates"] - r["rank"]) / (r["n_candidates"] - 1) for r in matched])
+        )
     else:
         headline["mean_rank_percentile"] = None
         notes["mean_rank_percentile"] = "no free answer could be matched to a candidate"
@@ -170,14 +192,29 @@ def analyse(records: Sequence[dict], outcomes: Mapping[str, dict], fit: FitResul
         "questions_unranked": [r["question"] for r in unranked],
         "questions": rows,
     }
-    figures = {"chosen_rank": {"questions": [r["question"] for r in usable], "rank": [r["rank"] for r in usable],
-                               "n_candidates": [r["n_candidates"] for r in usable], "method": [r["method"] for r in usable]}}  # fmt: skip
+    figures = {
+        "chosen_rank": {
+            "questions": [r["question"] for r in usable],
+            "rank": [r["rank"] for r in usable],
+            "n_candidates": [r["n_candidates"] for r in usable],
+            "method": [r["method"] for r in usable],
+        }
+    }
     return {"headline": {k: headline[k] for k in _order()}, "notes": notes, "details": details, "figures": figures}
 
 
 def _order() -> tuple[str, ...]:
-    return ("top1_rate", "top1_rate_random", "top3_rate", "top3_rate_random", "top5_rate", "top5_rate_random",
-            "unmatched_rate", "mean_rank_percentile", "n_questions")  # fmt: skip
+    return (
+        "top1_rate",
+        "top1_rate_random",
+        "top3_rate",
+        "top3_rate_random",
+        "top5_rate",
+        "top5_rate_random",
+        "unmatched_rate",
+        "mean_rank_percentile",
+        "n_questions",
+    )
 
 
 def draw_chosen_rank(data: Mapping[str, Any], fig: Any) -> None:

@@ -81,9 +81,15 @@ class Answer:
         if r.get("n_a_exact") is not None and r.get("n_b_exact") is not None:
             _, ef, es = query.label_terms(None, r["n_a_exact"], r["n_b_exact"])
             exact = {"n_first_exact": ef, "n_second_exact": es}
-        return cls(n_first=n_first, n_second=n_second, n_unparsed=r["n_unparsed"], answer_id=r.get("answer_id"),
-                   n_thinking_cut=int(r.get("n_thinking_cut") or 0), unparsed_answers=tuple(r.get("unparsed_answers") or ()),
-                   **exact)  # fmt: skip
+        return cls(
+            n_first=n_first,
+            n_second=n_second,
+            n_unparsed=r["n_unparsed"],
+            answer_id=r.get("answer_id"),
+            n_thinking_cut=int(r.get("n_thinking_cut") or 0),
+            unparsed_answers=tuple(r.get("unparsed_answers") or ()),
+            **exact,
+        )
 
 
 class Backend:
@@ -97,7 +103,9 @@ class Backend:
         """Requests made and tokens as the server reported them so far (None where nothing reports them)."""
         return dict(getattr(self, "_usage", None) or {"requests": 0, "prompt_tokens": None, "completion_tokens": None})
 
-    def _add_usage(self, requests: int, prompt: int | None = None, completion: int | None = None, retries: int | None = None) -> None:
+    def _add_usage(
+        self, requests: int, prompt: int | None = None, completion: int | None = None, retries: int | None = None
+    ) -> None:
         u = getattr(self, "_usage", None) or {"requests": 0, "prompt_tokens": None, "completion_tokens": None}
         u["requests"] += int(requests)
         for key, value in (("prompt_tokens", prompt), ("completion_tokens", completion), ("retries", retries)):
@@ -165,8 +173,9 @@ class SimulateBackend(Backend):
                 rng = np.random.default_rng([self.seed, int.from_bytes(digest[:8], "little")])
                 k = int(rng.binomial(self.samples, p))
                 # a simulated answer is a bare label, so every answer is also an exact one
-                out.append(Answer(n_first=k, n_second=self.samples - k, n_unparsed=0, n_first_exact=k,
-                                  n_second_exact=self.samples - k))  # fmt: skip
+                out.append(
+                    Answer(n_first=k, n_second=self.samples - k, n_unparsed=0, n_first_exact=k, n_second_exact=self.samples - k)
+                )
         return out
 
     def generate(self, items: Sequence[Generation]) -> list[str | None]:
@@ -210,8 +219,16 @@ class LmEvalBackend(Backend):
 
     name = "lm-eval"
 
-    def __init__(self, model: str, model_args: str, mode: str, samples: int, system_message: str, model_name: str | None = None,
-                 lm: Any = None):  # fmt: skip
+    def __init__(
+        self,
+        model: str,
+        model_args: str,
+        mode: str,
+        samples: int,
+        system_message: str,
+        model_name: str | None = None,
+        lm: Any = None,
+    ):
         if mode == "sample" and (not isinstance(samples, int) or samples < 1):
             raise UserError(f"--samples must be a whole number of answers per ordering, 1 or more (got {samples!r})")
         self.model, self.model_args, self.mode = model, model_args, mode
@@ -219,15 +236,19 @@ class LmEvalBackend(Backend):
         self.samples = samples if mode == "sample" else None
         args = parse_model_args(model_args, typed=True)  # one sentence for a malformed entry, before anything loads
         if lm is None and model in ("hf", "ue-hf") and not args.get("pretrained"):
-            raise UserError(f"--model {model} needs the model's weights: add --model-args pretrained=PATH (a local folder or "
-                            "a hub name; `ue model path` prints the embedded model's folder)")  # fmt: skip
+            raise UserError(
+                f"--model {model} needs the model's weights: add --model-args pretrained=PATH (a local folder or "
+                "a hub name; `ue model path` prints the embedded model's folder)"
+            )
         # a local Hugging Face folder without a chat template is a base model (e.g. the embedded Gemma 3 270M): it
         # is asked the base-model prompt ending in "Answer:", without the chat template or a system message, as
         # the base_utility_* tasks do
         self.base_model = model in ("hf", "ue-hf") and folder_chat_template(model_args) is False
         if self.base_model and mode == "sample":
-            raise UserError("the model folder has no chat template (a base model): `ue run` asks base models in log-prob mode "
-                            "only; drop --mode sample, or use a chat model")  # fmt: skip
+            raise UserError(
+                "the model folder has no chat template (a base model): `ue run` asks base models in log-prob mode "
+                "only; drop --mode sample, or use a chat model"
+            )
         self.identity = from_lm_eval(model, model_args, chat_template=not self.base_model, name=model_name)
         self.system_message = system_message
         self.task = BASE_BATCH_TASK if self.base_model else BATCH_TASKS[mode]
@@ -284,14 +305,19 @@ class LmEvalBackend(Backend):
             # the task built here (its dataset hook reads this batch's queries file) with K repeats per document
             task = manager.load(self.task)["tasks"][self.task]
             task.config.repeats = self.samples
-        results = run_lm_eval(model, [task], task_manager=manager,
-                              apply_chat_template=not self.base_model, system_instruction=self.system_message)  # fmt: skip
+        results = run_lm_eval(
+            model, [task], task_manager=manager, apply_chat_template=not self.base_model, system_instruction=self.system_message
+        )
         records = records_from_results(results, self.task, model=self.identity.name, run_id="ue-run")
         served = getattr(model, "ue_usage", None)  # ue's API clients sum the usage the server reports
         before = getattr(self, "_served_seen", {"prompt_tokens": 0, "completion_tokens": 0})
         if served is not None:
-            self._add_usage(served["requests"] - before.get("requests", 0), served["prompt_tokens"] - before["prompt_tokens"],
-                            served["completion_tokens"] - before["completion_tokens"], served.get("retries", 0) - before.get("retries", 0))  # fmt: skip
+            self._add_usage(
+                served["requests"] - before.get("requests", 0),
+                served["prompt_tokens"] - before["prompt_tokens"],
+                served["completion_tokens"] - before["completion_tokens"],
+                served.get("retries", 0) - before.get("retries", 0),
+            )
             self._served_seen = dict(served)
         else:
             self._add_usage(len(queries) * (self.samples or 2))
@@ -299,8 +325,11 @@ class LmEvalBackend(Backend):
 
     def _task_manager(self, TaskManager, task_configs_dir):
         if self._manager is None:
-            self._manager = TaskManager(include_path=str(task_configs_dir()), include_defaults=False,
-                                        metadata={"queries_file": str(self._qfile), "generations_file": str(self._gfile)})  # fmt: skip
+            self._manager = TaskManager(
+                include_path=str(task_configs_dir()),
+                include_defaults=False,
+                metadata={"queries_file": str(self._qfile), "generations_file": str(self._gfile)},
+            )
         return self._manager
 
     def generate(self, items: Sequence[Generation]) -> list[str | None]:
@@ -313,9 +342,14 @@ class LmEvalBackend(Backend):
         replies: dict[str, str | None] = {}
         for (system, tokens), batch in _by_setting(items).items():
             write_generations(batch, self._gfile)
-            results = run_lm_eval(self._model(batch), ["ue_generate"], task_manager=self._task_manager(TaskManager, task_configs_dir),
-                                  apply_chat_template=not self.base_model, system_instruction=system or None,
-                                  gen_kwargs={"max_gen_toks": tokens})  # fmt: skip
+            results = run_lm_eval(
+                self._model(batch),
+                ["ue_generate"],
+                task_manager=self._task_manager(TaskManager, task_configs_dir),
+                apply_chat_template=not self.base_model,
+                system_instruction=system or None,
+                gen_kwargs={"max_gen_toks": tokens},
+            )
             replies.update(generations_from_results(results, "ue_generate"))
         return _replies(items, replies, "lm-eval")
 
@@ -348,21 +382,38 @@ class InspectBackend(Backend):
 
         with tempfile.TemporaryDirectory(prefix="ue-run-") as tmp:
             qfile = write_queries(queries, Path(tmp) / "queries.jsonl")
-            task = utility(experiment=queries[0].experiment, queries_file=str(qfile), mode=self.mode, template=queries[0].template, samples=self.samples,
-                           seed=self.seed)  # fmt: skip
+            task = utility(
+                experiment=queries[0].experiment,
+                queries_file=str(qfile),
+                mode=self.mode,
+                template=queries[0].template,
+                samples=self.samples,
+                seed=self.seed,
+            )
             from ue_tasks.harness.inspect.retry import http_retries, retries_so_far
 
             before = retries_so_far()
-            logs = inspect_eval(task, model=self.model, model_args=dict(self._model_args), log_dir=tmp, **self._generate,
-                                display="none", seed=self.seed, metadata={"ue_model": self.identity.to_dict()})  # fmt: skip
+            logs = inspect_eval(
+                task,
+                model=self.model,
+                model_args=dict(self._model_args),
+                log_dir=tmp,
+                **self._generate,
+                display="none",
+                seed=self.seed,
+                metadata={"ue_model": self.identity.to_dict()},
+            )
             log = logs[0]
             if log.status != "success":
                 message = log.error.message if log.error else log.status
                 raise UserError(f"the Inspect run failed: {message}")
             usage = list(((log.stats.model_usage if log.stats else None) or {}).values())
-            self._add_usage(len(log.samples or []), sum(u.input_tokens for u in usage) if usage else None,
-                            sum(u.output_tokens for u in usage) if usage else None,
-                            retries_so_far() - before if before >= 0 else http_retries(log))  # fmt: skip
+            self._add_usage(
+                len(log.samples or []),
+                sum(u.input_tokens for u in usage) if usage else None,
+                sum(u.output_tokens for u in usage) if usage else None,
+                retries_so_far() - before if before >= 0 else http_retries(log),
+            )
             records = read(Path(log.location))
         return _answers_from_records(queries, records, "Inspect")
 
@@ -375,8 +426,15 @@ class InspectBackend(Backend):
 
         with tempfile.TemporaryDirectory(prefix="ue-run-") as tmp:
             gfile = write_generations(items, Path(tmp) / "generations.jsonl")
-            logs = inspect_eval(free_answers(generations_file=str(gfile)), model=self.model, **self._generate,
-                                model_args=dict(self._model_args), log_dir=tmp, display="none", seed=self.seed)  # fmt: skip
+            logs = inspect_eval(
+                free_answers(generations_file=str(gfile)),
+                model=self.model,
+                **self._generate,
+                model_args=dict(self._model_args),
+                log_dir=tmp,
+                display="none",
+                seed=self.seed,
+            )
             log = logs[0]
             if log.status != "success":
                 message = log.error.message if log.error else log.status

@@ -24,8 +24,10 @@ class AnswerCache:
         self.prefix = json.dumps(key_parts, sort_keys=True)
         self.entries: dict[str, Answer] = {}
         if path is not None and path.exists():
-            advice = ("the shared answer cache is damaged — delete that file (its answers will be asked again) or run "
-                      "with --no-cache; the run folder itself is fine")  # fmt: skip
+            advice = (
+                "the shared answer cache is damaged — delete that file (its answers will be asked again) or run "
+                "with --no-cache; the run folder itself is fine"
+            )
             try:
                 for lineno, line in iter_jsonl(path, tolerate_torn_tail=True):
                     try:

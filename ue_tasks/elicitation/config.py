@@ -36,8 +36,15 @@ PAPER_PROTOCOL = {
 def paper_settings(exp: Any) -> dict[str, Any]:
     """The values ``--protocol paper`` gives the run's settings for the experiment ``exp`` (the option ``wording`` of
     experiments that have it included, as ``option:wording``)."""
-    out: dict[str, Any] = {"mode": "sample", "samples": exp.samples, "strategy": "paper", "budget_rule": "rounds",
-                           "holdout_first": False, "unparsed": "as_indifference", "method": "compat"}  # fmt: skip
+    out: dict[str, Any] = {
+        "mode": "sample",
+        "samples": exp.samples,
+        "strategy": "paper",
+        "budget_rule": "rounds",
+        "holdout_first": False,
+        "unparsed": "as_indifference",
+        "method": "compat",
+    }
     if "wording" in exp.options:
         out["option:wording"] = "companion"
     return out
@@ -52,8 +59,10 @@ def apply_protocol(config: RunConfig, exp: Any) -> tuple[RunConfig, list[str]]:
     if config.protocol != "paper":
         return config, []
     if not exp.asks_preferences:
-        raise UserError(f"--protocol paper sets how preferences are elicited and fitted, and {exp.name} asks no forced-choice "
-                        "question (it reads hidden states); run it without --protocol")  # fmt: skip
+        raise UserError(
+            f"--protocol paper sets how preferences are elicited and fitted, and {exp.name} asks no forced-choice "
+            "question (it reads hidden states); run it without --protocol"
+        )
     out = RunConfig(**asdict(config))
     lines = []
     for key, want in paper_settings(exp).items():
@@ -61,8 +70,10 @@ def apply_protocol(config: RunConfig, exp: Any) -> tuple[RunConfig, list[str]]:
             opt = key.split(":", 1)[1]
             have = config.options.get(opt)
             if have not in (None, want):
-                raise UserError(f"--protocol paper asks --option {opt}={want}, and --option {opt}={have} contradicts it; "
-                                "drop that option or use --protocol ue")  # fmt: skip
+                raise UserError(
+                    f"--protocol paper asks --option {opt}={want}, and --option {opt}={have} contradicts it; "
+                    "drop that option or use --protocol ue"
+                )
             out.options = {**out.options, opt: want}
             lines.append(f"--protocol paper: --option {opt}={want} (the companion's sentences)")
             continue
@@ -70,13 +81,18 @@ def apply_protocol(config: RunConfig, exp: Any) -> tuple[RunConfig, list[str]]:
         have = getattr(config, key)
         if have is not None and have != default and have != want:
             shown = "" if isinstance(have, bool) else f" {have}"
-            raise UserError(f"--protocol paper asks {key} = {want}, and {flag}{shown} contradicts it; drop {flag} or use --protocol ue")
+            raise UserError(
+                f"--protocol paper asks {key} = {want}, and {flag}{shown} contradicts it; drop {flag} or use --protocol ue"
+            )
         setattr(out, key, want)
         lines.append(f"--protocol paper: {key} = {want} ({why})")
     if config.harness == "lm-eval" and out.samples != 10:
-        raise UserError(f"--protocol paper asks {out.samples} sampled answers per ordering for {exp.name}, and the lm-eval sampled "
-                        "task asks 10; use --harness inspect (or simulate) for this experiment's paper protocol")  # fmt: skip
+        raise UserError(
+            f"--protocol paper asks {out.samples} sampled answers per ordering for {exp.name}, and the lm-eval sampled "
+            "task asks 10; use --harness inspect (or simulate) for this experiment's paper protocol"
+        )
     return out, lines
+
 
 MODES = ("logprob", "sample")
 
@@ -160,9 +176,15 @@ class RunConfig:
 
     def plan_spec(self, exp: Any) -> PlanSpec:
         """The run's plan: the experiment ``exp``'s plan with this run's budget, seed, degree, holdout and round size."""
-        return PlanSpec(kind=exp.plan.kind, seed=self.seed, budget=self.budget, degree=self.initial_degree,
-                        holdout_fraction=self.holdout_fraction, holdout_cap=exp.plan.holdout_cap,
-                        round_size=self.round_size or exp.plan.round_size)  # fmt: skip
+        return PlanSpec(
+            kind=exp.plan.kind,
+            seed=self.seed,
+            budget=self.budget,
+            degree=self.initial_degree,
+            holdout_fraction=self.holdout_fraction,
+            holdout_cap=exp.plan.holdout_cap,
+            round_size=self.round_size or exp.plan.round_size,
+        )
 
 
 def make_backend(config: RunConfig, outcomes: OutcomeSet, exp: Any) -> Backend:
@@ -172,10 +194,10 @@ def make_backend(config: RunConfig, outcomes: OutcomeSet, exp: Any) -> Backend:
         responder = exp.responder(config.responder, outcomes, config.seed)
         return SimulateBackend(responder, config.mode, config.samples, config.seed, name=config.model_name or config.model)
     if config.harness == "lm-eval":
-        return LmEvalBackend(config.model, config.model_args, config.mode, config.samples, config.system_message,
-                             model_name=config.model_name)  # fmt: skip
+        return LmEvalBackend(
+            config.model, config.model_args, config.mode, config.samples, config.system_message, model_name=config.model_name
+        )
     return InspectBackend(config.model, config.model_args, config.mode, config.samples, config.seed, model_name=config.model_name)
-
 
 
 def judge_backend(config: RunConfig, matcher: str, args: str, own: Backend) -> tuple[Backend, str]:
@@ -186,7 +208,9 @@ def judge_backend(config: RunConfig, matcher: str, args: str, own: Backend) -> t
     if config.harness == "simulate":
         from ue_metrics.simulate import coin_responder
 
-        return SimulateBackend(coin_responder("judge"), config.mode or "logprob", config.samples or 10, config.seed, name=matcher), matcher
+        return SimulateBackend(
+            coin_responder("judge"), config.mode or "logprob", config.samples or 10, config.seed, name=matcher
+        ), matcher
     backend: Backend
     if config.harness == "lm-eval":
         backend = LmEvalBackend(matcher, args, "logprob", 10, config.system_message or "")

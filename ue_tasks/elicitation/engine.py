@@ -60,8 +60,15 @@ class RunState:
 class Elicitation:
     """Drive one experiment's elicitation into ``out`` (see the module docstring)."""
 
-    def __init__(self, config: RunConfig, out: str | Path, cache_dir: str | Path | None = "default",
-                 backend: Backend | None = None, progress: Any = None, log: Callable[[str], None] = print):  # fmt: skip
+    def __init__(
+        self,
+        config: RunConfig,
+        out: str | Path,
+        cache_dir: str | Path | None = "default",
+        backend: Backend | None = None,
+        progress: Any = None,
+        log: Callable[[str], None] = print,
+    ):
         self.config = config.resolve()
         self.experiment = experiments.get(self.config.experiment)
         self.out = Path(out)
@@ -80,8 +87,16 @@ class Elicitation:
         self.progress = progress
         self.log = log
         self.task = f"{self.experiment.name}_{self.outcomes.name}"
-        self.run_id = run_id_for(self.config.experiment, self.config.harness, self.config.model, self.config.model_args,
-                                 self.outcomes.name, self.config.seed, self.config.strategy, self.config.mode)  # fmt: skip
+        self.run_id = run_id_for(
+            self.config.experiment,
+            self.config.harness,
+            self.config.model,
+            self.config.model_args,
+            self.outcomes.name,
+            self.config.seed,
+            self.config.strategy,
+            self.config.mode,
+        )
         self.index = {oid: k for k, oid in enumerate(self.outcomes.ids)}
         self.model_fit: Thurstonian | None = None
         self.queries_asked = 0
@@ -94,10 +109,20 @@ class Elicitation:
     def config_dict(self) -> dict:
         d = asdict(self.config)
         budget = self.spec.budget if self.spec.kind == "triads" else self._budget()
-        d.update({"n_outcomes": self.n, "budget_pairs": budget, "plan_kind": self.spec.kind,
-                  "outcome_set": self.outcomes.name, "outcome_source": self.outcomes.source,
-                  "outcome_hash": self.outcomes.content_hash(), "responder_description": getattr(getattr(self.backend, "responder", None), "description", None),
-                  "run_id": self.run_id, "schema": rec.SCHEMA, "model_identity": self.backend.identity.to_dict()})  # fmt: skip
+        d.update(
+            {
+                "n_outcomes": self.n,
+                "budget_pairs": budget,
+                "plan_kind": self.spec.kind,
+                "outcome_set": self.outcomes.name,
+                "outcome_source": self.outcomes.source,
+                "outcome_hash": self.outcomes.content_hash(),
+                "responder_description": getattr(getattr(self.backend, "responder", None), "description", None),
+                "run_id": self.run_id,
+                "schema": rec.SCHEMA,
+                "model_identity": self.backend.identity.to_dict(),
+            }
+        )
         if self.config.protocol == "paper":  # what the protocol set, beside the fields themselves
             d["protocol_settings"] = {**paper_settings(self.experiment), "temperature": 1.0}
         return d
@@ -121,8 +146,10 @@ class Elicitation:
                 self.outcomes.write(self.folder.outcomes_path)
             except OSError as exc:
                 self.folder.config_path.unlink(missing_ok=True)  # no half-made run folder that would block the rerun
-                raise UserError(f"{self.folder.outcomes_path}: cannot be written ({exc.strerror or exc}); nothing was asked — "
-                                "free space or choose a folder you can write to") from None  # fmt: skip
+                raise UserError(
+                    f"{self.folder.outcomes_path}: cannot be written ({exc.strerror or exc}); nothing was asked — "
+                    "free space or choose a folder you can write to"
+                ) from None
 
         def load(name):
             p = self.out / name
@@ -138,8 +165,10 @@ class Elicitation:
 
     def _check_resumable(self, mine: dict) -> None:
         """The folder's configuration must be this run's: the same outcome sentences, weights, dtype and settings."""
-        theirs = self.folder.read_config("the run folder's configuration is damaged — restore it, or start the run in a new "
-                                         "--out folder (its records.jsonl can still be fitted with `ue fit`)")  # fmt: skip
+        theirs = self.folder.read_config(
+            "the run folder's configuration is damaged — restore it, or start the run in a new "
+            "--out folder (its records.jsonl can still be fitted with `ue fit`)"
+        )
         if theirs.get("outcome_hash") not in (None, mine["outcome_hash"]):
             raise UserError(
                 f"{self.out} was run on another version of the outcome set {self.outcomes.source!r} (an outcome "
@@ -151,11 +180,15 @@ class Elicitation:
         if before.get("fingerprint") and now.get("fingerprint") and before["fingerprint"] != now["fingerprint"]:
             raise UserError(
                 f"{self.out} was started with other weights under the model {now['name']!r} (the model's files changed "
-                "since: fingerprint " f"{before['fingerprint']} → {now['fingerprint']}); answers of two models must not "
+                "since: fingerprint "
+                f"{before['fingerprint']} → {now['fingerprint']}); answers of two models must not "
                 "be fitted as one — restore the model or start a new --out folder"
             )
         if before and before.get("dtype") != now.get("dtype"):
-            was = before.get("dtype") or "a dtype it did not record (an older ue: bfloat16 if the CPU had native bf16, else the checkpoint's)"
+            was = (
+                before.get("dtype")
+                or "a dtype it did not record (an older ue: bfloat16 if the CPU had native bf16, else the checkpoint's)"
+            )
             raise UserError(
                 f"{self.out} was started in {was}, and this run would answer in {now.get('dtype') or 'the default'} "
                 "(ue_tasks/dtypes.py); answers at two dtypes must not be fitted as one model's — resume it with the "
@@ -178,13 +211,16 @@ class Elicitation:
     # --- asking -------------------------------------------------------------------------------------------
     def queries(self, plan: ComparisonPlan, split: str | None = None) -> list[Query]:
         exp, cfg = self.experiment, self.config
-        out = exp.queries(self.outcomes, plan, template=cfg.template, system_message=cfg.system_message or "",
-                          options=cfg.options, split=split)  # fmt: skip
+        out = exp.queries(
+            self.outcomes, plan, template=cfg.template, system_message=cfg.system_message or "", options=cfg.options, split=split
+        )
         # --orderings first: each pair asked in the plan's ordering only (docs/method.md §1.6: shows the order bias)
         return [q for q in out if q.shown_first == "a"] if cfg.orderings == "first" else out
 
     def _pairs_plan(self, pairs: np.ndarray, split: str) -> ComparisonPlan:
-        return ComparisonPlan(n_outcomes=self.n, pairs=pairs, split=np.array([split] * len(pairs)), seed=self.config.seed, config={})
+        return ComparisonPlan(
+            n_outcomes=self.n, pairs=pairs, split=np.array([split] * len(pairs)), seed=self.config.seed, config={}
+        )
 
     def _ask(self, state: RunState, queries: list[Query], round_no: int, label: str, keep_bar: bool = False):
         """Ask every query not yet answered in the run; append records batch by batch. Returns the progress bar
@@ -192,8 +228,13 @@ class Elicitation:
         done = {(r["a_id"], r["b_id"], r["shown_first"], r.get("group", "")) for r in state.records}
         todo = [q for q in queries if (q.a_id, q.b_id, q.shown_first, q.group) not in done]
         bar = self.progress(total=len(todo), desc=label, unit="query") if self.progress else None
-        ids = dict(**self.backend.identity.record_fields(), harness=self.config.harness, task=self.task, run_id=self.run_id,
-                   round=round_no)  # fmt: skip
+        ids = dict(
+            **self.backend.identity.record_fields(),
+            harness=self.config.harness,
+            task=self.task,
+            run_id=self.run_id,
+            round=round_no,
+        )
         elicitation = (self.config.mode, self.config.samples if self.config.mode == "sample" else 0)
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
@@ -234,14 +275,17 @@ class Elicitation:
         if self.model_fit is None:
             self.model_fit = Thurstonian(warm_start=True, on_disconnected="per_component", seed=self.config.seed)
         started = time.perf_counter()
-        self.model_fit.fit(np.column_stack([idx[tr.i], idx[tr.j]]), tr.y, tr.w, n_outcomes=self.n, ids=self.outcomes.ids,
-                           n_records=tr.n_rec)
+        self.model_fit.fit(
+            np.column_stack([idx[tr.i], idx[tr.j]]), tr.y, tr.w, n_outcomes=self.n, ids=self.outcomes.ids, n_records=tr.n_rec
+        )
         seconds = time.perf_counter() - started
         ho = data.holdout()
         est = {"fit_seconds": round(seconds, 4), "train_pairs": int(len(tr.y))}
         if len(ho.y):
             p = self.model_fit.predict_proba(np.column_stack([idx[ho.i], idx[ho.j]]))
-            est.update({"holdout_log_loss": log_loss(p, ho.y), "holdout_accuracy": accuracy(p, ho.y), "holdout_pairs": int(len(ho.y))})
+            est.update(
+                {"holdout_log_loss": log_loss(p, ho.y), "holdout_accuracy": accuracy(p, ho.y), "holdout_pairs": int(len(ho.y))}
+            )
         return est
 
     # --- the protocols ------------------------------------------------------------------------------------
@@ -320,8 +364,14 @@ class Elicitation:
     def _run_active(self, state: RunState) -> None:
         cfg = self.config
         budget = self._budget()
-        start = PlanSpec(kind="graph", seed=cfg.seed, budget=max(1, min(budget, self.n * cfg.initial_degree // 2)),
-                         degree=cfg.initial_degree, holdout_fraction=cfg.holdout_fraction, holdout_cap=self.spec.holdout_cap)  # fmt: skip
+        start = PlanSpec(
+            kind="graph",
+            seed=cfg.seed,
+            budget=max(1, min(budget, self.n * cfg.initial_degree // 2)),
+            degree=cfg.initial_degree,
+            holdout_fraction=cfg.holdout_fraction,
+            holdout_cap=self.spec.holdout_cap,
+        )
         plan = make_plan(self.n, start)
         holdout = plan.pairs[plan.split == "holdout"]
         if cfg.holdout_first and len(holdout):
@@ -329,11 +379,15 @@ class Elicitation:
         rounds_done = {r["round"]: r for r in state.rounds}
         round_no = 0
         while True:
-            queried = np.array([[self.index[a], self.index[b]] for r in state.rounds if r["round"] < round_no
-                                for a, b in r["pairs"]], dtype=np.int64).reshape(-1, 2)  # fmt: skip
+            queried = np.array(
+                [[self.index[a], self.index[b]] for r in state.rounds if r["round"] < round_no for a, b in r["pairs"]],
+                dtype=np.int64,
+            ).reshape(-1, 2)
             remaining = budget - len(queried)
             if round_no in rounds_done:
-                pairs = np.array([[self.index[a], self.index[b]] for a, b in rounds_done[round_no]["pairs"]], dtype=np.int64).reshape(-1, 2)
+                pairs = np.array(
+                    [[self.index[a], self.index[b]] for a, b in rounds_done[round_no]["pairs"]], dtype=np.int64
+                ).reshape(-1, 2)
             else:
                 if remaining <= 0:
                     break
@@ -342,8 +396,17 @@ class Elicitation:
                 else:
                     rng = np.random.default_rng([cfg.seed, round_no])
                     fit = self.model_fit
-                    pairs = select_pairs(cfg.strategy, self.n, min(self.spec.round_size, remaining), queried, holdout, rng,
-                                         fit.utilities_, fit.sigma2_, fit.stderr_)  # fmt: skip
+                    pairs = select_pairs(
+                        cfg.strategy,
+                        self.n,
+                        min(self.spec.round_size, remaining),
+                        queried,
+                        holdout,
+                        rng,
+                        fit.utilities_,
+                        fit.sigma2_,
+                        fit.stderr_,
+                    )
                     if len(pairs) == 0:
                         break
                 entry = {"round": round_no, "pairs": [[self.outcomes.ids[a], self.outcomes.ids[b]] for a, b in pairs.tolist()]}
@@ -353,9 +416,15 @@ class Elicitation:
             bar = self._ask(state, self.queries(self._pairs_plan(pairs, "train")), round_no, f"round {round_no}", keep_bar=True)
             est = self._fit(state, upto=round_no)
             if bar:
-                bar.set_postfix({k: round(v, 4) for k, v in est.items() if k in ("holdout_log_loss", "holdout_accuracy", "fit_seconds")})
+                bar.set_postfix(
+                    {k: round(v, 4) for k, v in est.items() if k in ("holdout_log_loss", "holdout_accuracy", "fit_seconds")}
+                )
                 bar.close()
-            hist = {"round": round_no, "queries": sum(1 for r in state.records if r["split"] == "train" and r["round"] <= round_no), **est}
+            hist = {
+                "round": round_no,
+                "queries": sum(1 for r in state.records if r["split"] == "train" and r["round"] <= round_no),
+                **est,
+            }
             if not any(h["round"] == round_no for h in state.history):
                 self._append("history.jsonl", [hist])
                 state.history.append(hist)
@@ -370,14 +439,23 @@ class Elicitation:
     def _finish(self, state: RunState) -> FitResult:
         # a budget too small to connect the comparison graph still gives a fit, per connected component, with a
         # warning: refusing here would leave a finished (and paid-for) run without utilities
-        result = fit_records(state.records, seed=self.config.seed, per_component=True, unparsed=self.config.unparsed,
-                             method=self.config.method)  # fmt: skip
+        result = fit_records(
+            state.records, seed=self.config.seed, per_component=True, unparsed=self.config.unparsed, method=self.config.method
+        )
         if result.metrics["n_components"] > 1:
-            self.log(f"warning: the comparison graph has {result.metrics['n_components']} components (budget too small to "
-                     "connect it); utilities are comparable only within a component (column 'component' of utilities.csv)")
+            self.log(
+                f"warning: the comparison graph has {result.metrics['n_components']} components (budget too small to "
+                "connect it); utilities are comparable only within a component (column 'component' of utilities.csv)"
+            )
         if self.config.pseudolabels:
             pseudolabel_refit(result, self.config.pseudolabel_threshold, self.config.pseudolabel_weight)
-        result.metrics.update({"run": self.config_dict(), "queries_asked_this_session": self.queries_asked,
-                               "cache_hits_this_session": self.cache_hits, "rounds": len(state.rounds)})  # fmt: skip
+        result.metrics.update(
+            {
+                "run": self.config_dict(),
+                "queries_asked_this_session": self.queries_asked,
+                "cache_hits_this_session": self.cache_hits,
+                "rounds": len(state.rounds),
+            }
+        )
         result.write(self.out)
         return result

@@ -28,5 +28,9 @@ def pseudolabel_refit(result: FitResult, threshold: float, weight: float) -> Non
     w = np.concatenate([tr.w, np.full(int(sure.sum()), weight)])
     model.fit(X, y, w, n_outcomes=n, ids=data.ids)
     result.metrics.update(coherence_metrics(data, model))
-    result.metrics["pseudolabels"] = {"added": int(sure.sum()), "threshold": threshold, "weight": weight,
-                                      "note": "metrics are of the refit with pseudolabels, on real answers only"}  # fmt: skip
+    result.metrics["pseudolabels"] = {
+        "added": int(sure.sum()),
+        "threshold": threshold,
+        "weight": weight,
+        "note": "metrics are of the refit with pseudolabels, on real answers only",
+    }

@@ -79,7 +79,9 @@ class Extension:
     #: a collector's forward passes per outcome (``ue experiments``)
     passes_per_outcome: int = 0
 
-    def collect_run(self, config: Any, out: Any, *, progress: Any = None, log: Callable[[str], None] = print) -> tuple[dict, list[dict]] | None:
+    def collect_run(
+        self, config: Any, out: Any, *, progress: Any = None, log: Callable[[str], None] = print
+    ) -> tuple[dict, list[dict]] | None:
         """Write the run folder of a collecting experiment and return (run configuration, records); None: nothing to
         collect, the plan's pairs are asked."""
         return None
@@ -88,7 +90,9 @@ class Extension:
         """The free-form questions asked once each after the pairs (``ue_tasks.generation``)."""
         return []
 
-    def judge_requests(self, outcomes: OutcomeSet, answers: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> list[Generation]:
+    def judge_requests(
+        self, outcomes: OutcomeSet, answers: Sequence[Mapping[str, Any]], options: Mapping[str, Any]
+    ) -> list[Generation]:
         """Judge requests for the free answers that no string match settles (asked with ``--option matcher_model``)."""
         return []
 
@@ -97,8 +101,16 @@ class Extension:
         ``ue run`` makes first, each in its own folder under the run folder; ("", []) for none."""
         return "", []
 
-    def prepare(self, options: Mapping[str, Any], run: Mapping[str, Any], ask: Callable[..., Path], *, out: Path,
-                cache: Path | None, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+    def prepare(
+        self,
+        options: Mapping[str, Any],
+        run: Mapping[str, Any],
+        ask: Callable[..., Path],
+        *,
+        out: Path,
+        cache: Path | None,
+        log: Callable[[str], None] = print,
+    ) -> dict[str, Any]:
         """Runs of other models (or experiments) this run needs first, made through ``ask(folder, responder=...,
         **RunConfig changes) -> folder`` (resumable runs; ``responder``: the simulated model of a ``--harness simulate``
         run); ``run``: this run's configuration (harness, model, mode, seed, ...); ``cache``: a folder for runs many
@@ -191,8 +203,10 @@ class Experiment:
         fixed = dict(self.variants[variant])
         for key, value in fixed.items():
             if key in given and given[key] != value:
-                raise UserError(f"variant {variant!r} of {self.name} sets {key}={value!r}, but {key}={given[key]!r} was "
-                                "also given; drop one of them")  # fmt: skip
+                raise UserError(
+                    f"variant {variant!r} of {self.name} sets {key}={value!r}, but {key}={given[key]!r} was "
+                    "also given; drop one of them"
+                )
         return {**self.options, **fixed, **given}
 
     def outcome_set(self, options: Mapping[str, Any] | None = None) -> OutcomeSet:
@@ -204,11 +218,15 @@ class Experiment:
             return self.outcomes(opts)
         return load_outcomes(str(opts.get("outcomes") or self.outcomes))
 
-    def build_plan(self, outcomes: OutcomeSet, spec: PlanSpec | None = None, options: Mapping[str, Any] | None = None) -> ComparisonPlan:
+    def build_plan(
+        self, outcomes: OutcomeSet, spec: PlanSpec | None = None, options: Mapping[str, Any] | None = None
+    ) -> ComparisonPlan:
         """The pairs to ask in one go (an active plan becomes its random starting ``graph`` form)."""
         if not self.asks_preferences:
-            raise UserError(f"experiment {self.name!r} asks no forced-choice questions (it reads {self.extension.collects}), so it is "
-                            f"no harness task; run it with `ue run {self.name}`")  # fmt: skip
+            raise UserError(
+                f"experiment {self.name!r} asks no forced-choice questions (it reads {self.extension.collects}), so it is "
+                f"no harness task; run it with `ue run {self.name}`"
+            )
         spec = (spec or self.plan).one_shot()
         if spec.kind == "custom":
             if self.plan_builder is None:
@@ -216,8 +234,16 @@ class Experiment:
             return self.plan_builder(outcomes, spec, self.resolve_options(options))
         return make_plan(len(outcomes), spec)
 
-    def queries(self, outcomes: OutcomeSet, plan: ComparisonPlan, *, template: str, system_message: str,
-                options: Mapping[str, Any] | None = None, split: str | None = None) -> list[Query]:  # fmt: skip
+    def queries(
+        self,
+        outcomes: OutcomeSet,
+        plan: ComparisonPlan,
+        *,
+        template: str,
+        system_message: str,
+        options: Mapping[str, Any] | None = None,
+        split: str | None = None,
+    ) -> list[Query]:
         """Both orderings of the plan's pairs as queries under ``template``: the one place every path (``ue run``,
         the lm-eval and Inspect tasks) turns a plan into prompts. An experiment that asks its plan under several
         prompts (``robustness``: one per wording) overrides this."""
@@ -252,11 +278,18 @@ class Experiment:
         except UserError:
             free = 0
         collector = not self.asks_preferences
-        return Cost(n_outcomes=n, asks=self.extension.collects or self.plan.kind, prompts=prompts, free_questions=free,
-                    runs=runs, samples=None if collector else self.samples)  # fmt: skip
+        return Cost(
+            n_outcomes=n,
+            asks=self.extension.collects or self.plan.kind,
+            prompts=prompts,
+            free_questions=free,
+            runs=runs,
+            samples=None if collector else self.samples,
+        )
 
-    def queries_per_model(self, n: int, plan: PlanSpec | None = None, options: Mapping[str, Any] | None = None,
-                          budget_rule: str = "exact") -> int:
+    def queries_per_model(
+        self, n: int, plan: PlanSpec | None = None, options: Mapping[str, Any] | None = None, budget_rule: str = "exact"
+    ) -> int:
         """(pair, ordering) prompts for ``n`` outcomes by the formulas of docs/method.md §2 (times K in sample mode
         for requests): active learning asks the training pairs of ``ue_tasks.plan.active_budget`` under the run's
         budget rule (``exact``, the default of `ue run`, or the companion's whole ``rounds``), then the holdout."""
@@ -331,8 +364,10 @@ def with_variant(name: str, options: Mapping[str, Any] | None = None) -> tuple[s
 def get(name: str) -> Experiment:
     _load_all()
     if ":" in name:
-        raise UserError(f"{name!r} names an experiment variant; give the experiment ({split_name(name)[0]}) and "
-                        f"--option variant={split_name(name)[1]}")  # fmt: skip
+        raise UserError(
+            f"{name!r} names an experiment variant; give the experiment ({split_name(name)[0]}) and "
+            f"--option variant={split_name(name)[1]}"
+        )
     try:
         return EXPERIMENTS[name]
     except KeyError:

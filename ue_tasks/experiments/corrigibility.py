@@ -35,8 +35,14 @@ from ue_tasks.templates import FUTURE_PREFERENCE
 CATEGORY = "Future preference"
 
 
-def build_future_preferences(base: OutcomeSet, utilities: Mapping[str, float], n: int, seed: int,
-                             components: Mapping[str, int] | None = None, source: str = "") -> OutcomeSet:  # fmt: skip
+def build_future_preferences(
+    base: OutcomeSet,
+    utilities: Mapping[str, float],
+    n: int,
+    seed: int,
+    components: Mapping[str, int] | None = None,
+    source: str = "",
+) -> OutcomeSet:
     """``n`` reversed-preference outcomes from pairs of ``base`` outcomes drawn uniformly (seeded) among those
     with different utilities (and, when ``components`` is given, in the same component of the fit)."""
     ids = [o.id for o in base.outcomes if o.id in utilities]
@@ -51,7 +57,9 @@ def build_future_preferences(base: OutcomeSet, utilities: Mapping[str, float], n
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise UserError(f"--option n must be a whole number of future preferences, at least 2; got {n!r}")
     if n > len(eligible):
-        raise UserError(f"--option n={n} asks for more future preferences than the utilities run has usable pairs ({len(eligible)}); lower n")
+        raise UserError(
+            f"--option n={n} asks for more future preferences than the utilities run has usable pairs ({len(eligible)}); lower n"
+        )
     pick = np.random.default_rng(seed).choice(eligible, size=n, replace=False)
     width = max(3, len(str(n - 1)))
     outs = []
@@ -59,9 +67,20 @@ def build_future_preferences(base: OutcomeSet, utilities: Mapping[str, float], n
         i, j = ids[a[p]], ids[b[p]]
         x, y = (i, j) if utilities[i] > utilities[j] else (j, i)  # μ(X) > μ(Y)
         text = FUTURE_PREFERENCE.format(preferred=base.by_id[y].text, other=base.by_id[x].text)
-        outs.append(Outcome(id=f"fp{k_out:0{width}d}", text=text, category=CATEGORY,
-                            attributes={"preferred_id": y, "other_id": x, "delta": round(float(utilities[x] - utilities[y]), 6),
-                                        "preferred_utility": round(float(utilities[y]), 6), "other_utility": round(float(utilities[x]), 6)}))  # fmt: skip
+        outs.append(
+            Outcome(
+                id=f"fp{k_out:0{width}d}",
+                text=text,
+                category=CATEGORY,
+                attributes={
+                    "preferred_id": y,
+                    "other_id": x,
+                    "delta": round(float(utilities[x] - utilities[y]), 6),
+                    "preferred_utility": round(float(utilities[y]), 6),
+                    "other_utility": round(float(utilities[x]), 6),
+                },
+            )
+        )
     return OutcomeSet(name="future_preferences", outcomes=outs, source=source or f"future preferences of {base.name}")
 
 
@@ -72,7 +91,7 @@ def future_preferences(options: Mapping[str, Any]) -> OutcomeSet:
     if not path:
         raise UserError(
             "corrigibility builds its future preferences from the model's utilities run: give --utilities RUN_DIR "
-            "(in lm-eval --metadata '{\"option\": {\"utilities\": \"RUN_DIR\"}}'); `ue run corrigibility` without it runs one first"
+            '(in lm-eval --metadata \'{"option": {"utilities": "RUN_DIR"}}\'); `ue run corrigibility` without it runs one first'
         )
     fitted = runs.fitted_run(path, "utilities")
     base = fitted.outcomes()
@@ -84,8 +103,9 @@ def future_preferences(options: Mapping[str, Any]) -> OutcomeSet:
     n, seed = options.get("n", 200), options.get("sample_seed", 42)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UserError(f"--option sample_seed must be a whole number, got {seed!r}")
-    return build_future_preferences(base, fitted.utilities, n, seed, components,
-                                    source=f"{fitted.path}#future_preferences(n={n},sample_seed={seed})")  # fmt: skip
+    return build_future_preferences(
+        base, fitted.utilities, n, seed, components, source=f"{fitted.path}#future_preferences(n={n},sample_seed={seed})"
+    )
 
 
 def corrigibility_responder(outcomes: OutcomeSet, seed: int, gamma: float, name: str) -> Responder:
@@ -93,15 +113,22 @@ def corrigibility_responder(outcomes: OutcomeSet, seed: int, gamma: float, name:
     a Thurstonian agent with utilities ~ N(0, 1)."""
     delta = {o.id: o.attributes["delta"] for o in outcomes.outcomes if isinstance(o.attributes.get("delta"), (int, float))}
     if not delta:
-        return thurstonian_responder(outcomes.ids, seed, name=f"{name}: base utilities",
-                                     description="a Thurstonian agent with utilities ~ N(0, 1) (the utilities run)")  # fmt: skip
+        return thurstonian_responder(
+            outcomes.ids,
+            seed,
+            name=f"{name}: base utilities",
+            description="a Thurstonian agent with utilities ~ N(0, 1) (the utilities run)",
+        )
     d = np.array(list(delta.values()), dtype=float)
     sd = float(d.std()) or 1.0
     rng = np.random.default_rng([seed, 2718])
     noise_sd = 0.5 if gamma else 1.0
     mu = {oid: -gamma * v / sd + noise_sd * float(rng.standard_normal()) for oid, v in delta.items()}
-    desc = (f"future preferences: utility = {-gamma:+g} × Δ/sd(Δ) + N(0, {noise_sd}²)" if gamma
-            else "future preferences: utilities ~ N(0, 1), unrelated to Δ")  # fmt: skip
+    desc = (
+        f"future preferences: utility = {-gamma:+g} × Δ/sd(Δ) + N(0, {noise_sd}²)"
+        if gamma
+        else "future preferences: utilities ~ N(0, 1), unrelated to Δ"
+    )
     return Responder(name, mu, {k: 0.5 for k in mu}, description=desc)
 
 

@@ -35,10 +35,18 @@ from ue_tasks.plan import PlanSpec
 from ue_tasks.templates import LOTTERY_LINE
 
 HEADLINE = (
-    "eu_correlation", "eu_correlation_ci_low", "eu_correlation_ci_high", "eu_correlation_p", "eu_correlation_random",
-    "eu_mae_normalized", "eu_mae_normalized_random", "eu_pair_agreement", "eu_pair_agreement_random",
-    "eu_probability_weight", "n_lotteries",
-)  # fmt: skip
+    "eu_correlation",
+    "eu_correlation_ci_low",
+    "eu_correlation_ci_high",
+    "eu_correlation_p",
+    "eu_correlation_random",
+    "eu_mae_normalized",
+    "eu_mae_normalized_random",
+    "eu_pair_agreement",
+    "eu_pair_agreement_random",
+    "eu_probability_weight",
+    "n_lotteries",
+)
 LOWER_IS_BETTER = ("eu_correlation_p", "eu_mae_normalized", "eu_mae_normalized_random")
 OPTIONS = Options.declare(lotteries=100, max_lottery_size=3, lottery_seed=42)  # with the analysis's bootstrap, pairs
 
@@ -82,8 +90,14 @@ def make_lotteries(base: Sequence[Outcome], n: int, max_size: int, seed: int) ->
             parts = [base[int(k)] for k in picks]
             text = "\n".join(LOTTERY_LINE.format(text=o.text, percent=float(p)) for o, p in zip(parts, pct))
             components = [{"id": o.id, "p": p / 100} for o, p in zip(parts, pct)]
-            out.append(Outcome(id=f"lottery-{len(out):0{width}d}", text=text, category="Lotteries",
-                               attributes={"kind": "lottery", "lottery": components, "size": size}))  # fmt: skip
+            out.append(
+                Outcome(
+                    id=f"lottery-{len(out):0{width}d}",
+                    text=text,
+                    category="Lotteries",
+                    attributes={"kind": "lottery", "lottery": components, "size": size},
+                )
+            )
     return out
 
 
@@ -99,8 +113,11 @@ def outcomes(options: Mapping[str, Any]) -> OutcomeSet:
     clash = {o.id for o in base.outcomes} & {o.id for o in lotteries}
     if clash:
         raise UserError(f"the base outcome id {sorted(clash)[0]!r} is also a lottery id; rename it in {base.source}")
-    return OutcomeSet(name=f"{base.name}+lotteries{n}", outcomes=list(base.outcomes) + lotteries,
-                      source=f"{base.source} + {n} lotteries (seed {seed})")  # fmt: skip
+    return OutcomeSet(
+        name=f"{base.name}+lotteries{n}",
+        outcomes=list(base.outcomes) + lotteries,
+        source=f"{base.source} + {n} lotteries (seed {seed})",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -132,12 +149,15 @@ def lottery_agent(outcomes: OutcomeSet, seed: int, combine: str, name: str, desc
 
 
 RESPONDERS = {
-    "eu_maximiser": lambda o, s: lottery_agent(o, s, "expected", "eu_maximiser",
-                                               "an expected-utility maximiser: a lottery is worth Σ p·μ of its outcomes"),
-    "probability_blind": lambda o, s: lottery_agent(o, s, "average", "probability_blind",
-                                                    "blind to probabilities: a lottery is worth the plain mean of its outcomes"),
-    "incoherent": lambda o, s: lottery_agent(o, s, "independent", "incoherent",
-                                             "lottery utilities unrelated to the lotteries' outcomes"),
+    "eu_maximiser": lambda o, s: lottery_agent(
+        o, s, "expected", "eu_maximiser", "an expected-utility maximiser: a lottery is worth Σ p·μ of its outcomes"
+    ),
+    "probability_blind": lambda o, s: lottery_agent(
+        o, s, "average", "probability_blind", "blind to probabilities: a lottery is worth the plain mean of its outcomes"
+    ),
+    "incoherent": lambda o, s: lottery_agent(
+        o, s, "independent", "incoherent", "lottery utilities unrelated to the lotteries' outcomes"
+    ),
     "random": lambda o, s: coin_responder(),
 }
 

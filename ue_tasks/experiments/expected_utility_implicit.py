@@ -40,8 +40,11 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
     """Events of an implicit-lottery file (the companion's format), checked: every event has a text and at least two
     sub-outcomes whose probabilities lie in [0, 1] and sum to 1 (within 10⁻⁶)."""
     path = Path(path)
-    data = read_json(path, lambda exc: f"{path}: cannot be read as JSON ({exc}); give an implicit-lottery file",
-                     missing=f"{path}: no such file; give an implicit-lottery file in the format of docs/method.md §5.3")
+    data = read_json(
+        path,
+        lambda exc: f"{path}: cannot be read as JSON ({exc}); give an implicit-lottery file",
+        missing=f"{path}: no such file; give an implicit-lottery file in the format of docs/method.md §5.3",
+    )
     events = data.get("base_options") if isinstance(data, dict) else None
     if not isinstance(events, list) or not events:
         raise UserError(f"{path}: expected an object with a non-empty list 'base_options' of events (docs/method.md §5.3)")
@@ -61,7 +64,9 @@ def read_events(path: str | Path) -> list[dict[str, Any]]:
                 raise UserError(f"{where}, sub-outcome {j}: 'probability' must be a number in [0, 1], got {p!r}")
             total += float(p)
         if abs(total - 1) > 1e-6:
-            raise UserError(f"{where} ({ev['option'][:50]!r}): its sub-outcome probabilities sum to {total:.6g}, not 1; fix the file")
+            raise UserError(
+                f"{where} ({ev['option'][:50]!r}): its sub-outcome probabilities sum to {total:.6g}, not 1; fix the file"
+            )
     return events
 
 
@@ -83,8 +88,12 @@ def outcomes(options: Mapping[str, Any]) -> OutcomeSet:
         if ev.get("probability_note"):
             attributes["probability_note"] = str(ev["probability_note"])
         items.append(Outcome(id=eid, text=ev["option"].strip(), category="Uncertain events", attributes=attributes))
-        items += [Outcome(id=sid, text=text, category="Resolved events", attributes={"kind": "sub_outcome", "event": eid, "probability": p})
-                  for sid, text, p in subs]  # fmt: skip
+        items += [
+            Outcome(
+                id=sid, text=text, category="Resolved events", attributes={"kind": "sub_outcome", "event": eid, "probability": p}
+            )
+            for sid, text, p in subs
+        ]
     background = str(options.get("background") or "none")
     name = Path(str(source)).stem if options.get("outcomes") else "implicit"
     if background != "none":
@@ -99,7 +108,9 @@ def outcomes(options: Mapping[str, Any]) -> OutcomeSet:
         seen_ids.add(o.id)
         key = " ".join(o.text.split()).lower()
         if key in seen_text:
-            raise UserError(f"the text of {o.id!r} repeats that of {seen_text[key]!r} ({o.text[:60]!r}); each outcome needs its own sentence")
+            raise UserError(
+                f"the text of {o.id!r} repeats that of {seen_text[key]!r} ({o.text[:60]!r}); each outcome needs its own sentence"
+            )
         seen_text[key] = o.id
     return OutcomeSet(name=name, outcomes=items, source=f"{source} + background {background}")
 
@@ -115,10 +126,16 @@ register(
         headline=HEADLINE,
         lower_is_better=LOWER_IS_BETTER,
         responders={
-            "eu_consistent": lambda o, s: lottery_agent(o, s, "expected", "eu_consistent",
-                                                        "an event is worth Σ p·μ of its sub-outcomes (expected utility)"),
-            "probability_blind": lambda o, s: lottery_agent(o, s, "average", "probability_blind",
-                                                            "blind to probabilities: an event is worth the plain mean of its sub-outcomes"),
+            "eu_consistent": lambda o, s: lottery_agent(
+                o, s, "expected", "eu_consistent", "an event is worth Σ p·μ of its sub-outcomes (expected utility)"
+            ),
+            "probability_blind": lambda o, s: lottery_agent(
+                o,
+                s,
+                "average",
+                "probability_blind",
+                "blind to probabilities: an event is worth the plain mean of its sub-outcomes",
+            ),
             "incoherent": RESPONDERS["incoherent"],
             "random": RESPONDERS["random"],
         },

@@ -54,8 +54,13 @@ CONTROL = DATA / "markov_processes_control.json"
 SEPARATOR = " -> "
 # the analysis's options (gamma, solver) and the processes' own
 OPTIONS = Options.declare(control="auto", rollouts=100, max_steps=10, rollout_seed=0, processes=0)
-HEADLINE = ("instrumentality_loss", "instrumentality_loss_control", "instrumentality_gap", "instrumentality_loss_random",
-            "n_processes")  # fmt: skip
+HEADLINE = (
+    "instrumentality_loss",
+    "instrumentality_loss_control",
+    "instrumentality_gap",
+    "instrumentality_loss_random",
+    "n_processes",
+)
 
 
 @dataclass(frozen=True)
@@ -92,8 +97,11 @@ def _distribution(rows: Any, where: str, states: set[int]) -> list[tuple[int, fl
 def read_processes(path: str | Path) -> list[Process]:
     """Markov processes of a file in the companion's format (docs/method.md §5.4), checked."""
     path = Path(path)
-    data = read_json(path, lambda exc: f"{path}: cannot be read as JSON ({exc}); give a Markov-process file",
-                     missing=f"{path}: no such file; give a Markov-process file in the format of docs/method.md §5.4")
+    data = read_json(
+        path,
+        lambda exc: f"{path}: cannot be read as JSON ({exc}); give a Markov-process file",
+        missing=f"{path}: no such file; give a Markov-process file in the format of docs/method.md §5.4",
+    )
     items = data.get("MarkovProcesses") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise UserError(f"{path}: expected an object with a non-empty list 'MarkovProcesses' (docs/method.md §5.4)")
@@ -208,20 +216,28 @@ def outcomes(options: Mapping[str, Any]) -> OutcomeSet:
                         oid = f"{key}{set_name[0]}:{'-'.join(map(str, prefix))}"
                     entry = by_text[text] = {"id": oid, "path": list(prefix), "sets": {}}
                 elif set_name in entry["sets"]:
-                    raise UserError(f"the {set_name} processes {entry['sets'][set_name]['process_name']!r} and {proc.name!r} share the "
-                                    f"prefix {text[:80]!r}; give each process its own observations")
+                    raise UserError(
+                        f"the {set_name} processes {entry['sets'][set_name]['process_name']!r} and {proc.name!r} share the "
+                        f"prefix {text[:80]!r}; give each process its own observations"
+                    )
                 entry["sets"][set_name] = {
-                    "process": k, "process_name": proc.name, "observed": observed[prefix],
+                    "process": k,
+                    "process_name": proc.name,
+                    "observed": observed[prefix],
                     "terminal": proc.is_terminal(prefix[-1]) or len(prefix) >= max_steps,
                     "successors": {"-".join(map(str, nxt)): c for nxt, c in sorted(successors.get(prefix, {}).items())},
-                    "transitions": {str(s): p for s, p in proc.transitions.get(prefix[-1], [])} if not proc.is_terminal(prefix[-1]) else {},
-                }  # fmt: skip
+                    "transitions": {str(s): p for s, p in proc.transitions.get(prefix[-1], [])}
+                    if not proc.is_terminal(prefix[-1])
+                    else {},
+                }
     items = []
     ids_by_path: dict[tuple[str, int, tuple[int, ...]], str] = {}
     for entry in by_text.values():
         for set_name, info in entry["sets"].items():
             ids_by_path[(set_name, info["process"], tuple(entry["path"]))] = entry["id"]
-    for text, entry in sorted(by_text.items(), key=lambda kv: (kv[1]["sets"][next(iter(kv[1]["sets"]))]["process"], kv[1]["path"])):
+    for text, entry in sorted(
+        by_text.items(), key=lambda kv: (kv[1]["sets"][next(iter(kv[1]["sets"]))]["process"], kv[1]["path"])
+    ):
         sets_attr = {}
         for set_name, info in entry["sets"].items():
             succ = {}
@@ -230,11 +246,20 @@ def outcomes(options: Mapping[str, Any]) -> OutcomeSet:
                 succ[ids_by_path[(set_name, info["process"], path)]] = count
             sets_attr[set_name] = {**info, "successors": succ}
         first = next(iter(entry["sets"].values()))
-        items.append(Outcome(id=entry["id"], text=text, category=first["process_name"],
-                             attributes={"kind": "prefix", "path": entry["path"], "sets": sets_attr}))  # fmt: skip
+        items.append(
+            Outcome(
+                id=entry["id"],
+                text=text,
+                category=first["process_name"],
+                attributes={"kind": "prefix", "path": entry["path"], "sets": sets_attr},
+            )
+        )
     name = Path(str(options["outcomes"])).stem if options.get("outcomes") else "markov"
-    return OutcomeSet(name=name + ("+control" if "control" in sets else ""), outcomes=items,
-                      source=f"{options.get('outcomes') or NATURAL} (control: {options.get('control')}; {n_roll} rollouts, seed {seed})")  # fmt: skip
+    return OutcomeSet(
+        name=name + ("+control" if "control" in sets else ""),
+        outcomes=items,
+        source=f"{options.get('outcomes') or NATURAL} (control: {options.get('control')}; {n_roll} rollouts, seed {seed})",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -261,7 +286,10 @@ def instrumental_agent(outcomes: OutcomeSet, seed: int, gamma: float = GAMMA) ->
             total = 0.0
             for state, p in info["transitions"].items():
                 nxt = f"{oid}-{state}"
-                nxt_info = (by_id[nxt].attributes["sets"].get("natural") if nxt in by_id else None) or {"terminal": True, "transitions": {}}
+                nxt_info = (by_id[nxt].attributes["sets"].get("natural") if nxt in by_id else None) or {
+                    "terminal": True,
+                    "transitions": {},
+                }
                 total += p * value(nxt, nxt_info)
             memo[oid] = gamma * total
         return memo[oid]
@@ -270,8 +298,12 @@ def instrumental_agent(outcomes: OutcomeSet, seed: int, gamma: float = GAMMA) ->
     for o in outcomes.outcomes:
         info = o.attributes["sets"].get("natural") or next(iter(o.attributes["sets"].values()))
         mu[o.id] = value(o.id, info)
-    return Responder("instrumental", mu, {k: 0.1 for k in mu},
-                     description="Bellman-consistent utilities under the natural dynamics (γ = 0.99, no reward at the start)")  # fmt: skip
+    return Responder(
+        "instrumental",
+        mu,
+        {k: 0.1 for k in mu},
+        description="Bellman-consistent utilities under the natural dynamics (γ = 0.99, no reward at the start)",
+    )
 
 
 register(
@@ -285,8 +317,9 @@ register(
         lower_is_better=("instrumentality_loss", "instrumentality_loss_random"),
         responders={
             "instrumental": instrumental_agent,
-            "random": lambda o, s: thurstonian_responder(o.ids, s, name="random",
-                                                         description="utilities ~ N(0, 1) unrelated to the processes' dynamics"),
+            "random": lambda o, s: thurstonian_responder(
+                o.ids, s, name="random", description="utilities ~ N(0, 1) unrelated to the processes' dynamics"
+            ),
             "coin": lambda o, s: coin_responder("coin"),
         },
         options=OPTIONS,

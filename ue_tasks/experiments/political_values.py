@@ -55,8 +55,11 @@ def read_entities(path: str | None = None) -> dict[str, str]:
     """``{name: "politician"|"platform"}`` from an entities file (``{"politicians": [...], "platforms": [...]}``,
     the companion's ``entities.json`` format); the shipped list when ``path`` is None."""
     file = Path(path).expanduser() if path else entities_path()
-    data = read_json(file, lambda exc: f"{file}: cannot be read as JSON ({exc}); give a JSON file with 'politicians' and 'platforms' lists",
-                     missing=f"{file}: no such entities file; give a JSON file with 'politicians' and 'platforms' lists")  # fmt: skip
+    data = read_json(
+        file,
+        lambda exc: f"{file}: cannot be read as JSON ({exc}); give a JSON file with 'politicians' and 'platforms' lists",
+        missing=f"{file}: no such entities file; give a JSON file with 'politicians' and 'platforms' lists",
+    )
     if not isinstance(data, dict) or not any(isinstance(data.get(k), list) for k in ("politicians", "platforms")):
         raise UserError(f"{file}: an entities file is an object with 'politicians' and 'platforms' lists of names")
     out: dict[str, str] = {}
@@ -71,7 +74,9 @@ def resolve_entity(name: str, kind: str | None = None, entities_file: str | None
     """(name, kind) of an entity: its kind from the entities file, or the one given."""
     name = str(name).strip()
     if name in PLACEHOLDERS:
-        raise UserError(f"entity {name!r} is the companion's placeholder for its citizen-assembly study, not a politician or platform")
+        raise UserError(
+            f"entity {name!r} is the companion's placeholder for its citizen-assembly study, not a politician or platform"
+        )
     if kind is not None and kind not in KINDS:
         raise UserError(f"--option entity_kind must be politician or platform, got {kind!r}")
     known = read_entities(entities_file)
@@ -106,7 +111,10 @@ def policy_outcomes(options: Mapping[str, Any]) -> OutcomeSet:
     extra: dict[str, Any] = {"context": question}
     if entity:
         extra.update(entity=entity, entity_kind=kind)
-    outs = [Outcome(id=o.id, text=o.text, category=o.category, tags=o.tags, attributes={**o.attributes, **extra}) for o in base.outcomes]
+    outs = [
+        Outcome(id=o.id, text=o.text, category=o.category, tags=o.tags, attributes={**o.attributes, **extra})
+        for o in base.outcomes
+    ]
     return OutcomeSet(name=base.name, outcomes=outs, source=base.source)
 
 
@@ -129,8 +137,10 @@ def entity_runs(options: Mapping[str, Any], records: Sequence[dict], run: Mappin
         theirs = runs.texts_of(fitted.records)
         shared = [i for i in ours if i in theirs]
         if len(shared) < 3 or any(ours[i] != theirs[i] for i in shared):
-            raise UserError(f"--option entities: {folder} asks other policies than this run (its outcome set is "
-                            f"{fitted.config.get('outcome_set')!r}); entity runs must use the same policies")  # fmt: skip
+            raise UserError(
+                f"--option entities: {folder} asks other policies than this run (its outcome set is "
+                f"{fitted.config.get('outcome_set')!r}); entity runs must use the same policies"
+            )
         if cfg_opts.get("entity"):
             label, kind = resolve_entity(cfg_opts["entity"], cfg_opts.get("entity_kind"), cfg_opts.get("entities_file"))
         else:
@@ -195,9 +205,15 @@ def _sign(outcome: Outcome) -> float:
 
 # coarse simulated leans (positive = left) and second-axis positions by party, for the simulator only
 SIMULATED_PARTY = {
-    "Democratic": (1.0, 0.0), "Green": (1.5, -0.3), "Democratic Socialists of America": (1.8, -0.5),
-    "Republican": (-1.0, 0.0), "Constitution": (-1.6, -0.4), "Libertarian": (-0.6, 1.2), "Reform": (-0.3, 0.3), "Forward": (0.0, 0.5),
-}  # fmt: skip
+    "Democratic": (1.0, 0.0),
+    "Green": (1.5, -0.3),
+    "Democratic Socialists of America": (1.8, -0.5),
+    "Republican": (-1.0, 0.0),
+    "Constitution": (-1.6, -0.4),
+    "Libertarian": (-0.6, 1.2),
+    "Reform": (-0.3, 0.3),
+    "Forward": (0.0, 0.5),
+}
 
 
 @lru_cache(maxsize=1)
@@ -223,21 +239,38 @@ def lean_responder(outcomes: OutcomeSet, seed: int, lean: float, name: str) -> R
     """Utilities = ``lean`` × coding (left +1, right −1, neutral 0) + N(0, 1) noise; as an entity, utilities =
     the entity's simulated lean × coding + its second coordinate × a fixed second policy axis + N(0, 0.5²)."""
     entity = next((o.attributes.get("entity") for o in outcomes.outcomes if o.attributes.get("entity")), None)
-    second_axis = {o.id: float(np.random.default_rng([seed, int(_unit("axis", o.id) * 2**32)]).standard_normal()) for o in outcomes.outcomes}
+    second_axis = {
+        o.id: float(np.random.default_rng([seed, int(_unit("axis", o.id) * 2**32)]).standard_normal()) for o in outcomes.outcomes
+    }
     if entity:
         e_lean, e_second = simulated_entity(str(entity))
         rng = np.random.default_rng([seed, int(_unit("noise", entity) * 2**32)])
-        mu = {o.id: e_lean * _sign(o) + e_second * second_axis[o.id] + 0.5 * float(rng.standard_normal()) for o in outcomes.outcomes}
+        mu = {
+            o.id: e_lean * _sign(o) + e_second * second_axis[o.id] + 0.5 * float(rng.standard_normal()) for o in outcomes.outcomes
+        }
         desc = f"answers as {entity} is simulated: lean {e_lean:+.2f} (positive = left) × coding, {e_second:+.2f} × a second policy axis, noise sd 0.5"
         return Responder(f"{name}@{entity}", mu, {k: 0.5 for k in mu}, description=desc)
     rng = np.random.default_rng([seed, 1776])
     mu = {o.id: lean * _sign(o) + float(rng.standard_normal()) for o in outcomes.outcomes}
-    return Responder(name, mu, {k: 0.5 for k in mu},
-                     description=f"utilities = {lean:+g} × coding (left +1, right −1, neutral 0) + N(0, 1) noise")  # fmt: skip
+    return Responder(
+        name,
+        mu,
+        {k: 0.5 for k in mu},
+        description=f"utilities = {lean:+g} × coding (left +1, right −1, neutral 0) + N(0, 1) noise",
+    )
 
 
-HEADLINE = ("lean", "lean_ci_low", "lean_ci_high", "left_share", "nearest_entity", "nearest_entity_distance",
-            "explained_variance_2d", "n_entities", "n_policies")  # fmt: skip
+HEADLINE = (
+    "lean",
+    "lean_ci_low",
+    "lean_ci_high",
+    "left_share",
+    "nearest_entity",
+    "nearest_entity_distance",
+    "explained_variance_2d",
+    "n_entities",
+    "n_policies",
+)
 
 register(
     Experiment(
@@ -257,8 +290,9 @@ register(
             "centrist": lambda outcomes, seed: lean_responder(outcomes, seed, 0.0, "centrist"),
             "random": lambda outcomes, seed: coin_responder(),
         },
-        options=Options.declare(entity=None, entity_kind=None, entities_file=None, entities=None,
-                                run_entities="platforms"),  # with the analysis's bootstrap
+        options=Options.declare(
+            entity=None, entity_kind=None, entities_file=None, entities=None, run_entities="platforms"
+        ),  # with the analysis's bootstrap
         inputs=entity_runs,
         extension=EntityRuns(),
         description="Utilities over coded U.S. policies: the left–right lean with an interval, and a PCA map with the "

@@ -33,7 +33,13 @@ from ue_tasks.experiments import Experiment, Extension, register
 from ue_tasks.outcomes import OutcomeSet, load_outcomes
 from ue_tasks.plan import PlanSpec
 
-POWER_LEVEL = {"coercive power": 2.0, "non-coercive power": 1.5, "fitness (propagation)": 0.8, "fitness (decrease)": -0.5, "other": 0.0}
+POWER_LEVEL = {
+    "coercive power": 2.0,
+    "non-coercive power": 1.5,
+    "fitness (propagation)": 0.8,
+    "fitness (decrease)": -0.5,
+    "other": 0.0,
+}
 
 
 def power_outcomes(options: Mapping[str, Any]) -> OutcomeSet:
@@ -55,8 +61,10 @@ def power_outcomes(options: Mapping[str, Any]) -> OutcomeSet:
 def power_truth(outcomes: OutcomeSet, seed: int) -> dict[str, float]:
     """The simulated power score of every outcome: its family's level plus N(0, 0.6²) noise."""
     rng = np.random.default_rng([seed, 4242])
-    return {o.id: POWER_LEVEL[family({"tags": o.tags, "category": o.category})] + 0.6 * float(rng.standard_normal())
-            for o in outcomes.outcomes}  # fmt: skip
+    return {
+        o.id: POWER_LEVEL[family({"tags": o.tags, "category": o.category})] + 0.6 * float(rng.standard_normal())
+        for o in outcomes.outcomes
+    }
 
 
 def power_responder(outcomes: OutcomeSet, seed: int, kind: str) -> Responder:
@@ -78,39 +86,59 @@ def power_responder(outcomes: OutcomeSet, seed: int, kind: str) -> Responder:
             mu[o.id] = (1.0 if fam == "fitness (propagation)" else -1.0) + 0.5 * noise
         else:
             mu[o.id] = noise
-    judge = Responder("power judge", power, {k: 0.5 for k in power},
-                      description="answers the power question from a known power score per outcome (family level + noise)")  # fmt: skip
+    judge = Responder(
+        "power judge",
+        power,
+        {k: 0.5 for k in power},
+        description="answers the power question from a known power score per outcome (family level + noise)",
+    )
     described = {
         "shuns_coercive": "utility falls with power within the coercive family (−1.2 × power) and rises with it within the non-coercive one (+0.6 ×)",
         "likes_coercive": "utility rises with power within the coercive (+1.2 ×) and non-coercive (+0.6 ×) families; propagation +1, decrease −1",
         "indifferent": "utilities ~ N(0, 1), unrelated to power or fitness",
     }[kind]
-    return Responder(kind, mu, {k: 0.5 for k in mu}, description=described + "; the power question is answered from known power scores",
-                     by_template={"power": judge, "power_reasoning": judge})  # fmt: skip
+    return Responder(
+        kind,
+        mu,
+        {k: 0.5 for k in mu},
+        description=described + "; the power question is answered from known power scores",
+        by_template={"power": judge, "power_reasoning": judge},
+    )
 
 
 # --- a reference model's judgements ------------------------------------------------------------------------------
 JUDGE_QUESTIONS = ("coercive", "noncoercive")  # templates power_coercive, power_noncoercive (ue_tasks.templates)
 # the simulated judge's known scores: each family's level under each question, plus N(0, 0.4²) noise
-JUDGE_LEVEL = {"coercive": {"coercive power": 2.0, "non-coercive power": 0.5, "fitness (propagation)": 0.6},
-               "noncoercive": {"coercive power": 0.6, "non-coercive power": 2.0, "fitness (propagation)": 0.8}}  # fmt: skip
+JUDGE_LEVEL = {
+    "coercive": {"coercive power": 2.0, "non-coercive power": 0.5, "fitness (propagation)": 0.6},
+    "noncoercive": {"coercive power": 0.6, "non-coercive power": 2.0, "fitness (propagation)": 0.8},
+}
 
 
 def judge_truth(outcomes: OutcomeSet, seed: int, question: str) -> dict[str, float]:
     """The simulated judge's power score of every outcome under ``question``."""
     rng = np.random.default_rng([seed, 5150, JUDGE_QUESTIONS.index(question)])
     level = JUDGE_LEVEL[question]
-    return {o.id: level.get(family({"tags": o.tags, "category": o.category}), 0.0) + 0.4 * float(rng.standard_normal())
-            for o in outcomes.outcomes}  # fmt: skip
+    return {
+        o.id: level.get(family({"tags": o.tags, "category": o.category}), 0.0) + 0.4 * float(rng.standard_normal())
+        for o in outcomes.outcomes
+    }
 
 
 def judge_responder(outcomes: OutcomeSet, seed: int) -> Responder:
     """A simulated reference model that answers the two judge questions from known power scores (``judge_truth``)."""
-    by = {f"power_{q}": Responder(f"power judge ({q})", (t := judge_truth(outcomes, seed, q)), {k: 0.5 for k in t})
-          for q in JUDGE_QUESTIONS}  # fmt: skip
+    by = {
+        f"power_{q}": Responder(f"power judge ({q})", (t := judge_truth(outcomes, seed, q)), {k: 0.5 for k in t})
+        for q in JUDGE_QUESTIONS
+    }
     first = by["power_coercive"]
-    return Responder("power judge", first.mu, first.var, description="a reference model judging coercive and non-coercive "
-                     "power from known scores (family levels + noise)", by_template=by)  # fmt: skip
+    return Responder(
+        "power judge",
+        first.mu,
+        first.var,
+        description="a reference model judging coercive and non-coercive power from known scores (family levels + noise)",
+        by_template=by,
+    )
 
 
 def judge_folder(options: Mapping[str, Any], run: Mapping[str, Any], oset: OutcomeSet, out: Path, cache: Path | None) -> Path:
@@ -121,8 +149,12 @@ def judge_folder(options: Mapping[str, Any], run: Mapping[str, Any], oset: Outco
     if cache is None:
         return out / "judge"
     key = {k: run.get(k) for k in ("mode", "samples", "seed", "budget", "strategy", "protocol")}
-    key.update(harness=options.get("judge_harness") or run.get("harness"), model=options.get("judge_model"),
-               model_args=options.get("judge_model_args") or "", outcomes=oset.content_hash())  # fmt: skip
+    key.update(
+        harness=options.get("judge_harness") or run.get("harness"),
+        model=options.get("judge_model"),
+        model_args=options.get("judge_model_args") or "",
+        outcomes=oset.content_hash(),
+    )
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", str(options.get("judge_model"))).strip("-.")[:40] or "judge"
     return cache / "power_judges" / f"{name}-{digest}"
@@ -136,8 +168,9 @@ class PowerJudge(Extension):
     runs instead (DIR/coercive, DIR/noncoercive). Without either, the evaluated model's own answers to the power
     question score it ("self-judged")."""
 
-    def prepare(self, options: Mapping[str, Any], run: Mapping[str, Any], ask: Any, *, out: Path, cache: Path | None,
-                log: Any = print) -> dict[str, Any]:  # fmt: skip
+    def prepare(
+        self, options: Mapping[str, Any], run: Mapping[str, Any], ask: Any, *, out: Path, cache: Path | None, log: Any = print
+    ) -> dict[str, Any]:
         judge = options.get("judge_model")
         if not judge:
             return {}
@@ -150,11 +183,21 @@ class PowerJudge(Extension):
         harness = options.get("judge_harness") or run["harness"]
         for q in JUDGE_QUESTIONS:
             done = (folder / q / "utilities.csv").is_file()
-            log(f"power_seeking: the judge {judge}'s {q}-power scores " + (f"from {folder / q} (made before)" if done
-                else f"first, into {folder / q}"))  # fmt: skip
-            ask(folder / q, responder=judge_responder, experiment="utilities", harness=harness, model=str(judge),
-                model_args=str(options.get("judge_model_args") or ""), template=f"power_{q}", system_message=None,
-                outcomes=str(source))  # fmt: skip
+            log(
+                f"power_seeking: the judge {judge}'s {q}-power scores "
+                + (f"from {folder / q} (made before)" if done else f"first, into {folder / q}")
+            )
+            ask(
+                folder / q,
+                responder=judge_responder,
+                experiment="utilities",
+                harness=harness,
+                model=str(judge),
+                model_args=str(options.get("judge_model_args") or ""),
+                template=f"power_{q}",
+                system_message=None,
+                outcomes=str(source),
+            )
         return {"power_run": str(folder.resolve())}
 
 
@@ -172,11 +215,15 @@ def judge_inputs(options: Mapping[str, Any], records: Sequence[dict]) -> dict:
         try:
             fitted = runs.fitted_run(path, "utilities")
         except UserError as exc:
-            raise UserError(f"--option power_run: {folder} is not a judge's power runs ({exc}); give the folder `ue run "
-                            "power_seeking --option judge_model=...` made, which holds coercive/ and noncoercive/") from None  # fmt: skip
+            raise UserError(
+                f"--option power_run: {folder} is not a judge's power runs ({exc}); give the folder `ue run "
+                "power_seeking --option judge_model=...` made, which holds coercive/ and noncoercive/"
+            ) from None
         if fitted.config.get("template") != f"power_{q}":
-            raise UserError(f"--option power_run: {path} is a run with template {fitted.config.get('template')!r}, not "
-                            f"power_{q}; give the folder `ue run power_seeking --option judge_model=...` made")  # fmt: skip
+            raise UserError(
+                f"--option power_run: {path} is a run with template {fitted.config.get('template')!r}, not "
+                f"power_{q}; give the folder `ue run power_seeking --option judge_model=...` made"
+            )
         runs.check_same_outcomes(runs.texts_of(records), fitted.outcomes(), path)
         scores[q], described[q] = fitted.utilities, fitted.describe()
     return {"judge_scores": scores, "judge": {"model": described["coercive"]["model"], "runs": described}}
@@ -189,11 +236,21 @@ def consumed_utilities(options: Mapping[str, Any], records: Any, run: Mapping[st
 
 
 HEADLINE = (
-    "power_correlation", "power_correlation_ci_low", "power_correlation_ci_high",
-    "coercive_power_correlation", "coercive_power_correlation_ci_low", "coercive_power_correlation_ci_high",
-    "noncoercive_power_correlation", "noncoercive_power_correlation_ci_low", "noncoercive_power_correlation_ci_high",
-    "fitness_mean_utility", "fitness_ci_low", "fitness_ci_high", "n_outcomes_compared", "power_judge",
-)  # fmt: skip
+    "power_correlation",
+    "power_correlation_ci_low",
+    "power_correlation_ci_high",
+    "coercive_power_correlation",
+    "coercive_power_correlation_ci_low",
+    "coercive_power_correlation_ci_high",
+    "noncoercive_power_correlation",
+    "noncoercive_power_correlation_ci_low",
+    "noncoercive_power_correlation_ci_high",
+    "fitness_mean_utility",
+    "fitness_ci_low",
+    "fitness_ci_high",
+    "n_outcomes_compared",
+    "power_judge",
+)
 
 register(
     Experiment(
@@ -210,8 +267,9 @@ register(
             "indifferent": lambda outcomes, seed: power_responder(outcomes, seed, "indifferent"),
             "random": lambda outcomes, seed: coin_responder(),
         },
-        options=Options.declare(utilities=None, check_model=True, judge_model=None, judge_harness=None, judge_model_args="",
-                                power_run=None),  # with the analysis's bootstrap; the judge: PowerJudge
+        options=Options.declare(
+            utilities=None, check_model=True, judge_model=None, judge_harness=None, judge_model_args="", power_run=None
+        ),  # with the analysis's bootstrap; the judge: PowerJudge
         consumes="utilities",
         inputs=consumed_utilities,
         extension=PowerJudge(),

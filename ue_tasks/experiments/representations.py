@@ -42,8 +42,9 @@ def model_folder(model_args: str | None) -> str:
     args = parse_model_args(model_args)
     folder = next((str(args[k]) for k in MODEL_PATH_KEYS if args.get(k)), "")
     if not folder:
-        raise UserError("`ue run representations` reads a local model: give --model-args pretrained=FOLDER (the model of the "
-                        "utilities run)")  # fmt: skip
+        raise UserError(
+            "`ue run representations` reads a local model: give --model-args pretrained=FOLDER (the model of the utilities run)"
+        )
     return folder
 
 
@@ -59,13 +60,17 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
     opts = exp.resolve_options(config.options)
     source = opts.get("utilities")
     if not source:
-        raise UserError("representations probes a model's utilities: give --utilities RUN_DIR, the folder of a `ue run utilities` "
-                        "(or `ue elicit`) of the same model")  # fmt: skip
+        raise UserError(
+            "representations probes a model's utilities: give --utilities RUN_DIR, the folder of a `ue run utilities` "
+            "(or `ue elicit`) of the same model"
+        )
     ucfg, records = RunFolder(source).read_finished("utilities")
     mine, theirs = weights_of(config), weights_of(ucfg)
     if mine != theirs:
-        raise UserError(f"{source} is a utilities run of {theirs!r}, not of {mine!r}: probes must read the hidden states of the "
-                        "model whose utilities they predict; give that model's utilities run, or run `ue run utilities` on this model first")  # fmt: skip
+        raise UserError(
+            f"{source} is a utilities run of {theirs!r}, not of {mine!r}: probes must read the hidden states of the "
+            "model whose utilities they predict; give that model's utilities run, or run `ue run utilities` on this model first"
+        )
     if ucfg.get("harness") != "simulate":  # simulated answers have no weights behind them
         _check_same_weights(config, records, source)
     seen = {r[f"{s}_id"] for r in records for s in ("a", "b")}
@@ -73,13 +78,24 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
     oset = OutcomeSet(every.name or "utilities", [o for o in every.outcomes if o.id in seen], source=every.source)
     opts["utilities"] = str(Path(source).resolve())
     run_config = {
-        "experiment": NAME, "harness": config.harness, "model": config.model or ucfg.get("model"), "model_args": config.model_args,
-        "seed": config.seed, "responder": config.responder if config.harness == "simulate" else None, "options": opts,
-        "outcome_set": oset.name, "n_outcomes": len(oset), "outcome_hash": oset.content_hash(),
-        "template": ucfg.get("template") or "default", "system_message": ucfg.get("system_message"),
-        "utilities_run": {k: ucfg.get(k) for k in ("run_id", "harness", "model", "model_args", "outcome_set", "outcome_hash", "mode", "seed")},
-        "n_utilities_records": len(records), "features_file": FEATURES_FILE,
-    }  # fmt: skip
+        "experiment": NAME,
+        "harness": config.harness,
+        "model": config.model or ucfg.get("model"),
+        "model_args": config.model_args,
+        "seed": config.seed,
+        "responder": config.responder if config.harness == "simulate" else None,
+        "options": opts,
+        "outcome_set": oset.name,
+        "n_outcomes": len(oset),
+        "outcome_hash": oset.content_hash(),
+        "template": ucfg.get("template") or "default",
+        "system_message": ucfg.get("system_message"),
+        "utilities_run": {
+            k: ucfg.get(k) for k in ("run_id", "harness", "model", "model_args", "outcome_set", "outcome_hash", "mode", "seed")
+        },
+        "n_utilities_records": len(records),
+        "features_file": FEATURES_FILE,
+    }
     folder = RunFolder(out)
     folder.create()
     lock = folder.lock()
@@ -95,8 +111,10 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
         else:
             features = _read_features(config, oset, records, run_config, opts, progress, log)
             features.save(feat_path)
-            log(f"wrote {feat_path} ({feat_path.stat().st_size / 1e6:.1f} MB: {len(features.ids)} outcomes × "
-                f"{features.n_layers} layers × {features.hidden_size}, {len(features.arrays)} kinds)")  # fmt: skip
+            log(
+                f"wrote {feat_path} ({feat_path.stat().st_size / 1e6:.1f} MB: {len(features.ids)} outcomes × "
+                f"{features.n_layers} layers × {features.hidden_size}, {len(features.arrays)} kinds)"
+            )
     finally:
         lock.release()
     return run_config, records
@@ -112,8 +130,10 @@ def _check_same_weights(config: Any, records: list[dict], source: str) -> None:
     recorded = {r["model_fingerprint"] for r in records if r.get("model_fingerprint")}
     now = fingerprint_folder(model_folder(config.model_args))
     if recorded and now and now not in recorded:
-        raise UserError(f"{source}: its records were answered by other weights (fingerprint {', '.join(sorted(recorded))}) than "
-                        f"{model_folder(config.model_args)} holds now ({now}); rerun `ue run utilities` on this model first")  # fmt: skip
+        raise UserError(
+            f"{source}: its records were answered by other weights (fingerprint {', '.join(sorted(recorded))}) than "
+            f"{model_folder(config.model_args)} holds now ({now}); rerun `ue run utilities` on this model first"
+        )
 
 
 def _reusable(path: Path, oset: OutcomeSet, config: Any) -> bool:
@@ -132,12 +152,15 @@ def _reusable(path: Path, oset: OutcomeSet, config: Any) -> bool:
     if saved.meta.get("simulated"):
         same_model = config.harness == "simulate" and model == (config.responder or "planted")
     else:
-        same_model = config.harness != "simulate" and weights_of({"model_args": f"pretrained={model}"}) == weights_of({"model_args": config.model_args})
+        same_model = config.harness != "simulate" and weights_of({"model_args": f"pretrained={model}"}) == weights_of(
+            {"model_args": config.model_args}
+        )
     return saved.ids == oset.ids and same_model
 
 
-def _read_features(config: Any, oset: OutcomeSet, records: list[dict], run_config: dict, opts: dict, progress: Any,
-                   log: Callable[[str], None]) -> FeatureSet:  # fmt: skip
+def _read_features(
+    config: Any, oset: OutcomeSet, records: list[dict], run_config: dict, opts: dict, progress: Any, log: Callable[[str], None]
+) -> FeatureSet:
     ids, texts = oset.ids, oset.texts
     if config.harness == "simulate":
         from ue_metrics.fitting import fit_records
@@ -155,16 +178,31 @@ def _read_features(config: Any, oset: OutcomeSet, records: list[dict], run_confi
     folder = model_folder(config.model_args)
     model, tokenizer, dtype = hs.load_model(folder, str(opts["dtype"]), str(opts["device"]))
     partners = hs.draw_partners(len(ids), config.seed)
-    log(f"reading the hidden states of {len(ids)} outcomes ({3 * len(ids)} forward passes: as Option A, as Option B, bare) "
-        f"from {folder} in {dtype} on {opts['device']} ({torch.get_num_threads()} threads)")  # fmt: skip
+    log(
+        f"reading the hidden states of {len(ids)} outcomes ({3 * len(ids)} forward passes: as Option A, as Option B, bare) "
+        f"from {folder} in {dtype} on {opts['device']} ({torch.get_num_threads()} threads)"
+    )
     bar = progress(total=3 * len(ids), desc="hidden states", unit="pass") if progress else None
     try:
-        return hs.outcome_features(model, tokenizer, ids, texts, partners, template=run_config["template"],
-                                   system_message=run_config["system_message"], batch_size=int(opts["batch_size"]),
-                                   progress=bar.update if bar else None,
-                                   meta={"model": folder, "dtype": dtype, "device": str(opts["device"]),
-                                         "torch_threads": torch.get_num_threads(), "python": sys.version.split()[0],
-                                         "cpu_count": os.cpu_count()})  # fmt: skip
+        return hs.outcome_features(
+            model,
+            tokenizer,
+            ids,
+            texts,
+            partners,
+            template=run_config["template"],
+            system_message=run_config["system_message"],
+            batch_size=int(opts["batch_size"]),
+            progress=bar.update if bar else None,
+            meta={
+                "model": folder,
+                "dtype": dtype,
+                "device": str(opts["device"]),
+                "torch_threads": torch.get_num_threads(),
+                "python": sys.version.split()[0],
+                "cpu_count": os.cpu_count(),
+            },
+        )
     finally:
         if bar:
             bar.close()
@@ -191,7 +229,9 @@ class HiddenStates(Extension):
     needs_model = False  # the model is the folder its --model-args name
     passes_per_outcome = 3  # as Option A, as Option B, bare
 
-    def collect_run(self, config: Any, out: Any, *, progress: Any = None, log: Callable[[str], None] = print) -> tuple[dict, list[dict]]:
+    def collect_run(
+        self, config: Any, out: Any, *, progress: Any = None, log: Callable[[str], None] = print
+    ) -> tuple[dict, list[dict]]:
         return collect(config, Path(out), progress=progress, log=log)
 
 
@@ -202,11 +242,33 @@ register(
         section="§4",
         outcomes="core",
         plan=PlanSpec(kind="custom"),
-        headline=("best_layer", "probe_r2", "probe_spearman", "probe_pair_accuracy", "baseline_r2", "baseline_pair_accuracy",
-                  "shuffled_r2", "shuffled_pair_accuracy", "probe_p_value", "embedding_r2", "embedding_pair_accuracy",
-                  "embedding_gain", "utility_pair_accuracy", "logvar_r2", "n_outcomes", "n_holdout_pairs"),  # fmt: skip
-        lower_is_better=("baseline_r2", "baseline_pair_accuracy", "shuffled_r2", "shuffled_pair_accuracy", "probe_p_value",
-                         "embedding_r2", "embedding_pair_accuracy"),  # fmt: skip
+        headline=(
+            "best_layer",
+            "probe_r2",
+            "probe_spearman",
+            "probe_pair_accuracy",
+            "baseline_r2",
+            "baseline_pair_accuracy",
+            "shuffled_r2",
+            "shuffled_pair_accuracy",
+            "probe_p_value",
+            "embedding_r2",
+            "embedding_pair_accuracy",
+            "embedding_gain",
+            "utility_pair_accuracy",
+            "logvar_r2",
+            "n_outcomes",
+            "n_holdout_pairs",
+        ),
+        lower_is_better=(
+            "baseline_r2",
+            "baseline_pair_accuracy",
+            "shuffled_r2",
+            "shuffled_pair_accuracy",
+            "probe_p_value",
+            "embedding_r2",
+            "embedding_pair_accuracy",
+        ),
         responders={"planted": _planted, "none": _none, "embedding": _embedding},
         # what the collection reads, with the analysis's features, folds, cv and shuffles
         options=Options.declare(utilities=None, batch_size=16, dtype="auto", device="cpu"),

@@ -46,10 +46,24 @@ VARIANTS_FILE = Path(__file__).with_name("data") / "robustness_variants.json"
 PERTURBATION = 0.5  # the planted per-variant spread of the `perturbed` responder, in units of the utilities' spread
 BIAS = 0.35  # the pull of the label- and position-bound responders (P(the favoured answer) ≈ 0.5 + BIAS on a tie)
 HEADLINE = (
-    "verdict", "mean_spearman", "mean_spearman_random", "min_spearman", "mean_pearson", "flip_rate", "flip_rate_random",
-    "content_share", "variant_share", "label_share", "position_share", "unexplained_share", "robust_share",
-    "fragile_share", "indifferent_share", "wording_sd", "n_variants",
-)  # fmt: skip
+    "verdict",
+    "mean_spearman",
+    "mean_spearman_random",
+    "min_spearman",
+    "mean_pearson",
+    "flip_rate",
+    "flip_rate_random",
+    "content_share",
+    "variant_share",
+    "label_share",
+    "position_share",
+    "unexplained_share",
+    "robust_share",
+    "fragile_share",
+    "indifferent_share",
+    "wording_sd",
+    "n_variants",
+)
 
 
 @dataclass(frozen=True)
@@ -89,16 +103,20 @@ def _variant(row: Any, where: str) -> Variant:
         raise UserError(f"{where}: 'first_label' must be one of its labels, {' or '.join(map(repr, labels))}, got {first!r}")
     system = row.get("system_message", "default")
     if not isinstance(system, str):
-        raise UserError(f"{where}: 'system_message' must be \"default\", a text, or \"\" for none")
+        raise UserError(f'{where}: \'system_message\' must be "default", a text, or "" for none')
     shown_b_first = text.find("{option_b}") < text.find("{option_a}")
     if shown_b_first != (first == labels[1]):
-        raise UserError(f"{where}: 'first_label' is {first!r} but the text displays option "
-                        f"{labels[1] if shown_b_first else labels[0]} first; make them agree")  # fmt: skip
+        raise UserError(
+            f"{where}: 'first_label' is {first!r} but the text displays option "
+            f"{labels[1] if shown_b_first else labels[0]} first; make them agree"
+        )
     words = text.replace("{option_a}", " ").replace("{option_b}", " ")
     unnamed = [x for x in labels if not re.search(rf"(?<![\w.,]){re.escape(x)}(?!\w|[.,]\d)", words)]
     if unnamed:
-        raise UserError(f"{where}: its labels are {' and '.join(map(repr, labels))} but the text never names "
-                        f"{unnamed[0]!r}; write the labels the model should answer with into the text")  # fmt: skip
+        raise UserError(
+            f"{where}: its labels are {' and '.join(map(repr, labels))} but the text never names "
+            f"{unnamed[0]!r}; write the labels the model should answer with into the text"
+        )
     template = register_template(Template(f"robustness/{vid}", text, labels=labels))
     return Variant(vid, template.id, SYSTEM_MESSAGE if system == "default" else system, first, str(row.get("about", "")), labels)
 
@@ -163,14 +181,23 @@ class Robustness(Experiment):
         """The plan's prompts once per wording."""
         return super().queries_per_model(n, plan, options) * len(chosen_variants(self.resolve_options(options)))
 
-    def queries(self, outcomes: OutcomeSet, plan: ComparisonPlan, *, template: str, system_message: str,
-                options: Mapping[str, Any] | None = None, split: str | None = None) -> list[Query]:  # fmt: skip
+    def queries(
+        self,
+        outcomes: OutcomeSet,
+        plan: ComparisonPlan,
+        *,
+        template: str,
+        system_message: str,
+        options: Mapping[str, Any] | None = None,
+        split: str | None = None,
+    ) -> list[Query]:
         from dataclasses import replace
 
         out: list[Query] = []
         for v in chosen_variants(self.resolve_options(options)):
-            qs = queries_for(outcomes, plan, experiment=self.name, template=v.template, system_message=v.system_message,
-                             split=split)  # fmt: skip
+            qs = queries_for(
+                outcomes, plan, experiment=self.name, template=v.template, system_message=v.system_message, split=split
+            )
             out.extend(replace(q, group=v.id) for q in qs)
         return out
 
@@ -181,8 +208,9 @@ def _shipped() -> list[Variant]:
 
 
 def invariant(outcomes: OutcomeSet, seed: int) -> Responder:
-    base = thurstonian_responder(outcomes.ids, seed, name="invariant",
-                                 description="one Thurstonian utility per outcome, whatever the wording")  # fmt: skip
+    base = thurstonian_responder(
+        outcomes.ids, seed, name="invariant", description="one Thurstonian utility per outcome, whatever the wording"
+    )
     return base
 
 
@@ -196,14 +224,26 @@ def perturbed(outcomes: OutcomeSet, seed: int, size: float = PERTURBATION) -> Re
         rng = np.random.default_rng([seed, 5151, k])
         moved = mu + size * spread * rng.standard_normal(len(mu))
         by[v.template] = Responder(f"perturbed/{v.id}", dict(zip(outcomes.ids, moved.tolist())), base.var, seed=seed)
-    return Responder("perturbed", base.mu, base.var, seed=seed, by_template=by,
-                     description=f"each wording moves every utility by its own N(0, {size}²) (in units of their spread)")  # fmt: skip
+    return Responder(
+        "perturbed",
+        base.mu,
+        base.var,
+        seed=seed,
+        by_template=by,
+        description=f"each wording moves every utility by its own N(0, {size}²) (in units of their spread)",
+    )
 
 
 def label_bound(outcomes: OutcomeSet, seed: int) -> Responder:
     base = thurstonian_responder(outcomes.ids, seed)
-    return Responder("label_bound", base.mu, base.var, position_bias=BIAS, seed=seed,
-                     description=f"answers the first label (\"A\", \"1\", \"X\") with an extra pull of {BIAS} in every variant")  # fmt: skip
+    return Responder(
+        "label_bound",
+        base.mu,
+        base.var,
+        position_bias=BIAS,
+        seed=seed,
+        description=f'answers the first label ("A", "1", "X") with an extra pull of {BIAS} in every variant',
+    )
 
 
 def letter_bound(outcomes: OutcomeSet, seed: int) -> Responder:
@@ -211,16 +251,33 @@ def letter_bound(outcomes: OutcomeSet, seed: int) -> Responder:
     labels are "1"/"2" or "X"/"Y" (the label factor's own pull for each set of labels tells them apart)."""
     base = thurstonian_responder(outcomes.ids, seed)
     by = {v.template: Responder(f"letter_bound/{v.id}", base.mu, base.var, seed=seed) for v in _shipped() if v.labels != LABELS}
-    return Responder("letter_bound", base.mu, base.var, position_bias=BIAS, seed=seed, by_template=by,
-                     description=f"answers the letter \"A\" with an extra pull of {BIAS}; no pull toward \"1\" or \"X\"")  # fmt: skip
+    return Responder(
+        "letter_bound",
+        base.mu,
+        base.var,
+        position_bias=BIAS,
+        seed=seed,
+        by_template=by,
+        description=f'answers the letter "A" with an extra pull of {BIAS}; no pull toward "1" or "X"',
+    )
 
 
 def position_bound(outcomes: OutcomeSet, seed: int) -> Responder:
     base = thurstonian_responder(outcomes.ids, seed)
-    by = {v.template: Responder(f"position_bound/{v.id}", base.mu, base.var, position_bias=-BIAS, seed=seed)
-          for v in _shipped() if v.first_label == "B"}  # fmt: skip
-    return Responder("position_bound", base.mu, base.var, position_bias=BIAS, seed=seed, by_template=by,
-                     description=f"chooses the option displayed first with an extra pull of {BIAS}")  # fmt: skip
+    by = {
+        v.template: Responder(f"position_bound/{v.id}", base.mu, base.var, position_bias=-BIAS, seed=seed)
+        for v in _shipped()
+        if v.first_label == "B"
+    }
+    return Responder(
+        "position_bound",
+        base.mu,
+        base.var,
+        position_bias=BIAS,
+        seed=seed,
+        by_template=by,
+        description=f"chooses the option displayed first with an extra pull of {BIAS}",
+    )
 
 
 # the shipped wordings' templates exist as soon as the registry is loaded (a harness task renders a query's prompt
@@ -238,8 +295,16 @@ register(
         fit=False,
         headline=HEADLINE,
         text_headline=("verdict",),
-        lower_is_better=("flip_rate", "flip_rate_random", "unexplained_share", "fragile_share", "variant_share",
-                         "label_share", "position_share", "wording_sd"),  # fmt: skip
+        lower_is_better=(
+            "flip_rate",
+            "flip_rate_random",
+            "unexplained_share",
+            "fragile_share",
+            "variant_share",
+            "label_share",
+            "position_share",
+            "wording_sd",
+        ),
         responders={
             "invariant": invariant,
             "perturbed": perturbed,

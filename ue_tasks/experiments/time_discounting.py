@@ -107,24 +107,40 @@ def outcome_set(options: Mapping[str, Any]) -> OutcomeSet:
     if options.get("outcomes"):
         return load_outcomes(str(options["outcomes"]))
     delays, amounts = grid(options)
-    base = Outcome("now-1000", f"{amount_text(BASE_AMOUNT)} {time_text(0)}", "baseline", ("baseline",),
-                   {"role": "baseline", "amount": BASE_AMOUNT, "delay": 0, "multiplier": 1.0})  # fmt: skip
+    base = Outcome(
+        "now-1000",
+        f"{amount_text(BASE_AMOUNT)} {time_text(0)}",
+        "baseline",
+        ("baseline",),
+        {"role": "baseline", "amount": BASE_AMOUNT, "delay": 0, "multiplier": 1.0},
+    )
     out = [base]
     for t in delays:
         for amount in amounts:
-            out.append(Outcome(f"t{t:02d}-{amount}", f"{amount_text(amount)} {time_text(t)}", f"delay {t}", ("delayed",),
-                               {"role": "delayed", "amount": amount, "delay": t, "multiplier": amount / BASE_AMOUNT}))  # fmt: skip
+            out.append(
+                Outcome(
+                    f"t{t:02d}-{amount}",
+                    f"{amount_text(amount)} {time_text(t)}",
+                    f"delay {t}",
+                    ("delayed",),
+                    {"role": "delayed", "amount": amount, "delay": t, "multiplier": amount / BASE_AMOUNT},
+                )
+            )
     return OutcomeSet("time_discounting", out, source=f"generated: {len(delays)} delays × {len(amounts)} amounts")
 
 
 def check_grid(outcomes: OutcomeSet) -> None:
     """Time discounting runs on its own grid only (the baseline first, every outcome with amount and delay)."""
-    ok = len(outcomes) >= 2 and outcomes.outcomes[0].attributes.get("role") == "baseline" and all(
-        "amount" in o.attributes and "delay" in o.attributes for o in outcomes.outcomes
+    ok = (
+        len(outcomes) >= 2
+        and outcomes.outcomes[0].attributes.get("role") == "baseline"
+        and all("amount" in o.attributes and "delay" in o.attributes for o in outcomes.outcomes)
     )
     if not ok:
-        raise UserError("time discounting needs its own outcome grid (the baseline first, amounts and delays as attributes); "
-                        "drop --outcomes and shape the grid with --option delays=... / --option multipliers=...")  # fmt: skip
+        raise UserError(
+            "time discounting needs its own outcome grid (the baseline first, amounts and delays as attributes); "
+            "drop --outcomes and shape the grid with --option delays=... / --option multipliers=..."
+        )
 
 
 def plan_builder(outcomes: OutcomeSet, spec: PlanSpec, options: Mapping[str, Any]) -> ComparisonPlan:
@@ -134,7 +150,9 @@ def plan_builder(outcomes: OutcomeSet, spec: PlanSpec, options: Mapping[str, Any
     pairs = np.array([[0, k] for k in range(1, n)], dtype=np.int64)
     group = np.array([f"cell-{outcomes.outcomes[k].id}" for k in range(1, n)], dtype=object)
     config = {"kind": "custom", "n_outcomes": n, "cells": n - 1}
-    return ComparisonPlan(n_outcomes=n, pairs=pairs, split=np.array(["train"] * (n - 1)), seed=spec.seed, config=config, group=group)
+    return ComparisonPlan(
+        n_outcomes=n, pairs=pairs, split=np.array(["train"] * (n - 1)), seed=spec.seed, config=config, group=group
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -147,12 +165,18 @@ NOISE_VARIANCE = 0.045
 
 def discounter(outcomes: OutcomeSet, form: str, k: float) -> Responder:
     check_grid(outcomes)
+
     def log_d(t: float) -> float:
         return -k * t if form == "exponential" else -math.log1p(k * t)
 
     mu = {o.id: math.log(o.attributes["amount"]) + log_d(o.attributes["delay"]) for o in outcomes.outcomes}
-    return Responder(form, mu, dict.fromkeys(mu, NOISE_VARIANCE),
-                     description=f"a {form} discounter, k = {k} per month: P(delayed) = Φ(ln(m·D(t))/0.3)", truth={"form": form, "k": k})  # fmt: skip
+    return Responder(
+        form,
+        mu,
+        dict.fromkeys(mu, NOISE_VARIANCE),
+        description=f"a {form} discounter, k = {k} per month: P(delayed) = Φ(ln(m·D(t))/0.3)",
+        truth={"form": form, "k": k},
+    )
 
 
 register(
@@ -168,10 +192,19 @@ register(
         samples=20,  # the paper's K per prompt (experiments.yaml)
         fit=False,
         headline=(
-            "k_hyperbolic", "k_exponential", "rmse_hyperbolic", "rmse_exponential", "hyperbolic_better",
-            "indifference_multiplier_12", "n_delays_fitted", "n_censored", "choice_confidence", "choice_confidence_random",
-            "order_gap", "unparsed_rate",
-        ),  # fmt: skip
+            "k_hyperbolic",
+            "k_exponential",
+            "rmse_hyperbolic",
+            "rmse_exponential",
+            "hyperbolic_better",
+            "indifference_multiplier_12",
+            "n_delays_fitted",
+            "n_censored",
+            "choice_confidence",
+            "choice_confidence_random",
+            "order_gap",
+            "unparsed_rate",
+        ),
         lower_is_better=("rmse_hyperbolic", "rmse_exponential", "n_censored", "order_gap", "unparsed_rate"),
         responders={
             "hyperbolic": lambda outcomes, seed: discounter(outcomes, "hyperbolic", HYPERBOLIC_K),

@@ -19,8 +19,12 @@ from ue_tasks.plan import PlanSpec
 def transitive_agent(outcomes: OutcomeSet, seed: int) -> Responder:
     """Utilities ~ N(0, 1) with tiny answer noise (σ² = 10⁻⁴): every preference follows one utility order."""
     base = thurstonian_responder(outcomes.ids, seed)
-    return Responder("transitive", base.mu, {k: 1e-4 for k in base.mu},
-                     description="a utility maximiser with near-zero answer noise (transitive by construction)")  # fmt: skip
+    return Responder(
+        "transitive",
+        base.mu,
+        {k: 1e-4 for k in base.mu},
+        description="a utility maximiser with near-zero answer noise (transitive by construction)",
+    )
 
 
 register(
@@ -33,12 +37,24 @@ register(
         fit=False,
         options=Options.declare(),
         headline=(
-            "cycle_probability", "cycle_probability_random", "log10_cycle_probability",
-            "log10_cycle_probability_random", "paper_log_cycle_probability", "paper_log_cycle_probability_random",
-            "hard_cycle_rate", "n_triads",
-        ),  # fmt: skip
-        lower_is_better=("cycle_probability", "cycle_probability_random", "log10_cycle_probability",
-                         "log10_cycle_probability_random", "paper_log_cycle_probability", "paper_log_cycle_probability_random", "hard_cycle_rate"),
+            "cycle_probability",
+            "cycle_probability_random",
+            "log10_cycle_probability",
+            "log10_cycle_probability_random",
+            "paper_log_cycle_probability",
+            "paper_log_cycle_probability_random",
+            "hard_cycle_rate",
+            "n_triads",
+        ),
+        lower_is_better=(
+            "cycle_probability",
+            "cycle_probability_random",
+            "log10_cycle_probability",
+            "log10_cycle_probability_random",
+            "paper_log_cycle_probability",
+            "paper_log_cycle_probability_random",
+            "hard_cycle_rate",
+        ),
         responders={
             "transitive": transitive_agent,
             "thurstonian": lambda outcomes, seed: thurstonian_responder(outcomes.ids, seed),

@@ -15,10 +15,20 @@ from ue_tasks.experiments import Experiment, register
 from ue_tasks.plan import PlanSpec
 
 HEADLINE = (
-    "holdout_accuracy", "holdout_accuracy_random", "holdout_log_loss", "holdout_log_loss_random",
-    "average_confidence", "average_confidence_random", "cycle_rate", "order_gap", "order_gap_random",
-    "position_bias", "unparsed_rate", "mean_label_mass", "random_answers_per_ordering",
-)  # fmt: skip
+    "holdout_accuracy",
+    "holdout_accuracy_random",
+    "holdout_log_loss",
+    "holdout_log_loss_random",
+    "average_confidence",
+    "average_confidence_random",
+    "cycle_rate",
+    "order_gap",
+    "order_gap_random",
+    "position_bias",
+    "unparsed_rate",
+    "mean_label_mass",
+    "random_answers_per_ordering",
+)
 
 register(
     Experiment(
@@ -29,12 +39,23 @@ register(
         plan=PlanSpec(kind="active"),
         headline=HEADLINE,
         options=Options.declare(),
-        lower_is_better=("holdout_log_loss", "holdout_log_loss_random", "cycle_rate", "order_gap", "order_gap_random", "unparsed_rate"),
+        lower_is_better=(
+            "holdout_log_loss",
+            "holdout_log_loss_random",
+            "cycle_rate",
+            "order_gap",
+            "order_gap_random",
+            "unparsed_rate",
+        ),
         responders={
             "thurstonian": lambda outcomes, seed: thurstonian_responder(outcomes.ids, seed),
             "misfit": lambda outcomes, seed: thurstonian_responder(
-                outcomes.ids, seed, name="misfit", noise=0.3,
-                description="the Thurstonian agent with each query's probability off the model by N(0, 0.3²) on the probit scale"),
+                outcomes.ids,
+                seed,
+                name="misfit",
+                noise=0.3,
+                description="the Thurstonian agent with each query's probability off the model by N(0, 0.3²) on the probit scale",
+            ),
             "random": lambda outcomes, seed: coin_responder(),
         },
         lm_eval_sets=("core", "mini"),

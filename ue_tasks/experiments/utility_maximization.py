@@ -52,17 +52,31 @@ from ue_tasks.templates import JUDGE_PROMPT, MAXIMIZATION_SYSTEM_MESSAGE
 
 DATA = Path(__file__).with_name("data") / "util_max_questions.json"
 OPTIONS = Options.declare(questions=0, answer_tokens=64, judge_tokens=20, matcher_model="", matcher_model_args="")
-HEADLINE = ("top1_rate", "top1_rate_random", "top3_rate", "top3_rate_random", "top5_rate", "top5_rate_random",
-            "unmatched_rate", "mean_rank_percentile", "n_questions")  # fmt: skip
+HEADLINE = (
+    "top1_rate",
+    "top1_rate_random",
+    "top3_rate",
+    "top3_rate_random",
+    "top5_rate",
+    "top5_rate_random",
+    "unmatched_rate",
+    "mean_rank_percentile",
+    "n_questions",
+)
 
 
 def read_questions(path: str | Path) -> list[dict[str, Any]]:
     """Questions of a file in the companion's format (a list of ``{question, pair_prompt, possible_answers}``)."""
     path = Path(path)
-    data = read_json(path, lambda exc: f"{path}: cannot be read as JSON ({exc}); give a question file",
-                     missing=f"{path}: no such file; give a question file in the format of docs/method.md §5.5")
+    data = read_json(
+        path,
+        lambda exc: f"{path}: cannot be read as JSON ({exc}); give a question file",
+        missing=f"{path}: no such file; give a question file in the format of docs/method.md §5.5",
+    )
     if not isinstance(data, list) or not data:
-        raise UserError(f"{path}: expected a non-empty list of questions {{question, pair_prompt, possible_answers}} (docs/method.md §5.5)")
+        raise UserError(
+            f"{path}: expected a non-empty list of questions {{question, pair_prompt, possible_answers}} (docs/method.md §5.5)"
+        )
     for k, q in enumerate(data, 1):
         where = f"{path}: question {k}"
         if not isinstance(q, dict):
@@ -104,9 +118,15 @@ def outcomes(options: Mapping[str, Any]) -> OutcomeSet:
     question's scenario as ``context`` (what the pairwise template shows above the options)."""
     items = []
     for qid, q in questions(options):
-        items += [Outcome(id=f"{qid}:{j:02d}", text=a.strip(), category=qid,
-                          attributes={"question": qid, "candidate": j, "context": q["pair_prompt"].strip()})
-                  for j, a in enumerate(q["possible_answers"])]  # fmt: skip
+        items += [
+            Outcome(
+                id=f"{qid}:{j:02d}",
+                text=a.strip(),
+                category=qid,
+                attributes={"question": qid, "candidate": j, "context": q["pair_prompt"].strip()},
+            )
+            for j, a in enumerate(q["possible_answers"])
+        ]
     name = Path(str(options["outcomes"])).stem if options.get("outcomes") else "maximization"
     return OutcomeSet(name=name, outcomes=items, source=str(options.get("outcomes") or DATA))
 
@@ -140,16 +160,31 @@ def plan(outcome_set: OutcomeSet, spec: PlanSpec, options: Mapping[str, Any]) ->
         if n < 2:
             continue
         seed = int(np.random.SeedSequence([spec.seed, q_no]).generate_state(1)[0] & 0x7FFFFFFF)
-        sub = make_plan(n, PlanSpec(kind="graph", seed=seed, budget=max(1, pairs_per_question(n, spec)), degree=spec.degree,
-                                    holdout_fraction=spec.holdout_fraction, holdout_cap=spec.holdout_cap))  # fmt: skip
+        sub = make_plan(
+            n,
+            PlanSpec(
+                kind="graph",
+                seed=seed,
+                budget=max(1, pairs_per_question(n, spec)),
+                degree=spec.degree,
+                holdout_fraction=spec.holdout_fraction,
+                holdout_cap=spec.holdout_cap,
+            ),
+        )
         pairs.append(idx[sub.pairs])
         split += sub.split.tolist()
         group += [qid] * len(sub.pairs)
     if not pairs:
         raise UserError("no question has two candidate answers to compare")
     config = {"kind": "custom", "per": "question", "questions": len(by_question), "n_outcomes": len(outcome_set)}
-    return ComparisonPlan(n_outcomes=len(outcome_set), pairs=np.concatenate(pairs), split=np.array(split), seed=spec.seed,
-                          config=config, group=np.array(group, dtype=object))  # fmt: skip
+    return ComparisonPlan(
+        n_outcomes=len(outcome_set),
+        pairs=np.concatenate(pairs),
+        split=np.array(split),
+        seed=spec.seed,
+        config=config,
+        group=np.array(group, dtype=object),
+    )
 
 
 def _candidates(outcome_set: OutcomeSet) -> dict[str, list[list[str]]]:
@@ -169,9 +204,18 @@ def free_answers(outcome_set: OutcomeSet, options: Mapping[str, Any]) -> list[Ge
     for qid, q in questions(options):
         if qid not in cands:
             continue
-        out.append(Generation(id=f"answer:{qid}", prompt=q["question"].strip(), system_message=MAXIMIZATION_SYSTEM_MESSAGE,
-                              max_tokens=tokens, kind="answer", group=qid, experiment="utility_maximization",
-                              metadata={"candidates": cands[qid], "question": q["question"].strip()}))  # fmt: skip
+        out.append(
+            Generation(
+                id=f"answer:{qid}",
+                prompt=q["question"].strip(),
+                system_message=MAXIMIZATION_SYSTEM_MESSAGE,
+                max_tokens=tokens,
+                kind="answer",
+                group=qid,
+                experiment="utility_maximization",
+                metadata={"candidates": cands[qid], "question": q["question"].strip()},
+            )
+        )
     return out
 
 
@@ -189,9 +233,18 @@ def judge(outcome_set: OutcomeSet, answers: Sequence[Mapping[str, Any]], options
         if text is None or not text.strip() or match_answer(text, candidates)[0] is not None:
             continue
         listing = "\n\n".join(t for _, t in candidates)
-        out.append(Generation(id=f"judge:{entry['group']}", prompt=JUDGE_PROMPT.format(answer=text.strip(), candidates=listing),
-                              system_message=MAXIMIZATION_SYSTEM_MESSAGE, max_tokens=tokens, kind="judge", group=entry["group"],
-                              experiment="utility_maximization", metadata={"candidates": candidates, "answer": text}))  # fmt: skip
+        out.append(
+            Generation(
+                id=f"judge:{entry['group']}",
+                prompt=JUDGE_PROMPT.format(answer=text.strip(), candidates=listing),
+                system_message=MAXIMIZATION_SYSTEM_MESSAGE,
+                max_tokens=tokens,
+                kind="judge",
+                group=entry["group"],
+                experiment="utility_maximization",
+                metadata={"candidates": candidates, "answer": text},
+            )
+        )
     return out
 
 
@@ -229,7 +282,9 @@ class FreeQuestions(Extension):
     def free_questions(self, outcomes: OutcomeSet, options: Mapping[str, Any]) -> list[Generation]:
         return free_answers(outcomes, options)
 
-    def judge_requests(self, outcomes: OutcomeSet, answers: Sequence[Mapping[str, Any]], options: Mapping[str, Any]) -> list[Generation]:
+    def judge_requests(
+        self, outcomes: OutcomeSet, answers: Sequence[Mapping[str, Any]], options: Mapping[str, Any]
+    ) -> list[Generation]:
         return judge(outcomes, answers, options)
 
 
@@ -245,10 +300,20 @@ register(
         headline=HEADLINE,
         lower_is_better=("unmatched_rate",),
         responders={
-            "maximiser": lambda o, s: Answerer(thurstonian_responder(o.ids, s), "top", s, "maximiser",
-                                               "answers the candidate of highest utility (a utility maximiser)"),
-            "random_answerer": lambda o, s: Answerer(thurstonian_responder(o.ids, s), "uniform", s, "random_answerer",
-                                                     "the same preferences, but a free answer drawn uniformly among the candidates"),
+            "maximiser": lambda o, s: Answerer(
+                thurstonian_responder(o.ids, s),
+                "top",
+                s,
+                "maximiser",
+                "answers the candidate of highest utility (a utility maximiser)",
+            ),
+            "random_answerer": lambda o, s: Answerer(
+                thurstonian_responder(o.ids, s),
+                "uniform",
+                s,
+                "random_answerer",
+                "the same preferences, but a free answer drawn uniformly among the candidates",
+            ),
         },
         options=OPTIONS,
         extension=FreeQuestions(),

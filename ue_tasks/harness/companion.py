@@ -108,13 +108,31 @@ def read(path: Path) -> list[dict]:
         aux = e.get("aux_data") if isinstance(e.get("aux_data"), dict) else {}
         if aux.get("is_pseudolabel"):
             continue  # a synthetic edge of the companion's pseudolabels, not an answer
-        out.append(rec.make_record(
-            run_id=f"companion-{model}", model=model, harness="companion", task=f"utilities_{outcome_set}",
-            outcome_set=outcome_set, a_id=a_id, b_id=b_id, a_text=texts[a_id], b_text=texts[b_id], shown_first="a",
-            mode="logprob", template="default", p_a=float(p), n_a=0, n_b=0, n_unparsed=0, label_mass=1.0,
-            split=_split(k, (a_id, b_id), train_pairs, holdout), round=0,
-            experiment="utilities", source=str(path),
-        ))  # fmt: skip
+        out.append(
+            rec.make_record(
+                run_id=f"companion-{model}",
+                model=model,
+                harness="companion",
+                task=f"utilities_{outcome_set}",
+                outcome_set=outcome_set,
+                a_id=a_id,
+                b_id=b_id,
+                a_text=texts[a_id],
+                b_text=texts[b_id],
+                shown_first="a",
+                mode="logprob",
+                template="default",
+                p_a=float(p),
+                n_a=0,
+                n_b=0,
+                n_unparsed=0,
+                label_mass=1.0,
+                split=_split(k, (a_id, b_id), train_pairs, holdout),
+                round=0,
+                experiment="utilities",
+                source=str(path),
+            )
+        )
     return out
 
 
@@ -140,7 +158,15 @@ def entry_analysis(path: Path) -> dict[str, Any]:
     """A leaderboard row's analysis of a file with published utilities and no edges: its own metrics, as published."""
     data, model, texts = load(path)
     hold = data.get("holdout_metrics") if isinstance(data.get("holdout_metrics"), dict) else {}
-    return {"experiment": "utilities", "model": model, "harness": "companion", "n_records": 0, "n_outcomes": len(texts),
-            "headline": {"holdout_accuracy": hold.get("accuracy"), "holdout_log_loss": hold.get("log_loss")},
-            "notes": {"source": f"published by the companion code ({Path(path).name}): its utilities and holdout metrics as they are"},
-            "details": {}}  # fmt: skip
+    return {
+        "experiment": "utilities",
+        "model": model,
+        "harness": "companion",
+        "n_records": 0,
+        "n_outcomes": len(texts),
+        "headline": {"holdout_accuracy": hold.get("accuracy"), "holdout_log_loss": hold.get("log_loss")},
+        "notes": {
+            "source": f"published by the companion code ({Path(path).name}): its utilities and holdout metrics as they are"
+        },
+        "details": {},
+    }

@@ -40,8 +40,12 @@ _COMPANION = re.compile(
 )
 
 
-def register(name: str, claims: Callable[[Path], bool], read: Callable[[Path], list[dict]],
-             read_generations: Callable[[Path], list[dict]] | None = None) -> None:  # fmt: skip
+def register(
+    name: str,
+    claims: Callable[[Path], bool],
+    read: Callable[[Path], list[dict]],
+    read_generations: Callable[[Path], list[dict]] | None = None,
+) -> None:
     """A harness adapter's reader of preference records (and, optionally, of free-form answers in the same files)."""
     READERS.append((name, claims, read))
     if read_generations is not None:
@@ -125,8 +129,10 @@ def why_unread(path: Path) -> str:
         except OSError as exc:
             return f"cannot be read ({exc.strerror or exc})"
         if len(first) > limit and not first.endswith(b"\n"):
-            return (f"line 1 is longer than {limit // (1024 * 1024)} MiB, the longest line ue reads (a record's texts "
-                    "cannot be that long; or the file is not line-oriented text)")  # fmt: skip
+            return (
+                f"line 1 is longer than {limit // (1024 * 1024)} MiB, the longest line ue reads (a record's texts "
+                "cannot be that long; or the file is not line-oriented text)"
+            )
     try:
         text = first.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -220,14 +226,20 @@ class Collected:
             where = f" ({dropped} repeats {kept})" if kept != dropped else f" (within {kept})"
             out.append(f"dropped {n} record(s) that repeat answers already read{where}; each answer is fitted once")
         for (kept, dropped), n in self.two_harnesses.items():
-            out.append(f"dropped {n} duplicate answers (same query from two harnesses: the {dropped} answers repeat the {kept} "
-                       "ones within 0.05); each answer is fitted once")  # fmt: skip
+            out.append(
+                f"dropped {n} duplicate answers (same query from two harnesses: the {dropped} answers repeat the {kept} "
+                "ones within 0.05); each answer is fitted once"
+            )
         return out
 
     def summary(self) -> dict:
         """The account for metrics.json."""
-        return {"files": [str(p) for p in self.files], "skipped": [[str(p), why] for p, why in self.skipped],
-                "duplicates_dropped": self.n_duplicates, "files_given_twice": [str(p) for p in self.repeated]}  # fmt: skip
+        return {
+            "files": [str(p) for p in self.files],
+            "skipped": [[str(p), why] for p, why in self.skipped],
+            "duplicates_dropped": self.n_duplicates,
+            "files_given_twice": [str(p) for p in self.repeated],
+        }
 
 
 def collect(paths: Iterable[str | Path], deduplicate: bool = True) -> Collected:

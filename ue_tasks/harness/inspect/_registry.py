@@ -23,11 +23,25 @@ NAMESPACE = "ue"
 
 
 def _named(name: str, doc: str, **fixed: Any) -> Callable[..., Task]:
-    def make(seed: int = 0, budget: int | None = None, samples: int = SAMPLES_PER_ORDERING, outcomes: str | None = None,
-             mode: str | None = None, options: dict | None = None, model_name: str | None = None) -> Task:  # fmt: skip
+    def make(
+        seed: int = 0,
+        budget: int | None = None,
+        samples: int = SAMPLES_PER_ORDERING,
+        outcomes: str | None = None,
+        mode: str | None = None,
+        options: dict | None = None,
+        model_name: str | None = None,
+    ) -> Task:
         chosen = {"mode": mode, **{k: v for k, v in fixed.items() if k != "outcomes"}}
-        return _utility_task(outcomes=outcomes or fixed.get("outcomes"), seed=seed, budget=budget, samples=samples,
-                             options=options, model_name=model_name, **chosen)  # fmt: skip
+        return _utility_task(
+            outcomes=outcomes or fixed.get("outcomes"),
+            seed=seed,
+            budget=budget,
+            samples=samples,
+            options=options,
+            model_name=model_name,
+            **chosen,
+        )
 
     make.__name__ = name
     make.__doc__ = doc
@@ -42,15 +56,24 @@ def task_specs() -> dict[str, tuple[str, dict[str, Any]]]:
             continue
         if exp.lm_eval_sets:
             for s in exp.lm_eval_sets:
-                specs[f"utility_{s}"] = (f"{exp.title} on the {s} outcomes, {exp.mode} mode.", {"experiment": name, "outcomes": s})
-                specs[f"utility_{s}_sampled"] = (f"{exp.title} on the {s} outcomes, K sampled answers per ordering.",
-                                                 {"experiment": name, "outcomes": s, "mode": "sample"})  # fmt: skip
+                specs[f"utility_{s}"] = (
+                    f"{exp.title} on the {s} outcomes, {exp.mode} mode.",
+                    {"experiment": name, "outcomes": s},
+                )
+                specs[f"utility_{s}_sampled"] = (
+                    f"{exp.title} on the {s} outcomes, K sampled answers per ordering.",
+                    {"experiment": name, "outcomes": s, "mode": "sample"},
+                )
         else:
             specs[f"utility_{name}"] = (f"{exp.title} ({exp.section}), {exp.mode} mode.", {"experiment": name})
-            specs[f"utility_{name}_sampled"] = (f"{exp.title} ({exp.section}), K sampled answers per ordering.",
-                                                {"experiment": name, "mode": "sample"})  # fmt: skip
-    specs["utility_core_reasoning"] = ("The main run on core with the reasoning template: K answers of up to 500 tokens, the last \"Answer: X\" counts.",
-                                       {"experiment": "utilities", "outcomes": "core", "mode": "sample", "template": "reasoning"})  # fmt: skip
+            specs[f"utility_{name}_sampled"] = (
+                f"{exp.title} ({exp.section}), K sampled answers per ordering.",
+                {"experiment": name, "mode": "sample"},
+            )
+    specs["utility_core_reasoning"] = (
+        'The main run on core with the reasoning template: K answers of up to 500 tokens, the last "Answer: X" counts.',
+        {"experiment": "utilities", "outcomes": "core", "mode": "sample", "template": "reasoning"},
+    )
     return specs
 
 
@@ -92,7 +115,9 @@ def _register_stable_names() -> None:
         def forward(*args: Any, _fn: Callable[..., Task] = fn, **kwargs: Any) -> Task:
             return _fn(*args, **kwargs)
 
-        task_register(forward, f"{NAMESPACE}/{name}", dict(info.metadata.get("attribs", {})), list(info.metadata.get("params", [])))
+        task_register(
+            forward, f"{NAMESPACE}/{name}", dict(info.metadata.get("attribs", {})), list(info.metadata.get("params", []))
+        )
 
 
 _register_stable_names()

@@ -37,8 +37,9 @@ def records_of(scores: Sequence[SampleScore]) -> tuple[list[dict], int, int]:
         mode = meta.get(MODE_KEY, "logprob")
         n_unparsed += int(value.get("n_unparsed") or 0)
         n_answers += 1 if mode == "logprob" else sum(int(value.get(k) or 0) for k in ("n_a", "n_b", "n_unparsed"))
-        record = record_from_value(Query.from_dict(meta[QUERY_KEY]), value, mode, model="inspect", harness="inspect",
-                                   task="metrics", run_id="metrics")  # fmt: skip
+        record = record_from_value(
+            Query.from_dict(meta[QUERY_KEY]), value, mode, model="inspect", harness="inspect", task="metrics", run_id="metrics"
+        )
         if record is not None:
             records.append(record)
     return records, n_answers, n_unparsed
@@ -52,8 +53,11 @@ def generations_of(scores: Sequence[SampleScore]) -> list[dict]:
     for s in scores:
         meta = s.sample_metadata or {}
         if GENERATION_KEY in meta:
-            out.append(Generation.from_dict(meta[GENERATION_KEY]).entry(s.score.answer, model="inspect", harness="inspect",
-                                                                        run_id="metrics", task="metrics"))  # fmt: skip
+            out.append(
+                Generation.from_dict(meta[GENERATION_KEY]).entry(
+                    s.score.answer, model="inspect", harness="inspect", run_id="metrics", task="metrics"
+                )
+            )
     return out
 
 
@@ -62,7 +66,11 @@ def analysis(scores: Sequence[SampleScore]) -> dict[str, Any]:
     (a ``--limit`` that cuts the plan into disconnected pieces, no usable answer) the headline is empty and the
     log says why."""
     key = tuple(
-        (s.sample_id, tuple(sorted((s.score.value or {}).items())) if isinstance(s.score.value, Mapping) else None, s.score.answer)
+        (
+            s.sample_id,
+            tuple(sorted((s.score.value or {}).items())) if isinstance(s.score.value, Mapping) else None,
+            s.score.answer,
+        )
         for s in scores
     )
     if key in _RESULTS:
@@ -72,7 +80,9 @@ def analysis(scores: Sequence[SampleScore]) -> dict[str, Any]:
 
     records, n_answers, n_unparsed = records_of(scores)
     free = generations_of(scores)
-    options = next((s.sample_metadata.get(OPTIONS_KEY) for s in scores if s.sample_metadata and s.sample_metadata.get(OPTIONS_KEY)), None)
+    options = next(
+        (s.sample_metadata.get(OPTIONS_KEY) for s in scores if s.sample_metadata and s.sample_metadata.get(OPTIONS_KEY)), None
+    )
     try:
         result = analyse_records(records, options=options, generations=free or None)
     except (UserError, ValueError, ArithmeticError) as exc:

@@ -112,9 +112,18 @@ def read(path: Path) -> list[dict]:
     for sid, (query, mode) in queries.items():
         pooled = combine_values(values[sid], mode)
         record = record_from_value(
-            query, pooled, mode, model=model, harness=HARNESS, task=task, run_id=run_id,
-            epochs=len(values[sid]), sample_id=str(sid), log=path.name, **identity,
-        )  # fmt: skip
+            query,
+            pooled,
+            mode,
+            model=model,
+            harness=HARNESS,
+            task=task,
+            run_id=run_id,
+            epochs=len(values[sid]),
+            sample_id=str(sid),
+            log=path.name,
+            **identity,
+        )
         if record is None:
             n_no_label += 1
         else:
@@ -159,8 +168,10 @@ def read_generations(path: Path) -> list[dict]:
 
     header = read_eval_log(str(path), header_only=True)
     model = from_inspect_log(header.eval).name
-    return [Generation.from_dict(request).entry(text, model=model, harness=HARNESS, run_id=header.eval.eval_id, log=path.name)
-            for request, text in _free_samples(path)]  # fmt: skip
+    return [
+        Generation.from_dict(request).entry(text, model=model, harness=HARNESS, run_id=header.eval.eval_id, log=path.name)
+        for request, text in _free_samples(path)
+    ]
 
 
 register("Inspect log", claims, read, read_generations)

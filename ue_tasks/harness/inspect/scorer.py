@@ -126,8 +126,16 @@ def sample_value(query: Query, answers: list[str | None]) -> dict[str, Any]:
     """Score value of sampled answers: votes for outcome a / b and unparsed answers (shared parser)."""
     n_a, n_b, n_u = query.votes(answers)
     exact_a, exact_b = query.exact_votes(answers)
-    return {"p_a": (n_a / (n_a + n_b)) if n_a + n_b else None, "label_mass": None, "n_a": n_a, "n_b": n_b, "n_unparsed": n_u,
-            "n_a_exact": exact_a, "n_b_exact": exact_b, **query.unanswered(answers)}  # fmt: skip
+    return {
+        "p_a": (n_a / (n_a + n_b)) if n_a + n_b else None,
+        "label_mass": None,
+        "n_a": n_a,
+        "n_b": n_b,
+        "n_unparsed": n_u,
+        "n_a_exact": exact_a,
+        "n_b_exact": exact_b,
+        **query.unanswered(answers),
+    }
 
 
 def combine_values(values: Sequence[Mapping[str, Any]], mode: str) -> dict[str, Any]:
@@ -137,7 +145,13 @@ def combine_values(values: Sequence[Mapping[str, Any]], mode: str) -> dict[str, 
     n_b = sum(int(v.get("n_b") or 0) for v in values)
     n_u = sum(int(v.get("n_unparsed") or 0) for v in values)
     if mode == "sample":
-        pooled = {"p_a": (n_a / (n_a + n_b)) if n_a + n_b else None, "label_mass": None, "n_a": n_a, "n_b": n_b, "n_unparsed": n_u}
+        pooled = {
+            "p_a": (n_a / (n_a + n_b)) if n_a + n_b else None,
+            "label_mass": None,
+            "n_a": n_a,
+            "n_b": n_b,
+            "n_unparsed": n_u,
+        }
         if values and all("n_a_exact" in v for v in values):  # strict-scoring counts (absent in older logs)
             pooled.update({k: sum(int(v.get(k) or 0) for v in values) for k in ("n_a_exact", "n_b_exact")})
         pooled.update(_pooled_unanswered(values))
@@ -269,8 +283,11 @@ def preference(mode: str = "logprob") -> Scorer:
             value = logprob_value(query, alternatives)
             top = max(alternatives, key=lambda t: t[1])[0]
             first, second = query.labels
-            explanation = ("no label among the top log-probabilities" if value["p_a"] is None
-                           else f"P({first})+P({second}) = {value['label_mass']:.3f}")  # fmt: skip
+            explanation = (
+                "no label among the top log-probabilities"
+                if value["p_a"] is None
+                else f"P({first})+P({second}) = {value['label_mass']:.3f}"
+            )
             return Score(value=value, answer=top, explanation=explanation, metadata={"mode": mode, **_identity(str(state.model))})
         text = state.output.completion
         value = sample_value(query, [text])

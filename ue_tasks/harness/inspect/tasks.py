@@ -99,8 +99,12 @@ def free_answers(generations_file: str) -> Task:
         items = read_generations(generations_file)
     except UserError as exc:
         raise InspectUserError(str(exc)) from None
-    return Task(dataset=MemoryDataset([_free_sample(g) for g in items], name="ue-free-answers"), solver=answer_freely(),
-                metadata={"n_requests": len(items)}, version=1)  # fmt: skip
+    return Task(
+        dataset=MemoryDataset([_free_sample(g) for g in items], name="ue-free-answers"),
+        solver=answer_freely(),
+        metadata={"n_requests": len(items)},
+        version=1,
+    )
 
 
 def _answers_task(experiment: str, outcomes: str | None = None, options: dict | None = None) -> Task:
@@ -114,27 +118,33 @@ def _answers_task(experiment: str, outcomes: str | None = None, options: dict | 
         raise
     except UserError as exc:
         raise InspectUserError(str(exc)) from None
-    return Task(dataset=MemoryDataset([_free_sample(g) for g in free], name=f"ue-{experiment}-answers"), solver=answer_freely(),
-                metrics=[n_queries()], metadata={"experiment": experiment, "n_free_answers": len(free)}, version=1)  # fmt: skip
+    return Task(
+        dataset=MemoryDataset([_free_sample(g) for g in free], name=f"ue-{experiment}-answers"),
+        solver=answer_freely(),
+        metrics=[n_queries()],
+        metadata={"experiment": experiment, "n_free_answers": len(free)},
+        version=1,
+    )
 
 
-def _queries(experiment: str, outcomes: str | None, seed: Any, budget: Any, template: str, system_message: str | None,
-             options: dict | None) -> list[Query]:  # fmt: skip
+def _queries(
+    experiment: str, outcomes: str | None, seed: Any, budget: Any, template: str, system_message: str | None, options: dict | None
+) -> list[Query]:
     exp = experiments.get(experiment)
     exp.resolve_options(options)
     if exp.consumes and not (options or {}).get(exp.consumes):
         raise InspectUserError(
-            f"{exp.name} builds on the model's own {exp.consumes} run: add -T options='{{\"{exp.consumes}\": \"RUN_DIR\"}}' "
+            f'{exp.name} builds on the model\'s own {exp.consumes} run: add -T options=\'{{"{exp.consumes}": "RUN_DIR"}}\' '
             f"(a `ue run {exp.consumes}` folder of the same model)"
         )
-    spec = PlanSpec.from_options(exp.plan,
-                                 where="-T option", seed=seed, budget=budget).one_shot()  # fmt: skip
+    spec = PlanSpec.from_options(exp.plan, where="-T option", seed=seed, budget=budget).one_shot()
     oset = exp.outcome_set({**(options or {}), **({"outcomes": outcomes} if outcomes else {})})
     system = exp.system_message if system_message is None else system_message
     # the same document order as the lm-eval tasks (holdout pairs spread among the training pairs), so a --limit
     # keeps the same queries in both harnesses and still scores some holdout pairs
-    return interleave_holdout(exp.queries(oset, exp.build_plan(oset, spec, options), template=template, system_message=system,
-                                          options=options))  # fmt: skip
+    return interleave_holdout(
+        exp.queries(oset, exp.build_plan(oset, spec, options), template=template, system_message=system, options=options)
+    )
 
 
 def _utility_task(
@@ -159,7 +169,9 @@ def _utility_task(
         template = template or exp.template
         reasoning = get_template(template).reasoning
         if reasoning and mode == "logprob":
-            raise InspectUserError("the reasoning template needs generated answers; use -T mode=sample with -T template=reasoning")
+            raise InspectUserError(
+                "the reasoning template needs generated answers; use -T mode=sample with -T template=reasoning"
+            )
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise InspectUserError(f"samples must be a positive integer (answers per ordering in sample mode), got {samples!r}")
         if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int) or not 2 <= top_logprobs <= 20:
@@ -186,8 +198,10 @@ def _utility_task(
         epochs = Epochs(samples, preference_votes())
     outcome_set = queries[0].outcome_set
     return Task(
-        dataset=MemoryDataset([_sample(q, mode, None if queries_file else options) for q in queries] + [_free_sample(g) for g in free],
-                              name=f"ue-{exp.name}-{outcome_set}-seed{seed}"),  # fmt: skip
+        dataset=MemoryDataset(
+            [_sample(q, mode, None if queries_file else options) for q in queries] + [_free_sample(g) for g in free],
+            name=f"ue-{exp.name}-{outcome_set}-seed{seed}",
+        ),
         solver=elicit_preference(mode, seed=seed),
         scorer=preference(mode),
         metrics=[n_queries()] if queries_file else metrics_for(exp.name),
@@ -228,5 +242,17 @@ def utility(
     """Any experiment's elicitation; ``-T`` picks the experiment, outcome set, plan, mode and template (or
     ``queries_file``, a JSONL batch of queries as ``ue run`` writes them); ``model_name`` names the model in the
     records (default: from the model, ``ue_tasks.model_identity``)."""
-    return _utility_task(experiment, outcomes, seed, budget, mode, template, samples, top_logprobs, system_message,
-                         queries_file, options, model_name)  # fmt: skip
+    return _utility_task(
+        experiment,
+        outcomes,
+        seed,
+        budget,
+        mode,
+        template,
+        samples,
+        top_logprobs,
+        system_message,
+        queries_file,
+        options,
+        model_name,
+    )

@@ -41,9 +41,19 @@ def task_configs_dir() -> Path:
     )
 
 
-def _leaf(name: str, task: str, include: str, tags: list[str], headline: tuple[str, ...], lower: tuple[str, ...],
-          process: str, dataset_kwargs: dict[str, object], metadata: dict[str, object], extra: str = "",
-          comment: str = "") -> str:  # fmt: skip
+def _leaf(
+    name: str,
+    task: str,
+    include: str,
+    tags: list[str],
+    headline: tuple[str, ...],
+    lower: tuple[str, ...],
+    process: str,
+    dataset_kwargs: dict[str, object],
+    metadata: dict[str, object],
+    extra: str = "",
+    comment: str = "",
+) -> str:
     lines = [HEADER.format(name=name)]
     if comment:
         lines.append(f"# {comment}\n")
@@ -93,28 +103,50 @@ def generate() -> dict[str, str]:
         for task, meta in suites:
             common = dict(name=name, headline=exp.metrics, lower=lower, metadata=meta)
             kwargs = {"experiment": name}
-            files[f"{name}/{task}.yaml"] = _leaf(task=task, include="_utility_logprob_yaml", tags=["utility", f"ue_{name}"],
-                                                 process="process_logprob", dataset_kwargs=kwargs,
-                                                 comment=f"{exp.title}, log-prob mode; run with --apply_chat_template", **common)  # fmt: skip
-            files[f"{name}/{task}_sampled.yaml"] = _leaf(task=f"{task}_sampled", include="_utility_sampled_yaml",
-                                                         tags=["utility", f"ue_{name}"], process="process_sampled",
-                                                         dataset_kwargs=kwargs, comment=f"{exp.title}, K = 10 sampled answers per ordering",
-                                                         **common)  # fmt: skip
-            files[f"{name}/base_{task}.yaml"] = _leaf(task=f"base_{task}", include="_utility_logprob_yaml",
-                                                      tags=["base_utility", f"ue_{name}"], process="process_logprob",
-                                                      dataset_kwargs={**kwargs, "base_model": True},
-                                                      extra='target_delimiter: " "\n',
-                                                      comment=f"{exp.title}, base models: run WITHOUT --apply_chat_template",
-                                                      **common)  # fmt: skip
+            files[f"{name}/{task}.yaml"] = _leaf(
+                task=task,
+                include="_utility_logprob_yaml",
+                tags=["utility", f"ue_{name}"],
+                process="process_logprob",
+                dataset_kwargs=kwargs,
+                comment=f"{exp.title}, log-prob mode; run with --apply_chat_template",
+                **common,
+            )
+            files[f"{name}/{task}_sampled.yaml"] = _leaf(
+                task=f"{task}_sampled",
+                include="_utility_sampled_yaml",
+                tags=["utility", f"ue_{name}"],
+                process="process_sampled",
+                dataset_kwargs=kwargs,
+                comment=f"{exp.title}, K = 10 sampled answers per ordering",
+                **common,
+            )
+            files[f"{name}/base_{task}.yaml"] = _leaf(
+                task=f"base_{task}",
+                include="_utility_logprob_yaml",
+                tags=["base_utility", f"ue_{name}"],
+                process="process_logprob",
+                dataset_kwargs={**kwargs, "base_model": True},
+                extra='target_delimiter: " "\n',
+                comment=f"{exp.title}, base models: run WITHOUT --apply_chat_template",
+                **common,
+            )
         if exp.extension.asks_free_questions:
             files[f"{name}/utility_{name}_answers.yaml"] = _answers_leaf(name, exp.title)
         if name == "utilities":
             files[f"{name}/utility_core_reasoning.yaml"] = _leaf(
-                name=name, task="utility_core_reasoning", include="_utility_sampled_yaml", tags=["utility", f"ue_{name}"],
-                headline=exp.metrics, lower=lower, process="process_sampled",
-                dataset_kwargs={"experiment": name, "template": "reasoning"}, metadata={"outcomes": "core"},
-                extra=SAMPLED_REASONING, comment="the reasoning template: K = 10 answers of at most 512 new tokens, the last \"Answer: X\" counts",
-            )  # fmt: skip
+                name=name,
+                task="utility_core_reasoning",
+                include="_utility_sampled_yaml",
+                tags=["utility", f"ue_{name}"],
+                headline=exp.metrics,
+                lower=lower,
+                process="process_sampled",
+                dataset_kwargs={"experiment": name, "template": "reasoning"},
+                metadata={"outcomes": "core"},
+                extra=SAMPLED_REASONING,
+                comment='the reasoning template: K = 10 answers of at most 512 new tokens, the last "Answer: X" counts',
+            )
     return files
 
 

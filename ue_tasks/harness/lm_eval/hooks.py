@@ -36,8 +36,22 @@ from ue_metrics.errors import UserError
 from ue_tasks.plan import PlanSpec
 from ue_tasks.queries import Query, interleave_holdout, read_queries
 
-PAYLOAD_FIELDS = ("a_id", "b_id", "shown_first", "split", "mode", "p_a", "n_a", "n_b", "n_unparsed", "label_mass", "key",
-                  "n_a_exact", "n_b_exact", "unanswered")
+PAYLOAD_FIELDS = (
+    "a_id",
+    "b_id",
+    "shown_first",
+    "split",
+    "mode",
+    "p_a",
+    "n_a",
+    "n_b",
+    "n_unparsed",
+    "label_mass",
+    "key",
+    "n_a_exact",
+    "n_b_exact",
+    "unanswered",
+)
 EXACT_FIELDS = ("n_a_exact", "n_b_exact")  # sampled answers that are exactly a label ("A"/"B") (strict scoring), in outcome terms
 # "unanswered": what the sampled answers that are not votes were (Query.unanswered: thinking cut by the budget, refusals)
 # metadata keys build_dataset understands; anything else in lm-eval's metadata (model args, version) is ignored
@@ -79,16 +93,30 @@ def documents(
         opts = {**(options or {}), **({"outcomes": outcomes} if outcomes else {})}
         oset = exp.outcome_set(opts)
         spec = plan or exp.plan
-        queries = interleave_holdout(exp.queries(oset, exp.build_plan(oset, spec, options), template=template or exp.template,
-                                                 system_message=exp.system_message, options=options))  # fmt: skip
+        queries = interleave_holdout(
+            exp.queries(
+                oset,
+                exp.build_plan(oset, spec, options),
+                template=template or exp.template,
+                system_message=exp.system_message,
+                options=options,
+            )
+        )
     docs = []
     opts = dict(options or {})
     for q in queries:
         _QUERIES[q.key] = q
         _OPTIONS[q.key] = opts
         # ``labels``: the two continuations whose log-likelihoods log-prob mode compares ("A"/"B" or the template's own)
-        docs.append({**q.to_dict(), "key": q.key, "prompt": q.prompt(base_model=base_model), "base_model": base_model,
-                     "labels": list(q.labels)})  # fmt: skip
+        docs.append(
+            {
+                **q.to_dict(),
+                "key": q.key,
+                "prompt": q.prompt(base_model=base_model),
+                "base_model": base_model,
+                "labels": list(q.labels),
+            }
+        )
     return docs
 
 
@@ -100,7 +128,9 @@ def _under_lm_eval_cli() -> bool:
     """True when this process is the ``lm_eval`` command (not ue's own Python calls into lm-eval)."""
     main = sys.modules.get("__main__")
     spec = getattr(main, "__spec__", None)
-    return Path(sys.argv[0] if sys.argv else "").name in ("lm_eval", "lm-eval") or bool(spec and str(spec.name).startswith("lm_eval"))
+    return Path(sys.argv[0] if sys.argv else "").name in ("lm_eval", "lm-eval") or bool(
+        spec and str(spec.name).startswith("lm_eval")
+    )
 
 
 def _check_cli_metadata_keys(argv: list[str] | None = None) -> None:
@@ -124,7 +154,7 @@ def _check_cli_metadata_keys(argv: list[str] | None = None) -> None:
         raise UserError(
             f"--metadata key{'s' if len(unknown) > 1 else ''} {', '.join(repr(k) for k in unknown)} "
             f"{'are' if len(unknown) > 1 else 'is'} not read by ue's tasks; the keys are {', '.join(METADATA_KEYS)} "
-            "(experiment options go inside \"option\": {...})"
+            '(experiment options go inside "option": {...})'
         )
 
 
@@ -149,8 +179,7 @@ def _build_dataset(experiment: str = "utilities", template: str | None = None, b
     from ue_tasks import experiments
 
     exp = experiments.get(str(experiment))
-    spec = PlanSpec.from_options(exp.plan,
-                                 where="--metadata field", **{k: metadata.get(k) for k in PLAN_KEYS})  # fmt: skip
+    spec = PlanSpec.from_options(exp.plan, where="--metadata field", **{k: metadata.get(k) for k in PLAN_KEYS})
     options = metadata.get("option") or {}
     if not isinstance(options, dict):
         raise UserError(f"--metadata field 'option' must be an object of experiment options, got {options!r}")
@@ -161,11 +190,18 @@ def _build_dataset(experiment: str = "utilities", template: str | None = None, b
     if exp.consumes and not options.get(exp.consumes) and not metadata.get("queries_file"):
         raise UserError(
             f"utility_{exp.name} builds on the model's own {exp.consumes} run: add --metadata "
-            f"'{{\"option\": {{\"{exp.consumes}\": \"RUN_DIR\"}}}}' (a `ue run {exp.consumes}` folder of the same model)"
+            f'\'{{"option": {{"{exp.consumes}": "RUN_DIR"}}}}\' (a `ue run {exp.consumes}` folder of the same model)'
         )
     outcomes = metadata.get("outcomes")
-    docs = documents(exp.name, None if outcomes in (None, "") else str(outcomes), spec, template, _truthy(base_model),
-                     metadata.get("queries_file") or None, options)  # fmt: skip
+    docs = documents(
+        exp.name,
+        None if outcomes in (None, "") else str(outcomes),
+        spec,
+        template,
+        _truthy(base_model),
+        metadata.get("queries_file") or None,
+        options,
+    )
     return {"test": datasets.Dataset.from_list(docs)}
 
 
@@ -175,8 +211,9 @@ def _build_dataset(experiment: str = "utilities", template: str | None = None, b
 _GENERATIONS: dict[str, dict[str, dict]] = {}
 
 
-def generation_documents(experiment: str | None = None, generations_file: str | None = None, options: dict | None = None,
-                         outcomes: str | None = None) -> list[dict]:  # fmt: skip
+def generation_documents(
+    experiment: str | None = None, generations_file: str | None = None, options: dict | None = None, outcomes: str | None = None
+) -> list[dict]:
     """One document per free-form request: the requests of ``generations_file`` (a batch of ``ue run``) or the
     experiment's open questions. ``metadata`` travels as JSON text (its shape differs between requests)."""
     from ue_tasks import experiments
@@ -190,8 +227,10 @@ def generation_documents(experiment: str | None = None, generations_file: str | 
             raise UserError(f"experiment {exp.name!r} asks no free-form questions")
         opts = exp.resolve_options({**(options or {}), **({"outcomes": outcomes} if outcomes else {})})
         items = exp.extension.free_questions(exp.outcome_set(opts), opts)
-    return [{**g.to_dict(), "metadata": json.dumps(dict(g.metadata), ensure_ascii=False), "from_batch": bool(generations_file)}
-            for g in items]  # fmt: skip
+    return [
+        {**g.to_dict(), "metadata": json.dumps(dict(g.metadata), ensure_ascii=False), "from_batch": bool(generations_file)}
+        for g in items
+    ]
 
 
 def build_generation_dataset(experiment: str | None = None, generations_file: str | None = None, **metadata: Any) -> dict:
@@ -220,7 +259,9 @@ def process_answer(doc: dict, results: list) -> dict[str, list]:
         text = text[0] if text else None
     g = generation_of(doc)
     if g.experiment and not doc.get("from_batch"):
-        _GENERATIONS.setdefault(g.experiment, {})[g.id] = g.entry(text, model="lm-eval", harness="lm-eval", run_id="lm-eval", task="lm-eval")
+        _GENERATIONS.setdefault(g.experiment, {})[g.id] = g.entry(
+            text, model="lm-eval", harness="lm-eval", run_id="lm-eval", task="lm-eval"
+        )
     return {"n_answers": [g.id, text]}
 
 
@@ -235,10 +276,33 @@ def keep_all_samples(resps, docs):
     return [list(r) for r in resps]
 
 
-def _payload(q: Query, key: str, mode: str, p_a: float | None, n_a: int, n_b: int, n_u: int, mass: float | None,
-             exact: tuple[int, int] | None = None, unanswered: dict | None = None) -> list:  # fmt: skip
-    return [q.a_id, q.b_id, q.shown_first, q.split, mode, p_a, n_a, n_b, n_u, mass, key, *(exact or (None, None)),
-            unanswered or None]  # fmt: skip
+def _payload(
+    q: Query,
+    key: str,
+    mode: str,
+    p_a: float | None,
+    n_a: int,
+    n_b: int,
+    n_u: int,
+    mass: float | None,
+    exact: tuple[int, int] | None = None,
+    unanswered: dict | None = None,
+) -> list:
+    return [
+        q.a_id,
+        q.b_id,
+        q.shown_first,
+        q.split,
+        mode,
+        p_a,
+        n_a,
+        n_b,
+        n_u,
+        mass,
+        key,
+        *(exact or (None, None)),
+        unanswered or None,
+    ]
 
 
 def exact_fields(p: dict) -> dict:
@@ -268,8 +332,18 @@ def sampled_payload(doc: dict, results: list) -> list:
     answers = results[0] if results and isinstance(results[0], list) else results
     n_a, n_b, n_u = q.votes(list(answers))
     usable = n_a + n_b
-    return _payload(q, doc.get("key", q.key), "sample", n_a / usable if usable else None, n_a, n_b, n_u, None,
-                    q.exact_votes(list(answers)), q.unanswered(list(answers)))  # fmt: skip
+    return _payload(
+        q,
+        doc.get("key", q.key),
+        "sample",
+        n_a / usable if usable else None,
+        n_a,
+        n_b,
+        n_u,
+        None,
+        q.exact_votes(list(answers)),
+        q.unanswered(list(answers)),
+    )
 
 
 def _metric_names(doc: dict) -> tuple[str, ...]:
@@ -316,11 +390,26 @@ def payload_record(payload: list, **extra: Any) -> dict:
     q = _QUERIES.get(p.get("key") or "")
     ids = {"model": "lm-eval", "harness": "lm-eval", "task": "lm-eval", "run_id": "lm-eval", **extra}
     if q is not None:
-        return q.record(mode=p["mode"], p_a=p["p_a"], n_a=p["n_a"], n_b=p["n_b"], n_unparsed=p["n_unparsed"],
-                        label_mass=p["label_mass"], **exact_fields(p), **ids)  # fmt: skip
-    fields = {"outcome_set": "lm-eval", "a_text": p["a_id"], "b_text": p["b_id"], "template": "default", "round": 0,
-              **{k: p[k] for k in PAYLOAD_FIELDS if k not in ("key", "unanswered") and k not in EXACT_FIELDS}, **exact_fields(p),
-              **ids}  # fmt: skip
+        return q.record(
+            mode=p["mode"],
+            p_a=p["p_a"],
+            n_a=p["n_a"],
+            n_b=p["n_b"],
+            n_unparsed=p["n_unparsed"],
+            label_mass=p["label_mass"],
+            **exact_fields(p),
+            **ids,
+        )
+    fields = {
+        "outcome_set": "lm-eval",
+        "a_text": p["a_id"],
+        "b_text": p["b_id"],
+        "template": "default",
+        "round": 0,
+        **{k: p[k] for k in PAYLOAD_FIELDS if k not in ("key", "unanswered") and k not in EXACT_FIELDS},
+        **exact_fields(p),
+        **ids,
+    }
     return make_record(**fields)
 
 

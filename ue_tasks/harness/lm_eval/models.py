@@ -156,7 +156,9 @@ def common_prefix_length(*seqs: Sequence[int]) -> int:
     return n
 
 
-def _nearest(sorted_seqs: list[tuple[int, ...]], t: tuple[int, ...], skip_self: bool = False) -> tuple[int, tuple[int, ...] | None]:
+def _nearest(
+    sorted_seqs: list[tuple[int, ...]], t: tuple[int, ...], skip_self: bool = False
+) -> tuple[int, tuple[int, ...] | None]:
     """The longest common prefix of ``t`` with any sequence of ``sorted_seqs`` (sorted lexicographically, so the
     best match is a neighbour of ``t``'s place) and that sequence; ``skip_self`` ignores one copy of ``t`` itself."""
     i = bisect.bisect_left(sorted_seqs, t)
@@ -253,17 +255,32 @@ class UeHFLM(HFLM):
     sampling (see the module docstring). Extra model arguments: ``stem_cache`` (default true), ``seed`` (the
     sampling seed; default lm-eval's ``--seed``)."""
 
-    def __init__(self, pretrained: Any = None, dtype: Any = "auto", device: str | None = None, batch_size: int | str = "auto",
-                 stem_cache: bool = True, seed: int | None = None, max_batch_size: int = MAX_ROWS,
-                 prefix_cache_mb: int | str = PREFIX_CACHE_MB, **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        pretrained: Any = None,
+        dtype: Any = "auto",
+        device: str | None = None,
+        batch_size: int | str = "auto",
+        stem_cache: bool = True,
+        seed: int | None = None,
+        max_batch_size: int = MAX_ROWS,
+        prefix_cache_mb: int | str = PREFIX_CACHE_MB,
+        **kwargs: Any,
+    ) -> None:
         device = device or default_device()
         self.requested_dtype = dtype
         self.resolved_dtype = resolve_dtype(dtype, device, pretrained)
         self.auto_batch = str(batch_size).startswith("auto")
         # HFLM's own code paths (the fallbacks) get a fixed batch size; ue-hf's fast paths size their batches
         fallback_bs = 16 if self.auto_batch else int(batch_size)
-        super().__init__(pretrained=pretrained, dtype=self.resolved_dtype, device=device, batch_size=fallback_bs,
-                         max_batch_size=max_batch_size, **kwargs)  # fmt: skip
+        super().__init__(
+            pretrained=pretrained,
+            dtype=self.resolved_dtype,
+            device=device,
+            batch_size=fallback_bs,
+            max_batch_size=max_batch_size,
+            **kwargs,
+        )
         self.stem_cache = stem_cache in (True, "true", "True", 1, "1")
         self.sample_seed = None if seed in (None, "", "none", "None") else int(seed)
         self.rows_cap = int(max_batch_size)
@@ -333,11 +350,17 @@ class UeHFLM(HFLM):
         return self._stems[ids]
 
     def _autocast(self):
-        return torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
-                              enabled=self.mixed_precision_dtype is not None)  # fmt: skip
+        return torch.autocast(
+            device_type=self.device.type, dtype=self.mixed_precision_dtype, enabled=self.mixed_precision_dtype is not None
+        )
 
-    def _forward_tails(self, stem: _Stem | None, tails: Sequence[Sequence[int]], keep: int,
-                       heads: Sequence[tuple[int, list[tuple[torch.Tensor, torch.Tensor]] | None]] | None = None):  # fmt: skip
+    def _forward_tails(
+        self,
+        stem: _Stem | None,
+        tails: Sequence[Sequence[int]],
+        keep: int,
+        heads: Sequence[tuple[int, list[tuple[torch.Tensor, torch.Tensor]] | None]] | None = None,
+    ):
         """Run ``tails`` (token lists after ``stem``) as one batch aligned on their last token; returns the logits
         of the last ``keep`` positions of every row ([rows, keep, vocab], float32), the cache and the mask. With
         ``heads`` (needs ``stem``), row r's tail follows ``heads[r] = (u, layers)``: the cached keys/values of its
@@ -401,7 +424,9 @@ class UeHFLM(HFLM):
         if (
             not isinstance(head, torch.nn.Linear)
             or head.weight.dtype == torch.float32
-            or any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling"))
+            or any(
+                getattr(cfg, k, None) not in (None, 1, 1.0) for k in ("final_logit_softcapping", "logit_scale", "logits_scaling")
+            )
             or head.weight.numel() * 4 > 2**30
         ):
             return None
@@ -463,8 +488,9 @@ class UeHFLM(HFLM):
             batch = order[start : start + rows]
             start += len(batch)
             keep = max(need[inp] for inp in batch)
-            logits, cache, _, _ = self._forward_tails(stem, [tails[inp][heads[inp][0] :] for inp in batch], keep,
-                                                      [heads[inp] for inp in batch])  # fmt: skip
+            logits, cache, _, _ = self._forward_tails(
+                stem, [tails[inp][heads[inp][0] :] for inp in batch], keep, [heads[inp] for inp in batch]
+            )
             self._keep_prefixes(stem, [tails[inp] for inp in batch], [heads[inp] for inp in batch], cache)
             logprobs = F.log_softmax(logits, dim=-1)
             greedy = logprobs.argmax(dim=-1)
@@ -514,7 +540,10 @@ class UeHFLM(HFLM):
             w = len(t) - u
             cols = [n + head - u + j for j in range(u)] + [n + head + width - w + j for j in range(s - u)]
             idx = torch.tensor(cols, dtype=torch.long, device=self.device)
-            layers = [(layer.keys[r : r + 1].index_select(2, idx), layer.values[r : r + 1].index_select(2, idx)) for layer in cache.layers]
+            layers = [
+                (layer.keys[r : r + 1].index_select(2, idx), layer.values[r : r + 1].index_select(2, idx))
+                for layer in cache.layers
+            ]
             self._prefixes.put(t[:s], layers)
 
     # --- sampled generation ---------------------------------------------------------------------------------
@@ -615,15 +644,38 @@ class UeHFLM(HFLM):
                 batch.append(i)
                 rows += len(items[i][1])
                 start += 1
-            answers = self._sample_batch(stem, [encoded[i][n:] for i in batch], [len(items[i][1]) for i in batch],
-                                         [derived_seed(seed, items[i][0], settings) for i in batch], max_gen, temperature,
-                                         top_k, top_p, eos, [s for s in until if s and s != eos_text])  # fmt: skip
+            answers = self._sample_batch(
+                stem,
+                [encoded[i][n:] for i in batch],
+                [len(items[i][1]) for i in batch],
+                [derived_seed(seed, items[i][0], settings) for i in batch],
+                max_gen,
+                temperature,
+                top_k,
+                top_p,
+                eos,
+                [s for s in until if s and s != eos_text],
+            )
             for i, ans in zip(batch, answers):
-                yield items[i][0], items[i][1], [postprocess_generated_text(generation=a, stop=until, think_end_token=None)
-                                                 for a in ans]  # fmt: skip
+                yield (
+                    items[i][0],
+                    items[i][1],
+                    [postprocess_generated_text(generation=a, stop=until, think_end_token=None) for a in ans],
+                )
 
-    def _sample_batch(self, stem: _Stem | None, tails: list[Sequence[int]], counts: list[int], seeds: list[int], max_gen: int,
-                      temperature: float, top_k: int, top_p: float, eos: set[int], stops: list[str]) -> list[list[str]]:  # fmt: skip
+    def _sample_batch(
+        self,
+        stem: _Stem | None,
+        tails: list[Sequence[int]],
+        counts: list[int],
+        seeds: list[int],
+        max_gen: int,
+        temperature: float,
+        top_k: int,
+        top_p: float,
+        eos: set[int],
+        stops: list[str],
+    ) -> list[list[str]]:
         """One prefill of ``tails``, then ``counts[i]`` answers of prompt i drawn from it with prompt i's own
         generator. Rows that finished (end-of-sequence or a stop string) leave the batch, so the decoding steps
         run only the answers still being written."""
@@ -648,8 +700,13 @@ class UeHFLM(HFLM):
         last = torch.zeros(rows, dtype=torch.long)
         for step in range(max_gen):
             where = {r: i for i, r in enumerate(slots)}
-            live = step_logits if len(slots) == len(alive) else step_logits.index_select(
-                0, torch.tensor([where[r] for r in alive], dtype=torch.long, device=step_logits.device))  # fmt: skip
+            live = (
+                step_logits
+                if len(slots) == len(alive)
+                else step_logits.index_select(
+                    0, torch.tensor([where[r] for r in alive], dtype=torch.long, device=step_logits.device)
+                )
+            )
             probs = self._filter(live / max(temperature, 1e-6), top_k, top_p).softmax(dim=-1)
             # inverse-CDF draws: one uniform per answer from its prompt's generator (the rows of a prompt are
             # contiguous in ``alive`` and drawn in order), the token whose cumulative probability first exceeds it
@@ -731,8 +788,15 @@ class _RepeatSeeds:
             gen_kwargs["seed"] = (
                 None if self._seed_mode == "none" else derived_seed(self._seed, context, settings, k) & 0x7FFFFFFF
             )
-            fresh.append(Instance(request_type=req.request_type, doc=req.doc, arguments=(context, gen_kwargs, *req.args[2:]),
-                                  idx=req.idx, metadata=req.metadata))  # fmt: skip
+            fresh.append(
+                Instance(
+                    request_type=req.request_type,
+                    doc=req.doc,
+                    arguments=(context, gen_kwargs, *req.args[2:]),
+                    idx=req.idx,
+                    metadata=req.metadata,
+                )
+            )
         return super().generate_until(fresh, disable_tqdm=disable_tqdm)  # type: ignore[misc]
 
     def parse_generations(self, outputs: Any, **kwargs: Any) -> list[str]:  # type: ignore[override]
@@ -796,5 +860,10 @@ class UeLocalChatCompletions(_RepeatSeeds, LocalChatCompletion):
 
 
 # lm-eval model types → the ue type ``ue run`` / ``ue elicit`` use in their place (same answers, faster or fixed)
-UE_TYPES = {"hf": "ue-hf", "huggingface": "ue-hf", "hf-auto": "ue-hf", "local-completions": "ue-local-completions",
-            "local-chat-completions": "ue-local-chat-completions"}  # fmt: skip
+UE_TYPES = {
+    "hf": "ue-hf",
+    "huggingface": "ue-hf",
+    "hf-auto": "ue-hf",
+    "local-completions": "ue-local-completions",
+    "local-chat-completions": "ue-local-chat-completions",
+}

@@ -44,7 +44,9 @@ def _results_for(path: Path, stamp: str) -> dict:
                 f"{path}: no results_*.json beside it, so the model is unknown; keep lm-eval's output folder as written"
             )
         results = candidates[-1]
-    return read_json(results, lambda exc: f"{results}: cannot be read as lm-eval results JSON ({exc}); re-run lm-eval or remove the file")
+    return read_json(
+        results, lambda exc: f"{results}: cannot be read as lm-eval results JSON ({exc}); re-run lm-eval or remove the file"
+    )
 
 
 def _context(sample: dict) -> str | None:
@@ -93,7 +95,9 @@ def _check_prompt(path: Path, sample: dict, query: Query, base_model: bool, resu
         if context.rstrip() == query.prompt().rstrip() or context.startswith(query.prompt()):
             problems.append("the prompt was sent without a chat template (add --apply_chat_template)")
         elif query.system_message and query.system_message not in context:
-            problems.append(f'the system message is not "{query.system_message}" (add --system_instruction "{query.system_message}")')
+            problems.append(
+                f'the system message is not "{query.system_message}" (add --system_instruction "{query.system_message}")'
+            )
     elif results.get("chat_template"):
         problems.append("a base-model task was run with --apply_chat_template")
     for problem in problems:

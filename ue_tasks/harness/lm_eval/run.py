@@ -35,10 +35,21 @@ def sample_record(sample: dict, *, model: str, task: str, run_id: str, where: st
         raise UserError(f"{where}: the sample has no ue payload under its metrics; was it written by a ue task?")
     p = dict(zip(PAYLOAD_FIELDS, payload))
     return query.record(
-        mode=p["mode"], model=model, harness=HARNESS, task=task, run_id=run_id, p_a=p["p_a"], n_a=p["n_a"], n_b=p["n_b"],
-        n_unparsed=p["n_unparsed"], label_mass=p["label_mass"], doc_id=sample.get("doc_id"), **exact_fields(p),
-        base_model=bool(doc.get("base_model", False)), **extra,
-    )  # fmt: skip
+        mode=p["mode"],
+        model=model,
+        harness=HARNESS,
+        task=task,
+        run_id=run_id,
+        p_a=p["p_a"],
+        n_a=p["n_a"],
+        n_b=p["n_b"],
+        n_unparsed=p["n_unparsed"],
+        label_mass=p["label_mass"],
+        doc_id=sample.get("doc_id"),
+        **exact_fields(p),
+        base_model=bool(doc.get("base_model", False)),
+        **extra,
+    )
 
 
 def run_lm_eval(
