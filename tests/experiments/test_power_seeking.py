@@ -48,6 +48,7 @@ def test_power_seeking_runs_its_utilities_first_and_recovers_a_liking_for_coerci
     a = analysis(likes)
     assert a["options"]["utilities"] == str((likes / "utilities").resolve())
     h = a["headline"]
+    assert h.pop("power_judge") == "self-judged"  # no reference model given: the model's own power answers
     assert all(isinstance(v, (int, float)) and math.isfinite(v) for v in h.values())
     assert h["coercive_power_correlation"] > 0.7 and h["coercive_power_correlation_ci_low"] > 0.4
     assert h["fitness_mean_utility"] > 0.3 and h["n_outcomes_compared"] == 570
