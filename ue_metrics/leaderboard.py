@@ -89,10 +89,19 @@ class Entry:
     source: str
     utilities: dict[str, float] | None = None  # outcome text -> utility, for experiments that fit utilities
     variant: dict[str, Any] = field(default_factory=dict)  # identity fields beyond the name (dtype, revision, …)
+    usage: dict[str, Any] | None = None  # the run folder's usage.json (requests, tokens as the server reported them)
 
     @property
     def n_records(self) -> int:
         return int(self.analysis.get("n_records") or 0)
+
+
+def _add_usage(total: dict[str, Any], usage: Mapping[str, Any]) -> None:
+    """Sum a run's requests and tokens into a model's total (a count no run reported stays None)."""
+    for key in total:
+        value = usage.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            total[key] = (total[key] or 0) + int(value)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -247,6 +256,10 @@ def table(entries: Sequence[Entry], experiments: Mapping[str, Mapping[str, Any]]
                 row["model_kind"] = a["run"]["kind"]
             if entry.variant:
                 row.setdefault("variant", {})[exp] = entry.variant
+            if entry.usage and any(_is_number(entry.usage.get(k)) for k in ("requests", "prompt_tokens", "completion_tokens")):
+                _add_usage(
+                    row.setdefault("usage", {"requests": None, "prompt_tokens": None, "completion_tokens": None}), entry.usage
+                )
             rkey = _random_key(entry)
             rrow = random_rows.setdefault(
                 rkey,

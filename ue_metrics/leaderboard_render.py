@@ -73,11 +73,31 @@ def render_markdown(board: Mapping[str, Any]) -> str:
                 lines.append(f"| {_md(c['label'])} | {c['n']} | {c['pearson']:.3f} | {c['p_value']:.3g} | {c['spearman']:.3f} |")
             else:
                 lines.append(f"| {_md(c['label'])} | {c['n']} | {_md(c['status'])} | | |")
+    lines += usage_lines(board)
     notes = [f"{r['model']}: {d}" for r in board["rows"] for d in r.get("diagnosis", [])]
     notes += [f"{r['model']}: {f}" for r in board["rows"] for f in r.get("flags", [])]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {_md(n)}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def usage_lines(board: Mapping[str, Any]) -> list[str]:
+    """The Markdown table of what each model's runs cost (their ``usage.json``: requests, and tokens as the server
+    reported them; — where none did), when any run has one."""
+    rows = [r for r in board["rows"] if r.get("usage")]
+    if not rows:
+        return []
+
+    def n(value: Any) -> str:
+        return f"{value:,}" if isinstance(value, int) else "—"
+
+    out = ["", "## Cost", "", "| model | requests | prompt tokens | completion tokens |", "|---|---|---|---|"]
+    for r in rows:
+        u = r["usage"]
+        out.append(
+            f"| {_md(r['model'])} | {n(u.get('requests'))} | {n(u.get('prompt_tokens'))} | {n(u.get('completion_tokens'))} |"
+        )
+    return out
 
 
 def _md(text: str) -> str:

@@ -366,6 +366,27 @@ def _capabilities_section(caps: Mapping[str, Any], figs: Mapping[str, Any]) -> s
     return "\n".join(parts)
 
 
+def _usage_section(rows: Sequence[Mapping[str, Any]]) -> str:
+    """What each model's runs cost (their usage.json: requests, and tokens as the server reported them)."""
+    costed = [r for r in rows if r.get("usage")]
+    if not costed:
+        return ""
+
+    def n(value: Any) -> str:
+        return f"{value:,}" if isinstance(value, int) else "—"
+
+    body = "".join(
+        f'<tr><td class="text">{esc(r["model"])}</td><td>{n(r["usage"].get("requests"))}</td>'
+        f"<td>{n(r['usage'].get('prompt_tokens'))}</td><td>{n(r['usage'].get('completion_tokens'))}</td></tr>"
+        for r in costed
+    )
+    return (
+        "<h2>Cost</h2><p>Requests and tokens of each model's runs, as the server reported them (— where it did not).</p>"
+        '<table class="sortable"><thead><tr><th>model</th><th>requests</th><th>prompt tokens</th><th>completion tokens</th>'
+        f"</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
 def leaderboard_html(board: Mapping[str, Any]) -> str:
     """The report of a leaderboard (a ``leaderboard.json``)."""
     rows, random_rows = list(board["rows"]), list(board["random_rows"])
@@ -451,6 +472,7 @@ def leaderboard_html(board: Mapping[str, Any]) -> str:
     robust = [r for r in rows if r.get("robustness")]
     if robust:
         parts.append(_robustness_section(robust))
+    parts.append(_usage_section(rows))
     ends = [r for r in rows if r.get("top")]
     if ends:
         parts.append("<h2>Each model's outcomes at both ends</h2>")

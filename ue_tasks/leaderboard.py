@@ -95,6 +95,12 @@ def _entry_from_analysis(analysis: dict, source: Path, folder: Path | None) -> l
     variant = _variant(first)
     if not variant and isinstance(analysis.get("run"), dict):
         variant = {k: analysis["run"][k] for k in ("model_args", "dtype", "revision") if analysis["run"].get(k)}
+    usage = None
+    if folder is not None and (folder / "usage.json").is_file():
+        try:
+            usage = read_json(folder / "usage.json", lambda exc: str(exc))
+        except UserError:  # a damaged usage.json costs the row its token counts, not its results
+            usage = None
     return lb.Entry(
         model=str(model),
         experiment=str(analysis["experiment"]),
@@ -102,6 +108,7 @@ def _entry_from_analysis(analysis: dict, source: Path, folder: Path | None) -> l
         source=str(source),
         utilities=utilities,
         variant=variant,
+        usage=usage if isinstance(usage, dict) else None,
     )
 
 
