@@ -106,8 +106,10 @@ def run_experiment(
         config, backend = _with_consumed_run(
             config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress, log=log, figures=figures
         )
-    config, backend = _with_side_runs(config, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress, log=log)
-    config = _prepared(config, exp, Path(out), cache_dir=cache_dir, progress=progress, log=log)
+    config, backend = _with_side_runs(
+        config, resolved, exp, Path(out), cache_dir=cache_dir, backend=backend, progress=progress, log=log
+    )
+    config = _prepared(config, resolved, exp, Path(out), cache_dir=cache_dir, progress=progress, log=log)
     run = Elicitation(config, out, cache_dir=cache_dir, backend=backend, progress=progress, log=log)
     _elicit(run, Path(out))
     # the analysis refits from the records alone (as `ue analyse` does), so the two always agree
@@ -126,7 +128,9 @@ def run_experiment(
     return result
 
 
-def _prepared(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, progress: Any, log: Callable[[str], None]) -> RunConfig:
+def _prepared(
+    config: RunConfig, resolved: RunConfig, exp: Any, out: Path, *, cache_dir: Any, progress: Any, log: Callable[[str], None]
+) -> RunConfig:
     """The runs of other models or experiments that the experiment's extension asks for first (a reference model's
     judgements), each a resumable ``ue run`` of its own; their folders go into this run's options."""
     from dataclasses import asdict, replace
@@ -146,9 +150,7 @@ def _prepared(config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, progres
     from ue_tasks.model import cache_root
 
     shared = None if cache_dir is None else cache_root() if cache_dir == "default" else Path(cache_dir)
-    given = exp.extension.prepare(
-        exp.resolve_options(config.options), asdict(config.resolve()), ask, out=out, cache=shared, log=log
-    )
+    given = exp.extension.prepare(exp.resolve_options(config.options), asdict(resolved), ask, out=out, cache=shared, log=log)
     return replace(config, options={**config.options, **given}) if given else config
 
 
@@ -264,7 +266,15 @@ def _check_consumed(config: RunConfig, exp: Any, folder: Path, key: str) -> None
 
 
 def _with_side_runs(
-    config: RunConfig, exp: Any, out: Path, *, cache_dir: Any, backend: Any, progress: Any, log: Callable[[str], None]
+    config: RunConfig,
+    resolved: RunConfig,
+    exp: Any,
+    out: Path,
+    *,
+    cache_dir: Any,
+    backend: Any,
+    progress: Any,
+    log: Callable[[str], None],
 ) -> tuple[RunConfig, Any]:
     """Make the experiment's side runs (each resumable, in its own folder under ``out``) and list their folders in
     the option the analysis reads. A model backend is shared by all of them and this run (the model loads once);
@@ -300,7 +310,7 @@ def _with_side_runs(
     RunFolder(out).refuse_other_configuration(mine, only=mine)  # before any side run is asked, not after
     if config.harness != "simulate" and backend is None:
         outcomes = exp.outcome_set({**config.options, **({"outcomes": config.outcomes} if config.outcomes else {})})
-        backend = make_backend(config.resolve(), outcomes, exp)
+        backend = make_backend(resolved, outcomes, exp)
     log(f"{exp.name}: {len(subs)} side runs first, into {out}/{subs[0][0].split('/')[0]}/ (each its own run folder)")
     for sub, options in subs:
         run_experiment(

@@ -71,8 +71,9 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
             f"{source} is a utilities run of {theirs!r}, not of {mine!r}: probes must read the hidden states of the "
             "model whose utilities they predict; give that model's utilities run, or run `ue run utilities` on this model first"
         )
-    if ucfg.get("harness") != "simulate":  # simulated answers have no weights behind them
-        _check_same_weights(config, records, source)
+    folder = None if config.harness == "simulate" else model_folder(config.model_args)  # the weights read, once
+    if ucfg.get("harness") != "simulate" and folder is not None:  # simulated answers have no weights behind them
+        _check_same_weights(folder, records, source)
     seen = {r[f"{s}_id"] for r in records for s in ("a", "b")}
     every = RunFolder(source).outcomes(records, ucfg)
     oset = OutcomeSet(every.name or "utilities", [o for o in every.outcomes if o.id in seen], source=every.source)
@@ -106,10 +107,10 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
         folder.write_config(run_config)
         oset.write(folder.outcomes_path)
         write_jsonl(folder.records_path, records)
-        if _reusable(feat_path, oset, config):
+        if _reusable(feat_path, oset, config, folder):
             log(f"{feat_path} holds the hidden states already; refitting the probes only")
         else:
-            features = _read_features(config, oset, records, run_config, opts, progress, log)
+            features = _read_features(config, folder, oset, records, run_config, opts, progress, log)
             features.save(feat_path)
             log(
                 f"wrote {feat_path} ({feat_path.stat().st_size / 1e6:.1f} MB: {len(features.ids)} outcomes × "
@@ -120,29 +121,26 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
     return run_config, records
 
 
-def _check_same_weights(config: Any, records: list[dict], source: str) -> None:
+def _check_same_weights(folder: str, records: list[dict], source: str) -> None:
     """The same folder can hold other weights than it did when the utilities run answered (a fine-tuned copy saved
     over it): where the records carry the folder's fingerprint (``ue_tasks.model_identity``), it must match."""
-    if config.harness == "simulate":
-        return
     from ue_tasks.model_identity import fingerprint_folder
 
     recorded = {r["model_fingerprint"] for r in records if r.get("model_fingerprint")}
-    now = fingerprint_folder(model_folder(config.model_args))
+    now = fingerprint_folder(folder)
     if recorded and now and now not in recorded:
         raise UserError(
             f"{source}: its records were answered by other weights (fingerprint {', '.join(sorted(recorded))}) than "
-            f"{model_folder(config.model_args)} holds now ({now}); rerun `ue run utilities` on this model first"
+            f"{folder} holds now ({now}); rerun `ue run utilities` on this model first"
         )
 
 
-def _reusable(path: Path, oset: OutcomeSet, config: Any) -> bool:
+def _reusable(path: Path, oset: OutcomeSet, config: Any, folder: str | None) -> bool:
     """Whether ``path`` holds the hidden states this run would read: the same outcomes in the same order, from
-    the same model folder (or the same simulated model)."""
+    the same model ``folder`` (or, with none, the same simulated model)."""
     if not path.is_file():
         return False
     from ue_metrics.features import load
-    from ue_tasks.model_identity import weights_of
 
     try:
         saved = load(path)
@@ -152,14 +150,24 @@ def _reusable(path: Path, oset: OutcomeSet, config: Any) -> bool:
     if saved.meta.get("simulated"):
         same_model = config.harness == "simulate" and model == (config.responder or "planted")
     else:
-        same_model = config.harness != "simulate" and weights_of({"model_args": f"pretrained={model}"}) == weights_of(
-            {"model_args": config.model_args}
-        )
+        same_model = folder is not None and _resolved(model) == _resolved(folder)
     return saved.ids == oset.ids and same_model
 
 
+def _resolved(path: str) -> str:
+    p = Path(path).expanduser()
+    return str(p.resolve()) if p.exists() else path.rstrip("/")
+
+
 def _read_features(
-    config: Any, oset: OutcomeSet, records: list[dict], run_config: dict, opts: dict, progress: Any, log: Callable[[str], None]
+    config: Any,
+    folder: str | None,
+    oset: OutcomeSet,
+    records: list[dict],
+    run_config: dict,
+    opts: dict,
+    progress: Any,
+    log: Callable[[str], None],
 ) -> FeatureSet:
     ids, texts = oset.ids, oset.texts
     if config.harness == "simulate":
@@ -175,7 +183,6 @@ def _read_features(
 
     from ue_tasks import hidden_states as hs
 
-    folder = model_folder(config.model_args)
     model, tokenizer, dtype = hs.load_model(folder, str(opts["dtype"]), str(opts["device"]))
     partners = hs.draw_partners(len(ids), config.seed)
     log(
