@@ -11,8 +11,22 @@ from ue_cmd import ue
 
 def test_usage_is_summed_per_model_and_shown(tmp_path):
     for name in ("alpha", "beta"):
-        ue("run", "utilities", "--harness", "simulate", "--model", name, "--outcomes", "12", "--budget", "30", "--out",
-           str(tmp_path / "runs" / name), "--no-cache", "--no-figures")  # fmt: skip
+        ue(
+            "run",
+            "utilities",
+            "--harness",
+            "simulate",
+            "--model",
+            name,
+            "--outcomes",
+            "12",
+            "--budget",
+            "30",
+            "--out",
+            str(tmp_path / "runs" / name),
+            "--no-cache",
+            "--no-figures",
+        )
     # what a server reported (the simulator reports no tokens): alpha's counts; beta's server counted requests only
     (tmp_path / "runs" / "alpha" / "usage.json").write_text(
         json.dumps({"requests": 120, "prompt_tokens": 9_000, "completion_tokens": 240, "retries": 2})
