@@ -279,8 +279,9 @@ def test_utilities_answered_by_other_weights_in_the_same_folder_are_refused(tmp_
     folder.mkdir()
     (folder / "config.json").write_text('{"model_type": "llama"}')
     config = SimpleNamespace(harness="transformers", model_args=f"pretrained={folder}")
+    read = rep.model_folder(config.model_args)  # the folder the run reads, as collect() finds it once
     now = fingerprint_folder(folder)
-    rep._check_same_weights(config, [{"model_fingerprint": now}], "runs/u")  # the same weights: accepted
-    rep._check_same_weights(config, [{"model": "old-run-without-fingerprint"}], "runs/u")  # nothing to compare
+    rep._check_same_weights(read, [{"model_fingerprint": now}], "runs/u")  # the same weights: accepted
+    rep._check_same_weights(read, [{"model": "old-run-without-fingerprint"}], "runs/u")  # nothing to compare
     with pytest.raises(UserError, match="answered by other weights"):
-        rep._check_same_weights(config, [{"model_fingerprint": "0123456789abcdef"}], "runs/u")
+        rep._check_same_weights(read, [{"model_fingerprint": "0123456789abcdef"}], "runs/u")
