@@ -120,7 +120,7 @@ def analyse(
         )
         headline = {**dict.fromkeys(keys), **{f"top{k}_rate_random": None for k in TOP_K}, "n_questions": 0}
         notes = {**dict.fromkeys(keys, reason), **{f"top{k}_rate_random": reason for k in TOP_K}}
-        return {"headline": {k: headline[k] for k in _order()}, "notes": notes, "details": {}, "figures": {}}
+        return {"headline": {k: headline[k] for k in HEADLINE}, "notes": notes, "details": {}, "figures": {}}
     util = {oid: float(u) for oid, u in zip(fit.data.ids, np.asarray(fit.model.utilities_, dtype=float)) if math.isfinite(u)}
     rows = []
     for qid in sorted(answers):
@@ -155,7 +155,7 @@ def analyse(
         reason = "no answered question has fitted utilities for two or more of its candidates"
         headline = {**dict.fromkeys(keys), **{f"top{k}_rate_random": None for k in TOP_K}, "n_questions": 0}
         return {
-            "headline": {k: headline[k] for k in _order()},
+            "headline": {k: headline[k] for k in HEADLINE},
             "notes": {k: reason for k, v in headline.items() if v is None},
             "details": {"questions": rows},
             "figures": {},
@@ -200,21 +200,20 @@ def analyse(
             "method": [r["method"] for r in usable],
         }
     }
-    return {"headline": {k: headline[k] for k in _order()}, "notes": notes, "details": details, "figures": figures}
+    return {"headline": {k: headline[k] for k in HEADLINE}, "notes": notes, "details": details, "figures": figures}
 
 
-def _order() -> tuple[str, ...]:
-    return (
-        "top1_rate",
-        "top1_rate_random",
-        "top3_rate",
-        "top3_rate_random",
-        "top5_rate",
-        "top5_rate_random",
-        "unmatched_rate",
-        "mean_rank_percentile",
-        "n_questions",
-    )
+HEADLINE = (
+    "top1_rate",
+    "top1_rate_random",
+    "top3_rate",
+    "top3_rate_random",
+    "top5_rate",
+    "top5_rate_random",
+    "unmatched_rate",
+    "mean_rank_percentile",
+    "n_questions",
+)
 
 
 def draw_chosen_rank(data: Mapping[str, Any], fig: Any) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ue_metrics.analyses.expected_utility import Options
+from ue_metrics.analyses.expected_utility import HEADLINE, Options
 from ue_metrics.errors import UserError
 from ue_metrics.simulate import Responder, coin_responder, thurstonian_responder
 from ue_tasks.experiments import Experiment, register
@@ -34,19 +34,6 @@ from ue_tasks.outcomes import Outcome, OutcomeSet, load_outcomes
 from ue_tasks.plan import PlanSpec
 from ue_tasks.templates import LOTTERY_LINE
 
-HEADLINE = (
-    "eu_correlation",
-    "eu_correlation_ci_low",
-    "eu_correlation_ci_high",
-    "eu_correlation_p",
-    "eu_correlation_random",
-    "eu_mae_normalized",
-    "eu_mae_normalized_random",
-    "eu_pair_agreement",
-    "eu_pair_agreement_random",
-    "eu_probability_weight",
-    "n_lotteries",
-)
 LOWER_IS_BETTER = ("eu_correlation_p", "eu_mae_normalized", "eu_mae_normalized_random")
 OPTIONS = Options.declare(lotteries=100, max_lottery_size=3, lottery_seed=42)  # with the analysis's bootstrap, pairs
 

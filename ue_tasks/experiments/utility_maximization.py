@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ue_metrics.analyses.utility_maximization import Options
+from ue_metrics.analyses.utility_maximization import HEADLINE, Options
 from ue_metrics.errors import UserError
 from ue_metrics.jsonl import read_json
 from ue_metrics.simulate import Responder, thurstonian_responder
@@ -52,17 +52,6 @@ from ue_tasks.templates import JUDGE_PROMPT, MAXIMIZATION_SYSTEM_MESSAGE
 
 DATA = Path(__file__).with_name("data") / "util_max_questions.json"
 OPTIONS = Options.declare(questions=0, answer_tokens=64, judge_tokens=20, matcher_model="", matcher_model_args="")
-HEADLINE = (
-    "top1_rate",
-    "top1_rate_random",
-    "top3_rate",
-    "top3_rate_random",
-    "top5_rate",
-    "top5_rate_random",
-    "unmatched_rate",
-    "mean_rank_percentile",
-    "n_questions",
-)
 
 
 def read_questions(path: str | Path) -> list[dict[str, Any]]:
