@@ -233,6 +233,7 @@ def test_sampled_run_pools_epochs_into_votes(outcome_file, utilities, tmp_path):
         if refused in (r["a_text"], r["b_text"]):
             n_refusing += 1
             assert r["n_unparsed"] == 3 and r["p_a"] is None
+            assert r["unparsed_answers"] and all(isinstance(t, str) for t in r["unparsed_answers"])  # kept for auditing
         else:
             better_a = utilities[r["a_text"]] > utilities[r["b_text"]]
             assert (r["n_a"], r["n_b"]) == ((3, 0) if better_a else (0, 3))

@@ -226,6 +226,7 @@ def _answers(folder: Path) -> list[tuple]:
     return sorted((r["a_id"], r["b_id"], r["shown_first"], r["n_a"], r["n_b"], r["n_unparsed"]) for r in records(folder))
 
 
+@pytest.mark.heavy  # minutes on 2 cores; tests/test_retries.py runs the same proxy against a stand-in server in `make test`
 def test_retries_through_a_fault_proxy(served, tmp_path):
     """A proxy that answers every 3rd request 429 or 503 and holds one past the client's time-out, in front of the
     real server: `ue run` through Inspect (its max_retries / attempt_timeout) and through lm-eval's

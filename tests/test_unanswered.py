@@ -86,8 +86,12 @@ def test_the_lm_eval_payload_carries_them_into_the_record(shown_first):
 
 def test_the_inspect_value_pools_epochs_and_keeps_them():
     q = query()
-    pooled = combine_values([sample_value(q, ANSWERS[:4]), sample_value(q, ANSWERS[4:])], "sample")
-    assert pooled["n_thinking_cut"] == 2 and pooled["unparsed_answers"] == ["I can't choose between these two.", "Neither."]
+    values = [sample_value(q, ANSWERS[:4]), sample_value(q, ANSWERS[4:])]
+    pooled = combine_values(values, "sample")
+    for v in (*values, pooled):  # an Inspect score value holds numbers and text only: the raw texts as one JSON text
+        assert all(x is None or isinstance(x, (int, float, str)) for x in v.values()), v
+    assert pooled["n_thinking_cut"] == 2
+    assert json.loads(pooled["unparsed_answers"]) == ["I can't choose between these two.", "Neither."]
     r = record_from_value(q, pooled, "sample", **IDS)
     assert r["n_thinking_cut"] == 2 and (r["n_a"], r["n_b"], r["n_unparsed"]) == (1, 2, 2)
     jsonschema.validate(r, schema())

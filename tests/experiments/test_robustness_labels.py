@@ -63,7 +63,11 @@ def _label_probabilities(model_path: str, records: list[dict]) -> list[tuple[str
 
 @pytest.mark.parametrize(
     ("harness", "model", "args", "tolerance"),
-    [("lm-eval", "hf", "pretrained={path},dtype=float32", 2e-3), ("inspect", "hf/local", "model_path={path}", 2e-2)],
+    [
+        ("lm-eval", "hf", "pretrained={path},dtype=float32", 2e-3),
+        # the same labels through Inspect: a second harness path over the same scoring code (make test-all)
+        pytest.param("inspect", "hf/local", "model_path={path}", 2e-2, marks=pytest.mark.heavy),
+    ],
 )
 def test_label_variants_are_scored_on_their_own_labels(model_path, six, tmp_path, harness, model, args, tolerance):
     out = tmp_path / harness

@@ -12,6 +12,7 @@ Inspect's objects (``TaskState``, ``Score``, ``SampleScore``) and ``Query``. The
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import sys
@@ -134,7 +135,7 @@ def sample_value(query: Query, answers: list[str | None]) -> dict[str, Any]:
         "n_unparsed": n_u,
         "n_a_exact": exact_a,
         "n_b_exact": exact_b,
-        **query.unanswered(answers),
+        **_flat(query.unanswered(answers)),
     }
 
 
@@ -154,7 +155,7 @@ def combine_values(values: Sequence[Mapping[str, Any]], mode: str) -> dict[str, 
         }
         if values and all("n_a_exact" in v for v in values):  # strict-scoring counts (absent in older logs)
             pooled.update({k: sum(int(v.get(k) or 0) for v in values) for k in ("n_a_exact", "n_b_exact")})
-        pooled.update(_pooled_unanswered(values))
+        pooled.update(_flat(_pooled_unanswered(values)))
         return pooled
     usable = [v for v in values if v.get("p_a") is not None]
     if not usable:
@@ -181,15 +182,32 @@ def record_from_value(query: Query, value: Mapping[str, Any], mode: str, **ids: 
 
 def _pooled_unanswered(values: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The epochs' answers that are not votes, pooled: thinking blocks cut by the budget summed, raw unparsed texts
-    joined (at most ``UNPARSED_KEPT``)."""
+    joined (at most ``UNPARSED_KEPT``; a score value holds them as JSON text, see ``_flat``)."""
     out: dict[str, Any] = {}
     cut = sum(int(v.get("n_thinking_cut") or 0) for v in values)
     if cut:
         out["n_thinking_cut"] = cut
-    texts = [str(t) for v in values for t in (v.get("unparsed_answers") or [])]
+    texts = [str(t) for v in values for t in _texts(v.get("unparsed_answers"))]
     if texts:
         out["unparsed_answers"] = texts[:UNPARSED_KEPT]
     return out
+
+
+def _flat(unanswered: dict[str, Any]) -> dict[str, Any]:
+    """What the unanswered were, as an Inspect score value holds it: a value's entries are numbers or text, so the
+    raw texts travel as one JSON text."""
+    if "unparsed_answers" in unanswered:
+        unanswered = {**unanswered, "unparsed_answers": json.dumps(list(unanswered["unparsed_answers"]), ensure_ascii=False)}
+    return unanswered
+
+
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return [value]
+    return [str(t) for t in value] if isinstance(value, (list, tuple)) else []
 
 
 # ----------------------------------------------------------------------------------------------------------
