@@ -97,16 +97,16 @@ def collect(config: Any, out: Path, progress: Any = None, log: Callable[[str], N
         "n_utilities_records": len(records),
         "features_file": FEATURES_FILE,
     }
-    folder = RunFolder(out)
-    folder.create()
-    lock = folder.lock()
+    run_folder = RunFolder(out)
+    run_folder.create()
+    lock = run_folder.lock()
     lock.acquire()
     try:
-        feat_path = folder.path / FEATURES_FILE
-        folder.refuse_other_configuration(run_config)
-        folder.write_config(run_config)
-        oset.write(folder.outcomes_path)
-        write_jsonl(folder.records_path, records)
+        feat_path = run_folder.path / FEATURES_FILE
+        run_folder.refuse_other_configuration(run_config)
+        run_folder.write_config(run_config)
+        oset.write(run_folder.outcomes_path)
+        write_jsonl(run_folder.records_path, records)
         if _reusable(feat_path, oset, config, folder):
             log(f"{feat_path} holds the hidden states already; refitting the probes only")
         else:
