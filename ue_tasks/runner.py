@@ -135,7 +135,9 @@ def _prepared(
     judgements), each a resumable ``ue run`` of its own; their folders go into this run's options."""
     from dataclasses import asdict, replace
 
+    from ue_tasks import experiments
     from ue_tasks.elicitation.backends import SimulateBackend
+    from ue_tasks.model import cache_root
 
     def ask(folder: Path, *, responder: Any = None, **changes: Any) -> Path:
         sub = replace(config, **{"options": {}, "responder": None, "model_name": None, **changes}).resolve()
@@ -145,9 +147,6 @@ def _prepared(
             backend = SimulateBackend(responder(outcomes, sub.seed), sub.mode, sub.samples, sub.seed, name=sub.model)
         run_experiment(sub, folder, cache_dir=cache_dir, backend=backend, progress=progress, log=log, figures=False)
         return folder
-
-    from ue_tasks import experiments
-    from ue_tasks.model import cache_root
 
     shared = None if cache_dir is None else cache_root() if cache_dir == "default" else Path(cache_dir)
     given = exp.extension.prepare(exp.resolve_options(config.options), asdict(resolved), ask, out=out, cache=shared, log=log)
